@@ -1,0 +1,1 @@
+//! Criterion benches for provd hot paths live in benches/benches/.

@@ -1,0 +1,1 @@
+//! provd-lease

@@ -1,0 +1,2 @@
+//! provd-loadgen
+fn main() {}

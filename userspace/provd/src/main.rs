@@ -1,0 +1,2 @@
+//! provd
+fn main() {}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything provd's tests and benchmarks need on a fresh Debian 12 machine.
+# Idempotent: safe to run again. Called by .ci/run and by the README's commands.
+set -euo pipefail
+
+need_root() { [ "$(id -u)" = 0 ] && "$@" || sudo "$@"; }
+
+PKGS=(
+  iproute2          # ip netns / veth for the test rig
+  tcpdump           # captures ACKs on the wire for the crash test
+  isc-dhcp-client   # dhclient: real DHCP client
+  isc-dhcp-relay    # dhcrelay: real relay agent (giaddr + option 82) for the relayed dhclient test
+  kea-admin         # perfdhcp: real load generator
+  kea-dhcp4-server  # peer server for benchmarks
+  dnsmasq-base      # peer server for benchmarks (no service unit)
+  isc-dhcp-server   # peer server for benchmarks
+  procps psmisc
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  # Packaged daemons must not start on install: tests start their own copies in namespaces.
+  printf '#!/bin/sh\nexit 101\n' | need_root tee /usr/sbin/policy-rc.d >/dev/null
+  need_root chmod +x /usr/sbin/policy-rc.d
+  need_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  need_root rm -f /usr/sbin/policy-rc.d
+fi
+
+# The pinned toolchain's components (rust-toolchain.toml names them; rustup installs on first use).
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd; do
+  command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
+done
+echo "install-deps: ok"
