@@ -1,2 +1,30 @@
-//! xtask
-fn main() {}
+//! Project chores: `cargo xtask e2e dhcp` runs the end-to-end suites against real clients in
+//! network namespaces; `cargo xtask bench dhcp --vs kea,...` runs provd and peer servers under the
+//! same load in one run and prints RESULT/RATIO lines.
+
+mod bench;
+mod e2e;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "provd project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// End-to-end suites against real peers (needs root: makes network namespaces).
+    E2e(e2e::Args),
+    /// Whole-server benchmarks against peer servers, side by side in one run.
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::E2e(args) => e2e::run(args),
+        Cmd::Bench(args) => bench::run(args),
+    }
+}
