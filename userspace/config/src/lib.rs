@@ -1,1 +1,96 @@
-//! provd-config
+//! provd-config: operator policy.
+//!
+//! A TOML file is deserialised into the [`wire`] structs (exactly what the file says; unknown
+//! keys are errors) and then validated into a [`Policy`] (`Policy::try_from(wire::Config)`),
+//! the immutable structure the DHCP engine reads on the hot path. Validation collects **all**
+//! errors, each naming the field path (`shared_network[0].subnet[1].pool[0].end`) and what is
+//! wrong, so a refused config or reload can be fixed in one pass. Deserialisation errors (bad
+//! TOML, wrong value types, unknown keys) name the path too, via `serde_path_to_error`, and
+//! carry the line and column.
+//!
+//! Option values are typed here (`Ipv4Addr`, strings, enums); encoding them into DHCP options
+//! is the engine's job. This crate depends on no other provd crate.
+//!
+//! # Schema
+//!
+//! ```toml
+//! [server]
+//! server_id = "198.18.0.1"        # optional; option 54 (default: receiving interface address)
+//! bind = "0.0.0.0"                # optional
+//! port = 67                       # optional, 1..=65535
+//! workers = 0                     # optional, 0 = one per core
+//! lease_dir = "/var/lib/provd"    # required
+//! offer_hold_secs = 30            # optional, >= 1
+//! decline_quarantine_secs = 600   # optional
+//! forget_after_secs = 86400       # optional
+//! compact_after_records = 200000  # optional, >= 1
+//! log_format = "text"             # optional, "text" | "json"
+//!
+//! [lease]                         # optional
+//! default_time = 86400            # >= 60
+//! t1_ratio = 0.5                  # 0 < t1 < t2 < 1
+//! t2_ratio = 0.875
+//!
+//! [[class]]                       # ordered: first match on option 60 wins
+//! name = "cm"
+//! match = "docsis*"               # '*' any run, '?' one byte; "*" also matches no option 60.
+//!                                 # Without match the class is only reachable by reservation.
+//! lease_time = 604800
+//! next_server = "10.0.0.10"       # siaddr
+//! boot_file = "cm/{mac}.cfg"      # {mac} {MAC} {mac:}
+//! tftp_server = "tftp.example.net"  # option 66: IPv4 literal or host name
+//! time_servers = ["10.0.0.5"]     # option 4
+//! log_servers = ["10.0.0.6"]      # option 7
+//! time_offset = -18000            # option 2, within ±86400
+//! dns_servers = ["10.0.0.3"]      # option 6
+//! domain_name = "example.net"     # option 15
+//! provisioning_server = "prov.example.net"  # 122.3: IPv4 literal or FQDN
+//! flow = "BASIC.1"                # 122.6: BASIC.1 BASIC.2 HYBRID.1 HYBRID.2 ...
+//! # realm = "REALM.COM"           # ... or a Kerberos realm (SECURE); not both
+//! primary_dhcp = "10.0.0.2"       # 122.1
+//! secondary_dhcp = "10.0.0.3"     # 122.2
+//! provisioning_timer = 10         # 122.8, minutes 0..=255
+//! kdc_servers = ["10.0.0.7"]      # 122.10
+//! acs_url = "http://acs.example.net:7547/"  # 43.1
+//! provisioning_code = "ABC"       # 43.2
+//!
+//! [[shared_network]]
+//! name = "cmts1-bundle1"
+//! relays = ["10.1.0.1"]           # giaddr values, each in one network only
+//! interfaces = []                 # local addresses for direct clients
+//!   [[shared_network.subnet]]
+//!   prefix = "10.1.0.0/24"        # /8../30, a network address; subnets never overlap
+//!   routers = ["10.1.0.1"]        # inside the prefix, outside every pool
+//!   classes = ["cm"]              # empty/absent = all classes
+//!   lease_time = 3600             # subnet beats class beats [lease]
+//!     [[shared_network.subnet.pool]]
+//!     start = "10.1.0.10"         # inclusive; inside the prefix, not network/broadcast,
+//!     end = "10.1.0.250"          # no overlap with any other pool
+//!
+//! [[reservation]]                 # exactly one of mac / remote_id
+//! mac = "00:15:cf:12:34:56"       # aa:bb:.., aa-bb-.., aabbccddeeff, aabb.ccdd.eeff
+//! # remote_id = "00:15:cf:12:34:56" or "text:ascii-id"   (option 82.2)
+//! address = "10.1.0.5"            # inside some subnet, unique
+//! class = "cm"                    # optional
+//! boot_file = "special.cfg"       # optional
+//! ```
+//!
+//! Routers, relays, interface addresses and the server id must not lie inside any pool (they
+//! would be leased to clients), and a reservation may not take one of them.
+
+mod bootfile;
+mod error;
+mod glob;
+mod parse;
+mod policy;
+mod validate;
+pub mod wire;
+
+pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
+pub use error::{ConfigError, ConfigErrors};
+pub use glob::Glob;
+pub use policy::{
+    CableLabsOptions, Class, ClassId, LeaseDefaults, LogFormat, Policy, Pool, ProvisioningFlow,
+    ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings, SharedNetwork, Subnet,
+};
+pub use validate::{MAX_TIME_OFFSET, MIN_LEASE_SECS};
