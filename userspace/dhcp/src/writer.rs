@@ -158,6 +158,13 @@ impl<'b> MessageWriter<'b> {
         self.option(code, &v.to_be_bytes())
     }
 
+    /// Appends options already encoded as `code len value` runs (e.g. precomputed per policy).
+    /// The caller vouches for their form; the size limit is still checked by `finish`.
+    pub fn raw(&mut self, options: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(options);
+        self
+    }
+
     /// Bytes written so far, without END or padding.
     pub fn len(&self) -> usize {
         self.buf.len()
