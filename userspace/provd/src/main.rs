@@ -1,2 +1,278 @@
-//! provd
-fn main() {}
+//! The provd binary: command line, config loading, start-up (lease replay, shard wiring) and
+//! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use provd_config::{LogFormat, Policy};
+use provd_dataplane::{Path as IoPath, Worker, WorkerSettings, open_sockets, unix_now};
+use provd_engine::{Shard, Shared, Snapshot};
+use provd_lease::{LeaseLog, LeaseState};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "provd",
+    version,
+    about = "Provisioning server for cable modems, MTAs and CPEs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve DHCP with the policy in FILE.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log counters every N seconds (0: only at shutdown).
+        #[arg(long, default_value_t = 60)]
+        stats_every: u64,
+    },
+    /// Validate FILE and print what it means; every error names its field.
+    CheckConfig { file: PathBuf },
+    /// Print the durable lease table of FILE's lease_dir as JSON lines (works while stopped).
+    Leases {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Leases { config } => leases(&config),
+        Cmd::Serve {
+            config,
+            stats_every,
+        } => serve(&config, stats_every),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("provd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Policy> {
+    Policy::from_file(path).map_err(|errors| anyhow::anyhow!("{}:\n{errors}", path.display()))
+}
+
+fn check_config(path: &Path) -> Result<ExitCode> {
+    match Policy::from_file(path) {
+        Ok(p) => {
+            println!("{}: ok\n{}", path.display(), p.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn leases(path: &Path) -> Result<ExitCode> {
+    let policy = load(path)?;
+    let replay = provd_lease::replay(&policy.server.lease_dir)
+        .with_context(|| format!("reading {}", policy.server.lease_dir.display()))?;
+    let now = unix_now();
+    let mut out = std::io::stdout().lock();
+    for r in &replay.records {
+        use std::io::Write;
+        let l = &r.lease;
+        let state = match l.state {
+            LeaseState::Bound if l.expires_at > now => "bound",
+            LeaseState::Bound | LeaseState::Expired | LeaseState::Offered => "expired",
+            LeaseState::Released => "released",
+        };
+        let mac = l.chaddr.map(|b| format!("{b:02x}")).join(":");
+        let client: String = r
+            .key
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        writeln!(
+            out,
+            r#"{{"mac":"{mac}","client":"{client}","addr":"{}","state":"{state}","expires":{}}}"#,
+            l.addr, l.expires_at
+        )?;
+    }
+    let rep = &replay.report;
+    eprintln!(
+        "provd: {} records from {} files ({} torn tails, {} corrupt)",
+        replay.records.len(),
+        rep.files,
+        rep.torn_tails,
+        rep.corrupt_records
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PROVD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
+    let policy = load(path)?;
+    init_logging(policy.server.log_format);
+    let shards = match policy.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    } as u32;
+    let settings = WorkerSettings {
+        bind: policy.server.bind,
+        port: policy.server.port,
+        compact_after_records: policy.server.compact_after_records,
+    };
+    let dir = policy.server.lease_dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    // Replay, then rewrite every live record into the log of the shard that now owns it before
+    // any compaction: with a changed shard count a client's records may sit in another shard's
+    // old log, and truncating that log first would lose them.
+    let t = Instant::now();
+    let replay =
+        provd_lease::replay(&dir).with_context(|| format!("replaying {}", dir.display()))?;
+    let replay_ms = t.elapsed().as_millis();
+    let report = replay.report.clone();
+    let shared = Shared::new(policy).context("setting up pools and options")?;
+    let now = unix_now();
+    let (tables, restored) = shared.restore(replay.records, now, shards);
+    let mut logs = Vec::new();
+    for (i, table) in tables.iter().enumerate() {
+        let mut log = LeaseLog::open(&dir, i as u32, replay.max_seq + 1)
+            .with_context(|| format!("opening lease log {i} in {}", dir.display()))?;
+        for (key, lease) in table.iter() {
+            log.append(key, lease);
+        }
+        log.commit().context("rewriting restored leases")?;
+        logs.push(log);
+    }
+    provd_lease::remove_stale_shards(&dir, shards).context("removing old shard files")?;
+    for (log, table) in logs.iter_mut().zip(&tables) {
+        log.compact(table).context("compacting restored leases")?;
+    }
+    tracing::info!(
+        files = report.files,
+        records = report.records_read,
+        torn_tails = report.torn_tails,
+        corrupt = report.corrupt_records,
+        bound = restored.bound,
+        remembered = restored.remembered,
+        forgotten = restored.forgotten,
+        conflicts = restored.conflicts,
+        replay_ms = replay_ms as u64,
+        startup_ms = t.elapsed().as_millis() as u64,
+        "leases restored"
+    );
+
+    let sockets = open_sockets(&settings, shards)
+        .with_context(|| format!("binding UDP {}:{}", settings.bind, settings.port))?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
+    }
+    let mut counters = Vec::new();
+    let mut handles = Vec::new();
+    for (i, ((table, log), socket)) in tables.into_iter().zip(logs).zip(sockets).enumerate() {
+        let shard = Shard::new(Arc::clone(&shared), table, i as u32, shards);
+        counters.push(shard.counters());
+        let worker = Worker {
+            index: i as u32,
+            shards,
+            shard,
+            log,
+            socket,
+            settings: settings.clone(),
+        };
+        let stop = Arc::clone(&shutdown);
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("provd-shard-{i}"))
+                .spawn(move || worker.run(&stop))?,
+        );
+    }
+    let path_taken = IoPath::Sockets;
+    tracing::info!(
+        path = path_taken.as_str(),
+        workers = shards,
+        bind = %settings.bind,
+        port = settings.port,
+        why = "XDP and io_uring paths are not built into this binary yet; std sockets with recvmmsg/sendmmsg",
+        "provd ready"
+    );
+    // A plain line too, independent of the log format, for scripts waiting on readiness.
+    eprintln!("provd ready path={} workers={shards}", path_taken.as_str());
+
+    let total = |counters: &[Arc<provd_engine::Counters>]| {
+        let mut s = Snapshot::default();
+        counters.iter().for_each(|c| s.add(&c.snapshot()));
+        s
+    };
+    let mut last = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if handles.iter().any(|h| h.is_finished()) {
+            break;
+        }
+        if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
+            last = Instant::now();
+            log_counters(&total(&counters));
+        }
+    }
+    shutdown.store(true, Ordering::Relaxed);
+    let mut failed = false;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(shard = i, error = %e, "worker failed");
+                failed = true;
+            }
+            Err(_) => {
+                tracing::error!(shard = i, "worker panicked");
+                failed = true;
+            }
+        }
+    }
+    log_counters(&total(&counters));
+    if failed {
+        bail!("a worker failed; see the log above");
+    }
+    tracing::info!("provd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_counters(s: &Snapshot) {
+    let fields: Vec<String> = s
+        .entries()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!(counters = %fields.join(" "), "counters");
+}
