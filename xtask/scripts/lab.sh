@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds provd and runs it on the lab config (userspace/config/examples/lab.toml) in a network
+# namespace, then shows real DHCP clients (ISC dhclient) getting leases from it: one plain CPE and
+# one announcing itself as a DOCSIS cable modem (option 60), which gets the CM's options.
+# Everything stays inside two throwaway namespaces on 198.18.0.0/24; they are removed on exit.
+# LAB_EXIT=1 ends after the demo instead of serving until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "lab.sh: needs root (network namespaces); try: sudo $0" >&2; exit 1; }
+bash xtask/scripts/install-deps.sh >/dev/null
+cargo build --release --locked -p provd
+PROVD=$PWD/target/release/provd
+CONFIG=$PWD/userspace/config/examples/lab.toml
+SRV=provd-lab-srv-$$; CLI=provd-lab-cli-$$; WORK=$(mktemp -d /tmp/provd-lab-run.XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  ip netns del "$SRV" 2>/dev/null || true; ip netns del "$CLI" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$SRV"; ip netns add "$CLI"
+ip link add lab0 netns "$SRV" type veth peer name lab1 netns "$CLI"
+ip -n "$SRV" addr add 198.18.0.1/24 dev lab0
+for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
+ip -n "$SRV" link set lab0 up; ip -n "$CLI" link set lab1 up
+
+"$PROVD" check-config "$CONFIG"
+rm -rf /tmp/provd-lab/leases
+ip netns exec "$SRV" "$PROVD" serve --config "$CONFIG" --stats-every 10 2>"$WORK/provd.log" &
+PID=$!
+for _ in $(seq 50); do grep -q 'provd ready' "$WORK/provd.log" && break; sleep 0.1; done
+grep 'provd ready' "$WORK/provd.log"
+
+# dhclient's hook only reports what it got: nothing on the host is reconfigured.
+cat > "$WORK/report.sh" <<'HOOK'
+#!/bin/sh
+case "$reason" in BOUND|RENEW|REBOOT)
+  echo "  $reason: address=$new_ip_address mask=$new_subnet_mask routers=$new_routers server=$new_dhcp_server_identifier lease=${new_dhcp_lease_time}s file=${new_filename:-} next-server=${new_next_server:-}"
+  ip addr add "$new_ip_address/24" dev "$interface" 2>/dev/null || true;;
+esac
+HOOK
+chmod +x "$WORK/report.sh"
+client() { # name, extra dhclient.conf lines
+  printf '%s\n' "$2" > "$WORK/$1.conf"
+  echo "dhclient ($1):"
+  ip netns exec "$CLI" timeout 20 dhclient -4 -1 -v -cf "$WORK/$1.conf" -sf "$WORK/report.sh" \
+    -lf "$WORK/$1.leases" -pf "$WORK/$1.pid" lab1 2>&1 | grep -E '^  |DHCPACK|No DHCPOFFERS' || true
+  [ -f "$WORK/$1.pid" ] && kill "$(cat "$WORK/$1.pid")" 2>/dev/null || true
+  ip netns exec "$CLI" dhclient -4 -x -pf "$WORK/$1.pid" lab1 2>/dev/null || true
+}
+client cpe 'request subnet-mask, routers, domain-name, domain-name-servers;'
+ip -n "$CLI" addr flush dev lab1
+client cable-modem 'send vendor-class-identifier "docsis3.0:"; send dhcp-client-identifier 1:02:00:00:00:00:09; request subnet-mask, routers, time-offset, log-servers;'
+echo "leases provd holds (durable log):"
+"$PROVD" leases --config "$CONFIG"
+if [ "${LAB_EXIT:-0}" = 1 ]; then exit 0; fi
+echo "provd is serving in namespace $SRV (log: $WORK/provd.log). Ctrl-C stops it and removes the namespaces."
+wait "$PID"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test provd has, as CI runs it: formatting and lints, unit/property/integration tests,
+# the end-to-end suites against real clients in network namespaces, a short fuzz run of every
+# target, and a smoke run of every benchmark command. Installs what it needs first.
+# Needs root (network namespaces, port 67). Ends with 'N passed, M failed' over the steps.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+[ "$(id -u)" = 0 ] || { echo "test-all.sh: needs root (network namespaces); try: sudo $0" >&2; exit 1; }
+
+bash xtask/scripts/install-deps.sh || { echo "test-all: installing dependencies failed" >&2; exit 1; }
+
+passed=0; failed=0; failures=()
+step() { # name, command...
+  local name=$1; shift
+  echo; echo "=== $name: $*"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step unit-tests cargo test --workspace --locked
+step e2e-dhcp cargo xtask e2e dhcp
+step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
+step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
+step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
+step lab-demo env LAB_EXIT=1 bash xtask/scripts/lab.sh
+
+echo
+[ "$failed" -eq 0 ] || echo "failed steps: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
