@@ -1,0 +1,382 @@
+//! The servers under test: config rendered from `benches/peers/` into a temporary directory,
+//! started inside the server namespace, waited for, and stopped by PID (SIGTERM, then SIGKILL)
+//! when the guard drops.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::netns::{LINK_PREFIX_LEN, Link, RELAY_IP, SERVER_IP};
+
+const PROVD_TOML: &str = include_str!("../../../benches/peers/provd.toml");
+const KEA_JSON: &str = include_str!("../../../benches/peers/kea-dhcp4.json");
+const DNSMASQ_CONF: &str = include_str!("../../../benches/peers/dnsmasq.conf");
+const DHCPD_CONF: &str = include_str!("../../../benches/peers/dhcpd.conf");
+
+/// The address pool every server hands out (relay-selected).
+pub const POOL_NET: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
+pub const POOL_PREFIX_LEN: u8 = 16;
+pub const POOL_START: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 10);
+pub const POOL_END: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 250);
+pub const LEASE_TIME: u32 = 3600;
+/// Worker threads for the servers that have them (provd, Kea with multi-threading).
+const WORKERS: u32 = 2;
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub fn pool_size() -> u32 {
+    u32::from(POOL_END) - u32::from(POOL_START) + 1
+}
+
+fn mask(len: u8) -> Ipv4Addr {
+    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Provd,
+    Kea,
+    KeaMt,
+    Dnsmasq,
+    IscDhcpd,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "provd" => Kind::Provd,
+            "kea" => Kind::Kea,
+            "kea-mt" => Kind::KeaMt,
+            "dnsmasq" => Kind::Dnsmasq,
+            "isc-dhcpd" | "dhcpd" => Kind::IscDhcpd,
+            _ => bail!("unknown server {s:?} (known: provd, kea, kea-mt, dnsmasq, isc-dhcpd)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Provd => "provd",
+            Kind::Kea => "kea",
+            Kind::KeaMt => "kea-mt",
+            Kind::Dnsmasq => "dnsmasq",
+            Kind::IscDhcpd => "isc-dhcpd",
+        }
+    }
+
+    fn program(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Provd => ("provd", "cargo build --release -p provd"),
+            Kind::Kea | Kind::KeaMt => ("/usr/sbin/kea-dhcp4", "apt-get install kea-dhcp4-server"),
+            Kind::Dnsmasq => ("/usr/sbin/dnsmasq", "apt-get install dnsmasq-base"),
+            Kind::IscDhcpd => ("/usr/sbin/dhcpd", "apt-get install isc-dhcp-server"),
+        }
+    }
+}
+
+/// Fills `{{NAME}}` placeholders; any left over is an error.
+pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    if let Some(at) = out.find("{{") {
+        let rest = &out[at..];
+        let end = rest.find("}}").map_or(rest.len(), |e| e + 2);
+        bail!("template placeholder {} has no value", &rest[..end]);
+    }
+    Ok(out)
+}
+
+/// A running server. Dropping it stops the process (by PID) and removes its directory.
+#[derive(Debug)]
+pub struct Running {
+    pub kind: Kind,
+    /// What the server says it runs on (provd's `path=`), `-` for peers.
+    pub path: String,
+    child: Child,
+    stopped: bool,
+    log: PathBuf,
+    // Declared last: removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Running {
+    pub fn start(kind: Kind, link: &Link, provd_bin: Option<&Path>) -> Result<Running> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("provd-bench-{}-", kind.name()))
+            .tempdir()
+            .context("making a temporary directory")?;
+        let d = dir
+            .path()
+            .to_str()
+            .context("temporary path is not UTF-8")?
+            .to_owned();
+        let vars: BTreeMap<&str, String> = [
+            ("DIR", d.clone()),
+            ("IFACE", link.server_if.clone()),
+            ("SERVER_IP", SERVER_IP.to_string()),
+            ("RELAY_IP", RELAY_IP.to_string()),
+            (
+                "LINK_NET",
+                Ipv4Addr::from(u32::from(SERVER_IP) & u32::from(mask(LINK_PREFIX_LEN))).to_string(),
+            ),
+            ("LINK_MASK", mask(LINK_PREFIX_LEN).to_string()),
+            ("POOL_NET", POOL_NET.to_string()),
+            ("POOL_PREFIX_LEN", POOL_PREFIX_LEN.to_string()),
+            ("POOL_MASK", mask(POOL_PREFIX_LEN).to_string()),
+            ("POOL_START", POOL_START.to_string()),
+            ("POOL_END", POOL_END.to_string()),
+            ("LEASE_TIME", LEASE_TIME.to_string()),
+            ("LEASE_MAX", (pool_size() + 1000).to_string()),
+            ("WORKERS", WORKERS.to_string()),
+            ("KEA_MT", (kind == Kind::KeaMt).to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let (program, install) = kind.program();
+        let program: PathBuf = match (kind, provd_bin) {
+            (Kind::Provd, Some(p)) => p.to_owned(),
+            (Kind::Provd, None) => bail!("no provd binary (build failed?)"),
+            _ => PathBuf::from(program),
+        };
+        if !program.exists() {
+            bail!("{} not found: {install}", program.display());
+        }
+        let program = program
+            .to_str()
+            .context("program path is not UTF-8")?
+            .to_owned();
+        let write = |name: &str, text: &str| -> Result<String> {
+            let p = format!("{d}/{name}");
+            std::fs::write(&p, text).with_context(|| format!("writing {p}"))?;
+            Ok(p)
+        };
+        let mut cmd = Link::command_in(&link.server_ns, &program);
+        match kind {
+            Kind::Provd => {
+                std::fs::create_dir_all(format!("{d}/leases"))?;
+                let cfg = write("provd.toml", &render(PROVD_TOML, &vars)?)?;
+                cmd.args(["serve", "--config", &cfg]);
+            }
+            Kind::Kea | Kind::KeaMt => {
+                let cfg = write("kea-dhcp4.json", &render(KEA_JSON, &vars)?)?;
+                cmd.args(["-c", &cfg])
+                    .env("KEA_PIDFILE_DIR", &d)
+                    .env("KEA_LOCKFILE_DIR", &d);
+            }
+            Kind::Dnsmasq => {
+                let cfg = write("dnsmasq.conf", &render(DNSMASQ_CONF, &vars)?)?;
+                cmd.arg(format!("--conf-file={cfg}"))
+                    .arg(format!("--pid-file={d}/dnsmasq.pid"));
+            }
+            Kind::IscDhcpd => {
+                let cfg = write("dhcpd.conf", &render(DHCPD_CONF, &vars)?)?;
+                let leases = write("dhcpd.leases", "")?;
+                cmd.args(["-4", "-f", "-q", "-cf", &cfg, "-lf", &leases])
+                    .args(["-pf", &format!("{d}/dhcpd.pid"), &link.server_if]);
+            }
+        }
+        let log = PathBuf::from(format!("{d}/server.log"));
+        File::create(&log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", kind.name()))?;
+        // Both streams are copied into the log by threads that also hand each line to us (the
+        // readiness check); they end when the process closes its output.
+        let (tx, lines) = mpsc::channel();
+        let out = child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>);
+        let err = child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>);
+        for stream in [out, err].into_iter().flatten() {
+            let tx = tx.clone();
+            let mut copy = File::options().append(true).open(&log)?;
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = writeln!(copy, "{line}");
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut running = Running {
+            kind,
+            path: "-".into(),
+            child,
+            stopped: false,
+            log,
+            dir,
+        };
+        running.wait_ready(&lines)?;
+        Ok(running)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self, lines: &mpsc::Receiver<String>) -> Result<()> {
+        let t0 = Instant::now();
+        loop {
+            super::check_interrupted()?;
+            if let Some(status) = self.child.try_wait()? {
+                self.stopped = true;
+                bail!(
+                    "{} exited before it was ready ({status}); log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            let ready = if self.kind == Kind::Provd {
+                // provd says so: `provd ready path=sockets ...`.
+                match lines.recv_timeout(Duration::from_millis(20)) {
+                    Ok(line) if line.contains("provd ready") => {
+                        self.path = line
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("path="))
+                            .map_or("?", |p| p.trim_matches('"'))
+                            .to_owned();
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+                udp_port_bound(self.pid(), 67)
+            };
+            if ready {
+                return Ok(());
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{} not ready after {:?}; log:\n{}",
+                    self.kind.name(),
+                    READY_TIMEOUT,
+                    self.log_tail()
+                );
+            }
+        }
+    }
+
+    /// Fails if the server has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            self.stopped = true;
+            bail!(
+                "{} died during the run ({status}); log:\n{}",
+                self.kind.name(),
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// The last lines of the server's output, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// SIGTERM, then SIGKILL after a grace period; returns how it ended.
+    pub fn stop(&mut self) -> Result<Option<ExitStatus>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        self.stopped = true;
+        if let Some(s) = self.child.try_wait()? {
+            return Ok(Some(s));
+        }
+        let pid = libc::pid_t::try_from(self.pid()).context("pid out of range")?;
+        // SAFETY: plain syscall on the PID of our own child, which has not been reaped yet (so
+        // the PID cannot have been reused).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < STOP_GRACE {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(Some(s));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!(
+            "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killing it",
+            self.kind.name()
+        );
+        self.child.kill()?;
+        Ok(Some(self.child.wait()?))
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("bench: stopping {}: {e:#}", self.kind.name());
+        }
+    }
+}
+
+/// Whether process `pid`'s network namespace has a UDP socket bound to `port`
+/// (`/proc/PID/net/udp` shows the namespace of that process).
+fn udp_port_bound(pid: u32, port: u16) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/udp")) else {
+        return false;
+    };
+    let want = format!(":{port:04X}");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|local| local.ends_with(&want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_completely() {
+        let vars: BTreeMap<&str, String> = [
+            "DIR",
+            "IFACE",
+            "SERVER_IP",
+            "RELAY_IP",
+            "LINK_NET",
+            "LINK_MASK",
+            "POOL_NET",
+            "POOL_PREFIX_LEN",
+            "POOL_MASK",
+            "POOL_START",
+            "POOL_END",
+            "LEASE_TIME",
+            "LEASE_MAX",
+            "WORKERS",
+            "KEA_MT",
+        ]
+        .into_iter()
+        .map(|k| (k, "1".to_owned()))
+        .collect();
+        for t in [PROVD_TOML, KEA_JSON, DNSMASQ_CONF, DHCPD_CONF] {
+            render(t, &vars).unwrap();
+        }
+        assert!(render("a {{NOPE}} b", &vars).is_err());
+        assert_eq!(mask(16), Ipv4Addr::new(255, 255, 0, 0));
+        assert_eq!(mask(24), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(pool_size(), 65_521);
+    }
+}

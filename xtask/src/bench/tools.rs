@@ -1,0 +1,299 @@
+//! The load side: building and finding the binaries, running provd-loadgen and perfdhcp in the
+//! load namespace, and reading back what they measured.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::netns::{Link, RELAY_IP, SERVER_IP};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_owned()
+}
+
+/// The workspace's target directory as cargo sees it (honours CARGO_TARGET_DIR and config).
+fn target_dir(root: &Path) -> Result<PathBuf> {
+    let out = Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(PathBuf::from(
+        v["target_directory"]
+            .as_str()
+            .context("cargo metadata has no target_directory")?,
+    ))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+#[derive(Debug)]
+pub struct Binaries {
+    pub loadgen: PathBuf,
+    /// None when provd does not build; the harness then reports provd as failed.
+    pub provd: Option<PathBuf>,
+}
+
+/// `cargo build --release -p provd-loadgen -p provd`; if that fails, the load generator alone
+/// (so the peers can still be measured). A given `provd_bin` is used as is.
+pub fn build(with_provd: bool, provd_bin: Option<&Path>) -> Result<Binaries> {
+    let root = workspace_root();
+    let release = target_dir(&root)?.join("release");
+    let run = |pkgs: &[&str]| -> Result<bool> {
+        let mut c = Command::new(cargo());
+        c.args(["build", "--release"]).current_dir(&root);
+        for p in pkgs {
+            c.args(["-p", p]);
+        }
+        eprintln!("bench: cargo build --release -p {}", pkgs.join(" -p "));
+        Ok(c.status().context("running cargo build")?.success())
+    };
+    let provd = if let (true, Some(p)) = (with_provd, provd_bin) {
+        if !run(&["provd-loadgen"])? {
+            bail!("building provd-loadgen failed");
+        }
+        Some(
+            p.canonicalize()
+                .with_context(|| format!("{}", p.display()))?,
+        )
+    } else if with_provd && run(&["provd-loadgen", "provd"])? {
+        Some(release.join("provd"))
+    } else {
+        if with_provd {
+            eprintln!("bench: building provd failed; measuring the peers only");
+        }
+        if !run(&["provd-loadgen"])? {
+            bail!("building provd-loadgen failed");
+        }
+        None
+    };
+    Ok(Binaries {
+        loadgen: release.join("provd-loadgen"),
+        provd,
+    })
+}
+
+/// Runs `cmd` to completion with a time limit, killing it (by PID) past that. Returns stdout,
+/// and fails with stderr if it exits non-zero.
+fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<(String, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let mut out = child.stdout.take().context("stdout")?;
+    let mut err = child.stderr.take().context("stderr")?;
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        let stop = if t0.elapsed() > limit {
+            Some(format!("{what} still running after {limit:?}"))
+        } else {
+            super::check_interrupted().err().map(|e| e.to_string())
+        };
+        if let Some(why) = stop {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{why}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    let stderr = err_t.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{what} failed ({status}):\n{}{}", stdout, stderr);
+    }
+    Ok((stdout, stderr))
+}
+
+/// `key=value` words of the last line starting with `tag`.
+pub fn fields(text: &str, tag: &str) -> Option<BTreeMap<String, String>> {
+    let line = text.lines().rev().find(|l| l.starts_with(tag))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T> {
+    f.get(k)
+        .with_context(|| format!("no {k}="))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad {k}= value"))
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub sent: u64,
+    pub completed: u64,
+    pub dora_per_s: f64,
+    pub drops_pct: f64,
+    pub naks: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub line: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub clients: u32,
+    pub rate: u64,
+    pub window: u32,
+    pub seconds: f64,
+    pub timeout_ms: u64,
+    pub salt: u8,
+}
+
+pub fn loadgen(bin: &Path, link: &Link, load: &Load) -> Result<Measured> {
+    let bin = bin.to_str().context("loadgen path is not UTF-8")?;
+    let mut cmd = Link::command_in(&link.load_ns, bin);
+    // Count bound: more than any server here can do (2 M DORA/s), so time is what ends the run.
+    let count = ((load.seconds * 2e6) as u64).max(1);
+    cmd.args(["--server", &SERVER_IP.to_string()])
+        .args(["--relay", &RELAY_IP.to_string()])
+        .args(["--clients", &load.clients.to_string()])
+        .args(["--count", &count.to_string()])
+        .args(["--rate", &load.rate.to_string()])
+        .args(["--window", &load.window.to_string()])
+        .args(["--seconds", &load.seconds.to_string()])
+        .args(["--timeout-ms", &load.timeout_ms.to_string()])
+        .args(["--salt", &load.salt.to_string()]);
+    let limit = Duration::from_secs_f64(load.seconds + load.timeout_ms as f64 / 1000.0 + 20.0);
+    let (out, err) = run_bounded(cmd, limit, "provd-loadgen")?;
+    let f = fields(&out, "LOADGEN").with_context(|| format!("no LOADGEN line in:\n{out}{err}"))?;
+    Ok(Measured {
+        sent: num(&f, "sent")?,
+        completed: num(&f, "completed")?,
+        dora_per_s: num(&f, "dora_per_s")?,
+        drops_pct: num(&f, "drops_pct")?,
+        naks: num(&f, "naks")?,
+        p50_ms: num(&f, "p50_ms")?,
+        p99_ms: num(&f, "p99_ms")?,
+        line: out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("LOADGEN"))
+            .unwrap_or("")
+            .to_owned(),
+        detail: err.trim().to_owned(),
+    })
+}
+
+/// What perfdhcp reported.
+#[derive(Debug, Clone)]
+pub struct Perf {
+    /// perfdhcp's own "Rate:" (4-way exchanges per second).
+    pub rate: f64,
+    pub discovers: u64,
+    pub acks: u64,
+    pub drops_pct: f64,
+    pub raw: String,
+}
+
+pub fn perfdhcp(link: &Link, rate: u64, clients: u32, seconds: u32) -> Result<Perf> {
+    const PERFDHCP: &str = "/usr/sbin/perfdhcp";
+    if !Path::new(PERFDHCP).exists() {
+        bail!("{PERFDHCP} not found: apt-get install kea-admin");
+    }
+    let mut cmd = Link::command_in(&link.load_ns, PERFDHCP);
+    // A unicast server address makes perfdhcp act as a relay: giaddr = -l, replies to :67.
+    cmd.args(["-4", "-g", "single"])
+        .args(["-r", &rate.to_string()])
+        .args(["-R", &clients.to_string()])
+        .args(["-p", &seconds.to_string()])
+        .args(["-l", &RELAY_IP.to_string()])
+        .args(["-L", "67"])
+        .arg(SERVER_IP.to_string());
+    let limit = Duration::from_secs(u64::from(seconds) + 20);
+    // perfdhcp exits 3 when it saw drops; its report is what we want either way.
+    let (out, _) = match run_bounded(cmd, limit, "perfdhcp") {
+        Ok(o) => o,
+        Err(e) if e.to_string().contains("exit status: 3") => (e.to_string(), String::new()),
+        Err(e) => return Err(e),
+    };
+    parse_perfdhcp(&out)
+}
+
+/// Reads perfdhcp's final report: the "Rate:" line and the per-exchange sent/received counts.
+pub fn parse_perfdhcp(out: &str) -> Result<Perf> {
+    let rate = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Rate:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .with_context(|| format!("no Rate: line in perfdhcp output:\n{out}"))?;
+    let section = |name: &str| -> Option<(u64, u64)> {
+        let at = out.find(&format!("Statistics for: {name}"))?;
+        let body = &out[at..];
+        let get = |k: &str| -> Option<u64> {
+            body.lines()
+                .find_map(|l| l.trim().strip_prefix(k))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        Some((get("sent packets:")?, get("received packets:")?))
+    };
+    let (discovers, _) = section("DISCOVER-OFFER").context("no DISCOVER-OFFER statistics")?;
+    let (_, acks) = section("REQUEST-ACK").context("no REQUEST-ACK statistics")?;
+    let drops_pct = if discovers == 0 {
+        0.0
+    } else {
+        100.0 * discovers.saturating_sub(acks) as f64 / discovers as f64
+    };
+    Ok(Perf {
+        rate,
+        discovers,
+        acks,
+        drops_pct,
+        raw: out.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loadgen_line() {
+        let f = fields(
+            "x\nLOADGEN sent=10 completed=9 dora_per_s=4.5 drops_pct=10.00 naks=0 p50_ms=0.1 \
+             p99_ms=0.2 offers=9 acks=9\n",
+            "LOADGEN",
+        )
+        .unwrap();
+        assert_eq!(num::<u64>(&f, "completed").unwrap(), 9);
+        assert_eq!(num::<f64>(&f, "dora_per_s").unwrap(), 4.5);
+        assert!(fields("nothing", "LOADGEN").is_none());
+    }
+}
