@@ -1,1 +1,91 @@
-//! provd-rig
+//! provd-rig: the machinery the end-to-end suites stand on.
+//!
+//! Everything a suite creates lives in network namespaces named `provd-e2e-<pid>-<role>-<n>` and
+//! talks only inside 198.18.0.0/15 between them. Every resource is an RAII guard
+//! ([`Netns`], [`VethPair`], [`Child`], [`Capture`]) whose `Drop` tears it down, so a failing
+//! assertion or a panic cleans up as it unwinds; [`cleanup::install_signal_handlers`] covers
+//! Ctrl-C and SIGTERM by killing every registered process group and deleting every registered
+//! namespace before the process exits.
+//!
+//! Real peers (dhclient, dhcrelay, perfdhcp, tcpdump) are driven as child processes; what they put
+//! on the wire is read back from pcap files with [`pcap`], parsed with the project's own codec.
+
+pub mod capture;
+pub mod child;
+pub mod cleanup;
+pub mod cmd;
+pub mod dhclient;
+pub mod leases;
+pub mod netns;
+pub mod pcap;
+pub mod perfdhcp;
+pub mod procnet;
+pub mod topo;
+pub mod verify;
+pub mod veth;
+pub mod wait;
+
+pub use capture::{Capture, CaptureStats};
+pub use child::Child;
+pub use netns::Netns;
+pub use pcap::{DhcpPacket, UdpDatagram};
+pub use topo::Topology;
+pub use veth::VethPair;
+
+/// The prefix of every namespace this process creates: unique per run because it carries the PID.
+pub fn run_prefix() -> String {
+    format!("{}{}-", NETNS_PREFIX, std::process::id())
+}
+
+/// The prefix shared by all runs; [`cleanup::sweep_stale`] recognises dead runs' namespaces by it.
+pub const NETNS_PREFIX: &str = "provd-e2e-";
+
+/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<&str> = s.trim().split([':', '-']).collect();
+    anyhow::ensure!(parts.len() == 6, "not a MAC address: {s:?}");
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(&parts) {
+        anyhow::ensure!(part.len() == 2, "not a MAC address: {s:?}");
+        *slot = u8::from_str_radix(part, 16)
+            .map_err(|_| anyhow::anyhow!("not a MAC address: {s:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// Lower-case hex without separators.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_carries_pid() {
+        let p = run_prefix();
+        assert!(p.starts_with("provd-e2e-"));
+        assert!(p.ends_with('-'));
+        assert!(p.contains(&std::process::id().to_string()));
+    }
+
+    #[test]
+    fn mac_round_trip() {
+        let m = parse_mac("00:0C:01:02:03:ff").unwrap();
+        assert_eq!(m, [0, 0x0c, 1, 2, 3, 0xff]);
+        assert_eq!(fmt_mac(&m), "00:0c:01:02:03:ff");
+        assert!(parse_mac("00:0c:01:02:03").is_err());
+        assert!(parse_mac("00:0c:01:02:03:zz").is_err());
+        assert!(parse_mac("000:c:01:02:03:04").is_err());
+        assert_eq!(hex(&[1, 0xab]), "01ab");
+    }
+}

@@ -1,11 +1,171 @@
-//! End-to-end suites (owned by the rig work).
+//! End-to-end suites: real peers (dhclient, dhcrelay, perfdhcp, tcpdump) against a server in
+//! network namespaces built by `provd-rig`, judged on what crosses the wire.
+//!
+//! `cargo xtask e2e dhcp [--subject provd|kea] [--only NAME[,NAME]]` prints one line per scenario,
+//! `PASS name (secs)` or `FAIL name: reason`, then `N passed, M failed`, and exits non-zero if
+//! anything failed. Details go to stderr; logs, configs and captures of the run stay in the run
+//! directory when something failed (or with `--keep`).
+
+mod dhcp;
+mod subject;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Which suite: dhcp
     pub suite: String,
+    /// The server under test: provd (default) or kea (the reference that proves the rig).
+    #[arg(long, value_enum, default_value_t = Subject::Provd)]
+    pub subject: Subject,
+    /// Run only these scenarios (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// The provd binary (default: target/release/provd, built first unless --no-build).
+    #[arg(long)]
+    pub provd: Option<PathBuf>,
+    /// Do not run `cargo build --release -p provd` before the provd suites.
+    #[arg(long)]
+    pub no_build: bool,
+    /// perfdhcp exchange rate (per second) for the load scenarios.
+    #[arg(long, default_value_t = dhcp::DEFAULT_RATE)]
+    pub rate: u32,
+    /// Seconds of perfdhcp load in the `perfdhcp` scenario (at least 10).
+    #[arg(long, default_value_t = dhcp::DEFAULT_LOAD_SECS)]
+    pub load_secs: u32,
+    /// How the crash test asks the server on the wire: `rig` (built-in INIT-REBOOT verifier),
+    /// `loadgen` (`provd-loadgen verify`), or `auto` (loadgen when it is built and has `verify`).
+    #[arg(long, default_value = "auto")]
+    pub verifier: String,
+    /// Keep the run directory even when everything passed.
+    #[arg(long)]
+    pub keep: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("e2e suite {:?} is not written yet", args.suite)
+/// Everything a scenario needs to know about the run.
+#[derive(Debug)]
+pub struct Ctx {
+    pub subject: Subject,
+    pub provd: PathBuf,
+    pub rate: u32,
+    pub load_secs: u32,
+    pub verifier: dhcp::Verifier,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the repository root")
+        .to_path_buf()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.suite != "dhcp" {
+        bail!("unknown e2e suite {:?} (known: dhcp)", args.suite);
+    }
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the e2e suites need root: they create network namespaces and veth pairs");
+    }
+    if args.load_secs < 10 {
+        bail!("--load-secs must be at least 10");
+    }
+    let scenarios = dhcp::scenarios();
+    for name in &args.only {
+        if !scenarios.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = scenarios.iter().map(|(n, _)| *n).collect();
+            bail!("unknown scenario {name:?} (known: {})", known.join(", "));
+        }
+    }
+    subject::check_tools(args.subject)?;
+    provd_rig::cleanup::install_signal_handlers()?;
+    for name in provd_rig::cleanup::sweep_stale() {
+        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
+    }
+
+    let root = repo_root();
+    let provd = args
+        .provd
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/provd"));
+    if args.subject == Subject::Provd && !args.no_build && args.provd.is_none() {
+        subject::build_provd(&root)?;
+    }
+    let verifier = dhcp::Verifier::resolve(&args.verifier, &root)?;
+    let ctx = Ctx {
+        subject: args.subject,
+        provd,
+        rate: args.rate,
+        load_secs: args.load_secs,
+        verifier,
+    };
+
+    let run_dir = std::env::temp_dir().join(format!("provd-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir).with_context(|| run_dir.display().to_string())?;
+    eprintln!(
+        "e2e: suite dhcp, subject {:?}, run dir {}",
+        ctx.subject,
+        run_dir.display()
+    );
+
+    let (mut passed, mut failed) = (0u32, 0u32);
+    for (name, scenario) in scenarios {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
+            continue;
+        }
+        let dir = run_dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        eprintln!("e2e: --- {name}");
+        let t = Instant::now();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| scenario(&ctx, &dir)));
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            Ok(Ok(())) => {
+                passed += 1;
+                println!("PASS {name} ({secs:.1}s)");
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                println!("FAIL {name}: {}", one_line(&format!("{e:#}")));
+                eprintln!(
+                    "e2e: {name} failed after {secs:.1}s; logs in {}",
+                    dir.display()
+                );
+            }
+            Err(panic) => {
+                failed += 1;
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                println!("FAIL {name}: panicked: {}", one_line(&msg));
+            }
+        }
+    }
+    if failed == 0 && !args.keep {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    } else {
+        eprintln!("e2e: run dir kept: {}", run_dir.display());
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Folds a multi-line error into one line for the FAIL line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
