@@ -38,35 +38,76 @@ pub enum NameError {
     Unterminated,
     #[error("wire name uses compression or an extended label type ({byte:#04x})")]
     Compressed { byte: u8 },
+    #[error("bad escape in {name:?}: {what}")]
+    BadEscape { name: String, what: String },
+    #[error("the root name (no labels) is not a valid name here")]
+    Root,
 }
 
-/// Appends `name` as RFC 1035 labels with a terminating zero label (no compression).
+/// Appends `name` as RFC 1035 labels with a terminating zero label (no compression). `name` is
+/// in presentation form, the form [`decode_dns_name`] writes: `\DDD` is the byte DDD and `\X`
+/// the character X (so `\.` is a dot inside a label), so decoded names re-encode unchanged.
 pub fn encode_dns_name(name: &str, out: &mut Vec<u8>) -> Result<(), NameError> {
     let start = out.len();
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    for label in trimmed.split('.') {
-        if label.is_empty() {
-            out.truncate(start);
+    let r = encode_labels(name, out);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn encode_labels(name: &str, out: &mut Vec<u8>) -> Result<(), NameError> {
+    let start = out.len();
+    let text = name.as_bytes();
+    let text = text.strip_suffix(b".").unwrap_or(text);
+    let bad = |what: &str| NameError::BadEscape {
+        name: name.to_owned(),
+        what: what.to_owned(),
+    };
+    let mut i = 0;
+    loop {
+        let len_at = out.len();
+        out.push(0);
+        while i < text.len() && text[i] != b'.' {
+            let b = match text[i] {
+                b'\\' => match text.get(i + 1..i + 4) {
+                    Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                        i += 3;
+                        let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                        u8::try_from(v).map_err(|_| bad("\\DDD above 255"))?
+                    }
+                    _ => {
+                        i += 1;
+                        *text.get(i).ok_or_else(|| bad("trailing backslash"))?
+                    }
+                },
+                c => c,
+            };
+            out.push(b);
+            i += 1;
+        }
+        let len = out.len() - len_at - 1;
+        if len == 0 {
             return Err(NameError::EmptyLabel {
                 name: name.to_owned(),
             });
         }
-        if label.len() > 63 {
-            out.truncate(start);
+        if len > 63 {
             return Err(NameError::LabelTooLong {
                 name: name.to_owned(),
-                len: label.len(),
+                len,
             });
         }
         // At most 63, checked above.
-        let len = label.len() as u8;
-        out.push(len);
-        out.extend_from_slice(label.as_bytes());
+        out[len_at] = len as u8;
+        if i >= text.len() {
+            break;
+        }
+        i += 1; // the dot
     }
     out.push(0);
     let len = out.len() - start;
     if len > 255 {
-        out.truncate(start);
         return Err(NameError::NameTooLong { len });
     }
     Ok(())
@@ -79,8 +120,15 @@ pub fn decode_dns_name(wire: &[u8]) -> Result<String, NameError> {
     let mut i = 0;
     loop {
         let &len = wire.get(i).ok_or(NameError::Unterminated)?;
+        if i + 1 > 255 {
+            return Err(NameError::NameTooLong { len: i + 1 });
+        }
         if len == 0 {
-            return Ok(out);
+            return if i == 0 {
+                Err(NameError::Root)
+            } else {
+                Ok(out)
+            };
         }
         if len > 63 {
             return Err(NameError::Compressed { byte: len });
@@ -590,6 +638,35 @@ mod tests {
             Err(NameError::Compressed { byte: 0xc0 })
         );
         assert_eq!(decode_dns_name(&[2, 1, b'.', 0]).unwrap(), "\\001\\046");
+        assert_eq!(decode_dns_name(&[0]), Err(NameError::Root));
+        assert!(matches!(
+            encode_dns_name("a\\300", &mut out),
+            Err(NameError::BadEscape { .. })
+        ));
+        assert!(matches!(
+            encode_dns_name("a\\", &mut out),
+            Err(NameError::BadEscape { .. })
+        ));
+        assert_eq!(out, [9]);
+    }
+
+    /// Found by the dhcp_suboptions fuzz target: names with bytes outside printable ASCII
+    /// decoded to `\DDD` text that did not encode back to the same bytes.
+    #[test]
+    fn escaped_names_round_trip() {
+        for wire in [
+            &[1, 1, 0][..],
+            &[2, b'a', b'.', 1, b'\\', 0],
+            &[3, 0, 255, b' ', 0],
+        ] {
+            let text = decode_dns_name(wire).unwrap();
+            let mut again = Vec::new();
+            encode_dns_name(&text, &mut again).unwrap();
+            assert_eq!(again, wire, "{text:?}");
+        }
+        let mut out = Vec::new();
+        encode_dns_name("BASIC.1", &mut out).unwrap();
+        assert_eq!(out, [5, b'B', b'A', b'S', b'I', b'C', 1, b'1', 0]);
     }
 
     #[test]

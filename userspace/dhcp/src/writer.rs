@@ -66,18 +66,18 @@ impl<'b> MessageWriter<'b> {
         header: &Header<'_>,
         max_len: usize,
     ) -> Result<Self, EncodeError> {
-        if header.sname.len() > 63 {
+        if header.sname.len() > 64 {
             return Err(EncodeError::FieldTooLong {
                 field: "sname",
                 len: header.sname.len(),
-                max: 63,
+                max: 64,
             });
         }
-        if header.file.len() > 127 {
+        if header.file.len() > 128 {
             return Err(EncodeError::FieldTooLong {
                 field: "file",
                 len: header.file.len(),
-                max: 127,
+                max: 128,
             });
         }
         buf.clear();
@@ -237,7 +237,7 @@ mod tests {
             .unwrap();
         assert!(matches!(w.finish(), Err(EncodeError::TooLarge { .. })));
         let mut h = Header::reply(7, [0; 16], 1, 6);
-        h.file = &[b'a'; 128];
+        h.file = &[b'a'; 129];
         assert!(MessageWriter::new(&mut buf, &h, 548).is_err());
     }
 }
