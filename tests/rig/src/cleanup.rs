@@ -65,19 +65,28 @@ pub(crate) fn kill_pid(pid: i32, sig: i32) -> std::io::Result<()> {
     }
 }
 
-/// Kills every registered process group and deletes every registered namespace. Used by the
-/// signal thread; safe to call more than once.
+/// Kills every registered process group and deletes every registered namespace. Safe to call
+/// more than once.
 pub fn emergency_cleanup() {
-    let mut reg = registry();
+    cleanup_locked(&mut registry());
+}
+
+/// The teardown itself, with the registry held: any thread that touches a guard meanwhile
+/// (spawning, reaping, dropping) waits, so nothing new starts while namespaces go away.
+fn cleanup_locked(reg: &mut Registry) {
     for &pgid in &reg.pgids {
         let _ = killpg(pgid, libc::SIGKILL);
     }
     reg.pgids.clear();
-    let names: Vec<String> = std::mem::take(&mut reg.netns).into_iter().collect();
-    drop(reg);
-    for name in names {
+    for name in std::mem::take(&mut reg.netns) {
         crate::netns::destroy(&name);
     }
+}
+
+/// Waits for a teardown in progress on the signal thread (which then exits the process). Call
+/// before exiting on the main thread, so an exit cannot cut a teardown short.
+pub fn barrier() {
+    drop(registry());
 }
 
 static SIGNALS: OnceLock<()> = OnceLock::new();
@@ -95,7 +104,9 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
                 eprintln!("rig: signal {sig}: killing children and deleting namespaces");
-                emergency_cleanup();
+                let mut reg = registry();
+                cleanup_locked(&mut reg);
+                // Exit with the registry still held: the main thread cannot race past us.
                 std::process::exit(130);
             }
         })?;
