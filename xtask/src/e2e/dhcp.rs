@@ -291,7 +291,7 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
     wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
         .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
     let mac = topo.links[1].b.mac()?;
-    let dh = Dhclient::new(&dir.join("dhclient"), CLIENT_IF, None)?;
+    let dh = Dhclient::new(&dir.join("dhclient"), CLIENT_IF, Some(RENEW_AFTER))?;
     let mut client = dh.start(topo.client(), "dhclient", dir)?;
 
     let bound = dh
@@ -313,7 +313,7 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
         "bound {addr}/24 via the relay (mac {})",
         fmt_mac(&mac)
     ));
-    cap.wait_for(
+    let ack = cap.wait_for(
         "ACK for the client's address",
         Duration::from_secs(5),
         |p| {
@@ -322,6 +322,49 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
                 .cloned()
         },
     )?;
+    // The client renews by unicast straight to the server, routed by the relay namespace: no
+    // giaddr, no option 82, ciaddr on the relayed network. RFC 2131 §4.1: the answer goes to
+    // ciaddr, and only a unicast can cross the router to the client. (dhcrelay's packet socket
+    // may also pick the renewal up and relay a copy; that copy is judged with the relayed
+    // replies below.)
+    let (renew, renew_ack) = cap.wait_for(
+        "unicast RENEW REQUEST (ciaddr set, no giaddr) from the relayed client, with its reply",
+        Duration::from_secs(u64::from(RENEW_AFTER) + 20),
+        |p| {
+            p.iter()
+                .filter(|q| {
+                    is_request(q, MessageType::Request)
+                        && q.mac == Some(mac)
+                        && q.ciaddr == addr
+                        && q.giaddr.is_unspecified()
+                        && q.ts >= ack.ts
+                })
+                .find_map(|req| {
+                    p.iter()
+                        .find(|r| {
+                            r.op == Op::Reply
+                                && r.xid == req.xid
+                                && r.giaddr.is_unspecified()
+                                && r.ts >= req.ts
+                        })
+                        .map(|r| (req.clone(), r.clone()))
+                })
+        },
+    )?;
+    ensure!(
+        is_reply(&renew_ack, MessageType::Ack)
+            && renew_ack.yiaddr == addr
+            && renew_ack.dst == SocketAddrV4::new(addr, 68),
+        "unicast RENEW {} from the relayed network was answered by {} (expected ACK yiaddr {addr} to {addr}:68)",
+        renew.summary(),
+        renew_ack.summary()
+    );
+    dh.wait_event(&mut client, &["RENEW"], 0, Duration::from_secs(10))?;
+    note(format!(
+        "renewed: {} -> {}",
+        renew.summary(),
+        renew_ack.summary()
+    ));
     ensure!(
         relay.try_wait()?.is_none(),
         "dhcrelay exited: {}",
@@ -338,11 +381,13 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
         .iter()
         .filter(|p| p.op == Op::Reply && p.mac == Some(mac))
         .collect();
+    // Everything before the lease (DISCOVER, REQUEST) comes through dhcrelay: giaddr and 82.
     ensure!(
         requests
             .iter()
+            .filter(|r| r.ciaddr.is_unspecified())
             .all(|r| r.giaddr == RELAY_GIADDR && r.relay_agent_info.is_some()),
-        "expected every request on the server side relayed with giaddr {RELAY_GIADDR} and option 82:\n{}",
+        "expected every request before the lease relayed with giaddr {RELAY_GIADDR} and option 82:\n{}",
         conversation(&pkts, mac)
     );
     ensure!(
@@ -351,11 +396,17 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
         "expected an OFFER and an ACK on the server side:\n{}",
         conversation(&pkts, mac)
     );
+    let mut relayed_replies = 0;
     for reply in &replies {
+        if reply.giaddr.is_unspecified() {
+            // The answer to the unicast renewal, checked above.
+            continue;
+        }
         let request = requests
             .iter()
-            .rfind(|r| r.xid == reply.xid && r.ts <= reply.ts)
+            .rfind(|r| r.xid == reply.xid && r.giaddr == reply.giaddr && r.ts <= reply.ts)
             .with_context(|| format!("reply without a request: {}", reply.summary()))?;
+        relayed_replies += 1;
         ensure!(
             reply.relay_agent_info == request.relay_agent_info,
             "option 82 not echoed byte-identical: request {} carried {}, reply {} carried {}",
@@ -377,8 +428,7 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
         );
     }
     note(format!(
-        "{} replies echoed option 82 {} to {RELAY_GIADDR}:67",
-        replies.len(),
+        "{relayed_replies} relayed replies echoed option 82 {} to {RELAY_GIADDR}:67",
         requests[0]
             .relay_agent_info
             .as_deref()
