@@ -379,10 +379,16 @@ impl Policy {
     /// `local`: a network listing it in `interfaces`, else the network with a subnet whose
     /// prefix contains it.
     pub fn network_for_interface(&self, local: Ipv4Addr) -> Option<usize> {
-        if let Some(&n) = self.index.interfaces.get(&local) {
-            return Some(n);
+        match self.index.interfaces.get(&local) {
+            Some(&n) => Some(n),
+            None => self.network_containing(local),
         }
-        let a = u32::from(local);
+    }
+
+    /// The shared network with a subnet whose prefix contains `addr` (prefixes never overlap).
+    /// This is how a unicast RENEW or INFORM (no relay, ciaddr set) finds its network.
+    pub fn network_containing(&self, addr: Ipv4Addr) -> Option<usize> {
+        let a = u32::from(addr);
         let p = &self.index.prefixes;
         let i = p.partition_point(|&(first, _, _)| first <= a);
         let &(_, last, net) = p.get(i.checked_sub(1)?)?;

@@ -352,10 +352,16 @@ impl Shard {
         let sh: &Shared = &self.shared;
         let policy = &sh.policy;
         let giaddr = msg.giaddr();
-        let net = if giaddr.is_unspecified() {
-            policy.network_for_interface(ingress.local)
-        } else {
+        let ciaddr = msg.ciaddr();
+        // RFC 2131 §4.3: a relayed request's network is the relay's; an unrelayed one with ciaddr
+        // set (a unicast RENEW or INFORM, possibly from a relayed network, routed straight here)
+        // belongs to the network containing ciaddr; anything else to the arrival interface's.
+        let net = if !giaddr.is_unspecified() {
             policy.network_for_relay(giaddr)
+        } else if !ciaddr.is_unspecified() {
+            policy.network_containing(ciaddr)
+        } else {
+            policy.network_for_interface(ingress.local)
         }
         .ok_or(Drop::NoNetwork)?;
         let reservation = policy.reservation_by_mac(&mac).or_else(|| {

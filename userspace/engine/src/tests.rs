@@ -420,19 +420,21 @@ fn renewing_direct_client_is_acked_unicast_and_inform_has_no_lease_time() {
     assert_eq!(ack.yiaddr(), addr);
     let renewed: Vec<_> = s.take_pending().map(|(_, l)| l).collect();
     assert_eq!(renewed.last().unwrap().expires_at, T0 + 1800 + 86400);
-    // Renewing an address outside the network is certainly wrong: NAK, broadcast.
-    let (o, b) = send(
-        &mut s,
-        T0,
-        &Req {
-            ciaddr: Ipv4Addr::new(198, 19, 0, 10),
-            ..base.clone()
-        },
-    );
-    let (r, _) = reply_of(o, &b);
+    // A unicast RENEW names its network by ciaddr: outside every network there is nobody to
+    // answer; inside one but not bound to this client, another server may own it: silence.
+    let renew_from = |ciaddr| Req {
+        ciaddr,
+        ..base.clone()
+    };
+    let outside = renew_from(Ipv4Addr::new(203, 0, 113, 9));
     assert_eq!(
-        (r.kind, r.dest),
-        (MessageType::Nak, Destination::Broadcast { ifindex: 7 })
+        send(&mut s, T0, &outside).0,
+        Outcome::Dropped(Drop::NoNetwork)
+    );
+    let unbound = renew_from(Ipv4Addr::new(198, 19, 1, 77));
+    assert_eq!(
+        send(&mut s, T0, &unbound).0,
+        Outcome::Dropped(Drop::NotOurBinding)
     );
 
     let inform = Req {
@@ -450,6 +452,31 @@ fn renewing_direct_client_is_acked_unicast_and_inform_has_no_lease_time() {
         ack.option_first(code::SUBNET_MASK),
         Some(&[255, 255, 255, 0][..])
     );
+}
+
+/// Found by the e2e suite (dhclient behind dhcrelay): at T1 a relayed client unicasts its RENEW
+/// straight to the server (giaddr 0, ciaddr set), arriving on an interface of another network.
+#[test]
+fn unicast_renew_from_a_relayed_network_is_acked_to_ciaddr() {
+    let mut s = shard("");
+    let base = Req::new(MessageType::Request, mac(6)).class(None);
+    let addr = dora(&mut s, T0, &base);
+    assert_eq!(
+        addr.octets()[..3],
+        [198, 19, 1],
+        "numbered in the relayed network"
+    );
+    let renew = Req {
+        ciaddr: addr,
+        ..base.clone()
+    }
+    .direct();
+    let (o, b) = send(&mut s, T0 + 1800, &renew);
+    let (r, ack) = reply_of(o, &b);
+    assert_eq!(r.kind, MessageType::Ack);
+    assert_eq!(r.dest, Destination::Client(SocketAddrV4::new(addr, 68)));
+    assert_eq!(ack.yiaddr(), addr);
+    assert_eq!(ack.option_first(code::ROUTER), Some(&[198, 19, 1, 1][..]));
 }
 
 #[test]
