@@ -133,6 +133,7 @@ impl Worker {
         let mut quick: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
         let mut durable: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
         let mut limit = RateLimit::new();
+        let mut commit_errors = RateLimit::new();
         let mut records = 0u64;
         while !shutdown.load(Ordering::Relaxed) {
             let n = self.socket.recv_batch(&mut rx)?;
@@ -188,7 +189,10 @@ impl Worker {
                     }
                     Err(e) => {
                         // Nothing acknowledged may be lost: without a durable record, no ACK.
-                        tracing::error!(shard = self.index, error = %e, "lease log commit failed; ACKs withheld");
+                        let (ok, held) = commit_errors.allow();
+                        if ok {
+                            tracing::error!(shard = self.index, error = %e, withheld = durable.len(), suppressed = held, "lease log commit failed; ACKs withheld");
+                        }
                         for _ in &durable {
                             counters.dropped(Drop::PersistFailed);
                         }
