@@ -10,8 +10,15 @@ use provd_lease::{ClientKey, Lease, LeaseLog, LeaseState, LeaseTable};
 fn main() {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().expect("usage: seed DIR N"));
-    let n: u32 = args.next().expect("usage: seed DIR N").parse().expect("N is a number");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as u32;
+    let n: u32 = args
+        .next()
+        .expect("usage: seed DIR N")
+        .parse()
+        .expect("N is a number");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as u32;
     let mut log = LeaseLog::open(&dir, 0, 1).expect("open log");
     let mut table = LeaseTable::with_capacity(n as usize);
     for i in 0..n {
