@@ -21,7 +21,6 @@ pub mod pcap;
 pub mod perfdhcp;
 pub mod procnet;
 pub mod topo;
-pub mod verify;
 pub mod veth;
 pub mod wait;
 
@@ -66,6 +65,26 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Picks up to `n` items, all of them if there are no more than `n`, else a uniform sample
+/// (partial Fisher–Yates with a xorshift seeded by `seed`); order is kept stable for reports.
+pub fn sample<T: Clone>(items: &[T], n: usize, seed: u64) -> Vec<T> {
+    if items.len() <= n {
+        return items.to_vec();
+    }
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    let mut s = seed | 1;
+    for i in 0..n {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let j = i + (s % (items.len() - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut chosen = idx[..n].to_vec();
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| items[i].clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +106,19 @@ mod tests {
         assert!(parse_mac("00:0c:01:02:03:zz").is_err());
         assert!(parse_mac("000:c:01:02:03:04").is_err());
         assert_eq!(hex(&[1, 0xab]), "01ab");
+    }
+
+    #[test]
+    fn sample_is_bounded_distinct_and_total_when_small() {
+        let items: Vec<u32> = (0..10_000).collect();
+        let s = sample(&items, 500, 99);
+        assert_eq!(s.len(), 500);
+        let mut d = s.clone();
+        d.dedup();
+        assert_eq!(d.len(), 500);
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sample(&items[..10], 500, 1).len(), 10);
+        // Not just the first n.
+        assert!(s.iter().any(|&v| v >= 500));
     }
 }

@@ -14,7 +14,8 @@
 //! percentiles are DISCOVER-sent to ACK-received over completed exchanges.
 //!
 //! `provd-loadgen verify --server IP --relay IP --pairs FILE` re-asks (INIT-REBOOT) for each
-//! `mac addr` pair and prints `VERIFY ok=N mismatched=N unanswered=N`, exiting 0 iff all are ok.
+//! `mac addr [client-id-hex]` line, with option 61 when the line gives a client id, and prints
+//! `VERIFY ok=N mismatched=N unanswered=N`, exiting 0 iff all are ok.
 
 mod hist;
 mod io;
@@ -45,7 +46,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Check that the server still ACKs every `mac addr` pair (INIT-REBOOT requests).
+    /// Check that the server still ACKs every `mac addr [client-id-hex]` line (INIT-REBOOT
+    /// requests).
     Verify(VerifyArgs),
 }
 
@@ -110,7 +112,8 @@ struct LoadArgs {
 struct VerifyArgs {
     #[command(flatten)]
     ends: Endpoints,
-    /// File of `mac addr` lines (as written by --dump-acks).
+    /// File of `mac addr [client-id-hex]` lines: `mac addr` as written by --dump-acks; the
+    /// optional third column is the client's option 61 as hex, sent with its request.
     #[arg(long)]
     pairs: PathBuf,
     /// Wait per attempt (3 attempts per pair).

@@ -95,19 +95,29 @@ pub fn request_selecting(
     w.finish().expect("small message fits")
 }
 
-/// A relayed DHCPREQUEST in INIT-REBOOT state: ciaddr 0, option 50 = `addr`, no option 54.
+/// A relayed DHCPREQUEST in INIT-REBOOT state: ciaddr 0, option 50 = `addr`, no option 54, and
+/// option 61 = `client_id` when given (at most 255 bytes: one option, and the message still fits).
 pub fn request_init_reboot(
     buf: &mut Vec<u8>,
     xid: u32,
     mac: [u8; 6],
     relay: Ipv4Addr,
     addr: Ipv4Addr,
+    client_id: Option<&[u8]>,
 ) -> usize {
+    assert!(
+        client_id.is_none_or(|c| c.len() <= 255),
+        "client id over 255 bytes"
+    );
     let h = relayed_header(xid, mac, relay);
     let mut w = MessageWriter::new(buf, &h, MAX_LEN).expect("fixed header fits");
     w.option(code::MESSAGE_TYPE, &[MessageType::Request as u8])
         .and_then(|w| w.ipv4(code::REQUESTED_IP, addr))
-        .and_then(|w| w.option(code::PARAM_REQUEST_LIST, &PARAM_REQUEST_LIST))
+        .expect("small options fit");
+    if let Some(cid) = client_id {
+        w.option(code::CLIENT_ID, cid).expect("one option fits");
+    }
+    w.option(code::PARAM_REQUEST_LIST, &PARAM_REQUEST_LIST)
         .expect("small options fit");
     w.finish().expect("small message fits")
 }
@@ -192,14 +202,40 @@ mod tests {
     fn init_reboot_request_round_trips() {
         let mut buf = Vec::new();
         let addr = Ipv4Addr::new(198, 19, 3, 4);
-        let n = request_init_reboot(&mut buf, 5, client_mac(0, 2), RELAY, addr);
+        let n = request_init_reboot(&mut buf, 5, client_mac(0, 2), RELAY, addr, None);
         let m = Message::parse(&buf[..n]).unwrap();
         assert_eq!(m.message_type(), Ok(Some(MessageType::Request)));
+        assert_eq!(m.xid(), 5);
+        assert_eq!(m.mac(), Some(client_mac(0, 2)));
         assert_eq!(m.giaddr(), RELAY);
+        assert!(m.ciaddr().is_unspecified());
+        assert!(m.server_id().is_none());
+        assert!(m.client_id().is_none());
         assert_eq!(
             m.request_kind(),
             RequestKind::InitReboot { requested: addr }
         );
+    }
+
+    #[test]
+    fn init_reboot_request_carries_the_client_id() {
+        let mut buf = Vec::new();
+        let addr = Ipv4Addr::new(198, 19, 3, 4);
+        let cid = [1, 0, 0x0c, 1, 2, 3, 4];
+        let n = request_init_reboot(&mut buf, 6, client_mac(0, 2), RELAY, addr, Some(&cid));
+        let m = Message::parse(&buf[..n]).unwrap();
+        assert_eq!(m.client_id().unwrap().as_ref(), &cid);
+        assert_eq!(
+            m.request_kind(),
+            RequestKind::InitReboot { requested: addr }
+        );
+        assert!(m.server_id().is_none());
+        // The longest client id one option holds still fits the message.
+        let long = [0xab; 255];
+        let n = request_init_reboot(&mut buf, 7, client_mac(0, 2), RELAY, addr, Some(&long));
+        assert!(n <= MAX_LEN);
+        let m = Message::parse(&buf[..n]).unwrap();
+        assert_eq!(m.client_id().unwrap().as_ref(), &long);
     }
 
     #[test]

@@ -462,7 +462,11 @@ mod tests {
         let pairs = crate::verify::parse_pairs(std::str::from_utf8(&out).unwrap()).unwrap();
         assert_eq!(
             pairs,
-            vec![([2, 0, 0, 1, 0xab, 0xcd], Ipv4Addr::new(198, 19, 0, 10))]
+            vec![crate::verify::Pair {
+                mac: [2, 0, 0, 1, 0xab, 0xcd],
+                addr: Ipv4Addr::new(198, 19, 0, 10),
+                client_id: None,
+            }]
         );
     }
 
@@ -560,8 +564,9 @@ mod tests {
         std::fs::remove_file(&dump).unwrap();
         let pairs = crate::verify::parse_pairs(&text).unwrap();
         assert_eq!(pairs.len() as u64, r.completed);
-        for (mac, addr) in pairs {
-            assert_eq!(addr, Ipv4Addr::new(10, 0, mac[4], mac[5]));
+        for p in pairs {
+            assert_eq!(p.addr, Ipv4Addr::new(10, 0, p.mac[4], p.mac[5]));
+            assert_eq!(p.client_id, None);
         }
     }
 

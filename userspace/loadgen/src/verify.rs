@@ -1,6 +1,7 @@
-//! `verify`: asks the server to confirm leases it granted. For each `mac addr` pair it sends a
-//! relayed DHCPREQUEST in INIT-REBOOT state (ciaddr 0, option 50 = addr, no option 54) and expects
-//! an ACK with yiaddr = addr. Up to [`ATTEMPTS`] sends per pair, same xid each time.
+//! `verify`: asks the server to confirm leases it granted. For each `mac addr [client-id-hex]`
+//! line it sends a relayed DHCPREQUEST in INIT-REBOOT state (ciaddr 0, option 50 = addr, no
+//! option 54; option 61 = the client id when the line has one, as a server may key leases on it)
+//! and expects an ACK with yiaddr = addr. Up to [`ATTEMPTS`] sends per pair, same xid each time.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -18,13 +19,22 @@ pub const ATTEMPTS: u8 = 3;
 pub struct Config {
     pub server: SocketAddrV4,
     pub relay: SocketAddrV4,
-    pub pairs: Vec<([u8; 6], Ipv4Addr)>,
+    pub pairs: Vec<Pair>,
     /// Wait per attempt.
     pub timeout: Duration,
     /// Requests outstanding at once.
     pub window: usize,
     /// Hard stop for the whole verification.
     pub limit: Duration,
+}
+
+/// A client and the address the server granted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub mac: [u8; 6],
+    pub addr: Ipv4Addr,
+    /// Option 61 as the client sent it, repeated in the request; 1 to 255 bytes.
+    pub client_id: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +62,9 @@ impl Outcome {
     }
 }
 
-/// Parses `mac addr` lines; blank lines and `#` comments are skipped.
-pub fn parse_pairs(text: &str) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
+/// Parses `mac addr [client-id-hex]` lines (the client id as hex digits without separators);
+/// blank lines and `#` comments are skipped.
+pub fn parse_pairs(text: &str) -> Result<Vec<Pair>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -61,16 +72,47 @@ pub fn parse_pairs(text: &str) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
             continue;
         }
         let mut it = line.split_whitespace();
-        let (Some(mac), Some(addr), None) = (it.next(), it.next(), it.next()) else {
-            bail!("line {}: expected `mac addr`, got {line:?}", n + 1);
+        let (Some(mac), Some(addr), cid, None) = (it.next(), it.next(), it.next(), it.next())
+        else {
+            bail!(
+                "line {}: expected `mac addr [client-id-hex]`, got {line:?}",
+                n + 1
+            );
         };
         let mac = parse_mac(mac).with_context(|| format!("line {}: bad MAC {mac:?}", n + 1))?;
         let addr: Ipv4Addr = addr
             .parse()
             .with_context(|| format!("line {}: bad address {addr:?}", n + 1))?;
-        out.push((mac, addr));
+        let client_id = cid
+            .map(|c| {
+                parse_client_id(c).with_context(|| format!("line {}: bad client id {c:?}", n + 1))
+            })
+            .transpose()?;
+        out.push(Pair {
+            mac,
+            addr,
+            client_id,
+        });
     }
     Ok(out)
+}
+
+/// Hex digits, two per byte, 1 to 255 bytes (what one option 61 holds).
+fn parse_client_id(s: &str) -> Result<Vec<u8>> {
+    if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
+        bail!("{c:?} is not a hex digit");
+    }
+    if !s.len().is_multiple_of(2) {
+        bail!("odd number of hex digits");
+    }
+    if !(2..=510).contains(&s.len()) {
+        bail!("{} bytes; option 61 holds 1 to 255", s.len() / 2);
+    }
+    let digit = |d: u8| (d as char).to_digit(16).expect("checked above") as u8;
+    Ok(s.as_bytes()
+        .chunks(2)
+        .map(|d| digit(d[0]) << 4 | digit(d[1]))
+        .collect())
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6]> {
@@ -120,7 +162,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
                 if idx >= n || !matches!(status[idx], Status::InFlight { .. }) {
                     continue;
                 }
-                let (mac, addr) = cfg.pairs[idx];
+                let Pair { mac, addr, .. } = cfg.pairs[idx];
                 if r.mac != mac {
                     continue;
                 }
@@ -206,9 +248,9 @@ fn send(
     if q.is_full() {
         flush(q, sock)?;
     }
-    let (mac, addr) = cfg.pairs[idx];
+    let p = &cfg.pairs[idx];
     let xid = xid_base.wrapping_add(idx as u32);
-    q.push(|b| packet::request_init_reboot(b, xid, mac, relay, addr));
+    q.push(|b| packet::request_init_reboot(b, xid, p.mac, relay, p.addr, p.client_id.as_deref()));
     Ok(())
 }
 
@@ -230,6 +272,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// The test's clients with an even last MAC byte send option 61 = 0xff, the MAC.
+    fn client_id_of(mac: [u8; 6]) -> Option<Vec<u8>> {
+        mac[5]
+            .is_multiple_of(2)
+            .then(|| [&[0xff][..], &mac].concat())
+    }
+
     /// INIT-REBOOT answers by last address byte mod 10: 1 = ACK of another address, 2 = NAK,
     /// 3 = silence, 4 = silence the first time only; otherwise ACK of the requested address.
     fn fake_server(sock: std::net::UdpSocket, stop: Arc<AtomicBool>) {
@@ -248,6 +297,11 @@ mod tests {
                 panic!("not INIT-REBOOT: {m:?}");
             };
             assert_eq!(m.giaddr(), Ipv4Addr::LOCALHOST);
+            assert_eq!(
+                m.client_id().map(|c| c.to_vec()),
+                client_id_of(m.mac().unwrap()),
+                "option 61 of {m:?}"
+            );
             let (kind, yiaddr) = match requested.octets()[3] % 10 {
                 1 => (MessageType::Ack, Ipv4Addr::new(10, 9, 9, 9)),
                 2 => (MessageType::Nak, Ipv4Addr::UNSPECIFIED),
@@ -276,7 +330,14 @@ mod tests {
             move || fake_server(server, stop)
         });
         let pairs: Vec<_> = (0..100u8)
-            .map(|i| ([2, 0, 0, 0, 0, i], Ipv4Addr::new(198, 19, 0, i)))
+            .map(|i| {
+                let mac = [2, 0, 0, 0, 0, i];
+                Pair {
+                    mac,
+                    addr: Ipv4Addr::new(198, 19, 0, i),
+                    client_id: client_id_of(mac),
+                }
+            })
             .collect();
         let out = run(&Config {
             server: server_addr,
@@ -307,10 +368,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!(p[1], ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(198, 19, 0, 11)));
+        assert_eq!(
+            p[1],
+            Pair {
+                mac: [2, 0, 0, 0, 0, 2],
+                addr: Ipv4Addr::new(198, 19, 0, 11),
+                client_id: None
+            }
+        );
         assert!(parse_pairs("02:00:00:00:00 1.2.3.4").is_err());
         assert!(parse_pairs("02:00:00:00:00:01").is_err());
         assert!(parse_pairs("02:00:00:00:00:01 1.2.3").is_err());
         assert!(parse_pairs("02:00:00:00:00:01:02 1.2.3.4").is_err());
+        assert!(parse_pairs("02:00:00:00:00:01 1.2.3.4 0102 extra").is_err());
+    }
+
+    #[test]
+    fn pairs_file_with_client_ids() {
+        let p = parse_pairs(
+            "00:0c:01:02:03:04 198.19.0.10 01000c01020304\n\
+             00:0c:01:02:03:05 198.19.0.11\n\
+             00:0c:01:02:03:06\t198.19.0.12  FF00AB\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            [
+                Pair {
+                    mac: [0, 0x0c, 1, 2, 3, 4],
+                    addr: Ipv4Addr::new(198, 19, 0, 10),
+                    client_id: Some(vec![1, 0, 0x0c, 1, 2, 3, 4]),
+                },
+                Pair {
+                    mac: [0, 0x0c, 1, 2, 3, 5],
+                    addr: Ipv4Addr::new(198, 19, 0, 11),
+                    client_id: None,
+                },
+                Pair {
+                    mac: [0, 0x0c, 1, 2, 3, 6],
+                    addr: Ipv4Addr::new(198, 19, 0, 12),
+                    client_id: Some(vec![0xff, 0, 0xab]),
+                },
+            ]
+        );
+        let max = "ab".repeat(255);
+        let p = parse_pairs(&format!("02:00:00:00:00:01 1.2.3.4 {max}")).unwrap();
+        assert_eq!(p[0].client_id.as_deref(), Some(&[0xab; 255][..]));
+    }
+
+    #[test]
+    fn malformed_client_id_names_its_line() {
+        let good = "02:00:00:00:00:01 198.19.0.10 0102\n";
+        for bad in ["01020", "01zz", "+1", "0x01", "01:02", &"ab".repeat(256)] {
+            let text = format!("# header\n{good}\n02:00:00:00:00:02 198.19.0.11 {bad}\n");
+            let e = format!("{:#}", parse_pairs(&text).unwrap_err());
+            assert!(e.starts_with("line 4: bad client id"), "{bad:?}: {e}");
+        }
     }
 }

@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -17,8 +16,7 @@ use provd_rig::topo::{
     CLIENT_IF, DIRECT_POOL, LOAD_GIADDR, LOAD_IF, LOAD_POOL, RELAY_DOWN_IF, RELAY_GIADDR,
     RELAY_UP_IF, RELAYED_POOL, SERVER_IF, SERVER_IP, in_pool,
 };
-use provd_rig::verify::{self, Target};
-use provd_rig::{Capture, Topology, cmd, fmt_mac, leases, wait};
+use provd_rig::{Capture, Netns, Topology, cmd, fmt_mac, hex, leases, wait};
 
 use super::Ctx;
 use super::subject::Server;
@@ -40,6 +38,10 @@ const KILL_AFTER: Duration = Duration::from_secs(5);
 /// At most this many ACKed clients are re-asked on the wire after the restart (all of them when
 /// there are fewer, a uniform random sample otherwise).
 const MAX_VERIFY: usize = 2000;
+/// `provd-loadgen verify` for the crash test: 64 requests outstanding, 1 s per attempt (3 each),
+/// 120 s for the whole sample; the process itself gets [`VERIFY_TIMEOUT`].
+const VERIFY_ARGS: [&str; 6] = ["--window", "64", "--timeout-ms", "1000", "--seconds", "120"];
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(180);
 /// The direct dhclient renews this many seconds after binding (`supersede dhcp-renewal-time`).
 const RENEW_AFTER: u32 = 4;
 const BIND_TIMEOUT: Duration = Duration::from_secs(45);
@@ -54,43 +56,6 @@ pub fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("perfdhcp", perfdhcp_load),
         ("crash-kill9", crash_kill9),
     ]
-}
-
-/// How the crash test re-asks the server for ACKed leases.
-#[derive(Debug, Clone)]
-pub enum Verifier {
-    Rig,
-    Loadgen(PathBuf),
-}
-
-impl Verifier {
-    pub fn resolve(choice: &str, root: &Path) -> Result<Verifier> {
-        let bin = root.join("target/release/provd-loadgen");
-        let has_verify = || {
-            bin.is_file()
-                && cmd::output_timeout(
-                    Command::new(&bin).args(["verify", "--help"]),
-                    Duration::from_secs(10),
-                )
-                .is_ok_and(|o| {
-                    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--pairs")
-                })
-        };
-        match choice {
-            "rig" => Ok(Verifier::Rig),
-            "loadgen" if has_verify() => Ok(Verifier::Loadgen(bin)),
-            "loadgen" => bail!(
-                "--verifier loadgen: {} is missing or has no `verify --pairs`",
-                bin.display()
-            ),
-            // perfdhcp's clients send option 61, and a server may key leases on it (provd
-            // does; Kea falls back to chaddr). `provd-loadgen verify` takes `mac addr` pairs and
-            // sends no option 61, so it cannot speak for perfdhcp's clients: the rig's verifier,
-            // which repeats each client's own option 61, is the default.
-            "auto" => Ok(Verifier::Rig),
-            other => bail!("--verifier must be auto, rig or loadgen, not {other:?}"),
-        }
-    }
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -663,6 +628,11 @@ fn perfdhcp_load(ctx: &Ctx, dir: &Path) -> Result<()> {
 /// (client → address) must be in the durable table and ACKed again on INIT-REBOOT, and no
 /// address may belong to two clients.
 fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
+    ensure!(
+        ctx.loadgen.is_file(),
+        "{} does not exist (build it with `cargo build --release -p provd-loadgen`)",
+        ctx.loadgen.display()
+    );
     let topo = Topology::load()?;
     let mut server = Server::start(ctx, &topo.server, dir)?;
     let cap = Capture::start(topo.load_ns(), LOAD_IF, "udp port 67", "load-side", dir)?;
@@ -749,67 +719,31 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
         Err(e) => problems.push(format!("reading the durable lease table: {e:#}")),
     }
 
-    // (2) On the wire after a restart.
+    // (2) On the wire after a restart: INIT-REBOOT REQUESTs from `provd-loadgen verify`, each
+    // with the client's own option 61 as captured (perfdhcp's clients send one, and a server may
+    // key leases on it: provd does).
     server.restart(&topo.server)?;
-    let all: Vec<Target> = t
-        .acked
-        .iter()
-        .map(|(mac, a)| Target {
-            mac: *mac,
-            addr: *a,
-            client_id: t.client_ids.get(mac).cloned(),
-        })
-        .collect();
+    let all: Vec<([u8; 6], Ipv4Addr)> = t.acked.iter().map(|(mac, a)| (*mac, *a)).collect();
     let seed = u64::from(SystemTime::now().duration_since(UNIX_EPOCH)?.subsec_nanos()) | 1;
-    let targets = verify::sample(&all, MAX_VERIFY, seed);
+    let targets = provd_rig::sample(&all, MAX_VERIFY, seed);
+    let sample_file = dir.join("verify-pairs.txt");
+    let mut text = String::new();
+    let mut with_cid = 0;
+    for (mac, a) in &targets {
+        let cid = t.client_ids.get(mac).map(Vec::as_slice);
+        with_cid += usize::from(cid.is_some());
+        text.push_str(&pair_line(*mac, *a, cid));
+    }
+    std::fs::write(&sample_file, text)?;
     note(format!(
-        "re-asking {} of {} ACKed clients with INIT-REBOOT REQUESTs (sample seed {seed})",
+        "re-asking {} of {} ACKed clients ({with_cid} with their option 61) with INIT-REBOOT REQUESTs (sample seed {seed}, {})",
         targets.len(),
-        all.len()
+        all.len(),
+        sample_file.display()
     ));
-    match &ctx.verifier {
-        super::dhcp::Verifier::Rig => {
-            let out = verify::init_reboot(
-                topo.load_ns(),
-                LOAD_GIADDR,
-                SERVER_IP,
-                targets,
-                verify::Options::default(),
-            )?;
-            note(format!("after restart: {}", out.describe()));
-            if !out.ok() {
-                problems.push(format!("after restart: {}", out.describe()));
-            }
-        }
-        super::dhcp::Verifier::Loadgen(bin) => {
-            let sample_file = dir.join("verify-pairs.txt");
-            let mut text = String::new();
-            for t in &targets {
-                let _ = writeln!(text, "{} {}", fmt_mac(&t.mac), t.addr);
-            }
-            std::fs::write(&sample_file, text)?;
-            let out = cmd::output_timeout(
-                topo.load_ns()
-                    .command(bin)
-                    .args(["verify", "--server", &SERVER_IP.to_string(), "--relay"])
-                    .arg(LOAD_GIADDR.to_string())
-                    .arg("--pairs")
-                    .arg(&sample_file),
-                Duration::from_secs(180),
-            )?;
-            let summary = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            note(format!("provd-loadgen verify: {summary}"));
-            if !out.status.success() {
-                problems.push(format!(
-                    "after restart, provd-loadgen verify failed ({}): {summary}",
-                    out.status
-                ));
-            }
-        }
+    match loadgen_verify(ctx, topo.load_ns(), &sample_file, targets.len()) {
+        Ok(summary) => note(format!("after restart, provd-loadgen verify: {summary}")),
+        Err(e) => problems.push(format!("after restart: {e:#}")),
     }
     let stopped = server.stop();
     if !problems.is_empty() {
@@ -818,9 +752,87 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
     stopped
 }
 
+/// One line of `provd-loadgen verify --pairs`: `mac addr [client-id-hex]`.
+fn pair_line(mac: [u8; 6], addr: Ipv4Addr, client_id: Option<&[u8]>) -> String {
+    match client_id {
+        Some(cid) => format!("{} {addr} {}\n", fmt_mac(&mac), hex(cid)),
+        None => format!("{} {addr}\n", fmt_mac(&mac)),
+    }
+}
+
+/// `VERIFY ok=N mismatched=N unanswered=N` as (ok, mismatched, unanswered).
+fn parse_verify_line(line: &str) -> Option<(usize, usize, usize)> {
+    let rest = line.trim().strip_prefix("VERIFY ")?;
+    let mut it = rest.split(' ');
+    let mut field = |name: &str| -> Option<usize> {
+        it.next()?
+            .strip_prefix(name)?
+            .strip_prefix('=')?
+            .parse()
+            .ok()
+    };
+    let counts = (field("ok")?, field("mismatched")?, field("unanswered")?);
+    it.next().is_none().then_some(counts)
+}
+
+/// Runs `provd-loadgen verify` from the load namespace (relay socket on giaddr:67) over the
+/// `expected` lines of `pairs_file`. Fails unless it exits 0 and reports every one of them ACKed
+/// with its address; returns what it printed.
+fn loadgen_verify(ctx: &Ctx, ns: &Netns, pairs_file: &Path, expected: usize) -> Result<String> {
+    let out = cmd::output_timeout(
+        ns.command(&ctx.loadgen)
+            .args(["verify", "--server", &SERVER_IP.to_string()])
+            .args(["--relay", &LOAD_GIADDR.to_string()])
+            .args(VERIFY_ARGS)
+            .arg("--pairs")
+            .arg(pairs_file),
+        VERIFY_TIMEOUT,
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = [stdout.trim(), stderr.trim()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let counts = stdout.lines().rev().find_map(parse_verify_line);
+    ensure!(
+        out.status.success() && counts == Some((expected, 0, 0)),
+        "provd-loadgen verify exited {} over {expected} clients ({}): {summary}",
+        out.status,
+        pairs_file.display()
+    );
+    Ok(summary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_lines_carry_the_client_id_as_hex() {
+        let mac = [0, 0x0c, 1, 2, 3, 0xff];
+        let a = Ipv4Addr::new(198, 19, 0, 10);
+        assert_eq!(
+            pair_line(mac, a, Some(&[1, 0, 0x0c, 1, 2, 3, 0xff])),
+            "00:0c:01:02:03:ff 198.19.0.10 01000c010203ff\n"
+        );
+        assert_eq!(pair_line(mac, a, None), "00:0c:01:02:03:ff 198.19.0.10\n");
+    }
+
+    #[test]
+    fn verify_line_parses() {
+        assert_eq!(
+            parse_verify_line("VERIFY ok=1998 mismatched=1 unanswered=1\n"),
+            Some((1998, 1, 1))
+        );
+        assert_eq!(parse_verify_line("VERIFY ok=3 mismatched=0"), None);
+        assert_eq!(
+            parse_verify_line("VERIFY ok=3 mismatched=0 unanswered=0 x=1"),
+            None
+        );
+        assert_eq!(parse_verify_line("verify: NAK for 02:00:00:00:00:01"), None);
+    }
 
     fn pkt(op: Op, t: MessageType, xid: u32, mac: u8, yiaddr: [u8; 4]) -> DhcpPacket {
         use provd_dhcp::{Header, MessageWriter, code};

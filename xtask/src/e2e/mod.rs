@@ -4,7 +4,8 @@
 //! `cargo xtask e2e dhcp [--subject provd|kea] [--only NAME[,NAME]]` prints one line per scenario,
 //! `PASS name (secs)` or `FAIL name: reason`, then `N passed, M failed`, and exits non-zero if
 //! anything failed. Details go to stderr; logs, configs and captures of the run stay in the run
-//! directory when something failed (or with `--keep`).
+//! directory when something failed (or with `--keep`). The crash test re-asks the server with
+//! `provd-loadgen verify`, built into target/release with provd.
 
 mod dhcp;
 mod subject;
@@ -30,7 +31,8 @@ pub struct Args {
     /// The provd binary (default: target/release/provd, built first unless --no-build).
     #[arg(long)]
     pub provd: Option<PathBuf>,
-    /// Do not run `cargo build --release -p provd` before the provd suites.
+    /// Do not build target/release/provd (for the provd subject) and
+    /// target/release/provd-loadgen (the crash test's verifier) first.
     #[arg(long)]
     pub no_build: bool,
     /// perfdhcp exchange rate (per second) for the load scenarios [default: 4000 for provd,
@@ -40,11 +42,6 @@ pub struct Args {
     /// Seconds of perfdhcp load in the `perfdhcp` scenario (at least 10).
     #[arg(long, default_value_t = dhcp::DEFAULT_LOAD_SECS)]
     pub load_secs: u32,
-    /// How the crash test asks the server on the wire: `rig` (built-in INIT-REBOOT verifier that
-    /// repeats each client's option 61; what `auto` picks) or `loadgen` (`provd-loadgen verify`,
-    /// which sends chaddr only).
-    #[arg(long, default_value = "auto")]
-    pub verifier: String,
     /// Keep the run directory even when everything passed.
     #[arg(long)]
     pub keep: bool,
@@ -57,7 +54,8 @@ pub struct Ctx {
     pub provd: PathBuf,
     pub rate: u32,
     pub load_secs: u32,
-    pub verifier: dhcp::Verifier,
+    /// `provd-loadgen`, whose `verify` re-asks the server for leases in the crash test.
+    pub loadgen: PathBuf,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -97,9 +95,11 @@ pub fn run(args: Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| root.join("target/release/provd"));
     if args.subject == Subject::Provd && !args.no_build && args.provd.is_none() {
-        subject::build_provd(&root)?;
+        subject::build_release(&root, "provd")?;
     }
-    let verifier = dhcp::Verifier::resolve(&args.verifier, &root)?;
+    if !args.no_build {
+        subject::build_release(&root, "provd-loadgen")?;
+    }
     let ctx = Ctx {
         subject: args.subject,
         provd,
@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
             Subject::Kea => dhcp::KEA_RATE,
         }),
         load_secs: args.load_secs,
-        verifier,
+        loadgen: root.join("target/release/provd-loadgen"),
     };
 
     let run_dir = std::env::temp_dir().join(format!("provd-e2e-{}", std::process::id()));

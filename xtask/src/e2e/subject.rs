@@ -43,21 +43,21 @@ pub fn check_tools(subject: Subject) -> Result<()> {
     Ok(())
 }
 
-/// `cargo build --release -p provd` into the repository's default target dir.
-pub fn build_provd(root: &Path) -> Result<()> {
-    eprintln!("e2e: building provd (cargo build --release -p provd)");
+/// `cargo build --release -p <package>` into the repository's default target dir.
+pub fn build_release(root: &Path, package: &str) -> Result<()> {
+    eprintln!("e2e: building {package} (cargo build --release -p {package})");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = cmd::output_timeout(
         Command::new(cargo)
             .current_dir(root)
             .env_remove("CARGO_TARGET_DIR")
-            .args(["build", "--release", "-p", "provd", "--target-dir"])
+            .args(["build", "--release", "-p", package, "--target-dir"])
             .arg(root.join("target")),
         Duration::from_secs(1800),
     )?;
     if !out.status.success() {
         bail!(
-            "building provd failed:\n{}",
+            "building {package} failed:\n{}",
             provd_rig::child::tail(&String::from_utf8_lossy(&out.stderr), 30)
         );
     }
