@@ -4,20 +4,24 @@
 //! same rule as [`provd_common::shard_of`]), so no lock or queue sits between workers.
 //!
 //! A worker receives a batch with `recvmmsg`, lets the engine decide each datagram, sends the
-//! replies that need no durability (OFFERs, NAKs, INFORM ACKs) with `sendmmsg`, commits the
-//! batch's lease records with one write + fdatasync (group commit), and only then sends the ACKs.
-//! The kernel queues packets while a commit runs, so the next batch is bigger: the commit cost is
-//! shared by more leases exactly when load is high.
+//! replies that need no durability (OFFERs, NAKs, INFORM ACKs) with `sendmmsg`, writes the
+//! batch's lease records to its log and hands the batch's ACKs to the shard's sync thread, then
+//! goes straight back to receiving. The sync thread takes every batch queued so far, makes them
+//! durable with one fdatasync (group commit, pipelined: the worker answers DISCOVERs while the
+//! disk flushes), and only then sends their ACKs. Under load more batches queue behind each
+//! fdatasync, so its cost is shared by more leases exactly when it matters.
 
 mod socket;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
-use provd_lease::LeaseLog;
+use provd_lease::{LeaseLog, LogSyncer};
 
 pub use socket::{BATCH, DhcpSocket, Received};
 
@@ -114,7 +118,8 @@ fn worth_a_warning(d: Drop) -> bool {
     )
 }
 
-/// One shard's worker: runs until `shutdown` is set, then commits what is pending and returns.
+/// One shard's worker: runs until `shutdown` is set, then makes what it wrote durable and
+/// returns.
 #[derive(Debug)]
 pub struct Worker {
     pub index: u32,
@@ -125,123 +130,210 @@ pub struct Worker {
     pub settings: WorkerSettings,
 }
 
+/// One batch's ACKs waiting for the fdatasync that covers their lease records.
+#[derive(Debug, Default)]
+struct AckBatch {
+    data: Vec<u8>,
+    replies: Vec<(Range<usize>, Destination)>,
+    records: u64,
+}
+
+/// Batches written to the log but not yet synced; bounded so a stalled disk stops the worker
+/// (and the kernel's socket buffer takes the backlog) instead of growing memory.
+const MAX_UNSYNCED_BATCHES: usize = 256;
+
 impl Worker {
-    pub fn run(mut self, shutdown: &AtomicBool) -> std::io::Result<()> {
-        let counters: Arc<Counters> = self.shard.counters();
-        let mut rx = Received::new();
-        let mut out: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(600)).collect();
-        let mut quick: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
-        let mut durable: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
-        let mut limit = RateLimit::new();
-        let mut commit_errors = RateLimit::new();
-        let mut records = 0u64;
-        while !shutdown.load(Ordering::Relaxed) {
-            let n = self.socket.recv_batch(&mut rx)?;
-            let now = unix_now();
-            quick.clear();
-            durable.clear();
-            for (i, reply) in out.iter_mut().enumerate().take(n) {
-                let (payload, meta) = rx.get(i);
-                // Broadcasts reach every socket of the group, not just the steered one: only the
-                // shard owning the client answers. (Unicast is steered, so this is a no-op there.)
-                if self.shards > 1 && owner(payload, self.shards) != self.index {
-                    continue;
-                }
-                let ingress = Ingress {
-                    payload,
-                    src: meta.src,
-                    local: meta.local,
-                    ifindex: meta.ifindex,
-                };
-                match self.shard.handle(now, &ingress, reply) {
-                    Outcome::Reply(r) if r.durable => durable.push((i, r.dest)),
-                    Outcome::Reply(r) => quick.push((i, r.dest)),
-                    Outcome::Done => {}
-                    Outcome::Dropped(d) => {
-                        if worth_a_warning(d) {
-                            let (ok, held) = limit.allow();
-                            if ok {
-                                tracing::warn!(
-                                    shard = self.index,
-                                    reason = d.label(),
-                                    src = %meta.src,
-                                    len = payload.len(),
-                                    suppressed = held,
-                                    "dropped DHCP packet"
-                                );
+    pub fn run(self, shutdown: &AtomicBool) -> std::io::Result<()> {
+        let Worker {
+            index,
+            shards,
+            mut shard,
+            mut log,
+            socket,
+            settings,
+        } = self;
+        let counters: Arc<Counters> = shard.counters();
+        let syncer = log.syncer().map_err(std::io::Error::other)?;
+        let (to_sync, unsynced) = crossbeam_channel::bounded::<AckBatch>(MAX_UNSYNCED_BATCHES);
+        let (recycle, recycled) = crossbeam_channel::unbounded::<AckBatch>();
+        std::thread::scope(|scope| {
+            let sync_thread = std::thread::Builder::new()
+                .name(format!("provd-sync-{index}"))
+                .spawn_scoped(scope, || {
+                    sync_loop(index, &syncer, &unsynced, &recycle, &socket, &counters)
+                })?;
+            let mut rx = Received::new();
+            let mut out: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(600)).collect();
+            let mut quick: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
+            let mut durable: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
+            let mut limit = RateLimit::new();
+            let mut write_errors = RateLimit::new();
+            while !shutdown.load(Ordering::Relaxed) {
+                let n = socket.recv_batch(&mut rx)?;
+                let now = unix_now();
+                quick.clear();
+                durable.clear();
+                for (i, reply) in out.iter_mut().enumerate().take(n) {
+                    let (payload, meta) = rx.get(i);
+                    // Broadcasts reach every socket of the group, not just the steered one: only
+                    // the shard owning the client answers. (Unicast is steered: a no-op there.)
+                    if shards > 1 && owner(payload, shards) != index {
+                        continue;
+                    }
+                    let ingress = Ingress {
+                        payload,
+                        src: meta.src,
+                        local: meta.local,
+                        ifindex: meta.ifindex,
+                    };
+                    match shard.handle(now, &ingress, reply) {
+                        Outcome::Reply(r) if r.durable => durable.push((i, r.dest)),
+                        Outcome::Reply(r) => quick.push((i, r.dest)),
+                        Outcome::Done => {}
+                        Outcome::Dropped(d) => {
+                            if worth_a_warning(d) {
+                                let (ok, held) = limit.allow();
+                                if ok {
+                                    tracing::warn!(
+                                        shard = index,
+                                        reason = d.label(),
+                                        src = %meta.src,
+                                        len = payload.len(),
+                                        suppressed = held,
+                                        "dropped DHCP packet"
+                                    );
+                                }
                             }
                         }
                     }
                 }
-            }
-            self.send(&quick, &out, &counters);
-            if self.shard.has_pending() {
-                let mut batch = 0;
-                for (key, lease) in self.shard.take_pending() {
-                    self.log.append(&key, &lease);
-                    batch += 1;
-                }
-                match self.log.commit() {
-                    Ok(()) => {
-                        counters.committed(batch);
-                        records += batch;
-                        self.send(&durable, &out, &counters);
+                send(
+                    &socket,
+                    quick.iter().map(|(i, d)| (out[*i].as_slice(), *d)),
+                    &counters,
+                );
+                // ACKs always come with lease records; either one starts a batch for the syncer.
+                if shard.has_pending() || !durable.is_empty() {
+                    let mut batch = recycled.try_recv().unwrap_or_default();
+                    for (key, lease) in shard.take_pending() {
+                        log.append(&key, &lease);
+                        batch.records += 1;
                     }
-                    Err(e) => {
-                        // Nothing acknowledged may be lost: without a durable record, no ACK.
-                        let (ok, held) = commit_errors.allow();
-                        if ok {
-                            tracing::error!(shard = self.index, error = %e, withheld = durable.len(), suppressed = held, "lease log commit failed; ACKs withheld");
+                    match log.write() {
+                        Ok(()) => {
+                            for (i, dest) in &durable {
+                                let start = batch.data.len();
+                                batch.data.extend_from_slice(&out[*i]);
+                                batch.replies.push((start..batch.data.len(), *dest));
+                            }
+                            // The sync thread only ends after this sender is dropped, below.
+                            let _ = to_sync.send(batch);
                         }
-                        for _ in &durable {
-                            counters.dropped(Drop::PersistFailed);
+                        Err(e) => {
+                            // Nothing acknowledged may be lost: without a durable record, no ACK.
+                            let (ok, held) = write_errors.allow();
+                            if ok {
+                                tracing::error!(shard = index, error = %e, withheld = durable.len(), suppressed = held, "lease log write failed; ACKs withheld");
+                            }
+                            durable
+                                .iter()
+                                .for_each(|_| counters.dropped(Drop::PersistFailed));
                         }
                     }
                 }
-            } else {
-                self.send(&durable, &out, &counters);
-            }
-            self.shard.tick(now);
-            let live = self.shard.table().len() as u64;
-            if self.log.log_records() >= self.settings.compact_after_records
-                && self.log.log_records() >= 2 * live
-            {
-                let t = Instant::now();
-                match self.log.compact(self.shard.table()) {
-                    Ok(()) => tracing::info!(
-                        shard = self.index,
-                        leases = live,
-                        ms = t.elapsed().as_millis() as u64,
-                        "lease log compacted"
-                    ),
-                    Err(e) => {
-                        tracing::error!(shard = self.index, error = %e, "lease log compaction failed")
+                shard.tick(now);
+                let live = shard.table().len() as u64;
+                if log.log_records() >= settings.compact_after_records
+                    && log.log_records() >= 2 * live
+                {
+                    // Safe while the sync thread works: the snapshot holds every lease whose ACK
+                    // it still has queued, and is durable before the log is truncated.
+                    let t = Instant::now();
+                    match log.compact(shard.table()) {
+                        Ok(()) => tracing::info!(
+                            shard = index,
+                            leases = live,
+                            ms = t.elapsed().as_millis() as u64,
+                            "lease log compacted"
+                        ),
+                        Err(e) => {
+                            tracing::error!(shard = index, error = %e, "lease log compaction failed")
+                        }
                     }
                 }
             }
-        }
-        if self.shard.has_pending() {
-            for (key, lease) in self.shard.take_pending() {
-                self.log.append(&key, &lease);
+            drop(to_sync);
+            sync_thread
+                .join()
+                .map_err(|_| std::io::Error::other("sync thread panicked"))?;
+            // Records of the last batches (RELEASE, DECLINE) are written; make them durable too.
+            for (key, lease) in shard.take_pending() {
+                log.append(&key, &lease);
             }
-            if let Err(e) = self.log.commit() {
-                tracing::error!(shard = self.index, error = %e, "final lease log commit failed");
+            if let Err(e) = log.commit() {
+                tracing::error!(shard = index, error = %e, "final lease log commit failed");
             }
-        }
-        tracing::debug!(shard = self.index, records, "worker stopped");
-        Ok(())
+            tracing::debug!(shard = index, "worker stopped");
+            Ok(())
+        })
     }
+}
 
-    fn send(&mut self, which: &[(usize, Destination)], out: &[Vec<u8>], counters: &Counters) {
-        if which.is_empty() {
-            return;
+/// The sync thread of one shard: takes every batch written so far, one fdatasync for all of
+/// them, then their ACKs. Ends when the worker drops its sender and the queue is empty.
+fn sync_loop(
+    index: u32,
+    syncer: &LogSyncer,
+    unsynced: &Receiver<AckBatch>,
+    recycle: &Sender<AckBatch>,
+    socket: &DhcpSocket,
+    counters: &Counters,
+) {
+    let mut group: Vec<AckBatch> = Vec::with_capacity(MAX_UNSYNCED_BATCHES);
+    let mut errors = RateLimit::new();
+    while let Ok(first) = unsynced.recv() {
+        group.push(first);
+        group.extend(unsynced.try_iter());
+        // Every batch in `group` was written before it was queued, so before this sync began.
+        match syncer.sync() {
+            Ok(()) => {
+                for b in &group {
+                    counters.committed(b.records);
+                    send(
+                        socket,
+                        b.replies.iter().map(|(r, d)| (&b.data[r.clone()], *d)),
+                        counters,
+                    );
+                }
+            }
+            Err(e) => {
+                let withheld: usize = group.iter().map(|b| b.replies.len()).sum();
+                let (ok, held) = errors.allow();
+                if ok {
+                    tracing::error!(shard = index, error = %e, withheld, suppressed = held, "lease log sync failed; ACKs withheld");
+                }
+                (0..withheld).for_each(|_| counters.dropped(Drop::PersistFailed));
+            }
         }
-        let failed = self
-            .socket
-            .send_batch(which.iter().map(|(i, d)| (out[*i].as_slice(), *d)));
-        for _ in 0..failed {
-            counters.dropped(Drop::SendFailed);
+        for mut b in group.drain(..) {
+            b.data.clear();
+            b.replies.clear();
+            b.records = 0;
+            let _ = recycle.send(b);
         }
+    }
+}
+
+fn send<'a>(
+    socket: &DhcpSocket,
+    replies: impl ExactSizeIterator<Item = (&'a [u8], Destination)>,
+    counters: &Counters,
+) {
+    if replies.len() == 0 {
+        return;
+    }
+    for _ in 0..socket.send_batch(replies) {
+        counters.dropped(Drop::SendFailed);
     }
 }
 

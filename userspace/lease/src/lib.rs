@@ -20,7 +20,7 @@ mod replay;
 mod table;
 
 pub use key::{ClientKey, MAX_KEY_LEN};
-pub use log::{LeaseLog, LogError};
+pub use log::{LeaseLog, LogError, LogSyncer};
 pub use pool::{MAX_POOL_ADDRESSES, PoolBitmap, PoolError};
 pub use record::{
     FILE_HEADER_LEN, Lease, LeaseRecord, LeaseState, RecordError, decode_record, encode_record,

@@ -11,6 +11,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::key::ClientKey;
 use crate::record::{
@@ -59,11 +61,14 @@ pub struct LeaseLog {
     next_seq: u64,
     pending: Vec<u8>,
     pending_records: u64,
-    // Bytes of the log known to be on disk; commits write at this offset, so a failed write can
-    // never leave a gap or garbage that later commits would sit behind.
+    // Bytes of the log written so far (durable once a sync follows); writes go at this offset,
+    // so a failed write can never leave a gap or garbage that later commits would sit behind.
     committed_len: u64,
     log_records: u64,
-    poisoned: bool,
+    /// Set on any failed write or sync, never cleared: after a failed fsync the kernel may have
+    /// dropped the data, so nothing written before it can be trusted until the log is reopened.
+    /// Shared with the [`LogSyncer`]s of this log.
+    poisoned: Arc<AtomicBool>,
 }
 
 // Past this the pending buffer is shrunk after a commit, so one burst does not pin memory.
@@ -155,7 +160,7 @@ impl LeaseLog {
             pending_records: 0,
             committed_len,
             log_records: scan.records,
-            poisoned: false,
+            poisoned: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -179,22 +184,25 @@ impl LeaseLog {
     /// On Err the log is poisoned ([`LogError::Poisoned`] from then on) and the records still
     /// pending must be treated as lost: reopen the log and resend nothing that depended on them.
     pub fn commit(&mut self) -> Result<(), LogError> {
-        if self.poisoned {
+        self.write()?;
+        sync(&self.file, &self.poisoned, &self.log_path, self.shard)
+    }
+
+    /// The first half of a commit: one write of everything appended, without the fdatasync, so
+    /// a [`LogSyncer`] on another thread can make it durable while this thread goes on. Nothing
+    /// written is durable, and nothing that depends on it may be acknowledged, until a sync that
+    /// began after this call returned Ok.
+    pub fn write(&mut self) -> Result<(), LogError> {
+        if self.poisoned.load(Ordering::Acquire) {
             return Err(LogError::Poisoned { shard: self.shard });
         }
         if self.pending.is_empty() {
             return Ok(());
         }
-        // Set before the I/O and cleared after it, so every early return leaves it set.
-        self.poisoned = true;
-        self.file
-            .write_all_at(&self.pending, self.committed_len)
-            .map_err(io_err("write", &self.log_path))?;
-        // fdatasync: the data and the new file size, without the inode times we do not need.
-        self.file
-            .sync_data()
-            .map_err(io_err("sync", &self.log_path))?;
-        self.poisoned = false;
+        if let Err(e) = self.file.write_all_at(&self.pending, self.committed_len) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(io_err("write", &self.log_path)(e));
+        }
         self.committed_len += self.pending.len() as u64;
         self.log_records += self.pending_records;
         self.pending.clear();
@@ -203,6 +211,19 @@ impl LeaseLog {
             self.pending.shrink_to(PENDING_KEEP);
         }
         Ok(())
+    }
+
+    /// A handle that makes this log's written bytes durable from another thread.
+    pub fn syncer(&self) -> Result<LogSyncer, LogError> {
+        Ok(LogSyncer {
+            file: self
+                .file
+                .try_clone()
+                .map_err(io_err("duplicate", &self.log_path))?,
+            poisoned: Arc::clone(&self.poisoned),
+            path: self.log_path.clone(),
+            shard: self.shard,
+        })
     }
 
     /// Records in the current log file since the last compaction (committed ones only).
@@ -244,14 +265,15 @@ impl LeaseLog {
 
         // From here the snapshot holds everything; a failure below leaves the old log in place,
         // which replay ranks under the snapshot, but the file's length is then unknown.
-        self.poisoned = true;
-        self.file
+        let truncated = self
+            .file
             .set_len(FILE_HEADER_LEN as u64)
-            .map_err(io_err("truncate", &self.log_path))?;
-        self.file
-            .sync_all()
-            .map_err(io_err("sync", &self.log_path))?;
-        self.poisoned = false;
+            .map_err(io_err("truncate", &self.log_path))
+            .and_then(|()| self.file.sync_all().map_err(io_err("sync", &self.log_path)));
+        if let Err(e) = truncated {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(e);
+        }
         self.committed_len = FILE_HEADER_LEN as u64;
         self.log_records = 0;
         Ok(())
@@ -266,9 +288,45 @@ impl fmt::Debug for LeaseLog {
             .field("pending_bytes", &self.pending.len())
             .field("committed_len", &self.committed_len)
             .field("log_records", &self.log_records)
-            .field("poisoned", &self.poisoned)
+            .field("poisoned", &self.poisoned.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+/// Makes a [`LeaseLog`]'s written bytes durable from another thread (pipelined group commit):
+/// fdatasync covers every byte written to the file before it began, through any descriptor.
+pub struct LogSyncer {
+    file: File,
+    poisoned: Arc<AtomicBool>,
+    path: PathBuf,
+    shard: u32,
+}
+
+impl LogSyncer {
+    /// fdatasync. After Ok(()) everything [`LeaseLog::write`] returned before this call began
+    /// survives a crash. On Err the log is poisoned for good.
+    pub fn sync(&self) -> Result<(), LogError> {
+        sync(&self.file, &self.poisoned, &self.path, self.shard)
+    }
+}
+
+impl fmt::Debug for LogSyncer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogSyncer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sync(file: &File, poisoned: &AtomicBool, path: &Path, shard: u32) -> Result<(), LogError> {
+    if poisoned.load(Ordering::Acquire) {
+        return Err(LogError::Poisoned { shard });
+    }
+    // fdatasync: the data and the new file size, without the inode times we do not need.
+    file.sync_data().map_err(|e| {
+        poisoned.store(true, Ordering::Release);
+        io_err("sync", path)(e)
+    })
 }
 
 const SNAPSHOT_CHUNK: usize = 1 << 20;

@@ -488,3 +488,30 @@ fn replay_of_a_missing_directory_is_empty() {
     assert_eq!(r.report.files, 0);
     remove_stale_shards(&tmp.path().join("never-created"), 0).unwrap();
 }
+
+/// Pipelined group commit: the worker writes, another thread syncs; what was written before the
+/// sync began replays, and compaction may run while the syncer holds its descriptor.
+#[test]
+fn write_then_sync_on_another_thread_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LeaseLog::open(dir.path(), 0, 1).unwrap();
+    let syncer = log.syncer().unwrap();
+    let mut table = LeaseTable::new();
+    for n in 0..100 {
+        let l = lease(n, LeaseState::Bound, 2_000_000_000);
+        log.append(&key(n), &l);
+        table.insert(key(n), l);
+        if n % 10 == 9 {
+            log.write().unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| syncer.sync().unwrap());
+            });
+        }
+    }
+    assert!(!log.has_pending());
+    assert_eq!(replayed(dir.path()), table_state(&table));
+    log.compact(&table).unwrap();
+    syncer.sync().unwrap();
+    assert_eq!(replayed(dir.path()), table_state(&table));
+    assert_eq!(log.log_records(), 0);
+}
