@@ -742,10 +742,8 @@ impl ShardState {
             Some((subnet, secs)) => {
                 let l = &policy.lease;
                 w.u32(code::LEASE_TIME, secs).map_err(too_large)?;
-                w.u32(code::RENEWAL_TIME, (f64::from(secs) * l.t1_ratio) as u32)
-                    .map_err(too_large)?;
-                w.u32(code::REBINDING_TIME, (f64::from(secs) * l.t2_ratio) as u32)
-                    .map_err(too_large)?;
+                w.u32(code::RENEWAL_TIME, l.t1(secs)).map_err(too_large)?;
+                w.u32(code::REBINDING_TIME, l.t2(secs)).map_err(too_large)?;
                 Some(subnet)
             }
             None => policy
