@@ -58,6 +58,40 @@ pub fn scenarios() -> Vec<(&'static str, Scenario)> {
     ]
 }
 
+/// What dhclient's BOUND/REBOOT event must mean: an address from `pool`, really configured on
+/// the client's interface, and the server's ACK for it on the wire. Returns the address and ACK.
+fn check_bound(
+    bound: &provd_rig::dhclient::Event,
+    client_ns: &Netns,
+    cap: &Capture,
+    mac: [u8; 6],
+    pool: (Ipv4Addr, Ipv4Addr),
+    pool_name: &str,
+) -> Result<(Ipv4Addr, DhcpPacket)> {
+    let addr = bound.addr.context("dhclient bound without an address")?;
+    ensure!(
+        in_pool(addr, pool),
+        "dhclient bound {addr}, outside the {pool_name} pool {}-{}",
+        pool.0,
+        pool.1
+    );
+    let configured = iface_addrs(client_ns, CLIENT_IF)?;
+    ensure!(
+        configured.contains(&(addr, 24)),
+        "dhclient reported {addr} but `ip -4 addr` on {CLIENT_IF} shows {configured:?}"
+    );
+    let ack = cap.wait_for(
+        "ACK for the client's address",
+        Duration::from_secs(5),
+        |p| {
+            p.iter()
+                .find(|q| is_reply(q, MessageType::Ack) && q.mac == Some(mac) && q.yiaddr == addr)
+                .cloned()
+        },
+    )?;
+    Ok((addr, ack))
+}
+
 fn note(msg: impl AsRef<str>) {
     eprintln!("  {}", msg.as_ref());
 }
@@ -99,31 +133,11 @@ fn dhclient_direct(ctx: &Ctx, dir: &Path) -> Result<()> {
 
     // 1. A lease from the direct pool, configured on the interface.
     let bound = dh.wait_event(&mut client, &["BOUND", "REBOOT"], 0, BIND_TIMEOUT)?;
-    let addr = bound.addr.context("dhclient bound without an address")?;
-    ensure!(
-        in_pool(addr, DIRECT_POOL),
-        "dhclient bound {addr}, outside the direct pool {}-{}",
-        DIRECT_POOL.0,
-        DIRECT_POOL.1
-    );
-    let configured = iface_addrs(topo.client(), CLIENT_IF)?;
-    ensure!(
-        configured.contains(&(addr, 24)),
-        "dhclient reported {addr} but `ip -4 addr` on {CLIENT_IF} shows {configured:?}"
-    );
+    let (addr, ack) = check_bound(&bound, topo.client(), &cap, mac, DIRECT_POOL, "direct")?;
     note(format!(
         "bound {addr}/24 on {CLIENT_IF} (mac {})",
         fmt_mac(&mac)
     ));
-    let ack = cap.wait_for(
-        "ACK for the client's address",
-        Duration::from_secs(5),
-        |p| {
-            p.iter()
-                .find(|q| is_reply(q, MessageType::Ack) && q.mac == Some(mac) && q.yiaddr == addr)
-                .cloned()
-        },
-    )?;
     let pkts = cap.dhcp_so_far()?;
     let discover = pkts
         .iter()
@@ -262,31 +276,11 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
     let bound = dh
         .wait_event(&mut client, &["BOUND", "REBOOT"], 0, BIND_TIMEOUT)
         .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
-    let addr = bound.addr.context("dhclient bound without an address")?;
-    ensure!(
-        in_pool(addr, RELAYED_POOL),
-        "dhclient bound {addr}, outside the relayed pool {}-{}",
-        RELAYED_POOL.0,
-        RELAYED_POOL.1
-    );
-    let configured = iface_addrs(topo.client(), CLIENT_IF)?;
-    ensure!(
-        configured.contains(&(addr, 24)),
-        "dhclient reported {addr} but `ip -4 addr` on {CLIENT_IF} shows {configured:?}"
-    );
+    let (addr, ack) = check_bound(&bound, topo.client(), &cap, mac, RELAYED_POOL, "relayed")?;
     note(format!(
         "bound {addr}/24 via the relay (mac {})",
         fmt_mac(&mac)
     ));
-    let ack = cap.wait_for(
-        "ACK for the client's address",
-        Duration::from_secs(5),
-        |p| {
-            p.iter()
-                .find(|q| is_reply(q, MessageType::Ack) && q.mac == Some(mac) && q.yiaddr == addr)
-                .cloned()
-        },
-    )?;
     // The client renews by unicast straight to the server, routed by the relay namespace: no
     // giaddr, no option 82, ciaddr on the relayed network. RFC 2131 §4.1: the answer goes to
     // ciaddr, and only a unicast can cross the router to the client. (dhcrelay's packet socket
