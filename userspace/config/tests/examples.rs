@@ -112,3 +112,49 @@ fn describe_summarises() {
         assert!(d.contains(want), "missing {want:?} in:\n{d}");
     }
 }
+
+/// The provd configs the e2e suites and the bench harness render at run time are examples too:
+/// load each with its placeholders filled the way its harness fills them, so a schema change
+/// breaks here rather than minutes into an e2e or bench run.
+#[test]
+fn harness_templates_load() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let templates: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "tests/e2e/provd.toml.in",
+            &[("@LEASE_DIR@", "/tmp/provd-e2e/leases")],
+        ),
+        (
+            "benches/peers/provd.toml",
+            &[
+                ("{{DIR}}", "/tmp/provd-bench"),
+                ("{{LEASE_TIME}}", "3600"),
+                ("{{POOL_START}}", "198.19.0.10"),
+                ("{{POOL_END}}", "198.19.255.250"),
+                ("{{POOL_NET}}", "198.19.0.0"),
+                ("{{POOL_PREFIX_LEN}}", "16"),
+                ("{{RELAY_IP}}", "198.18.2.1"),
+                ("{{SERVER_IP}}", "198.18.2.2"),
+                ("{{WORKERS}}", "2"),
+            ],
+        ),
+    ];
+    for (path, fills) in templates {
+        let mut text =
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for (placeholder, value) in fills {
+            assert!(
+                text.contains(placeholder),
+                "{path} no longer uses {placeholder}"
+            );
+            text = text.replace(placeholder, value);
+        }
+        assert!(
+            !text.contains("{{") && !text.contains('@'),
+            "{path} has an unfilled placeholder"
+        );
+        if let Err(e) = Policy::from_toml_str(&text) {
+            panic!("{path} does not load:\n{e}");
+        }
+    }
+}
