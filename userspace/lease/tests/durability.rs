@@ -35,6 +35,15 @@ fn snap_path(dir: &Path, shard: u32) -> PathBuf {
     dir.join(format!("shard-{shard}.snap"))
 }
 
+/// Commits bound leases `ns` to shard 0's log in one group and closes the log.
+fn commit_bound(dir: &Path, ns: std::ops::Range<u32>) {
+    let mut log = LeaseLog::open(dir, 0, 1).unwrap();
+    for n in ns {
+        log.append(&key(n), &lease(n, LeaseState::Bound, 100));
+    }
+    log.commit().unwrap();
+}
+
 /// Replayed state as key bytes -> lease, for order-free comparison.
 fn replayed(dir: &Path) -> BTreeMap<Vec<u8>, Lease> {
     let r = replay(dir).unwrap();
@@ -138,13 +147,7 @@ fn uncommitted_appends_are_not_on_disk() {
 fn torn_tail_keeps_earlier_records_and_reopen_cuts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    {
-        let mut log = LeaseLog::open(dir, 0, 1).unwrap();
-        for n in 0..10 {
-            log.append(&key(n), &lease(n, LeaseState::Bound, 100));
-        }
-        log.commit().unwrap();
-    }
+    commit_bound(dir, 0..10);
     let path = log_path(dir, 0);
     let full = fs::metadata(&path).unwrap().len();
     // Cut the last record in half, as a crash mid-write would.
@@ -177,13 +180,7 @@ fn torn_tail_keeps_earlier_records_and_reopen_cuts_it() {
 fn zero_filled_tail_is_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    {
-        let mut log = LeaseLog::open(dir, 0, 1).unwrap();
-        for n in 0..5 {
-            log.append(&key(n), &lease(n, LeaseState::Bound, 100));
-        }
-        log.commit().unwrap();
-    }
+    commit_bound(dir, 0..5);
     // The file size reached disk, the data did not.
     let path = log_path(dir, 0);
     let mut bytes = fs::read(&path).unwrap();
@@ -198,13 +195,7 @@ fn zero_filled_tail_is_a_torn_tail() {
 fn flipped_byte_in_a_middle_record_is_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    {
-        let mut log = LeaseLog::open(dir, 0, 1).unwrap();
-        for n in 0..10 {
-            log.append(&key(n), &lease(n, LeaseState::Bound, 100));
-        }
-        log.commit().unwrap();
-    }
+    commit_bound(dir, 0..10);
     let path = log_path(dir, 0);
     let mut bytes = fs::read(&path).unwrap();
     let rec_len = mac_record_len();
@@ -275,11 +266,7 @@ fn foreign_or_short_headers_never_panic() {
 fn a_log_file_named_as_a_snapshot_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    {
-        let mut log = LeaseLog::open(dir, 0, 1).unwrap();
-        log.append(&key(1), &lease(1, LeaseState::Bound, 100));
-        log.commit().unwrap();
-    }
+    commit_bound(dir, 1..2);
     fs::rename(log_path(dir, 0), snap_path(dir, 0)).unwrap();
     let r = replay(dir).unwrap();
     assert!(r.records.is_empty());
