@@ -152,6 +152,52 @@ impl BootFile {
     }
 }
 
+impl BootFile {
+    /// The reverse of [`BootFile::render`]: if `name` is what this template renders for some
+    /// hardware address, that address. Every placeholder must name the same address; hex digits
+    /// are accepted in either case, since some TFTP clients change the case of what they were
+    /// given. A template without placeholder matches no name (it names no device).
+    ///
+    /// This is how the TFTP server tells which device a generated file belongs to.
+    pub fn match_name(&self, name: &str) -> Option<[u8; 6]> {
+        if self.is_static() || name.len() != self.rendered_len {
+            return None;
+        }
+        let mut rest = name.as_bytes();
+        let mut mac: Option<[u8; 6]> = None;
+        for part in self.parts.iter() {
+            match part {
+                Part::Lit(lit) => rest = rest.strip_prefix(lit.as_bytes())?,
+                Part::Mac(style) => {
+                    let (text, tail) = rest.split_at_checked(style.len())?;
+                    let found = parse_mac(text, *style)?;
+                    if mac.is_some_and(|m| m != found) {
+                        return None;
+                    }
+                    mac = Some(found);
+                    rest = tail;
+                }
+            }
+        }
+        if rest.is_empty() { mac } else { None }
+    }
+}
+
+/// Parses the rendering of one placeholder (case-insensitive hex).
+fn parse_mac(text: &[u8], style: MacStyle) -> Option<[u8; 6]> {
+    let hex = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let mut mac = [0u8; 6];
+    let stride = if style == MacStyle::Colon { 3 } else { 2 };
+    for (i, byte) in mac.iter_mut().enumerate() {
+        let at = i * stride;
+        if style == MacStyle::Colon && i > 0 && text.get(at - 1) != Some(&b':') {
+            return None;
+        }
+        *byte = hex(*text.get(at)?)? << 4 | hex(*text.get(at + 1)?)?;
+    }
+    Some(mac)
+}
+
 impl fmt::Debug for BootFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BootFile({:?})", self.template)
@@ -185,6 +231,51 @@ mod tests {
         let mut s = String::from("x");
         b.render_into(&MAC, &mut s);
         assert_eq!(s, "xplain.cfg}");
+    }
+
+    #[test]
+    fn match_name_reverses_render() {
+        for t in ["cm/{mac}.cfg", "{MAC}-{mac:}", "x{mac:}y", "{mac}"] {
+            let b = BootFile::parse(t).unwrap();
+            assert_eq!(b.match_name(&b.render(&MAC)), Some(MAC), "{t}");
+        }
+        let b = BootFile::parse("cm/{mac}.cfg").unwrap();
+        assert_eq!(
+            b.match_name("cm/001122AABBCC.cfg"),
+            Some(MAC),
+            "hex case is free"
+        );
+        assert_eq!(b.match_name("cm/001122aabbcc.cfgx"), None);
+        assert_eq!(b.match_name("cm/001122aabbcg.cfg"), None, "not hex");
+        assert_eq!(b.match_name("mc/001122aabbcc.cfg"), None);
+        assert_eq!(b.match_name("cm/+01122aabbcc.cfg"), None);
+        assert_eq!(b.match_name("cm/é1122aabbc.cfg"), None, "multi-byte text");
+        let two = BootFile::parse("{mac}/{mac:}").unwrap();
+        assert_eq!(
+            two.match_name("001122aabbcc/00:11:22:aa:bb:cd"),
+            None,
+            "disagreeing"
+        );
+        assert_eq!(
+            two.match_name("001122aabbcc/00-11:22:aa:bb:cc"),
+            None,
+            "separator"
+        );
+        assert_eq!(
+            BootFile::parse("plain.cfg")
+                .unwrap()
+                .match_name("plain.cfg"),
+            None
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn match_name_never_panics_and_round_trips(name in "\\PC{0,40}", mac in proptest::array::uniform6(0u8..)) {
+            let b = BootFile::parse("d/{mac}-{mac:}.bin").unwrap();
+            let _ = b.match_name(&name);
+            proptest::prop_assert_eq!(b.match_name(&b.render(&mac)), Some(mac));
+        }
     }
 
     #[test]

@@ -75,11 +75,15 @@
 //! boot_file = "special.cfg"       # optional
 //! ```
 //!
-//! Routers, relays, interface addresses and the server id must not lie inside any pool (they
+//! The `[tftp]`, `[class.config_file]`, `[vars]` and `[[subscriber]]` tables are described in
+//! [`files`](crate::ConfigFileSpec) (module `files`).
+//!
+//! Routers, relays interface addresses and the server id must not lie inside any pool (they
 //! would be leased to clients), and a reservation may not take one of them.
 
 mod bootfile;
 mod error;
+mod files;
 mod glob;
 mod parse;
 mod policy;
@@ -88,6 +92,9 @@ pub mod wire;
 
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
 pub use error::{ConfigError, ConfigErrors};
+pub use files::{
+    ConfigFileKind, ConfigFileSpec, MtaHashAlg, Subscribers, TftpSettings, VarValue, Vars,
+};
 pub use glob::Glob;
 pub use policy::{
     CableLabsOptions, Class, ClassId, LeaseDefaults, LogFormat, Policy, Pool, ProvisioningFlow,

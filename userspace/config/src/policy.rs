@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use foldhash::HashMap;
 
 use crate::error::{ConfigError, ConfigErrors};
+use crate::files::{ConfigFileSpec, Subscribers, TftpSettings, Vars};
 use crate::{BootFile, Glob};
 
 /// Index of a [`Class`] in [`Policy::classes`].
@@ -24,6 +25,12 @@ pub struct Policy {
     pub classes: Vec<Class>,
     pub networks: Vec<SharedNetwork>,
     pub reservations: Vec<Reservation>,
+    /// `[tftp]`; `None`: no TFTP server.
+    pub tftp: Option<TftpSettings>,
+    /// `[vars]`: operator variables for config-file templates.
+    pub vars: Vars,
+    /// `[[subscriber]]`: per-device template variables.
+    pub subscribers: Subscribers,
     pub(crate) index: Index,
 }
 
@@ -133,6 +140,8 @@ pub struct Class {
     pub acs_url: Option<String>,
     /// Option 43 sub-option 2 (TR-069 provisioning code).
     pub provisioning_code: Option<String>,
+    /// The class's `boot_file` is generated per device from this.
+    pub config_file: Option<ConfigFileSpec>,
 }
 
 /// Option 122 (CableLabs Client Configuration) values of a class.
@@ -338,7 +347,29 @@ impl Policy {
                 format!("cannot read config file: {e}"),
             )
         })?;
-        Policy::from_toml_str(&text)
+        let mut policy = Policy::from_toml_str(&text)?;
+        if let Some(dir) = path.parent() {
+            policy.resolve_paths(dir);
+        }
+        Ok(policy)
+    }
+
+    /// Makes relative file paths (TFTP root, templates) relative to `dir`, the config file's
+    /// directory, so that a config means the same thing from any working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(root) = self.tftp.as_mut().and_then(|t| t.root.as_mut()) {
+            fix(root);
+        }
+        for c in &mut self.classes {
+            if let Some(cf) = &mut c.config_file {
+                fix(&mut cf.template);
+            }
+        }
     }
 
     /// The first class whose `match` glob matches option 60. A client that sent no option 60

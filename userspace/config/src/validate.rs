@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::error::{ConfigError, ConfigErrors};
+use crate::files::{self, ConfigFileKind, ConfigFileSpec, Subscribers, TftpSettings, Vars};
 use crate::parse::{self, show};
 use crate::policy::{
     CableLabsOptions, Class, ClassId, Index, LeaseDefaults, LogFormat, Policy, Pool,
@@ -158,6 +159,14 @@ impl Validator {
         let classes = self.classes(&w.class);
         let networks = self.networks(&w.shared_network);
         let reservations = self.reservations(&w.reservation);
+        let tftp = w.tftp.as_ref().map(|t| self.tftp(t, &server));
+        let vars = w
+            .vars
+            .as_ref()
+            .map(|t| self.vars("vars", t))
+            .unwrap_or_default();
+        let subscribers = self.subscribers(&w.subscriber);
+        self.files_checks(&w.class, &classes, tftp.as_ref());
         self.cross_checks();
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -169,6 +178,9 @@ impl Validator {
             classes,
             networks,
             reservations: reservations.into_iter().map(|(r, _)| r).collect(),
+            tftp,
+            vars,
+            subscribers,
             index,
         })
     }
@@ -373,6 +385,10 @@ impl Validator {
         let lease_time = self.lease_time(&p("lease_time"), w.lease_time);
         let next_server = self.opt_unicast(&p("next_server"), w.next_server.as_ref());
         let boot_file = self.boot_file(&p("boot_file"), w.boot_file.as_ref());
+        let config_file = w
+            .config_file
+            .as_ref()
+            .and_then(|c| self.config_file(&p("config_file"), c));
         let tftp_server = w.tftp_server.as_ref().and_then(|t| {
             let r = parse::host(t).map(|()| t.clone());
             self.check(&p("tftp_server"), r)
@@ -447,6 +463,198 @@ impl Validator {
             cablelabs,
             acs_url,
             provisioning_code,
+            config_file,
+        }
+    }
+
+    fn config_file(&mut self, path: &str, w: &wire::ConfigFile) -> Option<ConfigFileSpec> {
+        let p = |f: &str| format!("{path}.{f}");
+        let template = match w.template.as_deref() {
+            None | Some("") => {
+                self.err(
+                    p("template"),
+                    "template is required: the file the device's config is rendered from",
+                );
+                None
+            }
+            Some(t) => Some(PathBuf::from(t)),
+        };
+        let kind = match w.kind.as_deref() {
+            None => {
+                self.err(p("kind"), "kind is required: \"docsis\" or \"mta\"");
+                None
+            }
+            Some(k) => self.check(&p("kind"), files::kind(k)),
+        };
+        let mta_hash = w
+            .mta_hash
+            .as_deref()
+            .and_then(|h| self.check(&p("mta_hash"), files::mta_hash(h)));
+        match kind {
+            Some(ConfigFileKind::Docsis) => {
+                if w.shared_secret.is_none() {
+                    self.err(
+                        p("shared_secret"),
+                        "shared_secret is required for docsis files: the CMTS MIC key (\"\" if your CMTSs check none)",
+                    );
+                }
+                if w.mta_hash.is_some() {
+                    self.err(p("mta_hash"), "mta_hash applies to kind = \"mta\" only");
+                }
+            }
+            Some(ConfigFileKind::Mta) if w.shared_secret.is_some() => {
+                self.err(
+                    p("shared_secret"),
+                    "shared_secret applies to kind = \"docsis\" only (MTA files carry no MIC)",
+                );
+            }
+            Some(ConfigFileKind::Mta) | None => {}
+        }
+        Some(ConfigFileSpec {
+            template: template?,
+            kind: kind?,
+            shared_secret: w.shared_secret.clone(),
+            mta_hash,
+        })
+    }
+
+    fn tftp(&mut self, w: &wire::Tftp, server: &ServerSettings) -> TftpSettings {
+        let bind = match &w.bind {
+            None => server.bind,
+            Some(b) => match parse::ipv4(b) {
+                Ok(a) if a.is_unspecified() => a,
+                Ok(_) => self.unicast("tftp.bind", b).unwrap_or(server.bind),
+                Err(m) => {
+                    self.err("tftp.bind", m);
+                    server.bind
+                }
+            },
+        };
+        let port = self.int("tftp.port", w.port, 69, 1, 65_535, "a UDP port") as u16;
+        let workers = self.int(
+            "tftp.workers",
+            w.workers,
+            server.workers as i64,
+            0,
+            1024,
+            "the worker count (0 = one per core)",
+        ) as usize;
+        let max_blksize = self.int(
+            "tftp.max_blksize",
+            w.max_blksize,
+            i64::from(files::DEFAULT_MAX_BLKSIZE),
+            8,
+            65_464,
+            "the block size (RFC 2348)",
+        ) as u16;
+        let max_windowsize = self.int(
+            "tftp.max_windowsize",
+            w.max_windowsize,
+            i64::from(files::DEFAULT_MAX_WINDOWSIZE),
+            1,
+            65_535,
+            "the window size (RFC 7440)",
+        ) as u16;
+        let max_transfers = self.int(
+            "tftp.max_transfers",
+            w.max_transfers,
+            files::DEFAULT_MAX_TRANSFERS as i64,
+            1,
+            10_000_000,
+            "the transfer limit per worker",
+        ) as usize;
+        let root = match w.root.as_deref() {
+            Some("") => {
+                self.err(
+                    "tftp.root",
+                    "root is empty (leave it out to serve generated files only)",
+                );
+                None
+            }
+            r => r.map(PathBuf::from),
+        };
+        TftpSettings {
+            bind,
+            port,
+            root,
+            workers,
+            enforce: w.enforce.unwrap_or(true),
+            max_blksize,
+            max_windowsize,
+            allow_write: w.allow_write.unwrap_or(false),
+            max_transfers,
+        }
+    }
+
+    fn vars(&mut self, path: &str, t: &toml::Table) -> Vars {
+        let mut errs = Vec::new();
+        let v = files::vars(path, t, &mut errs);
+        for (p, m) in errs {
+            self.err(p, m);
+        }
+        v
+    }
+
+    fn subscribers(&mut self, ws: &[wire::Subscriber]) -> Subscribers {
+        let mut out = Subscribers::new();
+        for (i, w) in ws.iter().enumerate() {
+            let path = format!("subscriber[{i}]");
+            let mac = match w.mac.as_deref() {
+                None => {
+                    self.err(format!("{path}.mac"), "mac is required");
+                    None
+                }
+                Some(m) => self.check(&format!("{path}.mac"), parse::mac(m)),
+            };
+            let vars = w
+                .vars
+                .as_ref()
+                .map(|t| self.vars(&format!("{path}.vars"), t))
+                .unwrap_or_default();
+            if let Some(mac) = mac
+                && out.insert(mac, vars).is_some()
+            {
+                self.err(format!("{path}.mac"), "another subscriber has this mac");
+            }
+        }
+        out
+    }
+
+    /// A generated file must be reachable: served by a TFTP server, named per device, and its
+    /// name must not be claimed by two classes.
+    /// Looks at the wire classes for `config_file`, so that the checks run even when the
+    /// table itself had errors.
+    fn files_checks(&mut self, ws: &[wire::Class], classes: &[Class], tftp: Option<&TftpSettings>) {
+        let mut seen: StdMap<String, usize> = StdMap::new();
+        for (i, (w, c)) in ws.iter().zip(classes).enumerate() {
+            if w.config_file.is_none() {
+                continue;
+            }
+            let path = format!("class[{i}].config_file");
+            if tftp.is_none() {
+                self.err(
+                    &path,
+                    "a generated config file needs the [tftp] table (the server that serves it)",
+                );
+            }
+            match &c.boot_file {
+                None => self.err(
+                    &path,
+                    "a generated config file needs boot_file, the name the device is told to fetch (e.g. \"cm/{mac}.cfg\")",
+                ),
+                Some(b) if b.is_static() => self.err(
+                    format!("class[{i}].boot_file"),
+                    "with config_file, boot_file must name the device with {mac}, {MAC} or {mac:}, so a request says whose file it is",
+                ),
+                Some(b) => {
+                    if let Some(other) = seen.insert(b.template().to_owned(), i) {
+                        self.err(
+                            format!("class[{i}].boot_file"),
+                            format!("class[{other}] generates files under the same name; a request could not tell which class renders it"),
+                        );
+                    }
+                }
+            }
         }
     }
 

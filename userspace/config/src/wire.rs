@@ -20,6 +20,44 @@ pub struct Config {
     pub shared_network: Vec<SharedNetwork>,
     #[serde(default)]
     pub reservation: Vec<Reservation>,
+    pub tftp: Option<Tftp>,
+    /// Operator variables for config-file templates (`vars.NAME`).
+    pub vars: Option<toml::Table>,
+    #[serde(default)]
+    pub subscriber: Vec<Subscriber>,
+}
+
+/// `[tftp]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tftp {
+    pub bind: Option<String>,
+    pub port: Option<i64>,
+    pub root: Option<String>,
+    pub workers: Option<i64>,
+    pub enforce: Option<bool>,
+    pub max_blksize: Option<i64>,
+    pub max_windowsize: Option<i64>,
+    pub allow_write: Option<bool>,
+    pub max_transfers: Option<i64>,
+}
+
+/// `[class.config_file]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub template: Option<String>,
+    pub kind: Option<String>,
+    pub shared_secret: Option<String>,
+    pub mta_hash: Option<String>,
+}
+
+/// `[[subscriber]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscriber {
+    pub mac: Option<String>,
+    pub vars: Option<toml::Table>,
 }
 
 /// `[server]`
@@ -76,6 +114,7 @@ pub struct Class {
     pub kdc_servers: Vec<String>,
     pub acs_url: Option<String>,
     pub provisioning_code: Option<String>,
+    pub config_file: Option<ConfigFile>,
 }
 
 /// `[[shared_network]]`

@@ -1,0 +1,211 @@
+//! `[tftp]`, `[class.config_file]`, `[vars]` and `[[subscriber]]`: what a valid config means and
+//! what each mistake is called.
+
+use std::path::Path;
+
+use provd_config::{ConfigErrors, ConfigFileKind, MtaHashAlg, Policy, VarValue};
+
+const BASE: &str = r#"
+[server]
+lease_dir = "/tmp/provd-test"
+bind = "198.18.0.1"
+workers = 2
+
+[[shared_network]]
+name = "n1"
+relays = ["10.1.0.1"]
+  [[shared_network.subnet]]
+  prefix = "10.1.0.0/24"
+    [[shared_network.subnet.pool]]
+    start = "10.1.0.10"
+    end = "10.1.0.250"
+"#;
+
+fn ok(extra: &str) -> Policy {
+    let text = format!("{BASE}{extra}");
+    Policy::from_toml_str(&text).unwrap_or_else(|e| panic!("refused:\n{e}\n{text}"))
+}
+
+fn errors(extra: &str) -> ConfigErrors {
+    match Policy::from_toml_str(&format!("{BASE}{extra}")) {
+        Ok(_) => panic!("config was accepted:\n{extra}"),
+        Err(e) => e,
+    }
+}
+
+#[track_caller]
+fn assert_has(e: &ConfigErrors, path: &str, fragment: &str) {
+    assert!(
+        e.at(path).any(|x| x.message.contains(fragment)),
+        "no error at {path:?} containing {fragment:?}; got:\n{e}"
+    );
+}
+
+const GOOD: &str = r#"
+[tftp]
+root = "tftp-root"
+max_windowsize = 16
+
+[vars]
+sip_domain = "voice.example.net"
+lines = 2
+trial = false
+
+[[subscriber]]
+mac = "00:15:cf:12:34:56"
+vars = { tier = "gold" }
+
+[[class]]
+name = "cm"
+match = "docsis*"
+boot_file = "cm/{mac}.cfg"
+[class.config_file]
+template = "templates/cm.cfg.j2"
+kind = "docsis"
+shared_secret = "DOCSIS"
+
+[[class]]
+name = "mta"
+match = "pktc*"
+boot_file = "mta/{mac}.bin"
+[class.config_file]
+template = "/etc/provd/mta.j2"
+kind = "mta"
+mta_hash = "md5"
+"#;
+
+#[test]
+fn a_full_config_means_what_it_says() {
+    let p = ok(GOOD);
+    let t = p.tftp.as_ref().expect("[tftp] enables the server");
+    assert_eq!(
+        t.bind.to_string(),
+        "198.18.0.1",
+        "defaults to [server].bind"
+    );
+    assert_eq!((t.port, t.workers), (69, 2));
+    assert!(t.enforce, "enforce is on unless switched off");
+    assert!(!t.allow_write);
+    assert_eq!((t.max_blksize, t.max_windowsize), (1468, 16));
+    let cm = p.classes[0].config_file.as_ref().unwrap();
+    assert_eq!(cm.kind, ConfigFileKind::Docsis);
+    assert_eq!(cm.shared_secret.as_deref(), Some("DOCSIS"));
+    let mta = p.classes[1].config_file.as_ref().unwrap();
+    assert_eq!(
+        (mta.kind, mta.mta_hash),
+        (ConfigFileKind::Mta, Some(MtaHashAlg::Md5))
+    );
+    assert_eq!(p.vars["lines"], VarValue::Integer(2));
+    assert_eq!(p.vars["trial"], VarValue::Bool(false));
+    let gold = &p.subscribers[&[0x00, 0x15, 0xcf, 0x12, 0x34, 0x56]];
+    assert_eq!(gold["tier"], VarValue::String("gold".into()));
+    assert!(ok("").tftp.is_none(), "no [tftp], no TFTP server");
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("provd.toml");
+    std::fs::write(&file, format!("{BASE}{GOOD}")).unwrap();
+    let p = Policy::from_file(&file).unwrap();
+    assert_eq!(p.tftp.unwrap().root.unwrap(), dir.path().join("tftp-root"));
+    let cm = p.classes[0].config_file.as_ref().unwrap();
+    assert_eq!(cm.template, dir.path().join("templates/cm.cfg.j2"));
+    let mta = p.classes[1].config_file.as_ref().unwrap();
+    assert_eq!(
+        mta.template,
+        Path::new("/etc/provd/mta.j2"),
+        "absolute stays"
+    );
+}
+
+#[test]
+fn tftp_errors_name_the_field() {
+    let e = errors(
+        "[tftp]\nport = 0\nmax_blksize = 7\nmax_windowsize = 70000\nbind = \"nope\"\nroot = \"\"\nmax_transfers = 0\n",
+    );
+    assert_has(&e, "tftp.port", "1..=65535");
+    assert_has(&e, "tftp.max_blksize", "8..=65464");
+    assert_has(&e, "tftp.max_windowsize", "1..=65535");
+    assert_has(&e, "tftp.bind", "nope");
+    assert_has(&e, "tftp.root", "empty");
+    assert_has(&e, "tftp.max_transfers", "1..=");
+    let e = errors("[tftp]\nwindow = 4\n");
+    assert!(e.to_string().contains("window"), "unknown key named: {e}");
+}
+
+#[test]
+fn config_file_errors_name_the_field() {
+    let e = errors(
+        r#"
+[[class]]
+name = "a"
+match = "x*"
+boot_file = "static.cfg"
+[class.config_file]
+kind = "docsis"
+
+[[class]]
+name = "b"
+match = "y*"
+[class.config_file]
+template = "t"
+kind = "mta"
+shared_secret = "k"
+
+[[class]]
+name = "c"
+match = "z*"
+boot_file = "f/{mac}"
+[class.config_file]
+template = "t"
+kind = "cm"
+mta_hash = "sha256"
+"#,
+    );
+    assert_has(&e, "class[0].config_file.template", "required");
+    assert_has(&e, "class[0].config_file.shared_secret", "CMTS MIC key");
+    assert_has(&e, "class[0].boot_file", "{mac}");
+    assert_has(&e, "class[0].config_file", "[tftp]");
+    assert_has(&e, "class[1].config_file.shared_secret", "docsis");
+    assert_has(&e, "class[1].config_file", "needs boot_file");
+    assert_has(&e, "class[2].config_file.kind", "\"cm\"");
+    assert_has(&e, "class[2].config_file.mta_hash", "sha256");
+}
+
+#[test]
+fn two_classes_cannot_generate_the_same_names() {
+    let e = errors(
+        r#"
+[tftp]
+[[class]]
+name = "a"
+match = "x*"
+boot_file = "f/{mac}"
+[class.config_file]
+template = "t"
+kind = "mta"
+[[class]]
+name = "b"
+match = "y*"
+boot_file = "f/{mac}"
+[class.config_file]
+template = "u"
+kind = "mta"
+"#,
+    );
+    assert_has(&e, "class[1].boot_file", "class[0]");
+}
+
+#[test]
+fn vars_and_subscriber_errors() {
+    let e = errors(
+        "[vars]\nlist = [1]\n\"bad-name\" = 1\n[[subscriber]]\nvars = { t = { x = 1 } }\n[[subscriber]]\nmac = \"zz\"\n[[subscriber]]\nmac = \"00:00:00:00:00:01\"\n[[subscriber]]\nmac = \"000000000001\"\n",
+    );
+    assert_has(&e, "vars.list", "not arrays");
+    assert_has(&e, "vars.bad-name", "letters, digits");
+    assert_has(&e, "subscriber[0].mac", "required");
+    assert_has(&e, "subscriber[0].vars.t", "not arrays or tables");
+    assert!(e.at("subscriber[1].mac").next().is_some(), "{e}");
+    assert_has(&e, "subscriber[3].mac", "another subscriber");
+}
