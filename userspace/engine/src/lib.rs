@@ -223,6 +223,21 @@ pub enum Outcome {
     Dropped(Drop),
 }
 
+/// What a device told the server when it was bound, beyond the lease record: the facts that
+/// per-device config files are rendered from. Collected only when asked for
+/// ([`Shard::collect_bindings`]), since it costs an allocation per ACK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub mac: [u8; 6],
+    pub addr: Ipv4Addr,
+    pub expires_at: u32,
+    pub class: Option<ClassId>,
+    /// The relay (CMTS) the request came through; unspecified for a direct client.
+    pub giaddr: Ipv4Addr,
+    /// Option 60 as sent.
+    pub vendor_class: Option<Box<[u8]>>,
+}
+
 /// The request's facts the decisions use.
 struct Ctx<'m, 'p> {
     sh: &'p Shared,
@@ -250,6 +265,8 @@ struct ShardState {
     /// Next-fit allocation cursor per pool, spread so shards scan different parts of a pool.
     cursors: Vec<u32>,
     pending: Vec<(ClientKey, Lease)>,
+    /// `Some` when the caller collects [`Binding`]s.
+    bindings: Option<Vec<Binding>>,
     counters: Arc<Counters>,
     last_sweep: u32,
     scratch: String,
@@ -266,6 +283,7 @@ impl Shard {
             table,
             cursors,
             pending: Vec::new(),
+            bindings: None,
             counters: Arc::new(Counters::default()),
             last_sweep: 0,
             scratch: String::new(),
@@ -285,6 +303,22 @@ impl Shard {
     /// leaves.
     pub fn take_pending(&mut self) -> std::vec::Drain<'_, (ClientKey, Lease)> {
         self.st.pending.drain(..)
+    }
+
+    /// From now on, record a [`Binding`] for every ACK, to be taken with
+    /// [`Shard::take_bindings`].
+    pub fn collect_bindings(&mut self) {
+        self.st.bindings.get_or_insert_with(Vec::new);
+    }
+
+    /// Bindings recorded since the last call (none unless [`Shard::collect_bindings`]).
+    pub fn take_bindings(&mut self) -> impl Iterator<Item = Binding> + '_ {
+        self.st
+            .bindings
+            .as_mut()
+            .map(|b| b.drain(..))
+            .into_iter()
+            .flatten()
     }
 
     pub fn has_pending(&self) -> bool {
@@ -588,6 +622,16 @@ impl ShardState {
             self.write_reply(ctx, MessageType::Ack, addr, Some((subnet, lease_time)), out)?;
         self.table.insert(ctx.key.clone(), lease);
         self.pending.push((ctx.key.clone(), lease));
+        if let Some(b) = &mut self.bindings {
+            b.push(Binding {
+                mac: ctx.mac,
+                addr,
+                expires_at: lease.expires_at,
+                class: Some(ctx.class),
+                giaddr: ctx.msg.giaddr(),
+                vendor_class: ctx.msg.vendor_class().map(Box::from),
+            });
+        }
         Ok(Outcome::Reply(Reply {
             durable: true,
             ..reply

@@ -208,6 +208,36 @@ fn dora(s: &mut Shard, now: u32, base: &Req) -> Ipv4Addr {
 }
 
 #[test]
+fn bindings_are_collected_only_when_asked_and_say_who_was_bound() {
+    let mut s = shard("");
+    dora(&mut s, T0, &Req::new(MessageType::Discover, mac(1)));
+    assert_eq!(
+        s.take_bindings().count(),
+        0,
+        "off by default: no allocation per ACK"
+    );
+    s.collect_bindings();
+    let addr = dora(&mut s, T0, &Req::new(MessageType::Discover, mac(2)));
+    let direct = Req::new(MessageType::Discover, mac(3)).direct().class(None);
+    let _ = dora(&mut s, T0, &direct);
+    let got: Vec<Binding> = s.take_bindings().collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let b = &got[0];
+    assert_eq!((b.mac, b.addr, b.giaddr), (mac(2), addr, RELAY));
+    assert_eq!(b.vendor_class.as_deref(), Some(&b"docsis3.0:053b0101"[..]));
+    assert!(b.expires_at > T0);
+    assert_eq!(b.class, Some(0), "the cm class");
+    assert_eq!(got[1].giaddr, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        got[1].class,
+        Some(2),
+        "no option 60: the catch-all cpe class"
+    );
+    assert_eq!(got[1].vendor_class, None);
+    assert_eq!(s.take_bindings().count(), 0, "taken once");
+}
+
+#[test]
 fn relayed_cable_modem_dora_carries_docsis_options_and_echoes_82() {
     let mut s = shard("");
     let req = Req::new(MessageType::Discover, mac(1));
