@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
-use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
+use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
 use provd_lease::{LeaseLog, LogSyncer};
 
 pub use socket::{BATCH, DhcpSocket, Received};
@@ -128,6 +128,8 @@ pub struct Worker {
     pub log: LeaseLog,
     pub socket: DhcpSocket,
     pub settings: WorkerSettings,
+    /// Told of lease records and bindings as they are written (see [`LeaseObserver`]).
+    pub observer: Option<Arc<dyn LeaseObserver>>,
 }
 
 /// One batch's ACKs waiting for the fdatasync that covers their lease records.
@@ -151,7 +153,11 @@ impl Worker {
             mut log,
             socket,
             settings,
+            observer,
         } = self;
+        if observer.is_some() {
+            shard.collect_bindings();
+        }
         let counters: Arc<Counters> = shard.counters();
         let syncer = log.syncer().map_err(std::io::Error::other)?;
         let (to_sync, unsynced) = crossbeam_channel::bounded::<AckBatch>(MAX_UNSYNCED_BATCHES);
@@ -218,6 +224,12 @@ impl Worker {
                     for (key, lease) in shard.take_pending() {
                         log.append(&key, &lease);
                         batch.records += 1;
+                        if let Some(o) = &observer {
+                            o.record(&lease);
+                        }
+                    }
+                    if let Some(o) = &observer {
+                        shard.take_bindings().for_each(|b| o.bind(b));
                     }
                     match log.write() {
                         Ok(()) => {

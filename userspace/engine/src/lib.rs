@@ -238,6 +238,14 @@ pub struct Binding {
     pub vendor_class: Option<Box<[u8]>>,
 }
 
+/// Told of every lease record as the worker writes it (before any ACK for it leaves) and of
+/// every [`Binding`]: how the rest of the server (file servers) learns who is bound where without
+/// touching a shard's table.
+pub trait LeaseObserver: Send + Sync + std::fmt::Debug {
+    fn record(&self, lease: &Lease);
+    fn bind(&self, binding: Binding);
+}
+
 /// The request's facts the decisions use.
 struct Ctx<'m, 'p> {
     sh: &'p Shared,

@@ -209,6 +209,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             log,
             socket,
             settings: settings.clone(),
+            observer: None,
         };
         let stop = Arc::clone(&shutdown);
         handles.push(
