@@ -14,6 +14,11 @@ PKGS=(
   kea-dhcp4-server  # peer server for benchmarks
   dnsmasq-base      # peer server for benchmarks (no service unit)
   isc-dhcp-server   # peer server for benchmarks
+  tftp-hpa          # tftp: real TFTP client (e2e tftp)
+  atftp             # atftp: real TFTP client with blksize/windowsize/tsize options (e2e tftp)
+  curl              # curl tftp:// URLs: a third real TFTP client (e2e tftp)
+  tftpd-hpa         # in.tftpd: peer TFTP server for the bench
+  libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   procps psmisc
 )
 
@@ -26,9 +31,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Packaged daemons must not start on install: tests start their own copies in namespaces.
   printf '#!/bin/sh\nexit 101\n' | need_root tee /usr/sbin/policy-rc.d >/dev/null
   need_root chmod +x /usr/sbin/policy-rc.d
+  trap 'need_root rm -f /usr/sbin/policy-rc.d' EXIT
   need_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   need_root rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
+fi
+
+# atftpd (peer TFTP server for the bench) conflicts with tftpd-hpa as a package (both ship
+# in.tftpd), so its binary is unpacked beside the system instead: no service, nothing replaced.
+ATFTPD_ROOT=/opt/provd-peers/atftpd
+if ! command -v atftpd >/dev/null && ! [ -x /usr/sbin/atftpd ]; then
+  echo "install-deps: unpacking atftpd into $ATFTPD_ROOT"
+  dl=$(mktemp -d)
+  chmod 755 "$dl"
+  (cd "$dl" && need_root apt-get download -qq atftpd) \
+    || { need_root apt-get update -qq && (cd "$dl" && need_root apt-get download -qq atftpd); }
+  need_root mkdir -p "$ATFTPD_ROOT"
+  need_root dpkg-deb -x "$dl"/atftpd_*.deb "$ATFTPD_ROOT"
+  need_root ln -sf "$ATFTPD_ROOT/usr/sbin/atftpd" /usr/local/sbin/atftpd
+  rm -rf "$dl"
 fi
 
 # rust-toolchain.toml pins 1.95.0. These machines reach no toolchain server, so when the pinned
@@ -41,7 +63,7 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"

@@ -16,14 +16,20 @@
 //! `provd-loadgen verify --server IP --relay IP --pairs FILE` re-asks (INIT-REBOOT) for each
 //! `mac addr [client-id-hex]` line, with option 61 when the line gives a client id, and prints
 //! `VERIFY ok=N mismatched=N unanswered=N`, exiting 0 iff all are ok.
+//!
+//! `provd-loadgen tftp --server IP:PORT --names 'cm/{mac}.cfg' --macs N --concurrency C ...`
+//! runs TFTP read transfers, C at a time, and prints `RESULT tftp-load files=N files_per_s=X
+//! bytes_per_s=Y p50_ms=L p99_ms=L errors=E timeouts=T`, exiting 0 iff every transfer delivered
+//! the expected content (see `tftp/mod.rs`).
 
 mod hist;
 mod io;
 mod packet;
 mod run;
+mod tftp;
 mod verify;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,6 +55,8 @@ enum Cmd {
     /// Check that the server still ACKs every `mac addr [client-id-hex]` line (INIT-REBOOT
     /// requests).
     Verify(VerifyArgs),
+    /// TFTP read load: many transfers in flight, content verified.
+    Tftp(TftpArgs),
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +135,118 @@ struct VerifyArgs {
     seconds: f64,
 }
 
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["names", "name"])))]
+struct TftpArgs {
+    /// The TFTP server, IP:PORT (port 69 if left out).
+    #[arg(long, value_parser = parse_server)]
+    server: SocketAddrV4,
+    /// File name pattern; `{mac}` becomes the 12 lower-case hex digits of device k % --macs
+    /// (`02:<salt>:...`), e.g. `bench/{mac}.cfg`.
+    #[arg(long)]
+    names: Option<String>,
+    /// Distinct devices (names) for --names.
+    #[arg(long, default_value_t = 1000, requires = "names")]
+    macs: u32,
+    /// Second MAC byte of the devices for --names.
+    #[arg(long, default_value_t = 0, requires = "names")]
+    salt: u8,
+    /// One fixed file name for every transfer.
+    #[arg(long)]
+    name: Option<String>,
+    /// Transfers in flight at once (one UDP socket each).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Transfers to run in total (at most 10 000 000).
+    #[arg(long, default_value_t = tftp::MAX_COUNT)]
+    count: u64,
+    /// No transfer starts after this many seconds (at most 3600); running ones may finish
+    /// within max(5 s, timeout x (retries + 1)) more.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Ask for this block size (RFC 2348); default: none (512-byte blocks).
+    #[arg(long)]
+    blksize: Option<u16>,
+    /// Ask for this window (RFC 7440); default: none (lock-step).
+    #[arg(long)]
+    windowsize: Option<u16>,
+    /// Ask for the size (RFC 2349 `tsize 0`) and check the file against the answer.
+    #[arg(long)]
+    tsize: bool,
+    /// Transfer mode.
+    #[arg(long, default_value = "octet", value_parser = ["octet", "netascii"])]
+    mode: String,
+    /// Source address of the transfers' sockets.
+    #[arg(long, default_value_t = Ipv4Addr::UNSPECIFIED)]
+    bind: Ipv4Addr,
+    /// Wait for an answer before resending the last packet.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Resends before a transfer counts as timed out.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Every file must be this many bytes.
+    #[arg(long)]
+    expect_size: Option<u64>,
+    /// Every file must have this SHA-1 (40 hex digits).
+    #[arg(long)]
+    expect_sha1: Option<String>,
+    /// Every file must equal DIR/NAME (read once at start).
+    #[arg(long)]
+    verify_dir: Option<PathBuf>,
+    /// Write every file received to DIR/NAME.
+    #[arg(long)]
+    save_dir: Option<PathBuf>,
+}
+
+fn parse_server(s: &str) -> Result<SocketAddrV4, String> {
+    if let Ok(ip) = s.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(ip, 69));
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) => Ok(a),
+        _ => Err(format!("{s:?} is not IPv4 IP[:PORT]")),
+    }
+}
+
+fn tftp_config(a: TftpArgs) -> Result<tftp::Config> {
+    let names = match (&a.names, &a.name) {
+        (Some(p), None) => tftp::Names::pattern(p, a.macs, a.salt)?,
+        (None, Some(n)) => tftp::Names::Fixed(n.clone()),
+        _ => anyhow::bail!("give exactly one of --names and --name"),
+    };
+    let files = match &a.verify_dir {
+        Some(d) => Some(tftp::load_reference(d, &names)?),
+        None => None,
+    };
+    Ok(tftp::Config {
+        server: a.server,
+        bind: a.bind,
+        concurrency: a.concurrency,
+        count: a.count,
+        duration: seconds(a.seconds, "--seconds")?,
+        mode: if a.mode == "netascii" {
+            "netascii"
+        } else {
+            "octet"
+        },
+        asked: tftp::packet::RequestOptions {
+            blksize: a.blksize,
+            windowsize: a.windowsize,
+            tsize: a.tsize,
+        },
+        timeout: Duration::from_millis(a.timeout_ms),
+        retries: a.retries,
+        expect: tftp::Expect {
+            size: a.expect_size,
+            sha1: a.expect_sha1.as_deref().map(tftp::parse_sha1).transpose()?,
+            files,
+        },
+        save_dir: a.save_dir,
+        names,
+    })
+}
+
 fn seconds(s: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("{what}: {s} is not a duration"))
 }
@@ -144,6 +264,16 @@ fn main() -> ExitCode {
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
+        Some(Cmd::Tftp(a)) => {
+            let report = tftp::run(tftp_config(a)?)?;
+            eprintln!("{}", report.detail());
+            println!("{}", report.line());
+            Ok(if report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Some(Cmd::Verify(a)) => {
             let (server, relay) = a.ends.addrs()?;
             let text = std::fs::read_to_string(&a.pairs)
