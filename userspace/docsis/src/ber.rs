@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn non_minimal_integer_is_kept_raw() {
-        let bytes = crate::hex::decode("300606012b0202000a").unwrap();
+        let bytes = crate::hex::decode("300706012b0202000a").unwrap();
         let vb = VarBind::decode(&bytes).unwrap();
         assert_eq!(
             vb.value,
@@ -428,7 +428,7 @@ mod tests {
             value: SnmpValue::OctetString(vec![b'a'; 300]),
         };
         let enc = vb.encode().unwrap();
-        assert_eq!(&enc[..4], &[0x30, 0x82, 0x01, 0x33]);
+        assert_eq!(&enc[..4], &[0x30, 0x82, 0x01, 0x34]);
         assert_eq!(VarBind::decode(&enc).unwrap(), vb);
     }
 

@@ -17,6 +17,10 @@ const PAD: u8 = 0x00;
 const MTA_BEGIN: [u8; 3] = [MTA_DELIMITER, 1, 0x01];
 const MTA_END: [u8; 3] = [MTA_DELIMITER, 1, 0xff];
 const MIC_LEN: usize = 16;
+const SNMP_MIB_OBJECT: u8 = 11;
+
+/// Top-level TLVs of a file: type and the byte range of the whole TLV.
+pub(crate) type Spans = Vec<(u8, Range<usize>)>;
 
 /// Which device a config file is for; decides the integrity rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,7 +89,7 @@ pub struct Decoded {
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     /// Every top-level TLV (trailer and hash TLVs included): type and byte range.
-    pub spans: Vec<(u8, Range<usize>)>,
+    pub spans: Spans,
     /// Index in `spans` of the trailer TLV 6 / TLV 7 / MTA hash TLV.
     pub cm_mic: Option<usize>,
     pub cmts_mic: Option<usize>,
@@ -119,35 +123,29 @@ pub(crate) fn decode_with_layout(bytes: &[u8]) -> Result<(Decoded, Layout), Deco
     };
     match kind {
         FileKind::Cm => {
-            if let Some(i) = body_len
-                .checked_sub(1)
-                .filter(|&i| layout.spans[i].0 == CMTS_MIC_TYPE)
-            {
-                if let Ok(mic) = <[u8; MIC_LEN]>::try_from(value_of(i)) {
-                    cmts_mic = Some(mic);
-                    layout.cmts_mic = Some(i);
-                    body_len = i;
-                }
+            // The trailer is TLV 6 then TLV 7 of 16 bytes each, last before the end marker.
+            let mic_at = |end: usize, typ: u8| {
+                let i = end.checked_sub(1).filter(|&i| layout.spans[i].0 == typ)?;
+                <[u8; MIC_LEN]>::try_from(value_of(i))
+                    .ok()
+                    .map(|mic| (i, mic))
+            };
+            if let Some((i, mic)) = mic_at(body_len, CMTS_MIC_TYPE) {
+                (cmts_mic, layout.cmts_mic, body_len) = (Some(mic), Some(i), i);
             }
-            if let Some(i) = body_len
-                .checked_sub(1)
-                .filter(|&i| layout.spans[i].0 == CM_MIC_TYPE)
-            {
-                if let Ok(mic) = <[u8; MIC_LEN]>::try_from(value_of(i)) {
-                    cm_mic = Some(mic);
-                    layout.cm_mic = Some(i);
-                    body_len = i;
-                }
+            if let Some((i, mic)) = mic_at(body_len, CM_MIC_TYPE) {
+                (cm_mic, layout.cm_mic, body_len) = (Some(mic), Some(i), i);
             }
         }
         FileKind::Mta => {
             let n = layout.spans.len();
-            let ends_with_delimiter = n >= 2 && bytes[layout.spans[n - 1].1.clone()] == MTA_END;
-            if ends_with_delimiter && layout.spans[n - 2].0 == 11 {
-                if let Some(found) = FoundMtaHash::from_tlv11(value_of(n - 2)) {
-                    mta_hash = Some(found);
-                    layout.mta_hash = Some(n - 2);
-                }
+            if n >= 2
+                && bytes[layout.spans[n - 1].1.clone()] == MTA_END
+                && layout.spans[n - 2].0 == SNMP_MIB_OBJECT
+                && let Some(found) = FoundMtaHash::from_tlv11(value_of(n - 2))
+            {
+                mta_hash = Some(found);
+                layout.mta_hash = Some(n - 2);
             }
         }
     }
@@ -172,7 +170,7 @@ pub(crate) fn decode_with_layout(bytes: &[u8]) -> Result<(Decoded, Layout), Deco
 }
 
 /// Walk the top-level TLVs: their spans, and the padding count after the end marker.
-fn scan(bytes: &[u8], kind: FileKind) -> Result<(Vec<(u8, Range<usize>)>, usize), DecodeError> {
+fn scan(bytes: &[u8], kind: FileKind) -> Result<(Spans, usize), DecodeError> {
     let mut spans = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
@@ -222,7 +220,7 @@ fn scan(bytes: &[u8], kind: FileKind) -> Result<(Vec<(u8, Range<usize>)>, usize)
 }
 
 /// Encode top-level TLVs, returning the bytes and each TLV's (type, range).
-fn encode_top(tlvs: &[Tlv]) -> Result<(Vec<u8>, Vec<(u8, Range<usize>)>), EncodeError> {
+fn encode_top(tlvs: &[Tlv]) -> Result<(Vec<u8>, Spans), EncodeError> {
     let mut out = Vec::new();
     let mut spans = Vec::with_capacity(tlvs.len());
     for t in tlvs {

@@ -13,7 +13,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Hex digits (no prefix, even count, either case) to bytes; `None` if anything else.
 pub fn decode(digits: &str) -> Option<Vec<u8>> {
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits

@@ -28,7 +28,8 @@ impl HashAlg {
         }
     }
 
-    pub fn len(self) -> usize {
+    /// Digest length in bytes.
+    pub fn digest_len(self) -> usize {
         match self {
             HashAlg::Sha1 => 20,
             HashAlg::Md5 => 16,
@@ -45,7 +46,7 @@ impl HashAlg {
     fn by_len(len: usize) -> Option<HashAlg> {
         [HashAlg::Sha1, HashAlg::Md5]
             .into_iter()
-            .find(|a| a.len() == len)
+            .find(|a| a.digest_len() == len)
     }
 }
 

@@ -11,6 +11,9 @@ use crate::tlv::{self, Tlv};
 /// Largest piece of a file split over several TLVs (code-verification certificates).
 const FILE_CHUNK: usize = 254;
 
+/// TLV 11, SNMP MIB object.
+pub(super) const SNMP_MIB_OBJECT: u8 = 11;
+
 pub(super) fn file(src: &[u8], loader: Option<FileLoader<'_>>) -> Result<ConfigFile, TextError> {
     let tokens = lex::tokenize(src)?;
     let mut p = Parser {
@@ -202,7 +205,16 @@ impl Parser<'_> {
                         },
                     )
                 })?;
-                Tlv::leaf(sym.code, bytes)
+                // As the tool does, a top-level SNMP object too big for TLV 11 goes in TLV 64,
+                // which has a 2-byte length.
+                let promote =
+                    top_level && sym.code == SNMP_MIB_OBJECT && bytes.len() > usize::from(u8::MAX);
+                let code = if promote {
+                    tlv::WIDE_LENGTH_TYPE
+                } else {
+                    sym.code
+                };
+                Tlv::leaf(code, bytes)
             }
             Kind::SnmpWrite => {
                 let (oid_text, oid_tok) = self.atom("an OID")?;

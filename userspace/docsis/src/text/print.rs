@@ -9,7 +9,7 @@ use crate::file::{ConfigFile, Decoded};
 use crate::hex;
 use crate::oid;
 use crate::symtab::{self, Kind, Sym};
-use crate::tlv::{Tlv, Value};
+use crate::tlv::{Tlv, Value, WIDE_LENGTH_TYPE};
 
 /// The text form of a config file. It parses back to the same tree.
 pub fn print(file: &ConfigFile) -> String {
@@ -72,8 +72,16 @@ fn statement(out: &mut String, tlv: &Tlv, table: &'static [Sym], top_level: bool
             out.push_str("}\n");
         }
         (Value::Leaf(bytes), Some((sym, _))) => {
-            let line = typed(sym, bytes)
-                .filter(|text| {
+            // The tool writes a top-level TLV 64 VarBind as SnmpMibObject (a big one is moved
+            // there from TLV 11); `DigitMap` is the form that holds for any size.
+            let promoted = (top_level && tlv.typ == WIDE_LENGTH_TYPE)
+                .then(|| symtab::by_code(table, parse::SNMP_MIB_OBJECT))
+                .flatten();
+            let line = promoted
+                .into_iter()
+                .chain([sym])
+                .filter_map(|s| typed(s, bytes))
+                .find(|text| {
                     parse::statements(text.as_bytes(), table, top_level)
                         .is_ok_and(|t| t == [tlv.clone()])
                 })

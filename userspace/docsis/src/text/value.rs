@@ -134,7 +134,7 @@ pub(crate) fn format(kind: &Kind, bytes: &[u8]) -> Option<String> {
         Kind::Ipv4 => Some(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
         Kind::Ipv6 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
         Kind::IpAny => Some(ip_from(bytes)?.to_string()),
-        Kind::Ipv4List if !bytes.is_empty() && bytes.len() % 4 == 0 => Some(
+        Kind::Ipv4List if !bytes.is_empty() && bytes.len().is_multiple_of(4) => Some(
             bytes
                 .chunks(4)
                 .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string())
@@ -159,7 +159,7 @@ pub(crate) fn format(kind: &Kind, bytes: &[u8]) -> Option<String> {
             let (arcs, used) = ber::decode_oid_element(bytes)?;
             (used == bytes.len()).then(|| oid::format(&arcs))
         }
-        Kind::U16List if !bytes.is_empty() && bytes.len() % 2 == 0 => Some(
+        Kind::U16List if !bytes.is_empty() && bytes.len().is_multiple_of(2) => Some(
             bytes
                 .chunks(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]).to_string())
