@@ -1,0 +1,710 @@
+//! The transfer table of one worker and the dispatch of every datagram to it.
+//!
+//! A worker owns two ports: the listen port (69) where requests arrive, and its transfer port,
+//! from which every reply leaves. RFC 1350 has the server pick a fresh port per transfer, but the
+//! transfer ID is the pair of ports *and addresses*, so one port serves any number of peers:
+//! transfers are keyed by the peer's address and port alone. A packet on the transfer port from
+//! a peer without a transfer gets ERROR 5 and changes nothing else.
+//!
+//! Finding the file is not decided here: a request becomes an [`Event::Read`] and the transfer
+//! waits until the caller calls [`Server::respond`] (now or later, from whatever thread renders
+//! files). Timers live in one ordered set holding exactly one deadline per transfer, so
+//! [`Server::next_deadline`] is a lookup and [`Server::poll_timeouts`] touches only what is due.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::config::ServerConfig;
+use crate::counters::{Counters, DropReason};
+use crate::options::Options;
+use crate::packet::{ErrorCode, Mode, Opcode, Packet, Request};
+use crate::transfer::{AckOutcome, DataOutcome, Io, Limits, Reader, Writer};
+use crate::{FileContent, Millis, Refusal};
+
+/// Which of a worker's two sockets a datagram arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The well-known port (69): requests only.
+    Listen,
+    /// The worker's own port that all its transfers use.
+    Transfer,
+}
+
+/// One received datagram and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub port: Port,
+    /// The address the datagram was sent to (IP_PKTINFO); replies leave from it, so a client
+    /// that asked one of the host's addresses hears back from that address.
+    pub local: Ipv4Addr,
+    pub peer: SocketAddrV4,
+    /// MTU toward the peer when known (e.g. the arrival interface's): caps the block size.
+    pub path_mtu: Option<u32>,
+    pub bytes: &'a [u8],
+}
+
+/// One datagram to send from the transfer port. DATA is split into its 4-byte header and the
+/// payload, a slice of the shared file, so nothing is copied until the socket layer wants to.
+#[derive(Debug, Clone, Copy)]
+pub struct Transmit<'a> {
+    pub to: SocketAddrV4,
+    /// Source address for the datagram (unspecified: let the kernel choose).
+    pub from: Ipv4Addr,
+    pub header: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl Transmit<'_> {
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the datagram into `buf` and returns its length, or `None` if it does not fit.
+    pub fn copy_to(&self, buf: &mut [u8]) -> Option<usize> {
+        let (h, p) = (self.header.len(), self.payload.len());
+        let dst = buf.get_mut(..h + p)?;
+        dst[..h].copy_from_slice(self.header);
+        dst[h..].copy_from_slice(self.payload);
+        Some(h + p)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.header, self.payload].concat()
+    }
+}
+
+/// Names a transfer across the decision round trip. The serial tells a new transfer of the same
+/// peer from the one the decision was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransferId {
+    pub peer: SocketAddrV4,
+    serial: u32,
+}
+
+/// A request the caller must decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRequest<'a> {
+    pub id: TransferId,
+    pub peer: SocketAddrV4,
+    /// The address the request was sent to.
+    pub local: Ipv4Addr,
+    pub filename: &'a str,
+    pub mode: Mode,
+    pub options: Options,
+}
+
+/// What a datagram asks of the caller, or tells it.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// Answer with [`Server::respond`]: the file's bytes or an ERROR.
+    Read(FileRequest<'a>),
+    /// Answer with [`Server::respond_write`] (only when writes are allowed).
+    Write(FileRequest<'a>),
+    /// An upload finished; the file's bytes (decoded, for netascii).
+    WriteComplete { id: TransferId, data: Vec<u8> },
+    /// A datagram was dropped (and counted); for rate-limited logging.
+    Dropped {
+        peer: SocketAddrV4,
+        port: Port,
+        reason: DropReason,
+    },
+}
+
+/// All transfers of one worker.
+#[derive(Debug)]
+pub struct Server {
+    limits: Limits,
+    max_transfers: usize,
+    allow_write: bool,
+    dally_ms: u64,
+    decision_ms: u64,
+    transfers: HashMap<SocketAddrV4, Transfer>,
+    /// Exactly one `(deadline, peer)` per transfer, in deadline order.
+    timers: BTreeSet<(Millis, SocketAddrV4)>,
+    next_serial: u32,
+    /// Outgoing OACK/ERROR packets and netascii DATA are built here.
+    scratch: Box<[u8]>,
+    counters: Counters,
+}
+
+/// The state of one peer's transfer: a few integers and a shared file reference.
+#[derive(Debug)]
+pub(crate) struct Transfer {
+    serial: u32,
+    local: Ipv4Addr,
+    /// Fingerprint of the request that started it, to recognise a retransmitted request.
+    request_hash: u64,
+    deadline: Millis,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for the caller's answer to the request.
+    Deciding(Pending),
+    Reading(Reader),
+    Writing(Writer),
+    /// Done; kept for the dally time so a repeated final ACK (or final DATA, re-ACKed) is
+    /// absorbed quietly instead of drawing an ERROR 5.
+    Dallying {
+        final_ack: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    write: bool,
+    mode: Mode,
+    options: Options,
+    mtu: Option<u32>,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Result<Self, crate::ConfigError> {
+        config.validate()?;
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let ms32 = |d| u32::try_from(ms(d)).unwrap_or(u32::MAX);
+        let scratch_len = usize::from(config.max_blksize).max(512) + 4;
+        Ok(Server {
+            limits: Limits {
+                max_blksize: config.max_blksize,
+                max_window: config.max_windowsize,
+                rto: crate::rto::RtoBounds {
+                    initial: ms32(config.initial_rto),
+                    min: ms32(config.min_rto),
+                    max: ms32(config.max_rto),
+                },
+                max_retries: config.max_retries,
+                max_write: config.max_write_size,
+            },
+            max_transfers: config.max_transfers,
+            allow_write: config.allow_write,
+            dally_ms: ms(config.dally),
+            decision_ms: ms(config.decision_timeout),
+            transfers: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_serial: 0,
+            scratch: vec![0; scratch_len].into_boxed_slice(),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Transfers in the table (deciding, in progress, or dallying).
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// When [`Server::poll_timeouts`] next has work.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.timers.first().map(|(d, _)| *d)
+    }
+
+    /// Handles one datagram; replies go to `out`, a decision to make or a drop to log comes back.
+    pub fn handle<'a>(
+        &mut self,
+        now: Millis,
+        incoming: Incoming<'a>,
+        out: &mut impl FnMut(Transmit<'_>),
+    ) -> Option<Event<'a>> {
+        match incoming.port {
+            Port::Listen => self.on_listen(now, incoming, out),
+            Port::Transfer => self.on_transfer(now, incoming, out),
+        }
+    }
+
+    fn on_listen<'a>(
+        &mut self,
+        now: Millis,
+        inc: Incoming<'a>,
+        out: &mut dyn FnMut(Transmit<'_>),
+    ) -> Option<Event<'a>> {
+        let dropped = |reason| Event::Dropped {
+            peer: inc.peer,
+            port: Port::Listen,
+            reason,
+        };
+        match Packet::parse(inc.bytes) {
+            Ok(Packet::Rrq(req)) => self.on_request(now, inc, req, false, out),
+            Ok(Packet::Wrq(req)) => self.on_request(now, inc, req, true, out),
+            Ok(_) => {
+                // Only requests belong here; answering anything else would only help a
+                // reflection attack.
+                self.counters.count_drop(DropReason::Unexpected);
+                Some(dropped(DropReason::Unexpected))
+            }
+            Err(e) => {
+                let reason = DropReason::Malformed(e);
+                self.counters.count_drop(reason);
+                if matches!(Opcode::of(inc.bytes), Some(Opcode::Rrq | Opcode::Wrq)) {
+                    // A client whose request we cannot read deserves to know why.
+                    let code = e.reply_code();
+                    self.io(inc.peer, inc.local, out)
+                        .send_error(code, code.default_message());
+                }
+                Some(dropped(reason))
+            }
+        }
+    }
+
+    fn on_request<'a>(
+        &mut self,
+        now: Millis,
+        inc: Incoming<'a>,
+        req: Request<'a>,
+        write: bool,
+        out: &mut dyn FnMut(Transmit<'_>),
+    ) -> Option<Event<'a>> {
+        if write {
+            self.counters.wrq += 1;
+        } else {
+            self.counters.rrq += 1;
+        }
+        let hash = fingerprint(inc.bytes);
+        if self.repeat_first_answer(now, inc, hash, out) {
+            self.counters.duplicate_requests += 1;
+            return None;
+        }
+        if self.forget(inc.peer) {
+            self.counters.replaced += 1;
+        }
+        let mut refuse = |s: &mut Self, code: ErrorCode, message: &str| {
+            s.io(inc.peer, inc.local, out).send_error(code, message);
+            None
+        };
+        if write && !self.allow_write {
+            self.counters.writes_refused += 1;
+            return refuse(self, ErrorCode::ACCESS_VIOLATION, "Writes are not accepted");
+        }
+        if self.transfers.len() >= self.max_transfers {
+            self.counters.too_many_transfers += 1;
+            return refuse(self, ErrorCode::DISK_FULL, "Too many transfers");
+        }
+        let too_big = req
+            .options
+            .tsize
+            .is_some_and(|t| t > self.limits.max_write as u64);
+        if write && too_big {
+            return refuse(self, ErrorCode::DISK_FULL, "File too large");
+        }
+        let serial = self.next_serial;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let deadline = now.plus(self.decision_ms);
+        self.transfers.insert(
+            inc.peer,
+            Transfer {
+                serial,
+                local: inc.local,
+                request_hash: hash,
+                deadline,
+                state: State::Deciding(Pending {
+                    write,
+                    mode: req.mode,
+                    options: req.options,
+                    mtu: inc.path_mtu,
+                }),
+            },
+        );
+        self.timers.insert((deadline, inc.peer));
+        let request = FileRequest {
+            id: TransferId {
+                peer: inc.peer,
+                serial,
+            },
+            peer: inc.peer,
+            local: inc.local,
+            filename: req.filename,
+            mode: req.mode,
+            options: req.options,
+        };
+        Some(if write {
+            Event::Write(request)
+        } else {
+            Event::Read(request)
+        })
+    }
+
+    /// A repeated request while our first answer is unacknowledged means that answer was lost:
+    /// send it again (or, still deciding, wait for the decision). True if handled so.
+    fn repeat_first_answer(
+        &mut self,
+        now: Millis,
+        inc: Incoming<'_>,
+        hash: u64,
+        out: &mut dyn FnMut(Transmit<'_>),
+    ) -> bool {
+        let Server {
+            transfers,
+            timers,
+            scratch,
+            counters,
+            ..
+        } = self;
+        let Some(t) = transfers.get_mut(&inc.peer) else {
+            return false;
+        };
+        if t.request_hash != hash {
+            return false;
+        }
+        let mut io = Io {
+            to: inc.peer,
+            from: t.local,
+            scratch,
+            counters,
+            out,
+        };
+        let rto = match &mut t.state {
+            State::Deciding(_) => return true,
+            State::Reading(r) if r.at_start() => {
+                r.resend_first(now, &mut io);
+                r.rto_ms()
+            }
+            State::Writing(w) if w.at_start() => {
+                w.start(&mut io);
+                io.counters.retransmits += 1;
+                w.rto_ms()
+            }
+            _ => return false,
+        };
+        rearm(timers, inc.peer, t, now.plus(rto));
+        true
+    }
+
+    fn on_transfer<'a>(
+        &mut self,
+        now: Millis,
+        inc: Incoming<'a>,
+        out: &mut dyn FnMut(Transmit<'_>),
+    ) -> Option<Event<'a>> {
+        let dropped = |reason| {
+            Some(Event::Dropped {
+                peer: inc.peer,
+                port: Port::Transfer,
+                reason,
+            })
+        };
+        let Server {
+            limits,
+            transfers,
+            timers,
+            scratch,
+            counters,
+            dally_ms,
+            ..
+        } = self;
+        let Some(t) = transfers.get_mut(&inc.peer) else {
+            counters.unknown_tid += 1;
+            counters.count_drop(DropReason::UnknownTransfer);
+            // Never answer an ERROR (RFC 1350): two confused hosts would bounce them forever.
+            if Opcode::of(inc.bytes) != Some(Opcode::Error) {
+                let code = ErrorCode::UNKNOWN_TRANSFER_ID;
+                let mut io = Io {
+                    to: inc.peer,
+                    from: inc.local,
+                    scratch,
+                    counters,
+                    out,
+                };
+                io.send_error(code, code.default_message());
+            }
+            return dropped(DropReason::UnknownTransfer);
+        };
+        let packet = match Packet::parse(inc.bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                // Garbage from the peer does not end its transfer; the timers recover.
+                counters.count_drop(DropReason::Malformed(e));
+                return dropped(DropReason::Malformed(e));
+            }
+        };
+        let id = TransferId {
+            peer: inc.peer,
+            serial: t.serial,
+        };
+        let mut io = Io {
+            to: inc.peer,
+            from: t.local,
+            scratch,
+            counters,
+            out,
+        };
+        match (packet, &mut t.state) {
+            (Packet::Error { .. }, _) => {
+                io.counters.peer_errors += 1;
+                forget(transfers, timers, inc.peer);
+                None
+            }
+            (Packet::Ack { block }, State::Reading(r)) => {
+                match r.on_ack(block, now, &mut io, limits) {
+                    AckOutcome::Ignored => io.counters.duplicate_acks += 1,
+                    AckOutcome::Progress => {
+                        let d = now.plus(r.rto_ms());
+                        rearm(timers, inc.peer, t, d);
+                    }
+                    AckOutcome::Complete => {
+                        io.counters.completed += 1;
+                        t.state = State::Dallying { final_ack: None };
+                        rearm(timers, inc.peer, t, now.plus(*dally_ms));
+                    }
+                }
+                None
+            }
+            (Packet::Ack { .. }, State::Dallying { .. }) => {
+                io.counters.duplicate_acks += 1;
+                None
+            }
+            (Packet::Data { block, data }, State::Writing(w)) => {
+                match w.on_data(block, data, &mut io, limits) {
+                    DataOutcome::Ignored => None,
+                    DataOutcome::Progress => {
+                        let d = now.plus(w.rto_ms());
+                        rearm(timers, inc.peer, t, d);
+                        None
+                    }
+                    DataOutcome::Complete(data) => {
+                        io.counters.writes_completed += 1;
+                        t.state = State::Dallying {
+                            final_ack: Some(block),
+                        };
+                        rearm(timers, inc.peer, t, now.plus(*dally_ms));
+                        Some(Event::WriteComplete { id, data })
+                    }
+                    DataOutcome::TooLarge => {
+                        io.send_error(ErrorCode::DISK_FULL, "File too large");
+                        forget(transfers, timers, inc.peer);
+                        None
+                    }
+                    DataOutcome::Oversized => {
+                        io.send_error(ErrorCode::ILLEGAL_OPERATION, "DATA exceeds the block size");
+                        io.counters.count_drop(DropReason::OversizedData);
+                        forget(transfers, timers, inc.peer);
+                        dropped(DropReason::OversizedData)
+                    }
+                }
+            }
+            (Packet::Data { block, .. }, State::Dallying { final_ack: Some(f) }) if block == *f => {
+                // Our final ACK was lost: the sender repeats its last block.
+                io.counters.acks_sent += 1;
+                io.send(&crate::packet::ack(block), &[]);
+                None
+            }
+            _ => {
+                io.counters.count_drop(DropReason::Unexpected);
+                dropped(DropReason::Unexpected)
+            }
+        }
+    }
+
+    /// Answers a [`Event::Read`]: the file to send, or the ERROR to refuse with. Returns false
+    /// (and does nothing) if the transfer no longer waits for this answer.
+    pub fn respond(
+        &mut self,
+        id: TransferId,
+        answer: Result<FileContent, Refusal>,
+        now: Millis,
+        out: &mut impl FnMut(Transmit<'_>),
+    ) -> bool {
+        self.decide(id, false, now, out, |p, limits| {
+            let content = answer?;
+            Reader::new(content, p.mode, &p.options, p.mtu, limits).map(State::Reading)
+        })
+    }
+
+    /// Answers a [`Event::Write`]: accept (the upload starts) or the ERROR to refuse with.
+    pub fn respond_write(
+        &mut self,
+        id: TransferId,
+        answer: Result<(), Refusal>,
+        now: Millis,
+        out: &mut impl FnMut(Transmit<'_>),
+    ) -> bool {
+        self.decide(id, true, now, out, |p, limits| {
+            answer?;
+            Ok(State::Writing(Writer::new(
+                p.mode, &p.options, p.mtu, limits,
+            )))
+        })
+    }
+
+    fn decide(
+        &mut self,
+        id: TransferId,
+        write: bool,
+        now: Millis,
+        out: &mut dyn FnMut(Transmit<'_>),
+        start: impl FnOnce(&Pending, &Limits) -> Result<State, Refusal>,
+    ) -> bool {
+        let Server {
+            limits,
+            transfers,
+            timers,
+            scratch,
+            counters,
+            ..
+        } = self;
+        let pending = match transfers.get(&id.peer).map(|t| (t.serial, &t.state)) {
+            Some((serial, State::Deciding(p))) if serial == id.serial && p.write == write => *p,
+            _ => {
+                counters.stale_responses += 1;
+                return false;
+            }
+        };
+        let Some(t) = transfers.get_mut(&id.peer) else {
+            return false;
+        };
+        let mut io = Io {
+            to: id.peer,
+            from: t.local,
+            scratch,
+            counters,
+            out,
+        };
+        match start(&pending, limits) {
+            Ok(mut state) => {
+                let rto = match &mut state {
+                    State::Reading(r) => {
+                        r.start(now, &mut io);
+                        r.rto_ms()
+                    }
+                    State::Writing(w) => {
+                        w.start(&mut io);
+                        w.rto_ms()
+                    }
+                    State::Deciding(_) | State::Dallying { .. } => 0,
+                };
+                t.state = state;
+                rearm(timers, id.peer, t, now.plus(rto));
+            }
+            Err(refusal) => {
+                io.counters.refused += 1;
+                io.send_error(refusal.code, &refusal.message);
+                forget(transfers, timers, id.peer);
+            }
+        }
+        true
+    }
+
+    /// Runs every timer due at `now`: retransmissions, give-ups, end of dally, decisions never
+    /// made.
+    pub fn poll_timeouts(&mut self, now: Millis, out: &mut impl FnMut(Transmit<'_>)) {
+        let Server {
+            limits,
+            transfers,
+            timers,
+            scratch,
+            counters,
+            ..
+        } = self;
+        while let Some(&(deadline, peer)) = timers.first() {
+            if deadline > now {
+                break;
+            }
+            timers.pop_first();
+            let Some(t) = transfers.get_mut(&peer) else {
+                debug_assert!(false, "timer without a transfer");
+                continue;
+            };
+            let mut io = Io {
+                to: peer,
+                from: t.local,
+                scratch,
+                counters,
+                out,
+            };
+            let rto = match &mut t.state {
+                State::Deciding(_) => {
+                    io.counters.decision_timeouts += 1;
+                    None
+                }
+                State::Reading(r) => r.on_timeout(now, &mut io, limits).then(|| r.rto_ms()),
+                State::Writing(w) => w.on_timeout(&mut io, limits).then(|| w.rto_ms()),
+                State::Dallying { .. } => None,
+            };
+            match rto {
+                Some(rto) => {
+                    t.deadline = now.plus(rto);
+                    timers.insert((t.deadline, peer));
+                }
+                None => {
+                    transfers.remove(&peer);
+                }
+            }
+        }
+    }
+
+    fn io<'s>(
+        &'s mut self,
+        to: SocketAddrV4,
+        from: Ipv4Addr,
+        out: &'s mut dyn FnMut(Transmit<'_>),
+    ) -> Io<'s> {
+        Io {
+            to,
+            from,
+            scratch: &mut self.scratch,
+            counters: &mut self.counters,
+            out,
+        }
+    }
+
+    /// Drops a peer's transfer, if any; true if there was one.
+    fn forget(&mut self, peer: SocketAddrV4) -> bool {
+        forget(&mut self.transfers, &mut self.timers, peer)
+    }
+}
+
+fn forget(
+    transfers: &mut HashMap<SocketAddrV4, Transfer>,
+    timers: &mut BTreeSet<(Millis, SocketAddrV4)>,
+    peer: SocketAddrV4,
+) -> bool {
+    match transfers.remove(&peer) {
+        Some(t) => {
+            timers.remove(&(t.deadline, peer));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Moves a transfer's one timer entry to `deadline`.
+fn rearm(
+    timers: &mut BTreeSet<(Millis, SocketAddrV4)>,
+    peer: SocketAddrV4,
+    t: &mut Transfer,
+    deadline: Millis,
+) {
+    if t.deadline != deadline {
+        timers.remove(&(t.deadline, peer));
+        t.deadline = deadline;
+        timers.insert((deadline, peer));
+    }
+}
+
+/// FNV-1a over the request bytes: a retransmitted request is byte-identical, and a collision
+/// between two requests of the same peer only costs a repeated first packet.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+impl Server {
+    /// Checks the table/timer invariant: one timer entry per transfer, at its deadline.
+    pub(crate) fn check_invariants(&self) {
+        assert_eq!(self.timers.len(), self.transfers.len());
+        for (peer, t) in &self.transfers {
+            assert!(self.timers.contains(&(t.deadline, *peer)));
+        }
+        assert!(self.transfers.len() <= self.max_transfers);
+    }
+}
