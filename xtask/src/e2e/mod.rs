@@ -6,9 +6,14 @@
 //! anything failed. Details go to stderr; logs, configs and captures of the run stay in the run
 //! directory when something failed (or with `--keep`). The crash test re-asks the server with
 //! `provd-loadgen verify`, built into target/release with provd.
+//!
+//! `cargo xtask e2e tftp [--peer tftpd-hpa|atftpd]` runs the TFTP suite (tftp-hpa, atftp, curl,
+//! dhclient, provd-loadgen tftp) the same way; scenarios a peer server cannot take part in (its
+//! files are not generated per device) print `SKIP name: reason` and count neither way.
 
 mod dhcp;
 mod subject;
+mod tftp;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -20,7 +25,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp
+    /// Which suite: dhcp or tftp
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -45,7 +50,30 @@ pub struct Args {
     /// Keep the run directory even when everything passed.
     #[arg(long)]
     pub keep: bool,
+    /// The provd-loadgen binary (default: target/release/provd-loadgen, built first unless
+    /// --no-build).
+    #[arg(long)]
+    pub loadgen: Option<PathBuf>,
+    /// tftp suite: serve with this peer instead of provd (tftpd-hpa or atftpd), which proves the
+    /// scenarios and the rig.
+    #[arg(long)]
+    pub peer: Option<String>,
 }
+
+/// A scenario's way of saying it does not apply to this run; printed as `SKIP name: reason`.
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
+
+/// A suite's scenarios: name and function, run in order.
+pub type Scenarios<C> = Vec<(&'static str, fn(&C, &Path) -> Result<()>)>;
 
 /// Everything a scenario needs to know about the run.
 #[derive(Debug)]
@@ -66,23 +94,21 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.suite != "dhcp" {
-        bail!("unknown e2e suite {:?} (known: dhcp)", args.suite);
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp") {
+        bail!("unknown e2e suite {:?} (known: dhcp, tftp)", args.suite);
     }
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the e2e suites need root: they create network namespaces and veth pairs");
     }
+    if args.suite == "tftp" {
+        return tftp::run(&args);
+    }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
     }
     let scenarios = dhcp::scenarios();
-    for name in &args.only {
-        if !scenarios.iter().any(|(n, _)| n == name) {
-            let known: Vec<&str> = scenarios.iter().map(|(n, _)| *n).collect();
-            bail!("unknown scenario {name:?} (known: {})", known.join(", "));
-        }
-    }
+    check_only(&scenarios, &args.only)?;
     subject::check_tools(args.subject)?;
     provd_rig::cleanup::install_signal_handlers()?;
     for name in provd_rig::cleanup::sweep_stale() {
@@ -97,7 +123,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.subject == Subject::Provd && !args.no_build && args.provd.is_none() {
         subject::build_release(&root, "provd")?;
     }
-    if !args.no_build {
+    if !args.no_build && args.loadgen.is_none() {
         subject::build_release(&root, "provd-loadgen")?;
     }
     let ctx = Ctx {
@@ -108,17 +134,42 @@ pub fn run(args: Args) -> Result<()> {
             Subject::Kea => dhcp::KEA_RATE,
         }),
         load_secs: args.load_secs,
-        loadgen: root.join("target/release/provd-loadgen"),
+        loadgen: loadgen_path(&args, &root),
     };
+    let about = format!("subject {:?}, perfdhcp rate {}/s", ctx.subject, ctx.rate);
+    run_scenarios("dhcp", &about, &ctx, &scenarios, &args)
+}
 
+/// `--loadgen`, or the one `cargo build --release -p provd-loadgen` leaves in target/release.
+pub fn loadgen_path(args: &Args, root: &Path) -> PathBuf {
+    args.loadgen
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/provd-loadgen"))
+}
+
+/// Fails on an `--only` name that is not a scenario of the suite.
+pub fn check_only<C>(scenarios: &Scenarios<C>, only: &[String]) -> Result<()> {
+    for name in only {
+        if !scenarios.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = scenarios.iter().map(|(n, _)| *n).collect();
+            bail!("unknown scenario {name:?} (known: {})", known.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the selected scenarios in order, each in its own directory of the run directory, and
+/// prints the PASS/FAIL/SKIP lines and the summary; exits 1 if anything failed.
+pub fn run_scenarios<C>(
+    suite: &str,
+    about: &str,
+    ctx: &C,
+    scenarios: &Scenarios<C>,
+    args: &Args,
+) -> Result<()> {
     let run_dir = std::env::temp_dir().join(format!("provd-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir).with_context(|| run_dir.display().to_string())?;
-    eprintln!(
-        "e2e: suite dhcp, subject {:?}, perfdhcp rate {}/s, run dir {}",
-        ctx.subject,
-        ctx.rate,
-        run_dir.display()
-    );
+    eprintln!("e2e: suite {suite}, {about}, run dir {}", run_dir.display());
 
     let (mut passed, mut failed) = (0u32, 0u32);
     for (name, scenario) in scenarios {
@@ -129,12 +180,15 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         eprintln!("e2e: --- {name}");
         let t = Instant::now();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| scenario(&ctx, &dir)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| scenario(ctx, &dir)));
         let secs = t.elapsed().as_secs_f64();
         match result {
             Ok(Ok(())) => {
                 passed += 1;
                 println!("PASS {name} ({secs:.1}s)");
+            }
+            Ok(Err(e)) if e.downcast_ref::<Skip>().is_some() => {
+                println!("SKIP {name}: {e}");
             }
             Ok(Err(e)) => {
                 failed += 1;
