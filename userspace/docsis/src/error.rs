@@ -41,6 +41,8 @@ pub enum EncodeError {
         "TLV {typ} cannot appear at the top level: 0 is padding and 255 the end-of-data marker"
     )]
     ReservedType { typ: u8 },
+    #[error("the settings make a {actual:?} file (an MTA file starts with MtaConfigDelimiter 1)")]
+    WrongKind { actual: crate::FileKind },
     #[error("an in-file MTA hash needs the file to end with MtaConfigDelimiter 255")]
     MissingMtaEndDelimiter,
     #[error("the MTA hash OID cannot be BER-encoded: {0}")]

@@ -237,6 +237,8 @@ fn encode_top(tlvs: &[Tlv]) -> Result<(Vec<u8>, Spans), EncodeError> {
 /// Encode a CM config file: the settings, then CM MIC, CMTS MIC (keyed with the CMTS shared
 /// secret), end-of-data marker and padding to a multiple of 4 bytes.
 pub fn encode_cm(file: &ConfigFile, shared_secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    // Bytes starting with the MTA begin delimiter would read back as an MTA file.
+    expect_kind(&file.tlvs, FileKind::Cm)?;
     let (mut out, mut spans) = encode_top(&file.tlvs)?;
     let cm = mic::cm_mic(&out);
     let start = out.len();
@@ -257,6 +259,7 @@ pub fn encode_mta(
     file: &ConfigFile,
     in_file_hash: Option<MtaHash>,
 ) -> Result<Vec<u8>, EncodeError> {
+    expect_kind(&file.tlvs, FileKind::Mta)?;
     let (mut out, _) = encode_top(&file.tlvs)?;
     let Some(spec) = in_file_hash else {
         return Ok(out);
@@ -275,6 +278,15 @@ pub fn encode_mta(
     let at = out.len() - MTA_END.len();
     out.splice(at..at, tlv11);
     Ok(out)
+}
+
+fn expect_kind(tlvs: &[Tlv], kind: FileKind) -> Result<(), EncodeError> {
+    let actual = FileKind::of_tlvs(tlvs);
+    if actual == kind {
+        Ok(())
+    } else {
+        Err(EncodeError::WrongKind { actual })
+    }
 }
 
 /// The complete encodings of `spans` within `bytes`, for the CMTS MIC.

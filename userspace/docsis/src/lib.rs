@@ -16,6 +16,17 @@
 //!   a leaf;
 //! * `text::parse(text::print(tree)) == tree` for every decoded tree: a value is printed in its
 //!   typed form only when that form parses back to the same bytes, else as `GenericTLV` hex.
+//!
+//! ```
+//! use provd_docsis::{decode, encode_cm, text, verify};
+//!
+//! let file = text::parse("Main { NetworkAccess 1; MaxCPE 3; }")?;
+//! let bytes = encode_cm(&file, b"DOCSIS")?;
+//! assert!(verify(&bytes, Some(b"DOCSIS"))?.all_ok());
+//! assert_eq!(decode(&bytes)?.file, file);
+//! assert_eq!(text::print(&file), "Main \n{\n\tNetworkAccess 1;\n\tMaxCPE 3;\n}\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod ber;
 mod error;

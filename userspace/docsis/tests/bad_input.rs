@@ -207,3 +207,37 @@ fn comments_and_case() {
     .unwrap();
     assert_eq!(file.tlvs, [Tlv::leaf(3, vec![1])]);
 }
+
+/// Hand-built trees the wire cannot carry are refused by encode, with the reason.
+#[test]
+fn encode_refuses_what_the_wire_cannot_carry() {
+    use provd_docsis::{ConfigFile, EncodeError, FileKind, encode_mta};
+    let mta = text::parse("Main { MtaConfigDelimiter 1; MtaConfigDelimiter 255; }").unwrap();
+    assert_eq!(
+        encode_cm(&mta, b"k"),
+        Err(EncodeError::WrongKind {
+            actual: FileKind::Mta
+        })
+    );
+    let cm = text::parse("Main { NetworkAccess 1; }").unwrap();
+    assert_eq!(
+        encode_mta(&cm, None),
+        Err(EncodeError::WrongKind {
+            actual: FileKind::Cm
+        })
+    );
+    let pad = ConfigFile::new(vec![Tlv::leaf(0, vec![])]);
+    assert_eq!(
+        encode_cm(&pad, b"k"),
+        Err(EncodeError::ReservedType { typ: 0 })
+    );
+    let big = ConfigFile::new(vec![Tlv::leaf(9, vec![b'a'; 256])]);
+    assert_eq!(
+        encode_cm(&big, b"k"),
+        Err(EncodeError::ValueTooLong {
+            typ: 9,
+            len: 256,
+            max: 255
+        })
+    );
+}

@@ -12,7 +12,7 @@ mod value;
 
 use thiserror::Error;
 
-use crate::file::{ConfigFile, FileKind};
+use crate::file::ConfigFile;
 
 pub use print::{print, print_decoded};
 
@@ -97,14 +97,4 @@ pub fn parse_with_loader(
     loader: FileLoader<'_>,
 ) -> Result<ConfigFile, TextError> {
     parse::file(src.as_ref(), Some(loader))
-}
-
-impl ConfigFile {
-    /// The kind of a parsed tree.
-    pub(crate) fn from_parsed(tlvs: Vec<crate::tlv::Tlv>) -> Self {
-        ConfigFile {
-            kind: FileKind::of_tlvs(&tlvs),
-            tlvs,
-        }
-    }
 }

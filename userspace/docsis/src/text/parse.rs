@@ -33,7 +33,7 @@ pub(super) fn file(src: &[u8], loader: Option<FileLoader<'_>>) -> Result<ConfigF
             "end of file after the closing `}` of Main",
         ));
     }
-    Ok(ConfigFile::from_parsed(tlvs))
+    Ok(ConfigFile::new(tlvs))
 }
 
 /// Parse statements standing alone in block `table` (the printer checks its output with this).
