@@ -170,3 +170,11 @@ fn binary_only_dumps_compile_to_their_binaries() {
     assert_eq!(file.kind, FileKind::Mta);
     assert!(encode_mta(&file, None).unwrap() == bin);
 }
+
+/// The printer writes what the tool writes: same names, values, layout and trailer comments.
+#[test]
+fn printer_matches_the_tools_dump() {
+    let decoded = decode(&read("bindocsis/docsis1_1_classifiers2.cm")).unwrap();
+    let txt = String::from_utf8(read("rlaager/docsis1.1_classifiers2.txt")).unwrap();
+    assert_eq!(text::print_decoded(&decoded), txt);
+}
