@@ -1,0 +1,160 @@
+//! What the DHCP side knows of each bound device, readable by the file servers.
+//!
+//! DHCP workers own their shards' lease tables outright; nothing else may touch them. What a
+//! TFTP (or HTTP) request needs — is this MAC bound, to which address, behind which CMTS — is
+//! published here by the workers as they write lease records, before the ACK leaves, so a device
+//! can never ask for its file before its facts are visible. The map is a `DashMap`: sharded
+//! locks, held for one insert or lookup, never across a render.
+
+use std::net::Ipv4Addr;
+
+use dashmap::DashMap;
+use provd_config::ClassId;
+use provd_engine::Binding;
+use provd_lease::{Lease, LeaseState};
+
+/// The facts of one bound device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// The leased address: the only address allowed to fetch the device's generated file.
+    pub addr: Ipv4Addr,
+    /// Unix seconds.
+    pub expires_at: u32,
+    /// From the DHCP request that bound it; unknown for leases restored from the log.
+    pub class: Option<ClassId>,
+    /// The relay (CMTS); unspecified for a direct client or when unknown.
+    pub giaddr: Ipv4Addr,
+    pub vendor_class: Option<Box<[u8]>>,
+}
+
+/// Bound devices by MAC, shared between the DHCP workers (writers) and the file servers.
+#[derive(Debug, Default)]
+pub struct DeviceView {
+    map: DashMap<[u8; 6], DeviceFacts, foldhash::fast::RandomState>,
+}
+
+impl DeviceView {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A lease record as it is written to the log: a bound lease makes (or keeps) the device
+    /// known at its address; any other state forgets it. Facts from an earlier [`Binding`] for
+    /// the same address are kept.
+    pub fn record(&self, lease: &Lease) {
+        if lease.state != LeaseState::Bound {
+            self.map
+                .remove_if(&lease.chaddr, |_, f| f.addr == lease.addr);
+            return;
+        }
+        self.map
+            .entry(lease.chaddr)
+            .and_modify(|f| {
+                if f.addr != lease.addr {
+                    f.class = None;
+                    f.giaddr = Ipv4Addr::UNSPECIFIED;
+                    f.vendor_class = None;
+                }
+                f.addr = lease.addr;
+                f.expires_at = lease.expires_at;
+            })
+            .or_insert_with(|| DeviceFacts {
+                addr: lease.addr,
+                expires_at: lease.expires_at,
+                class: None,
+                giaddr: Ipv4Addr::UNSPECIFIED,
+                vendor_class: None,
+            });
+    }
+
+    /// The full facts of an ACK.
+    pub fn bind(&self, b: Binding) {
+        self.map.insert(
+            b.mac,
+            DeviceFacts {
+                addr: b.addr,
+                expires_at: b.expires_at,
+                class: b.class,
+                giaddr: b.giaddr,
+                vendor_class: b.vendor_class,
+            },
+        );
+    }
+
+    /// The device's facts if its lease is live at `now` (unix seconds).
+    pub fn get(&self, mac: &[u8; 6], now: u32) -> Option<DeviceFacts> {
+        self.map
+            .get(mac)
+            .filter(|f| f.expires_at > now)
+            .map(|f| f.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl provd_engine::LeaseObserver for DeviceView {
+    fn record(&self, lease: &Lease) {
+        DeviceView::record(self, lease);
+    }
+
+    fn bind(&self, binding: Binding) {
+        DeviceView::bind(self, binding);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0, 0x15, 0xcf, 1, 2, 3];
+
+    fn lease(addr: [u8; 4], state: LeaseState) -> Lease {
+        Lease {
+            addr: Ipv4Addr::from(addr),
+            expires_at: 1000,
+            state,
+            chaddr: MAC,
+            pool: 0,
+        }
+    }
+
+    #[test]
+    fn bound_leases_are_visible_until_they_end_or_expire() {
+        let v = DeviceView::new();
+        v.bind(Binding {
+            mac: MAC,
+            addr: Ipv4Addr::new(10, 1, 0, 5),
+            expires_at: 1000,
+            class: Some(1),
+            giaddr: Ipv4Addr::new(10, 1, 0, 1),
+            vendor_class: Some(b"docsis3.0"[..].into()),
+        });
+        v.record(&lease([10, 1, 0, 5], LeaseState::Bound));
+        let f = v.get(&MAC, 999).expect("live");
+        assert_eq!(f.giaddr, Ipv4Addr::new(10, 1, 0, 1), "binding facts kept");
+        assert_eq!(f.class, Some(1));
+        assert!(v.get(&MAC, 1000).is_none(), "expired at expires_at");
+        v.record(&lease([10, 1, 0, 9], LeaseState::Bound));
+        let f = v.get(&MAC, 0).unwrap();
+        assert_eq!(f.addr, Ipv4Addr::new(10, 1, 0, 9));
+        assert_eq!(
+            f.giaddr,
+            Ipv4Addr::UNSPECIFIED,
+            "facts of another address dropped"
+        );
+        v.record(&lease([10, 1, 0, 5], LeaseState::Released));
+        assert!(
+            v.get(&MAC, 0).is_some(),
+            "ending an old address does not forget the new"
+        );
+        v.record(&lease([10, 1, 0, 9], LeaseState::Released));
+        assert!(v.get(&MAC, 0).is_none());
+        assert!(v.is_empty());
+    }
+}

@@ -1,0 +1,493 @@
+//! Rendering a device's config file: template → docsis-tool text → binary with MICs or hash.
+//!
+//! A request names a file; the classes whose `boot_file` names devices (`cm/{mac}.cfg`) say
+//! whether it is a generated name and whose. The device's context (its lease facts, its
+//! subscriber record, the operator's variables) goes through the class's minijinja template
+//! into the docsis tool's text form, which `provd-docsis` compiles to the binary the device
+//! fetches.
+//!
+//! Binaries are cached by their inputs: the template's generation and every value the context
+//! holds. Any change of input is a new key, so nothing stale is ever served; a template edited
+//! on disk is noticed within [`TEMPLATE_CHECK`] and gets a new generation. Retransmissions and
+//! repeated boots get byte-identical files, which PacketCable's hash SET relies on.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, VarValue, Vars};
+use serde::Serialize;
+
+use crate::devices::{DeviceFacts, DeviceView};
+
+/// How often a template file's modification time is looked at.
+pub const TEMPLATE_CHECK: Duration = Duration::from_secs(1);
+
+/// Default bound of the binary cache.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// Why a generated file was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// TFTP-enforce: the name is a device's generated file, asked for from another address (or
+    /// the device holds no live lease).
+    #[error("{file} belongs to {mac}, {why}")]
+    Refused {
+        file: String,
+        mac: String,
+        why: String,
+    },
+    /// The template did not render, or its text did not compile. Says which template and line.
+    #[error("{0}")]
+    Render(String),
+}
+
+/// One class that generates files.
+#[derive(Debug)]
+struct GenClass {
+    name: String,
+    pattern: BootFile,
+    spec: ConfigFileSpec,
+    template: RwLock<Template>,
+}
+
+#[derive(Debug)]
+struct Template {
+    /// Bumped on every successful reload; part of every cache key.
+    generation: u64,
+    /// The compiled template, under the name of its file.
+    env: Arc<minijinja::Environment<'static>>,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+/// Renders generated config files for the TFTP (and later HTTP) servers.
+#[derive(Debug)]
+pub struct Generator {
+    classes: Vec<GenClass>,
+    vars: Vars,
+    subscribers: provd_config::Subscribers,
+    devices: Arc<DeviceView>,
+    enforce: bool,
+    cache: Mutex<Cache>,
+    hasher: foldhash::quality::FixedState,
+    template_check: Duration,
+}
+
+/// The render context; what templates see.
+struct Context<'a> {
+    /// `00:11:22:aa:bb:cc`
+    mac: String,
+    /// `001122aabbcc`
+    mac12: String,
+    /// `001122AABBCC`
+    mac_upper: String,
+    class: &'a str,
+    /// The leased address, or "" when the device holds no lease (only without enforce).
+    ip: String,
+    /// The relay (CMTS) the device was bound through, or "".
+    giaddr: String,
+    /// Option 60 as the device sent it (lossy UTF-8), or "".
+    vendor_class: String,
+    lease_expires: u32,
+    vars: &'a Vars,
+    subscriber: Option<&'a Vars>,
+}
+
+impl Serialize for VarRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            VarValue::String(v) => s.serialize_str(v),
+            VarValue::Integer(v) => s.serialize_i64(*v),
+            VarValue::Float(v) => s.serialize_f64(*v),
+            VarValue::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+struct VarRef<'a>(&'a VarValue);
+
+impl Generator {
+    /// The generating classes of `policy`, with their templates read and checked. A template
+    /// that cannot be read or does not parse is an error naming the class and the file.
+    pub fn new(policy: &Policy, devices: Arc<DeviceView>) -> Result<Generator, GenerateError> {
+        let mut classes = Vec::new();
+        for c in &policy.classes {
+            let (Some(spec), Some(pattern)) = (&c.config_file, &c.boot_file) else {
+                continue;
+            };
+            let (env, modified) = load_template(&spec.template)?;
+            classes.push(GenClass {
+                name: c.name.clone(),
+                pattern: pattern.clone(),
+                spec: spec.clone(),
+                template: RwLock::new(Template {
+                    generation: 0,
+                    env,
+                    modified,
+                    checked: Instant::now(),
+                }),
+            });
+        }
+        Ok(Generator {
+            classes,
+            vars: policy.vars.clone(),
+            subscribers: policy.subscribers.clone(),
+            devices,
+            enforce: policy.tftp.as_ref().is_none_or(|t| t.enforce),
+            cache: Mutex::new(Cache::new(DEFAULT_CACHE_BYTES)),
+            hasher: foldhash::quality::FixedState::with_seed(0x70726f7664),
+            template_check: TEMPLATE_CHECK,
+        })
+    }
+
+    /// How often template files are looked at for edits (default [`TEMPLATE_CHECK`]).
+    pub fn with_template_check(mut self, every: Duration) -> Self {
+        self.template_check = every;
+        self
+    }
+
+    /// True if some class generates files.
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// The generated file called `name`, fetched from `peer` at `now` (unix seconds).
+    /// `Ok(None)`: not a generated name (the caller looks elsewhere, e.g. static files).
+    pub fn file(
+        &self,
+        name: &str,
+        peer: Ipv4Addr,
+        now: u32,
+    ) -> Result<Option<Arc<[u8]>>, GenerateError> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let Some((class, mac)) = self
+            .classes
+            .iter()
+            .find_map(|c| c.pattern.match_name(name).map(|m| (c, m)))
+        else {
+            return Ok(None);
+        };
+        let facts = self.devices.get(&mac, now);
+        if self.enforce {
+            let refuse = |why: String| GenerateError::Refused {
+                file: name.to_owned(),
+                mac: colon_mac(&mac),
+                why,
+            };
+            match &facts {
+                None => return Err(refuse("which holds no lease".into())),
+                Some(f) if f.addr != peer => {
+                    return Err(refuse(format!(
+                        "leased {}, not the requester {peer}",
+                        f.addr
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        self.refresh(class);
+        let (generation, env) = {
+            let t = class.template.read().unwrap_or_else(|p| p.into_inner());
+            (t.generation, Arc::clone(&t.env))
+        };
+        let key = self.key(class, generation, &mac, facts.as_ref());
+        if let Some(hit) = self.lock_cache().get(key) {
+            return Ok(Some(hit));
+        }
+        let bytes: Arc<[u8]> = self.render(class, &env, &mac, facts.as_ref())?.into();
+        self.lock_cache().insert(key, Arc::clone(&bytes));
+        Ok(Some(bytes))
+    }
+
+    /// Renders without the cache or enforce: for `provd cfg render` and tests.
+    pub fn render_for(
+        &self,
+        class_name: &str,
+        mac: &[u8; 6],
+        facts: Option<&DeviceFacts>,
+    ) -> Result<Vec<u8>, GenerateError> {
+        let class = self
+            .classes
+            .iter()
+            .find(|c| c.name == class_name)
+            .ok_or_else(|| {
+                GenerateError::Render(format!("class {class_name:?} generates no config file"))
+            })?;
+        let env = Arc::clone(&class.template.read().unwrap_or_else(|p| p.into_inner()).env);
+        self.render(class, &env, mac, facts)
+    }
+
+    /// Cache entries and bytes held.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        let c = self.lock_cache();
+        (c.map.len(), c.bytes)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(
+        &self,
+        class: &GenClass,
+        generation: u64,
+        mac: &[u8; 6],
+        facts: Option<&DeviceFacts>,
+    ) -> u128 {
+        // Two independent 64-bit hashes of the same inputs: a collision would hand one device
+        // another's file, so 64 bits are not enough at millions of entries.
+        let inputs = (
+            class.name.as_str(),
+            generation,
+            mac,
+            facts.map(|f| (f.addr, f.giaddr, f.vendor_class.as_deref(), f.expires_at)),
+        );
+        let a = self.hasher.hash_one(inputs);
+        let b = foldhash::quality::FixedState::with_seed(a).hash_one(inputs);
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
+    /// Re-reads the template if its file changed; a broken edit keeps the last good template
+    /// and says why.
+    fn refresh(&self, class: &GenClass) {
+        {
+            let t = class.template.read().unwrap_or_else(|p| p.into_inner());
+            if t.checked.elapsed() < self.template_check {
+                return;
+            }
+        }
+        let mut t = class.template.write().unwrap_or_else(|p| p.into_inner());
+        if t.checked.elapsed() < self.template_check {
+            return;
+        }
+        t.checked = Instant::now();
+        let modified = std::fs::metadata(&class.spec.template)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified == t.modified {
+            return;
+        }
+        match load_template(&class.spec.template) {
+            Ok((env, modified)) => {
+                t.env = env;
+                t.modified = modified;
+                t.generation += 1;
+                tracing::info!(class = %class.name, template = %class.spec.template.display(), generation = t.generation, "template reloaded");
+            }
+            Err(e) => {
+                // Remember the bad file's time so the error is logged once per edit.
+                t.modified = modified;
+                tracing::error!(class = %class.name, error = %e, "template not reloaded; serving the last good one");
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        class: &GenClass,
+        env: &minijinja::Environment<'static>,
+        mac: &[u8; 6],
+        facts: Option<&DeviceFacts>,
+    ) -> Result<Vec<u8>, GenerateError> {
+        let name = class.spec.template.display().to_string();
+        let ctx = Context {
+            mac: colon_mac(mac),
+            mac12: hex(mac, false),
+            mac_upper: hex(mac, true),
+            class: &class.name,
+            ip: facts.map(|f| f.addr.to_string()).unwrap_or_default(),
+            giaddr: facts
+                .filter(|f| !f.giaddr.is_unspecified())
+                .map(|f| f.giaddr.to_string())
+                .unwrap_or_default(),
+            vendor_class: facts
+                .and_then(|f| f.vendor_class.as_deref())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default(),
+            lease_expires: facts.map_or(0, |f| f.expires_at),
+            vars: &self.vars,
+            subscriber: self.subscribers.get(mac),
+        };
+        let text = render_text(env, &name, &ctx)?;
+        compile(&class.spec, &text).map_err(|e| {
+            GenerateError::Render(format!("{name}: the rendered text does not compile: {e}"))
+        })
+    }
+}
+
+impl Serialize for Vars2<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, VarRef(v))))
+    }
+}
+
+/// Serialises [`Vars`] with typed values.
+struct Vars2<'a>(&'a Vars);
+
+fn render_text(
+    env: &minijinja::Environment<'static>,
+    name: &str,
+    ctx: &Context<'_>,
+) -> Result<String, GenerateError> {
+    let tmpl = env
+        .get_template(name)
+        .map_err(|e| GenerateError::Render(template_error(name, &e)))?;
+    let value = minijinja::context! {
+        mac => &ctx.mac,
+        mac12 => &ctx.mac12,
+        mac_upper => &ctx.mac_upper,
+        class => ctx.class,
+        ip => &ctx.ip,
+        giaddr => &ctx.giaddr,
+        vendor_class => &ctx.vendor_class,
+        lease_expires => ctx.lease_expires,
+        vars => minijinja::Value::from_serialize(Vars2(ctx.vars)),
+        subscriber => minijinja::Value::from_serialize(ctx.subscriber.map(Vars2)),
+    };
+    tmpl.render(value)
+        .map_err(|e| GenerateError::Render(template_error(name, &e)))
+}
+
+/// Strict undefined variables (a typo is an error, not an empty value), no auto-escaping (the
+/// output is the docsis tool's text, not HTML).
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// "FILE line N: what" for an operator.
+fn template_error(name: &str, e: &minijinja::Error) -> String {
+    let mut s = match e.line() {
+        Some(line) => format!("{name} line {line}: {}", e.kind()),
+        None => format!("{name}: {}", e.kind()),
+    };
+    if let Some(d) = e.detail() {
+        s.push_str(": ");
+        s.push_str(d);
+    }
+    s
+}
+
+/// Reads and compiles a template file; errors name the file (and line, for syntax).
+fn load_template(
+    path: &PathBuf,
+) -> Result<(Arc<minijinja::Environment<'static>>, Option<SystemTime>), GenerateError> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        GenerateError::Render(format!("cannot read template {}: {e}", path.display()))
+    })?;
+    let name = path.display().to_string();
+    let mut env = environment();
+    env.add_template_owned(name.clone(), source)
+        .map_err(|e| GenerateError::Render(template_error(&name, &e)))?;
+    Ok((Arc::new(env), modified))
+}
+
+/// Compiles docsis-tool text to the binary of `spec`'s kind. The text's kind must be the
+/// spec's (an MTA template starts with `MtaConfigDelimiter 1`).
+pub fn compile(spec: &ConfigFileSpec, text: &str) -> Result<Vec<u8>, String> {
+    use provd_docsis::{FileKind, HashAlg, HashOid, MtaHash};
+    let parsed = provd_docsis::text::parse(text).map_err(|e| e.to_string())?;
+    let encoded = match (spec.kind, parsed.kind) {
+        (ConfigFileKind::Docsis, FileKind::Cm) => {
+            let key = spec.shared_secret.as_deref().unwrap_or("");
+            provd_docsis::encode_cm(&parsed, key.as_bytes())
+        }
+        (ConfigFileKind::Mta, FileKind::Mta) => {
+            // As the docsis tool writes it: SHA-1 in the CableLabs MIB's object, MD5 in the
+            // Euro-PacketCable one.
+            let hash = spec.mta_hash.map(|h| match h {
+                MtaHashAlg::Sha1 => MtaHash {
+                    alg: HashAlg::Sha1,
+                    oid: HashOid::CableLabs,
+                },
+                MtaHashAlg::Md5 => MtaHash {
+                    alg: HashAlg::Md5,
+                    oid: HashOid::EuroPacketCable,
+                },
+            });
+            provd_docsis::encode_mta(&parsed, hash)
+        }
+        (ConfigFileKind::Docsis, FileKind::Mta) => {
+            return Err("the class makes docsis files but the text is an MTA file (it starts with MtaConfigDelimiter 1)".into());
+        }
+        (ConfigFileKind::Mta, FileKind::Cm) => {
+            return Err(
+                "the class makes MTA files but the text does not start with MtaConfigDelimiter 1"
+                    .into(),
+            );
+        }
+    };
+    encoded.map_err(|e| e.to_string())
+}
+
+fn colon_mac(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+fn hex(m: &[u8; 6], upper: bool) -> String {
+    m.iter()
+        .map(|b| {
+            if upper {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// Binaries by input key, bounded in bytes; the oldest entries go first.
+#[derive(Debug)]
+struct Cache {
+    map: HashMap<u128, Arc<[u8]>>,
+    order: VecDeque<u128>,
+    bytes: usize,
+    cap: usize,
+}
+
+impl Cache {
+    fn new(cap: usize) -> Self {
+        Cache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            cap,
+        }
+    }
+
+    fn get(&self, key: u128) -> Option<Arc<[u8]>> {
+        self.map.get(&key).cloned()
+    }
+
+    fn insert(&mut self, key: u128, v: Arc<[u8]>) {
+        if v.len() > self.cap {
+            return;
+        }
+        let len = v.len();
+        if let Some(old) = self.map.insert(key, v) {
+            self.bytes -= old.len();
+        } else {
+            self.order.push_back(key);
+        }
+        self.bytes += len;
+        while self.bytes > self.cap {
+            let Some(k) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&k) {
+                self.bytes -= old.len();
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Generated config files: rendered from the device's facts, verified, cached, refused to anyone
+//! but the device, and re-rendered when the template changes.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use provd_config::Policy;
+use provd_engine::Binding;
+use provd_files::{DeviceView, GenerateError, Generator};
+
+const MAC: [u8; 6] = [0x00, 0x15, 0xcf, 0x12, 0x34, 0x56];
+const LEASED: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 20);
+const CMTS: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const NOW: u32 = 1_000_000;
+
+const CM_TEMPLATE: &str = r#"Main {
+	NetworkAccess 1;
+	MaxCPE {{ subscriber.max_cpe if subscriber else 1 }};
+	SnmpMibObject sysContact.0 String "{{ mac }} via {{ giaddr }} at {{ ip }} ({{ vendor_class }}) {{ vars.site }}";
+}
+"#;
+
+const MTA_TEMPLATE: &str = r#"Main {
+	MtaConfigDelimiter 1;
+	SnmpMibObject pktcMtaDevEnabled.0 Integer 1;
+	MtaConfigDelimiter 255;
+}
+"#;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    view: Arc<DeviceView>,
+    policy: Policy,
+}
+
+fn setup(enforce: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cm.j2"), CM_TEMPLATE).unwrap();
+    std::fs::write(dir.path().join("mta.j2"), MTA_TEMPLATE).unwrap();
+    let toml = format!(
+        r#"
+[server]
+lease_dir = "/tmp/unused"
+[tftp]
+enforce = {enforce}
+[vars]
+site = "lab"
+[[subscriber]]
+mac = "00:15:cf:12:34:56"
+vars = {{ max_cpe = 7 }}
+[[class]]
+name = "cm"
+match = "docsis*"
+boot_file = "cm/{{mac}}.cfg"
+[class.config_file]
+template = "cm.j2"
+kind = "docsis"
+shared_secret = "DOCSIS"
+[[class]]
+name = "mta"
+match = "pktc*"
+boot_file = "mta/{{MAC}}.bin"
+[class.config_file]
+template = "mta.j2"
+kind = "mta"
+mta_hash = "sha1"
+[[shared_network]]
+name = "n"
+relays = ["10.1.0.1"]
+  [[shared_network.subnet]]
+  prefix = "10.1.0.0/24"
+    [[shared_network.subnet.pool]]
+    start = "10.1.0.10"
+    end = "10.1.0.250"
+"#
+    );
+    let file = dir.path().join("provd.toml");
+    std::fs::write(&file, toml).unwrap();
+    let policy = Policy::from_file(&file).unwrap();
+    let view = Arc::new(DeviceView::new());
+    Setup { dir, view, policy }
+}
+
+fn bind(view: &DeviceView, addr: Ipv4Addr) {
+    view.bind(Binding {
+        mac: MAC,
+        addr,
+        expires_at: NOW + 3600,
+        class: Some(0),
+        giaddr: CMTS,
+        vendor_class: Some(b"docsis3.0"[..].into()),
+    });
+}
+
+#[test]
+fn a_bound_device_gets_its_file_with_valid_mics_and_its_facts() {
+    let s = setup(true);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    bind(&s.view, LEASED);
+    let bytes = g
+        .file("cm/0015cf123456.cfg", LEASED, NOW)
+        .unwrap()
+        .expect("a generated name");
+    let v = provd_docsis::verify(&bytes, Some(b"DOCSIS")).unwrap();
+    assert!(v.all_ok(), "{v}");
+    let text = provd_docsis::text::print(&provd_docsis::decode(&bytes).unwrap().file);
+    assert!(
+        text.contains("00:15:cf:12:34:56 via 10.1.0.1 at 10.1.0.20 (docsis3.0) lab"),
+        "{text}"
+    );
+    assert!(text.contains("MaxCPE 7;"), "subscriber vars: {text}");
+    assert!(
+        !provd_docsis::verify(&bytes, Some(b"other"))
+            .unwrap()
+            .all_ok(),
+        "the CMTS MIC is keyed"
+    );
+    // Upper-case and a leading slash name the same file; a static name is not ours.
+    assert_eq!(
+        g.file("/cm/0015CF123456.cfg", LEASED, NOW)
+            .unwrap()
+            .as_deref(),
+        Some(&bytes[..])
+    );
+    assert!(g.file("cm/golden.cfg", LEASED, NOW).unwrap().is_none());
+    assert!(g.file("firmware.bin", LEASED, NOW).unwrap().is_none());
+}
+
+#[test]
+fn mta_files_carry_their_hash() {
+    let s = setup(false);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let bytes = g
+        .file("mta/0015CF123456.bin", LEASED, NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&bytes[..3], &[0xfe, 0x01, 0x01]);
+    assert_eq!(&bytes[bytes.len() - 3..], &[0xfe, 0x01, 0xff]);
+    let v = provd_docsis::verify(&bytes, None).unwrap();
+    assert!(v.all_ok(), "{v}");
+    assert!(v.to_string().contains("MtaHash"), "{v}");
+}
+
+#[test]
+fn enforce_refuses_everyone_but_the_leased_address() {
+    let s = setup(true);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let name = "cm/0015cf123456.cfg";
+    let e = g.file(name, LEASED, NOW).unwrap_err();
+    assert!(matches!(e, GenerateError::Refused { .. }), "no lease: {e}");
+    assert!(e.to_string().contains("holds no lease"), "{e}");
+    bind(&s.view, LEASED);
+    let e = g.file(name, Ipv4Addr::new(10, 1, 0, 99), NOW).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("leased 10.1.0.20, not the requester 10.1.0.99"),
+        "{e}"
+    );
+    assert!(g.file(name, LEASED, NOW + 3600).is_err(), "expired lease");
+    assert!(g.file(name, LEASED, NOW).unwrap().is_some());
+}
+
+#[test]
+fn without_enforce_a_device_without_lease_renders_from_its_name() {
+    let s = setup(false);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let bytes = g
+        .file("cm/0015cf123456.cfg", Ipv4Addr::new(192, 0, 2, 1), NOW)
+        .unwrap()
+        .unwrap();
+    let text = provd_docsis::text::print(&provd_docsis::decode(&bytes).unwrap().file);
+    assert!(text.contains("00:15:cf:12:34:56 via  at  ()"), "{text}");
+}
+
+#[test]
+fn binaries_are_cached_by_their_inputs() {
+    let s = setup(true);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    bind(&s.view, LEASED);
+    let a = g.file("cm/0015cf123456.cfg", LEASED, NOW).unwrap().unwrap();
+    let b = g.file("cm/0015cf123456.cfg", LEASED, NOW).unwrap().unwrap();
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "a repeated request is served from the cache"
+    );
+    assert_eq!(g.cache_stats().0, 1);
+    let moved = Ipv4Addr::new(10, 1, 0, 21);
+    bind(&s.view, moved);
+    let c = g.file("cm/0015cf123456.cfg", moved, NOW).unwrap().unwrap();
+    assert_ne!(a, c, "a new address is a new input, hence a new file");
+    assert_eq!(g.cache_stats().0, 2);
+}
+
+#[test]
+fn an_edited_template_is_picked_up_and_a_broken_edit_keeps_the_last_good_one() {
+    let s = setup(false);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view))
+        .unwrap()
+        .with_template_check(Duration::ZERO);
+    let name = "cm/0015cf123456.cfg";
+    let first = g.file(name, LEASED, NOW).unwrap().unwrap();
+    let path = s.dir.path().join("cm.j2");
+    // Modification times can be coarse: make sure the edit is seen as one.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        &path,
+        CM_TEMPLATE.replace("NetworkAccess 1", "NetworkAccess 0"),
+    )
+    .unwrap();
+    bump_mtime(&path, 2);
+    let second = g.file(name, LEASED, NOW).unwrap().unwrap();
+    assert_ne!(first, second, "the edit is served");
+    std::fs::write(&path, "Main { {{ broken ").unwrap();
+    bump_mtime(&path, 4);
+    let third = g.file(name, LEASED, NOW).unwrap().unwrap();
+    assert_eq!(second, third, "a broken edit keeps the last good template");
+}
+
+fn bump_mtime(path: &std::path::Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn errors_name_the_template_and_line() {
+    let s = setup(false);
+    std::fs::write(
+        s.dir.path().join("cm.j2"),
+        "Main {\n  MaxCPE {{ vars.nope }};\n}\n",
+    )
+    .unwrap();
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let e = g
+        .file("cm/0015cf123456.cfg", LEASED, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cm.j2 line 2"), "{e}");
+    std::fs::write(
+        s.dir.path().join("cm.j2"),
+        "Main {\n  MaxCPE {% if %};\n}\n",
+    )
+    .unwrap();
+    let e = Generator::new(&s.policy, Arc::clone(&s.view))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cm.j2 line 2"),
+        "a syntax error refuses the start: {e}"
+    );
+    std::fs::write(s.dir.path().join("cm.j2"), "Main {\n  NoSuchThing 1;\n}\n").unwrap();
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let e = g
+        .file("cm/0015cf123456.cfg", LEASED, NOW)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cm.j2: the rendered text does not compile"),
+        "{e}"
+    );
+    assert!(e.contains("NoSuchThing"), "{e}");
+}
