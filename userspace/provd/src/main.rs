@@ -1,6 +1,8 @@
 //! The provd binary: command line, config loading, start-up (lease replay, shard wiring) and
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
+mod cfg;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,6 +47,9 @@ enum Cmd {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// DOCSIS / PacketCable config files: decode, encode (docsis tool syntax).
+    #[command(subcommand)]
+    Cfg(cfg::Cfg),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
+        Cmd::Cfg(c) => cfg::run(c),
         Cmd::Serve {
             config,
             stats_every,
