@@ -29,6 +29,7 @@ mod run;
 mod tftp;
 mod verify;
 
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -197,6 +198,9 @@ struct TftpArgs {
     /// Write every file received to DIR/NAME.
     #[arg(long)]
     save_dir: Option<PathBuf>,
+    /// Print the distinct names the run would ask for, one per line, and exit.
+    #[arg(long)]
+    list_names: bool,
 }
 
 fn parse_server(s: &str) -> Result<SocketAddrV4, String> {
@@ -264,6 +268,14 @@ fn main() -> ExitCode {
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
+        Some(Cmd::Tftp(a)) if a.list_names => {
+            let cfg = tftp_config(a)?;
+            let mut out = std::io::stdout().lock();
+            for k in 0..cfg.names.distinct() {
+                writeln!(out, "{}", cfg.names.name(k))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Cmd::Tftp(a)) => {
             let report = tftp::run(tftp_config(a)?)?;
             eprintln!("{}", report.detail());

@@ -10,9 +10,14 @@
 //! `cargo xtask bench dhcp-check --rate R --seconds N [--server kea|provd]` runs perfdhcp and
 //! provd-loadgen at the same fixed rate against fresh instances of the same server and prints
 //! both measurements side by side (`CHECK` lines).
+//!
+//! `cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds N` serves small generated config files
+//! and an 8 MiB firmware from provd and then from each peer, with `provd-loadgen tftp` as the
+//! client, and prints `RESULT tftp ...` and `RATIO tftp ...` lines (see `tftp.rs`).
 
 mod netns;
 mod server;
+mod tftp;
 mod tools;
 
 use std::sync::Arc;
@@ -27,10 +32,12 @@ use tools::{Binaries, Load, Measured};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// What to benchmark: `dhcp` (provd vs peers) or `dhcp-check` (perfdhcp vs provd-loadgen)
+    /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen) or
+    /// `tftp` (provd vs peers)
     pub what: String,
-    /// Peers to run after provd (dhcp): kea, kea-mt, dnsmasq, isc-dhcpd
-    #[arg(long, value_delimiter = ',', default_value = "kea,dnsmasq,isc-dhcpd")]
+    /// Peers to run after provd. dhcp: kea, kea-mt, dnsmasq, isc-dhcpd [default: kea,dnsmasq,
+    /// isc-dhcpd]; tftp: tftpd-hpa, atftpd [default: both]
+    #[arg(long, value_delimiter = ',')]
     pub vs: Vec<String>,
     /// Seconds of load per server
     #[arg(long, default_value_t = 10.0)]
@@ -59,6 +66,13 @@ pub struct Args {
     /// Server for dhcp-check: kea or provd
     #[arg(long, default_value = "kea")]
     pub server: String,
+    /// tftp: the block size every server is asked for with the small files [default: none,
+    /// 512-byte blocks]
+    #[arg(long)]
+    pub blksize: Option<u16>,
+    /// tftp: sequential firmware downloads per server (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    pub firmware_runs: u32,
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -89,7 +103,8 @@ pub fn run(args: Args) -> Result<()> {
     match args.what.as_str() {
         "dhcp" => dhcp(&args),
         "dhcp-check" => dhcp_check(&args),
-        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check)"),
+        "tftp" => tftp::run(&args),
+        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp)"),
     }
 }
 
@@ -131,7 +146,13 @@ fn dhcp(args: &Args) -> Result<()> {
     if !args.no_provd {
         kinds.push(Kind::Provd);
     }
-    for v in &args.vs {
+    let default_peers = ["kea", "dnsmasq", "isc-dhcpd"].map(String::from);
+    let vs = if args.vs.is_empty() {
+        &default_peers[..]
+    } else {
+        &args.vs[..]
+    };
+    for v in vs {
         let k = Kind::parse(v.trim())?;
         if !kinds.contains(&k) {
             kinds.push(k);

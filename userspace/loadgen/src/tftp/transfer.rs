@@ -297,7 +297,8 @@ impl Transfer {
                 "tsize" => match v.parse::<u64>() {
                     Ok(t) if self.asked.tsize => self.tsize = Some(t),
                     Ok(_) => {
-                        return self.fail(bad("not requested"), Some((packet::ERR_OPTION, "tsize")));
+                        return self
+                            .fail(bad("not requested"), Some((packet::ERR_OPTION, "tsize")));
                     }
                     Err(_) => {
                         return self.fail(bad("not a number"), Some((packet::ERR_OPTION, "tsize")));

@@ -1,0 +1,674 @@
+//! `cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds N [--smoke]`: provd and then each peer,
+//! each alone in a fresh server namespace joined by veth to a fresh load namespace, serving the
+//! same bytes to the same client, `provd-loadgen tftp` in the load namespace:
+//!
+//! - small files: `bench/<mac>.cfg` for `--clients` MACs, `--window` transfers in flight, for
+//!   `--seconds`, every file compared with the reference copy; `--blksize` for all (default none:
+//!   512-byte blocks, as cable modems ask). provd renders them from `benches/peers/tftp/cm.cfg.j2`
+//!   (about 2 KiB); the reference is what provd served on a first pass, and the peers serve copies
+//!   of it as static files.
+//! - firmware: an 8 MiB file downloaded `--firmware-runs` times in a row, SHA-1 checked, median
+//!   time reported; provd asked for blksize 1428 and windowsize 16, the peers with plain requests.
+//!
+//! Prints `RESULT tftp server=NAME small_per_s=N firmware_s=S` per server, then
+//! `RATIO tftp provd/NAME=X` (small files per second) and `RATIO tftp-firmware NAME/provd=X`
+//! (firmware time) per peer. A server that delivers nothing fails the run.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use provd_rig::{Child, cmd};
+
+use super::netns::{Link, RELAY_IP, SERVER_IP};
+use super::{Args, check_interrupted, server, tools};
+
+const PROVD_TOML: &str = include_str!("../../../benches/peers/tftp/provd.toml");
+const CM_TEMPLATE: &str = include_str!("../../../benches/peers/tftp/cm.cfg.j2");
+/// The small files' names; `{mac}` is filled in by provd-loadgen for device k of `--clients`.
+const NAMES: &str = "bench/{mac}.cfg";
+/// Second MAC byte of the bench's devices.
+const SALT: u8 = 0x7b;
+const FIRMWARE: &str = "fw/firmware.bin";
+const FIRMWARE_LEN: usize = 8 << 20;
+const SHARED_SECRET: &str = "DOCSIS";
+/// Size of a synthetic small file when provd did not make the reference (what the template
+/// compiles to).
+const SYNTHETIC_LEN: usize = 2040;
+const WORKERS: u32 = 2;
+const TFTP_PORT: u16 = 69;
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Firmware requests to provd: the large blocks and window provd is meant to shine with.
+const PROVD_FIRMWARE_OPTS: [&str; 4] = ["--blksize", "1428", "--windowsize", "16"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Provd,
+    TftpdHpa,
+    Atftpd,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "provd" => Kind::Provd,
+            "tftpd-hpa" | "in.tftpd" => Kind::TftpdHpa,
+            "atftpd" => Kind::Atftpd,
+            _ => bail!("unknown TFTP server {s:?} (known: provd, tftpd-hpa, atftpd)"),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Provd => "provd",
+            Kind::TftpdHpa => "tftpd-hpa",
+            Kind::Atftpd => "atftpd",
+        }
+    }
+}
+
+/// What every server is put through.
+#[derive(Debug, Clone)]
+struct Plan {
+    seconds: f64,
+    macs: u32,
+    concurrency: u32,
+    blksize: Option<u16>,
+    firmware_runs: u32,
+    timeout_ms: u64,
+}
+
+/// One `RESULT tftp-load` line of provd-loadgen, with what it said on stderr.
+#[derive(Debug, Clone)]
+struct LoadRun {
+    files: u64,
+    files_per_s: f64,
+    p50_ms: f64,
+    errors: u64,
+    timeouts: u64,
+    /// Exit 0: every transfer delivered the expected content.
+    all_ok: bool,
+    line: String,
+    detail: String,
+}
+
+#[derive(Debug, Clone)]
+struct Measured {
+    small: LoadRun,
+    firmware: LoadRun,
+}
+
+impl Measured {
+    /// Median seconds per firmware download.
+    fn firmware_s(&self) -> f64 {
+        self.firmware.p50_ms / 1000.0
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let mut kinds = Vec::new();
+    if !args.no_provd {
+        kinds.push(Kind::Provd);
+    }
+    let default_peers = ["tftpd-hpa", "atftpd"].map(String::from);
+    let vs = if args.vs.is_empty() {
+        &default_peers[..]
+    } else {
+        &args.vs[..]
+    };
+    for v in vs {
+        let k = Kind::parse(v.trim())?;
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let plan = if args.smoke {
+        Plan {
+            seconds: 1.0,
+            macs: 200,
+            concurrency: 32,
+            blksize: args.blksize,
+            firmware_runs: 1,
+            timeout_ms: args.timeout_ms,
+        }
+    } else {
+        Plan {
+            seconds: args.seconds,
+            macs: args.clients.unwrap_or(2000),
+            concurrency: args.window,
+            blksize: args.blksize,
+            firmware_runs: args.firmware_runs.max(1),
+            timeout_ms: args.timeout_ms,
+        }
+    };
+    ensure!(
+        plan.macs > 0 && plan.concurrency > 0 && plan.seconds > 0.0,
+        "--clients, --window and --seconds must be positive"
+    );
+    let bins = tools::build(kinds.contains(&Kind::Provd), args.provd_bin.as_deref())?;
+
+    // Shared by every server: the firmware, and the reference copies of the small files.
+    let work = tempfile::Builder::new()
+        .prefix("provd-bench-tftp-")
+        .tempdir()
+        .context("making a temporary directory")?;
+    let firmware = work.path().join("firmware.bin");
+    std::fs::write(&firmware, pseudo_random(FIRMWARE_LEN, 0xf1))?;
+    let firmware_sha = sha1sum(&firmware)?;
+    let reference = work.path().join("reference");
+    let names = list_names(&bins.loadgen, plan.macs)?;
+    eprintln!(
+        "bench: tftp: {} small-file names, {} in flight for {} s, blksize {}; firmware {} MiB \
+         x{} (sha1 {firmware_sha})",
+        names.len(),
+        plan.concurrency,
+        plan.seconds,
+        plan.blksize.map_or("default".into(), |b| b.to_string()),
+        FIRMWARE_LEN >> 20,
+        plan.firmware_runs
+    );
+
+    let mut results: Vec<(Kind, Result<Measured>)> = Vec::new();
+    for &kind in &kinds {
+        check_interrupted()?;
+        if kind != Kind::Provd && !reference.exists() {
+            eprintln!(
+                "bench: no reference from provd; the peers serve {SYNTHETIC_LEN} pseudo-random \
+                 bytes per name"
+            );
+            write_synthetic(&reference, &names)?;
+        }
+        let env = Env {
+            bins: &bins,
+            plan: &plan,
+            firmware: &firmware,
+            firmware_sha: &firmware_sha,
+            reference: &reference,
+            names: &names,
+        };
+        let r = measure(kind, &env);
+        match &r {
+            Ok(m) => println!(
+                "RESULT tftp server={} small_per_s={:.0} firmware_s={:.3}",
+                kind.name(),
+                m.small.files_per_s,
+                m.firmware_s()
+            ),
+            Err(e) => eprintln!("bench: {} FAILED: {e:#}", kind.name()),
+        }
+        results.push((kind, r));
+    }
+    let provd = results
+        .iter()
+        .find(|(k, _)| *k == Kind::Provd)
+        .and_then(|(_, r)| r.as_ref().ok());
+    if let Some(p) = provd {
+        for (kind, r) in &results {
+            let (true, Ok(m)) = (*kind != Kind::Provd, r) else {
+                continue;
+            };
+            if m.small.files_per_s > 0.0 {
+                println!(
+                    "RATIO tftp provd/{}={:.2}",
+                    kind.name(),
+                    p.small.files_per_s / m.small.files_per_s
+                );
+            }
+            if p.firmware_s() > 0.0 {
+                println!(
+                    "RATIO tftp-firmware {}/provd={:.2}",
+                    kind.name(),
+                    m.firmware_s() / p.firmware_s()
+                );
+            }
+        }
+    }
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(k, _)| k.name())
+        .collect();
+    if !failed.is_empty() {
+        bail!("bench tftp: no result for {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// What [`measure`] needs besides the server kind.
+#[derive(Debug)]
+struct Env<'a> {
+    bins: &'a tools::Binaries,
+    plan: &'a Plan,
+    firmware: &'a Path,
+    firmware_sha: &'a str,
+    reference: &'a Path,
+    names: &'a [String],
+}
+
+/// One server, fresh namespaces: (provd) the reference pass, the small-file load, the firmware
+/// downloads.
+fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
+    let link = Link::new()?;
+    let mut srv = TftpServer::start(kind, &link, env)?;
+    eprintln!(
+        "bench: {} ready (pid {}, dir {})",
+        kind.name(),
+        srv.child.pid(),
+        srv.dir.path().display()
+    );
+    if kind == Kind::Provd && !env.reference.exists() {
+        // Every name once, saved: the bytes the peers will serve and all servers are held to.
+        let mut c = loadgen(env, &link);
+        c.args(["--names", NAMES, "--macs", &env.plan.macs.to_string()])
+            .args(["--count", &env.plan.macs.to_string(), "--concurrency", "32"])
+            .args(["--seconds", "120", "--save-dir"])
+            .arg(env.reference);
+        blksize_arg(&mut c, env.plan.blksize);
+        let r = run_load(c, Duration::from_secs(180), "reference pass")?;
+        srv.check_alive()?;
+        if !r.all_ok || r.files != u64::from(env.plan.macs) {
+            let _ = std::fs::remove_dir_all(env.reference);
+            bail!(
+                "provd did not serve every bench file once: {}\n{}\nserver log:\n{}",
+                r.line,
+                r.detail,
+                srv.log_tail()
+            );
+        }
+        let sizes = file_sizes(env.reference, env.names)?;
+        eprintln!(
+            "bench: reference: {} files from provd, {}-{} bytes",
+            env.names.len(),
+            sizes.0,
+            sizes.1
+        );
+    }
+    check_interrupted()?;
+
+    let mut c = loadgen(env, &link);
+    c.args(["--names", NAMES, "--macs", &env.plan.macs.to_string()])
+        .args(["--concurrency", &env.plan.concurrency.to_string()])
+        .args(["--seconds", &env.plan.seconds.to_string(), "--verify-dir"])
+        .arg(env.reference);
+    blksize_arg(&mut c, env.plan.blksize);
+    let limit = Duration::from_secs_f64(env.plan.seconds + 60.0);
+    let small = run_load(c, limit, "small files")?;
+    srv.check_alive()?;
+    eprintln!(
+        "bench: {} small files: {}\n{}",
+        kind.name(),
+        small.line,
+        small.detail
+    );
+    check_interrupted()?;
+
+    let mut c = loadgen(env, &link);
+    c.args(["--name", FIRMWARE, "--concurrency", "1"])
+        .args(["--count", &env.plan.firmware_runs.to_string()])
+        .args(["--seconds", "600", "--expect-sha1", env.firmware_sha]);
+    if kind == Kind::Provd {
+        c.args(PROVD_FIRMWARE_OPTS);
+    }
+    let firmware = run_load(c, Duration::from_secs(700), "firmware")?;
+    srv.check_alive()?;
+    eprintln!(
+        "bench: {} firmware: {}\n{}",
+        kind.name(),
+        firmware.line,
+        firmware.detail
+    );
+    srv.stop()?;
+
+    let mut problems = Vec::new();
+    for (what, r) in [("small files", &small), ("firmware", &firmware)] {
+        if r.files == 0 {
+            problems.push(format!("{what}: no transfer completed ({})", r.line));
+        } else if r.errors + r.timeouts > 0 {
+            eprintln!(
+                "bench: note: {} {what}: {} errors, {} timeouts",
+                kind.name(),
+                r.errors,
+                r.timeouts
+            );
+        }
+    }
+    if firmware.files < u64::from(env.plan.firmware_runs) {
+        problems.push(format!(
+            "firmware: {} of {} downloads delivered",
+            firmware.files, env.plan.firmware_runs
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}; server log:\n{}", problems.join("; "), srv.log_tail());
+    }
+    Ok(Measured { small, firmware })
+}
+
+/// provd-loadgen tftp in the load namespace, from the relay side of the link to the server.
+fn loadgen(env: &Env<'_>, link: &Link) -> Command {
+    let bin = env.bins.loadgen.to_string_lossy().into_owned();
+    let mut c = Link::command_in(&link.load_ns, &bin);
+    c.args(["tftp", "--server", &format!("{SERVER_IP}:{TFTP_PORT}")])
+        .args(["--bind", &RELAY_IP.to_string()])
+        .args(["--salt", &SALT.to_string()])
+        .args(["--timeout-ms", &env.plan.timeout_ms.to_string()]);
+    c
+}
+
+fn blksize_arg(c: &mut Command, blksize: Option<u16>) {
+    if let Some(b) = blksize {
+        c.args(["--blksize", &b.to_string()]);
+    }
+}
+
+/// Runs provd-loadgen to completion within `limit` and reads its RESULT line (also when it
+/// exits 1, which it does when anything failed).
+fn run_load(mut c: Command, limit: Duration, what: &str) -> Result<LoadRun> {
+    let out = cmd::output_timeout(&mut c, limit)?;
+    parse_load(&out).with_context(|| {
+        format!(
+            "{what}: provd-loadgen ({}) printed no RESULT line: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn parse_load(out: &Output) -> Option<LoadRun> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let f: BTreeMap<String, String> = tools::fields(&stdout, "RESULT tftp-load")?;
+    let num = |k: &str| -> Option<f64> { f.get(k)?.parse().ok() };
+    Some(LoadRun {
+        files: num("files")? as u64,
+        files_per_s: num("files_per_s")?,
+        p50_ms: num("p50_ms")?,
+        errors: num("errors")? as u64,
+        timeouts: num("timeouts")? as u64,
+        all_ok: out.status.success(),
+        line: stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("RESULT tftp-load"))
+            .unwrap_or_default()
+            .to_owned(),
+        detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
+}
+
+/// The distinct small-file names of the run, as provd-loadgen makes them.
+fn list_names(loadgen: &Path, macs: u32) -> Result<Vec<String>> {
+    let out = cmd::run(
+        Command::new(loadgen)
+            .args(["tftp", "--server", &SERVER_IP.to_string(), "--names", NAMES])
+            .args(["--macs", &macs.to_string(), "--salt", &SALT.to_string()])
+            .arg("--list-names"),
+        Duration::from_secs(30),
+    )?;
+    let names: Vec<String> = out.lines().map(str::to_owned).collect();
+    ensure!(
+        names.len() == macs as usize,
+        "provd-loadgen listed {} names for {macs} MACs",
+        names.len()
+    );
+    Ok(names)
+}
+
+/// Pseudo-random reference files, when provd did not make them.
+fn write_synthetic(reference: &Path, names: &[String]) -> Result<()> {
+    for (i, name) in names.iter().enumerate() {
+        let p = reference.join(name);
+        std::fs::create_dir_all(p.parent().context("name without a directory")?)?;
+        std::fs::write(&p, pseudo_random(SYNTHETIC_LEN, i as u64 + 1))?;
+    }
+    Ok(())
+}
+
+/// Smallest and largest size among the reference files.
+fn file_sizes(reference: &Path, names: &[String]) -> Result<(u64, u64)> {
+    let mut range = (u64::MAX, 0);
+    for n in names {
+        let len = std::fs::metadata(reference.join(n))?.len();
+        range = (range.0.min(len), range.1.max(len));
+    }
+    Ok(range)
+}
+
+/// Deterministic bytes (xorshift64*).
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        out.extend_from_slice(&s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A file's SHA-1 as coreutils' `sha1sum` computes it.
+fn sha1sum(path: &Path) -> Result<String> {
+    let out = cmd::run(Command::new("sha1sum").arg(path), Duration::from_secs(60))?;
+    let hex = out.split_whitespace().next().unwrap_or_default();
+    ensure!(hex.len() == 40, "sha1sum printed {out:?}");
+    Ok(hex.to_owned())
+}
+
+fn chmod(p: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| p.display().to_string())
+}
+
+/// A TFTP server in the server namespace, its files in a temporary directory; stopped by PID
+/// (SIGTERM, then SIGKILL of its process group) and the directory removed when dropped.
+#[derive(Debug)]
+struct TftpServer {
+    kind: Kind,
+    child: Child,
+    // Declared last: removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl TftpServer {
+    fn start(kind: Kind, link: &Link, env: &Env<'_>) -> Result<TftpServer> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("provd-bench-{}-", kind.name()))
+            .tempdir()
+            .context("making a temporary directory")?;
+        let d = dir.path();
+        let root = d.join("tftp-root");
+        std::fs::create_dir_all(root.join("fw"))?;
+        std::fs::copy(env.firmware, root.join(FIRMWARE))?;
+        if kind != Kind::Provd {
+            // The reference files, as static files under the same names.
+            for name in env.names {
+                let to = root.join(name);
+                std::fs::create_dir_all(to.parent().context("name without a directory")?)?;
+                std::fs::copy(env.reference.join(name), &to)?;
+            }
+        }
+        // The peers drop to `nobody`: world-readable all the way down.
+        for p in [d, &root, &root.join("fw"), &root.join("bench")] {
+            if p.exists() {
+                chmod(p, 0o755)?;
+            }
+        }
+        let root_s = root.to_str().context("path is not UTF-8")?.to_owned();
+        let mut command = match kind {
+            Kind::Provd => {
+                let provd = env
+                    .bins
+                    .provd
+                    .as_ref()
+                    .context("no provd binary (build failed?)")?;
+                let vars: BTreeMap<&str, String> = [
+                    ("DIR", d.to_string_lossy().into_owned()),
+                    ("SERVER_IP", SERVER_IP.to_string()),
+                    ("RELAY_IP", RELAY_IP.to_string()),
+                    ("WORKERS", WORKERS.to_string()),
+                    ("SHARED_SECRET", SHARED_SECRET.to_owned()),
+                ]
+                .into_iter()
+                .collect();
+                std::fs::create_dir_all(d.join("leases"))?;
+                std::fs::write(d.join("cm.cfg.j2"), CM_TEMPLATE)?;
+                let cfg = d.join("provd.toml");
+                std::fs::write(&cfg, server::render(PROVD_TOML, &vars)?)?;
+                let mut c = Link::command_in(&link.server_ns, &provd.to_string_lossy());
+                c.arg("serve").arg("--config").arg(&cfg);
+                c
+            }
+            Kind::TftpdHpa => {
+                let mut c = Link::command_in(&link.server_ns, &find("in.tftpd")?);
+                c.args([
+                    "-L",
+                    "-s",
+                    "-a",
+                    &format!("{SERVER_IP}:{TFTP_PORT}"),
+                    &root_s,
+                ]);
+                c
+            }
+            Kind::Atftpd => {
+                let mut c = Link::command_in(&link.server_ns, &find("atftpd")?);
+                c.args(["--daemon", "--no-fork", "--logfile"])
+                    .arg(d.join("atftpd.log"))
+                    .args(["--bind-address", &SERVER_IP.to_string()])
+                    .args(["--port", &TFTP_PORT.to_string(), &root_s]);
+                c
+            }
+        };
+        command.env("RUST_BACKTRACE", "1");
+        let child = Child::spawn("server", command, d)?;
+        let mut srv = TftpServer { kind, child, dir };
+        srv.wait_ready()?;
+        Ok(srv)
+    }
+
+    /// provd says `provd ready`; every server must have UDP 69 bound on the server address.
+    fn wait_ready(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        loop {
+            check_interrupted()?;
+            if let Some(st) = self.child.try_wait()? {
+                bail!(
+                    "{} exited before it was ready ({st}); log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            let said_ready =
+                self.kind != Kind::Provd || self.child.stdout_text().contains("provd ready");
+            if said_ready && udp_bound(self.child.pid(), SERVER_IP, TFTP_PORT) {
+                return Ok(());
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "{} not ready after {READY_TIMEOUT:?}; log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(st) = self.child.try_wait()? {
+            bail!(
+                "{} died during the run ({st}); log:\n{}",
+                self.kind.name(),
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, SIGKILL after a grace period.
+    fn stop(&mut self) -> Result<()> {
+        let (st, clean) = self.child.stop(libc::SIGTERM, STOP_GRACE)?;
+        if !clean {
+            eprintln!(
+                "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killed it",
+                self.kind.name()
+            );
+        } else if self.kind == Kind::Provd && !st.success() {
+            eprintln!("bench: note: provd exited with {st} on SIGTERM");
+        }
+        Ok(())
+    }
+
+    /// The end of the server's output (and atftpd's log file).
+    fn log_tail(&self) -> String {
+        let mut text = format!("{}{}", self.child.stdout_text(), self.child.stderr_text());
+        if let Ok(log) = std::fs::read_to_string(self.dir.path().join("atftpd.log")) {
+            text.push_str(&log);
+        }
+        provd_rig::child::tail(&text, 15)
+    }
+}
+
+/// A peer's program: on PATH or in an sbin directory (install-deps.sh puts atftpd in
+/// /usr/local/sbin).
+fn find(program: &str) -> Result<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+        .with_context(|| format!("{program} not found: run xtask/scripts/install-deps.sh"))
+}
+
+/// Whether process `pid`'s network namespace has UDP `addr:port` bound (or the wildcard).
+fn udp_bound(pid: u32, addr: Ipv4Addr, port: u16) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
+        .is_ok_and(|t| provd_rig::procnet::udp_bound(&t, Some(addr), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provd_template_renders_completely() {
+        let vars: BTreeMap<&str, String> =
+            ["DIR", "SERVER_IP", "RELAY_IP", "WORKERS", "SHARED_SECRET"]
+                .into_iter()
+                .map(|k| (k, "1".to_owned()))
+                .collect();
+        let text = server::render(PROVD_TOML, &vars).unwrap();
+        assert!(text.contains("enforce = false"));
+        assert!(text.contains("boot_file = \"bench/{mac}.cfg\""));
+    }
+
+    #[test]
+    fn load_lines_parse() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = Output {
+            status: std::process::ExitStatus::from_raw(256),
+            stdout: b"RESULT tftp-load files=12 files_per_s=3456.7 bytes_per_s=1 p50_ms=1.5 \
+                      p99_ms=9 errors=1 timeouts=2\n"
+                .to_vec(),
+            stderr: b"loadgen tftp: ...".to_vec(),
+        };
+        let r = parse_load(&out).unwrap();
+        assert_eq!((r.files, r.errors, r.timeouts, r.all_ok), (12, 1, 2, false));
+        assert_eq!(r.files_per_s, 3456.7);
+        assert_eq!(r.p50_ms, 1.5);
+        let empty = Output {
+            stdout: Vec::new(),
+            ..out
+        };
+        assert!(parse_load(&empty).is_none());
+        assert_eq!(Kind::parse("tftpd-hpa").unwrap(), Kind::TftpdHpa);
+        assert!(Kind::parse("kea").is_err());
+    }
+}
