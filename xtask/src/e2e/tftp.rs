@@ -350,7 +350,13 @@ impl TftpServer {
                 .wait_for_output(line, READY_TIMEOUT)
                 .with_context(|| format!("{} did not become ready", ctx.server.name()))?;
         }
-        wait::udp_port(ns, Some(SERVER_IP), TFTP_PORT, READY_TIMEOUT).with_context(|| {
+        // provd prints `provd ready` once its TFTP socket is bound too; the peers have no signal.
+        let bind_timeout = if ready.is_some() {
+            Duration::from_secs(5)
+        } else {
+            READY_TIMEOUT
+        };
+        wait::udp_port(ns, Some(SERVER_IP), TFTP_PORT, bind_timeout).with_context(|| {
             format!(
                 "nothing bound UDP {SERVER_IP}:{TFTP_PORT}; server stderr:\n{}",
                 child.stderr_tail(10)
