@@ -6,6 +6,14 @@ use std::fmt;
 
 use crate::packet::{PacketError, Writer};
 
+/// Which packet an option list belongs to: `tsize` means something different in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Context {
+    ReadRequest,
+    WriteRequest,
+    Oack,
+}
+
 /// A negotiable option's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OptionName {
@@ -90,8 +98,15 @@ impl Options {
 
     /// Reads `name\0value\0` pairs up to the end of the packet. Trailing NUL padding (some boot
     /// ROMs pad their requests) is accepted as the end of the list.
-    pub(crate) fn parse(mut rest: &[u8]) -> Result<Self, PacketError> {
+    ///
+    /// Values are read generously, as RFC 2347 lets a server leave out what it does not accept:
+    /// a value that is not a number or below its range drops the option, one above its range is
+    /// lowered to the maximum (a server may always grant less). In a read request the `tsize`
+    /// value means nothing (the server answers the size), so any value asks for it: atftp 0.8
+    /// sends `tsize enable`. Malformed lists and repeated options are errors.
+    pub(crate) fn parse(mut rest: &[u8], context: Context) -> Result<Self, PacketError> {
         let mut opts = Options::default();
+        let mut seen = [false; 4];
         while !rest.is_empty() {
             let name = take_str(&mut rest)?;
             if name.is_empty() {
@@ -107,19 +122,25 @@ impl Options {
             let Some(option) = OptionName::from_wire(name) else {
                 continue;
             };
-            let (min, max) = option.range();
-            let v = parse_decimal(value)
-                .filter(|v| (min..=max).contains(v))
-                .ok_or(PacketError::BadOptionValue { option })?;
-            // The range check above makes every narrowing below lossless.
-            let duplicate = match option {
-                OptionName::Blksize => opts.blksize.replace(v as u16).is_some(),
-                OptionName::Timeout => opts.timeout.replace(v as u8).is_some(),
-                OptionName::Tsize => opts.tsize.replace(v).is_some(),
-                OptionName::Windowsize => opts.windowsize.replace(v as u16).is_some(),
-            };
-            if duplicate {
+            if std::mem::replace(&mut seen[option as usize], true) {
                 return Err(PacketError::DuplicateOption { option });
+            }
+            let v = parse_decimal(value);
+            let (min, max) = option.range();
+            let clamped = v.filter(|v| *v >= min).map(|v| v.min(max));
+            // The range check makes every narrowing below lossless.
+            match option {
+                OptionName::Blksize => opts.blksize = clamped.map(|v| v as u16),
+                OptionName::Timeout => {
+                    opts.timeout = v.filter(|v| (min..=max).contains(v)).map(|v| v as u8)
+                }
+                OptionName::Tsize => {
+                    opts.tsize = match context {
+                        Context::ReadRequest => Some(v.unwrap_or(0)),
+                        Context::WriteRequest | Context::Oack => v,
+                    }
+                }
+                OptionName::Windowsize => opts.windowsize = clamped.map(|v| v as u16),
             }
         }
         Ok(opts)
@@ -205,9 +226,13 @@ mod tests {
         assert_eq!(parse_decimal("0x10"), None);
     }
 
+    fn rrq(list: &[u8]) -> Result<Options, PacketError> {
+        Options::parse(list, Context::ReadRequest)
+    }
+
     #[test]
     fn names_and_values_are_case_insensitive_and_unknown_ones_skipped() {
-        let o = Options::parse(b"BlkSize\x001428\x00multicast\x00\x00TSIZE\x000\x00").unwrap();
+        let o = rrq(b"BlkSize\x001428\x00multicast\x00\x00TSIZE\x000\x00").unwrap();
         assert_eq!(
             o,
             Options {
@@ -219,61 +244,43 @@ mod tests {
     }
 
     #[test]
-    fn ranges_are_enforced_per_option() {
-        let bad = |o| Err(PacketError::BadOptionValue { option: o });
+    fn values_below_range_drop_the_option_and_above_are_lowered() {
+        let one = |list: &[u8]| rrq(list).unwrap();
+        assert_eq!(one(b"blksize\x007\x00").blksize, None);
+        assert_eq!(one(b"blksize\x0065465\x00").blksize, Some(65464));
+        assert_eq!(one(b"blksize\x00x\x00").blksize, None);
+        assert_eq!(one(b"timeout\x000\x00").timeout, None);
         assert_eq!(
-            Options::parse(b"blksize\x007\x00"),
-            bad(OptionName::Blksize)
+            one(b"timeout\x00256\x00").timeout,
+            None,
+            "a timeout is used as given"
         );
-        assert_eq!(
-            Options::parse(b"blksize\x0065465\x00"),
-            bad(OptionName::Blksize)
-        );
-        assert!(Options::parse(b"blksize\x0065464\x00").is_ok());
-        assert_eq!(
-            Options::parse(b"timeout\x000\x00"),
-            bad(OptionName::Timeout)
-        );
-        assert_eq!(
-            Options::parse(b"timeout\x00256\x00"),
-            bad(OptionName::Timeout)
-        );
-        assert_eq!(
-            Options::parse(b"windowsize\x000\x00"),
-            bad(OptionName::Windowsize)
-        );
-        assert_eq!(
-            Options::parse(b"windowsize\x0065536\x00"),
-            bad(OptionName::Windowsize)
-        );
-        assert_eq!(Options::parse(b"tsize\x00abc\x00"), bad(OptionName::Tsize));
+        assert_eq!(one(b"windowsize\x000\x00").windowsize, None);
+        assert_eq!(one(b"windowsize\x0065536\x00").windowsize, Some(65535));
+        // A read request's tsize asks for the size whatever its value (atftp sends "enable").
+        assert_eq!(one(b"tsize\x00enable\x00").tsize, Some(0));
+        let wrq = Options::parse(b"tsize\x00enable\x00", Context::WriteRequest).unwrap();
+        assert_eq!(wrq.tsize, None);
+        let oack = Options::parse(b"tsize\x00412\x00", Context::Oack).unwrap();
+        assert_eq!(oack.tsize, Some(412));
     }
 
     #[test]
     fn malformed_lists_are_typed_errors() {
         assert_eq!(
-            Options::parse(b"blksize\x00512\x00blksize\x00512\x00"),
+            rrq(b"blksize\x004\x00blksize\x00512\x00"),
             Err(PacketError::DuplicateOption {
                 option: OptionName::Blksize
             })
         );
+        assert_eq!(rrq(b"blksize\x00"), Err(PacketError::OptionWithoutValue));
+        assert_eq!(rrq(b"blksize\x00512"), Err(PacketError::MissingNul));
+        assert_eq!(rrq(b"bl\xffksize\x00512\x00"), Err(PacketError::NonAscii));
         assert_eq!(
-            Options::parse(b"blksize\x00"),
-            Err(PacketError::OptionWithoutValue)
-        );
-        assert_eq!(
-            Options::parse(b"blksize\x00512"),
-            Err(PacketError::MissingNul)
-        );
-        assert_eq!(
-            Options::parse(b"bl\xffksize\x00512\x00"),
-            Err(PacketError::NonAscii)
-        );
-        assert_eq!(
-            Options::parse(b"\x00blksize\x00512\x00"),
+            rrq(b"\x00blksize\x00512\x00"),
             Err(PacketError::EmptyOptionName)
         );
         // NUL padding after the last option is the end of the list.
-        assert_eq!(Options::parse(b"\x00\x00\x00"), Ok(Options::default()));
+        assert_eq!(rrq(b"\x00\x00\x00"), Ok(Options::default()));
     }
 }

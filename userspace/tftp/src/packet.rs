@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::options::{OptionName, Options, take_str};
+use crate::options::{Context, OptionName, Options, take_str};
 
 /// RFC 2347: a request, options included, fits in 512 bytes.
 pub const MAX_REQUEST_LEN: usize = 512;
@@ -171,7 +171,8 @@ pub enum PacketError {
     EmptyOptionName,
     #[error("option name without a value")]
     OptionWithoutValue,
-    #[error("option {option}: value not a number or out of range")]
+    /// Only from the encoder: the parser drops or lowers such values.
+    #[error("option {option}: value out of range")]
     BadOptionValue { option: OptionName },
     #[error("option {option} given twice")]
     DuplicateOption { option: OptionName },
@@ -271,7 +272,11 @@ impl<'a> Packet<'a> {
                         len: datagram.len(),
                     });
                 }
-                let req = parse_request(rest)?;
+                let context = match op {
+                    Opcode::Rrq => Context::ReadRequest,
+                    _ => Context::WriteRequest,
+                };
+                let req = parse_request(rest, context)?;
                 Ok(if op == Opcode::Rrq {
                     Packet::Rrq(req)
                 } else {
@@ -303,7 +308,7 @@ impl<'a> Packet<'a> {
                     extra => Err(PacketError::TrailingBytes { extra }),
                 }
             }
-            Opcode::Oack => Ok(Packet::Oack(Options::parse(rest)?)),
+            Opcode::Oack => Ok(Packet::Oack(Options::parse(rest, Context::Oack)?)),
         }
     }
 
@@ -362,13 +367,13 @@ impl<'a> Packet<'a> {
     }
 }
 
-fn parse_request(mut rest: &[u8]) -> Result<Request<'_>, PacketError> {
+fn parse_request(mut rest: &[u8], context: Context) -> Result<Request<'_>, PacketError> {
     let filename = take_str(&mut rest)?;
     if filename.is_empty() {
         return Err(PacketError::EmptyFilename);
     }
     let mode = Mode::from_wire(take_str(&mut rest)?)?;
-    let options = Options::parse(rest)?;
+    let options = Options::parse(rest, context)?;
     Ok(Request {
         filename,
         mode,

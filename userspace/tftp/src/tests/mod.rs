@@ -728,7 +728,7 @@ fn malformed_requests_get_an_error_and_other_junk_on_port_69_none() {
         error_code(&h.deliver(
             Port::Listen,
             peer(A),
-            b"\x00\x01f\x00octet\x00blksize\x002\x00"
+            b"\x00\x01f\x00octet\x00blksize\x00512\x00BLKSIZE\x00512\x00"
         )),
         8
     );
@@ -847,4 +847,21 @@ fn config_durations_reach_the_timers() {
     assert_eq!(h.server.next_deadline().unwrap().since(h.now), 300);
     h.ack(peer(A), 1);
     assert_eq!(h.server.next_deadline().unwrap().since(h.now), 50);
+}
+
+/// atftp 0.8's request, byte for byte: `tsize enable` still asks for the size.
+#[test]
+fn atftp_tsize_enable_is_answered_with_the_size() {
+    let mut h = Harness::new(ServerConfig::default()).with_file("fw/image.bin", pattern(5000));
+    let rrq = b"\x00\x01fw/image.bin\x00octet\x00tsize\x00enable\x00blksize\x001428\x00windowsize\x0016\x00";
+    let s = h.deliver(Port::Listen, peer(A), rrq);
+    assert_eq!(
+        s[0].packet(),
+        Packet::Oack(Options {
+            blksize: Some(1428),
+            tsize: Some(5000),
+            windowsize: Some(16),
+            ..Options::default()
+        })
+    );
 }
