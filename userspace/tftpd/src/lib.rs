@@ -1,1 +1,253 @@
-//! placeholder
+//! The TFTP server's I/O: worker threads and sockets around the sans-IO
+//! [`provd_tftp::Server`], and the sources files come from.
+//!
+//! ```text
+//!            port 69 (SO_REUSEPORT group: the kernel spreads requests by 4-tuple hash)
+//!   RRQ ──►  [listen 0] [listen 1] … [listen N-1]
+//!                │          │              │
+//!            worker 0   worker 1   …   worker N-1      each: one provd_tftp::Server,
+//!                │          │              │            FileSource::open inline
+//!   DATA ◄── [xfer p0]  [xfer p1]  …  [xfer pN-1]      one transfer port per worker,
+//!   ACK  ──►                                           shared by all its transfers
+//! ```
+//!
+//! A transfer's ID is the client's address and port with the worker's transfer port, so one
+//! socket per worker serves thousands of transfers, and no state is shared between workers.
+//! [`spawn`] starts the workers; [`TftpHandle`] reports counters and joins them after the
+//! shutdown flag is set (they notice within ~50 ms).
+
+mod socket;
+mod source;
+mod worker;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use provd_tftp::{Counters, Server, ServerConfig};
+
+pub use provd_tftp::{ErrorCode, FileContent, Refusal};
+pub use source::{Chain, FileSource, OpenError, ReadRequest, StaticRoot};
+
+/// Where and how the TFTP server runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TftpSettings {
+    pub bind: Ipv4Addr,
+    /// 69, or 0 for any free port (tests; [`TftpHandle::local_addr`] says which).
+    pub port: u16,
+    /// Worker threads, each with its own listen and transfer socket.
+    pub workers: usize,
+    pub server: ServerConfig,
+    /// Transfer ports `base`, `base + 1`, … per worker (for firewalls); `None`: ephemeral.
+    pub transfer_port_base: Option<u16>,
+}
+
+impl Default for TftpSettings {
+    fn default() -> Self {
+        TftpSettings {
+            bind: Ipv4Addr::UNSPECIFIED,
+            port: 69,
+            workers: 2,
+            server: ServerConfig::default(),
+            transfer_port_base: None,
+        }
+    }
+}
+
+/// Socket-level counts of one worker, or their sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IoCounters {
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
+    /// Datagrams the kernel would not take (no route, interface gone).
+    pub send_failures: u64,
+    /// Errors reading a socket (typically ICMP unreachable from a client that left).
+    pub receive_errors: u64,
+}
+
+impl IoCounters {
+    fn merge(&mut self, o: &IoCounters) {
+        self.datagrams_received += o.datagrams_received;
+        self.datagrams_sent += o.datagrams_sent;
+        self.send_failures += o.send_failures;
+        self.receive_errors += o.receive_errors;
+    }
+}
+
+/// What a worker publishes once per loop turn.
+#[derive(Debug, Default)]
+struct Stats {
+    protocol: Counters,
+    io: IoCounters,
+    transfers: usize,
+}
+
+/// The running server: its address, counters, and the threads to join.
+#[derive(Debug)]
+pub struct TftpHandle {
+    local: SocketAddrV4,
+    transfer_ports: Vec<u16>,
+    stats: Vec<Arc<Mutex<Stats>>>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl TftpHandle {
+    /// The listen address, with the port actually bound.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Each worker's transfer port.
+    pub fn transfer_ports(&self) -> &[u16] {
+        &self.transfer_ports
+    }
+
+    /// Protocol counters summed over workers (as of each worker's last loop turn).
+    pub fn counters(&self) -> Counters {
+        let mut sum = Counters::default();
+        for s in &self.stats {
+            sum.merge(&lock(s).protocol);
+        }
+        sum
+    }
+
+    pub fn io_counters(&self) -> IoCounters {
+        let mut sum = IoCounters::default();
+        for s in &self.stats {
+            sum.merge(&lock(s).io);
+        }
+        sum
+    }
+
+    /// Transfers in progress (or dallying) over all workers.
+    pub fn transfers(&self) -> usize {
+        self.stats.iter().map(|s| lock(s).transfers).sum()
+    }
+
+    /// Sets the shutdown flag the server was spawned with.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for every worker to stop (after the shutdown flag is set); the first error wins.
+    pub fn join(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("TFTP worker panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+fn lock(s: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// Binds every socket, then starts the workers. Errors (a port in use, a bad config) come back
+/// here, before any thread runs. `source` is called on the worker threads: it must be fast or
+/// cached (see [`FileSource`]). The server serves reads only: `settings.server.allow_write`
+/// must be off.
+pub fn spawn(
+    settings: TftpSettings,
+    source: Arc<dyn FileSource>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<TftpHandle> {
+    if settings.workers == 0 {
+        return Err(invalid("TFTP needs at least one worker".into()));
+    }
+    if settings.server.allow_write {
+        return Err(invalid(
+            "the TFTP server serves reads only (allow_write)".into(),
+        ));
+    }
+    settings
+        .server
+        .validate()
+        .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
+    let max_datagram = usize::from(settings.server.max_blksize).max(512) + 4;
+    let mut port = settings.port;
+    let mut workers = Vec::with_capacity(settings.workers);
+    for index in 0..settings.workers {
+        let listen = socket::UdpSocket::bind(SocketAddrV4::new(settings.bind, port), true)?;
+        if port == 0 {
+            // The first socket picked the port; the others join its reuseport group.
+            port = listen.local_addr()?.port();
+        }
+        let transfer_port = match settings.transfer_port_base {
+            None => 0,
+            Some(base) => u16::try_from(index)
+                .ok()
+                .and_then(|i| base.checked_add(i))
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    invalid(format!("transfer port {base} + {index} is out of range"))
+                })?,
+        };
+        let transfer =
+            socket::UdpSocket::bind(SocketAddrV4::new(settings.bind, transfer_port), false)?;
+        let server = Server::new(settings.server.clone())
+            .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
+        workers.push(worker::Worker {
+            index,
+            listen,
+            transfer,
+            listen_port: port,
+            server,
+            source: Arc::clone(&source),
+            stats: Arc::default(),
+            max_datagram,
+        });
+    }
+    let local = SocketAddrV4::new(settings.bind, port);
+    let mut transfer_ports = Vec::with_capacity(workers.len());
+    for w in &workers {
+        transfer_ports.push(w.transfer.local_addr()?.port());
+    }
+    let stats = workers.iter().map(|w| Arc::clone(&w.stats)).collect();
+    let mut threads = Vec::with_capacity(workers.len());
+    for w in workers {
+        let flag = Arc::clone(&shutdown);
+        let spawned = std::thread::Builder::new()
+            .name(format!("provd-tftp-{}", w.index))
+            .spawn(move || w.run(&flag));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // Stop the workers already running before reporting.
+                shutdown.store(true, Ordering::Relaxed);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        }
+    }
+    tracing::info!(
+        addr = %local,
+        workers = settings.workers,
+        transfer_ports = ?transfer_ports,
+        max_blksize = settings.server.max_blksize,
+        max_windowsize = settings.server.max_windowsize,
+        "TFTP server listening"
+    );
+    Ok(TftpHandle {
+        local,
+        transfer_ports,
+        stats,
+        threads,
+        shutdown,
+    })
+}

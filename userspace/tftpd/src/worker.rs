@@ -1,0 +1,284 @@
+//! One worker thread: a listen socket in the reuseport group on port 69, its own transfer
+//! socket, and the [`Server`] holding all its transfers. The loop polls both sockets with the
+//! next timer as timeout (capped, so shutdown is noticed quickly), drains them in batches,
+//! answers read requests from the file source inline, sends in batches, and runs the timers.
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use provd_tftp::{DropReason, ErrorCode, Event, Incoming, Millis, Port, Refusal, Server, Transmit};
+
+use crate::socket::{BATCH, InterfaceMtus, RecvBatch, SendBatch, UdpSocket, poll_readable};
+use crate::source::{FileSource, OpenError, ReadRequest};
+use crate::{IoCounters, Stats};
+
+/// Longest sleep in poll: bounds how long a shutdown request waits.
+const POLL_CAP: Duration = Duration::from_millis(50);
+/// Batches drained from one socket before the other socket and the timers get their turn.
+const BATCHES_PER_TURN: usize = 8;
+
+pub(crate) struct Worker {
+    pub index: usize,
+    pub listen: UdpSocket,
+    pub transfer: UdpSocket,
+    pub listen_port: u16,
+    pub server: Server,
+    pub source: Arc<dyn FileSource>,
+    pub stats: Arc<Mutex<Stats>>,
+    /// Send slot size: the largest datagram the server can emit.
+    pub max_datagram: usize,
+}
+
+/// The sending half: datagrams queue here and leave in one sendmmsg per [`BATCH`].
+struct Outbox<'a> {
+    socket: &'a UdpSocket,
+    batch: SendBatch,
+    io: &'a mut IoCounters,
+}
+
+impl Outbox<'_> {
+    fn push(&mut self, t: Transmit<'_>) {
+        if self.batch.is_full() {
+            self.flush();
+        }
+        if self.batch.push(&t) {
+            self.io.datagrams_sent += 1;
+        } else {
+            self.io.send_failures += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        let failed = self.socket.send_batch(&mut self.batch) as u64;
+        self.io.send_failures += failed;
+        self.io.datagrams_sent -= failed;
+    }
+}
+
+impl Worker {
+    pub(crate) fn run(self, shutdown: &AtomicBool) -> std::io::Result<()> {
+        let Worker {
+            index,
+            listen,
+            transfer,
+            listen_port,
+            mut server,
+            source,
+            stats,
+            max_datagram,
+        } = self;
+        let epoch = Instant::now();
+        let clock = || Millis(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let mut rx = RecvBatch::new();
+        let mut io = IoCounters::default();
+        let mut mtus = InterfaceMtus::default();
+        let mut warnings = RateLimits::default();
+        let mut send_buffer = Some(SendBatch::new(max_datagram));
+        tracing::debug!(worker = index, "TFTP worker started");
+        while !shutdown.load(Ordering::Relaxed) {
+            let now = clock();
+            let wait = server.next_deadline().map_or(POLL_CAP, |d| {
+                Duration::from_millis(d.since(now)).min(POLL_CAP)
+            });
+            let ready = poll_readable([listen.fd(), transfer.fd()], wait)?;
+            let now = clock();
+            let mut out = Outbox {
+                socket: &transfer,
+                batch: send_buffer
+                    .take()
+                    .unwrap_or_else(|| SendBatch::new(max_datagram)),
+                io: &mut io,
+            };
+            for (socket, port, readable) in [
+                (&listen, Port::Listen, ready[0]),
+                (&transfer, Port::Transfer, ready[1]),
+            ] {
+                if !readable {
+                    continue;
+                }
+                for _ in 0..BATCHES_PER_TURN {
+                    let n = match socket.recv_batch(&mut rx) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            // ICMP errors surface here (port unreachable from a gone client):
+                            // nothing to do but count them.
+                            out.io.receive_errors += 1;
+                            tracing::trace!(worker = index, error = %e, "receive error");
+                            break;
+                        }
+                    };
+                    out.io.datagrams_received += n as u64;
+                    for i in 0..n {
+                        let (bytes, meta) = rx.get(i);
+                        let incoming = Incoming {
+                            port,
+                            local: meta.local,
+                            peer: meta.src,
+                            path_mtu: match port {
+                                Port::Listen => mtus.get(listen.fd(), meta.ifindex),
+                                Port::Transfer => None,
+                            },
+                            bytes,
+                        };
+                        let event = server.handle(now, incoming, &mut |t| out.push(t));
+                        match event {
+                            Some(Event::Read(req)) => {
+                                let request = ReadRequest {
+                                    filename: req.filename,
+                                    peer: req.peer,
+                                    local: SocketAddrV4::new(req.local, listen_port),
+                                };
+                                let answer = open(&*source, &request, index, &mut warnings);
+                                server.respond(req.id, answer, now, &mut |t| out.push(t));
+                            }
+                            Some(Event::Write(req)) => {
+                                // Uploads are refused before this (allow_write is off), but
+                                // answer anyway rather than leave the client waiting.
+                                let no = Refusal::access_violation("Writes are not accepted");
+                                server.respond_write(req.id, Err(no), now, &mut |t| out.push(t));
+                            }
+                            Some(Event::Dropped { peer, port, reason }) => {
+                                warnings.dropped(index, peer, port, reason);
+                            }
+                            Some(_) | None => {}
+                        }
+                    }
+                    if n < BATCH {
+                        break;
+                    }
+                }
+            }
+            server.poll_timeouts(clock(), &mut |t| out.push(t));
+            out.flush();
+            send_buffer = Some(out.batch);
+            if let Ok(mut s) = stats.lock() {
+                s.protocol.clone_from(server.counters());
+                s.io = io.clone();
+                s.transfers = server.transfers();
+            }
+        }
+        tracing::debug!(worker = index, "TFTP worker stopped");
+        Ok(())
+    }
+}
+
+/// Asks the source; "not mine" from every source is the RFC's "File not found".
+fn open(
+    source: &dyn FileSource,
+    req: &ReadRequest<'_>,
+    worker: usize,
+    warnings: &mut RateLimits,
+) -> Result<provd_tftp::FileContent, Refusal> {
+    match source.open(req) {
+        Ok(content) => {
+            tracing::debug!(worker, peer = %req.peer, file = req.filename, bytes = content.len(), "TFTP read");
+            Ok(content)
+        }
+        Err(OpenError::NotMine) => {
+            tracing::debug!(worker, peer = %req.peer, file = req.filename, "TFTP read: file not found");
+            Err(Refusal::not_found())
+        }
+        Err(OpenError::Refused(r)) => {
+            // An access violation is a device asking for what is not its own, or a path trick.
+            if r.code == ErrorCode::ACCESS_VIOLATION {
+                warnings.refused(worker, req, &r);
+            } else {
+                tracing::debug!(worker, peer = %req.peer, file = req.filename, refusal = %r, "TFTP read refused");
+            }
+            Err(r)
+        }
+    }
+}
+
+/// At most one log line per second per kind, carrying how many were held back.
+#[derive(Debug, Default)]
+struct RateLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// `Some(held back since the last line)` when a line may be written now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(at) if now.duration_since(at) < Duration::from_secs(1) => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RateLimits {
+    dropped: [RateLimit; DropReason::KINDS],
+    refused: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            dropped: std::array::from_fn(|_| RateLimit::default()),
+            refused: RateLimit::default(),
+        }
+    }
+}
+
+impl RateLimits {
+    fn dropped(&mut self, worker: usize, peer: SocketAddrV4, port: Port, reason: DropReason) {
+        let Some(suppressed) = self.dropped[reason.index()].allow() else {
+            return;
+        };
+        let port = match port {
+            Port::Listen => "listen",
+            Port::Transfer => "transfer",
+        };
+        match reason {
+            // Bad packets say something about a client or the network.
+            DropReason::Malformed(e) => tracing::warn!(
+                worker, %peer, port, reason = reason.label(), error = %e, suppressed,
+                "dropped a malformed TFTP packet"
+            ),
+            DropReason::OversizedData => tracing::warn!(
+                worker, %peer, port, reason = reason.label(), suppressed,
+                "dropped an oversized TFTP DATA"
+            ),
+            // Late packets of finished or abandoned transfers are routine.
+            _ => tracing::debug!(
+                worker, %peer, port, reason = reason.label(), suppressed,
+                "dropped a TFTP packet"
+            ),
+        }
+    }
+
+    fn refused(&mut self, worker: usize, req: &ReadRequest<'_>, r: &Refusal) {
+        if let Some(suppressed) = self.refused.allow() {
+            tracing::warn!(
+                worker, peer = %req.peer, file = req.filename, refusal = %r, suppressed,
+                "TFTP read refused"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_allows_one_line_per_second_and_counts_the_rest() {
+        let mut r = RateLimit::default();
+        assert_eq!(r.allow(), Some(0));
+        assert_eq!(r.allow(), None);
+        assert_eq!(r.allow(), None);
+        r.last = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(r.allow(), Some(2));
+    }
+}

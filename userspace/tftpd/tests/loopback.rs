@@ -1,0 +1,294 @@
+//! The server on loopback against the test client of `common`: plain and negotiated reads,
+//! windows, refusals (path tricks, unknown names, writes, strangers on the transfer port), many
+//! transfers at once, and a prompt shutdown.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+use common::{Failure, bytes, eventually, exchange, fetch, serve, serve_on};
+use provd_tftp::{Mode, Options, Packet, ServerConfig};
+
+fn plain() -> Options {
+    Options::default()
+}
+
+#[test]
+fn plain_reads_return_the_exact_bytes() {
+    let odd = bytes(5000, 1);
+    let exact = bytes(1024, 2);
+    let s = serve(
+        &[("cm/odd.cfg", &odd), ("exact.bin", &exact), ("empty", b"")],
+        1,
+    );
+    assert_eq!(
+        fetch(s.addr(), "cm/odd.cfg", Mode::Octet, plain())
+            .unwrap()
+            .data,
+        odd
+    );
+    assert_eq!(
+        fetch(s.addr(), "/cm/odd.cfg", Mode::Octet, plain())
+            .unwrap()
+            .data,
+        odd
+    );
+    assert_eq!(
+        fetch(s.addr(), "exact.bin", Mode::Octet, plain())
+            .unwrap()
+            .data,
+        exact
+    );
+    assert_eq!(
+        fetch(s.addr(), "empty", Mode::Octet, plain()).unwrap().data,
+        b""
+    );
+    assert!(eventually(|| s.handle.counters().completed == 4));
+    assert_eq!(s.handle.counters().rrq, 4);
+    // 10 + 10 + 3 + 1 DATA, each ACKed.
+    assert_eq!(s.handle.io_counters().datagrams_sent, 24);
+    assert_eq!(s.handle.io_counters().datagrams_received, 4 + 24);
+}
+
+#[test]
+fn replies_come_from_a_transfer_port_and_the_address_asked() {
+    let file = bytes(700, 3);
+    let s = serve_on(
+        &[("f", &file)],
+        1,
+        Ipv4Addr::UNSPECIFIED,
+        ServerConfig::default(),
+    );
+    let asked = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), s.addr().port());
+    let got = fetch(asked, "f", Mode::Octet, plain()).unwrap();
+    assert_eq!(got.data, file);
+    let from = got.server.unwrap();
+    assert_eq!(from.ip(), Ipv4Addr::new(127, 0, 0, 2));
+    assert_eq!(from.port(), s.handle.transfer_ports()[0]);
+    assert_ne!(from.port(), s.addr().port());
+}
+
+#[test]
+fn options_are_negotiated_and_windows_deliver_exact_bytes() {
+    let firmware = bytes(3 << 20, 4);
+    let s = serve(&[("fw/image.bin", &firmware)], 2);
+    let ask = Options {
+        blksize: Some(1428),
+        tsize: Some(0),
+        timeout: Some(2),
+        windowsize: Some(16),
+    };
+    let got = fetch(s.addr(), "fw/image.bin", Mode::Octet, ask).unwrap();
+    assert_eq!(
+        got.oack,
+        Some(Options {
+            tsize: Some(firmware.len() as u64),
+            ..ask
+        })
+    );
+    assert!(got.data == firmware, "firmware differs");
+    // Asking for more than the server grants: lowered, as RFC 2348/7440 allow.
+    let greedy = Options {
+        blksize: Some(65464),
+        windowsize: Some(65535),
+        ..Options::default()
+    };
+    let got = fetch(s.addr(), "fw/image.bin", Mode::Octet, greedy).unwrap();
+    assert_eq!(got.oack.unwrap().blksize, Some(1468));
+    assert_eq!(got.oack.unwrap().windowsize, Some(64));
+    assert!(got.data == firmware, "firmware differs");
+}
+
+#[test]
+fn netascii_converts_line_ends_on_the_wire() {
+    let s = serve(&[("t.txt", b"a\nb\rc")], 1);
+    let ask = Options {
+        tsize: Some(0),
+        ..Options::default()
+    };
+    let got = fetch(s.addr(), "t.txt", Mode::Netascii, ask).unwrap();
+    assert_eq!(got.data, b"a\r\nb\r\0c");
+    assert_eq!(got.oack.unwrap().tsize, Some(7));
+}
+
+#[test]
+fn path_tricks_are_refused_and_nothing_outside_the_root_is_served() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"s3cret").unwrap();
+    let s = serve(&[("sub/inside", b"ok")], 1);
+    symlink(outside.path().join("secret"), s.root.path().join("escape")).unwrap();
+    symlink(outside.path(), s.root.path().join("outdir")).unwrap();
+    let refused = |name: &str| match fetch(s.addr(), name, Mode::Octet, plain()) {
+        Err(Failure::Error(code, msg)) => (code, msg),
+        other => panic!("{name:?}: {other:?}"),
+    };
+    for name in [
+        "../etc/passwd",
+        "/../etc/passwd",
+        "../../../../../../etc/passwd",
+        "sub/../../etc/passwd",
+        "..\\..\\etc\\passwd",
+        "escape",
+        "outdir/secret",
+    ] {
+        let (code, msg) = refused(name);
+        assert!(code == 1 || code == 2, "{name:?}: ERROR {code} {msg}");
+    }
+    // `%2e%2e` is just a file name, and there is none such.
+    assert_eq!(refused("%2e%2e/etc/passwd").0, 1);
+    assert_eq!(
+        refused("/etc/passwd").0,
+        1,
+        "absolute names are relative to the root"
+    );
+    assert_eq!(
+        fetch(s.addr(), "sub/./inside", Mode::Octet, plain())
+            .unwrap()
+            .data,
+        b"ok"
+    );
+}
+
+#[test]
+fn an_unknown_file_is_error_1_file_not_found() {
+    let s = serve(&[], 1);
+    assert_eq!(
+        fetch(s.addr(), "no/such/file.bin", Mode::Octet, plain()).unwrap_err(),
+        Failure::Error(1, "File not found".into())
+    );
+}
+
+#[test]
+fn a_write_request_is_refused_with_error_2() {
+    let s = serve(&[], 1);
+    let (reply, _) = exchange(SocketAddr::V4(s.addr()), b"\x00\x02up.bin\x00octet\x00").unwrap();
+    assert!(matches!(
+        Packet::parse(&reply),
+        Ok(Packet::Error { code, .. }) if code.0 == 2
+    ));
+    assert!(!s.root.path().join("up.bin").exists());
+}
+
+#[test]
+fn a_stranger_on_the_transfer_port_gets_error_5() {
+    let s = serve(&[], 1);
+    let transfer = SocketAddr::from((Ipv4Addr::LOCALHOST, s.handle.transfer_ports()[0]));
+    let (reply, from) = exchange(transfer, &provd_tftp::ack(1)).unwrap();
+    assert_eq!(from, transfer);
+    assert!(matches!(
+        Packet::parse(&reply),
+        Ok(Packet::Error { code, .. }) if code.0 == 5
+    ));
+    // Garbage on port 69 is dropped silently (and logged, rate-limited).
+    assert_eq!(
+        exchange(SocketAddr::V4(s.addr()), b"\x00\x04\x00\x01"),
+        None
+    );
+}
+
+#[test]
+fn two_hundred_concurrent_transfers_all_complete_exactly() {
+    let files: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| (format!("f{i}"), bytes(1000 + i * 37_000, i as u64)))
+        .collect();
+    let named: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    let s = serve(&named, 4);
+    let addr = s.addr();
+    let threads: Vec<_> = (0..200)
+        .map(|i| {
+            let (name, want) = files[i % files.len()].clone();
+            std::thread::spawn(move || {
+                let options = match i % 3 {
+                    0 => Options::default(),
+                    1 => Options {
+                        blksize: Some(1428),
+                        tsize: Some(0),
+                        ..Options::default()
+                    },
+                    _ => Options {
+                        blksize: Some(1024),
+                        windowsize: Some(8),
+                        ..Options::default()
+                    },
+                };
+                let got = fetch(addr, &name, Mode::Octet, options).expect("fetch");
+                assert!(got.data == want, "transfer {i} of {name}: wrong bytes");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(eventually(|| s.handle.counters().completed == 200));
+    let c = s.handle.counters();
+    assert_eq!(c.rrq, 200);
+    assert_eq!(c.completed, 200);
+    assert_eq!(c.gave_up, 0);
+}
+
+#[test]
+fn workers_stop_promptly_on_shutdown() {
+    use provd_tftpd::{StaticRoot, TftpSettings};
+    use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let settings = TftpSettings {
+        bind: Ipv4Addr::LOCALHOST,
+        port: 0,
+        workers: 3,
+        ..TftpSettings::default()
+    };
+    let source = Arc::new(StaticRoot::new(dir.path()).unwrap());
+    let handle = provd_tftpd::spawn(settings, source, flag.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    flag.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(150), "shutdown took {took:?}");
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_thread_starts() {
+    use provd_tftpd::{StaticRoot, TftpSettings};
+    use std::sync::{Arc, atomic::AtomicBool};
+    let dir = tempfile::tempdir().unwrap();
+    let source = Arc::new(StaticRoot::new(dir.path()).unwrap());
+    let flag = Arc::new(AtomicBool::new(false));
+    let base = TftpSettings {
+        bind: Ipv4Addr::LOCALHOST,
+        port: 0,
+        ..TftpSettings::default()
+    };
+    let try_spawn = |settings: TftpSettings| {
+        provd_tftpd::spawn(settings, source.clone(), flag.clone())
+            .map(|_| ())
+            .unwrap_err()
+            .kind()
+    };
+    let zero_workers = TftpSettings {
+        workers: 0,
+        ..base.clone()
+    };
+    assert_eq!(try_spawn(zero_workers), std::io::ErrorKind::InvalidInput);
+    let writes = TftpSettings {
+        server: ServerConfig {
+            allow_write: true,
+            ..ServerConfig::default()
+        },
+        ..base.clone()
+    };
+    assert_eq!(try_spawn(writes), std::io::ErrorKind::InvalidInput);
+    // A port already taken (without SO_REUSEPORT) fails in spawn, not in a thread.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let busy = TftpSettings {
+        port: taken.local_addr().unwrap().port(),
+        ..base
+    };
+    assert_eq!(try_spawn(busy), std::io::ErrorKind::AddrInUse);
+}
