@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use foldhash::HashMap;
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::files::{ConfigFileSpec, Subscribers, TftpSettings, Vars};
+use crate::files::{ConfigFileKind, ConfigFileSpec, Subscribers, TftpSettings, Vars};
 use crate::{BootFile, Glob};
 
 /// Index of a [`Class`] in [`Policy::classes`].
@@ -560,6 +560,43 @@ impl Policy {
             self.lease.t2_ratio
         )?;
 
+        match &self.tftp {
+            None => writeln!(o, "tftp: off")?,
+            Some(t) => {
+                writeln!(o, "tftp:")?;
+                writeln!(o, "  listen {}:{}", t.bind, t.port)?;
+                match &t.root {
+                    Some(r) => writeln!(o, "  static files from {}", r.display())?,
+                    None => writeln!(o, "  no static files (generated files only)")?,
+                }
+                writeln!(
+                    o,
+                    "  generated files {}",
+                    if t.enforce {
+                        "only to the device's leased address (enforce)"
+                    } else {
+                        "to any address (enforce off)"
+                    }
+                )?;
+                writeln!(
+                    o,
+                    "  blksize <= {}, windowsize <= {}, <= {} transfers per worker, uploads {}",
+                    t.max_blksize,
+                    t.max_windowsize,
+                    t.max_transfers,
+                    if t.allow_write { "allowed" } else { "refused" }
+                )?;
+            }
+        }
+        if !self.vars.is_empty() || !self.subscribers.is_empty() {
+            writeln!(
+                o,
+                "template variables: {} in [vars], {} subscribers",
+                self.vars.len(),
+                self.subscribers.len()
+            )?;
+        }
+
         writeln!(
             o,
             "classes ({}, first match on option 60 wins):",
@@ -698,6 +735,17 @@ fn class_lines(c: &Class) -> Vec<String> {
     }
     if let Some(b) = &c.boot_file {
         l.push(format!("file {b}"));
+    }
+    if let Some(f) = &c.config_file {
+        let how = match (f.kind, f.mta_hash) {
+            (ConfigFileKind::Docsis, _) => "DOCSIS, CM MIC + CMTS MIC".to_owned(),
+            (ConfigFileKind::Mta, None) => "PacketCable MTA, no in-file hash".to_owned(),
+            (ConfigFileKind::Mta, Some(h)) => format!("PacketCable MTA, in-file {h:?} hash"),
+        };
+        l.push(format!(
+            "file generated per device from {} ({how})",
+            f.template.display()
+        ));
     }
     if let Some(t) = &c.tftp_server {
         l.push(format!("option 66 TFTP server {t}"));

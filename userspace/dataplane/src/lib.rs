@@ -69,16 +69,22 @@ pub fn unix_now() -> u32 {
 
 /// Allows a few log lines per second and counts what it held back.
 #[derive(Debug)]
-struct RateLimit {
+pub struct RateLimit {
     window: Instant,
     used: u32,
     suppressed: u64,
 }
 
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RateLimit {
     const PER_SEC: u32 = 5;
 
-    fn new() -> Self {
+    pub fn new() -> Self {
         RateLimit {
             window: Instant::now(),
             used: 0,
@@ -87,7 +93,7 @@ impl RateLimit {
     }
 
     /// Whether a line may be logged now; when a new window opens, returns how many were held.
-    fn allow(&mut self) -> (bool, u64) {
+    pub fn allow(&mut self) -> (bool, u64) {
         if self.window.elapsed() >= Duration::from_secs(1) {
             self.window = Instant::now();
             self.used = 0;

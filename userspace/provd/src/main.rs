@@ -2,6 +2,7 @@
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
 mod cfg;
+mod tftp;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +55,14 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve { .. }) {
+        // Commands that print end quietly when their reader goes away (`provd leases | head`)
+        // instead of panicking on EPIPE. The server keeps Rust's SIGPIPE = ignore.
+        // SAFETY: single-threaded at this point; SIG_DFL is a valid disposition for SIGPIPE.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let r = match cli.cmd {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
@@ -79,6 +88,14 @@ fn load(path: &Path) -> Result<Policy> {
 fn check_config(path: &Path) -> Result<ExitCode> {
     match Policy::from_file(path) {
         Ok(p) => {
+            // Templates are part of the config: a syntax error refuses the start, so say it now.
+            if let Err(e) =
+                provd_files::Generator::new(&p, Arc::new(provd_files::DeviceView::new()))
+            {
+                println!("{e}");
+                eprintln!("{}: template error", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             println!("{}: ok\n{}", path.display(), p.describe());
             Ok(ExitCode::SUCCESS)
         }
@@ -197,6 +214,27 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         "leases restored"
     );
 
+    // What the file servers know of bound devices: every restored live lease now, and each new
+    // record as a worker writes it.
+    let devices = shared.policy.tftp.as_ref().map(|_| {
+        let view = Arc::new(provd_files::DeviceView::new());
+        for table in &tables {
+            for (_, lease) in table.iter() {
+                if lease.state == LeaseState::Bound && lease.expires_at > now {
+                    view.record(lease);
+                }
+            }
+        }
+        view
+    });
+    let generated = match &devices {
+        Some(view) => Some(Arc::new(tftp::Generated::new(
+            provd_files::Generator::new(&shared.policy, Arc::clone(view))
+                .context("loading config-file templates")?,
+        ))),
+        None => None,
+    };
+
     let sockets = open_sockets(&settings, shards)
         .with_context(|| format!("binding UDP {}:{}", settings.bind, settings.port))?;
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -215,7 +253,9 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             log,
             socket,
             settings: settings.clone(),
-            observer: None,
+            observer: devices
+                .clone()
+                .map(|v| v as Arc<dyn provd_engine::LeaseObserver>),
         };
         let stop = Arc::clone(&shutdown);
         handles.push(
@@ -223,6 +263,14 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
                 .name(format!("provd-shard-{i}"))
                 .spawn(move || worker.run(&stop))?,
         );
+    }
+    let tftp_handle = match (&shared.policy.tftp, &generated) {
+        (Some(t), Some(g)) => Some(tftp::start(t, Arc::clone(g), Arc::clone(&shutdown))?),
+        _ => None,
+    };
+    if let Some(h) = &tftp_handle {
+        let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
+        tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
     }
     let path_taken = IoPath::Sockets;
     tracing::info!(
@@ -233,8 +281,16 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         why = "XDP and io_uring paths are not built into this binary yet; std sockets with recvmmsg/sendmmsg",
         "provd ready"
     );
-    // A plain line too, independent of the log format, for scripts waiting on readiness.
-    eprintln!("provd ready path={} workers={shards}", path_taken.as_str());
+    // A plain line too, independent of the log format, for scripts waiting on readiness: every
+    // listener is bound by now.
+    match &tftp_handle {
+        Some(h) => eprintln!(
+            "provd ready path={} workers={shards} tftp={}",
+            path_taken.as_str(),
+            h.local_addr()
+        ),
+        None => eprintln!("provd ready path={} workers={shards}", path_taken.as_str()),
+    }
 
     let total = |counters: &[Arc<provd_engine::Counters>]| {
         let mut s = Snapshot::default();
@@ -250,6 +306,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
             last = Instant::now();
             log_counters(&total(&counters));
+            log_tftp(tftp_handle.as_ref(), generated.as_deref());
         }
     }
     shutdown.store(true, Ordering::Relaxed);
@@ -267,12 +324,33 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             }
         }
     }
+    if let Some(h) = tftp_handle {
+        log_tftp(Some(&h), generated.as_deref());
+        if let Err(e) = h.join() {
+            tracing::error!(error = %e, "TFTP worker failed");
+            failed = true;
+        }
+    }
     log_counters(&total(&counters));
     if failed {
         bail!("a worker failed; see the log above");
     }
     tracing::info!("provd stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn log_tftp(h: Option<&provd_tftpd::TftpHandle>, g: Option<&tftp::Generated>) {
+    let (Some(h), Some(g)) = (h, g) else { return };
+    let c = &g.counters;
+    tracing::info!(
+        transfers = h.transfers(),
+        counters = ?h.counters(),
+        io = ?h.io_counters(),
+        generated = c.served.load(Ordering::Relaxed),
+        enforce_refused = c.refused.load(Ordering::Relaxed),
+        generate_failed = c.failed.load(Ordering::Relaxed),
+        "tftp counters"
+    );
 }
 
 fn log_counters(s: &Snapshot) {

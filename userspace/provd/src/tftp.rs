@@ -1,0 +1,115 @@
+//! The TFTP server as `provd serve` runs it: generated per-device files first, then the static
+//! root, on the worker threads of provd-tftpd.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use provd_config::TftpSettings;
+use provd_dataplane::{RateLimit, unix_now};
+use provd_files::{GenerateError, Generator};
+use provd_tftpd::{
+    Chain, ErrorCode, FileContent, FileSource, OpenError, ReadRequest, Refusal, StaticRoot,
+    TftpHandle,
+};
+
+/// Generated files as a TFTP file source, with the refusals and failures counted and logged
+/// (rate-limited: a fleet rebooting behind a misconfigured template must not flood the log).
+#[derive(Debug)]
+pub struct Generated {
+    generator: Generator,
+    pub counters: GeneratedCounters,
+    log_limit: Mutex<RateLimit>,
+}
+
+#[derive(Debug, Default)]
+pub struct GeneratedCounters {
+    pub served: AtomicU64,
+    pub refused: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Generated {
+    pub fn new(generator: Generator) -> Self {
+        Generated {
+            generator,
+            counters: GeneratedCounters::default(),
+            log_limit: Mutex::new(RateLimit::new()),
+        }
+    }
+
+    fn log(&self, f: impl FnOnce(u64)) {
+        let (ok, held) = self
+            .log_limit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow();
+        if ok {
+            f(held);
+        }
+    }
+}
+
+impl FileSource for Generated {
+    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+        match self
+            .generator
+            .file(req.filename, *req.peer.ip(), unix_now())
+        {
+            Ok(Some(bytes)) => {
+                self.counters.served.fetch_add(1, Ordering::Relaxed);
+                Ok(FileContent::from(bytes))
+            }
+            Ok(None) => Err(OpenError::NotMine),
+            Err(e @ GenerateError::Refused { .. }) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.log(|held| tracing::warn!(peer = %req.peer, error = %e, suppressed = held, "TFTP-enforce refused a generated file"));
+                Err(OpenError::Refused(Refusal::new(
+                    ErrorCode::ACCESS_VIOLATION,
+                    "Access violation",
+                )))
+            }
+            Err(e @ GenerateError::Render(_)) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.log(|held| tracing::error!(peer = %req.peer, file = req.filename, error = %e, suppressed = held, "config file not generated"));
+                Err(OpenError::Refused(Refusal::new(
+                    ErrorCode::NOT_DEFINED,
+                    "Config file unavailable",
+                )))
+            }
+        }
+    }
+}
+
+/// Starts the TFTP workers: generated files, then static files from `root` if configured.
+pub fn start(
+    settings: &TftpSettings,
+    generated: Arc<Generated>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<TftpHandle> {
+    let mut sources: Vec<Box<dyn FileSource>> = vec![Box::new(generated)];
+    if let Some(root) = &settings.root {
+        let root =
+            StaticRoot::new(root).with_context(|| format!("tftp.root {}", root.display()))?;
+        sources.push(Box::new(root));
+    }
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let server = provd_tftp::ServerConfig {
+        max_blksize: settings.max_blksize,
+        max_windowsize: settings.max_windowsize,
+        max_transfers: settings.max_transfers,
+        ..provd_tftp::ServerConfig::default()
+    };
+    let tftpd = provd_tftpd::TftpSettings {
+        bind: settings.bind,
+        port: settings.port,
+        workers,
+        server,
+        transfer_port_base: None,
+    };
+    provd_tftpd::spawn(tftpd, Arc::new(Chain::new(sources)), shutdown)
+        .with_context(|| format!("starting TFTP on {}:{}", settings.bind, settings.port))
+}
