@@ -4,13 +4,14 @@
 //! answers read requests from the file source inline, sends in batches, and runs the timers.
 
 use std::net::SocketAddrV4;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use provd_tftp::{DropReason, ErrorCode, Event, Incoming, Millis, Port, Refusal, Server, Transmit};
 
-use crate::socket::{BATCH, InterfaceMtus, RecvBatch, SendBatch, UdpSocket, poll_readable};
+use crate::socket::{BATCH, InterfaceMtus, Meta, RecvBatch, SendBatch, UdpSocket, poll_readable};
 use crate::source::{FileSource, OpenError, ReadRequest};
 use crate::{IoCounters, Stats};
 
@@ -35,7 +36,7 @@ pub(crate) struct Worker {
 struct Outbox<'a> {
     socket: &'a UdpSocket,
     batch: SendBatch,
-    io: &'a mut IoCounters,
+    io: IoCounters,
 }
 
 impl Outbox<'_> {
@@ -64,7 +65,7 @@ impl Worker {
             listen,
             transfer,
             listen_port,
-            mut server,
+            server,
             source,
             stats,
             max_datagram,
@@ -72,95 +73,119 @@ impl Worker {
         let epoch = Instant::now();
         let clock = || Millis(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX));
         let mut rx = RecvBatch::new();
-        let mut io = IoCounters::default();
-        let mut mtus = InterfaceMtus::default();
-        let mut warnings = RateLimits::default();
-        let mut send_buffer = Some(SendBatch::new(max_datagram));
+        let mut turn = Turn {
+            index,
+            listen_port,
+            listen_fd: listen.fd(),
+            server,
+            source,
+            out: Outbox {
+                socket: &transfer,
+                batch: SendBatch::new(max_datagram),
+                io: IoCounters::default(),
+            },
+            mtus: InterfaceMtus::default(),
+            warnings: RateLimits::default(),
+        };
         tracing::debug!(worker = index, "TFTP worker started");
         while !shutdown.load(Ordering::Relaxed) {
             let now = clock();
-            let wait = server.next_deadline().map_or(POLL_CAP, |d| {
+            let wait = turn.server.next_deadline().map_or(POLL_CAP, |d| {
                 Duration::from_millis(d.since(now)).min(POLL_CAP)
             });
-            let ready = poll_readable([listen.fd(), transfer.fd()], wait)?;
+            let [listen_ready, transfer_ready] = poll_readable([listen.fd(), transfer.fd()], wait)?;
             let now = clock();
-            let mut out = Outbox {
-                socket: &transfer,
-                batch: send_buffer
-                    .take()
-                    .unwrap_or_else(|| SendBatch::new(max_datagram)),
-                io: &mut io,
-            };
-            for (socket, port, readable) in [
-                (&listen, Port::Listen, ready[0]),
-                (&transfer, Port::Transfer, ready[1]),
-            ] {
-                if !readable {
-                    continue;
-                }
-                for _ in 0..BATCHES_PER_TURN {
-                    let n = match socket.recv_batch(&mut rx) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            // ICMP errors surface here (port unreachable from a gone client):
-                            // nothing to do but count them.
-                            out.io.receive_errors += 1;
-                            tracing::trace!(worker = index, error = %e, "receive error");
-                            break;
-                        }
-                    };
-                    out.io.datagrams_received += n as u64;
-                    for i in 0..n {
-                        let (bytes, meta) = rx.get(i);
-                        let incoming = Incoming {
-                            port,
-                            local: meta.local,
-                            peer: meta.src,
-                            path_mtu: match port {
-                                Port::Listen => mtus.get(listen.fd(), meta.ifindex),
-                                Port::Transfer => None,
-                            },
-                            bytes,
-                        };
-                        let event = server.handle(now, incoming, &mut |t| out.push(t));
-                        match event {
-                            Some(Event::Read(req)) => {
-                                let request = ReadRequest {
-                                    filename: req.filename,
-                                    peer: req.peer,
-                                    local: SocketAddrV4::new(req.local, listen_port),
-                                };
-                                let answer = open(&*source, &request, index, &mut warnings);
-                                server.respond(req.id, answer, now, &mut |t| out.push(t));
-                            }
-                            Some(Event::Write(req)) => {
-                                // Uploads are refused before this (allow_write is off), but
-                                // answer anyway rather than leave the client waiting.
-                                let no = Refusal::access_violation("Writes are not accepted");
-                                server.respond_write(req.id, Err(no), now, &mut |t| out.push(t));
-                            }
-                            Some(Event::Dropped { peer, port, reason }) => {
-                                warnings.dropped(index, peer, port, reason);
-                            }
-                            Some(_) | None => {}
-                        }
-                    }
-                    if n < BATCH {
-                        break;
-                    }
-                }
+            if listen_ready {
+                turn.drain(&listen, Port::Listen, &mut rx, now);
             }
-            server.poll_timeouts(clock(), &mut |t| out.push(t));
-            out.flush();
-            send_buffer = Some(out.batch);
+            if transfer_ready {
+                turn.drain(&transfer, Port::Transfer, &mut rx, now);
+            }
+            turn.server
+                .poll_timeouts(clock(), &mut |t| turn.out.push(t));
+            turn.out.flush();
             if let Ok(mut s) = stats.lock() {
-                s.protocol.clone_from(server.counters());
-                s.io = io.clone();
-                s.transfers = server.transfers();
+                s.protocol.clone_from(turn.server.counters());
+                s.io.clone_from(&turn.out.io);
+                s.transfers = turn.server.transfers();
             }
         }
         tracing::debug!(worker = index, "TFTP worker stopped");
         Ok(())
+    }
+}
+
+/// What one worker's loop works with between polls.
+struct Turn<'a> {
+    index: usize,
+    listen_port: u16,
+    listen_fd: RawFd,
+    server: Server,
+    source: Arc<dyn FileSource>,
+    out: Outbox<'a>,
+    mtus: InterfaceMtus,
+    warnings: RateLimits,
+}
+
+impl Turn<'_> {
+    /// Handles what is queued on `socket`, a few batches at most so that the other socket and
+    /// the timers get their turn under load.
+    fn drain(&mut self, socket: &UdpSocket, port: Port, rx: &mut RecvBatch, now: Millis) {
+        for _ in 0..BATCHES_PER_TURN {
+            let n = match socket.recv_batch(rx) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.out.io.receive_errors += 1;
+                    tracing::trace!(worker = self.index, error = %e, "receive error");
+                    return;
+                }
+            };
+            self.out.io.datagrams_received += n as u64;
+            for i in 0..n {
+                let (bytes, meta) = rx.get(i);
+                self.datagram(port, bytes, meta, now);
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn datagram(&mut self, port: Port, bytes: &[u8], meta: Meta, now: Millis) {
+        let incoming = Incoming {
+            port,
+            local: meta.local,
+            peer: meta.src,
+            // Only requests negotiate a block size.
+            path_mtu: match port {
+                Port::Listen => self.mtus.get(self.listen_fd, meta.ifindex),
+                Port::Transfer => None,
+            },
+            bytes,
+        };
+        match self.server.handle(now, incoming, &mut |t| self.out.push(t)) {
+            Some(Event::Read(req)) => {
+                let request = ReadRequest {
+                    filename: req.filename,
+                    peer: req.peer,
+                    local: SocketAddrV4::new(req.local, self.listen_port),
+                };
+                let answer = open(&*self.source, &request, self.index, &mut self.warnings);
+                self.server
+                    .respond(req.id, answer, now, &mut |t| self.out.push(t));
+            }
+            Some(Event::Write(req)) => {
+                // Uploads are refused before this (allow_write is off), but answer anyway
+                // rather than leave the client waiting.
+                let no = Refusal::access_violation("Writes are not accepted");
+                self.server
+                    .respond_write(req.id, Err(no), now, &mut |t| self.out.push(t));
+            }
+            Some(Event::Dropped { peer, port, reason }) => {
+                self.warnings.dropped(self.index, peer, port, reason);
+            }
+            Some(_) | None => {}
+        }
     }
 }
 
