@@ -404,7 +404,8 @@ impl Server {
             counters.unknown_tid += 1;
             counters.count_drop(DropReason::UnknownTransfer);
             // Never answer an ERROR (RFC 1350): two confused hosts would bounce them forever.
-            if Opcode::of(inc.bytes) != Some(Opcode::Error) {
+            // Nor what is not TFTP at all: an ERROR per stray datagram only feeds reflection.
+            if Opcode::of(inc.bytes).is_some_and(|op| op != Opcode::Error) {
                 let code = ErrorCode::UNKNOWN_TRANSFER_ID;
                 let mut io = Io {
                     to: inc.peer,
