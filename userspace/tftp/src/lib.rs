@@ -9,6 +9,35 @@
 //!
 //! Files are [`FileContent`]: shared, immutable bytes. A firmware image fetched by a thousand
 //! modems exists once; each transfer holds a reference and a handful of integers.
+//!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use provd_tftp::*;
+//!
+//! let mut server = Server::new(ServerConfig::default()).unwrap();
+//! let modem = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 7), 3001);
+//! let mut sent = Vec::new();
+//! let mut out = |t: Transmit<'_>| sent.push((t.to, t.to_vec()));
+//! let rrq = Incoming {
+//!     port: Port::Listen,
+//!     local: Ipv4Addr::new(10, 0, 0, 1),
+//!     peer: modem,
+//!     path_mtu: None,
+//!     bytes: b"\x00\x01cm/modem.cfg\x00octet\x00",
+//! };
+//! let now = Millis(0);
+//! if let Some(Event::Read(req)) = server.handle(now, rrq, &mut out) {
+//!     assert_eq!(req.filename, "cm/modem.cfg");
+//!     server.respond(req.id, Ok(FileContent::from(&b"\x03\x01\x01"[..])), now, &mut out);
+//! }
+//! // One short DATA is the whole file; the modem's ACK 1 ends the transfer.
+//! assert_eq!(sent, [(modem, b"\x00\x03\x00\x01\x03\x01\x01".to_vec())]);
+//! let ack = Incoming { port: Port::Transfer, bytes: &ack(1), ..rrq };
+//! assert_eq!(server.handle(Millis(3), ack, &mut |_| {}), None);
+//! assert_eq!(server.counters().completed, 1);
+//! // Timers: nothing is due until the dally ends.
+//! assert!(server.next_deadline().is_some());
+//! ```
 
 mod config;
 mod counters;
