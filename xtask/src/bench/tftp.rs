@@ -564,8 +564,10 @@ impl TftpServer {
                     self.log_tail()
                 );
             }
-            let said_ready =
-                self.kind != Kind::Provd || self.child.stdout_text().contains("provd ready");
+            // provd's plain `provd ready ...` line goes to stderr, beside its log.
+            let said_ready = self.kind != Kind::Provd
+                || self.child.stdout_text().contains("provd ready")
+                || self.child.stderr_text().contains("provd ready");
             if said_ready && udp_bound(self.child.pid(), SERVER_IP, TFTP_PORT) {
                 return Ok(());
             }
