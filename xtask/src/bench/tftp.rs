@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -270,7 +270,12 @@ fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
             .args(["--seconds", "120", "--save-dir"])
             .arg(env.reference);
         blksize_arg(&mut c, env.plan.blksize);
-        let r = run_load(c, Duration::from_secs(180), "reference pass")?;
+        let r = run_load(
+            c,
+            Duration::from_secs(180),
+            "reference-pass",
+            srv.dir.path(),
+        )?;
         srv.check_alive()?;
         if !r.all_ok || r.files != u64::from(env.plan.macs) {
             let _ = std::fs::remove_dir_all(env.reference);
@@ -298,7 +303,7 @@ fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
         .arg(env.reference);
     blksize_arg(&mut c, env.plan.blksize);
     let limit = Duration::from_secs_f64(env.plan.seconds + 60.0);
-    let small = run_load(c, limit, "small files")?;
+    let small = run_load(c, limit, "small-files", srv.dir.path())?;
     srv.check_alive()?;
     eprintln!(
         "bench: {} small files: {}\n{}",
@@ -318,7 +323,7 @@ fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
         if kind == Kind::Provd {
             c.args(PROVD_FIRMWARE_OPTS);
         }
-        run_load(c, Duration::from_secs(700), "firmware")
+        run_load(c, Duration::from_secs(700), "firmware", srv.dir.path())
     };
     let verified = firmware_load(1, ["--expect-sha1", env.firmware_sha])?;
     if !verified.all_ok {
@@ -384,23 +389,38 @@ fn blksize_arg(c: &mut Command, blksize: Option<u16>) {
     }
 }
 
-/// Runs provd-loadgen to completion within `limit` and reads its RESULT line (also when it
-/// exits 1, which it does when anything failed).
-fn run_load(mut c: Command, limit: Duration, what: &str) -> Result<LoadRun> {
-    let out = cmd::output_timeout(&mut c, limit)?;
-    parse_load(&out).with_context(|| {
-        format!(
-            "{what}: provd-loadgen ({}) printed no RESULT line: {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+/// Runs provd-loadgen to completion within `limit` (killed at once on Ctrl-C), its output kept
+/// in `log_dir` as `<label>.out/.err`, and reads its RESULT line (also when it exits 1, which it
+/// does when anything failed).
+fn run_load(c: Command, limit: Duration, label: &str, log_dir: &Path) -> Result<LoadRun> {
+    let mut child = Child::spawn(label, c, log_dir)?;
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        let stop = if t0.elapsed() > limit {
+            Some(format!(
+                "{label}: provd-loadgen still running after {limit:?}"
+            ))
+        } else {
+            check_interrupted().err().map(|e| e.to_string())
+        };
+        if let Some(why) = stop {
+            child.kill(libc::SIGKILL)?;
+            child.wait_timeout(Duration::from_secs(5))?;
+            bail!("{why}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
+    parse_load(status.success(), &stdout, &stderr).with_context(|| {
+        format!("{label}: provd-loadgen ({status}) printed no RESULT line: {stdout}{stderr}")
     })
 }
 
-fn parse_load(out: &Output) -> Option<LoadRun> {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let f: BTreeMap<String, String> = tools::fields(&stdout, "RESULT tftp-load")?;
+fn parse_load(success: bool, stdout: &str, stderr: &str) -> Option<LoadRun> {
+    let f: BTreeMap<String, String> = tools::fields(stdout, "RESULT tftp-load")?;
     let num = |k: &str| -> Option<f64> { f.get(k)?.parse().ok() };
     Some(LoadRun {
         files: num("files")? as u64,
@@ -408,14 +428,14 @@ fn parse_load(out: &Output) -> Option<LoadRun> {
         p50_ms: num("p50_ms")?,
         errors: num("errors")? as u64,
         timeouts: num("timeouts")? as u64,
-        all_ok: out.status.success(),
+        all_ok: success,
         line: stdout
             .lines()
             .rev()
             .find(|l| l.starts_with("RESULT tftp-load"))
             .unwrap_or_default()
             .to_owned(),
-        detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        detail: stderr.trim().to_owned(),
     })
 }
 
@@ -671,23 +691,14 @@ mod tests {
 
     #[test]
     fn load_lines_parse() {
-        use std::os::unix::process::ExitStatusExt;
-        let out = Output {
-            status: std::process::ExitStatus::from_raw(256),
-            stdout: b"RESULT tftp-load files=12 files_per_s=3456.7 bytes_per_s=1 p50_ms=1.5 \
-                      p99_ms=9 errors=1 timeouts=2\n"
-                .to_vec(),
-            stderr: b"loadgen tftp: ...".to_vec(),
-        };
-        let r = parse_load(&out).unwrap();
+        let stdout = "RESULT tftp-load files=12 files_per_s=3456.7 bytes_per_s=1 p50_ms=1.5 \
+                      p99_ms=9 errors=1 timeouts=2\n";
+        let r = parse_load(false, stdout, "loadgen tftp: ...").unwrap();
         assert_eq!((r.files, r.errors, r.timeouts, r.all_ok), (12, 1, 2, false));
         assert_eq!(r.files_per_s, 3456.7);
         assert_eq!(r.p50_ms, 1.5);
-        let empty = Output {
-            stdout: Vec::new(),
-            ..out
-        };
-        assert!(parse_load(&empty).is_none());
+        assert_eq!(r.detail, "loadgen tftp: ...");
+        assert!(parse_load(true, "", "").is_none());
         assert_eq!(Kind::parse("tftpd-hpa").unwrap(), Kind::TftpdHpa);
         assert!(Kind::parse("kea").is_err());
     }
