@@ -573,6 +573,12 @@ impl Validator {
             }
             r => r.map(PathBuf::from),
         };
+        if w.allow_write == Some(true) && root.is_none() {
+            self.err(
+                "tftp.allow_write",
+                "uploads go into the static root: set tftp.root too",
+            );
+        }
         TftpSettings {
             bind,
             port,

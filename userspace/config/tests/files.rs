@@ -130,6 +130,8 @@ fn tftp_errors_name_the_field() {
     assert_has(&e, "tftp.bind", "nope");
     assert_has(&e, "tftp.root", "empty");
     assert_has(&e, "tftp.max_transfers", "1..=");
+    let e = errors("[tftp]\nallow_write = true\n");
+    assert_has(&e, "tftp.allow_write", "set tftp.root");
     let e = errors("[tftp]\nwindow = 4\n");
     assert!(e.to_string().contains("window"), "unknown key named: {e}");
 }

@@ -10,7 +10,7 @@ use provd_dataplane::{RateLimit, unix_now};
 use provd_files::{GenerateError, Generator};
 use provd_tftpd::{
     Chain, ErrorCode, FileContent, FileSource, OpenError, ReadRequest, Refusal, StaticRoot,
-    TftpHandle,
+    TftpHandle, UploadSink,
 };
 
 /// Generated files as a TFTP file source, with the refusals and failures counted and logged
@@ -81,16 +81,22 @@ impl FileSource for Generated {
     }
 }
 
-/// Starts the TFTP workers: generated files, then static files from `root` if configured.
+/// Starts the TFTP workers: generated files, then static files from `root` if configured;
+/// uploads (new files only) into `root` when `allow_write` is on.
 pub fn start(
     settings: &TftpSettings,
     generated: Arc<Generated>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<TftpHandle> {
     let mut sources: Vec<Box<dyn FileSource>> = vec![Box::new(generated)];
+    let mut uploads: Option<Arc<dyn UploadSink>> = None;
     if let Some(root) = &settings.root {
-        let root =
-            StaticRoot::new(root).with_context(|| format!("tftp.root {}", root.display()))?;
+        let root = Arc::new(
+            StaticRoot::new(root).with_context(|| format!("tftp.root {}", root.display()))?,
+        );
+        if settings.allow_write {
+            uploads = Some(Arc::clone(&root) as Arc<dyn UploadSink>);
+        }
         sources.push(Box::new(root));
     }
     let workers = match settings.workers {
@@ -101,6 +107,7 @@ pub fn start(
         max_blksize: settings.max_blksize,
         max_windowsize: settings.max_windowsize,
         max_transfers: settings.max_transfers,
+        allow_write: uploads.is_some(),
         ..provd_tftp::ServerConfig::default()
     };
     let tftpd = provd_tftpd::TftpSettings {
@@ -110,6 +117,6 @@ pub fn start(
         server,
         transfer_port_base: None,
     };
-    provd_tftpd::spawn(tftpd, Arc::new(Chain::new(sources)), shutdown)
+    provd_tftpd::spawn_with_uploads(tftpd, Arc::new(Chain::new(sources)), uploads, shutdown)
         .with_context(|| format!("starting TFTP on {}:{}", settings.bind, settings.port))
 }

@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 use provd_tftp::{Counters, Server, ServerConfig};
 
 pub use provd_tftp::{ErrorCode, FileContent, Refusal};
-pub use source::{Chain, FileSource, OpenError, ReadRequest, StaticRoot};
+pub use source::{Chain, FileSource, OpenError, ReadRequest, StaticRoot, UploadSink};
 
 /// Where and how the TFTP server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,19 +158,29 @@ fn invalid(msg: String) -> io::Error {
 
 /// Binds every socket, then starts the workers. Errors (a port in use, a bad config) come back
 /// here, before any thread runs. `source` is called on the worker threads: it must be fast or
-/// cached (see [`FileSource`]). The server serves reads only: `settings.server.allow_write`
-/// must be off.
+/// cached (see [`FileSource`]). Serves reads only; see [`spawn_with_uploads`].
 pub fn spawn(
     settings: TftpSettings,
     source: Arc<dyn FileSource>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<TftpHandle> {
+    spawn_with_uploads(settings, source, None, shutdown)
+}
+
+/// [`spawn`], with uploads (WRQ) going to `uploads` when `settings.server.allow_write` is on.
+/// Both or neither: a sink without `allow_write`, or `allow_write` without a sink, is an error.
+pub fn spawn_with_uploads(
+    settings: TftpSettings,
+    source: Arc<dyn FileSource>,
+    uploads: Option<Arc<dyn UploadSink>>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<TftpHandle> {
     if settings.workers == 0 {
         return Err(invalid("TFTP needs at least one worker".into()));
     }
-    if settings.server.allow_write {
+    if settings.server.allow_write != uploads.is_some() {
         return Err(invalid(
-            "the TFTP server serves reads only (allow_write)".into(),
+            "uploads need both allow_write and an upload sink".into(),
         ));
     }
     settings
@@ -207,6 +217,7 @@ pub fn spawn(
             listen_port: port,
             server,
             source: Arc::clone(&source),
+            uploads: uploads.clone(),
             stats: Arc::default(),
             max_datagram,
         });

@@ -57,6 +57,17 @@ impl<T: FileSource + ?Sized> FileSource for Box<T> {
     }
 }
 
+/// Takes uploads (WRQ). Asked when the request arrives, so a refused name gets its ERROR before
+/// any data flows; handed the whole file when the last block arrived. Called inline on a worker
+/// thread, like [`FileSource`].
+pub trait UploadSink: Send + Sync {
+    /// Whether `req.filename` may be written by `req.peer`.
+    fn accept(&self, req: &ReadRequest<'_>) -> Result<(), Refusal>;
+    /// Stores a complete upload. The client has had its last ACK already (TFTP has no later
+    /// point to report a failure), so a failure here is logged by the caller.
+    fn store(&self, req: &ReadRequest<'_>, data: &[u8]) -> io::Result<()>;
+}
+
 /// Sources asked in order; the first that does not answer [`OpenError::NotMine`] decides.
 pub struct Chain(Vec<Box<dyn FileSource>>);
 
@@ -185,6 +196,53 @@ impl FileSource for StaticRoot {
         let content = read_all(file, meta.len()).map_err(|e| refusal_for(&e))?;
         self.lock().insert(resolved, stamp, content.clone());
         Ok(content)
+    }
+}
+
+/// Uploads into the root: new files only (an existing name is ERROR 6, never overwritten), into
+/// directories that exist under the root, never through a symlink.
+impl UploadSink for StaticRoot {
+    fn accept(&self, req: &ReadRequest<'_>) -> Result<(), Refusal> {
+        self.upload_path(req.filename).map(|_| ())
+    }
+
+    fn store(&self, req: &ReadRequest<'_>, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let path = self
+            .upload_path(req.filename)
+            .map_err(|r| io::Error::new(io::ErrorKind::PermissionDenied, r.message.into_owned()))?;
+        // O_EXCL: a file that appeared since the request is not overwritten; O_NOFOLLOW: nor
+        // is a symlink planted there.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        file.write_all(data)?;
+        file.sync_all()
+    }
+}
+
+impl StaticRoot {
+    /// Where an upload of `name` goes: a new file in an existing directory under the root.
+    fn upload_path(&self, name: &str) -> Result<PathBuf, Refusal> {
+        let relative = normalise(name)?;
+        let file_name = relative
+            .file_name()
+            .ok_or_else(|| Refusal::access_violation("Not a file name"))?
+            .to_owned();
+        let parent = relative.parent().unwrap_or(Path::new(""));
+        let dir = std::fs::canonicalize(self.root.join(parent)).map_err(|e| refusal_for(&e))?;
+        if !dir.starts_with(&self.root) || !dir.is_dir() {
+            return Err(Refusal::access_violation("Outside the TFTP root"));
+        }
+        let path = dir.join(file_name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Err(Refusal::new(ErrorCode::FILE_EXISTS, "File already exists")),
+            Err(e) if is_absent(&e) => Ok(path),
+            Err(e) => Err(refusal_for(&e)),
+        }
     }
 }
 

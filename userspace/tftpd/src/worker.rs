@@ -3,16 +3,19 @@
 //! next timer as timeout (capped, so shutdown is noticed quickly), drains them in batches,
 //! answers read requests from the file source inline, sends in batches, and runs the timers.
 
+use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use provd_tftp::{DropReason, ErrorCode, Event, Incoming, Millis, Port, Refusal, Server, Transmit};
+use provd_tftp::{
+    DropReason, ErrorCode, Event, Incoming, Millis, Port, Refusal, Server, TransferId, Transmit,
+};
 
 use crate::socket::{BATCH, InterfaceMtus, Meta, RecvBatch, SendBatch, UdpSocket, poll_readable};
-use crate::source::{FileSource, OpenError, ReadRequest};
+use crate::source::{FileSource, OpenError, ReadRequest, UploadSink};
 use crate::{IoCounters, Stats};
 
 /// Longest sleep in poll: bounds how long a shutdown request waits.
@@ -27,6 +30,8 @@ pub(crate) struct Worker {
     pub listen_port: u16,
     pub server: Server,
     pub source: Arc<dyn FileSource>,
+    /// `None`: every WRQ is refused.
+    pub uploads: Option<Arc<dyn UploadSink>>,
     pub stats: Arc<Mutex<Stats>>,
     /// Send slot size: the largest datagram the server can emit.
     pub max_datagram: usize,
@@ -67,6 +72,7 @@ impl Worker {
             listen_port,
             server,
             source,
+            uploads,
             stats,
             max_datagram,
         } = self;
@@ -79,6 +85,8 @@ impl Worker {
             listen_fd: listen.fd(),
             server,
             source,
+            uploads,
+            pending_uploads: HashMap::new(),
             out: Outbox {
                 socket: &transfer,
                 batch: SendBatch::new(max_datagram),
@@ -122,6 +130,11 @@ struct Turn<'a> {
     listen_fd: RawFd,
     server: Server,
     source: Arc<dyn FileSource>,
+    uploads: Option<Arc<dyn UploadSink>>,
+    /// Accepted uploads in flight, by peer (a peer has one transfer at a time): the name to
+    /// store under when the last block arrives. Entries of uploads that died are replaced by
+    /// the peer's next request or swept when the table outgrows the server's transfer count.
+    pending_uploads: HashMap<SocketAddrV4, (TransferId, String, SocketAddrV4)>,
     out: Outbox<'a>,
     mtus: InterfaceMtus,
     warnings: RateLimits,
@@ -175,11 +188,48 @@ impl Turn<'_> {
                     .respond(req.id, answer, now, &mut |t| self.out.push(t));
             }
             Some(Event::Write(req)) => {
-                // Uploads are refused before this (allow_write is off), but answer anyway
-                // rather than leave the client waiting.
-                let no = Refusal::access_violation("Writes are not accepted");
+                let request = ReadRequest {
+                    filename: req.filename,
+                    peer: req.peer,
+                    local: SocketAddrV4::new(req.local, self.listen_port),
+                };
+                let answer = match &self.uploads {
+                    None => Err(Refusal::access_violation("Writes are not accepted")),
+                    Some(sink) => sink.accept(&request),
+                };
+                if answer.is_ok() {
+                    if self.pending_uploads.len() > self.server.transfers() + 1024 {
+                        // Uploads that timed out never complete: forget the oldest entries.
+                        self.pending_uploads.clear();
+                    }
+                    self.pending_uploads
+                        .insert(req.peer, (req.id, req.filename.to_owned(), request.local));
+                }
                 self.server
-                    .respond_write(req.id, Err(no), now, &mut |t| self.out.push(t));
+                    .respond_write(req.id, answer, now, &mut |t| self.out.push(t));
+            }
+            Some(Event::WriteComplete { id, data }) => {
+                let Some((pending, name, local)) = self.pending_uploads.remove(&id.peer) else {
+                    return;
+                };
+                if pending != id {
+                    return;
+                }
+                if let Some(sink) = &self.uploads {
+                    let request = ReadRequest {
+                        filename: &name,
+                        peer: id.peer,
+                        local,
+                    };
+                    match sink.store(&request, &data) {
+                        Ok(()) => {
+                            tracing::info!(worker = self.index, peer = %id.peer, file = %name, bytes = data.len(), "TFTP upload stored")
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = self.index, peer = %id.peer, file = %name, error = %e, "TFTP upload not stored")
+                        }
+                    }
+                }
             }
             Some(Event::Dropped { peer, port, reason }) => {
                 self.warnings.dropped(self.index, peer, port, reason);

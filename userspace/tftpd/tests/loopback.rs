@@ -283,7 +283,11 @@ fn bad_settings_are_refused_before_any_thread_starts() {
         },
         ..base.clone()
     };
-    assert_eq!(try_spawn(writes), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        try_spawn(writes),
+        std::io::ErrorKind::InvalidInput,
+        "allow_write without an upload sink"
+    );
     // A port already taken (without SO_REUSEPORT) fails in spawn, not in a thread.
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let busy = TftpSettings {
@@ -291,4 +295,72 @@ fn bad_settings_are_refused_before_any_thread_starts() {
         ..base
     };
     assert_eq!(try_spawn(busy), std::io::ErrorKind::AddrInUse);
+}
+
+#[test]
+fn uploads_when_configured_land_as_new_files_under_the_root_only() {
+    use provd_tftpd::{StaticRoot, TftpSettings};
+    use std::net::UdpSocket;
+    use std::sync::{Arc, atomic::AtomicBool};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    std::fs::write(dir.path().join("taken.bin"), b"old").unwrap();
+    let root = Arc::new(StaticRoot::new(dir.path()).unwrap());
+    let flag = Arc::new(AtomicBool::new(false));
+    let settings = TftpSettings {
+        bind: Ipv4Addr::LOCALHOST,
+        port: 0,
+        workers: 1,
+        server: ServerConfig {
+            allow_write: true,
+            ..ServerConfig::default()
+        },
+        ..TftpSettings::default()
+    };
+    let h =
+        provd_tftpd::spawn_with_uploads(settings, root.clone(), Some(root.clone()), flag.clone())
+            .unwrap();
+    let server = SocketAddr::V4(h.local_addr());
+    let error_code = |reply: &[u8]| match Packet::parse(reply) {
+        Ok(Packet::Error { code, .. }) => Some(code.0),
+        _ => None,
+    };
+    // Refusals come back on the WRQ, before any data.
+    let (reply, _) = exchange(server, b"\x00\x02taken.bin\x00octet\x00").unwrap();
+    assert_eq!(
+        error_code(&reply),
+        Some(6),
+        "an existing file is never overwritten"
+    );
+    let (reply, _) = exchange(server, b"\x00\x02../out.bin\x00octet\x00").unwrap();
+    assert_eq!(error_code(&reply), Some(2));
+    let (reply, _) = exchange(server, b"\x00\x02nodir/x.bin\x00octet\x00").unwrap();
+    assert!(
+        error_code(&reply).is_some(),
+        "missing directories are not created"
+    );
+
+    // An accepted upload: ACK 0 from the transfer port, one short DATA block, ACK 1.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client
+        .send_to(b"\x00\x02logs/cm.log\x00octet\x00", server)
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"\x00\x04\x00\x00", "ACK 0");
+    let mut data = b"\x00\x03\x00\x01".to_vec();
+    data.extend_from_slice(b"modem log line\n");
+    client.send_to(&data, from).unwrap();
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"\x00\x04\x00\x01", "ACK 1");
+    let stored = dir.path().join("logs/cm.log");
+    assert!(eventually(
+        || std::fs::read(&stored).is_ok_and(|b| b == b"modem log line\n")
+    ));
+    assert_eq!(std::fs::read(dir.path().join("taken.bin")).unwrap(), b"old");
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.join().unwrap();
 }
