@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds provd and runs it on the lab config (userspace/config/examples/lab.toml) in a network
 # namespace, then shows real DHCP clients (ISC dhclient) getting leases from it: one plain CPE and
-# one announcing itself as a DOCSIS cable modem (option 60), which gets the CM's options.
+# one announcing itself as a DOCSIS cable modem (option 60), which gets the CM's options and then
+# fetches its generated config file over TFTP (tftp-hpa).
 # Everything stays inside two throwaway namespaces on 198.18.0.0/24; they are removed on exit.
 # LAB_EXIT=1 ends after the demo instead of serving until Ctrl-C.
 set -euo pipefail
@@ -53,7 +54,19 @@ client() { # name, extra dhclient.conf lines
 }
 client cpe 'request subnet-mask, routers, domain-name, domain-name-servers;'
 ip -n "$CLI" addr flush dev lab1
+# The cable modem has the MAC of the lab's [[subscriber]] record (gold tier in its file).
+ip -n "$CLI" link set lab1 address 02:00:00:00:00:09
 client cable-modem 'send vendor-class-identifier "docsis3.0:"; send dhcp-client-identifier 1:02:00:00:00:00:09; request subnet-mask, routers, time-offset, log-servers;'
+# The modem's config file is generated for it on request (template + its lease + subscriber
+# record) and only its leased address may fetch it (TFTP-enforce).
+FILE=$(sed -n 's/^ *filename "\(.*\)";/\1/p' "$WORK/cable-modem.leases" | tail -1)
+if [ -n "$FILE" ]; then
+  echo "TFTP: the cable modem fetches $FILE; provd cfg decode checks its MICs:"
+  ip netns exec "$CLI" tftp 198.18.0.1 -m binary -c get "$FILE" "$WORK/cm.cfg"
+  "$PROVD" cfg decode --shared-secret lab-cmts-secret "$WORK/cm.cfg" | sed 's/^/  /'
+else
+  echo "lab.sh: the cable modem got no file name" >&2; exit 1
+fi
 echo "leases provd holds (durable log):"
 "$PROVD" leases --config "$CONFIG"
 if [ "${LAB_EXIT:-0}" = 1 ]; then exit 0; fi

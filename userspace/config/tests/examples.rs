@@ -119,7 +119,7 @@ fn describe_summarises() {
 #[test]
 fn harness_templates_load() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let templates: [(&str, &[(&str, &str)]); 2] = [
+    let templates: [(&str, &[(&str, &str)]); 4] = [
         (
             "tests/e2e/provd.toml.in",
             &[("@LEASE_DIR@", "/tmp/provd-e2e/leases")],
@@ -135,6 +135,20 @@ fn harness_templates_load() {
                 ("{{POOL_PREFIX_LEN}}", "16"),
                 ("{{RELAY_IP}}", "198.18.2.1"),
                 ("{{SERVER_IP}}", "198.18.2.2"),
+                ("{{WORKERS}}", "2"),
+            ],
+        ),
+        (
+            "tests/e2e/tftp/provd.toml.in",
+            &[("@LEASE_DIR@", "/tmp/provd-e2e/leases")],
+        ),
+        (
+            "benches/peers/tftp/provd.toml",
+            &[
+                ("{{DIR}}", "/tmp/provd-bench"),
+                ("{{RELAY_IP}}", "198.18.2.1"),
+                ("{{SERVER_IP}}", "198.18.2.2"),
+                ("{{SHARED_SECRET}}", "DOCSIS"),
                 ("{{WORKERS}}", "2"),
             ],
         ),
