@@ -1,0 +1,198 @@
+//! One receiver thread: reads batches from its socket of the reuseport group, parses each
+//! datagram and files it under its device. It waits at most the socket's read timeout, so it
+//! notices the shutdown flag within ~100 ms.
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::parse::{Format, ParseError, parse};
+use crate::socket::{RecvBatch, SyslogSocket};
+use crate::store::{DeviceOf, Store, device_key};
+
+/// Counters shared by every worker, updated once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub received: AtomicU64,
+    pub parsed: AtomicU64,
+    pub by_format: [AtomicU64; Format::KINDS],
+    pub malformed: [AtomicU64; ParseError::KINDS],
+    pub truncated: AtomicU64,
+    pub stored: AtomicU64,
+    pub receive_errors: AtomicU64,
+}
+
+/// What one batch added, published to [`Shared`] in one go.
+#[derive(Debug, Default)]
+struct Tally {
+    received: u64,
+    parsed: u64,
+    by_format: [u64; Format::KINDS],
+    malformed: [u64; ParseError::KINDS],
+    truncated: u64,
+    stored: u64,
+}
+
+impl Tally {
+    fn publish(&mut self, to: &Shared) {
+        let add = |a: &AtomicU64, v: u64| {
+            if v > 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&to.received, self.received);
+        add(&to.parsed, self.parsed);
+        for (a, &v) in to.by_format.iter().zip(&self.by_format) {
+            add(a, v);
+        }
+        for (a, &v) in to.malformed.iter().zip(&self.malformed) {
+            add(a, v);
+        }
+        add(&to.truncated, self.truncated);
+        add(&to.stored, self.stored);
+        *self = Tally::default();
+    }
+}
+
+pub(crate) struct Worker {
+    pub index: usize,
+    pub socket: SyslogSocket,
+    pub store: Arc<Store>,
+    pub device_of: Arc<dyn DeviceOf>,
+    pub shared: Arc<Shared>,
+}
+
+/// Milliseconds since the Unix epoch by the system clock (0 if it is set before 1970).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Worker {
+    pub(crate) fn run(self, shutdown: &AtomicBool) -> std::io::Result<()> {
+        let Worker {
+            index,
+            socket,
+            store,
+            device_of,
+            shared,
+        } = self;
+        let mut rx = RecvBatch::new();
+        let mut tally = Tally::default();
+        let mut warnings = RateLimits::default();
+        tracing::debug!(worker = index, "syslog worker started");
+        while !shutdown.load(Ordering::Relaxed) {
+            let n = match socket.recv_batch(&mut rx) {
+                Ok(n) => n,
+                Err(e) => {
+                    shared.receive_errors.fetch_add(1, Ordering::Relaxed);
+                    if warnings.receive.allow().is_some() {
+                        tracing::warn!(worker = index, error = %e, "syslog receive error");
+                    }
+                    // Never spin on a persistent error.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            if n == 0 {
+                continue;
+            }
+            let now = unix_ms();
+            for i in 0..n {
+                let (bytes, src) = rx.get(i);
+                tally.received += 1;
+                match parse(bytes, now) {
+                    Ok(msg) => {
+                        tally.parsed += 1;
+                        tally.by_format[msg.format.index()] += 1;
+                        if msg.truncated {
+                            tally.truncated += 1;
+                        }
+                        let key = device_key(&*device_of, *src.ip());
+                        let seq = store.insert(key, *src.ip(), &msg);
+                        tally.stored += 1;
+                        tracing::trace!(
+                            worker = index, %src, device = %key, seq,
+                            severity = msg.severity, text = %msg.text, "syslog event"
+                        );
+                    }
+                    Err(e) => {
+                        tally.malformed[e.index()] += 1;
+                        warnings.malformed(index, src, &e);
+                    }
+                }
+            }
+            tally.publish(&shared);
+        }
+        tracing::debug!(worker = index, "syslog worker stopped");
+        Ok(())
+    }
+}
+
+/// At most one log line per second per kind, carrying how many were held back.
+#[derive(Debug, Default)]
+struct RateLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// `Some(held back since the last line)` when a line may be written now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(at) if now.duration_since(at) < Duration::from_secs(1) => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RateLimits {
+    malformed: [RateLimit; ParseError::KINDS],
+    receive: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            malformed: std::array::from_fn(|_| RateLimit::default()),
+            receive: RateLimit::default(),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Something that is not syslog reached the port: a misconfigured device or a scan.
+    fn malformed(&mut self, worker: usize, src: SocketAddrV4, e: &ParseError) {
+        if let Some(suppressed) = self.malformed[e.index()].allow() {
+            tracing::warn!(
+                worker, %src, kind = e.label(), error = %e, suppressed,
+                "dropped a datagram that is not syslog"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_allows_one_line_per_second_and_counts_the_rest() {
+        let mut r = RateLimit::default();
+        assert_eq!(r.allow(), Some(0));
+        assert_eq!(r.allow(), None);
+        assert_eq!(r.allow(), None);
+        r.last = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(r.allow(), Some(2));
+    }
+}
