@@ -137,18 +137,20 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The next element, which must carry `expected`.
+    /// The next element, which must carry `expected`. The tag is checked before the length,
+    /// so a datagram that is not SNMP at all says so rather than "length past end".
     pub fn expect(&mut self, expected: u8, what: &'static str) -> Result<Element<'a>, DecodeError> {
-        let el = self.element(what)?;
-        if el.tag != expected {
+        if let Some(&found) = self.buf.get(self.pos).filter(|_| self.pos < self.end)
+            && found != expected
+        {
             return Err(DecodeError::UnexpectedTag {
                 what,
-                offset: el.offset,
+                offset: self.pos,
                 expected,
-                found: el.tag,
+                found,
             });
         }
-        Ok(el)
+        self.element(what)
     }
 
     /// An INTEGER element that must fit an `i32` (request-id, error-status, msgID, ...).
