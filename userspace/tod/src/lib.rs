@@ -1,1 +1,441 @@
-//! placeholder
+//! The time server (RFC 868) cable modems ask before TFTP: DOCSIS requires a modem to get the
+//! time of day from the servers in DHCP option 4 (it timestamps its event log with it, and
+//! some refuse to go on without it). The answer is the seconds since 1900-01-01 00:00 UTC as a
+//! 32-bit big-endian number, on UDP and TCP port 37.
+//!
+//! * [`time_value`]: sans-IO, the answer for a given Unix time. It counts modulo 2^32, so it
+//!   keeps working past the wrap of 2036-02-07 06:28:16 UTC, as RFC 868 clients that
+//!   disambiguate by era expect (the answer then starts again from 0).
+//! * [`spawn`]: one thread serving both UDP and TCP; [`TodHandle`] has its counters and joins
+//!   it after the shutdown flag is set (noticed within ~100 ms).
+//!
+//! UDP cannot be used for amplification: the answer is 4 bytes, no more than the UDP payload of
+//! nearly every request (RFC 868 clients send an empty datagram, so at worst 32 bytes on the
+//! wire answer 28). Datagrams from ports of other "answer anything" services (echo, daytime,
+//! quote, chargen, time) and from port 0 are not answered: a forged request naming one of them
+//! as its source would start an endless ping-pong between the two servers.
+//!
+//! TCP: a connection gets its 4 bytes as soon as it is accepted and is closed, so no connection
+//! outlives its accept; the listen backlog bounds how many wait. There is no thread per
+//! connection and nothing to time out.
+//!
+//! ```
+//! // 2026-01-01 00:00:00 UTC.
+//! assert_eq!(provd_tod::time_value(1_767_225_600), 3_976_214_400u32.to_be_bytes());
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01 (Unix's).
+pub const SECONDS_1900_TO_1970: u64 = 2_208_988_800;
+
+/// Source ports that are never answered: 0 (not a real sender) and the UDP services that answer
+/// any datagram (echo 7, daytime 13, qotd 17, chargen 19, time 37), which would loop with us.
+pub const REFLECTING_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
+
+/// Longest wait in poll: bounds how long a shutdown request waits.
+const POLL_CAP: Duration = Duration::from_millis(100);
+/// Datagrams or connections handled per wake-up before the shutdown flag is looked at again.
+const PER_TURN: usize = 256;
+/// Connections the kernel queues for accept: a region of modems rebooting together.
+const BACKLOG: i32 = 1024;
+
+/// The RFC 868 answer at `unix_secs`: seconds since 1900 modulo 2^32, big-endian.
+pub fn time_value(unix_secs: u64) -> [u8; 4] {
+    // Truncation is the point: the 32-bit count wraps in 2036 and RFC 868 clients take the era
+    // nearest their own clock.
+    (unix_secs.wrapping_add(SECONDS_1900_TO_1970) as u32).to_be_bytes()
+}
+
+/// What a client does with an answer: the Unix time it names in the 2^32-second era nearest
+/// `near_unix` (the client's own idea of the time, or a build date).
+pub fn unix_from_time_value(value: [u8; 4], near_unix: u64) -> u64 {
+    const ERA: i128 = 1 << 32;
+    let near = i128::from(near_unix) + i128::from(SECONDS_1900_TO_1970);
+    let v = i128::from(u32::from_be_bytes(value));
+    // The candidate v + k * 2^32 closest to `near`.
+    let k = (near - v + ERA / 2).div_euclid(ERA);
+    let secs_1900 = v + k * ERA;
+    u64::try_from(secs_1900 - i128::from(SECONDS_1900_TO_1970)).unwrap_or(0)
+}
+
+/// Where the server runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodSettings {
+    pub bind: Ipv4Addr,
+    /// 37, or 0 for any free port (tests; UDP and TCP may then get different ports, see
+    /// [`TodHandle::udp_addr`] and [`TodHandle::tcp_addr`]).
+    pub port: u16,
+    pub udp: bool,
+    pub tcp: bool,
+}
+
+impl Default for TodSettings {
+    fn default() -> Self {
+        TodSettings {
+            bind: Ipv4Addr::UNSPECIFIED,
+            port: 37,
+            udp: true,
+            tcp: true,
+        }
+    }
+}
+
+/// What the server has done since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TodCounters {
+    pub udp_requests: u64,
+    pub udp_replies: u64,
+    /// Datagrams not answered: from a [`REFLECTING_PORTS`] port or from a source that cannot
+    /// be a host (unspecified, broadcast, multicast).
+    pub udp_ignored: u64,
+    /// Answers the kernel would not take (no route).
+    pub udp_send_errors: u64,
+    pub tcp_accepted: u64,
+    pub tcp_replies: u64,
+    /// Connections closed without the answer (reset before the write).
+    pub tcp_write_errors: u64,
+    /// Errors reading the UDP socket or accepting (e.g. out of file descriptors).
+    pub receive_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    udp_requests: AtomicU64,
+    udp_replies: AtomicU64,
+    udp_ignored: AtomicU64,
+    udp_send_errors: AtomicU64,
+    tcp_accepted: AtomicU64,
+    tcp_replies: AtomicU64,
+    tcp_write_errors: AtomicU64,
+    receive_errors: AtomicU64,
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The running server.
+#[derive(Debug)]
+pub struct TodHandle {
+    udp: Option<SocketAddrV4>,
+    tcp: Option<SocketAddrV4>,
+    shared: Arc<Shared>,
+    thread: JoinHandle<io::Result<()>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl TodHandle {
+    /// The UDP address, with the port actually bound; `None` if UDP is off.
+    pub fn udp_addr(&self) -> Option<SocketAddrV4> {
+        self.udp
+    }
+
+    /// The TCP address, with the port actually bound; `None` if TCP is off.
+    pub fn tcp_addr(&self) -> Option<SocketAddrV4> {
+        self.tcp
+    }
+
+    pub fn counters(&self) -> TodCounters {
+        let s = &self.shared;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TodCounters {
+            udp_requests: get(&s.udp_requests),
+            udp_replies: get(&s.udp_replies),
+            udp_ignored: get(&s.udp_ignored),
+            udp_send_errors: get(&s.udp_send_errors),
+            tcp_accepted: get(&s.tcp_accepted),
+            tcp_replies: get(&s.tcp_replies),
+            tcp_write_errors: get(&s.tcp_write_errors),
+            receive_errors: get(&s.receive_errors),
+        }
+    }
+
+    /// Sets the shutdown flag the server was spawned with.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the server thread to stop (after the shutdown flag is set).
+    pub fn join(self) -> io::Result<()> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("time server panicked")))
+    }
+}
+
+fn v4(a: SocketAddr) -> io::Result<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(io::Error::other("IPv4 socket with an IPv6 address")),
+    }
+}
+
+fn bind_udp(addr: SocketAddrV4) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn bind_tcp(addr: SocketAddrV4) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    // We close first, so our side holds TIME_WAIT: without this a restart cannot rebind 37.
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Binds the sockets, then starts the server thread; a port in use comes back here.
+pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<TodHandle> {
+    if !settings.udp && !settings.tcp {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the time server needs UDP or TCP",
+        ));
+    }
+    let udp = if settings.udp {
+        Some(bind_udp(SocketAddrV4::new(settings.bind, settings.port))?)
+    } else {
+        None
+    };
+    let udp_addr = udp
+        .as_ref()
+        .map(|s| s.local_addr().and_then(v4))
+        .transpose()?;
+    let tcp = if settings.tcp {
+        // With port 0, try UDP's port first so that both answer on one number.
+        let same = udp_addr
+            .filter(|_| settings.port == 0)
+            .and_then(|a| bind_tcp(a).ok());
+        match same {
+            Some(l) => Some(l),
+            None => Some(bind_tcp(SocketAddrV4::new(settings.bind, settings.port))?),
+        }
+    } else {
+        None
+    };
+    let tcp_addr = tcp
+        .as_ref()
+        .map(|s| s.local_addr().and_then(v4))
+        .transpose()?;
+    let shared = Arc::new(Shared::default());
+    let server = Server {
+        udp,
+        tcp,
+        shared: Arc::clone(&shared),
+    };
+    let flag = Arc::clone(&shutdown);
+    let thread = std::thread::Builder::new()
+        .name("provd-tod".into())
+        .spawn(move || server.run(&flag))?;
+    tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, "time server (RFC 868) listening");
+    Ok(TodHandle {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        shared,
+        thread,
+        shutdown,
+    })
+}
+
+/// Seconds since the Unix epoch by the system clock (0 if it is set before 1970).
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Server {
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    fn run(self, shutdown: &AtomicBool) -> io::Result<()> {
+        let fds = [
+            self.udp.as_ref().map(AsRawFd::as_raw_fd),
+            self.tcp.as_ref().map(AsRawFd::as_raw_fd),
+        ];
+        while !shutdown.load(Ordering::Relaxed) {
+            let [udp_ready, tcp_ready] = poll_readable(fds, POLL_CAP)?;
+            if udp_ready && let Some(s) = &self.udp {
+                self.serve_udp(s);
+            }
+            if tcp_ready && let Some(l) = &self.tcp {
+                self.serve_tcp(l);
+            }
+        }
+        tracing::debug!("time server stopped");
+        Ok(())
+    }
+
+    /// Answers the datagrams queued, a bounded number per turn.
+    fn serve_udp(&self, s: &UdpSocket) {
+        // Requests are empty; anything longer is cut, which is fine, its content is ignored.
+        let mut buf = [0u8; 64];
+        for _ in 0..PER_TURN {
+            let from = match s.recv_from(&mut buf) {
+                Ok((_, SocketAddr::V4(from))) => from,
+                Ok((_, SocketAddr::V6(_))) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // An ICMP error for an earlier answer, queued on the socket: read and go on.
+                    bump(&self.shared.receive_errors);
+                    tracing::trace!(error = %e, "time server: UDP receive error");
+                    continue;
+                }
+            };
+            bump(&self.shared.udp_requests);
+            let ip = from.ip();
+            if REFLECTING_PORTS.contains(&from.port())
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+            {
+                bump(&self.shared.udp_ignored);
+                tracing::debug!(%from, "time server: not answering a source that could loop");
+                continue;
+            }
+            match s.send_to(&time_value(now_unix()), from) {
+                Ok(_) => bump(&self.shared.udp_replies),
+                Err(e) => {
+                    bump(&self.shared.udp_send_errors);
+                    tracing::trace!(%from, error = %e, "time server: UDP send failed");
+                }
+            }
+        }
+    }
+
+    /// Accepts the connections queued, a bounded number per turn, answering and closing each.
+    fn serve_tcp(&self, l: &TcpListener) {
+        for _ in 0..PER_TURN {
+            match l.accept() {
+                Ok((stream, from)) => {
+                    bump(&self.shared.tcp_accepted);
+                    match answer(stream) {
+                        Ok(()) => bump(&self.shared.tcp_replies),
+                        Err(e) => {
+                            bump(&self.shared.tcp_write_errors);
+                            tracing::trace!(%from, error = %e, "time server: TCP answer failed");
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // EMFILE and the like: leave the rest queued until the next turn.
+                    bump(&self.shared.receive_errors);
+                    tracing::warn!(error = %e, "time server: accept failed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes the 4 bytes to a fresh connection and closes it. The send buffer of a new connection
+/// is empty, so the write completes at once and never blocks the loop.
+fn answer(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(true)?;
+    let value = time_value(now_unix());
+    if stream.write(&value)? != value.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    // Unread input at close makes the kernel send RST, which can discard the answer before the
+    // client reads it: read away what a chatty client sent.
+    let mut sink = [0u8; 256];
+    let _ = stream.read(&mut sink);
+    Ok(())
+}
+
+/// Waits until the sockets are readable or `timeout` passes; returns which are readable.
+fn poll_readable(fds: [Option<RawFd>; 2], timeout: Duration) -> io::Result<[bool; 2]> {
+    // A negative fd is skipped by poll.
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd: fd.unwrap_or(-1),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `pfds` is a live array of two pollfd, its length passed alongside.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok([false; 2])
+        } else {
+            Err(e)
+        };
+    }
+    // POLLERR (an ICMP error queued on the UDP socket) is read out by recv_from.
+    Ok(pfds.map(|p| p.fd >= 0 && p.revents & (libc::POLLIN | libc::POLLERR) != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 2036-02-07T06:28:16Z: 2^32 seconds after 1900.
+    const WRAP: u64 = (1 << 32) - SECONDS_1900_TO_1970;
+
+    #[test]
+    fn value_at_known_dates() {
+        assert_eq!(time_value(0), 2_208_988_800u32.to_be_bytes());
+        assert_eq!(time_value(0), [0x83, 0xaa, 0x7e, 0x80]);
+        // 2026-01-01T00:00:00Z.
+        assert_eq!(time_value(1_767_225_600), [0xed, 0x00, 0x37, 0x80]);
+        assert_eq!(WRAP, 2_085_978_496);
+        assert_eq!(time_value(WRAP - 1), [0xff; 4]);
+        assert_eq!(time_value(WRAP), [0; 4]);
+        assert_eq!(time_value(WRAP + 1), [0, 0, 0, 1]);
+        // 2106-02-07, the second wrap; and no overflow at the very end of u64.
+        assert_eq!(time_value(WRAP + (1 << 32)), [0; 4]);
+        let _ = time_value(u64::MAX);
+    }
+
+    #[test]
+    fn clients_read_the_value_in_their_era() {
+        let now_2026 = 1_767_225_600;
+        assert_eq!(unix_from_time_value(time_value(0), now_2026), 0);
+        assert_eq!(unix_from_time_value(time_value(now_2026), 0), now_2026);
+        // Past the wrap, a client whose clock says 2036 reads 0 as 2036-02-07, not 1900.
+        assert_eq!(unix_from_time_value([0; 4], WRAP - 100), WRAP);
+        assert_eq!(unix_from_time_value([0, 0, 0, 5], now_2026), WRAP + 5);
+        assert_eq!(unix_from_time_value([0xff; 4], WRAP + 5), WRAP - 1);
+        // 1970 is nearer the 2036 wrap than 1900.
+        assert_eq!(unix_from_time_value([0; 4], 0), WRAP);
+        // A second before 1970 has no Unix time: clamped to 0.
+        let before_1970 = (SECONDS_1900_TO_1970 as u32 - 1).to_be_bytes();
+        assert_eq!(unix_from_time_value(before_1970, 0), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn any_time_reads_back_within_half_an_era(
+            t in 0u64..(1 << 40),
+            drift in -(1i64 << 30)..(1i64 << 30),
+        ) {
+            let near = t.saturating_add_signed(drift);
+            prop_assert_eq!(unix_from_time_value(time_value(t), near), t);
+        }
+    }
+}
