@@ -73,8 +73,10 @@ fn udp_answers_any_datagram_with_the_time() {
     assert_now(udp_ask(&client, to, b""));
     assert_now(udp_ask(&client, to, &[0xaa; 48]));
     assert_now(udp_ask(&client, to, &[0x55; 1400]));
+    // Counted just after the send: the client may read its answer first.
+    assert!(eventually(|| h.counters().udp_replies == 3));
     let c = h.counters();
-    assert_eq!((c.udp_requests, c.udp_replies, c.udp_ignored), (3, 3, 0));
+    assert_eq!((c.udp_requests, c.udp_ignored), (3, 0));
     h.shutdown();
     h.join().unwrap();
 }
