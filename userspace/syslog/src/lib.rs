@@ -121,9 +121,11 @@ impl SyslogHandle {
 
     pub fn counters(&self) -> SyslogCounters {
         let s = &self.shared;
+        // First, with Acquire: pairs with the workers' publishing order.
+        let received = s.received.load(Ordering::Acquire);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SyslogCounters {
-            received: get(&s.received),
+            received,
             parsed: get(&s.parsed),
             by_format: std::array::from_fn(|i| get(&s.by_format[i])),
             malformed: std::array::from_fn(|i| get(&s.malformed[i])),

@@ -35,13 +35,15 @@ struct Tally {
 }
 
 impl Tally {
+    /// Adds the batch's counts. `received` goes last with Release, and [`crate::SyslogHandle`]
+    /// reads it first with Acquire: whoever sees a datagram received sees all its other counts
+    /// (and its event in the store).
     fn publish(&mut self, to: &Shared) {
         let add = |a: &AtomicU64, v: u64| {
             if v > 0 {
                 a.fetch_add(v, Ordering::Relaxed);
             }
         };
-        add(&to.received, self.received);
         add(&to.parsed, self.parsed);
         for (a, &v) in to.by_format.iter().zip(&self.by_format) {
             add(a, v);
@@ -51,6 +53,7 @@ impl Tally {
         }
         add(&to.truncated, self.truncated);
         add(&to.stored, self.stored);
+        to.received.fetch_add(self.received, Ordering::Release);
         *self = Tally::default();
     }
 }
