@@ -78,13 +78,12 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The next byte of the element that starts at `at` (the offset an error reports).
     fn byte(&mut self, what: &'static str, at: usize) -> Result<u8, DecodeError> {
-        if self.pos >= self.end {
-            return Err(DecodeError::Truncated { what, offset: at });
-        }
         let b = self
             .buf
             .get(self.pos)
+            .filter(|_| self.pos < self.end)
             .copied()
             .ok_or(DecodeError::Truncated { what, offset: at })?;
         self.pos += 1;

@@ -72,9 +72,8 @@ pub enum Message {
 impl Message {
     /// Decodes one datagram. Total: any input gives a message or a [`DecodeError`], reading
     /// at most [`MAX_MESSAGE_SIZE`] bytes and [`MAX_VARBINDS`] varbinds per PDU. The grammar
-    /// is walked without recursion (at most seven levels: message, msgSecurityParameters, USM
-    /// parameters / scopedPDU, PDU, varbind list, varbind, value), so deep nesting in the
-    /// input costs nothing but an error.
+    /// is walked without recursion, at most six elements deep (message, scopedPDU, PDU, varbind
+    /// list, varbind, value), so deep nesting in the input costs nothing but an error.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         if bytes.len() > MAX_MESSAGE_SIZE {
             return Err(DecodeError::TooLarge {
@@ -289,6 +288,11 @@ impl Message {
             Message::Community { .. } => None,
             Message::V3 { scoped_pdu, .. } => scoped_pdu.pdu(),
         }
+    }
+
+    /// The request-id, to match a Response to the request it answers (readable PDUs only).
+    pub fn request_id(&self) -> Option<i32> {
+        self.pdu().map(|p| p.request_id)
     }
 
     /// The PDU type, when readable; v1 traps and encrypted PDUs have none.

@@ -31,7 +31,7 @@ pub enum PduType {
 }
 
 impl PduType {
-    /// The context-class tag ([0] IMPLICIT … [8] IMPLICIT).
+    /// The context-class tag (`[0] IMPLICIT` … `[8] IMPLICIT`).
     pub fn tag(self) -> u8 {
         match self {
             PduType::GetRequest => 0xa0,

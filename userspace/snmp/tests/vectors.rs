@@ -34,6 +34,7 @@ fn enrollment_inform() {
     let pdu = msg.pdu().unwrap();
     assert_eq!(pdu.kind, PduType::InformRequest);
     assert_eq!(pdu.request_id, 1001);
+    assert_eq!(msg.request_id(), Some(1001));
     assert_eq!(pdu.error_status, ErrorStatus::NO_ERROR);
     assert_eq!(pdu.varbinds.len(), 7);
     assert_eq!(pdu.uptime(), Some(4200));
