@@ -17,6 +17,8 @@ PKGS=(
   tftp-hpa          # tftp: real TFTP client (e2e tftp)
   atftp             # atftp: real TFTP client with blksize/windowsize/tsize options (e2e tftp)
   curl              # curl tftp:// URLs: a third real TFTP client (e2e tftp)
+  rdate             # RFC 868 time client (lab demo, time server tests)
+  bsdutils          # logger: real syslog sender (lab demo, syslog tests)
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   procps psmisc
@@ -63,7 +65,7 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"

@@ -67,6 +67,14 @@ if [ -n "$FILE" ]; then
 else
   echo "lab.sh: the cable modem got no file name" >&2; exit 1
 fi
+# Then, as a modem does after its file: time of day (RFC 868) and a syslog event, which provd
+# files under the modem's MAC because its lease holds the source address.
+echo "time of day from provd (RFC 868, rdate):"
+ip netns exec "$CLI" rdate -p -u 198.18.0.1 | sed 's/^/  /'
+ip netns exec "$CLI" logger --rfc3164 -n 198.18.0.1 -P 514 -d -t CABLEMODEM "<73050400> registration complete (lab demo)"
+sleep 0.3
+echo "what the modem logged (provd syslog events):"
+"$PROVD" syslog events --config "$CONFIG" 02:00:00:00:00:09 | sed 's/^/  /'
 echo "leases provd holds (durable log):"
 "$PROVD" leases --config "$CONFIG"
 if [ "${LAB_EXIT:-0}" = 1 ]; then exit 0; fi

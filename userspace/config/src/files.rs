@@ -22,6 +22,19 @@
 //! shared_secret = "DOCSIS"        # docsis: the CMTS MIC key (required; "" for none)
 //! mta_hash = "sha1"               # mta: in-file hash for BASIC flows, "sha1" | "md5"
 //!
+//! [syslog]                        # presence enables the receiver (option 7's log server)
+//! bind = "198.18.0.1"             # default: [server].bind
+//! port = 514
+//! workers = 0                     # 0 = one per core
+//! events_per_device = 64          # newest kept
+//! max_devices = 1000000
+//!
+//! [time]                          # presence enables RFC 868 time (option 4's time server)
+//! bind = "198.18.0.1"             # default: [server].bind
+//! port = 37
+//! udp = true
+//! tcp = true
+//!
 //! [vars]                          # template variables: vars.NAME (strings, numbers, booleans)
 //! sip_domain = "voice.example.net"
 //!
@@ -77,6 +90,26 @@ pub struct TftpSettings {
     pub max_windowsize: u16,
     pub allow_write: bool,
     pub max_transfers: usize,
+}
+
+/// `[syslog]`: the receiver for devices' log messages (option 7 points devices here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogSettings {
+    pub bind: Ipv4Addr,
+    pub port: u16,
+    /// 0 = one per core.
+    pub workers: usize,
+    pub events_per_device: usize,
+    pub max_devices: usize,
+}
+
+/// `[time]`: RFC 868 time of day (option 4 points cable modems here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeSettings {
+    pub bind: Ipv4Addr,
+    pub port: u16,
+    pub udp: bool,
+    pub tcp: bool,
 }
 
 /// Template variables: names to scalar values, rendered as text.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use foldhash::HashMap;
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::files::{ConfigFileKind, ConfigFileSpec, Subscribers, TftpSettings, Vars};
+use crate::files::{
+    ConfigFileKind, ConfigFileSpec, Subscribers, SyslogSettings, TftpSettings, TimeSettings, Vars,
+};
 use crate::{BootFile, Glob};
 
 /// Index of a [`Class`] in [`Policy::classes`].
@@ -27,6 +29,10 @@ pub struct Policy {
     pub reservations: Vec<Reservation>,
     /// `[tftp]`; `None`: no TFTP server.
     pub tftp: Option<TftpSettings>,
+    /// `[syslog]`; `None`: no syslog receiver.
+    pub syslog: Option<SyslogSettings>,
+    /// `[time]`; `None`: no RFC 868 time server.
+    pub time: Option<TimeSettings>,
     /// `[vars]`: operator variables for config-file templates.
     pub vars: Vars,
     /// `[[subscriber]]`: per-device template variables.
@@ -587,6 +593,25 @@ impl Policy {
                     if t.allow_write { "allowed" } else { "refused" }
                 )?;
             }
+        }
+        match &self.syslog {
+            None => writeln!(o, "syslog: off")?,
+            Some(s) => writeln!(
+                o,
+                "syslog: listen {}:{} (UDP), last {} events per device, at most {} devices",
+                s.bind, s.port, s.events_per_device, s.max_devices
+            )?,
+        }
+        match &self.time {
+            None => writeln!(o, "time (RFC 868): off")?,
+            Some(t) => writeln!(
+                o,
+                "time (RFC 868): listen {}:{}{}{}",
+                t.bind,
+                t.port,
+                if t.udp { " UDP" } else { "" },
+                if t.tcp { " TCP" } else { "" }
+            )?,
         }
         if !self.vars.is_empty() || !self.subscribers.is_empty() {
             writeln!(

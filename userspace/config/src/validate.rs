@@ -6,7 +6,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::files::{self, ConfigFileKind, ConfigFileSpec, Subscribers, TftpSettings, Vars};
+use crate::files::{
+    self, ConfigFileKind, ConfigFileSpec, Subscribers, SyslogSettings, TftpSettings, TimeSettings,
+    Vars,
+};
 use crate::parse::{self, show};
 use crate::policy::{
     CableLabsOptions, Class, ClassId, Index, LeaseDefaults, LogFormat, Policy, Pool,
@@ -160,6 +163,8 @@ impl Validator {
         let networks = self.networks(&w.shared_network);
         let reservations = self.reservations(&w.reservation);
         let tftp = w.tftp.as_ref().map(|t| self.tftp(t, &server));
+        let syslog = w.syslog.as_ref().map(|t| self.syslog(t, &server));
+        let time = w.time.as_ref().map(|t| self.time(t, &server));
         let vars = w
             .vars
             .as_ref()
@@ -179,6 +184,8 @@ impl Validator {
             networks,
             reservations: reservations.into_iter().map(|(r, _)| r).collect(),
             tftp,
+            syslog,
+            time,
             vars,
             subscribers,
             index,
@@ -518,18 +525,70 @@ impl Validator {
         })
     }
 
-    fn tftp(&mut self, w: &wire::Tftp, server: &ServerSettings) -> TftpSettings {
-        let bind = match &w.bind {
+    /// A listener's bind address: the wildcard, a unicast address, or `[server].bind`.
+    fn bind(&mut self, path: &str, b: Option<&String>, server: &ServerSettings) -> Ipv4Addr {
+        match b {
             None => server.bind,
             Some(b) => match parse::ipv4(b) {
                 Ok(a) if a.is_unspecified() => a,
-                Ok(_) => self.unicast("tftp.bind", b).unwrap_or(server.bind),
+                Ok(_) => self.unicast(path, b).unwrap_or(server.bind),
                 Err(m) => {
-                    self.err("tftp.bind", m);
+                    self.err(path, m);
                     server.bind
                 }
             },
+        }
+    }
+
+    fn syslog(&mut self, w: &wire::Syslog, server: &ServerSettings) -> SyslogSettings {
+        SyslogSettings {
+            bind: self.bind("syslog.bind", w.bind.as_ref(), server),
+            port: self.int("syslog.port", w.port, 514, 1, 65_535, "a UDP port") as u16,
+            workers: self.int(
+                "syslog.workers",
+                w.workers,
+                0,
+                0,
+                1024,
+                "the worker count (0 = one per core)",
+            ) as usize,
+            events_per_device: self.int(
+                "syslog.events_per_device",
+                w.events_per_device,
+                64,
+                1,
+                100_000,
+                "the events kept per device",
+            ) as usize,
+            max_devices: self.int(
+                "syslog.max_devices",
+                w.max_devices,
+                1_000_000,
+                1,
+                100_000_000,
+                "the devices kept",
+            ) as usize,
+        }
+    }
+
+    fn time(&mut self, w: &wire::Time, server: &ServerSettings) -> TimeSettings {
+        let t = TimeSettings {
+            bind: self.bind("time.bind", w.bind.as_ref(), server),
+            port: self.int("time.port", w.port, 37, 1, 65_535, "a port") as u16,
+            udp: w.udp.unwrap_or(true),
+            tcp: w.tcp.unwrap_or(true),
         };
+        if !t.udp && !t.tcp {
+            self.err(
+                "time",
+                "udp and tcp are both off: leave [time] out to serve no time",
+            );
+        }
+        t
+    }
+
+    fn tftp(&mut self, w: &wire::Tftp, server: &ServerSettings) -> TftpSettings {
+        let bind = self.bind("tftp.bind", w.bind.as_ref(), server);
         let port = self.int("tftp.port", w.port, 69, 1, 65_535, "a UDP port") as u16;
         let workers = self.int(
             "tftp.workers",

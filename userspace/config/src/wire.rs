@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub reservation: Vec<Reservation>,
     pub tftp: Option<Tftp>,
+    pub syslog: Option<Syslog>,
+    pub time: Option<Time>,
     /// Operator variables for config-file templates (`vars.NAME`).
     pub vars: Option<toml::Table>,
     #[serde(default)]
@@ -40,6 +42,27 @@ pub struct Tftp {
     pub max_windowsize: Option<i64>,
     pub allow_write: Option<bool>,
     pub max_transfers: Option<i64>,
+}
+
+/// `[syslog]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Syslog {
+    pub bind: Option<String>,
+    pub port: Option<i64>,
+    pub workers: Option<i64>,
+    pub events_per_device: Option<i64>,
+    pub max_devices: Option<i64>,
+}
+
+/// `[time]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Time {
+    pub bind: Option<String>,
+    pub port: Option<i64>,
+    pub udp: Option<bool>,
+    pub tcp: Option<bool>,
 }
 
 /// `[class.config_file]`

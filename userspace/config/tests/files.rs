@@ -137,6 +137,26 @@ fn tftp_errors_name_the_field() {
 }
 
 #[test]
+fn syslog_and_time_tables() {
+    let p = ok("[syslog]\nport = 5514\n[time]\ntcp = false\n");
+    let s = p.syslog.unwrap();
+    assert_eq!(
+        (s.port, s.events_per_device, s.bind.to_string().as_str()),
+        (5514, 64, "198.18.0.1")
+    );
+    let t = p.time.unwrap();
+    assert_eq!((t.port, t.udp, t.tcp), (37, true, false));
+    assert!(ok("").syslog.is_none() && ok("").time.is_none());
+    let e = errors(
+        "[syslog]\nport = 0\nevents_per_device = 0\nbind = \"x\"\n[time]\nudp = false\ntcp = false\n",
+    );
+    assert_has(&e, "syslog.port", "1..=65535");
+    assert_has(&e, "syslog.events_per_device", "1..=");
+    assert_has(&e, "syslog.bind", "x");
+    assert_has(&e, "time", "both off");
+}
+
+#[test]
 fn config_file_errors_name_the_field() {
     let e = errors(
         r#"

@@ -31,6 +31,9 @@ pub struct DeviceFacts {
 #[derive(Debug, Default)]
 pub struct DeviceView {
     map: DashMap<[u8; 6], DeviceFacts, foldhash::fast::RandomState>,
+    /// The reverse: who holds an address (for syslog and other services that see only the
+    /// source address).
+    by_addr: DashMap<Ipv4Addr, [u8; 6], foldhash::fast::RandomState>,
 }
 
 impl DeviceView {
@@ -43,14 +46,22 @@ impl DeviceView {
     /// the same address are kept.
     pub fn record(&self, lease: &Lease) {
         if lease.state != LeaseState::Bound {
-            self.map
-                .remove_if(&lease.chaddr, |_, f| f.addr == lease.addr);
+            if self
+                .map
+                .remove_if(&lease.chaddr, |_, f| f.addr == lease.addr)
+                .is_some()
+            {
+                self.by_addr
+                    .remove_if(&lease.addr, |_, m| *m == lease.chaddr);
+            }
             return;
         }
+        self.by_addr.insert(lease.addr, lease.chaddr);
         self.map
             .entry(lease.chaddr)
             .and_modify(|f| {
                 if f.addr != lease.addr {
+                    self.by_addr.remove_if(&f.addr, |_, m| *m == lease.chaddr);
                     f.class = None;
                     f.giaddr = Ipv4Addr::UNSPECIFIED;
                     f.vendor_class = None;
@@ -69,7 +80,8 @@ impl DeviceView {
 
     /// The full facts of an ACK.
     pub fn bind(&self, b: Binding) {
-        self.map.insert(
+        self.by_addr.insert(b.addr, b.mac);
+        let old = self.map.insert(
             b.mac,
             DeviceFacts {
                 addr: b.addr,
@@ -79,6 +91,15 @@ impl DeviceView {
                 vendor_class: b.vendor_class,
             },
         );
+        if let Some(old) = old.filter(|o| o.addr != b.addr) {
+            self.by_addr.remove_if(&old.addr, |_, m| *m == b.mac);
+        }
+    }
+
+    /// The device whose live lease holds `addr`.
+    pub fn device_at(&self, addr: Ipv4Addr, now: u32) -> Option<[u8; 6]> {
+        let mac = *self.by_addr.get(&addr)?;
+        self.get(&mac, now).filter(|f| f.addr == addr).map(|_| mac)
     }
 
     /// The device's facts if its lease is live at `now` (unix seconds).
@@ -140,7 +161,19 @@ mod tests {
         assert_eq!(f.giaddr, Ipv4Addr::new(10, 1, 0, 1), "binding facts kept");
         assert_eq!(f.class, Some(1));
         assert!(v.get(&MAC, 1000).is_none(), "expired at expires_at");
+        assert_eq!(v.device_at(Ipv4Addr::new(10, 1, 0, 5), 999), Some(MAC));
+        assert_eq!(
+            v.device_at(Ipv4Addr::new(10, 1, 0, 5), 1000),
+            None,
+            "expired"
+        );
         v.record(&lease([10, 1, 0, 9], LeaseState::Bound));
+        assert_eq!(
+            v.device_at(Ipv4Addr::new(10, 1, 0, 5), 0),
+            None,
+            "moved away"
+        );
+        assert_eq!(v.device_at(Ipv4Addr::new(10, 1, 0, 9), 0), Some(MAC));
         let f = v.get(&MAC, 0).unwrap();
         assert_eq!(f.addr, Ipv4Addr::new(10, 1, 0, 9));
         assert_eq!(
@@ -155,6 +188,7 @@ mod tests {
         );
         v.record(&lease([10, 1, 0, 9], LeaseState::Released));
         assert!(v.get(&MAC, 0).is_none());
+        assert_eq!(v.device_at(Ipv4Addr::new(10, 1, 0, 9), 0), None);
         assert!(v.is_empty());
     }
 }

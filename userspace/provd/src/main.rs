@@ -2,6 +2,7 @@
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
 mod cfg;
+mod services;
 mod tftp;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,20 @@ enum Cmd {
     /// DOCSIS / PacketCable config files: decode, encode (docsis tool syntax).
     #[command(subcommand)]
     Cfg(cfg::Cfg),
+    /// What devices logged to a running server's syslog receiver.
+    #[command(subcommand)]
+    Syslog(SyslogCmd),
+}
+
+#[derive(Subcommand)]
+enum SyslogCmd {
+    /// The events kept for a device (MAC) or source address, oldest first, as JSON lines.
+    Events {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A MAC (any common notation) or an IPv4 source address.
+        device: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
         Cmd::Cfg(c) => cfg::run(c),
+        Cmd::Syslog(SyslogCmd::Events { config, device }) => syslog_events(&config, &device),
         Cmd::Serve {
             config,
             stats_every,
@@ -147,6 +163,15 @@ fn leases(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn syslog_events(config: &Path, device: &str) -> Result<ExitCode> {
+    let policy = load(config)?;
+    print!(
+        "{}",
+        services::query(&policy.server.lease_dir, &format!("syslog {device}"))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROVD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -216,7 +241,8 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
 
     // What the file servers know of bound devices: every restored live lease now, and each new
     // record as a worker writes it.
-    let devices = shared.policy.tftp.as_ref().map(|_| {
+    let wants_devices = shared.policy.tftp.is_some() || shared.policy.syslog.is_some();
+    let devices = wants_devices.then(|| {
         let view = Arc::new(provd_files::DeviceView::new());
         for table in &tables {
             for (_, lease) in table.iter() {
@@ -227,12 +253,12 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
         view
     });
-    let generated = match &devices {
-        Some(view) => Some(Arc::new(tftp::Generated::new(
+    let generated = match (&devices, &shared.policy.tftp) {
+        (Some(view), Some(_)) => Some(Arc::new(tftp::Generated::new(
             provd_files::Generator::new(&shared.policy, Arc::clone(view))
                 .context("loading config-file templates")?,
         ))),
-        None => None,
+        _ => None,
     };
 
     let sockets = open_sockets(&settings, shards)
@@ -272,6 +298,28 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
         tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
     }
+    let syslog = match (&shared.policy.syslog, &devices) {
+        (Some(s), Some(view)) => {
+            let (store, handle) =
+                services::start_syslog(s, Arc::clone(view), Arc::clone(&shutdown))?;
+            tracing::info!(listen = %handle.local_addr(), "syslog ready");
+            Some((store, handle))
+        }
+        _ => None,
+    };
+    let time = match &shared.policy.time {
+        Some(t) => {
+            let h = services::start_time(t, Arc::clone(&shutdown))?;
+            tracing::info!(udp = ?h.udp_addr(), tcp = ?h.tcp_addr(), "time server ready");
+            Some(h)
+        }
+        None => None,
+    };
+    let control = services::start_control(
+        services::control_path(&dir),
+        syslog.as_ref().map(|(store, _)| Arc::clone(store)),
+        Arc::clone(&shutdown),
+    )?;
     let path_taken = IoPath::Sockets;
     tracing::info!(
         path = path_taken.as_str(),
@@ -324,6 +372,21 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             }
         }
     }
+    if let Some((store, h)) = syslog {
+        tracing::info!(counters = ?h.counters(), store = ?store.stats(), "syslog counters");
+        if let Err(e) = h.join() {
+            tracing::error!(error = %e, "syslog worker failed");
+            failed = true;
+        }
+    }
+    if let Some(h) = time {
+        tracing::info!(counters = ?h.counters(), "time server counters");
+        if let Err(e) = h.join() {
+            tracing::error!(error = %e, "time server failed");
+            failed = true;
+        }
+    }
+    let _ = control.join();
     if let Some(h) = tftp_handle {
         log_tftp(Some(&h), generated.as_deref());
         if let Err(e) = h.join() {

@@ -1,0 +1,236 @@
+//! The small services beside DHCP and TFTP: the syslog receiver (option 7's log server), the
+//! RFC 868 time server (option 4's time server), and the control socket that answers an
+//! operator's questions about a running server (`provd syslog events`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use provd_config::{SyslogSettings, TimeSettings};
+use provd_dataplane::unix_now;
+use provd_files::DeviceView;
+use provd_syslog::{DeviceKey, Store, StoreConfig, SyslogHandle};
+use provd_tod::TodHandle;
+
+fn workers(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Starts the syslog receiver; events are filed under the MAC of the device whose lease holds
+/// the source address.
+pub fn start_syslog(
+    s: &SyslogSettings,
+    devices: Arc<DeviceView>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(Arc<Store>, SyslogHandle)> {
+    let store = Arc::new(Store::new(StoreConfig {
+        events_per_device: s.events_per_device,
+        max_devices: s.max_devices,
+        ..StoreConfig::default()
+    }));
+    let device_of = move |addr: Ipv4Addr| devices.device_at(addr, unix_now());
+    let handle = provd_syslog::spawn(
+        provd_syslog::SyslogSettings {
+            bind: s.bind,
+            port: s.port,
+            workers: workers(s.workers),
+        },
+        Arc::clone(&store),
+        Arc::new(device_of),
+        shutdown,
+    )
+    .with_context(|| format!("starting syslog on {}:{}", s.bind, s.port))?;
+    Ok((store, handle))
+}
+
+pub fn start_time(t: &TimeSettings, shutdown: Arc<AtomicBool>) -> Result<TodHandle> {
+    provd_tod::spawn(
+        provd_tod::TodSettings {
+            bind: t.bind,
+            port: t.port,
+            udp: t.udp,
+            tcp: t.tcp,
+        },
+        shutdown,
+    )
+    .with_context(|| format!("starting the time server on {}:{}", t.bind, t.port))
+}
+
+/// Where a server's control socket lives: in its lease directory, so the config file names it.
+pub fn control_path(lease_dir: &Path) -> PathBuf {
+    lease_dir.join("provd.sock")
+}
+
+/// Answers one-line questions on a Unix socket (mode 0600: root's only), one thread, one
+/// client at a time, each with a short timeout so a stuck client cannot wedge it.
+pub fn start_control(
+    path: PathBuf,
+    syslog: Option<Arc<Store>>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    // A socket left by a killed server would make bind fail; nothing else may live there.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    let thread = std::thread::Builder::new()
+        .name("provd-control".into())
+        .spawn(move || {
+            while !shutdown.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Err(e) = answer(stream, syslog.as_deref()) {
+                            tracing::debug!(error = %e, "control client");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket accept failed");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        })?;
+    Ok(thread)
+}
+
+fn answer(stream: UnixStream, syslog: Option<&Store>) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(std::io::Read::take(&stream, 512)).read_line(&mut line)?;
+    let mut out = std::io::BufWriter::new(&stream);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["syslog", who] => match (syslog, parse_key(who)) {
+            (None, _) => writeln!(out, r#"{{"error":"no [syslog] in this server's config"}}"#)?,
+            (_, None) => writeln!(
+                out,
+                r#"{{"error":"not a MAC or IPv4 address: {}"}}"#,
+                json_escape(who)
+            )?,
+            (Some(store), Some(key)) => {
+                for e in store.events(key) {
+                    writeln!(out, "{}", event_json(&e))?;
+                }
+            }
+        },
+        _ => writeln!(
+            out,
+            r#"{{"error":"unknown request; ask: syslog <MAC|IPv4>"}}"#
+        )?,
+    }
+    out.flush()
+}
+
+fn parse_key(s: &str) -> Option<DeviceKey> {
+    if let Ok(a) = s.parse::<Ipv4Addr>() {
+        return Some(DeviceKey::Addr(a));
+    }
+    let hex: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let seps = s
+        .chars()
+        .filter(|c| !c.is_ascii_hexdigit())
+        .all(|c| ":-.".contains(c));
+    if hex.len() != 12 || !seps {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, b) in mac.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(DeviceKey::Mac(mac))
+}
+
+fn event_json(e: &provd_syslog::Event) -> String {
+    let opt = |v: &Option<Box<str>>| match v {
+        Some(s) => format!("\"{}\"", json_escape(s)),
+        None => "null".into(),
+    };
+    format!(
+        r#"{{"received_ms":{},"source":"{}","facility":"{}","severity":"{}","sent_at":{},"app":{},"proc_id":{},"msg_id":{},"text":"{}","truncated":{}}}"#,
+        e.received_at,
+        e.source,
+        provd_syslog::facility_name(e.facility),
+        provd_syslog::severity_name(e.severity),
+        e.sent_at
+            .as_ref()
+            .map_or("null".into(), |t| format!("\"{t}\"")),
+        opt(&e.app_name),
+        opt(&e.proc_id),
+        opt(&e.msg_id),
+        json_escape(&e.text),
+        e.truncated
+    )
+}
+
+fn json_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// `provd syslog events`: asks the running server through its control socket.
+pub fn query(lease_dir: &Path, request: &str) -> Result<String> {
+    let path = control_path(lease_dir);
+    let mut stream = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "connecting to {} (is provd serve running with this config?)",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    writeln!(stream, "{request}")?;
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut reply)?;
+    if reply.starts_with(r#"{"error":"#) {
+        bail!("{}", reply.trim());
+    }
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_escapes() {
+        assert!(matches!(
+            parse_key("00:15:cf:12:34:56"),
+            Some(DeviceKey::Mac([0, 0x15, 0xcf, 0x12, 0x34, 0x56]))
+        ));
+        assert!(matches!(
+            parse_key("0015.cf12.3456"),
+            Some(DeviceKey::Mac(_))
+        ));
+        assert!(matches!(parse_key("10.1.0.5"), Some(DeviceKey::Addr(_))));
+        assert!(parse_key("00:15:cf:12:34").is_none());
+        assert!(parse_key("00:15:cf:12:34:5g").is_none());
+        assert!(parse_key("zz0015cf123456").is_none());
+        assert_eq!(json_escape("a\"b\\c\n\u{1}"), "a\\\"b\\\\c\\n\\u0001");
+    }
+}
