@@ -35,6 +35,15 @@
 //! udp = true
 //! tcp = true
 //!
+//! [mta]                           # PacketCable provisioning server (HYBRID/BASIC flows)
+//! bind = "198.18.0.1"             # default: [server].bind
+//! port = 162                      # INFORMs in
+//! inform_communities = ["private"]  # accepted on INFORMs
+//! set_community = "private"       # SET (file URL + hash) to the MTA's UDP 161
+//! get_community = "private"       # GET of capabilities
+//! get_capabilities = false
+//! max_flows = 100000
+//!
 //! [vars]                          # template variables: vars.NAME (strings, numbers, booleans)
 //! sip_domain = "voice.example.net"
 //!
@@ -101,6 +110,23 @@ pub struct SyslogSettings {
     pub workers: usize,
     pub events_per_device: usize,
     pub max_devices: usize,
+}
+
+/// `[mta]`: the PacketCable provisioning server role (option 122.3 points MTAs here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtaSettings {
+    pub bind: Ipv4Addr,
+    /// Where notifications (INFORMs) arrive: 162.
+    pub port: u16,
+    /// Communities accepted on INFORMs; others get no answer.
+    pub inform_communities: Vec<String>,
+    /// For SETs (and GETs) to the MTA's agent on UDP 161.
+    pub set_community: String,
+    pub get_community: String,
+    /// GET the MTA's capabilities (MTA-16/17) before building its file.
+    pub get_capabilities: bool,
+    /// Flows in progress at most; beyond, new enrollments are answered but not provisioned.
+    pub max_flows: usize,
 }
 
 /// `[time]`: RFC 868 time of day (option 4 points cable modems here).

@@ -93,8 +93,8 @@ pub mod wire;
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
 pub use error::{ConfigError, ConfigErrors};
 pub use files::{
-    ConfigFileKind, ConfigFileSpec, MtaHashAlg, Subscribers, SyslogSettings, TftpSettings,
-    TimeSettings, VarValue, Vars,
+    ConfigFileKind, ConfigFileSpec, MtaHashAlg, MtaSettings, Subscribers, SyslogSettings,
+    TftpSettings, TimeSettings, VarValue, Vars,
 };
 pub use glob::Glob;
 pub use policy::{

@@ -8,7 +8,8 @@ use foldhash::HashMap;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::files::{
-    ConfigFileKind, ConfigFileSpec, Subscribers, SyslogSettings, TftpSettings, TimeSettings, Vars,
+    ConfigFileKind, ConfigFileSpec, MtaSettings, Subscribers, SyslogSettings, TftpSettings,
+    TimeSettings, Vars,
 };
 use crate::{BootFile, Glob};
 
@@ -33,6 +34,8 @@ pub struct Policy {
     pub syslog: Option<SyslogSettings>,
     /// `[time]`; `None`: no RFC 868 time server.
     pub time: Option<TimeSettings>,
+    /// `[mta]`; `None`: no PacketCable provisioning server role.
+    pub mta: Option<MtaSettings>,
     /// `[vars]`: operator variables for config-file templates.
     pub vars: Vars,
     /// `[[subscriber]]`: per-device template variables.
@@ -611,6 +614,22 @@ impl Policy {
                 t.port,
                 if t.udp { " UDP" } else { "" },
                 if t.tcp { " TCP" } else { "" }
+            )?,
+        }
+        match &self.mta {
+            None => writeln!(o, "mta provisioning (SNMP): off")?,
+            Some(m) => writeln!(
+                o,
+                "mta provisioning (SNMP): INFORMs on {}:{} (communities {}), SET community {:?}{}",
+                m.bind,
+                m.port,
+                m.inform_communities.join(", "),
+                m.set_community,
+                if m.get_capabilities {
+                    ", capabilities read first"
+                } else {
+                    ""
+                }
             )?,
         }
         if !self.vars.is_empty() || !self.subscribers.is_empty() {

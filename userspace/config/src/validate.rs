@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::files::{
-    self, ConfigFileKind, ConfigFileSpec, Subscribers, SyslogSettings, TftpSettings, TimeSettings,
-    Vars,
+    self, ConfigFileKind, ConfigFileSpec, MtaSettings, Subscribers, SyslogSettings, TftpSettings,
+    TimeSettings, Vars,
 };
 use crate::parse::{self, show};
 use crate::policy::{
@@ -165,6 +165,7 @@ impl Validator {
         let tftp = w.tftp.as_ref().map(|t| self.tftp(t, &server));
         let syslog = w.syslog.as_ref().map(|t| self.syslog(t, &server));
         let time = w.time.as_ref().map(|t| self.time(t, &server));
+        let mta = w.mta.as_ref().map(|t| self.mta(t, &server));
         let vars = w
             .vars
             .as_ref()
@@ -186,6 +187,7 @@ impl Validator {
             tftp,
             syslog,
             time,
+            mta,
             vars,
             subscribers,
             index,
@@ -567,6 +569,50 @@ impl Validator {
                 1,
                 100_000_000,
                 "the devices kept",
+            ) as usize,
+        }
+    }
+
+    fn mta(&mut self, w: &wire::Mta, server: &ServerSettings) -> MtaSettings {
+        let community = |v: &mut Self, path: &str, c: &str| {
+            if c.is_empty() || c.len() > 255 {
+                v.err(path, "a community is 1 to 255 bytes");
+            }
+        };
+        let inform_communities = w
+            .inform_communities
+            .clone()
+            .unwrap_or_else(|| vec!["private".into()]);
+        if inform_communities.is_empty() {
+            self.err(
+                "mta.inform_communities",
+                "no community accepted: every INFORM would go unanswered",
+            );
+        }
+        for (i, c) in inform_communities.iter().enumerate() {
+            community(self, &format!("mta.inform_communities[{i}]"), c);
+        }
+        let set_community = w.set_community.clone().unwrap_or_else(|| "private".into());
+        community(self, "mta.set_community", &set_community);
+        let get_community = w
+            .get_community
+            .clone()
+            .unwrap_or_else(|| set_community.clone());
+        community(self, "mta.get_community", &get_community);
+        MtaSettings {
+            bind: self.bind("mta.bind", w.bind.as_ref(), server),
+            port: self.int("mta.port", w.port, 162, 1, 65_535, "a UDP port") as u16,
+            inform_communities,
+            set_community,
+            get_community,
+            get_capabilities: w.get_capabilities.unwrap_or(false),
+            max_flows: self.int(
+                "mta.max_flows",
+                w.max_flows,
+                100_000,
+                1,
+                10_000_000,
+                "the flows in progress",
             ) as usize,
         }
     }

@@ -23,6 +23,7 @@ pub struct Config {
     pub tftp: Option<Tftp>,
     pub syslog: Option<Syslog>,
     pub time: Option<Time>,
+    pub mta: Option<Mta>,
     /// Operator variables for config-file templates (`vars.NAME`).
     pub vars: Option<toml::Table>,
     #[serde(default)]
@@ -53,6 +54,19 @@ pub struct Syslog {
     pub workers: Option<i64>,
     pub events_per_device: Option<i64>,
     pub max_devices: Option<i64>,
+}
+
+/// `[mta]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mta {
+    pub bind: Option<String>,
+    pub port: Option<i64>,
+    pub inform_communities: Option<Vec<String>>,
+    pub set_community: Option<String>,
+    pub get_community: Option<String>,
+    pub get_capabilities: Option<bool>,
+    pub max_flows: Option<i64>,
 }
 
 /// `[time]`

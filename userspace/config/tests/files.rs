@@ -157,6 +157,25 @@ fn syslog_and_time_tables() {
 }
 
 #[test]
+fn mta_table() {
+    let m = ok("[mta]\n").mta.unwrap();
+    assert_eq!(m.port, 162);
+    assert_eq!(m.inform_communities, ["private"]);
+    assert_eq!(
+        (m.set_community.as_str(), m.get_community.as_str()),
+        ("private", "private")
+    );
+    let m = ok("[mta]\ninform_communities = [\"public\", \"private\"]\nset_community = \"rw\"\n")
+        .mta
+        .unwrap();
+    assert_eq!(m.get_community, "rw", "GETs default to the SET community");
+    let e = errors("[mta]\ninform_communities = []\nset_community = \"\"\nport = 70000\n");
+    assert_has(&e, "mta.inform_communities", "unanswered");
+    assert_has(&e, "mta.set_community", "1 to 255");
+    assert_has(&e, "mta.port", "1..=65535");
+}
+
+#[test]
 fn config_file_errors_name_the_field() {
     let e = errors(
         r#"
