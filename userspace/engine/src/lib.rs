@@ -236,6 +236,9 @@ pub struct Binding {
     pub giaddr: Ipv4Addr,
     /// Option 60 as sent.
     pub vendor_class: Option<Box<[u8]>>,
+    /// The device (re)started: an ACK to a REQUEST in SELECTING or INIT-REBOOT state, not a
+    /// renewal. PacketCable provisioning restarts on these only.
+    pub restart: bool,
 }
 
 /// Told of every lease record as the worker writes it (before any ACK for it leaves) and of
@@ -564,7 +567,12 @@ impl ShardState {
 
     fn request(&mut self, now: u32, ctx: &Ctx<'_, '_>, out: &mut Vec<u8>) -> Result<Outcome, Drop> {
         let existing = self.table.get(&ctx.key).copied();
-        let addr = match ctx.msg.request_kind() {
+        let kind = ctx.msg.request_kind();
+        let restart = matches!(
+            kind,
+            RequestKind::Selecting { .. } | RequestKind::InitReboot { .. }
+        );
+        let addr = match kind {
             RequestKind::Selecting {
                 server_id,
                 requested,
@@ -638,6 +646,7 @@ impl ShardState {
                 class: Some(ctx.class),
                 giaddr: ctx.msg.giaddr(),
                 vendor_class: ctx.msg.vendor_class().map(Box::from),
+                restart,
             });
         }
         Ok(Outcome::Reply(Reply {

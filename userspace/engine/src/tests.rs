@@ -227,6 +227,7 @@ fn bindings_are_collected_only_when_asked_and_say_who_was_bound() {
     assert_eq!(b.vendor_class.as_deref(), Some(&b"docsis3.0:053b0101"[..]));
     assert!(b.expires_at > T0);
     assert_eq!(b.class, Some(0), "the cm class");
+    assert!(b.restart, "an ACK in SELECTING state is a (re)start");
     assert_eq!(got[1].giaddr, Ipv4Addr::UNSPECIFIED);
     assert_eq!(
         got[1].class,
@@ -235,6 +236,16 @@ fn bindings_are_collected_only_when_asked_and_say_who_was_bound() {
     );
     assert_eq!(got[1].vendor_class, None);
     assert_eq!(s.take_bindings().count(), 0, "taken once");
+    let renew = Req {
+        ciaddr: addr,
+        ..Req::new(MessageType::Request, mac(2))
+    };
+    let (o, out) = send(&mut s, T0 + 10, &renew);
+    let (_, ack) = reply_of(o, &out);
+    assert_eq!(ack.message_type(), Ok(Some(MessageType::Ack)));
+    let got: Vec<Binding> = s.take_bindings().collect();
+    assert_eq!(got.len(), 1);
+    assert!(!got[0].restart, "a renewal does not restart provisioning");
 }
 
 #[test]

@@ -155,6 +155,7 @@ mod tests {
             class: Some(1),
             giaddr: Ipv4Addr::new(10, 1, 0, 1),
             vendor_class: Some(b"docsis3.0"[..].into()),
+            restart: true,
         });
         v.record(&lease([10, 1, 0, 5], LeaseState::Bound));
         let f = v.get(&MAC, 999).expect("live");

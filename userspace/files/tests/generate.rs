@@ -90,6 +90,7 @@ fn bind(view: &DeviceView, addr: Ipv4Addr) {
         class: Some(0),
         giaddr: CMTS,
         vendor_class: Some(b"docsis3.0"[..].into()),
+        restart: true,
     });
 }
 
