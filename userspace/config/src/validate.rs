@@ -173,6 +173,24 @@ impl Validator {
             .unwrap_or_default();
         let subscribers = self.subscribers(&w.subscriber);
         self.files_checks(&w.class, &classes, tftp.as_ref());
+        if mta.is_some() {
+            if tftp.is_none() {
+                self.err(
+                    "mta",
+                    "MTA config files are served over TFTP: add the [tftp] table",
+                );
+            }
+            if !classes.iter().any(|c| {
+                c.config_file
+                    .as_ref()
+                    .is_some_and(|f| f.kind == ConfigFileKind::Mta)
+            }) {
+                self.err(
+                    "mta",
+                    "no class generates MTA files: give the MTA class a config_file with kind = \"mta\"",
+                );
+            }
+        }
         self.cross_checks();
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));

@@ -158,16 +158,21 @@ fn syslog_and_time_tables() {
 
 #[test]
 fn mta_table() {
-    let m = ok("[mta]\n").mta.unwrap();
+    let e = errors("[mta]\n");
+    assert_has(&e, "mta", "add the [tftp] table");
+    assert_has(&e, "mta", "no class generates MTA files");
+    let m = ok(&format!("[mta]\n{GOOD}")).mta.unwrap();
     assert_eq!(m.port, 162);
     assert_eq!(m.inform_communities, ["private"]);
     assert_eq!(
         (m.set_community.as_str(), m.get_community.as_str()),
         ("private", "private")
     );
-    let m = ok("[mta]\ninform_communities = [\"public\", \"private\"]\nset_community = \"rw\"\n")
-        .mta
-        .unwrap();
+    let m = ok(&format!(
+        "[mta]\ninform_communities = [\"public\", \"private\"]\nset_community = \"rw\"\n{GOOD}"
+    ))
+    .mta
+    .unwrap();
     assert_eq!(m.get_community, "rw", "GETs default to the SET community");
     let e = errors("[mta]\ninform_communities = []\nset_community = \"\"\nport = 70000\n");
     assert_has(&e, "mta.inform_communities", "unanswered");

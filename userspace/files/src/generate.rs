@@ -203,6 +203,16 @@ impl Generator {
         Ok(Some(bytes))
     }
 
+    /// Whose generated file `name` is: the class name, the device, and what kind of file.
+    pub fn owner(&self, name: &str) -> Option<(&str, [u8; 6], ConfigFileKind)> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        self.classes.iter().find_map(|c| {
+            c.pattern
+                .match_name(name)
+                .map(|m| (c.name.as_str(), m, c.spec.kind))
+        })
+    }
+
     /// Renders without the cache or enforce: for `provd cfg render` and tests.
     pub fn render_for(
         &self,

@@ -125,6 +125,11 @@ fn a_bound_device_gets_its_file_with_valid_mics_and_its_facts() {
         Some(&bytes[..])
     );
     assert!(g.file("cm/golden.cfg", LEASED, NOW).unwrap().is_none());
+    assert_eq!(
+        g.owner("/mta/0015CF123456.bin"),
+        Some(("mta", MAC, provd_config::ConfigFileKind::Mta))
+    );
+    assert_eq!(g.owner("cm/golden.cfg"), None);
     assert!(g.file("firmware.bin", LEASED, NOW).unwrap().is_none());
 }
 

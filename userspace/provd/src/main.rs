@@ -2,9 +2,11 @@
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
 mod cfg;
+mod mta;
 mod services;
 mod tftp;
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,6 +57,20 @@ enum Cmd {
     /// What devices logged to a running server's syslog receiver.
     #[command(subcommand)]
     Syslog(SyslogCmd),
+    /// PacketCable MTA provisioning records of a running server.
+    #[command(subcommand)]
+    Mta(MtaCmd),
+}
+
+#[derive(Subcommand)]
+enum MtaCmd {
+    /// One MTA's provisioning record (flow, state, a timestamp per MTA-n step) as JSON.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The MTA's MAC (any common notation).
+        mac: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,7 +98,10 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
         Cmd::Cfg(c) => cfg::run(c),
-        Cmd::Syslog(SyslogCmd::Events { config, device }) => syslog_events(&config, &device),
+        Cmd::Syslog(SyslogCmd::Events { config, device }) => {
+            ask(&config, &format!("syslog {device}"))
+        }
+        Cmd::Mta(MtaCmd::Status { config, mac }) => ask(&config, &format!("mta {mac}")),
         Cmd::Serve {
             config,
             stats_every,
@@ -163,12 +182,10 @@ fn leases(path: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn syslog_events(config: &Path, device: &str) -> Result<ExitCode> {
+/// Asks the server running with `config` over its control socket and prints the answer.
+fn ask(config: &Path, request: &str) -> Result<ExitCode> {
     let policy = load(config)?;
-    print!(
-        "{}",
-        services::query(&policy.server.lease_dir, &format!("syslog {device}"))?
-    );
+    print!("{}", services::query(&policy.server.lease_dir, request)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -254,10 +271,10 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         view
     });
     let generated = match (&devices, &shared.policy.tftp) {
-        (Some(view), Some(_)) => Some(Arc::new(tftp::Generated::new(
+        (Some(view), Some(_)) => Some(Arc::new(tftp::Generated::new(Arc::new(
             provd_files::Generator::new(&shared.policy, Arc::clone(view))
                 .context("loading config-file templates")?,
-        ))),
+        )))),
         _ => None,
     };
 
@@ -267,6 +284,44 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
     }
+
+    // The PacketCable role: DHCP workers report MTA boots to it, it pins the files it hashed.
+    let mut observers: Vec<Arc<dyn provd_engine::LeaseObserver>> = Vec::new();
+    if let Some(view) = &devices {
+        observers.push(Arc::clone(view) as Arc<dyn provd_engine::LeaseObserver>);
+    }
+    let mta = match (
+        &shared.policy.mta,
+        &generated,
+        &devices,
+        &shared.policy.tftp,
+    ) {
+        (Some(m), Some(g), Some(view), Some(t)) => {
+            let host = [t.bind, shared.policy.server.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED), m.bind]
+                .into_iter()
+                .find(|a| !a.is_unspecified())
+                .context("[mta]: the file URL SET on MTAs needs an address: set tftp.bind or server.server_id")?;
+            let (service, observer) = mta::start(
+                m,
+                Arc::new(shared.policy.clone()),
+                Arc::clone(g.generator()),
+                Arc::clone(view),
+                host,
+                t.enforce,
+                Arc::clone(&shutdown),
+            )?;
+            g.notify_mta(service.to_mta.clone());
+            observers.push(Arc::new(observer));
+            tracing::info!(listen = %service.notify_addr, tftp = %host, "MTA provisioning ready");
+            Some(service)
+        }
+        _ => None,
+    };
+    let observer: Option<Arc<dyn provd_engine::LeaseObserver>> = match observers.len() {
+        0 => None,
+        1 => observers.pop(),
+        _ => Some(Arc::new(mta::Fanout(observers))),
+    };
     let mut counters = Vec::new();
     let mut handles = Vec::new();
     for (i, ((table, log), socket)) in tables.into_iter().zip(logs).zip(sockets).enumerate() {
@@ -279,9 +334,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             log,
             socket,
             settings: settings.clone(),
-            observer: devices
-                .clone()
-                .map(|v| v as Arc<dyn provd_engine::LeaseObserver>),
+            observer: observer.clone(),
         };
         let stop = Arc::clone(&shutdown);
         handles.push(
@@ -291,7 +344,12 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         );
     }
     let tftp_handle = match (&shared.policy.tftp, &generated) {
-        (Some(t), Some(g)) => Some(tftp::start(t, Arc::clone(g), Arc::clone(&shutdown))?),
+        (Some(t), Some(g)) => Some(tftp::start(
+            t,
+            mta.as_ref().map(|m| Arc::clone(&m.pinned)),
+            Arc::clone(g),
+            Arc::clone(&shutdown),
+        )?),
         _ => None,
     };
     if let Some(h) = &tftp_handle {
@@ -318,6 +376,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
+        mta.as_ref().map(|m| m.to_mta.clone()),
         Arc::clone(&shutdown),
     )?;
     let path_taken = IoPath::Sockets;
@@ -387,6 +446,12 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
     }
     let _ = control.join();
+    if let Some(m) = mta
+        && m.thread.join().is_err()
+    {
+        tracing::error!("MTA thread panicked");
+        failed = true;
+    }
     if let Some(h) = tftp_handle {
         log_tftp(Some(&h), generated.as_deref());
         if let Err(e) = h.join() {

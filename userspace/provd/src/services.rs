@@ -74,6 +74,7 @@ pub fn control_path(lease_dir: &Path) -> PathBuf {
 pub fn start_control(
     path: PathBuf,
     syslog: Option<Arc<Store>>,
+    mta: Option<crossbeam_channel::Sender<crate::mta::Command>>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     // A socket left by a killed server would make bind fail; nothing else may live there.
@@ -89,7 +90,7 @@ pub fn start_control(
             while !shutdown.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) = answer(stream, syslog.as_deref()) {
+                        if let Err(e) = answer(stream, syslog.as_deref(), mta.as_ref()) {
                             tracing::debug!(error = %e, "control client");
                         }
                     }
@@ -107,7 +108,11 @@ pub fn start_control(
     Ok(thread)
 }
 
-fn answer(stream: UnixStream, syslog: Option<&Store>) -> std::io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    syslog: Option<&Store>,
+    mta: Option<&crossbeam_channel::Sender<crate::mta::Command>>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
@@ -129,9 +134,33 @@ fn answer(stream: UnixStream, syslog: Option<&Store>) -> std::io::Result<()> {
                 }
             }
         },
+        ["mta", who] => match (mta, parse_key(who)) {
+            (None, _) => writeln!(out, r#"{{"error":"no [mta] in this server's config"}}"#)?,
+            (Some(tx), Some(DeviceKey::Mac(mac))) => {
+                let (reply_tx, reply) = crossbeam_channel::bounded(1);
+                let record = tx
+                    .send(crate::mta::Command::Status(mac, reply_tx))
+                    .ok()
+                    .and_then(|()| reply.recv_timeout(Duration::from_secs(2)).ok());
+                match record {
+                    Some(Some(json)) => writeln!(out, "{json}")?,
+                    Some(None) => writeln!(
+                        out,
+                        r#"{{"error":"no provisioning record for {}"}}"#,
+                        json_escape(who)
+                    )?,
+                    None => writeln!(out, r#"{{"error":"the MTA role did not answer"}}"#)?,
+                }
+            }
+            (Some(_), _) => writeln!(
+                out,
+                r#"{{"error":"not a MAC address: {}"}}"#,
+                json_escape(who)
+            )?,
+        },
         _ => writeln!(
             out,
-            r#"{{"error":"unknown request; ask: syslog <MAC|IPv4>"}}"#
+            r#"{{"error":"unknown request; ask: syslog <MAC|IPv4> or mta <MAC>"}}"#
         )?,
     }
     out.flush()

@@ -2,10 +2,10 @@
 //! root, on the worker threads of provd-tftpd.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
-use provd_config::TftpSettings;
+use provd_config::{ConfigFileKind, TftpSettings};
 use provd_dataplane::{RateLimit, unix_now};
 use provd_files::{GenerateError, Generator};
 use provd_tftpd::{
@@ -17,9 +17,11 @@ use provd_tftpd::{
 /// (rate-limited: a fleet rebooting behind a misconfigured template must not flood the log).
 #[derive(Debug)]
 pub struct Generated {
-    generator: Generator,
+    generator: Arc<Generator>,
     pub counters: GeneratedCounters,
     log_limit: Mutex<RateLimit>,
+    /// Told of every MTA file served (BASIC flows' MTA-22/23), once the MTA role runs.
+    mta: OnceLock<crossbeam_channel::Sender<crate::mta::Command>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,12 +32,22 @@ pub struct GeneratedCounters {
 }
 
 impl Generated {
-    pub fn new(generator: Generator) -> Self {
+    pub fn new(generator: Arc<Generator>) -> Self {
         Generated {
             generator,
             counters: GeneratedCounters::default(),
             log_limit: Mutex::new(RateLimit::new()),
+            mta: OnceLock::new(),
         }
+    }
+
+    pub fn generator(&self) -> &Arc<Generator> {
+        &self.generator
+    }
+
+    /// From now on, report each MTA file served to the MTA role.
+    pub fn notify_mta(&self, tx: crossbeam_channel::Sender<crate::mta::Command>) {
+        let _ = self.mta.set(tx);
     }
 
     fn log(&self, f: impl FnOnce(u64)) {
@@ -58,6 +70,11 @@ impl FileSource for Generated {
         {
             Ok(Some(bytes)) => {
                 self.counters.served.fetch_add(1, Ordering::Relaxed);
+                if let Some(tx) = self.mta.get()
+                    && let Some((_, mac, ConfigFileKind::Mta)) = self.generator.owner(req.filename)
+                {
+                    let _ = tx.try_send(crate::mta::Command::Fetched(mac));
+                }
                 Ok(FileContent::from(bytes))
             }
             Ok(None) => Err(OpenError::NotMine),
@@ -85,10 +102,15 @@ impl FileSource for Generated {
 /// uploads (new files only) into `root` when `allow_write` is on.
 pub fn start(
     settings: &TftpSettings,
+    pinned: Option<Arc<crate::mta::Pinned>>,
     generated: Arc<Generated>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<TftpHandle> {
-    let mut sources: Vec<Box<dyn FileSource>> = vec![Box::new(generated)];
+    let mut sources: Vec<Box<dyn FileSource>> = Vec::new();
+    if let Some(p) = pinned {
+        sources.push(Box::new(p));
+    }
+    sources.push(Box::new(generated));
     let mut uploads: Option<Arc<dyn UploadSink>> = None;
     if let Some(root) = &settings.root {
         let root = Arc::new(
