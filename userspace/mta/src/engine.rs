@@ -207,7 +207,9 @@ struct Entry {
 /// [`Config::inform_dedupe_window`]) is answered again and otherwise ignored; an enrollment
 /// with the correlation id the flow already enrolled with, and a status repeating the state
 /// already recorded, are ignored too, so a flow never restarts on a retransmission. An
-/// enrollment with another correlation id means the MTA rebooted: its flow restarts.
+/// enrollment with another correlation id means the MTA rebooted: its flow restarts. One with
+/// the same correlation id after that flow failed or timed out is an MTA still waiting (our SET
+/// was lost, the file came too late): it gets another attempt.
 ///
 /// # MTAs the DHCP side never reported
 /// An INFORM from an MTA without a DHCP binding (another DHCP server, a lost report, an engine
@@ -537,12 +539,17 @@ impl Engine {
             None => Go::New,
             Some(entry) => {
                 let r = &entry.record;
-                if r.steps.has(Step::Enrollment) && r.correlation_id == e.correlation_id {
+                let same_boot =
+                    r.steps.has(Step::Enrollment) && r.correlation_id == e.correlation_id;
+                let gave_up = matches!(r.state, State::Failed { .. } | State::TimedOut(_));
+                if same_boot && !gave_up {
                     // The same boot enrolling again (a new request-id for the same INFORM,
-                    // or an MTA impatient for its SET): the flow is already on it.
+                    // or an MTA impatient for its SET): the flow is already on it, or done.
                     self.counters.enrollments_duplicate += 1;
                     return;
                 }
+                // After a failed or timed-out flow, the same boot enrolling again is an MTA
+                // still waiting (our SET was lost, the file was late): another attempt.
                 match (&entry.active, r.steps.has(Step::Enrollment)) {
                     (Some(_), false) => Go::Proceed,
                     (Some(_), true) => Go::Restart,

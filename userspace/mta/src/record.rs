@@ -15,8 +15,8 @@ use crate::{Mac, Millis};
 /// make a record large.
 pub(crate) const MAX_TEXT: usize = 255;
 
-/// One MTA's record. Fields filled as the flow learns them; strings are cut at [`MAX_TEXT`]
-/// bytes (on a character boundary), non-UTF-8 bytes replaced.
+/// One MTA's record. Fields filled as the flow learns them; strings are cut at 255 bytes
+/// (on a character boundary), non-UTF-8 bytes replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub mac: Mac,

@@ -435,6 +435,34 @@ fn an_unanswered_set_is_retransmitted_with_backoff_then_timed_out() {
 }
 
 #[test]
+fn an_mta_enrolling_again_after_a_timed_out_set_gets_another_attempt() {
+    let mut h = Harness::default();
+    let m = mac(19);
+    to_the_set(&mut h, m, Flow::Hybrid2);
+    for _ in 0..31 {
+        h.advance(1000);
+    }
+    assert_eq!(h.state(m), State::TimedOut(Step::SetAcked));
+    h.take_events();
+    // Same boot (correlation id 7), a new INFORM: the MTA is still there, waiting.
+    h.notify(mta_src(m), &enrollment(Mib::Ietf, m, 7, 2, "public"));
+    assert!(matches!(h.take_events()[..], [Event::NeedFile { .. }]));
+    let r = h.engine.record(m).unwrap();
+    assert_eq!((r.attempts, &r.state), (2, &State::FileRequested));
+    // Once complete, the same enrollment again changes nothing.
+    let set = h
+        .file_ready(m, "tftp://f/m.bin", &[0; 20])
+        .unwrap()
+        .remove(0);
+    let ack = response_to_request(&set.bytes, ErrorStatus::NO_ERROR, None);
+    h.deliver_on(set.to, REQUEST_PORT, &ack);
+    h.notify(mta_src(m), &status(Mib::Ietf, m, 7, 1, 3));
+    h.notify(mta_src(m), &enrollment(Mib::Ietf, m, 7, 4, "public"));
+    assert_eq!(h.state(m), State::Complete(ProvState::PASS));
+    assert_eq!(h.engine.record(m).unwrap().attempts, 2);
+}
+
+#[test]
 fn a_late_response_to_an_earlier_copy_is_taken() {
     let mut h = Harness::default();
     let m = mac(11);
