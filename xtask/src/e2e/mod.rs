@@ -10,8 +10,12 @@
 //! `cargo xtask e2e tftp [--peer tftpd-hpa|atftpd]` runs the TFTP suite (tftp-hpa, atftp, curl,
 //! dhclient, provd-loadgen tftp) the same way; scenarios a peer server cannot take part in (its
 //! files are not generated per device) print `SKIP name: reason` and count neither way.
+//!
+//! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
+//! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod dhcp;
+mod mta;
 mod subject;
 mod tftp;
 
@@ -25,7 +29,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp or tftp
+    /// Which suite: dhcp, tftp or mta
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -94,8 +98,11 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp") {
-        bail!("unknown e2e suite {:?} (known: dhcp, tftp)", args.suite);
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta") {
+        bail!(
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta)",
+            args.suite
+        );
     }
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -103,6 +110,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "tftp" {
         return tftp::run(&args);
+    }
+    if args.suite == "mta" {
+        return mta::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
