@@ -7,6 +7,7 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use provd_tftp::Transmit;
@@ -33,6 +34,8 @@ pub(crate) struct Meta {
 #[derive(Debug)]
 pub(crate) struct UdpSocket {
     sock: Socket,
+    /// UDP GSO still believed to work on this socket's paths.
+    gso: AtomicBool,
 }
 
 fn setsockopt<T>(fd: RawFd, level: i32, name: i32, val: &T) -> io::Result<()> {
@@ -66,7 +69,10 @@ impl UdpSocket {
         let _ = sock.set_send_buffer_size(4 << 20);
         setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, &1i32)?;
         sock.bind(&addr.into())?;
-        Ok(UdpSocket { sock })
+        Ok(UdpSocket {
+            sock,
+            gso: AtomicBool::new(true),
+        })
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddrV4> {
@@ -150,49 +156,82 @@ impl UdpSocket {
         // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         let mut cmsgs = [[0u64; CMSG_WORDS]; BATCH];
-        for i in 0..n {
-            let to = tx.dests[i];
-            names[i] = sockaddr(to);
-            iovs[i] = libc::iovec {
+        for (i, iov) in iovs.iter_mut().enumerate().take(n) {
+            *iov = libc::iovec {
                 iov_base: tx.bufs[i * tx.slot..].as_mut_ptr().cast(),
                 iov_len: tx.lens[i],
             };
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&raw mut names[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_iov = &raw mut iovs[i];
-            h.msg_iovlen = 1;
-            let from = tx.froms[i];
-            if from.is_unspecified() {
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-            } else {
-                h.msg_controllen = set_pktinfo_source(&mut cmsgs[i], from);
-                h.msg_control = cmsgs[i].as_mut_ptr().cast();
-            }
         }
+        // Each message is a run of datagrams [first, first + count): one datagram, or with UDP
+        // GSO several equal-sized ones to the same peer (a TFTP window) in one trip down the
+        // stack, segmented by the kernel: the per-datagram cost is what bounds a firmware
+        // download on a fast link.
+        let mut runs = [(0usize, 0usize); BATCH];
         let mut failed = 0;
-        let mut sent = 0;
-        while sent < n {
-            // SAFETY: headers [sent, n) point at the arrays of this frame and at `tx`'s
-            // buffers, all alive for the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    hdrs[sent..].as_mut_ptr(),
-                    (n - sent) as u32,
-                    0,
-                )
-            };
-            if r > 0 {
-                sent += r as usize;
-            } else if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            } else {
-                // This datagram cannot go (no route, address gone): skip it.
-                failed += 1;
+        let mut next = 0;
+        // Off for the rest of this batch after a run was refused (EINVAL: e.g. a segment
+        // larger than the path MTU allows).
+        let mut batch_gso = true;
+        while next < n {
+            let gso = batch_gso && self.gso.load(Ordering::Relaxed);
+            let mut m = 0;
+            let mut i = next;
+            while i < n {
+                let count = if gso { tx.gso_run(i) } else { 1 };
+                runs[m] = (i, count);
+                names[m] = sockaddr(tx.dests[i]);
+                let h = &mut hdrs[m].msg_hdr;
+                h.msg_name = (&raw mut names[m]).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_iov = &raw mut iovs[i];
+                h.msg_iovlen = count;
+                let from = Some(tx.froms[i]).filter(|a| !a.is_unspecified());
+                let segment = (count > 1).then(|| tx.lens[i] as u16);
+                h.msg_controllen = set_control(&mut cmsgs[m], from, segment);
+                h.msg_control = if h.msg_controllen == 0 {
+                    std::ptr::null_mut()
+                } else {
+                    cmsgs[m].as_mut_ptr().cast()
+                };
+                m += 1;
+                i += count;
+            }
+            let mut sent = 0;
+            while sent < m {
+                // SAFETY: headers [sent, m) point at the arrays of this frame and at `tx`'s
+                // buffers, all alive for the call.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        self.sock.as_raw_fd(),
+                        hdrs[sent..].as_mut_ptr(),
+                        (m - sent) as u32,
+                        0,
+                    )
+                };
+                if r > 0 {
+                    sent += r as usize;
+                    continue;
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let count = runs[sent].1;
+                if count > 1 && e.raw_os_error() == Some(libc::EINVAL) {
+                    batch_gso = false;
+                    break;
+                }
+                if count > 1 && gso_unsupported(&e) {
+                    // This kernel or device cannot segment: say so once, then go singly.
+                    self.gso.store(false, Ordering::Relaxed);
+                    tracing::info!(error = %e, "UDP GSO unavailable; sending datagrams singly");
+                    break;
+                }
+                // This datagram (or run) cannot go (no route, address gone): skip it.
+                failed += count;
                 sent += 1;
             }
+            next = if sent < m { runs[sent].0 } else { n };
         }
         tx.clear();
         failed
@@ -232,6 +271,47 @@ fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
 }
 
 /// Writes an IP_PKTINFO control message choosing the source address; returns its length.
+/// Whether a send failed because the path cannot segment UDP (old kernel, device without
+/// checksum offload): then GSO is switched off and the datagrams go singly.
+fn gso_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
+}
+
+/// Writes the control messages of one send: the source address (IP_PKTINFO) and the GSO
+/// segment size (UDP_SEGMENT), each when given. Returns the bytes used (0: none).
+fn set_control(buf: &mut [u64; CMSG_WORDS], from: Option<Ipv4Addr>, segment: Option<u16>) -> usize {
+    let mut used = match from {
+        Some(a) => set_pktinfo_source(buf, a),
+        None => 0,
+    };
+    if let Some(size) = segment {
+        let space = unsafe_cmsg_space(size_of::<u16>());
+        // SAFETY: `used` + CMSG_SPACE(u16) (24) <= 56 fits the 64-byte, 8-byte aligned buffer;
+        // `used` is a multiple of 8 (a CMSG_SPACE), so the header written there is aligned.
+        unsafe {
+            let c = buf
+                .as_mut_ptr()
+                .cast::<u8>()
+                .add(used)
+                .cast::<libc::cmsghdr>();
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+            libc::CMSG_DATA(c).cast::<u16>().write_unaligned(size);
+        }
+        used += space;
+    }
+    used
+}
+
+fn unsafe_cmsg_space(len: usize) -> usize {
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    unsafe { libc::CMSG_SPACE(len as u32) as usize }
+}
+
 fn set_pktinfo_source(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr) -> usize {
     // SAFETY: the buffer is 8-byte aligned and CMSG_SPACE(in_pktinfo) (32) fits its 64 bytes;
     // the header and payload are written inside it.
@@ -343,6 +423,35 @@ impl SendBatch {
 
     pub(crate) fn is_full(&self) -> bool {
         self.lens.len() == BATCH
+    }
+
+    /// How many datagrams from `i` on can go as one GSO send: same peer and source, all but
+    /// the last exactly as long as the first, the last no longer, within the kernel's limits
+    /// (64 segments, 64 KiB).
+    fn gso_run(&self, i: usize) -> usize {
+        const MAX_SEGMENTS: usize = 64;
+        const MAX_BYTES: usize = 65_000;
+        // Segments must fit the path MTU; larger blocks (jumbo or loopback) go singly.
+        const MAX_SEGMENT: usize = 1472;
+        let size = self.lens[i];
+        if size > MAX_SEGMENT {
+            return 1;
+        }
+        let mut total = size;
+        let mut j = i + 1;
+        while j < self.lens.len()
+            && j - i < MAX_SEGMENTS
+            && self.lens[j - 1] == size
+            && self.lens[j] <= size
+            && self.lens[j] > 0
+            && total + self.lens[j] <= MAX_BYTES
+            && self.dests[j] == self.dests[i]
+            && self.froms[j] == self.froms[i]
+        {
+            total += self.lens[j];
+            j += 1;
+        }
+        j - i
     }
 
     fn clear(&mut self) {

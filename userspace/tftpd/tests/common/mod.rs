@@ -190,10 +190,11 @@ pub fn write_file(root: &Path, name: &str, content: &[u8]) {
     std::fs::write(root.join(name), content).unwrap();
 }
 
-/// Waits up to 2 s for `cond`: workers publish their counters once per loop turn, just after
-/// the datagrams of that turn are out.
+/// Waits up to 10 s for `cond`: workers publish their counters once per loop turn, just after
+/// the datagrams of that turn are out. Generous because a loaded CI machine can starve a
+/// worker for a while; the usual wait is milliseconds.
 pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !cond() {
         if std::time::Instant::now() > deadline {
             return false;
