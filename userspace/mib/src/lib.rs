@@ -30,7 +30,9 @@
 
 mod table;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 pub use table::{
@@ -117,6 +119,9 @@ struct Index {
     by_oid: Vec<&'static MibObject>,
     /// Sorted by name, then preference (IETF before CableLabs), then module.
     by_name: Vec<&'static MibObject>,
+    /// Each name's run in `by_name` (start, end): one hash of the name instead of a binary
+    /// search of string compares over some 1300 names.
+    name_runs: HashMap<&'static str, (usize, usize), BuildHasherDefault<NameHasher>>,
 }
 
 static INDEX: LazyLock<Index> = LazyLock::new(|| {
@@ -126,15 +131,78 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
     by_name.sort_by(|a, b| {
         (a.name, rank(a.module), a.module).cmp(&(b.name, rank(b.module), b.module))
     });
-    Index { by_oid, by_name }
+    let mut name_runs = HashMap::default();
+    let mut start = 0;
+    for (i, o) in by_name.iter().enumerate() {
+        if by_name.get(i + 1).is_none_or(|next| next.name != o.name) {
+            name_runs.insert(o.name, (start, i + 1));
+            start = i + 1;
+        }
+    }
+    Index {
+        by_oid,
+        by_name,
+        name_runs,
+    }
 });
 
 /// All objects named `name`, preferred one first.
 fn candidates(name: &str) -> &'static [&'static MibObject] {
-    let v = &INDEX.by_name;
-    let lo = v.partition_point(|o| o.name < name);
-    let hi = lo + v[lo..].partition_point(|o| o.name == name);
-    &v[lo..hi]
+    let index = &*INDEX;
+    match index.name_runs.get(name) {
+        Some(&(lo, hi)) => &index.by_name[lo..hi],
+        None => &[],
+    }
+}
+
+/// FxHash-style: a multiply and rotate per 8 bytes. The keys are the compiled-in names, so no
+/// flooding resistance is needed.
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Whole words, the last one overlapping the one before; short names in one word.
+        let n = bytes.len();
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        let half = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[i..i + 4]);
+            u64::from(u32::from_le_bytes(b))
+        };
+        if n >= 8 {
+            let mut i = 0;
+            while i + 8 < n {
+                self.add(word(i));
+                i += 8;
+            }
+            self.add(word(n - 8));
+        } else if n >= 4 {
+            self.add(half(0) | half(n - 4) << 32);
+        } else if n > 0 {
+            let (first, mid, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+            self.add(u64::from(first) | u64::from(mid) << 8 | u64::from(last) << 16);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        // hashbrown takes the bucket from the low bits: bring the well-mixed high bits down.
+        self.0.rotate_left(26)
+    }
 }
 
 /// The object named `name` (exact, case-sensitive). When two modules define the name, the IETF
@@ -301,7 +369,16 @@ impl std::error::Error for OidError {}
 /// Leading and trailing whitespace is ignored; decimal arcs with leading zeros are decimal.
 /// Never panics.
 pub fn parse_oid(text: &str) -> Result<Vec<u32>, OidError> {
-    Parser::new(text).parse()
+    let mut oid = Vec::new();
+    Parser::new(text).parse(&mut oid)?;
+    Ok(oid)
+}
+
+/// [`parse_oid`] into `oid` (cleared first), so that a caller parsing many OIDs reuses one
+/// buffer. After an error `oid` holds no meaningful arcs.
+pub fn parse_oid_into(text: &str, oid: &mut Vec<u32>) -> Result<(), OidError> {
+    oid.clear();
+    Parser::new(text).parse(oid)
 }
 
 struct Parser<'a> {
@@ -340,13 +417,19 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self) -> &'a str {
         let start = self.pos;
-        while self.peek().is_some_and(is_ident_byte) {
-            self.pos += 1;
-        }
+        let rest = self
+            .text
+            .as_bytes()
+            .get(start..self.end)
+            .unwrap_or_default();
+        self.pos += rest
+            .iter()
+            .position(|&b| !is_ident_byte(b))
+            .unwrap_or(rest.len());
         &self.text[start..self.pos]
     }
 
-    fn parse(mut self) -> Result<Vec<u32>, OidError> {
+    fn parse(mut self, oid: &mut Vec<u32>) -> Result<(), OidError> {
         let start = self.pos;
         if start >= self.end {
             return Err(self.err(OidErrorKind::Empty, start));
@@ -354,21 +437,25 @@ impl<'a> Parser<'a> {
         if self.peek() == Some(b'.') {
             self.pos += 1;
         }
-        let mut oid = Vec::new();
+        // Room for the usual instance (a few arcs) so that the arcs are pushed without growing.
         match self.peek() {
             None => return Err(self.err(OidErrorKind::EmptyArc, self.pos)),
             Some(b) if b.is_ascii_alphabetic() => {
                 let obj = self.base_name()?;
+                oid.reserve(obj.oid.len() + 8);
                 oid.extend_from_slice(obj.oid);
                 if self.pos < self.end {
                     self.dot()?;
-                    self.arcs(&mut oid)?;
+                    self.arcs(oid)?;
                 }
             }
-            Some(_) => self.arcs(&mut oid)?,
+            Some(_) => {
+                // At most one arc per two bytes of text ("1.") when numeric.
+                oid.reserve(((self.end - self.pos) / 2 + 1).min(MAX_ARCS + 1));
+                self.arcs(oid)?;
+            }
         }
-        self.check(&oid, start)?;
-        Ok(oid)
+        self.check(oid, start)
     }
 
     /// `name` or `MODULE::name` at the start.
@@ -456,10 +543,7 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<u32, OidError> {
         let at = self.pos;
-        while self.peek().is_some_and(is_ident_byte) {
-            self.pos += 1;
-        }
-        let s = &self.text[at..self.pos];
+        let s = self.ident();
         if !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.err(OidErrorKind::BadNumber(s.to_string()), at));
         }

@@ -60,6 +60,40 @@ fn indexes_are_sorted_and_complete() {
     assert!(INDEX.by_name.windows(2).all(|w| w[0].name <= w[1].name));
 }
 
+/// The name hash gives, for every name, the run a binary search of `by_name` gives.
+#[test]
+fn name_runs_agree_with_a_search_of_the_sorted_names() {
+    fn search(name: &str) -> &'static [&'static MibObject] {
+        let v = &INDEX.by_name;
+        let lo = v.partition_point(|o| o.name < name);
+        let hi = lo + v[lo..].partition_point(|o| o.name == name);
+        &v[lo..hi]
+    }
+    let mut total = 0;
+    for o in objects() {
+        let got = candidates(o.name);
+        assert!(std::ptr::eq(got, search(o.name)), "{}", o.name);
+        assert!(got.iter().any(|c| std::ptr::eq(*c, o)), "{}", o.name);
+        assert!(got.iter().all(|c| c.name == o.name));
+    }
+    for (name, &(lo, hi)) in &INDEX.name_runs {
+        assert!(lo < hi, "{name}");
+        total += hi - lo;
+    }
+    assert_eq!(total, objects().len());
+    for name in [
+        "",
+        "sysContac",
+        "sysContact0",
+        "SYSCONTACT",
+        "docsDevFilterIpStatu",
+        "noAuthNoPriv",
+    ] {
+        assert!(candidates(name).is_empty(), "{name}");
+        assert!(search(name).is_empty(), "{name}");
+    }
+}
+
 #[test]
 fn each_module_block_is_contiguous_and_in_oid_order() {
     let mut done = HashSet::new();
@@ -802,6 +836,22 @@ fn valid_oid() -> impl Strategy<Value = Vec<u32>> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn parse_oid_into_a_used_buffer_is_parse_oid(
+        s in "[a-zA-Z0-9.:'\"\\\\ -]{0,40}|(sysContact|docsDevFilterIpStatus|vacmAccessStatus|1.3.6)[a-zA-Z0-9.:'\"\\\\ -]{0,20}",
+        used in prop::collection::vec(any::<u32>(), 0..200),
+    ) {
+        let mut buf = used;
+        let got = parse_oid_into(&s, &mut buf);
+        match parse_oid(&s) {
+            Ok(oid) => {
+                prop_assert_eq!(got, Ok(()));
+                prop_assert_eq!(buf, oid);
+            }
+            Err(e) => prop_assert_eq!(got, Err(e)),
+        }
+    }
 
     #[test]
     fn parse_never_panics(s in "\\PC*") {
