@@ -95,13 +95,7 @@ impl VarBind {
 
     /// Minimal BER encoding of the VarBind.
     pub fn encode(&self) -> Result<Vec<u8>, BerError> {
-        let mut body = Vec::new();
-        put_element(&mut body, TAG_OID, &encode_oid(&self.oid)?);
-        let (tag, content) = self.value.to_tag()?;
-        put_element(&mut body, tag, &content);
-        let mut out = Vec::with_capacity(body.len() + 4);
-        put_element(&mut out, TAG_SEQUENCE, &body);
-        Ok(out)
+        encode_varbind(&self.oid, &self.value)
     }
 }
 
@@ -126,20 +120,74 @@ impl SnmpValue {
         })
     }
 
-    fn to_tag(&self) -> Result<(u8, Vec<u8>), BerError> {
+    /// Tag and content bytes, borrowed where the value holds them.
+    fn content(&self) -> Result<(u8, Content<'_>), BerError> {
         Ok(match self {
-            SnmpValue::Integer(v) => (TAG_INTEGER, encode_signed(*v)),
-            SnmpValue::OctetString(b) => (TAG_OCTET_STRING, b.clone()),
-            SnmpValue::Null => (TAG_NULL, Vec::new()),
-            SnmpValue::ObjectId(oid) => (TAG_OID, encode_oid(oid)?),
-            SnmpValue::IpAddress(a) => (TAG_IP_ADDRESS, a.to_vec()),
-            SnmpValue::Counter32(v) => (TAG_COUNTER32, encode_unsigned(u64::from(*v))),
-            SnmpValue::Gauge32(v) => (TAG_GAUGE32, encode_unsigned(u64::from(*v))),
-            SnmpValue::TimeTicks(v) => (TAG_TIMETICKS, encode_unsigned(u64::from(*v))),
-            SnmpValue::Opaque(b) => (TAG_OPAQUE, b.clone()),
-            SnmpValue::Counter64(v) => (TAG_COUNTER64, encode_unsigned(*v)),
-            SnmpValue::Other { tag, content } => (*tag, content.clone()),
+            SnmpValue::Integer(v) => (TAG_INTEGER, Content::Int(signed_bytes(*v))),
+            SnmpValue::OctetString(b) => (TAG_OCTET_STRING, Content::Bytes(b)),
+            SnmpValue::Null => (TAG_NULL, Content::Bytes(&[])),
+            SnmpValue::ObjectId(oid) => (TAG_OID, Content::Owned(encode_oid(oid)?)),
+            SnmpValue::IpAddress(a) => (TAG_IP_ADDRESS, Content::Bytes(a)),
+            SnmpValue::Counter32(v) => (TAG_COUNTER32, Content::Int(unsigned_bytes(u64::from(*v)))),
+            SnmpValue::Gauge32(v) => (TAG_GAUGE32, Content::Int(unsigned_bytes(u64::from(*v)))),
+            SnmpValue::TimeTicks(v) => (TAG_TIMETICKS, Content::Int(unsigned_bytes(u64::from(*v)))),
+            SnmpValue::Opaque(b) => (TAG_OPAQUE, Content::Bytes(b)),
+            SnmpValue::Counter64(v) => (TAG_COUNTER64, Content::Int(unsigned_bytes(*v))),
+            SnmpValue::Other { tag, content } => (*tag, Content::Bytes(content)),
         })
+    }
+}
+
+/// [`VarBind::encode`] of a VarBind in parts, for callers that hold the OID in a buffer.
+pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, BerError> {
+    // Lengths first, so that the bytes go straight into one buffer of the right size.
+    let first = first_subid(oid)?;
+    let oid_len = oid_content_len(first, &oid[2..]);
+    let (tag, content) = value.content()?;
+    let content = content.as_slice();
+    let body_len = element_len(oid_len) + element_len(content.len());
+    let mut out = Vec::with_capacity(element_len(body_len));
+    put_header(&mut out, TAG_SEQUENCE, body_len);
+    put_header(&mut out, TAG_OID, oid_len);
+    put_oid(&mut out, first, &oid[2..]);
+    put_header(&mut out, tag, content.len());
+    out.extend_from_slice(content);
+    Ok(out)
+}
+
+/// Content bytes of a value being encoded.
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    Int(IntBytes),
+    Owned(Vec<u8>),
+}
+
+impl Content<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Content::Bytes(b) => b,
+            Content::Int(i) => i.as_slice(),
+            Content::Owned(v) => v,
+        }
+    }
+}
+
+/// The content of an INTEGER-style value: `buf[start..]`, at most 9 bytes.
+struct IntBytes {
+    buf: [u8; 9],
+    start: usize,
+}
+
+impl IntBytes {
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// `be` in `buf[1..]`, after a zero byte.
+    fn new(be: [u8; 8]) -> IntBytes {
+        let mut buf = [0; 9];
+        buf[1..].copy_from_slice(&be);
+        IntBytes { buf, start: 1 }
     }
 }
 
@@ -199,10 +247,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Append tag, minimal length and content.
-pub(crate) fn put_element(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+/// Append tag and minimal length.
+#[inline]
+fn put_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
-    let len = content.len();
     if len < 0x80 {
         out.push(len as u8); // < 0x80, fits
     } else {
@@ -211,7 +259,16 @@ pub(crate) fn put_element(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
         out.push(0x80 | (be.len() - skip) as u8); // at most 8 length bytes
         out.extend_from_slice(&be[skip..]);
     }
-    out.extend_from_slice(content);
+}
+
+/// Bytes of an element (tag, minimal length, content) with `len` content bytes.
+fn element_len(len: usize) -> usize {
+    let len_bytes = if len < 0x80 {
+        0
+    } else {
+        (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    };
+    2 + len_bytes + len
 }
 
 /// OID content bytes to arcs; `None` unless minimally encoded and every arc fits in u32.
@@ -251,30 +308,59 @@ pub fn decode_oid(content: &[u8]) -> Option<Vec<u32>> {
 
 /// Arcs to OID content bytes.
 pub fn encode_oid(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    let unencodable = || BerError::UnencodableOid {
-        oid: arcs
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join("."),
-    };
-    let (&a, &b) = match arcs {
-        [a, b, ..] if *a <= 2 && (*a == 2 || *b < 40) => (a, b),
-        _ => return Err(unencodable()),
-    };
-    let mut out = Vec::new();
-    put_base128(&mut out, u64::from(a) * 40 + u64::from(b));
-    for &arc in &arcs[2..] {
-        put_base128(&mut out, u64::from(arc));
-    }
+    let first = first_subid(arcs)?;
+    let mut out = Vec::with_capacity(oid_content_len(first, &arcs[2..]));
+    put_oid(&mut out, first, &arcs[2..]);
     Ok(out)
 }
 
 /// A complete BER OID element (tag 0x06, length, content), as in TLV 10 and TLV 38.6.
 pub fn encode_oid_element(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    let mut out = Vec::new();
-    put_element(&mut out, TAG_OID, &encode_oid(arcs)?);
+    let first = first_subid(arcs)?;
+    let len = oid_content_len(first, &arcs[2..]);
+    let mut out = Vec::with_capacity(element_len(len));
+    put_header(&mut out, TAG_OID, len);
+    put_oid(&mut out, first, &arcs[2..]);
     Ok(out)
+}
+
+/// The first two arcs as one subidentifier, if the OID can be encoded (then it has two or more
+/// arcs, so `&arcs[2..]` holds).
+fn first_subid(arcs: &[u32]) -> Result<u64, BerError> {
+    match arcs {
+        [a, b, ..] if *a <= 2 && (*a == 2 || *b < 40) => Ok(u64::from(*a) * 40 + u64::from(*b)),
+        _ => Err(BerError::UnencodableOid {
+            oid: arcs
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+        }),
+    }
+}
+
+/// Length of OID content: the first subidentifier and the arcs after the first two.
+fn oid_content_len(first: u64, rest: &[u32]) -> usize {
+    // Branch-free per arc (one byte per started 7 bits), so the loop vectorizes.
+    let extra: usize = rest
+        .iter()
+        .map(|&a| {
+            usize::from(a >= 1 << 7)
+                + usize::from(a >= 1 << 14)
+                + usize::from(a >= 1 << 21)
+                + usize::from(a >= 1 << 28)
+        })
+        .sum();
+    base128_len(first) + rest.len() + extra
+}
+
+/// Append OID content: the first subidentifier and the arcs after the first two.
+#[inline]
+fn put_oid(out: &mut Vec<u8>, first: u64, rest: &[u32]) {
+    put_base128(out, first);
+    for &arc in rest {
+        put_base128(out, u64::from(arc));
+    }
 }
 
 /// Parse a complete BER OID element at the start of `bytes`; returns arcs and bytes used.
@@ -284,8 +370,18 @@ pub fn decode_oid_element(bytes: &[u8]) -> Option<(Vec<u32>, usize)> {
     Some((decode_oid(content)?, r.pos))
 }
 
+#[inline]
+fn base128_len(v: u64) -> usize {
+    (64 - v.leading_zeros()).div_ceil(7).max(1) as usize
+}
+
+#[inline]
 fn put_base128(out: &mut Vec<u8>, v: u64) {
-    let groups = (64 - v.leading_zeros()).div_ceil(7).max(1);
+    if v < 0x80 {
+        out.push(v as u8); // < 0x80, fits
+        return;
+    }
+    let groups = base128_len(v);
     for i in (0..groups).rev() {
         let bits = ((v >> (7 * i)) & 0x7f) as u8; // masked to 7 bits
         out.push(if i == 0 { bits } else { bits | 0x80 });
@@ -332,28 +428,40 @@ fn is_minimal(content: &[u8]) -> bool {
     }
 }
 
-fn encode_signed(v: i64) -> Vec<u8> {
+/// Minimal two's complement content of `v`.
+fn signed_bytes(v: i64) -> IntBytes {
     let be = v.to_be_bytes();
     let mut start = 0;
     while start < 7 && is_redundant(be[start], be[start + 1]) {
         start += 1;
     }
-    be[start..].to_vec()
+    let mut out = IntBytes::new(be);
+    out.start = 1 + start;
+    out
+}
+
+#[cfg(test)]
+fn encode_signed(v: i64) -> Vec<u8> {
+    signed_bytes(v).as_slice().to_vec()
 }
 
 fn is_redundant(first: u8, next: u8) -> bool {
     (first == 0x00 && next & 0x80 == 0) || (first == 0xff && next & 0x80 != 0)
 }
 
-fn encode_unsigned(v: u64) -> Vec<u8> {
+/// Minimal non-negative INTEGER-style content of `v`: a zero byte before a high first bit.
+fn unsigned_bytes(v: u64) -> IntBytes {
     let be = v.to_be_bytes();
     let skip = be.iter().take_while(|&&b| b == 0).count().min(7);
-    let mut out = Vec::with_capacity(9);
-    if be[skip] & 0x80 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(&be[skip..]);
+    let mut out = IntBytes::new(be);
+    // buf[1 + skip] is be[skip]; buf[skip] is a zero (be[skip - 1], or the leading pad byte).
+    out.start = if be[skip] & 0x80 != 0 { skip } else { 1 + skip };
     out
+}
+
+#[cfg(test)]
+fn encode_unsigned(v: u64) -> Vec<u8> {
+    unsigned_bytes(v).as_slice().to_vec()
 }
 
 #[cfg(test)]
@@ -440,5 +548,138 @@ mod tests {
         assert!(encode_oid(&[1, 40]).is_err());
         assert_eq!(decode_oid(&[0x80, 0x01]), None);
         assert_eq!(decode_oid(&[0x2b, 0x86]), None);
+    }
+
+    // The encoder as it was before it wrote into one buffer: element by element, each a Vec.
+
+    fn reference_element(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+        out.push(tag);
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let be = len.to_be_bytes();
+            let skip = be.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (be.len() - skip) as u8);
+            out.extend_from_slice(&be[skip..]);
+        }
+        out.extend_from_slice(content);
+    }
+
+    fn reference_oid(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
+        let (a, b) = match arcs {
+            [a, b, ..] if *a <= 2 && (*a == 2 || *b < 40) => (*a, *b),
+            _ => {
+                return Err(BerError::UnencodableOid {
+                    oid: arcs
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join("."),
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for v in std::iter::once(u64::from(a) * 40 + u64::from(b))
+            .chain(arcs[2..].iter().map(|&x| u64::from(x)))
+        {
+            let groups = (64 - v.leading_zeros()).div_ceil(7).max(1);
+            for i in (0..groups).rev() {
+                let bits = ((v >> (7 * i)) & 0x7f) as u8;
+                out.push(if i == 0 { bits } else { bits | 0x80 });
+            }
+        }
+        Ok(out)
+    }
+
+    fn reference_unsigned(v: u64) -> Vec<u8> {
+        let be = v.to_be_bytes();
+        let skip = be.iter().take_while(|&&b| b == 0).count().min(7);
+        let mut out = Vec::new();
+        if be[skip] & 0x80 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(&be[skip..]);
+        out
+    }
+
+    fn reference_encode(vb: &VarBind) -> Result<Vec<u8>, BerError> {
+        let mut body = Vec::new();
+        reference_element(&mut body, TAG_OID, &reference_oid(&vb.oid)?);
+        let (tag, content) = match &vb.value {
+            SnmpValue::Integer(v) => {
+                let be = v.to_be_bytes();
+                let mut start = 0;
+                while start < 7 && is_redundant(be[start], be[start + 1]) {
+                    start += 1;
+                }
+                (TAG_INTEGER, be[start..].to_vec())
+            }
+            SnmpValue::OctetString(b) => (TAG_OCTET_STRING, b.clone()),
+            SnmpValue::Null => (TAG_NULL, Vec::new()),
+            SnmpValue::ObjectId(o) => (TAG_OID, reference_oid(o)?),
+            SnmpValue::IpAddress(a) => (TAG_IP_ADDRESS, a.to_vec()),
+            SnmpValue::Counter32(v) => (TAG_COUNTER32, reference_unsigned(u64::from(*v))),
+            SnmpValue::Gauge32(v) => (TAG_GAUGE32, reference_unsigned(u64::from(*v))),
+            SnmpValue::TimeTicks(v) => (TAG_TIMETICKS, reference_unsigned(u64::from(*v))),
+            SnmpValue::Opaque(b) => (TAG_OPAQUE, b.clone()),
+            SnmpValue::Counter64(v) => (TAG_COUNTER64, reference_unsigned(*v)),
+            SnmpValue::Other { tag, content } => (*tag, content.clone()),
+        };
+        reference_element(&mut body, tag, &content);
+        let mut out = Vec::new();
+        reference_element(&mut out, TAG_SEQUENCE, &body);
+        Ok(out)
+    }
+
+    fn any_oid() -> impl Strategy<Value = Vec<u32>> {
+        prop_oneof![
+            prop::collection::vec(any::<u32>(), 0..6),
+            (
+                0u32..3,
+                0u32..80,
+                prop::collection::vec(any::<u32>(), 0..20)
+            )
+                .prop_map(|(a, b, rest)| [vec![a, b], rest].concat()),
+            prop::collection::vec(0u32..200, 2..140).prop_map(|mut v| {
+                v[0] = 1;
+                v[1] = 3;
+                v
+            }),
+        ]
+    }
+
+    fn any_value() -> impl Strategy<Value = SnmpValue> {
+        prop_oneof![
+            any::<i64>().prop_map(SnmpValue::Integer),
+            prop::collection::vec(any::<u8>(), 0..300).prop_map(SnmpValue::OctetString),
+            Just(SnmpValue::Null),
+            any_oid().prop_map(SnmpValue::ObjectId),
+            any::<[u8; 4]>().prop_map(SnmpValue::IpAddress),
+            any::<u32>().prop_map(SnmpValue::Counter32),
+            any::<u32>().prop_map(SnmpValue::Gauge32),
+            any::<u32>().prop_map(SnmpValue::TimeTicks),
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(SnmpValue::Opaque),
+            any::<u64>().prop_map(SnmpValue::Counter64),
+            (any::<u8>(), prop::collection::vec(any::<u8>(), 0..70000))
+                .prop_map(|(tag, content)| SnmpValue::Other { tag, content }),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn encode_matches_the_reference(oid in any_oid(), value in any_value()) {
+            let vb = VarBind { oid, value };
+            prop_assert_eq!(vb.encode(), reference_encode(&vb));
+            prop_assert_eq!(encode_oid(&vb.oid), reference_oid(&vb.oid));
+            let element = reference_oid(&vb.oid).map(|content| {
+                let mut out = Vec::new();
+                reference_element(&mut out, TAG_OID, &content);
+                out
+            });
+            prop_assert_eq!(encode_oid_element(&vb.oid), element);
+        }
     }
 }

@@ -6,6 +6,10 @@
 //! name means in its block (parse), and how a value is shown (print). Anything it does not
 //! know is still carried, as `GenericTLV`.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::LazyLock;
+
 /// One setting: its name in the text form, its type code inside its parent, its value form.
 #[derive(Debug, Clone, Copy)]
 pub struct Sym {
@@ -80,7 +84,126 @@ pub fn by_code(table: &'static [Sym], code: u8) -> Option<&'static Sym> {
 
 /// The setting called `name` in `table`.
 pub fn by_name(table: &'static [Sym], name: &str) -> Option<&'static Sym> {
+    // Every table under ROOT is in the index; a miss there (an unknown name, or a table of the
+    // caller's own) gets the plain scan, which decides alike.
+    NAMES
+        .get(&NameKey::new(table, name))
+        .copied()
+        .or_else(|| scan_by_name(table, name))
+}
+
+fn scan_by_name(table: &'static [Sym], name: &str) -> Option<&'static Sym> {
     table.iter().find(|s| s.name == name)
+}
+
+/// A name in a table. The table is known by address and length: a table is a static, so this
+/// names it (two tables the compiler merged hold the same symbols, so they may share a key).
+#[derive(PartialEq, Eq)]
+struct NameKey<'a> {
+    table: usize,
+    len: usize,
+    name: &'a str,
+}
+
+impl<'a> NameKey<'a> {
+    fn new(table: &'static [Sym], name: &'a str) -> Self {
+        NameKey {
+            table: table.as_ptr() as usize,
+            len: table.len(),
+            name,
+        }
+    }
+}
+
+impl Hash for NameKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Address and name tell tables apart; the length only guards equality.
+        state.write_usize(self.table);
+        state.write(self.name.as_bytes());
+    }
+}
+
+/// (table, name) -> symbol for every table reachable from [`ROOT`], so that the parser finds a
+/// setting with one hash of its name rather than string compares down a table of up to 70.
+static NAMES: LazyLock<HashMap<NameKey<'static>, &'static Sym, BuildHasherDefault<NameHasher>>> =
+    LazyLock::new(|| {
+        fn add(
+            table: &'static [Sym],
+            map: &mut HashMap<NameKey<'static>, &'static Sym, BuildHasherDefault<NameHasher>>,
+        ) {
+            let Some(first) = table.first() else {
+                return;
+            };
+            if map.contains_key(&NameKey::new(table, first.name)) {
+                return; // a shared table (classifiers, VendorSpecific), already in
+            }
+            for sym in table {
+                // The first of a name wins, as in the scan (names are unique per table).
+                map.entry(NameKey::new(table, sym.name)).or_insert(sym);
+            }
+            for sym in table {
+                if let Some(children) = sym.children() {
+                    add(children, map);
+                }
+            }
+        }
+        let mut map = HashMap::default();
+        add(ROOT, &mut map);
+        map
+    });
+
+/// FxHash-style: a multiply and rotate per 8 bytes. Setting names are short and trusted (the
+/// keys are the compiled-in table), so no flooding resistance is needed.
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Whole words, the last one overlapping the one before; short names in one word.
+        let n = bytes.len();
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_le_bytes(b)
+        };
+        let half = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&bytes[i..i + 4]);
+            u64::from(u32::from_le_bytes(b))
+        };
+        if n >= 8 {
+            let mut i = 0;
+            while i + 8 < n {
+                self.add(word(i));
+                i += 8;
+            }
+            self.add(word(n - 8));
+        } else if n >= 4 {
+            self.add(half(0) | half(n - 4) << 32);
+        } else if n > 0 {
+            let (first, mid, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
+            self.add(u64::from(first) | u64::from(mid) << 8 | u64::from(last) << 16);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // hashbrown takes the bucket from the low bits: bring the well-mixed high bits down.
+        self.0.rotate_left(26)
+    }
 }
 
 const fn sym(name: &'static str, code: u8, kind: Kind) -> Sym {
@@ -733,5 +856,36 @@ mod tests {
             }
         }
         check(ROOT, "");
+    }
+
+    /// The name index gives, for every setting of every table, what a scan of the table gives.
+    #[test]
+    fn name_index_agrees_with_the_tables() {
+        fn check(table: &'static [Sym], path: &str, seen: &mut usize) {
+            for sym in table {
+                let found = by_name(table, sym.name).expect(sym.name);
+                assert!(std::ptr::eq(found, sym), "{path}.{}", sym.name);
+                assert!(NAMES.contains_key(&NameKey::new(table, sym.name)));
+                *seen += 1;
+                assert!(
+                    by_name(table, &sym.name.to_lowercase()).is_none_or(|s| s.name != sym.name)
+                );
+                if let Some(children) = sym.children() {
+                    check(children, &format!("{path}.{}", sym.name), seen);
+                }
+            }
+            assert!(by_name(table, "NoSuchSetting").is_none());
+            assert!(by_name(table, "").is_none());
+        }
+        let mut seen = 0;
+        check(ROOT, "Main", &mut seen);
+        assert!(seen >= NAMES.len());
+        // A name of another table is not found through this one.
+        assert!(by_name(ROOT, "MaxRateSustained").is_none());
+        assert!(by_name(CLASSIFIER, "MaxCPE").is_none());
+        // A table outside the tree still works, by scan.
+        static OWN: &[Sym] = &[u8_("MaxCPE", 99), u8_("Other", 1)];
+        assert_eq!(by_name(OWN, "MaxCPE").map(|s| s.code), Some(99));
+        assert!(by_name(OWN, "NetworkAccess").is_none());
     }
 }

@@ -51,6 +51,30 @@ impl Tlv {
             }
         }
     }
+
+    /// The length of [`Tlv::value_bytes`], or its error, without making the bytes.
+    pub(crate) fn value_len(&self) -> Result<usize, EncodeError> {
+        match &self.value {
+            Value::Leaf(bytes) => Ok(bytes.len()),
+            Value::Compound(children) => children
+                .iter()
+                .try_fold(0usize, |sum, t| Ok(sum + encoded_len(t, false)?)),
+        }
+    }
+}
+
+/// The length [`encode_tlv`] appends for `tlv`, or its error.
+fn encoded_len(tlv: &Tlv, top_level: bool) -> Result<usize, EncodeError> {
+    let len = tlv.value_len()?;
+    let (header, max) = length_field(tlv.typ, top_level);
+    if len > max {
+        return Err(EncodeError::ValueTooLong {
+            typ: tlv.typ,
+            len,
+            max,
+        });
+    }
+    Ok(header + len)
 }
 
 /// Header size and largest value for a TLV of `typ` at the top level or nested.
@@ -147,5 +171,24 @@ mod tests {
             encode_tlv(&t, false, &mut Vec::new()),
             Err(EncodeError::ValueTooLong { .. })
         ));
+    }
+
+    use proptest::prelude::*;
+
+    fn tree() -> impl Strategy<Value = Tlv> {
+        let leaf = (any::<u8>(), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(t, v)| Tlv::leaf(t, v));
+        leaf.prop_recursive(4, 40, 8, |inner| {
+            (any::<u8>(), prop::collection::vec(inner, 0..8))
+                .prop_map(|(t, kids)| Tlv::compound(t, kids))
+        })
+    }
+
+    proptest! {
+        /// `value_len` is the length of `value_bytes`, and fails where it fails, alike.
+        #[test]
+        fn value_len_agrees_with_value_bytes(t in tree()) {
+            prop_assert_eq!(t.value_len(), t.value_bytes().map(|b| b.len()));
+        }
     }
 }

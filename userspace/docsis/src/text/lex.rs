@@ -5,61 +5,127 @@
 //! decided by the setting it belongs to. An atom may hold quoted parts, for OID indexes such
 //! as `vacmAccessStatus."ro"."".1.noAuthNoPriv`. Comments are `/* ... */` and `// ...`.
 //! Input is bytes: old config files carry Latin-1 in strings.
+//!
+//! Tokens borrow from the input, so lexing allocates nothing but the token list.
+
+use std::borrow::Cow;
 
 use super::{TextError, TextErrorKind};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Tok {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tok<'a> {
     LBrace,
     RBrace,
     Semi,
-    /// A `"..."` string, escapes applied.
-    Str(Vec<u8>),
-    Atom(String),
+    /// A `"..."` string.
+    Str(Str<'a>),
+    Atom(&'a str),
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Token {
-    pub tok: Tok,
+/// A quoted string as written between its quotes; [`Str::bytes`] applies the escapes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Str<'a> {
+    raw: &'a [u8],
+    /// Whether `raw` holds an escape (`\"` or `\\`), i.e. differs from the value.
+    escaped: bool,
+}
+
+impl<'a> Str<'a> {
+    /// The value: `\"` is a quote and `\\` a backslash, any other byte is itself.
+    pub fn bytes(&self) -> Cow<'a, [u8]> {
+        if !self.escaped {
+            return Cow::Borrowed(self.raw);
+        }
+        let mut out = Vec::with_capacity(self.raw.len());
+        let mut i = 0;
+        while let Some(&c) = self.raw.get(i) {
+            match (c, self.raw.get(i + 1)) {
+                (b'\\', Some(&next @ (b'"' | b'\\'))) => {
+                    out.push(next);
+                    i += 2;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    pub fn to_vec(self) -> Vec<u8> {
+        self.bytes().into_owned()
+    }
+}
+
+impl PartialEq for Str<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Str<'_> {}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Token<'a> {
+    pub tok: Tok<'a>,
     pub line: u32,
     pub column: u32,
 }
 
-impl Token {
+impl Token<'_> {
     /// How the token is named in an error message.
     pub fn describe(&self) -> String {
         match &self.tok {
             Tok::LBrace => "`{`".to_string(),
             Tok::RBrace => "`}`".to_string(),
             Tok::Semi => "`;`".to_string(),
-            Tok::Str(s) => format!("string \"{}\"", String::from_utf8_lossy(s)),
+            Tok::Str(s) => format!("string \"{}\"", String::from_utf8_lossy(&s.bytes())),
             Tok::Atom(a) => format!("`{a}`"),
         }
     }
 }
 
+/// Bytes at which the plain run of an atom stops: those that end it (white space, braces, `;`)
+/// and those that need a closer look (`/` may start a comment, quotes start a quoted index).
+static ATOM_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let stops = b" \t\r\n\x0c{};/\"'";
+    let mut i = 0;
+    while i < stops.len() {
+        table[stops[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 struct Lexer<'a> {
     src: &'a [u8],
+    /// `src` as text when it is all UTF-8 (the usual case): atoms are then slices of it, with
+    /// no check of their own (an atom starts and ends next to an ASCII byte or an end).
+    text: Option<&'a str>,
     pos: usize,
     line: u32,
     line_start: usize,
 }
 
-pub(crate) fn tokenize(src: &[u8]) -> Result<Vec<Token>, TextError> {
+pub(crate) fn tokenize(src: &[u8]) -> Result<Vec<Token<'_>>, TextError> {
     let mut lx = Lexer {
         src,
+        text: std::str::from_utf8(src).ok(),
         pos: 0,
         line: 1,
         line_start: 0,
     };
-    let mut out = Vec::new();
+    // Statements average about four tokens in some 30 bytes.
+    let mut out = Vec::with_capacity(src.len() / 6 + 4);
     while let Some(t) = lx.next()? {
         out.push(t);
     }
     Ok(out)
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn column(&self, pos: usize) -> u32 {
         u32::try_from(pos - self.line_start + 1).unwrap_or(u32::MAX)
     }
@@ -77,8 +143,15 @@ impl Lexer<'_> {
         self.line_start = self.pos;
     }
 
-    fn next(&mut self) -> Result<Option<Token>, TextError> {
+    /// How many bytes from `pos` on are not `stop`.
+    fn run_until(&self, pos: usize, stop: impl Fn(u8) -> bool) -> usize {
+        let rest = self.src.get(pos..).unwrap_or_default();
+        rest.iter().position(|&c| stop(c)).unwrap_or(rest.len())
+    }
+
+    fn next(&mut self) -> Result<Option<Token<'a>>, TextError> {
         loop {
+            self.pos += self.run_until(self.pos, |c| !matches!(c, b' ' | b'\t' | b'\r' | b'\x0c'));
             let Some(c) = self.peek_at(0) else {
                 return Ok(None);
             };
@@ -89,12 +162,9 @@ impl Lexer<'_> {
                     self.pos += 1;
                     self.newline();
                 }
-                b' ' | b'\t' | b'\r' | b'\x0c' => self.pos += 1,
                 b'/' if self.peek_at(1) == Some(b'*') => self.block_comment(line, column)?,
                 b'/' if self.peek_at(1) == Some(b'/') => {
-                    while self.peek_at(0).is_some_and(|c| c != b'\n') {
-                        self.pos += 1;
-                    }
+                    self.pos += self.run_until(self.pos, |c| c == b'\n');
                 }
                 b'{' | b'}' | b';' => {
                     self.pos += 1;
@@ -129,66 +199,66 @@ impl Lexer<'_> {
     }
 
     /// A quoted string; `\"` is a quote and `\\` a backslash, as far as the tool goes.
-    fn string(&mut self, line: u32, column: u32) -> Result<Vec<u8>, TextError> {
+    fn string(&mut self, line: u32, column: u32) -> Result<Str<'a>, TextError> {
         self.pos += 1;
-        let mut out = Vec::new();
+        let start = self.pos;
+        let mut escaped = false;
         loop {
+            self.pos += self.run_until(self.pos, |c| matches!(c, b'"' | b'\\' | b'\n'));
             match self.peek_at(0) {
                 None | Some(b'\n') => {
                     return Err(self.error(line, column, TextErrorKind::UnterminatedString));
                 }
                 Some(b'"') => {
+                    let raw = &self.src[start..self.pos];
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Str { raw, escaped });
                 }
-                Some(b'\\') if matches!(self.peek_at(1), Some(b'"' | b'\\')) => {
-                    out.extend(self.peek_at(1));
+                // A backslash: an escape before `"` or `\`, else itself.
+                Some(_) if matches!(self.peek_at(1), Some(b'"' | b'\\')) => {
+                    escaped = true;
                     self.pos += 2;
                 }
-                Some(c) => {
-                    out.push(c);
-                    self.pos += 1;
-                }
+                Some(_) => self.pos += 1,
             }
         }
     }
 
-    fn atom(&mut self, line: u32, column: u32) -> Result<String, TextError> {
+    fn atom(&mut self, line: u32, column: u32) -> Result<&'a str, TextError> {
         let start = self.pos;
-        while let Some(c) = self.peek_at(0) {
-            match c {
-                b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'{' | b'}' | b';' => break,
-                b'/' if matches!(self.peek_at(1), Some(b'*' | b'/')) => break,
-                b'"' | b'\'' => {
+        loop {
+            self.pos += self.run_until(self.pos, |c| ATOM_STOP[usize::from(c)]);
+            match self.peek_at(0) {
+                Some(b'/') if !matches!(self.peek_at(1), Some(b'*' | b'/')) => self.pos += 1,
+                Some(quote @ (b'"' | b'\'')) => {
                     // A quoted index inside an OID: copied as is, quotes included.
-                    let quote = c;
                     self.pos += 1;
-                    loop {
-                        match self.peek_at(0) {
-                            None | Some(b'\n') => {
-                                return Err(self.error(
-                                    line,
-                                    column,
-                                    TextErrorKind::UnterminatedString,
-                                ));
-                            }
-                            Some(q) if q == quote => {
-                                self.pos += 1;
-                                break;
-                            }
-                            Some(_) => self.pos += 1,
-                        }
+                    self.pos += self.run_until(self.pos, |c| c == quote || c == b'\n');
+                    if self.peek_at(0) != Some(quote) {
+                        return Err(self.error(line, column, TextErrorKind::UnterminatedString));
                     }
+                    self.pos += 1;
                 }
-                _ => self.pos += 1,
+                // White space, a brace, `;`, a comment or the end.
+                _ => break,
             }
         }
-        String::from_utf8(self.src[start..self.pos].to_vec())
-            .map_err(|_| self.error(line, column, TextErrorKind::InvalidUtf8))
+        match self.text.and_then(|t| t.get(start..self.pos)) {
+            Some(atom) => Ok(atom),
+            None => std::str::from_utf8(&self.src[start..self.pos])
+                .map_err(|_| self.error(line, column, TextErrorKind::InvalidUtf8)),
+        }
     }
 }
 
 #[cfg(test)]
+// The first tests predate the borrowed tokens: they name them without their lifetime and
+// make atoms with `.into()`, which is now `&str` to `&str`.
+#[allow(
+    elided_lifetimes_in_paths,
+    mismatched_lifetime_syntaxes,
+    clippy::useless_conversion
+)]
 mod tests {
     use super::*;
 
@@ -224,5 +294,35 @@ mod tests {
         assert_eq!((e.line, e.kind), (2, TextErrorKind::UnterminatedComment));
         let e = tokenize(b"Main {\n X \"open\n").unwrap_err();
         assert_eq!((e.line, e.kind), (2, TextErrorKind::UnterminatedString));
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let src = r#"A "plain" "a\"b\\c\d" "\\" "é\"";"#;
+        let toks = tokenize(src.as_bytes()).unwrap();
+        let strs: Vec<_> = toks
+            .iter()
+            .filter_map(|t| match t.tok {
+                Tok::Str(s) => Some(s.bytes()),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(strs[0], Cow::Borrowed(b"plain")));
+        assert_eq!(&*strs[1], br#"a"b\c\d"#);
+        assert_eq!(&*strs[2], br"\");
+        assert_eq!(&*strs[3], "é\"".as_bytes());
+        assert_eq!(strs.len(), 4);
+    }
+
+    #[test]
+    fn atoms_outside_utf8_input() {
+        // Latin-1 in a string makes the input not UTF-8; atoms are still checked one by one.
+        let toks = tokenize(b"A \"caf\xe9\" B.'x' ;").unwrap();
+        assert_eq!(toks[2].tok, Tok::Atom("B.'x'"));
+        let e = tokenize(b"A \"caf\xe9\"\n B\xe9;").unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.kind),
+            (2, 2, TextErrorKind::InvalidUtf8)
+        );
     }
 }

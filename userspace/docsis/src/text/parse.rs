@@ -3,7 +3,7 @@
 use super::lex::{self, Tok, Token};
 use super::value;
 use super::{FileLoader, TextError, TextErrorKind};
-use crate::ber::{SnmpValue, VarBind};
+use crate::ber::{self, SnmpValue};
 use crate::file::ConfigFile;
 use crate::symtab::{self, Kind, Sym};
 use crate::tlv::{self, Tlv};
@@ -20,9 +20,10 @@ pub(super) fn file(src: &[u8], loader: Option<FileLoader<'_>>) -> Result<ConfigF
         tokens,
         pos: 0,
         loader,
+        oid: Vec::new(),
     };
     let main = p.next("`Main`")?;
-    if !matches!(&main.tok, Tok::Atom(a) if a.eq_ignore_ascii_case("main")) {
+    if !matches!(main.tok, Tok::Atom(a) if a.eq_ignore_ascii_case("main")) {
         return Err(unexpected(&main, "`Main`"));
     }
     p.expect(Tok::LBrace, "`{` after Main")?;
@@ -47,6 +48,7 @@ pub(super) fn statements(
         tokens,
         pos: 0,
         loader: None,
+        oid: Vec::new(),
     };
     let mut out = Vec::new();
     while p.pos < p.tokens.len() {
@@ -55,13 +57,15 @@ pub(super) fn statements(
     Ok(out)
 }
 
-struct Parser<'l> {
-    tokens: Vec<Token>,
+struct Parser<'a, 'l> {
+    tokens: Vec<Token<'a>>,
     pos: usize,
     loader: Option<FileLoader<'l>>,
+    /// The OID of the SNMP object being parsed, a buffer kept from one to the next.
+    oid: Vec<u32>,
 }
 
-fn at(token: &Token, kind: TextErrorKind) -> TextError {
+fn at(token: &Token<'_>, kind: TextErrorKind) -> TextError {
     TextError {
         line: token.line,
         column: token.column,
@@ -69,7 +73,7 @@ fn at(token: &Token, kind: TextErrorKind) -> TextError {
     }
 }
 
-fn unexpected(token: &Token, expected: &str) -> TextError {
+fn unexpected(token: &Token<'_>, expected: &str) -> TextError {
     at(
         token,
         TextErrorKind::Unexpected {
@@ -79,17 +83,22 @@ fn unexpected(token: &Token, expected: &str) -> TextError {
     )
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a, '_> {
     /// Where the input ended, for errors at end of file.
     fn end_position(&self) -> (u32, u32) {
         self.tokens.last().map_or((1, 1), |t| (t.line, t.column))
     }
 
-    fn next(&mut self, expected: &str) -> Result<Token, TextError> {
+    fn next(&mut self, expected: &str) -> Result<Token<'a>, TextError> {
+        self.next_or(|| expected.to_string())
+    }
+
+    /// [`Self::next`] with the description of what was expected made only for an error.
+    fn next_or(&mut self, expected: impl FnOnce() -> String) -> Result<Token<'a>, TextError> {
         match self.tokens.get(self.pos) {
-            Some(t) => {
+            Some(&t) => {
                 self.pos += 1;
-                Ok(t.clone())
+                Ok(t)
             }
             None => {
                 let (line, column) = self.end_position();
@@ -97,30 +106,38 @@ impl Parser<'_> {
                     line,
                     column,
                     kind: TextErrorKind::UnexpectedEnd {
-                        expected: expected.to_string(),
+                        expected: expected(),
                     },
                 })
             }
         }
     }
 
-    fn expect(&mut self, want: Tok, expected: &str) -> Result<Token, TextError> {
-        let t = self.next(expected)?;
+    fn expect(&mut self, want: Tok<'_>, expected: &str) -> Result<Token<'a>, TextError> {
+        self.expect_or(want, || expected.to_string())
+    }
+
+    fn expect_or(
+        &mut self,
+        want: Tok<'_>,
+        expected: impl Fn() -> String,
+    ) -> Result<Token<'a>, TextError> {
+        let t = self.next_or(&expected)?;
         if t.tok != want {
-            return Err(unexpected(&t, expected));
+            return Err(unexpected(&t, &expected()));
         }
         Ok(t)
     }
 
-    fn atom(&mut self, expected: &str) -> Result<(String, Token), TextError> {
+    fn atom(&mut self, expected: &str) -> Result<(&'a str, Token<'a>), TextError> {
         let t = self.next(expected)?;
-        match &t.tok {
-            Tok::Atom(a) => Ok((a.clone(), t)),
+        match t.tok {
+            Tok::Atom(a) => Ok((a, t)),
             _ => Err(unexpected(&t, expected)),
         }
     }
 
-    fn peek(&self) -> Option<&Tok> {
+    fn peek(&self) -> Option<&Tok<'a>> {
         self.tokens.get(self.pos).map(|t| &t.tok)
     }
 
@@ -165,18 +182,18 @@ impl Parser<'_> {
             out.push(tlv);
             return Ok(());
         }
-        let Some(sym) = symtab::by_name(table, &name) else {
+        let Some(sym) = symtab::by_name(table, name) else {
             return Err(at(
                 &name_tok,
                 TextErrorKind::UnknownName {
-                    name,
+                    name: name.to_string(),
                     block: block.to_string(),
                 },
             ));
         };
         let tlv = match sym.kind {
             Kind::Compound(children) => {
-                self.expect(Tok::LBrace, &format!("`{{` opening {}", sym.name))?;
+                self.expect_or(Tok::LBrace, || format!("`{{` opening {}", sym.name))?;
                 Tlv::compound(sym.code, self.block(children, false, sym.name)?)
             }
             Kind::FileChunks => {
@@ -188,19 +205,19 @@ impl Parser<'_> {
                 return Ok(());
             }
             Kind::VarBind { file_oid } => {
-                let vb = match (file_oid, self.peek()) {
-                    (Some(oid), Some(Tok::Str(_))) => VarBind {
-                        oid: oid.to_vec(),
-                        value: SnmpValue::OctetString(self.file_value(sym)?),
-                    },
-                    _ => self.varbind(sym)?,
+                let (file_oid, value) = match (file_oid, self.peek()) {
+                    (Some(oid), Some(Tok::Str(_))) => {
+                        (Some(oid), SnmpValue::OctetString(self.file_value(sym)?))
+                    }
+                    _ => (None, self.varbind(sym)?),
                 };
                 self.expect(Tok::Semi, "`;`")?;
-                let bytes = vb.encode().map_err(|e| {
+                let oid = file_oid.unwrap_or(&self.oid);
+                let bytes = ber::encode_varbind(oid, &value).map_err(|e| {
                     at(
                         &name_tok,
                         TextErrorKind::BadOid {
-                            oid: format!("{:?}", vb.oid),
+                            oid: format!("{oid:?}"),
                             reason: e.to_string(),
                         },
                     )
@@ -218,16 +235,15 @@ impl Parser<'_> {
             }
             Kind::SnmpWrite => {
                 let (oid_text, oid_tok) = self.atom("an OID")?;
-                let mut bytes = value::oid_element(&oid_text).map_err(|k| at(&oid_tok, k))?;
+                let mut bytes = value::oid_element(oid_text).map_err(|k| at(&oid_tok, k))?;
                 let (flag, flag_tok) = self.atom("the write-access flag 0 or 1")?;
-                let flag =
-                    value::unsigned(sym.name, &flag, 0, 255).map_err(|k| at(&flag_tok, k))?;
+                let flag = value::unsigned(sym.name, flag, 0, 255).map_err(|k| at(&flag_tok, k))?;
                 bytes.push(u8::try_from(flag).unwrap_or(u8::MAX));
                 self.expect(Tok::Semi, "`;`")?;
                 Tlv::leaf(sym.code, bytes)
             }
             ref kind => {
-                let v = self.next(&format!("a value for {}", sym.name))?;
+                let v = self.next_or(|| format!("a value for {}", sym.name))?;
                 let bytes = value::encode(sym.name, kind, &v.tok).map_err(|k| at(&v, k))?;
                 self.expect(Tok::Semi, "`;`")?;
                 Tlv::leaf(sym.code, bytes)
@@ -239,19 +255,19 @@ impl Parser<'_> {
     }
 
     /// `GenericTLV TlvCode n (TlvLength l TlvValue 0x.. | TlvString ".." | TlvStringZero "..");`
-    fn generic(&mut self, name_tok: &Token, top_level: bool) -> Result<Tlv, TextError> {
+    fn generic(&mut self, name_tok: &Token<'_>, top_level: bool) -> Result<Tlv, TextError> {
         self.keyword("TlvCode")?;
         let (code, code_tok) = self.atom("a TLV type code")?;
-        let code = value::unsigned("TlvCode", &code, 0, 255).map_err(|k| at(&code_tok, k))?;
+        let code = value::unsigned("TlvCode", code, 0, 255).map_err(|k| at(&code_tok, k))?;
         let code = u8::try_from(code).unwrap_or(u8::MAX);
         if top_level && (code == 0 || code == 255) {
             return Err(at(&code_tok, TextErrorKind::ReservedType { code }));
         }
         let (form, form_tok) = self.atom("TlvLength, TlvString or TlvStringZero")?;
-        let bytes = match form.as_str() {
+        let bytes = match form {
             "TlvLength" => {
                 let (len, len_tok) = self.atom("a length")?;
-                let declared = value::unsigned("TlvLength", &len, 0, u64::from(u16::MAX))
+                let declared = value::unsigned("TlvLength", len, 0, u64::from(u16::MAX))
                     .map_err(|k| at(&len_tok, k))?;
                 self.keyword("TlvValue")?;
                 let v = self.next("hex bytes 0x...")?;
@@ -278,10 +294,10 @@ impl Parser<'_> {
             }
             "TlvString" | "TlvStringZero" => {
                 let v = self.next("a quoted string")?;
-                let Tok::Str(s) = &v.tok else {
+                let Tok::Str(s) = v.tok else {
                     return Err(unexpected(&v, "a quoted string"));
                 };
-                let mut bytes = s.clone();
+                let mut bytes = s.to_vec();
                 if form == "TlvStringZero" {
                     bytes.push(0);
                 }
@@ -301,29 +317,26 @@ impl Parser<'_> {
     }
 
     fn keyword(&mut self, word: &str) -> Result<(), TextError> {
-        let expected = format!("`{word}`");
-        let t = self.next(&expected)?;
-        match &t.tok {
+        let expected = || format!("`{word}`");
+        let t = self.next_or(expected)?;
+        match t.tok {
             Tok::Atom(a) if a == word => Ok(()),
-            _ => Err(unexpected(&t, &expected)),
+            _ => Err(unexpected(&t, &expected())),
         }
     }
 
-    /// `oid Type value` of an SNMP object.
-    fn varbind(&mut self, sym: &Sym) -> Result<VarBind, TextError> {
+    /// `oid Type value` of an SNMP object: the value, the OID in `self.oid`.
+    fn varbind(&mut self, sym: &Sym) -> Result<SnmpValue, TextError> {
         let (oid_text, oid_tok) = self.atom("an OID")?;
-        let oid = value::parse_oid(&oid_text).map_err(|k| at(&oid_tok, k))?;
+        value::parse_oid_into(oid_text, &mut self.oid).map_err(|k| at(&oid_tok, k))?;
         let (ty, ty_tok) = self.atom("an SNMP type (Integer, String, ...)")?;
         if ty == "Null" {
-            return Ok(VarBind {
-                oid,
-                value: SnmpValue::Null,
-            });
+            return Ok(SnmpValue::Null);
         }
-        let v = self.next(&format!("a {ty} value"))?;
+        let v = self.next_or(|| format!("a {ty} value"))?;
         let name = sym.name;
-        let atom = || match &v.tok {
-            Tok::Atom(a) => Ok(a.as_str()),
+        let atom = || match v.tok {
+            Tok::Atom(a) => Ok(a),
             _ => Err(unexpected(&v, &format!("a {ty} value"))),
         };
         let u32_of = |text: &str| {
@@ -337,7 +350,7 @@ impl Parser<'_> {
                 expected: "hex bytes 0x...".to_string(),
             })
         };
-        let typed = match ty.as_str() {
+        let typed = match ty {
             "Integer" => value::signed(name, atom()?).map(SnmpValue::Integer),
             "Unsigned32" | "Gauge" | "Gauge32" => u32_of(atom()?).map(SnmpValue::Gauge32),
             "Counter32" | "Counter" => u32_of(atom()?).map(SnmpValue::Counter32),
@@ -353,28 +366,32 @@ impl Parser<'_> {
                     value: value::token_text(&v.tok),
                     expected: "an IPv4 address".to_string(),
                 }),
-            "String" => match &v.tok {
-                Tok::Str(s) => Ok(SnmpValue::OctetString(s.clone())),
+            "String" => match v.tok {
+                Tok::Str(s) => Ok(SnmpValue::OctetString(s.to_vec())),
                 _ => return Err(unexpected(&v, "a quoted string")),
             },
             "HexString" => hex_of(atom()?).map(SnmpValue::OctetString),
             "Opaque" => hex_of(atom()?).map(SnmpValue::Opaque),
             "ObjectID" => value::parse_oid(atom()?).map(SnmpValue::ObjectId),
-            _ => return Err(at(&ty_tok, TextErrorKind::UnknownSnmpType { name: ty })),
+            _ => {
+                return Err(at(
+                    &ty_tok,
+                    TextErrorKind::UnknownSnmpType {
+                        name: ty.to_string(),
+                    },
+                ));
+            }
         };
-        Ok(VarBind {
-            oid,
-            value: typed.map_err(|k| at(&v, k))?,
-        })
+        typed.map_err(|k| at(&v, k))
     }
 
     /// The contents of the file named by the next (string) token.
     fn file_value(&mut self, sym: &Sym) -> Result<Vec<u8>, TextError> {
-        let t = self.next(&format!("a file name for {}", sym.name))?;
-        let Tok::Str(path) = &t.tok else {
+        let t = self.next_or(|| format!("a file name for {}", sym.name))?;
+        let Tok::Str(path) = t.tok else {
             return Err(unexpected(&t, "a quoted file name"));
         };
-        let path = String::from_utf8_lossy(path).into_owned();
+        let path = String::from_utf8_lossy(&path.bytes()).into_owned();
         let Some(loader) = self.loader else {
             return Err(at(&t, TextErrorKind::NoFileLoader { path }));
         };
@@ -383,15 +400,15 @@ impl Parser<'_> {
 }
 
 /// The encoded value must fit the TLV's length field.
-fn check_fits(tlv: &Tlv, top_level: bool, name: &str, token: &Token) -> Result<(), TextError> {
+fn check_fits(tlv: &Tlv, top_level: bool, name: &str, token: &Token<'_>) -> Result<(), TextError> {
     let (_, max) = tlv::length_field(tlv.typ, top_level);
-    match tlv.value_bytes() {
-        Ok(bytes) if bytes.len() <= max => Ok(()),
-        Ok(bytes) => Err(at(
+    match tlv.value_len() {
+        Ok(len) if len <= max => Ok(()),
+        Ok(len) => Err(at(
             token,
             TextErrorKind::TooLong {
                 name: name.to_string(),
-                len: bytes.len(),
+                len,
                 max,
             },
         )),

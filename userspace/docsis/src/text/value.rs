@@ -13,17 +13,17 @@ use crate::oid;
 use crate::symtab::Kind;
 
 /// The text of a value token, for messages.
-pub(crate) fn token_text(tok: &Tok) -> String {
+pub(crate) fn token_text(tok: &Tok<'_>) -> String {
     match tok {
-        Tok::Atom(a) => a.clone(),
-        Tok::Str(s) => format!("\"{}\"", String::from_utf8_lossy(s)),
+        Tok::Atom(a) => (*a).to_string(),
+        Tok::Str(s) => format!("\"{}\"", String::from_utf8_lossy(&s.bytes())),
         Tok::LBrace => "{".into(),
         Tok::RBrace => "}".into(),
         Tok::Semi => ";".into(),
     }
 }
 
-fn invalid(name: &str, tok: &Tok, expected: &str) -> TextErrorKind {
+fn invalid(name: &str, tok: &Tok<'_>, expected: &str) -> TextErrorKind {
     TextErrorKind::InvalidValue {
         name: name.to_string(),
         value: token_text(tok),
@@ -32,9 +32,9 @@ fn invalid(name: &str, tok: &Tok, expected: &str) -> TextErrorKind {
 }
 
 /// Bytes of a simple (single-token) value of form `kind`.
-pub(crate) fn encode(name: &str, kind: &Kind, tok: &Tok) -> Result<Vec<u8>, TextErrorKind> {
-    let atom = match tok {
-        Tok::Atom(a) => Some(a.as_str()),
+pub(crate) fn encode(name: &str, kind: &Kind, tok: &Tok<'_>) -> Result<Vec<u8>, TextErrorKind> {
+    let atom = match *tok {
+        Tok::Atom(a) => Some(a),
         _ => None,
     };
     let need = |expected: &str| invalid(name, tok, expected);
@@ -51,13 +51,17 @@ pub(crate) fn encode(name: &str, kind: &Kind, tok: &Tok) -> Result<Vec<u8>, Text
             check_len(name, bytes, min, max)
         }
         Kind::Str => match tok {
-            Tok::Str(s) => Ok(s.clone()),
+            Tok::Str(s) => Ok(s.to_vec()),
             _ => atom
                 .and_then(hex_value)
                 .ok_or_else(|| need("a quoted string or hex bytes 0x...")),
         },
         Kind::StrZero => match tok {
-            Tok::Str(s) => Ok(s.iter().copied().chain([0]).collect()),
+            Tok::Str(s) => {
+                let mut bytes = s.to_vec();
+                bytes.push(0);
+                Ok(bytes)
+            }
             _ => atom
                 .and_then(hex_value)
                 .ok_or_else(|| need("a quoted string or hex bytes 0x...")),
@@ -244,6 +248,14 @@ pub(crate) fn signed(name: &str, text: &str) -> Result<i64, TextErrorKind> {
 
 pub(crate) fn parse_oid(text: &str) -> Result<Vec<u32>, TextErrorKind> {
     oid::parse(text).map_err(|reason| TextErrorKind::BadOid {
+        oid: text.to_string(),
+        reason,
+    })
+}
+
+/// [`parse_oid`] into a buffer the caller reuses.
+pub(crate) fn parse_oid_into(text: &str, oid: &mut Vec<u32>) -> Result<(), TextErrorKind> {
+    oid::parse_into(text, oid).map_err(|reason| TextErrorKind::BadOid {
         oid: text.to_string(),
         reason,
     })
