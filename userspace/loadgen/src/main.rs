@@ -21,9 +21,16 @@
 //! runs TFTP read transfers, C at a time, and prints `RESULT tftp-load files=N files_per_s=X
 //! bytes_per_s=Y p50_ms=L p99_ms=L errors=E timeouts=T`, exiting 0 iff every transfer delivered
 //! the expected content (see `tftp/mod.rs`).
+//!
+//! `provd-loadgen mta --server IP --bind IP --count N --concurrency C --seconds S` runs a fleet
+//! of simulated PacketCable MTAs through complete HYBRID.2 flows (enrollment INFORM, SET on
+//! `BIND:161`, TFTP fetch with the hash checked, status INFORM) and prints `RESULT mta-load
+//! flows=N flows_per_s=X p50_ms=L p99_ms=L failed=F timeouts=T`, exiting 0 iff every flow
+//! completed (see `mta/mod.rs`).
 
 mod hist;
 mod io;
+mod mta;
 mod packet;
 mod run;
 mod tftp;
@@ -58,6 +65,8 @@ enum Cmd {
     Verify(VerifyArgs),
     /// TFTP read load: many transfers in flight, content verified.
     Tftp(TftpArgs),
+    /// A fleet of simulated PacketCable MTAs, each through a whole HYBRID.2 flow.
+    Mta(MtaArgs),
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +212,80 @@ struct TftpArgs {
     list_names: bool,
 }
 
+#[derive(Args, Debug)]
+struct MtaArgs {
+    /// The provisioning server (its SNMP notification port takes the INFORMs).
+    #[arg(long)]
+    server: Ipv4Addr,
+    /// The server's notification port.
+    #[arg(long, default_value_t = 162)]
+    server_port: u16,
+    /// Source address of every MTA; the server SETs to BIND:--agent-port, so it must be local
+    /// and reachable from the server.
+    #[arg(long)]
+    bind: Ipv4Addr,
+    /// The MTAs' SNMP agent port, where the SETs arrive.
+    #[arg(long, default_value_t = 161)]
+    agent_port: u16,
+    /// Flows to run in total (at most 10 000 000); flow k is MTA --mac-base + k.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Flows in flight at once (one UDP socket each).
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// No flow starts after this many seconds (at most 3600); running ones get
+    /// --flow-timeout-ms more.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Community of the INFORMs.
+    #[arg(long, default_value = "private")]
+    community: String,
+    /// Community a SET must carry to be taken (others get no answer).
+    #[arg(long, default_value = "private")]
+    set_community: String,
+    /// MAC of flow 0; flow k is this plus k.
+    #[arg(long, default_value = "02:4d:54:00:00:00", value_parser = parse_mac)]
+    mac_base: [u8; 6],
+    /// Wait for an answer before resending an INFORM (or a TFTP packet).
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Resends before a step counts as timed out.
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// The longest one flow may take, enrollment to status answered.
+    #[arg(long, default_value_t = 20_000)]
+    flow_timeout_ms: u64,
+    /// Ask for this TFTP block size (RFC 2348); default none: 512-byte blocks, one round trip
+    /// for a small file.
+    #[arg(long)]
+    blksize: Option<u16>,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    mta::msg::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address"))
+}
+
+fn mta_config(a: MtaArgs) -> Result<mta::Config> {
+    Ok(mta::Config {
+        server: SocketAddrV4::new(a.server, a.server_port),
+        bind: a.bind,
+        agent_port: a.agent_port,
+        count: a.count,
+        concurrency: a.concurrency,
+        duration: seconds(a.seconds, "--seconds")?,
+        community: a.community,
+        set_community: a.set_community,
+        mac_base: a.mac_base,
+        timeout: Duration::from_millis(a.timeout_ms),
+        retries: a.retries,
+        tftp: tftp::packet::RequestOptions {
+            blksize: a.blksize,
+            ..Default::default()
+        },
+        flow_timeout: Duration::from_millis(a.flow_timeout_ms),
+    })
+}
+
 fn parse_server(s: &str) -> Result<SocketAddrV4, String> {
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return Ok(SocketAddrV4::new(ip, 69));
@@ -278,6 +361,16 @@ fn real_main() -> Result<ExitCode> {
         }
         Some(Cmd::Tftp(a)) => {
             let report = tftp::run(tftp_config(a)?)?;
+            eprintln!("{}", report.detail());
+            println!("{}", report.line());
+            Ok(if report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Cmd::Mta(a)) => {
+            let report = mta::run(mta_config(a)?)?;
             eprintln!("{}", report.detail());
             println!("{}", report.line());
             Ok(if report.all_ok() {

@@ -14,7 +14,12 @@
 //! `cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds N` serves small generated config files
 //! and an 8 MiB firmware from provd and then from each peer, with `provd-loadgen tftp` as the
 //! client, and prints `RESULT tftp ...` and `RATIO tftp ...` lines (see `tftp.rs`).
+//!
+//! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
+//! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
+//! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
 
+mod mta;
 mod netns;
 mod server;
 mod tftp;
@@ -32,8 +37,8 @@ use tools::{Binaries, Load, Measured};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen) or
-    /// `tftp` (provd vs peers)
+    /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen),
+    /// `tftp` (provd vs peers) or `mta` (provd under a fleet of simulated MTAs)
     pub what: String,
     /// Peers to run after provd. dhcp: kea, kea-mt, dnsmasq, isc-dhcpd [default: kea,dnsmasq,
     /// isc-dhcpd]; tftp: tftpd-hpa, atftpd [default: both]
@@ -73,6 +78,9 @@ pub struct Args {
     /// tftp: sequential firmware downloads per server (the median is reported)
     #[arg(long, default_value_t = 5)]
     pub firmware_runs: u32,
+    /// mta: flows in flight [default: 512]
+    #[arg(long)]
+    pub concurrency: Option<u32>,
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -104,7 +112,8 @@ pub fn run(args: Args) -> Result<()> {
         "dhcp" => dhcp(&args),
         "dhcp-check" => dhcp_check(&args),
         "tftp" => tftp::run(&args),
-        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp)"),
+        "mta" => mta::run(&args),
+        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta)"),
     }
 }
 

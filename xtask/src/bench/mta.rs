@@ -1,0 +1,642 @@
+//! `cargo xtask bench mta [--seconds N] [--concurrency C] [--smoke]`: provd's PacketCable
+//! provisioning role under a fleet of simulated MTAs, each through a complete HYBRID.2 flow.
+//!
+//! provd runs in a fresh server namespace from `benches/peers/mta/provd.toml` (`[mta]` on
+//! 198.18.2.2:162, `[tftp]` with enforce off, an MTA class rendering `mta/<mac>.bin` from
+//! `benches/peers/mta/mta.cfg.j2`); `provd-loadgen mta` runs in the load namespace from
+//! 198.18.2.1, its agent socket on 198.18.2.1:161 where provd's SETs arrive. Every flow is a
+//! distinct MTA: enrollment INFORM, provd's SET of the file URL and SHA-1, the TFTP fetch with
+//! the hash checked, the status INFORM (pass). `--concurrency` flows in flight (default 512,
+//! enough to keep provd busy) for `--seconds` (default 10).
+//!
+//! Prints `RESULT mta flows_per_s=N p99_ms=L` and the load generator's `RESULT mta-load ...`
+//! line, then how much CPU each provd thread and the fleet used. Fails unless every flow started
+//! completed with a matching hash, and unless `provd mta status` shows the first and the last
+//! completed MTA as complete/pass (the first only while provd still keeps its record).
+//! `--smoke`: 2 s, 16 flows in flight, same checks.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use provd_rig::{Child, cmd};
+
+use super::netns::{Link, RELAY_IP, SERVER_IP};
+use super::{Args, check_interrupted, server, tools};
+
+const PROVD_TOML: &str = include_str!("../../../benches/peers/mta/provd.toml");
+const MTA_TEMPLATE: &str = include_str!("../../../benches/peers/mta/mta.cfg.j2");
+const WORKERS: u32 = 2;
+const NOTIFY_PORT: u16 = 162;
+/// MTA k of the fleet is this plus k.
+const MAC_BASE: [u8; 6] = [0x02, 0x4d, 0x54, 0x00, 0x00, 0x00];
+const DEFAULT_CONCURRENCY: u32 = 512;
+/// The longest one flow may take before the fleet counts it as timed out.
+const FLOW_TIMEOUT_MS: u64 = 20_000;
+/// Finished records provd keeps (provd_mta::Config::max_completed): older ones are evicted.
+const PROVD_KEEPS: u64 = 250_000;
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the fleet is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    seconds: f64,
+    concurrency: u32,
+    timeout_ms: u64,
+}
+
+impl Plan {
+    fn new(args: &Args) -> Plan {
+        if args.smoke {
+            Plan {
+                seconds: 2.0,
+                concurrency: 16,
+                timeout_ms: args.timeout_ms,
+            }
+        } else {
+            Plan {
+                seconds: args.seconds,
+                concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                timeout_ms: args.timeout_ms,
+            }
+        }
+    }
+
+    /// A count bound no run reaches in its time (the loadgen's cap is 10 M).
+    fn count(&self) -> u64 {
+        ((self.seconds * 1e6) as u64).clamp(1, 10_000_000)
+    }
+}
+
+/// The fleet's `RESULT mta-load` line and what it said on stderr.
+#[derive(Debug, Clone)]
+struct FleetRun {
+    flows: u64,
+    flows_per_s: f64,
+    p99_ms: f64,
+    failed: u64,
+    timeouts: u64,
+    /// The fleet's own CPU seconds (user + system).
+    cpu_s: Option<f64>,
+    first_completed: Option<String>,
+    last_completed: Option<String>,
+    /// Exit 0: every flow completed with a matching hash.
+    all_ok: bool,
+    line: String,
+    detail: String,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let plan = Plan::new(args);
+    ensure!(
+        plan.seconds > 0.0 && plan.concurrency > 0,
+        "--seconds and --concurrency must be positive"
+    );
+    let bins = tools::build(true, args.provd_bin.as_deref())?;
+    let provd = bins
+        .provd
+        .clone()
+        .context("provd did not build; nothing to measure")?;
+    let link = Link::new()?;
+    let mut srv = MtaServer::start(&link, &provd)?;
+    eprintln!(
+        "bench: mta: provd ready (pid {}, dir {}); {} flows in flight for {} s",
+        srv.child.pid(),
+        srv.dir.path().display(),
+        plan.concurrency,
+        plan.seconds
+    );
+    check_interrupted()?;
+
+    let before = thread_cpu(srv.child.pid());
+    let machine0 = machine_cpu();
+    let udp0 = [&link.server_ns, &link.load_ns].map(|ns| udp_counters(ns));
+    let t0 = Instant::now();
+    let fleet = run_fleet(&bins.loadgen, &link, &plan, srv.dir.path());
+    let wall = t0.elapsed();
+    let after = thread_cpu(srv.child.pid());
+    let machine1 = machine_cpu();
+    let udp1 = [&link.server_ns, &link.load_ns].map(|ns| udp_counters(ns));
+    srv.check_alive()?;
+    let fleet = fleet?;
+    eprintln!("bench: mta: {}\n{}", fleet.line, fleet.detail);
+    let secs = wall.as_secs_f64().max(1e-3);
+    let provd_cpu: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
+    eprintln!(
+        "bench: mta: provd CPU over the run's {secs:.1} s, seconds per second by thread: {}",
+        cpu_summary(&before, &after, wall)
+    );
+    if let (Some(m0), Some(m1)) = (machine0, machine1) {
+        let busy = (m1.0 - m0.0) / secs;
+        let irq = (m1.1 - m0.1) / secs;
+        let fleet_cpu = fleet.cpu_s.unwrap_or(0.0) / secs;
+        eprintln!(
+            "bench: mta: machine busy {busy:.2} of {:.0} cores: provd {:.2}, fleet {fleet_cpu:.2}, \
+             softirq/irq {irq:.2}, everything else (other processes) {:.2}",
+            m1.2,
+            provd_cpu / secs,
+            (busy - provd_cpu / secs - fleet_cpu - irq).max(0.0)
+        );
+    }
+    for ((name, a), b) in ["server", "load"].iter().zip(&udp0).zip(&udp1) {
+        eprintln!(
+            "bench: mta: UDP in the {name} namespace: {}",
+            udp_delta(a, b)
+        );
+    }
+
+    println!(
+        "RESULT mta flows_per_s={:.0} p99_ms={:.3}",
+        fleet.flows_per_s, fleet.p99_ms
+    );
+    println!("{}", fleet.line);
+
+    let mut problems = Vec::new();
+    if fleet.flows == 0 {
+        problems.push("no flow completed".to_owned());
+    } else if !fleet.all_ok {
+        problems.push(format!(
+            "not every flow completed: {} failed, {} timed out",
+            fleet.failed, fleet.timeouts
+        ));
+    }
+    let mut checked = Vec::new();
+    if let Some(m) = &fleet.last_completed {
+        checked.push(m.clone());
+    }
+    if let Some(m) = &fleet.first_completed
+        && fleet.flows < PROVD_KEEPS
+        && !checked.contains(m)
+    {
+        checked.push(m.clone());
+    }
+    for mac in &checked {
+        match srv.status(&provd, mac) {
+            Ok(json) => match complete_pass(&json) {
+                Ok(notes) => {
+                    eprintln!("bench: mta: provd mta status {mac}: complete, pass");
+                    for n in notes {
+                        eprintln!("bench: mta: note: {mac}: {n}");
+                    }
+                }
+                Err(e) => problems.push(format!("provd mta status {mac}: {e}: {}", json.trim())),
+            },
+            Err(e) => problems.push(format!("provd mta status {mac}: {e:#}")),
+        }
+    }
+    srv.stop()?;
+    eprintln!(
+        "bench: mta: provd log: {}",
+        log_summary(&srv.child.stderr_text())
+    );
+    if !problems.is_empty() {
+        bail!(
+            "bench mta: {}; server log:\n{}",
+            problems.join("; "),
+            srv.log_tail()
+        );
+    }
+    Ok(())
+}
+
+/// The fleet in the load namespace, from the relay side of the link; its output kept in
+/// `log_dir` as `fleet.out/.err`.
+fn run_fleet(loadgen: &Path, link: &Link, plan: &Plan, log_dir: &Path) -> Result<FleetRun> {
+    let mac_base = MAC_BASE.map(|b| format!("{b:02x}")).join(":");
+    let mut c = Link::command_in(&link.load_ns, &loadgen.to_string_lossy());
+    c.args(["mta", "--server", &SERVER_IP.to_string()])
+        .args(["--server-port", &NOTIFY_PORT.to_string()])
+        .args(["--bind", &RELAY_IP.to_string()])
+        .args(["--count", &plan.count().to_string()])
+        .args(["--concurrency", &plan.concurrency.to_string()])
+        .args(["--seconds", &plan.seconds.to_string()])
+        .args(["--timeout-ms", &plan.timeout_ms.to_string()])
+        .args(["--flow-timeout-ms", &FLOW_TIMEOUT_MS.to_string()])
+        .args(["--mac-base", &mac_base]);
+    let limit = Duration::from_secs_f64(plan.seconds + FLOW_TIMEOUT_MS as f64 / 1000.0 + 30.0);
+    let mut child = Child::spawn("fleet", c, log_dir)?;
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        let stop = if t0.elapsed() > limit {
+            Some(format!("provd-loadgen mta still running after {limit:?}"))
+        } else {
+            check_interrupted().err().map(|e| e.to_string())
+        };
+        if let Some(why) = stop {
+            child.kill(libc::SIGKILL)?;
+            child.wait_timeout(Duration::from_secs(5))?;
+            bail!("{why}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
+    parse_fleet(status.success(), &stdout, &stderr).with_context(|| {
+        format!("provd-loadgen mta ({status}) printed no RESULT line: {stdout}{stderr}")
+    })
+}
+
+fn parse_fleet(success: bool, stdout: &str, stderr: &str) -> Option<FleetRun> {
+    let f: BTreeMap<String, String> = tools::fields(stdout, "RESULT mta-load")?;
+    let num = |k: &str| -> Option<f64> { f.get(k)?.parse().ok() };
+    let word =
+        |key: &str| -> Option<&str> { stderr.split_whitespace().find_map(|w| w.strip_prefix(key)) };
+    let mac = |key: &str| word(key).filter(|m| *m != "-").map(str::to_owned);
+    Some(FleetRun {
+        flows: num("flows")? as u64,
+        flows_per_s: num("flows_per_s")?,
+        p99_ms: num("p99_ms")?,
+        failed: num("failed")? as u64,
+        timeouts: num("timeouts")? as u64,
+        cpu_s: word("cpu_s=").and_then(|v| v.parse().ok()),
+        first_completed: mac("first_completed="),
+        last_completed: mac("last_completed="),
+        all_ok: success,
+        line: stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("RESULT mta-load"))
+            .unwrap_or_default()
+            .to_owned(),
+        detail: stderr.trim().to_owned(),
+    })
+}
+
+/// Whether a `provd mta status` record shows a finished flow that the MTA reported as passed,
+/// enrolled, fetched its file and sent its status on the way. Returns notes on what else looks
+/// off (a SET whose acknowledgement the record lacks).
+fn complete_pass(json: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).context("not JSON")?;
+    let state = &v["state"];
+    ensure!(
+        state["name"] == "complete" && state["prov_state"] == "pass",
+        "state is {state}, not complete/pass"
+    );
+    for step in ["enrollment", "set_sent", "file_fetched", "status"] {
+        ensure!(
+            v["steps"].get(step).is_some(),
+            "no {step} step in the record"
+        );
+    }
+    let mut notes = Vec::new();
+    if v["steps"].get("set_acked").is_none() {
+        notes.push(
+            "no set_acked step although the fleet answered every SET (provd took the status \
+             INFORM before the SET's Response)"
+                .to_owned(),
+        );
+    }
+    Ok(notes)
+}
+
+/// What provd's log says about the run: per-flow log lines, and the datagrams its MTA role
+/// rejected by reason (a lower bound: rejections are logged rate-limited, the suppressed ones
+/// counted on the next line logged).
+fn log_summary(log: &str) -> String {
+    let provisioned = log
+        .lines()
+        .filter(|l| l.contains("MTA provisioned"))
+        .count();
+    let mut rejected: BTreeMap<&str, u64> = BTreeMap::new();
+    for l in log.lines().filter(|l| l.contains("SNMP datagram rejected")) {
+        let field = |k: &str| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .map(|v| v.trim_matches('"'))
+        };
+        let reason = field("reason=").unwrap_or("?");
+        let held: u64 = field("suppressed=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        *rejected.entry(reason).or_default() += 1 + held;
+    }
+    let mut s = format!("{provisioned} \"MTA provisioned\" lines");
+    if rejected.is_empty() {
+        s += ", no SNMP datagram rejected";
+    }
+    for (reason, n) in rejected {
+        s += &format!(", at least {n} SNMP datagrams rejected: {reason}");
+    }
+    s
+}
+
+/// CPU seconds (user + system) per thread of `pid`, by thread name; threads of the same name
+/// are summed.
+fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in dir.flatten() {
+        let p = t.path();
+        let (Ok(stat), Ok(comm)) = (
+            std::fs::read_to_string(p.join("stat")),
+            std::fs::read_to_string(p.join("comm")),
+        ) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(u), Some(s)) = (ticks(14), ticks(15)) {
+            *out.entry(comm.trim().to_owned()).or_default() += (u + s) / tick;
+        }
+    }
+    out
+}
+
+/// CPU seconds of the whole machine so far: busy (all but idle and iowait), of that in
+/// interrupts and softirqs (the network stack's receive work, charged to no thread), and the
+/// CPU count.
+fn machine_cpu() -> Option<(f64, f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let f: Vec<f64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = f.iter().sum();
+    let idle = f.get(3)? + f.get(4).copied().unwrap_or(0.0);
+    let irq = f.get(5).copied().unwrap_or(0.0) + f.get(6).copied().unwrap_or(0.0);
+    let cpus = text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    Some(((total - idle) / tick, irq / tick, cpus as f64))
+}
+
+/// The `Udp:` counters of `/proc/net/snmp` as seen in network namespace `ns`.
+fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
+    let out = cmd::run(
+        Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/snmp"]),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default();
+    let mut udp = out.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return BTreeMap::new();
+    };
+    names
+        .split_whitespace()
+        .skip(1)
+        .zip(values.split_whitespace().skip(1))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+/// What changed in the counters that say whether datagrams were lost.
+fn udp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    [
+        "InDatagrams",
+        "OutDatagrams",
+        "RcvbufErrors",
+        "SndbufErrors",
+        "InErrors",
+        "NoPorts",
+    ]
+    .iter()
+    .map(|k| {
+        let d = after
+            .get(*k)
+            .unwrap_or(&0)
+            .saturating_sub(*before.get(*k).unwrap_or(&0));
+        format!("{k}={d}")
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+fn cpu_summary(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    wall: Duration,
+) -> String {
+    let secs = wall.as_secs_f64().max(1e-3);
+    let mut used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v - before.get(k).copied().unwrap_or(0.0)) / secs,
+            )
+        })
+        .filter(|(_, v)| *v >= 0.005)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if used.is_empty() {
+        return "(none measurable)".into();
+    }
+    used.iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// provd in the server namespace, its config and files in a temporary directory; stopped by
+/// PID (SIGTERM, then SIGKILL of its process group) and the directory removed when dropped.
+#[derive(Debug)]
+struct MtaServer {
+    child: Child,
+    config: PathBuf,
+    // Declared last: removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+impl MtaServer {
+    fn start(link: &Link, provd: &Path) -> Result<MtaServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("provd-bench-mta-")
+            .tempdir()
+            .context("making a temporary directory")?;
+        let d = dir.path();
+        let vars: BTreeMap<&str, String> = [
+            ("DIR", d.to_string_lossy().into_owned()),
+            ("SERVER_IP", SERVER_IP.to_string()),
+            ("RELAY_IP", RELAY_IP.to_string()),
+            ("WORKERS", WORKERS.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        std::fs::create_dir_all(d.join("leases"))?;
+        std::fs::write(d.join("mta.cfg.j2"), MTA_TEMPLATE)?;
+        let config = d.join("provd.toml");
+        std::fs::write(&config, server::render(PROVD_TOML, &vars)?)?;
+        let mut c = Link::command_in(&link.server_ns, &provd.to_string_lossy());
+        c.arg("serve").arg("--config").arg(&config);
+        c.env("RUST_BACKTRACE", "1");
+        let child = Child::spawn("provd", c, d)?;
+        let mut srv = MtaServer { child, config, dir };
+        srv.wait_ready()?;
+        Ok(srv)
+    }
+
+    /// provd says `provd ready` once every listener is bound; UDP 162 must show up too.
+    fn wait_ready(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        loop {
+            check_interrupted()?;
+            if let Some(st) = self.child.try_wait()? {
+                bail!(
+                    "provd exited before it was ready ({st}); log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if self.child.stderr_text().contains("provd ready")
+                && udp_bound(self.child.pid(), SERVER_IP, NOTIFY_PORT)
+            {
+                return Ok(());
+            }
+            if t0.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "provd not ready after {READY_TIMEOUT:?}; log:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(st) = self.child.try_wait()? {
+            bail!(
+                "provd died during the run ({st}); log:\n{}",
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// `provd mta status --config F MAC`: the record as JSON (through the control socket in the
+    /// lease directory, reachable from any namespace).
+    fn status(&self, provd: &Path, mac: &str) -> Result<String> {
+        cmd::run(
+            Command::new(provd)
+                .args(["mta", "status", "--config"])
+                .arg(&self.config)
+                .arg(mac),
+            Duration::from_secs(15),
+        )
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let (st, clean) = self.child.stop(libc::SIGTERM, STOP_GRACE)?;
+        if !clean {
+            eprintln!("bench: mta: provd ignored SIGTERM for {STOP_GRACE:?}; killed it");
+        } else if !st.success() {
+            eprintln!("bench: mta: note: provd exited with {st} on SIGTERM");
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = format!("{}{}", self.child.stdout_text(), self.child.stderr_text());
+        provd_rig::child::tail(&text, 15)
+    }
+}
+
+/// Whether process `pid`'s network namespace has UDP `addr:port` bound (or the wildcard).
+fn udp_bound(pid: u32, addr: Ipv4Addr, port: u16) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
+        .is_ok_and(|t| provd_rig::procnet::udp_bound(&t, Some(addr), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provd_template_renders_completely() {
+        let vars: BTreeMap<&str, String> = ["DIR", "SERVER_IP", "RELAY_IP", "WORKERS"]
+            .into_iter()
+            .map(|k| (k, "1".to_owned()))
+            .collect();
+        let text = server::render(PROVD_TOML, &vars).unwrap();
+        assert!(text.contains("enforce = false"));
+        assert!(text.contains("boot_file = \"mta/{mac}.bin\""));
+        assert!(text.contains("kind = \"mta\""));
+        assert!(MTA_TEMPLATE.contains("SnmpMibObject"));
+    }
+
+    #[test]
+    fn fleet_lines_parse() {
+        let stdout = "RESULT mta-load flows=12 flows_per_s=3456.7 p50_ms=1.5 p99_ms=9.25 \
+                      failed=1 timeouts=2\n";
+        let stderr = "loadgen mta: started=15 cpu_s=1.250 x\nloadgen mta: first_completed=02:4d:54:00:00:00 \
+                      last_completed=02:4d:54:00:00:0b\n";
+        let r = parse_fleet(false, stdout, stderr).unwrap();
+        assert_eq!((r.flows, r.failed, r.timeouts, r.all_ok), (12, 1, 2, false));
+        assert_eq!((r.flows_per_s, r.p99_ms), (3456.7, 9.25));
+        assert_eq!(r.first_completed.as_deref(), Some("02:4d:54:00:00:00"));
+        assert_eq!(r.last_completed.as_deref(), Some("02:4d:54:00:00:0b"));
+        assert_eq!(r.cpu_s, Some(1.25));
+        let none = parse_fleet(false, stdout, "first_completed=- last_completed=-").unwrap();
+        assert_eq!(none.last_completed, None);
+        assert!(parse_fleet(true, "", "").is_none());
+    }
+
+    #[test]
+    fn records_are_judged() {
+        let ok = r#"{"mac":"02:4d:54:00:00:00","steps":{"enrollment":1,"file_ready":1,
+            "set_sent":1,"file_fetched":3,"status":4},
+            "state":{"name":"complete","prov_state":"pass"},"attempts":1}"#;
+        assert_eq!(complete_pass(ok).unwrap().len(), 1);
+        let acked = ok.replace(r#""set_sent":1,"#, r#""set_sent":1,"set_acked":2,"#);
+        assert!(complete_pass(&acked).unwrap().is_empty());
+        let no_status = ok.replace(
+            r#""complete","prov_state":"pass""#,
+            r#""complete_no_status""#,
+        );
+        assert!(complete_pass(&no_status).is_err());
+        let failed = ok.replace(r#""pass""#, r#""failConfigFileError""#);
+        assert!(complete_pass(&failed).is_err());
+        let no_fetch = ok.replace(r#""file_fetched":3,"#, "");
+        assert!(complete_pass(&no_fetch).is_err());
+        assert!(complete_pass("nope").is_err());
+    }
+
+    #[test]
+    fn provd_logs_are_summarised() {
+        let log = "x INFO provd::mta: MTA provisioned mac=02:4d:54:00:00:01 state=None\n\
+                   x INFO provd::mta: MTA provisioned mac=02:4d:54:00:00:01 state=Some(pass)\n\
+                   x WARN provd::mta: SNMP datagram rejected src=198.18.2.1:161 \
+                   reason=\"unmatched_response\" suppressed=0\n\
+                   x WARN provd::mta: SNMP datagram rejected src=198.18.2.1:161 \
+                   reason=\"unmatched_response\" suppressed=41\n";
+        assert_eq!(
+            log_summary(log),
+            "2 \"MTA provisioned\" lines, at least 43 SNMP datagrams rejected: \
+             unmatched_response"
+        );
+        assert_eq!(
+            log_summary(""),
+            "0 \"MTA provisioned\" lines, no SNMP datagram rejected"
+        );
+    }
+
+    #[test]
+    fn plans() {
+        let p = Plan {
+            seconds: 10.0,
+            concurrency: 512,
+            timeout_ms: 1000,
+        };
+        assert_eq!(p.count(), 10_000_000);
+        let p = Plan { seconds: 2.0, ..p };
+        assert_eq!(p.count(), 2_000_000);
+    }
+}
