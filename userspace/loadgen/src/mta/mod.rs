@@ -388,7 +388,7 @@ impl Engine {
                 if token == AGENT_TOKEN {
                     self.drain_agent(&mut buf);
                 } else {
-                    self.drain_flow(token as usize, &mut buf);
+                    self.read_flow(token as usize, &mut buf);
                 }
             }
             let now = Instant::now();
@@ -422,37 +422,37 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads everything waiting on slot `i`'s socket and feeds it to its flow.
-    fn drain_flow(&mut self, i: usize, buf: &mut [u8]) {
-        loop {
-            let Some(a) = self.slots.get_mut(i).and_then(Option::as_mut) else {
-                return;
-            };
-            let (n, from) = match a.sock.recv_from(buf) {
-                Ok((n, SocketAddr::V4(from))) => (n, from),
-                Ok(_) => {
-                    self.r.stray += 1;
-                    continue;
-                }
-                Err(e) if is_would_block(&e) => return,
-                Err(_) => {
-                    // ICMP errors (port unreachable) surface here; the timers cover them.
-                    self.r.recv_errors += 1;
-                    continue;
-                }
-            };
-            self.r.datagrams_received += 1;
-            let now = Instant::now();
-            let Active { sock, flow } = a;
-            let r = &mut self.r;
-            let p = flow.on_datagram(&self.setup, from, &buf[..n], now, &mut |to, b| {
-                send_counted(sock, to, b, r);
-            });
-            if p == Progress::Ignored {
+    /// Reads one datagram waiting on slot `i`'s socket and feeds it to its flow. epoll is
+    /// level-triggered, so a second one waiting is reported again; a flow socket rarely holds
+    /// two, and reading until it is empty would cost a failing syscall per datagram.
+    fn read_flow(&mut self, i: usize, buf: &mut [u8]) {
+        let Some(a) = self.slots.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let (n, from) = match a.sock.recv_from(buf) {
+            Ok((n, SocketAddr::V4(from))) => (n, from),
+            Ok(_) => {
                 self.r.stray += 1;
+                return;
             }
-            self.after(i, p, now);
+            Err(e) if is_would_block(&e) => return,
+            Err(_) => {
+                // ICMP errors (port unreachable) surface here; the timers cover them.
+                self.r.recv_errors += 1;
+                return;
+            }
+        };
+        self.r.datagrams_received += 1;
+        let now = Instant::now();
+        let Active { sock, flow } = a;
+        let r = &mut self.r;
+        let p = flow.on_datagram(&self.setup, from, &buf[..n], now, &mut |to, b| {
+            send_counted(sock, to, b, r);
+        });
+        if p == Progress::Ignored {
+            self.r.stray += 1;
         }
+        self.after(i, p, now);
     }
 
     /// Reads every datagram on the agent port: SETs are answered and routed to their flow.
