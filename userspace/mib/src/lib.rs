@@ -388,8 +388,20 @@ struct Parser<'a> {
 }
 
 fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    IDENT_BYTES[usize::from(b)]
 }
+
+/// ASCII letters and digits, `-` and `_`: one load per byte where names are scanned.
+static IDENT_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Self {
