@@ -140,19 +140,56 @@ impl SnmpValue {
 
 /// [`VarBind::encode`] of a VarBind in parts, for callers that hold the OID in a buffer.
 pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, BerError> {
-    // Lengths first, so that the bytes go straight into one buffer of the right size.
     let first = first_subid(oid)?;
-    let oid_len = oid_content_len(first, &oid[2..]);
+    // The OID content first (on the stack when short, as OIDs are), so that all lengths are
+    // known and the bytes go into one buffer of the final size.
+    let mut stack = [0u8; SHORT_OID_BYTES];
+    let long;
+    let oid_bytes = if oid.len() <= SHORT_OID_ARCS {
+        let len = write_oid(&mut stack, first, &oid[2..]);
+        &stack[..len]
+    } else {
+        long = encode_oid(oid)?;
+        &long[..]
+    };
     let (tag, content) = value.content()?;
     let content = content.as_slice();
-    let body_len = element_len(oid_len) + element_len(content.len());
+    let body_len = element_len(oid_bytes.len()) + element_len(content.len());
     let mut out = Vec::with_capacity(element_len(body_len));
     put_header(&mut out, TAG_SEQUENCE, body_len);
-    put_header(&mut out, TAG_OID, oid_len);
-    put_oid(&mut out, first, &oid[2..]);
+    put_header(&mut out, TAG_OID, oid_bytes.len());
+    out.extend_from_slice(oid_bytes);
     put_header(&mut out, tag, content.len());
     out.extend_from_slice(content);
     Ok(out)
+}
+
+/// OIDs of up to this many arcs are encoded in a stack buffer of [`SHORT_OID_BYTES`]: the
+/// first subidentifier (two arcs) takes at most 5 bytes, as does every arc after it.
+const SHORT_OID_ARCS: usize = 24;
+const SHORT_OID_BYTES: usize = 5 * (SHORT_OID_ARCS - 1);
+
+/// OID content into `buf` (at least 5 bytes per subidentifier); returns its length.
+fn write_oid(buf: &mut [u8], first: u64, rest: &[u32]) -> usize {
+    let mut at = write_base128(buf, 0, first);
+    for &arc in rest {
+        at = write_base128(buf, at, u64::from(arc));
+    }
+    at
+}
+
+/// `v` in base 128 at `buf[at..]`; returns the end.
+fn write_base128(buf: &mut [u8], at: usize, v: u64) -> usize {
+    if v < 0x80 {
+        buf[at] = v as u8; // < 0x80, fits
+        return at + 1;
+    }
+    let groups = base128_len(v);
+    for i in 0..groups {
+        let bits = ((v >> (7 * (groups - 1 - i))) & 0x7f) as u8; // masked to 7 bits
+        buf[at + i] = if i + 1 == groups { bits } else { bits | 0x80 };
+    }
+    at + groups
 }
 
 /// Content bytes of a value being encoded.
@@ -630,6 +667,22 @@ mod tests {
         let mut out = Vec::new();
         reference_element(&mut out, TAG_SEQUENCE, &body);
         Ok(out)
+    }
+
+    /// The largest OIDs encoded on the stack, and the smallest that are not.
+    #[test]
+    fn short_oid_buffer_bounds() {
+        for arcs in [SHORT_OID_ARCS - 1, SHORT_OID_ARCS, SHORT_OID_ARCS + 1] {
+            let mut oid = vec![u32::MAX; arcs];
+            oid[0] = 2;
+            for value in [SnmpValue::Null, SnmpValue::ObjectId(oid.clone())] {
+                let vb = VarBind {
+                    oid: oid.clone(),
+                    value,
+                };
+                assert_eq!(vb.encode(), reference_encode(&vb), "{arcs} arcs");
+            }
+        }
     }
 
     fn any_oid() -> impl Strategy<Value = Vec<u32>> {

@@ -99,6 +99,35 @@ static ATOM_STOP: [bool; 256] = {
     table
 };
 
+/// A lexical error, small while the lexer runs (it is a [`TextError`] when reported).
+#[derive(Debug, Clone, Copy)]
+struct LexError {
+    line: u32,
+    column: u32,
+    kind: LexErrorKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LexErrorKind {
+    UnterminatedComment,
+    UnterminatedString,
+    InvalidUtf8,
+}
+
+impl From<LexError> for TextError {
+    fn from(e: LexError) -> TextError {
+        TextError {
+            line: e.line,
+            column: e.column,
+            kind: match e.kind {
+                LexErrorKind::UnterminatedComment => TextErrorKind::UnterminatedComment,
+                LexErrorKind::UnterminatedString => TextErrorKind::UnterminatedString,
+                LexErrorKind::InvalidUtf8 => TextErrorKind::InvalidUtf8,
+            },
+        }
+    }
+}
+
 struct Lexer<'a> {
     src: &'a [u8],
     /// `src` as text when it is all UTF-8 (the usual case): atoms are then slices of it, with
@@ -119,7 +148,7 @@ pub(crate) fn tokenize(src: &[u8]) -> Result<Vec<Token<'_>>, TextError> {
     };
     // Statements average about four tokens in some 30 bytes.
     let mut out = Vec::with_capacity(src.len() / 6 + 4);
-    while let Some(t) = lx.next()? {
+    while let Some(t) = lx.next().map_err(TextError::from)? {
         out.push(t);
     }
     Ok(out)
@@ -130,8 +159,8 @@ impl<'a> Lexer<'a> {
         u32::try_from(pos - self.line_start + 1).unwrap_or(u32::MAX)
     }
 
-    fn error(&self, line: u32, column: u32, kind: TextErrorKind) -> TextError {
-        TextError { line, column, kind }
+    fn error(&self, line: u32, column: u32, kind: LexErrorKind) -> LexError {
+        LexError { line, column, kind }
     }
 
     fn peek_at(&self, offset: usize) -> Option<u8> {
@@ -149,7 +178,7 @@ impl<'a> Lexer<'a> {
         rest.iter().position(|&c| stop(c)).unwrap_or(rest.len())
     }
 
-    fn next(&mut self) -> Result<Option<Token<'a>>, TextError> {
+    fn next(&mut self) -> Result<Option<Token<'a>>, LexError> {
         loop {
             self.pos += self.run_until(self.pos, |c| !matches!(c, b' ' | b'\t' | b'\r' | b'\x0c'));
             let Some(c) = self.peek_at(0) else {
@@ -180,11 +209,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn block_comment(&mut self, line: u32, column: u32) -> Result<(), TextError> {
+    fn block_comment(&mut self, line: u32, column: u32) -> Result<(), LexError> {
         self.pos += 2;
         loop {
             match self.peek_at(0) {
-                None => return Err(self.error(line, column, TextErrorKind::UnterminatedComment)),
+                None => return Err(self.error(line, column, LexErrorKind::UnterminatedComment)),
                 Some(b'*') if self.peek_at(1) == Some(b'/') => {
                     self.pos += 2;
                     return Ok(());
@@ -199,7 +228,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// A quoted string; `\"` is a quote and `\\` a backslash, as far as the tool goes.
-    fn string(&mut self, line: u32, column: u32) -> Result<Str<'a>, TextError> {
+    fn string(&mut self, line: u32, column: u32) -> Result<Str<'a>, LexError> {
         self.pos += 1;
         let start = self.pos;
         let mut escaped = false;
@@ -207,7 +236,7 @@ impl<'a> Lexer<'a> {
             self.pos += self.run_until(self.pos, |c| matches!(c, b'"' | b'\\' | b'\n'));
             match self.peek_at(0) {
                 None | Some(b'\n') => {
-                    return Err(self.error(line, column, TextErrorKind::UnterminatedString));
+                    return Err(self.error(line, column, LexErrorKind::UnterminatedString));
                 }
                 Some(b'"') => {
                     let raw = &self.src[start..self.pos];
@@ -224,7 +253,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn atom(&mut self, line: u32, column: u32) -> Result<&'a str, TextError> {
+    fn atom(&mut self, line: u32, column: u32) -> Result<&'a str, LexError> {
         let start = self.pos;
         loop {
             self.pos += self.run_until(self.pos, |c| ATOM_STOP[usize::from(c)]);
@@ -235,7 +264,7 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.pos += self.run_until(self.pos, |c| c == quote || c == b'\n');
                     if self.peek_at(0) != Some(quote) {
-                        return Err(self.error(line, column, TextErrorKind::UnterminatedString));
+                        return Err(self.error(line, column, LexErrorKind::UnterminatedString));
                     }
                     self.pos += 1;
                 }
@@ -246,7 +275,7 @@ impl<'a> Lexer<'a> {
         match self.text.and_then(|t| t.get(start..self.pos)) {
             Some(atom) => Ok(atom),
             None => std::str::from_utf8(&self.src[start..self.pos])
-                .map_err(|_| self.error(line, column, TextErrorKind::InvalidUtf8)),
+                .map_err(|_| self.error(line, column, LexErrorKind::InvalidUtf8)),
         }
     }
 }

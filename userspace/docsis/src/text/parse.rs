@@ -89,11 +89,13 @@ impl<'a> Parser<'a, '_> {
         self.tokens.last().map_or((1, 1), |t| (t.line, t.column))
     }
 
+    #[inline]
     fn next(&mut self, expected: &str) -> Result<Token<'a>, TextError> {
         self.next_or(|| expected.to_string())
     }
 
     /// [`Self::next`] with the description of what was expected made only for an error.
+    #[inline]
     fn next_or(&mut self, expected: impl FnOnce() -> String) -> Result<Token<'a>, TextError> {
         match self.tokens.get(self.pos) {
             Some(&t) => {
@@ -113,10 +115,12 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, want: Tok<'_>, expected: &str) -> Result<Token<'a>, TextError> {
         self.expect_or(want, || expected.to_string())
     }
 
+    #[inline]
     fn expect_or(
         &mut self,
         want: Tok<'_>,
@@ -129,6 +133,7 @@ impl<'a> Parser<'a, '_> {
         Ok(t)
     }
 
+    #[inline]
     fn atom(&mut self, expected: &str) -> Result<(&'a str, Token<'a>), TextError> {
         let t = self.next(expected)?;
         match t.tok {
@@ -137,6 +142,7 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    #[inline]
     fn peek(&self) -> Option<&Tok<'a>> {
         self.tokens.get(self.pos).map(|t| &t.tok)
     }
