@@ -115,14 +115,27 @@ impl LeaseObserver for Fanout {
 #[derive(Debug)]
 pub struct Pinned {
     files: DashMap<String, (FileContent, [u8; 6])>,
+    /// The name pinned for each MTA, so a flow's end unpins without a scan.
+    names: DashMap<[u8; 6], String>,
     to_mta: Sender<Command>,
     devices: Arc<DeviceView>,
     enforce: bool,
 }
 
 impl Pinned {
+    fn pin(&self, name: String, content: FileContent, mac: [u8; 6]) {
+        if let Some(old) = self.names.insert(mac, name.clone())
+            && old != name
+        {
+            self.files.remove(&old);
+        }
+        self.files.insert(name, (content, mac));
+    }
+
     fn unpin(&self, mac: [u8; 6]) {
-        self.files.retain(|_, (_, m)| *m != mac);
+        if let Some((_, name)) = self.names.remove(&mac) {
+            self.files.remove_if(&name, |_, (_, m)| *m == mac);
+        }
     }
 }
 
@@ -177,15 +190,14 @@ pub fn start(
     enforce: bool,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(MtaService, MtaObserver)> {
-    let notify =
-        UdpSocket::bind(SocketAddrV4::new(settings.bind, settings.port)).with_context(|| {
-            format!(
-                "binding SNMP notifications {}:{}",
-                settings.bind, settings.port
-            )
-        })?;
-    let requests = UdpSocket::bind(SocketAddrV4::new(settings.bind, 0))
-        .context("binding the SNMP request socket")?;
+    let notify = bind_udp(SocketAddrV4::new(settings.bind, settings.port)).with_context(|| {
+        format!(
+            "binding SNMP notifications {}:{}",
+            settings.bind, settings.port
+        )
+    })?;
+    let requests =
+        bind_udp(SocketAddrV4::new(settings.bind, 0)).context("binding the SNMP request socket")?;
     notify.set_nonblocking(true)?;
     requests.set_nonblocking(true)?;
     let notify_addr = match notify.local_addr()? {
@@ -205,6 +217,7 @@ pub fn start(
     let (to_mta, from_rest) = crossbeam_channel::bounded(QUEUE);
     let pinned = Arc::new(Pinned {
         files: DashMap::new(),
+        names: DashMap::new(),
         to_mta: to_mta.clone(),
         devices: Arc::clone(&devices),
         enforce,
@@ -239,6 +252,20 @@ pub fn start(
     ))
 }
 
+/// A UDP socket with room for a fleet's burst: with the default 208 KiB a few hundred MTAs
+/// enrolling at once overflow it and every dropped INFORM costs its MTA a 1 s retransmission.
+fn bind_udp(addr: SocketAddrV4) -> std::io::Result<UdpSocket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
 fn unreachable_v6() -> Result<SocketAddrV4> {
     anyhow::bail!("an IPv4 bind gave an IPv6 address")
 }
@@ -264,14 +291,25 @@ impl Worker {
         let notify_port = self.notify.local_addr().map_or(0, |a| a.port());
         let request_port = self.requests.local_addr().map_or(0, |a| a.port());
         let mut buf = vec![0u8; 65_536];
+        let mut last_stats = std::time::Instant::now();
         while !shutdown.load(Ordering::Relaxed) {
+            if last_stats.elapsed() >= Duration::from_secs(60) {
+                last_stats = std::time::Instant::now();
+                self.log_counters();
+            }
             let now = now_ms();
             let wait = self
                 .engine
                 .next_deadline()
                 .map_or(POLL_CAP_MS, |d| d.since(now).min(POLL_CAP_MS as u64) as i32);
             poll2(&self.notify, &self.requests, wait);
-            for (port, from_notify) in [(notify_port, true), (request_port, false)] {
+            // Responses to our SETs first, then what the TFTP side saw (a fetch), then new
+            // INFORMs: that is the order an MTA does them in, and a flow must see its SET
+            // acknowledged before the fetch and the status that follow it.
+            for (port, from_notify) in [(request_port, false), (notify_port, true)] {
+                if from_notify {
+                    self.commands();
+                }
                 loop {
                     let sock = if from_notify {
                         &self.notify
@@ -290,27 +328,52 @@ impl Worker {
                         });
                 }
             }
-            while let Ok(cmd) = self.from_rest.try_recv() {
-                match cmd {
-                    Command::Dhcp(b) => {
-                        let mac = b.mac;
-                        if let Err(e) = self.engine.on_dhcp(now_ms(), b) {
-                            tracing::warn!(%mac, error = %e, "MTA boot not provisioned");
-                        }
-                    }
-                    Command::Fetched(mac) => {
-                        self.engine.on_file_fetched(now_ms(), Mac(mac));
-                    }
-                    Command::Status(mac, reply) => {
-                        let _ = reply.send(self.engine.record(Mac(mac)).map(|r| r.to_json()));
-                    }
-                }
-            }
             let (notify, requests) = (&self.notify, &self.requests);
             self.engine
                 .poll_timeouts(now_ms(), &mut |o| send(notify, requests, o));
             while let Some(ev) = self.engine.poll_event() {
                 self.event(ev);
+            }
+        }
+        self.log_counters();
+    }
+
+    fn log_counters(&self) {
+        let named: Vec<String> = self
+            .engine
+            .counters()
+            .named()
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        tracing::info!(
+            active = self.engine.active_flows(),
+            records = self.engine.records_len(),
+            counters = %named.join(" "),
+            "mta counters"
+        );
+    }
+
+    /// What the rest of the server reported: boots, fetches, questions.
+    fn commands(&mut self) {
+        while let Ok(cmd) = self.from_rest.try_recv() {
+            match cmd {
+                Command::Dhcp(b) => {
+                    let mac = b.mac;
+                    if let Err(e) = self.engine.on_dhcp(now_ms(), b) {
+                        let (ok, held) = self.log_limit.allow();
+                        if ok {
+                            tracing::warn!(%mac, error = %e, suppressed = held, "MTA boot not provisioned");
+                        }
+                    }
+                }
+                Command::Fetched(mac) => {
+                    self.engine.on_file_fetched(now_ms(), Mac(mac));
+                }
+                Command::Status(mac, reply) => {
+                    let _ = reply.send(self.engine.record(Mac(mac)).map(|r| r.to_json()));
+                }
             }
         }
     }
@@ -333,16 +396,24 @@ impl Worker {
                     }
                 }
             }
+            // One line per provisioned MTA would be tens of thousands a second in a region's
+            // reboot: successes go to debug (the record has them), failures are rate-limited.
             Event::Completed { mac, state } => {
-                tracing::info!(%mac, state = ?state, "MTA provisioned");
+                tracing::debug!(%mac, state = ?state, "MTA provisioned");
                 self.pinned.unpin(mac.0);
             }
             Event::Failed { mac, step, reason } => {
-                tracing::warn!(%mac, step = step.label(), %reason, "MTA provisioning failed");
+                let (ok, held) = self.log_limit.allow();
+                if ok {
+                    tracing::warn!(%mac, step = step.label(), %reason, suppressed = held, "MTA provisioning failed");
+                }
                 self.pinned.unpin(mac.0);
             }
             Event::TimedOut { mac, step } => {
-                tracing::warn!(%mac, step = step.label(), "MTA provisioning timed out");
+                let (ok, held) = self.log_limit.allow();
+                if ok {
+                    tracing::warn!(%mac, step = step.label(), suppressed = held, "MTA provisioning timed out");
+                }
                 self.pinned.unpin(mac.0);
             }
             Event::Rejected { src, reason } => {
@@ -376,8 +447,7 @@ impl Worker {
             .map_err(|e| e.to_string())?;
         let hash = provd_docsis::mta_file_hash(&bytes, provd_docsis::HashAlg::Sha1);
         self.pinned
-            .files
-            .insert(name.clone(), (FileContent::from(bytes), mac.0));
+            .pin(name.clone(), FileContent::from(bytes), mac.0);
         Ok((format!("tftp://{}/{name}", self.tftp_host), hash))
     }
 }
