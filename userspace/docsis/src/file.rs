@@ -221,7 +221,13 @@ fn scan(bytes: &[u8], kind: FileKind) -> Result<(Spans, usize), DecodeError> {
 
 /// Encode top-level TLVs, returning the bytes and each TLV's (type, range).
 fn encode_top(tlvs: &[Tlv]) -> Result<(Vec<u8>, Spans), EncodeError> {
-    let mut out = Vec::new();
+    // Room for the settings and the CM trailer (two MICs, end marker, padding): one allocation.
+    // A TLV that cannot be encoded fails below, in encode_tlv.
+    let len: usize = tlvs
+        .iter()
+        .map(|t| tlv::encoded_len(t, true).unwrap_or(0))
+        .sum();
+    let mut out = Vec::with_capacity(len + 2 * (2 + MIC_LEN) + 4);
     let mut spans = Vec::with_capacity(tlvs.len());
     for t in tlvs {
         if t.typ == PAD || t.typ == END_OF_DATA {

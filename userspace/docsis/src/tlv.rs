@@ -64,7 +64,7 @@ impl Tlv {
 }
 
 /// The length [`encode_tlv`] appends for `tlv`, or its error.
-fn encoded_len(tlv: &Tlv, top_level: bool) -> Result<usize, EncodeError> {
+pub(crate) fn encoded_len(tlv: &Tlv, top_level: bool) -> Result<usize, EncodeError> {
     let len = tlv.value_len()?;
     let (header, max) = length_field(tlv.typ, top_level);
     if len > max {
@@ -88,7 +88,15 @@ pub(crate) fn length_field(typ: u8, top_level: bool) -> (usize, usize) {
 
 /// Append one TLV (header and value) to `out`.
 pub(crate) fn encode_tlv(tlv: &Tlv, top_level: bool, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let value = tlv.value_bytes()?;
+    // A leaf's bytes are written from where they are; a compound's are encoded first.
+    let encoded;
+    let value = match &tlv.value {
+        Value::Leaf(bytes) => bytes,
+        Value::Compound(_) => {
+            encoded = tlv.value_bytes()?;
+            &encoded
+        }
+    };
     let (_, max) = length_field(tlv.typ, top_level);
     if value.len() > max {
         return Err(EncodeError::ValueTooLong {
@@ -104,7 +112,7 @@ pub(crate) fn encode_tlv(tlv: &Tlv, top_level: bool, out: &mut Vec<u8>) -> Resul
     } else {
         out.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
     }
-    out.extend_from_slice(&value);
+    out.extend_from_slice(value);
     Ok(())
 }
 
