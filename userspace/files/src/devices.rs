@@ -96,6 +96,18 @@ impl DeviceView {
         }
     }
 
+    /// TFTP-enforce: whether `peer` may fetch `mac`'s files at `now`, i.e. holds its live
+    /// lease. `Err` says why not, for the log.
+    pub fn enforce(&self, mac: &[u8; 6], peer: Ipv4Addr, now: u32) -> Result<(), String> {
+        match self.get(mac, now) {
+            None => Err("which holds no lease".into()),
+            Some(f) if f.addr != peer => {
+                Err(format!("leased {}, not the requester {peer}", f.addr))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// The device whose live lease holds `addr`.
     pub fn device_at(&self, addr: Ipv4Addr, now: u32) -> Option<[u8; 6]> {
         let mac = *self.by_addr.get(&addr)?;

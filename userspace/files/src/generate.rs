@@ -173,21 +173,13 @@ impl Generator {
         };
         let facts = self.devices.get(&mac, now);
         if self.enforce {
-            let refuse = |why: String| GenerateError::Refused {
-                file: name.to_owned(),
-                mac: colon_mac(&mac),
-                why,
-            };
-            match &facts {
-                None => return Err(refuse("which holds no lease".into())),
-                Some(f) if f.addr != peer => {
-                    return Err(refuse(format!(
-                        "leased {}, not the requester {peer}",
-                        f.addr
-                    )));
-                }
-                Some(_) => {}
-            }
+            self.devices
+                .enforce(&mac, peer, now)
+                .map_err(|why| GenerateError::Refused {
+                    file: name.to_owned(),
+                    mac: colon_mac(&mac),
+                    why,
+                })?;
         }
         self.refresh(class);
         let (generation, env) = {

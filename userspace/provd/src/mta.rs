@@ -161,13 +161,9 @@ impl Pinned {
         if !self.enforce {
             return Ok(());
         }
-        match self.devices.get(&mac, unix_now()) {
-            Some(f) if f.addr == peer => Ok(()),
-            _ => Err(provd_tftpd::Refusal::new(
-                provd_tftpd::ErrorCode::ACCESS_VIOLATION,
-                "Access violation",
-            )),
-        }
+        self.devices.enforce(&mac, peer, unix_now()).map_err(|_| {
+            provd_tftpd::Refusal::new(provd_tftpd::ErrorCode::ACCESS_VIOLATION, "Access violation")
+        })
     }
 }
 

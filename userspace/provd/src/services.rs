@@ -122,11 +122,15 @@ fn answer(
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["syslog", who] => match (syslog, parse_key(who)) {
-            (None, _) => writeln!(out, r#"{{"error":"no [syslog] in this server's config"}}"#)?,
+            (None, _) => writeln!(
+                out,
+                "{}",
+                error_json("no [syslog] in this server's config".into())
+            )?,
             (_, None) => writeln!(
                 out,
-                r#"{{"error":"not a MAC or IPv4 address: {}"}}"#,
-                json_escape(who)
+                "{}",
+                error_json(format!("not a MAC or IPv4 address: {who}"))
             )?,
             (Some(store), Some(key)) => {
                 for e in store.events(key) {
@@ -135,7 +139,11 @@ fn answer(
             }
         },
         ["mta", who] => match (mta, parse_key(who)) {
-            (None, _) => writeln!(out, r#"{{"error":"no [mta] in this server's config"}}"#)?,
+            (None, _) => writeln!(
+                out,
+                "{}",
+                error_json("no [mta] in this server's config".into())
+            )?,
             (Some(tx), Some(DeviceKey::Mac(mac))) => {
                 let (reply_tx, reply) = crossbeam_channel::bounded(1);
                 let record = tx
@@ -146,21 +154,18 @@ fn answer(
                     Some(Some(json)) => writeln!(out, "{json}")?,
                     Some(None) => writeln!(
                         out,
-                        r#"{{"error":"no provisioning record for {}"}}"#,
-                        json_escape(who)
+                        "{}",
+                        error_json(format!("no provisioning record for {who}"))
                     )?,
-                    None => writeln!(out, r#"{{"error":"the MTA role did not answer"}}"#)?,
+                    None => writeln!(out, "{}", error_json("the MTA role did not answer".into()))?,
                 }
             }
-            (Some(_), _) => writeln!(
-                out,
-                r#"{{"error":"not a MAC address: {}"}}"#,
-                json_escape(who)
-            )?,
+            (Some(_), _) => writeln!(out, "{}", error_json(format!("not a MAC address: {who}")))?,
         },
         _ => writeln!(
             out,
-            r#"{{"error":"unknown request; ask: syslog <MAC|IPv4> or mta <MAC>"}}"#
+            "{}",
+            error_json("unknown request; ask: syslog <MAC|IPv4> or mta <MAC>".into())
         )?,
     }
     out.flush()
@@ -186,41 +191,24 @@ fn parse_key(s: &str) -> Option<DeviceKey> {
 }
 
 fn event_json(e: &provd_syslog::Event) -> String {
-    let opt = |v: &Option<Box<str>>| match v {
-        Some(s) => format!("\"{}\"", json_escape(s)),
-        None => "null".into(),
-    };
-    format!(
-        r#"{{"received_ms":{},"source":"{}","facility":"{}","severity":"{}","sent_at":{},"app":{},"proc_id":{},"msg_id":{},"text":"{}","truncated":{}}}"#,
-        e.received_at,
-        e.source,
-        provd_syslog::facility_name(e.facility),
-        provd_syslog::severity_name(e.severity),
-        e.sent_at
-            .as_ref()
-            .map_or("null".into(), |t| format!("\"{t}\"")),
-        opt(&e.app_name),
-        opt(&e.proc_id),
-        opt(&e.msg_id),
-        json_escape(&e.text),
-        e.truncated
-    )
+    serde_json::json!({
+        "received_ms": e.received_at,
+        "source": e.source.to_string(),
+        "facility": provd_syslog::facility_name(e.facility),
+        "severity": provd_syslog::severity_name(e.severity),
+        "sent_at": e.sent_at.as_ref().map(|t| t.to_string()),
+        "app": e.app_name.as_deref(),
+        "proc_id": e.proc_id.as_deref(),
+        "msg_id": e.msg_id.as_deref(),
+        "text": &*e.text,
+        "truncated": e.truncated,
+    })
+    .to_string()
 }
 
-fn json_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o
+/// `{"error": "..."}`, the one shape every refusal has.
+fn error_json(message: String) -> String {
+    serde_json::json!({ "error": message }).to_string()
 }
 
 /// `provd syslog events`: asks the running server through its control socket.
@@ -260,6 +248,11 @@ mod tests {
         assert!(parse_key("00:15:cf:12:34").is_none());
         assert!(parse_key("00:15:cf:12:34:5g").is_none());
         assert!(parse_key("zz0015cf123456").is_none());
-        assert_eq!(json_escape("a\"b\\c\n\u{1}"), "a\\\"b\\\\c\\n\\u0001");
+        let e = error_json("a\"b\\c\n\u{1}".into());
+        let back: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(
+            back["error"], "a\"b\\c\n\u{1}",
+            "escapes survive a real JSON parser"
+        );
     }
 }
