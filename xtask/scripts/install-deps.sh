@@ -68,6 +68,30 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
+# The XDP fast path's eBPF program (ebpf/provd-ebpf) builds with the machine's nightly, its
+# rust-src and bpf-linker linked against LLVM 22 (the nightly's LLVM major; see
+# ../shared/FASTPATH.md for why these versions). Without them provd still builds and serves on
+# io_uring or sockets; with them the XDP object is embedded. Skip with PROVD_NO_EBPF=1.
+if [ "${PROVD_NO_EBPF:-0}" != 1 ]; then
+  if ! dpkg-query -W -f='${Status}' llvm-22-dev 2>/dev/null | grep -q "install ok installed"; then
+    echo "install-deps: installing llvm-22-dev (bpf-linker)"
+    need_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends llvm-22-dev \
+      || echo "install-deps: llvm-22-dev unavailable; the XDP path will be left out" >&2
+  fi
+  if command -v rustup >/dev/null && rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' \
+      || rustup component add rust-src --toolchain nightly \
+      || echo "install-deps: rust-src for nightly unavailable; the XDP path will be left out" >&2
+  fi
+  if ! command -v bpf-linker >/dev/null && [ -d /usr/lib/llvm-22 ]; then
+    echo "install-deps: building bpf-linker 0.13.0 (about 2.5 minutes)"
+    LLVM_PREFIX=/usr/lib/llvm-22 cargo +1.95.0 install bpf-linker@0.13.0 --locked \
+      --no-default-features --features llvm-22 \
+      || echo "install-deps: bpf-linker failed to build; the XDP path will be left out" >&2
+  fi
+fi
+
 for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done

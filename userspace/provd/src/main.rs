@@ -2,6 +2,7 @@
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
 mod cfg;
+mod fastpath;
 mod mta;
 mod services;
 mod tftp;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use provd_config::{LogFormat, Policy};
-use provd_dataplane::{Path as IoPath, Worker, WorkerSettings, open_sockets, unix_now};
+use provd_dataplane::{Worker, WorkerSettings, unix_now};
 use provd_engine::{Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseState};
 
@@ -60,6 +61,11 @@ enum Cmd {
     /// PacketCable MTA provisioning records of a running server.
     #[command(subcommand)]
     Mta(MtaCmd),
+    /// The XDP program's per-verdict counters of a running server (JSON).
+    XdpStats {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
             ask(&config, &format!("syslog {device}"))
         }
         Cmd::Mta(MtaCmd::Status { config, mac }) => ask(&config, &format!("mta {mac}")),
+        Cmd::XdpStats { config } => ask(&config, "xdp"),
         Cmd::Serve {
             config,
             stats_every,
@@ -278,8 +285,9 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         _ => None,
     };
 
-    let sockets = open_sockets(&settings, shards)
-        .with_context(|| format!("binding UDP {}:{}", settings.bind, settings.port))?;
+    let chosen = fastpath::choose(&shared.policy, &settings, shards)?;
+    let path_taken = chosen.path;
+    let steering = chosen.steering.clone();
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
@@ -324,7 +332,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     };
     let mut counters = Vec::new();
     let mut handles = Vec::new();
-    for (i, ((table, log), socket)) in tables.into_iter().zip(logs).zip(sockets).enumerate() {
+    for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(chosen.ios).enumerate() {
         let shard = Shard::new(Arc::clone(&shared), table, i as u32, shards);
         counters.push(shard.counters());
         let worker = Worker {
@@ -332,7 +340,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             shards,
             shard,
             log,
-            socket,
+            io,
             settings: settings.clone(),
             observer: observer.clone(),
         };
@@ -352,6 +360,15 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         )?),
         _ => None,
     };
+    if let (Some(h), Some(s)) = (&tftp_handle, &steering) {
+        let base = provd_common::SteerConfig {
+            shards,
+            dhcp_port: settings.port,
+            tftp_port: shared.policy.tftp.as_ref().map_or(0, |t| t.port),
+            ..Default::default()
+        };
+        fastpath::set_tftp_ports(s, base, h.transfer_ports());
+    }
     if let Some(h) = &tftp_handle {
         let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
         tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
@@ -377,15 +394,15 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
         mta.as_ref().map(|m| m.to_mta.clone()),
+        steering.clone(),
         Arc::clone(&shutdown),
     )?;
-    let path_taken = IoPath::Sockets;
     tracing::info!(
         path = path_taken.as_str(),
         workers = shards,
         bind = %settings.bind,
         port = settings.port,
-        why = "XDP and io_uring paths are not built into this binary yet; std sockets with recvmmsg/sendmmsg",
+        why = %chosen.why,
         "provd ready"
     );
     // A plain line too, independent of the log format, for scripts waiting on readiness: every
@@ -414,6 +431,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             last = Instant::now();
             log_counters(&total(&counters));
             log_tftp(tftp_handle.as_ref(), generated.as_deref());
+            log_xdp(steering.as_deref());
         }
     }
     shutdown.store(true, Ordering::Relaxed);
@@ -460,6 +478,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
     }
     log_counters(&total(&counters));
+    log_xdp(steering.as_deref());
     if failed {
         bail!("a worker failed; see the log above");
     }
@@ -479,6 +498,12 @@ fn log_tftp(h: Option<&provd_tftpd::TftpHandle>, g: Option<&tftp::Generated>) {
         generate_failed = c.failed.load(Ordering::Relaxed),
         "tftp counters"
     );
+}
+
+fn log_xdp(s: Option<&std::sync::Mutex<provd_xdp::Steering>>) {
+    if let Some(Ok(s)) = s.map(|s| s.lock()) {
+        tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
+    }
 }
 
 fn log_counters(s: &Snapshot) {
