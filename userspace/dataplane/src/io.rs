@@ -16,6 +16,7 @@ use provd_engine::{Counters, Destination, Drop};
 
 use crate::frame::{self, FrameError, FrameInfo, ReplyAddr};
 use crate::socket::{BATCH, DhcpSocket, Meta, Received};
+use crate::uring::UringIo;
 use crate::xsk::Xsk;
 use crate::{AckBatch, RateLimit};
 
@@ -347,6 +348,7 @@ fn log_frame_error(limit: &mut RateLimit, e: FrameError, len: usize) {
 pub enum WorkerIo {
     Sockets(SocketIo),
     Xdp(Box<XdpIo>),
+    Uring(Box<UringIo>),
 }
 
 impl WorkerIo {
@@ -354,6 +356,7 @@ impl WorkerIo {
     pub(crate) fn ack_sink(&mut self, recycle: &Sender<AckBatch>) -> io::Result<AckSink> {
         match self {
             WorkerIo::Sockets(s) => Ok(AckSink::Socket(s.sock.try_clone()?)),
+            WorkerIo::Uring(u) => Ok(AckSink::Socket(u.sock.try_clone()?)),
             WorkerIo::Xdp(x) => {
                 x.recycle = Some(recycle.clone());
                 Ok(AckSink::Worker {
@@ -372,6 +375,7 @@ impl WorkerIo {
                 Ok(s.n)
             }
             WorkerIo::Xdp(x) => x.recv(counters),
+            WorkerIo::Uring(u) => u.recv(counters),
         }
     }
 
@@ -382,6 +386,10 @@ impl WorkerIo {
                 (p, m, Via::Kernel)
             }
             WorkerIo::Xdp(x) => x.get(i),
+            WorkerIo::Uring(u) => {
+                let (p, m) = u.get(i);
+                (p, m, Via::Kernel)
+            }
         }
     }
 
@@ -393,6 +401,7 @@ impl WorkerIo {
         match self {
             WorkerIo::Sockets(s) => send_kernel(&s.sock, replies.map(|(p, d, _)| (p, d)), counters),
             WorkerIo::Xdp(x) => x.send(replies, counters),
+            WorkerIo::Uring(u) => u.send(replies.map(|(p, d, _)| (p, d)), counters),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod frame;
 mod io;
 mod socket;
+mod uring;
 mod xsk;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -28,6 +29,7 @@ use provd_lease::{LeaseLog, LogSyncer};
 
 pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use socket::{BATCH, DhcpSocket, Meta, Received};
+pub use uring::UringIo;
 pub use xsk::{BindMode, FRAME, Xsk};
 
 /// Which I/O path serves packets; the binary reports it at start-up.
@@ -70,10 +72,11 @@ pub fn open_sockets(settings: &WorkerSettings, shards: u32) -> std::io::Result<V
 }
 
 /// Opens one io_uring worker I/O per shard on the same reuseport sockets as the socket path.
-pub fn open_uring(_settings: &WorkerSettings, _shards: u32) -> std::io::Result<Vec<WorkerIo>> {
-    Err(std::io::Error::other(
-        "io_uring path not built into this binary yet",
-    ))
+pub fn open_uring(settings: &WorkerSettings, shards: u32) -> std::io::Result<Vec<WorkerIo>> {
+    open_sockets(settings, shards)?
+        .into_iter()
+        .map(|s| Ok(WorkerIo::Uring(Box::new(uring::UringIo::new(s)?))))
+        .collect()
 }
 
 /// Unix seconds now; provd's lease times are absolute unix seconds.

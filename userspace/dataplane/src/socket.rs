@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub const BATCH: usize = 64;
 /// Largest datagram accepted; longer ones arrive truncated and fail to parse (MSG_TRUNC).
 const BUF: usize = 2048;
-const CMSG_SPACE: usize = 64;
+pub(crate) const CMSG_SPACE: usize = 64;
 
 /// Where a received datagram came from and which local address/interface took it.
 #[derive(Debug, Clone, Copy)]
@@ -319,7 +319,7 @@ impl DhcpSocket {
 
 /// Reads IP_PKTINFO: the local address the datagram was for (ipi_spec_dst: the interface's own
 /// address even for broadcasts) and the arrival interface.
-fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
+pub(crate) fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
     // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR stay within msg_controllen.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
@@ -338,7 +338,7 @@ fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
 }
 
 /// Writes an IP_PKTINFO control message choosing the outgoing interface; returns its length.
-fn set_pktinfo_ifindex(buf: &mut [u64; CMSG_SPACE / 8], ifindex: u32) -> usize {
+pub(crate) fn set_pktinfo_ifindex(buf: &mut [u64; CMSG_SPACE / 8], ifindex: u32) -> usize {
     // SAFETY: the buffer is 8-byte aligned and CMSG_SPACE(in_pktinfo) (32) <= 64 bytes.
     unsafe {
         let space = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
