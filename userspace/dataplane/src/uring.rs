@@ -48,6 +48,8 @@ pub struct UringIo {
     /// The msghdr the multishot recvmsg was armed with (only its lengths matter).
     recv_hdr: Box<libc::msghdr>,
     armed: bool,
+    /// Received datagrams not yet taken by a batch: (buffer id, length).
+    pending: std::collections::VecDeque<(u16, usize)>,
     /// This batch: (buffer id, payload offset and length in the buffer, meta).
     items: Vec<(u16, usize, usize, Meta)>,
     slots: Box<[SendSlot]>,
@@ -120,6 +122,7 @@ impl UringIo {
             tail: 0,
             recv_hdr,
             armed: false,
+            pending: std::collections::VecDeque::with_capacity(usize::from(BUFS)),
             items: Vec::with_capacity(BATCH),
             slots,
             free_slots: (0..SEND_SLOTS).rev().collect(),
@@ -164,6 +167,33 @@ impl UringIo {
         Ok(())
     }
 
+    /// Moves every completion off the ring: sends free their slot, receives queue up in
+    /// `pending` (with their buffer) until a batch takes them.
+    fn reap(&mut self, counters: &Counters) {
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let ud = cqe.user_data();
+            if ud != RECV {
+                self.free_slots.push(ud as usize);
+                if cqe.result() < 0 {
+                    counters.dropped(Drop::SendFailed);
+                }
+                continue;
+            }
+            if !cqueue::more(cqe.flags()) {
+                self.armed = false;
+            }
+            // A negative result (ENOBUFS: every buffer in use) carries no buffer; the datagram
+            // stays queued in the socket for the re-armed receive.
+            if cqe.result() >= 0
+                && let Some(bid) = cqueue::buffer_select(cqe.flags())
+            {
+                self.pending.push_back((bid, cqe.result() as usize));
+            }
+        }
+    }
+
     /// Returns the last batch's buffers, waits up to 200 ms for datagrams, takes up to a batch.
     pub(crate) fn recv(&mut self, counters: &Counters) -> io::Result<usize> {
         let held: Vec<u16> = self.items.drain(..).map(|i| i.0).collect();
@@ -171,13 +201,13 @@ impl UringIo {
             self.provide(bid);
         }
         self.publish_tail();
+        self.reap(counters);
         if !self.armed {
             self.arm()?;
         }
-        let ts = Timespec::new().nsec(200_000_000);
-        let args = SubmitArgs::new().timespec(&ts);
-        let ready = self.ring.completion().len();
-        if ready == 0 {
+        if self.pending.is_empty() {
+            let ts = Timespec::new().nsec(200_000_000);
+            let args = SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
@@ -185,42 +215,12 @@ impl UringIo {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(e),
             }
+            self.reap(counters);
         } else {
             self.ring.submit()?;
         }
-        let mut rearm = false;
-        let mut cq = self.ring.completion();
-        cq.sync();
-        let mut freed = Vec::new();
-        let mut taken = Vec::new();
-        for cqe in &mut cq {
-            let ud = cqe.user_data();
-            if ud != RECV {
-                freed.push(ud as usize);
-                if cqe.result() < 0 {
-                    counters.dropped(Drop::SendFailed);
-                }
-                continue;
-            }
-            if !cqueue::more(cqe.flags()) {
-                rearm = true;
-            }
-            if cqe.result() < 0 {
-                // ENOBUFS: every buffer is in use; they come back with the next batch.
-                continue;
-            }
-            if let Some(bid) = cqueue::buffer_select(cqe.flags()) {
-                taken.push((bid, cqe.result() as usize));
-            }
-            if taken.len() >= BATCH {
-                break;
-            }
-        }
-        drop(cq);
-        self.free_slots.extend(freed);
-        if rearm {
-            self.armed = false;
-        }
+        let n = self.pending.len().min(BATCH);
+        let taken: Vec<(u16, usize)> = self.pending.drain(..n).collect();
         for (bid, len) in taken {
             let start = usize::from(bid) * BUF_LEN;
             let buf = &self.bufs[start..start + len.min(BUF_LEN)];
@@ -282,21 +282,12 @@ impl UringIo {
         let mut queued = 0;
         for (data, dest) in replies {
             if self.free_slots.is_empty() {
-                // Wait for earlier sends to complete; their slots come back in recv's drain.
+                self.reap(counters);
+            }
+            if self.free_slots.is_empty() {
+                // Wait for earlier sends to complete (receives that arrive meanwhile are kept).
                 let _ = self.ring.submit_and_wait(1);
-                let mut freed = Vec::new();
-                let mut cq = self.ring.completion();
-                // Only send completions may be taken here; a receive completion ends the wait.
-                for cqe in &mut cq {
-                    if cqe.user_data() == RECV {
-                        // Should not happen with the batch drained; re-arm to be safe.
-                        self.armed = self.armed && cqueue::more(cqe.flags());
-                        continue;
-                    }
-                    freed.push(cqe.user_data() as usize);
-                }
-                drop(cq);
-                self.free_slots.extend(freed);
+                self.reap(counters);
             }
             let Some(i) = self.free_slots.pop() else {
                 counters.dropped(Drop::SendFailed);
