@@ -24,6 +24,7 @@ PKGS=(
   python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta)
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
+  fonts-dejavu-core # DejaVu Sans: the font of the bench charts (plotters + ab_glyph)
   procps psmisc
 )
 

@@ -13,6 +13,7 @@
 
 pub mod frame;
 mod io;
+pub mod null;
 mod socket;
 mod uring;
 mod xsk;
@@ -57,6 +58,8 @@ pub struct WorkerSettings {
     pub port: u16,
     /// Compact a shard's log once it holds this many records and at least twice the live count.
     pub compact_after_records: u64,
+    /// Answer with canned replies (see [`null`]) instead of the engine: a benchmark ceiling.
+    pub null_responder: bool,
 }
 
 /// Opens one socket per shard, bound to the same address in one reuseport group, with the
@@ -213,6 +216,12 @@ impl Worker {
                     // Broadcasts reach every socket of the group, not just the steered one: only
                     // the shard owning the client answers. (Unicast is steered: a no-op there.)
                     if shards > 1 && owner(payload, shards) != index {
+                        continue;
+                    }
+                    if settings.null_responder {
+                        if let Some(dest) = null::reply(payload, meta.local, meta.ifindex, reply) {
+                            quick.push((i, dest, via));
+                        }
                         continue;
                     }
                     let ingress = Ingress {

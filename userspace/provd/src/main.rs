@@ -44,6 +44,10 @@ enum Cmd {
         /// Log counters every N seconds (0: only at shutdown).
         #[arg(long, default_value_t = 60)]
         stats_every: u64,
+        /// Benchmark ceiling: answer DISCOVER/REQUEST with canned OFFER/ACK through the same
+        /// I/O path, without the engine or the lease log. Never for service.
+        #[arg(long)]
+        null_responder: bool,
     },
     /// Validate FILE and print what it means; every error names its field.
     CheckConfig { file: PathBuf },
@@ -112,7 +116,8 @@ fn main() -> ExitCode {
         Cmd::Serve {
             config,
             stats_every,
-        } => serve(&config, stats_every),
+            null_responder,
+        } => serve(&config, stats_every, null_responder),
     };
     match r {
         Ok(code) => code,
@@ -209,7 +214,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
+fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode> {
     let policy = load(path)?;
     init_logging(policy.server.log_format);
     let shards = match policy.server.workers {
@@ -220,7 +225,11 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         bind: policy.server.bind,
         port: policy.server.port,
         compact_after_records: policy.server.compact_after_records,
+        null_responder,
     };
+    if null_responder {
+        tracing::warn!("null responder: canned replies, no leases kept (benchmark ceiling)");
+    }
     let dir = policy.server.lease_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -409,11 +418,16 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     // listener is bound by now.
     match &tftp_handle {
         Some(h) => eprintln!(
-            "provd ready path={} workers={shards} tftp={}",
+            "provd ready path={} workers={shards}{} tftp={}",
             path_taken.as_str(),
+            if null_responder { " null" } else { "" },
             h.local_addr()
         ),
-        None => eprintln!("provd ready path={} workers={shards}", path_taken.as_str()),
+        None => eprintln!(
+            "provd ready path={} workers={shards}{}",
+            path_taken.as_str(),
+            if null_responder { " null" } else { "" }
+        ),
     }
 
     let total = |counters: &[Arc<provd_engine::Counters>]| {
