@@ -530,10 +530,9 @@ fn io_path_settings() {
     assert_eq!(p.server.io, provd_config::IoPath::Xdp);
     assert_eq!(p.server.xdp_interface.as_deref(), Some("eth0"));
     assert_eq!(p.server.xdp_mode, provd_config::XdpMode::Generic);
-    let default = Policy::from_toml_str(&format!(
-        "[server]\nlease_dir = \"/tmp/x\"\n{CLASSES}{NET}"
-    ))
-    .unwrap();
+    let default =
+        Policy::from_toml_str(&format!("[server]\nlease_dir = \"/tmp/x\"\n{CLASSES}{NET}"))
+            .unwrap();
     assert_eq!(default.server.io, provd_config::IoPath::Auto);
     assert_eq!(default.server.xdp_mode, provd_config::XdpMode::Auto);
 

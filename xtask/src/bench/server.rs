@@ -397,6 +397,7 @@ mod tests {
             "LEASE_MAX",
             "WORKERS",
             "KEA_MT",
+            "IO",
         ]
         .into_iter()
         .map(|k| (k, "1".to_owned()))
