@@ -43,10 +43,18 @@ fn main() {
     }
     let target_dir = out.join("ebpf-target");
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", "nightly", "cargo", "build", "--release", "--quiet"])
-        .current_dir(&ebpf)
-        .arg("--target-dir")
-        .arg(&target_dir);
+    cmd.args([
+        "run",
+        "nightly",
+        "cargo",
+        "build",
+        "--release",
+        "--locked",
+        "--quiet",
+    ])
+    .current_dir(&ebpf)
+    .arg("--target-dir")
+    .arg(&target_dir);
     // The outer build's settings are for the host: none of them may leak into the BPF build.
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();

@@ -312,6 +312,12 @@ impl Xsk {
         self.queue
     }
 
+    /// Whether received frames are waiting in the RX ring (no syscall).
+    pub fn rx_pending(&self) -> bool {
+        let cons = self.rx.consumer().load(Ordering::Relaxed);
+        self.rx.producer().load(Ordering::Acquire) != cons
+    }
+
     /// Gives the frames of the last receive back to the kernel.
     pub fn release_rx(&mut self) {
         if self.held.is_empty() {

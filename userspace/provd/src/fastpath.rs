@@ -120,19 +120,20 @@ fn open_xdp(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result<C
     for (i, sock) in sockets.into_iter().enumerate() {
         let i = i as u32;
         // One AF_XDP socket per receive queue: shard i owns queue i when the interface has it.
-        let xsk = if i < queues {
-            let x = Xsk::open(ifindex, i, true)
-                .with_context(|| format!("AF_XDP socket on {iface} queue {i}"))?;
-            steering.register_socket(i, &x)?;
-            bound.push(match x.mode() {
-                BindMode::ZeroCopy => "zero-copy",
-                BindMode::Copy => "copy",
-            });
-            Some(x)
-        } else {
-            None
-        };
-        ios.push(WorkerIo::Xdp(Box::new(XdpIo::new(xsk, sock, info)?)));
+        if i >= queues {
+            // No queue for this shard's AF_XDP socket: the program passes its DHCP to the
+            // kernel, and the plain socket path serves it with no poll on rings it lacks.
+            ios.push(WorkerIo::Sockets(SocketIo::new(sock)));
+            continue;
+        }
+        let x = Xsk::open(ifindex, i, true)
+            .with_context(|| format!("AF_XDP socket on {iface} queue {i}"))?;
+        steering.register_socket(i, &x)?;
+        bound.push(match x.mode() {
+            BindMode::ZeroCopy => "zero-copy",
+            BindMode::Copy => "copy",
+        });
+        ios.push(WorkerIo::Xdp(Box::new(XdpIo::new(Some(x), sock, info)?)));
     }
     let why = format!(
         "XDP {} on {iface} ({} rx queue(s)), AF_XDP {} mode on {} of {shards} shard(s); DHCP of shards without a socket on the arriving queue goes through their reuseport socket",
