@@ -41,7 +41,7 @@ use netns::Link;
 use server::{Kind, ProvdMode, Running};
 use tools::{Binaries, Load, Measured};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen),
     /// `tftp` (provd vs peers) or `mta` (provd under a fleet of simulated MTAs)
@@ -195,7 +195,16 @@ fn dhcp(args: &Args) -> Result<()> {
         &args.vs[..]
     };
     let mut peers = Vec::new();
-    for v in vs {
+    // TFTP peers named here run the TFTP bench after the DHCP one (see `tftp.rs`).
+    let tftp_peers: Vec<String> = vs
+        .iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| matches!(v.as_str(), "tftpd-hpa" | "atftpd"))
+        .collect();
+    for v in vs
+        .iter()
+        .filter(|v| !tftp_peers.contains(&v.trim().to_string()))
+    {
         let k = Kind::parse(v.trim())?;
         let ks = if k == Kind::Kea {
             vec![Kind::Kea, Kind::KeaMt]
@@ -349,10 +358,17 @@ fn dhcp(args: &Args) -> Result<()> {
         .filter(|r| r.result.is_err())
         .map(|r| format!("{} ({})", r.label, r.mode.io))
         .collect();
+    let tftp = if tftp_peers.is_empty() {
+        Ok(())
+    } else {
+        let mut t = args.clone();
+        t.vs = tftp_peers;
+        tftp::run(&t)
+    };
     if !failed.is_empty() {
         bail!("bench dhcp: no result for {}", failed.join(", "));
     }
-    Ok(())
+    tftp
 }
 
 fn dhcp_check(args: &Args) -> Result<()> {
