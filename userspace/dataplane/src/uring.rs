@@ -357,6 +357,28 @@ fn empty_meta() -> Meta {
 
 impl std::ops::Drop for UringIo {
     fn drop(&mut self) {
+        // Cancel the multishot receive and wait (bounded) for its last completion, so the kernel
+        // writes into no buffer after they are freed.
+        if self.armed {
+            let cancel = opcode::AsyncCancel::new(RECV).build().user_data(RECV - 1);
+            // SAFETY: a cancel entry refers to no memory of ours.
+            if unsafe { self.ring.submission().push(&cancel) }.is_ok() {
+                let ts = Timespec::new().nsec(50_000_000);
+                for _ in 0..20 {
+                    let args = SubmitArgs::new().timespec(&ts);
+                    let _ = self.ring.submitter().submit_with_args(1, &args);
+                    let mut done = false;
+                    for cqe in self.ring.completion() {
+                        if cqe.user_data() == RECV && !cqueue::more(cqe.flags()) {
+                            done = true;
+                        }
+                    }
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
         let _ = self.ring.submitter().unregister_buf_ring(BGID);
         // SAFETY: our buffer ring mapping, unregistered just above.
         unsafe { libc::munmap(self.br.as_ptr().cast(), self.br_len) };
