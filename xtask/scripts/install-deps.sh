@@ -24,6 +24,7 @@ PKGS=(
   python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta)
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
+  fonts-dejavu-core # DejaVu Sans: the font of the bench charts (plotters + ab_glyph)
   procps psmisc
 )
 
@@ -65,6 +66,30 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
     rustup toolchain link 1.95.0 "$(rustup run stable rustc --print sysroot)"
   else
     echo "install-deps: toolchain 1.95.0 (rust-toolchain.toml) is not installed" >&2; exit 1
+  fi
+fi
+
+# The XDP fast path's eBPF program (ebpf/provd-ebpf) builds with the machine's nightly, its
+# rust-src and bpf-linker linked against LLVM 22 (the nightly's LLVM major; see
+# ../shared/FASTPATH.md for why these versions). Without them provd still builds and serves on
+# io_uring or sockets; with them the XDP object is embedded. Skip with PROVD_NO_EBPF=1.
+if [ "${PROVD_NO_EBPF:-0}" != 1 ]; then
+  if ! dpkg-query -W -f='${Status}' llvm-22-dev 2>/dev/null | grep -q "install ok installed"; then
+    echo "install-deps: installing llvm-22-dev (bpf-linker)"
+    need_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq --no-install-recommends llvm-22-dev \
+      || echo "install-deps: llvm-22-dev unavailable; the XDP path will be left out" >&2
+  fi
+  if command -v rustup >/dev/null && rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' \
+      || rustup component add rust-src --toolchain nightly \
+      || echo "install-deps: rust-src for nightly unavailable; the XDP path will be left out" >&2
+  fi
+  if ! command -v bpf-linker >/dev/null && [ -d /usr/lib/llvm-22 ]; then
+    echo "install-deps: building bpf-linker 0.13.0 (about 2.5 minutes)"
+    LLVM_PREFIX=/usr/lib/llvm-22 cargo +1.95.0 install bpf-linker@0.13.0 --locked \
+      --no-default-features --features llvm-22 \
+      || echo "install-deps: bpf-linker failed to build; the XDP path will be left out" >&2
   fi
 fi
 

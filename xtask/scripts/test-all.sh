@@ -27,6 +27,7 @@ step unit-tests cargo test --workspace --locked
 step e2e-dhcp cargo xtask e2e dhcp
 step e2e-tftp cargo xtask e2e tftp
 step e2e-mta cargo xtask e2e mta
+step e2e-fastpath cargo xtask e2e fastpath
 step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
 step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
 step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke

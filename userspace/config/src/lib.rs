@@ -26,6 +26,9 @@
 //! forget_after_secs = 86400       # optional
 //! compact_after_records = 200000  # optional, >= 1
 //! log_format = "text"             # optional, "text" | "json"
+//! io = "auto"                     # optional, "auto" | "xdp" | "io_uring" | "sockets"
+//! xdp_interface = "eth0"          # optional; default: the interface holding `bind`
+//! xdp_mode = "auto"               # optional, "auto" | "native" | "generic"
 //!
 //! [lease]                         # optional
 //! default_time = 86400            # >= 60
@@ -105,7 +108,8 @@ pub use http::{
     UpgradeRule, WireHttp, WireProfile, WireUpgradeRule,
 };
 pub use policy::{
-    CableLabsOptions, Class, ClassId, LeaseDefaults, LogFormat, Policy, Pool, ProvisioningFlow,
-    ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings, SharedNetwork, Subnet,
+    CableLabsOptions, Class, ClassId, IoPath, LeaseDefaults, LogFormat, Policy, Pool,
+    ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings,
+    SharedNetwork, Subnet, XdpMode,
 };
 pub use validate::{MAX_TIME_OFFSET, MIN_LEASE_SECS};

@@ -93,6 +93,49 @@ pub struct ServerSettings {
     pub forget_after_secs: u32,
     pub compact_after_records: u64,
     pub log_format: LogFormat,
+    /// Which I/O path serves DHCP (`auto`: XDP, then io_uring, then sockets).
+    pub io: IoPath,
+    /// The interface the XDP program attaches to; `None`: the one holding `bind`.
+    pub xdp_interface: Option<String>,
+    pub xdp_mode: XdpMode,
+}
+
+/// `server.io`: the DHCP I/O path; `Auto` tries each in order and logs why it settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoPath {
+    Auto,
+    Xdp,
+    IoUring,
+    Sockets,
+}
+
+impl IoPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoPath::Auto => "auto",
+            IoPath::Xdp => "xdp",
+            IoPath::IoUring => "io_uring",
+            IoPath::Sockets => "sockets",
+        }
+    }
+}
+
+/// `server.xdp_mode`: how the XDP program attaches (`Auto`: driver mode, else generic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    Auto,
+    Native,
+    Generic,
+}
+
+impl XdpMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
 }
 
 /// `[lease]`: `0 < t1_ratio < t2_ratio < 1`, `default_time >= 60`.
@@ -581,6 +624,15 @@ impl Policy {
             s.decline_quarantine_secs,
             s.forget_after_secs,
             s.log_format.as_str()
+        )?;
+        writeln!(
+            o,
+            "  io path {}, xdp interface {}, xdp mode {}",
+            s.io.as_str(),
+            s.xdp_interface
+                .as_deref()
+                .unwrap_or("(the one holding bind)"),
+            s.xdp_mode.as_str()
         )?;
         writeln!(
             o,

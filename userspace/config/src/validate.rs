@@ -12,9 +12,9 @@ use crate::files::{
 };
 use crate::parse::{self, show};
 use crate::policy::{
-    CableLabsOptions, Class, ClassId, Index, LeaseDefaults, LogFormat, Policy, Pool,
+    CableLabsOptions, Class, ClassId, Index, IoPath, LeaseDefaults, LogFormat, Policy, Pool,
     ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings,
-    SharedNetwork, Subnet,
+    SharedNetwork, Subnet, XdpMode,
 };
 use crate::{BootFile, Glob, wire};
 
@@ -312,6 +312,50 @@ impl Validator {
                 LogFormat::Text
             }
         };
+        let io = match s.io.as_deref() {
+            None | Some("auto") => IoPath::Auto,
+            Some("xdp") => IoPath::Xdp,
+            Some("io_uring") => IoPath::IoUring,
+            Some("sockets") => IoPath::Sockets,
+            Some(other) => {
+                self.err(
+                    "server.io",
+                    format!(
+                        "{} is not an I/O path (expected \"auto\", \"xdp\", \"io_uring\" or \"sockets\")",
+                        show(other)
+                    ),
+                );
+                IoPath::Auto
+            }
+        };
+        let xdp_mode = match s.xdp_mode.as_deref() {
+            None | Some("auto") => XdpMode::Auto,
+            Some("native") => XdpMode::Native,
+            Some("generic") => XdpMode::Generic,
+            Some(other) => {
+                self.err(
+                    "server.xdp_mode",
+                    format!(
+                        "{} is not an XDP mode (expected \"auto\", \"native\" or \"generic\")",
+                        show(other)
+                    ),
+                );
+                XdpMode::Auto
+            }
+        };
+        let xdp_interface = match s.xdp_interface {
+            Some(n) if n.is_empty() || n.len() > 15 || n.contains(['/', ' ']) => {
+                self.err(
+                    "server.xdp_interface",
+                    format!(
+                        "{} is not an interface name (1 to 15 characters, no '/' or space)",
+                        show(&n)
+                    ),
+                );
+                None
+            }
+            n => n,
+        };
         ServerSettings {
             server_id,
             bind,
@@ -323,6 +367,9 @@ impl Validator {
             forget_after_secs,
             compact_after_records: u64::try_from(compact_after_records).unwrap_or(200_000),
             log_format,
+            io,
+            xdp_interface,
+            xdp_mode,
         }
     }
 

@@ -115,6 +115,9 @@ pub struct Server {
     pub forget_after_secs: Option<i64>,
     pub compact_after_records: Option<i64>,
     pub log_format: Option<String>,
+    pub io: Option<String>,
+    pub xdp_interface: Option<String>,
+    pub xdp_mode: Option<String>,
 }
 
 /// `[lease]`

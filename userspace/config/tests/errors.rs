@@ -520,3 +520,28 @@ fn relay_listed_twice_in_one_network() {
         "relay 10.1.0.1 is listed twice",
     );
 }
+
+#[test]
+fn io_path_settings() {
+    let ok = format!(
+        "[server]\nlease_dir = \"/tmp/x\"\nio = \"xdp\"\nxdp_interface = \"eth0\"\nxdp_mode = \"generic\"\n{CLASSES}{NET}"
+    );
+    let p = Policy::from_toml_str(&ok).unwrap();
+    assert_eq!(p.server.io, provd_config::IoPath::Xdp);
+    assert_eq!(p.server.xdp_interface.as_deref(), Some("eth0"));
+    assert_eq!(p.server.xdp_mode, provd_config::XdpMode::Generic);
+    let default =
+        Policy::from_toml_str(&format!("[server]\nlease_dir = \"/tmp/x\"\n{CLASSES}{NET}"))
+            .unwrap();
+    assert_eq!(default.server.io, provd_config::IoPath::Auto);
+    assert_eq!(default.server.xdp_mode, provd_config::XdpMode::Auto);
+
+    let bad = format!(
+        "[server]\nlease_dir = \"/tmp/x\"\nio = \"dpdk\"\nxdp_interface = \"a/b\"\nxdp_mode = \"offload\"\n{CLASSES}{NET}"
+    );
+    let e = errors(&bad);
+    assert_has(&e, "server.io", "dpdk is not an I/O path");
+    assert_has(&e, "server.xdp_interface", "is not an interface name");
+    assert_has(&e, "server.xdp_mode", "offload is not an XDP mode");
+    assert_eq!(e.len(), 3, "{e}");
+}

@@ -136,6 +136,8 @@ fn harness_templates_load() {
                 ("{{RELAY_IP}}", "198.18.2.1"),
                 ("{{SERVER_IP}}", "198.18.2.2"),
                 ("{{WORKERS}}", "2"),
+                ("{{IO}}", "xdp"),
+                ("{{IFACE}}", "pb1x0s"),
             ],
         ),
         (

@@ -11,7 +11,12 @@
 //! disk flushes), and only then sends their ACKs. Under load more batches queue behind each
 //! fdatasync, so its cost is shared by more leases exactly when it matters.
 
+pub mod frame;
+mod io;
+pub mod null;
 mod socket;
+mod uring;
+mod xsk;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
@@ -23,17 +28,24 @@ use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
 use provd_lease::{LeaseLog, LogSyncer};
 
-pub use socket::{BATCH, DhcpSocket, Received};
+pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
+pub use socket::{BATCH, DhcpSocket, Meta, Received};
+pub use uring::UringIo;
+pub use xsk::{BindMode, FRAME, Xsk};
 
 /// Which I/O path serves packets; the binary reports it at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
+    Xdp,
+    IoUring,
     Sockets,
 }
 
 impl Path {
     pub fn as_str(self) -> &'static str {
         match self {
+            Path::Xdp => "xdp",
+            Path::IoUring => "io_uring",
             Path::Sockets => "sockets",
         }
     }
@@ -46,6 +58,8 @@ pub struct WorkerSettings {
     pub port: u16,
     /// Compact a shard's log once it holds this many records and at least twice the live count.
     pub compact_after_records: u64,
+    /// Answer with canned replies (see [`null`]) instead of the engine: a benchmark ceiling.
+    pub null_responder: bool,
 }
 
 /// Opens one socket per shard, bound to the same address in one reuseport group, with the
@@ -58,6 +72,14 @@ pub fn open_sockets(settings: &WorkerSettings, shards: u32) -> std::io::Result<V
         socks[0].attach_shard_steering(shards)?;
     }
     Ok(socks)
+}
+
+/// Opens one io_uring worker I/O per shard on the same reuseport sockets as the socket path.
+pub fn open_uring(settings: &WorkerSettings, shards: u32) -> std::io::Result<Vec<WorkerIo>> {
+    open_sockets(settings, shards)?
+        .into_iter()
+        .map(|s| Ok(WorkerIo::Uring(Box::new(uring::UringIo::new(s)?))))
+        .collect()
 }
 
 /// Unix seconds now; provd's lease times are absolute unix seconds.
@@ -132,7 +154,7 @@ pub struct Worker {
     pub shards: u32,
     pub shard: Shard,
     pub log: LeaseLog,
-    pub socket: DhcpSocket,
+    pub io: WorkerIo,
     pub settings: WorkerSettings,
     /// Told of lease records and bindings as they are written (see [`LeaseObserver`]).
     pub observer: Option<Arc<dyn LeaseObserver>>,
@@ -140,9 +162,9 @@ pub struct Worker {
 
 /// One batch's ACKs waiting for the fdatasync that covers their lease records.
 #[derive(Debug, Default)]
-struct AckBatch {
+pub struct AckBatch {
     data: Vec<u8>,
-    replies: Vec<(Range<usize>, Destination)>,
+    replies: Vec<(Range<usize>, Destination, Via)>,
     records: u64,
 }
 
@@ -157,7 +179,7 @@ impl Worker {
             shards,
             mut shard,
             mut log,
-            socket,
+            mut io,
             settings,
             observer,
         } = self;
@@ -168,28 +190,38 @@ impl Worker {
         let syncer = log.syncer().map_err(std::io::Error::other)?;
         let (to_sync, unsynced) = crossbeam_channel::bounded::<AckBatch>(MAX_UNSYNCED_BATCHES);
         let (recycle, recycled) = crossbeam_channel::unbounded::<AckBatch>();
+        let sink = io.ack_sink(&recycle)?;
         std::thread::scope(|scope| {
             let sync_thread = std::thread::Builder::new()
                 .name(format!("provd-sync-{index}"))
                 .spawn_scoped(scope, || {
-                    sync_loop(index, &syncer, &unsynced, &recycle, &socket, &counters)
+                    sync_loop(index, &syncer, &unsynced, &recycle, &sink, &counters)
                 })?;
-            let mut rx = Received::new();
             let mut out: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(600)).collect();
-            let mut quick: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
-            let mut durable: Vec<(usize, Destination)> = Vec::with_capacity(BATCH);
+            let mut quick: Vec<(usize, Destination, Via)> = Vec::with_capacity(2 * BATCH);
+            let mut durable: Vec<(usize, Destination, Via)> = Vec::with_capacity(2 * BATCH);
+            if out.len() < 2 * BATCH {
+                // The XDP path takes a batch from its AF_XDP socket and one from its socket.
+                out.resize_with(2 * BATCH, || Vec::with_capacity(600));
+            }
             let mut limit = RateLimit::new();
             let mut write_errors = RateLimit::new();
             while !shutdown.load(Ordering::Relaxed) {
-                let n = socket.recv_batch(&mut rx)?;
+                let n = io.recv(&counters)?;
                 let now = unix_now();
                 quick.clear();
                 durable.clear();
                 for (i, reply) in out.iter_mut().enumerate().take(n) {
-                    let (payload, meta) = rx.get(i);
+                    let (payload, meta, via) = io.get(i);
                     // Broadcasts reach every socket of the group, not just the steered one: only
                     // the shard owning the client answers. (Unicast is steered: a no-op there.)
                     if shards > 1 && owner(payload, shards) != index {
+                        continue;
+                    }
+                    if settings.null_responder {
+                        if let Some(dest) = null::reply(payload, meta.local, meta.ifindex, reply) {
+                            quick.push((i, dest, via));
+                        }
                         continue;
                     }
                     let ingress = Ingress {
@@ -199,8 +231,8 @@ impl Worker {
                         ifindex: meta.ifindex,
                     };
                     match shard.handle(now, &ingress, reply) {
-                        Outcome::Reply(r) if r.durable => durable.push((i, r.dest)),
-                        Outcome::Reply(r) => quick.push((i, r.dest)),
+                        Outcome::Reply(r) if r.durable => durable.push((i, r.dest, via)),
+                        Outcome::Reply(r) => quick.push((i, r.dest, via)),
                         Outcome::Done => {}
                         Outcome::Dropped(d) => {
                             if worth_a_warning(d) {
@@ -219,9 +251,8 @@ impl Worker {
                         }
                     }
                 }
-                send(
-                    &socket,
-                    quick.iter().map(|(i, d)| (out[*i].as_slice(), *d)),
+                io.send(
+                    quick.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)),
                     &counters,
                 );
                 // ACKs always come with lease records; either one starts a batch for the syncer.
@@ -239,10 +270,10 @@ impl Worker {
                     }
                     match log.write() {
                         Ok(()) => {
-                            for (i, dest) in &durable {
+                            for (i, dest, via) in &durable {
                                 let start = batch.data.len();
                                 batch.data.extend_from_slice(&out[*i]);
-                                batch.replies.push((start..batch.data.len(), *dest));
+                                batch.replies.push((start..batch.data.len(), *dest, *via));
                             }
                             // The sync thread only ends after this sender is dropped, below.
                             let _ = to_sync.send(batch);
@@ -284,6 +315,8 @@ impl Worker {
             sync_thread
                 .join()
                 .map_err(|_| std::io::Error::other("sync thread panicked"))?;
+            // ACKs the sync thread handed back in its last round (XDP path).
+            io.flush(&counters);
             // Records of the last batches (RELEASE, DECLINE) are written; make them durable too.
             for (key, lease) in shard.take_pending() {
                 log.append(&key, &lease);
@@ -304,7 +337,7 @@ fn sync_loop(
     syncer: &LogSyncer,
     unsynced: &Receiver<AckBatch>,
     recycle: &Sender<AckBatch>,
-    socket: &DhcpSocket,
+    sink: &AckSink,
     counters: &Counters,
 ) {
     let mut group: Vec<AckBatch> = Vec::with_capacity(MAX_UNSYNCED_BATCHES);
@@ -315,13 +348,11 @@ fn sync_loop(
         // Every batch in `group` was written before it was queued, so before this sync began.
         match syncer.sync() {
             Ok(()) => {
-                for b in &group {
+                for b in group.drain(..) {
                     counters.committed(b.records);
-                    send(
-                        socket,
-                        b.replies.iter().map(|(r, d)| (&b.data[r.clone()], *d)),
-                        counters,
-                    );
+                    if let Some(b) = sink.deliver(b, counters) {
+                        recycle_batch(b, recycle);
+                    }
                 }
             }
             Err(e) => {
@@ -333,26 +364,17 @@ fn sync_loop(
                 (0..withheld).for_each(|_| counters.dropped(Drop::PersistFailed));
             }
         }
-        for mut b in group.drain(..) {
-            b.data.clear();
-            b.replies.clear();
-            b.records = 0;
-            let _ = recycle.send(b);
+        for b in group.drain(..) {
+            recycle_batch(b, recycle);
         }
     }
 }
 
-fn send<'a>(
-    socket: &DhcpSocket,
-    replies: impl ExactSizeIterator<Item = (&'a [u8], Destination)>,
-    counters: &Counters,
-) {
-    if replies.len() == 0 {
-        return;
-    }
-    for _ in 0..socket.send_batch(replies) {
-        counters.dropped(Drop::SendFailed);
-    }
+fn recycle_batch(mut b: AckBatch, recycle: &Sender<AckBatch>) {
+    b.data.clear();
+    b.replies.clear();
+    b.records = 0;
+    let _ = recycle.send(b);
 }
 
 /// The shard owning the client of a raw BOOTP payload; short packets go to shard 0, as the

@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub const BATCH: usize = 64;
 /// Largest datagram accepted; longer ones arrive truncated and fail to parse (MSG_TRUNC).
 const BUF: usize = 2048;
-const CMSG_SPACE: usize = 64;
+pub(crate) const CMSG_SPACE: usize = 64;
 
 /// Where a received datagram came from and which local address/interface took it.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,11 @@ pub struct Received {
     metas: Vec<Meta>,
     lens: Vec<usize>,
 }
+
+// SAFETY: the raw pointers in the iovecs and headers point into this value's own boxed buffers
+// (which do not move when the value does) or are rewritten before each receive; moving the whole
+// to another thread moves their ownership with it.
+unsafe impl Send for Received {}
 
 impl std::fmt::Debug for Received {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +103,12 @@ fn setsockopt<T>(fd: i32, level: i32, name: i32, val: &T) -> io::Result<()> {
     }
 }
 
+impl AsRawFd for DhcpSocket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
 impl DhcpSocket {
     /// Binds a UDP socket on `addr` as a member of a reuseport group, able to send broadcasts
     /// and to learn each datagram's local address and interface.
@@ -154,9 +165,25 @@ impl DhcpSocket {
         )
     }
 
+    /// A second handle on the same socket (dup), for a thread that only sends.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(DhcpSocket {
+            sock: self.sock.try_clone()?,
+        })
+    }
+
     /// Receives up to [`BATCH`] datagrams, waiting for the first at most the read timeout.
     /// Returns 0 on timeout or interruption.
     pub fn recv_batch(&self, rx: &mut Received) -> io::Result<usize> {
+        self.recv_batch_flags(rx, libc::MSG_WAITFORONE)
+    }
+
+    /// As [`DhcpSocket::recv_batch`], without waiting: 0 when nothing is queued.
+    pub fn recv_batch_now(&self, rx: &mut Received) -> io::Result<usize> {
+        self.recv_batch_flags(rx, libc::MSG_DONTWAIT)
+    }
+
+    fn recv_batch_flags(&self, rx: &mut Received, flags: i32) -> io::Result<usize> {
         for i in 0..BATCH {
             rx.iovs[i] = libc::iovec {
                 iov_base: rx.bufs[i].as_mut_ptr().cast(),
@@ -178,7 +205,7 @@ impl DhcpSocket {
                 self.sock.as_raw_fd(),
                 rx.hdrs.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -292,7 +319,7 @@ impl DhcpSocket {
 
 /// Reads IP_PKTINFO: the local address the datagram was for (ipi_spec_dst: the interface's own
 /// address even for broadcasts) and the arrival interface.
-fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
+pub(crate) fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
     // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR stay within msg_controllen.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
@@ -311,7 +338,7 @@ fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
 }
 
 /// Writes an IP_PKTINFO control message choosing the outgoing interface; returns its length.
-fn set_pktinfo_ifindex(buf: &mut [u64; CMSG_SPACE / 8], ifindex: u32) -> usize {
+pub(crate) fn set_pktinfo_ifindex(buf: &mut [u64; CMSG_SPACE / 8], ifindex: u32) -> usize {
     // SAFETY: the buffer is 8-byte aligned and CMSG_SPACE(in_pktinfo) (32) <= 64 bytes.
     unsafe {
         let space = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;

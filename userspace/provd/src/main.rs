@@ -3,6 +3,7 @@
 
 mod cfg;
 mod control;
+mod fastpath;
 mod mta;
 mod services;
 mod tftp;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use provd_config::{LogFormat, Policy};
-use provd_dataplane::{Path as IoPath, Worker, WorkerSettings, open_sockets, unix_now};
+use provd_dataplane::{Worker, WorkerSettings, unix_now};
 use provd_engine::{Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseState};
 
@@ -44,6 +45,10 @@ enum Cmd {
         /// Log counters every N seconds (0: only at shutdown).
         #[arg(long, default_value_t = 60)]
         stats_every: u64,
+        /// Benchmark ceiling: answer DISCOVER/REQUEST with canned OFFER/ACK through the same
+        /// I/O path, without the engine or the lease log. Never for service.
+        #[arg(long)]
+        null_responder: bool,
     },
     /// Validate FILE and print what it means; every error names its field.
     CheckConfig { file: PathBuf },
@@ -61,6 +66,11 @@ enum Cmd {
     /// PacketCable MTA provisioning records of a running server.
     #[command(subcommand)]
     Mta(MtaCmd),
+    /// The XDP program's per-verdict counters of a running server (JSON).
+    XdpStats {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,10 +113,12 @@ fn main() -> ExitCode {
             ask(&config, &format!("syslog {device}"))
         }
         Cmd::Mta(MtaCmd::Status { config, mac }) => ask(&config, &format!("mta {mac}")),
+        Cmd::XdpStats { config } => ask(&config, "xdp"),
         Cmd::Serve {
             config,
             stats_every,
-        } => serve(&config, stats_every),
+            null_responder,
+        } => serve(&config, stats_every, null_responder),
     };
     match r {
         Ok(code) => code,
@@ -203,7 +215,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
+fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode> {
     let policy = load(path)?;
     init_logging(policy.server.log_format);
     let shards = match policy.server.workers {
@@ -214,7 +226,11 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         bind: policy.server.bind,
         port: policy.server.port,
         compact_after_records: policy.server.compact_after_records,
+        null_responder,
     };
+    if null_responder {
+        tracing::warn!("null responder: canned replies, no leases kept (benchmark ceiling)");
+    }
     let dir = policy.server.lease_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -279,8 +295,9 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         _ => None,
     };
 
-    let sockets = open_sockets(&settings, shards)
-        .with_context(|| format!("binding UDP {}:{}", settings.bind, settings.port))?;
+    let chosen = fastpath::choose(&shared.policy, &settings, shards)?;
+    let path_taken = chosen.path;
+    let steering = chosen.steering.clone();
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
@@ -325,7 +342,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     };
     let mut counters = Vec::new();
     let mut handles = Vec::new();
-    for (i, ((table, log), socket)) in tables.into_iter().zip(logs).zip(sockets).enumerate() {
+    for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(chosen.ios).enumerate() {
         let shard = Shard::new(Arc::clone(&shared), table, i as u32, shards);
         counters.push(shard.counters());
         let worker = Worker {
@@ -333,7 +350,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             shards,
             shard,
             log,
-            socket,
+            io,
             settings: settings.clone(),
             observer: observer.clone(),
         };
@@ -353,6 +370,15 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         )?),
         _ => None,
     };
+    if let (Some(h), Some(s)) = (&tftp_handle, &steering) {
+        let base = provd_common::SteerConfig {
+            shards,
+            dhcp_port: settings.port,
+            tftp_port: shared.policy.tftp.as_ref().map_or(0, |t| t.port),
+            ..Default::default()
+        };
+        fastpath::set_tftp_ports(s, base, h.transfer_ports());
+    }
     if let Some(h) = &tftp_handle {
         let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
         tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
@@ -381,26 +407,31 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
         mta.as_ref().map(|m| m.to_mta.clone()),
+        steering.clone(),
         Arc::clone(&shutdown),
     )?;
-    let path_taken = IoPath::Sockets;
     tracing::info!(
         path = path_taken.as_str(),
         workers = shards,
         bind = %settings.bind,
         port = settings.port,
-        why = "XDP and io_uring paths are not built into this binary yet; std sockets with recvmmsg/sendmmsg",
+        why = %chosen.why,
         "provd ready"
     );
     // A plain line too, independent of the log format, for scripts waiting on readiness: every
     // listener is bound by now.
     match &tftp_handle {
         Some(h) => eprintln!(
-            "provd ready path={} workers={shards} tftp={}",
+            "provd ready path={} workers={shards}{} tftp={}",
             path_taken.as_str(),
+            if null_responder { " null" } else { "" },
             h.local_addr()
         ),
-        None => eprintln!("provd ready path={} workers={shards}", path_taken.as_str()),
+        None => eprintln!(
+            "provd ready path={} workers={shards}{}",
+            path_taken.as_str(),
+            if null_responder { " null" } else { "" }
+        ),
     }
 
     let total = |counters: &[Arc<provd_engine::Counters>]| {
@@ -418,6 +449,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
             last = Instant::now();
             log_counters(&total(&counters));
             log_tftp(tftp_handle.as_ref(), generated.as_deref());
+            log_xdp(steering.as_deref());
         }
     }
     shutdown.store(true, Ordering::Relaxed);
@@ -467,6 +499,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
     }
     log_counters(&total(&counters));
+    log_xdp(steering.as_deref());
     if failed {
         bail!("a worker failed; see the log above");
     }
@@ -486,6 +519,12 @@ fn log_tftp(h: Option<&provd_tftpd::TftpHandle>, g: Option<&tftp::Generated>) {
         generate_failed = c.failed.load(Ordering::Relaxed),
         "tftp counters"
     );
+}
+
+fn log_xdp(s: Option<&std::sync::Mutex<provd_xdp::Steering>>) {
+    if let Some(Ok(s)) = s.map(|s| s.lock()) {
+        tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
+    }
 }
 
 fn log_counters(s: &Snapshot) {

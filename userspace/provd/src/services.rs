@@ -75,6 +75,7 @@ pub fn start_control(
     path: PathBuf,
     syslog: Option<Arc<Store>>,
     mta: Option<crossbeam_channel::Sender<crate::mta::Command>>,
+    xdp: Option<Arc<std::sync::Mutex<provd_xdp::Steering>>>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     // A socket left by a killed server would make bind fail; nothing else may live there.
@@ -90,7 +91,9 @@ pub fn start_control(
             while !shutdown.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) = answer(stream, syslog.as_deref(), mta.as_ref()) {
+                        if let Err(e) =
+                            answer(stream, syslog.as_deref(), mta.as_ref(), xdp.as_deref())
+                        {
                             tracing::debug!(error = %e, "control client");
                         }
                     }
@@ -112,6 +115,7 @@ fn answer(
     stream: UnixStream,
     syslog: Option<&Store>,
     mta: Option<&crossbeam_channel::Sender<crate::mta::Command>>,
+    xdp: Option<&std::sync::Mutex<provd_xdp::Steering>>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -162,10 +166,37 @@ fn answer(
             }
             (Some(_), _) => writeln!(out, "{}", error_json(format!("not a MAC address: {who}")))?,
         },
+        ["xdp"] => match xdp.map(|s| s.lock()) {
+            None => writeln!(
+                out,
+                "{}",
+                error_json("this server is not on the XDP path".into())
+            )?,
+            Some(Err(_)) => writeln!(out, "{}", error_json("XDP state poisoned".into()))?,
+            Some(Ok(s)) => {
+                let counters: serde_json::Map<String, serde_json::Value> = match s.counters() {
+                    Ok(c) => provd_common::Verdict::ALL
+                        .iter()
+                        .zip(c)
+                        .map(|(v, n)| (v.label().to_string(), n.into()))
+                        .collect(),
+                    Err(e) => {
+                        writeln!(out, "{}", error_json(e.to_string()))?;
+                        return out.flush();
+                    }
+                };
+                let j = serde_json::json!({
+                    "iface": s.iface(),
+                    "mode": s.mode().as_str(),
+                    "counters": counters,
+                });
+                writeln!(out, "{j}")?;
+            }
+        },
         _ => writeln!(
             out,
             "{}",
-            error_json("unknown request; ask: syslog <MAC|IPv4> or mta <MAC>".into())
+            error_json("unknown request; ask: syslog <MAC|IPv4>, mta <MAC> or xdp".into())
         )?,
     }
     out.flush()

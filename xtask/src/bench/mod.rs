@@ -1,11 +1,16 @@
 //! Whole-server benchmarks, side by side in one run.
 //!
-//! `cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds N` runs provd and then each peer,
+//! `cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds N` runs provd on each I/O path
+//! (xdp, io_uring, sockets), the null responder on each path, and then each peer (`kea` meaning
+//! Kea memfile persist single- and multi-threaded),
 //! each alone in a fresh server network namespace joined by veth to a fresh load namespace, under
 //! the same load: provd-loadgen as the relay 198.18.2.1, at `--rate` (0 = as fast as `--window`
 //! outstanding exchanges allow) for N seconds. It prints, per server,
 //! `RESULT dhcp server=NAME path=PATH dora_per_s=N drops_pct=P p50_ms=L p99_ms=L`, then
-//! `RATIO dhcp provd/NAME=X` per peer. A server that completes no exchange fails the run.
+//! `RATIO dhcp provd/NAME=X` per peer (provd on its best path), `RATIO dhcp provd/null=X` (the
+//! null responder on that path), and `RESULT dhcp-half ...`: provd on its best path at half of its
+//! peak rate, for the latency target. It writes `target/bench-report/dhcp.md` and `dhcp.png`. A
+//! server that completes no exchange fails the run.
 //!
 //! `cargo xtask bench dhcp-check --rate R --seconds N [--server kea|provd]` runs perfdhcp and
 //! provd-loadgen at the same fixed rate against fresh instances of the same server and prints
@@ -21,6 +26,7 @@
 
 mod mta;
 mod netns;
+mod report;
 mod server;
 mod tftp;
 mod tools;
@@ -32,10 +38,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 
 use netns::Link;
-use server::{Kind, Running};
+use server::{Kind, ProvdMode, Running};
 use tools::{Binaries, Load, Measured};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen),
     /// `tftp` (provd vs peers) or `mta` (provd under a fleet of simulated MTAs)
@@ -119,8 +125,17 @@ pub fn run(args: Args) -> Result<()> {
 
 /// One server, fresh namespaces, one load run.
 fn measure(kind: Kind, bins: &Binaries, load: &Load) -> Result<(String, Measured)> {
+    measure_mode(kind, ProvdMode::default(), bins, load)
+}
+
+fn measure_mode(
+    kind: Kind,
+    mode: ProvdMode,
+    bins: &Binaries,
+    load: &Load,
+) -> Result<(String, Measured)> {
     let link = Link::new()?;
-    let mut srv = Running::start(kind, &link, bins.provd.as_deref())?;
+    let mut srv = Running::start_mode(kind, &link, bins.provd.as_deref(), mode)?;
     eprintln!(
         "bench: {} ready (pid {}, dir {}); {} s of load",
         kind.name(),
@@ -150,10 +165,28 @@ fn measure(kind: Kind, bins: &Binaries, load: &Load) -> Result<(String, Measured
     Ok((srv.path.clone(), m))
 }
 
+/// provd's I/O paths, fastest first; the bench forces each in turn.
+const PATHS: [&str; 3] = ["xdp", "io_uring", "sockets"];
+
+/// One run of the dhcp bench: which server, how provd runs, and what it measured.
+struct Run {
+    label: &'static str,
+    kind: Kind,
+    mode: ProvdMode,
+    result: Result<(String, Measured)>,
+}
+
 fn dhcp(args: &Args) -> Result<()> {
-    let mut kinds = Vec::new();
+    // provd on each path, the null responder on each path, then the peers. `kea` means Kea
+    // memfile persist both single-threaded and multi-threaded.
+    let mut plan: Vec<(&'static str, Kind, ProvdMode)> = Vec::new();
     if !args.no_provd {
-        kinds.push(Kind::Provd);
+        for io in PATHS {
+            plan.push(("provd", Kind::Provd, ProvdMode { io, null: false }));
+        }
+        for io in PATHS {
+            plan.push(("null", Kind::Provd, ProvdMode { io, null: true }));
+        }
     }
     let default_peers = ["kea", "dnsmasq", "isc-dhcpd"].map(String::from);
     let vs = if args.vs.is_empty() {
@@ -161,11 +194,31 @@ fn dhcp(args: &Args) -> Result<()> {
     } else {
         &args.vs[..]
     };
-    for v in vs {
+    let mut peers = Vec::new();
+    // TFTP peers named here run the TFTP bench after the DHCP one (see `tftp.rs`).
+    let tftp_peers: Vec<String> = vs
+        .iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| matches!(v.as_str(), "tftpd-hpa" | "atftpd"))
+        .collect();
+    for v in vs
+        .iter()
+        .filter(|v| !tftp_peers.contains(&v.trim().to_string()))
+    {
         let k = Kind::parse(v.trim())?;
-        if !kinds.contains(&k) {
-            kinds.push(k);
+        let ks = if k == Kind::Kea {
+            vec![Kind::Kea, Kind::KeaMt]
+        } else {
+            vec![k]
+        };
+        for k in ks {
+            if k != Kind::Provd && !peers.contains(&k) {
+                peers.push(k);
+            }
         }
+    }
+    for k in peers {
+        plan.push((k.name(), k, ProvdMode::default()));
     }
     let (seconds, default_clients) = if args.smoke {
         (2.0, 2_000)
@@ -181,8 +234,13 @@ fn dhcp(args: &Args) -> Result<()> {
         );
     }
     let bins = tools::build(!args.no_provd, args.provd_bin.as_deref())?;
-    let mut results: Vec<(Kind, Result<(String, Measured)>)> = Vec::new();
-    for (i, &kind) in kinds.iter().enumerate() {
+    let mut lines: Vec<String> = Vec::new();
+    let mut say = |l: String| {
+        println!("{l}");
+        lines.push(l);
+    };
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, &(label, kind, mode)) in plan.iter().enumerate() {
         check_interrupted()?;
         let load = Load {
             clients,
@@ -192,44 +250,125 @@ fn dhcp(args: &Args) -> Result<()> {
             timeout_ms: args.timeout_ms,
             salt: i as u8,
         };
-        let r = measure(kind, &bins, &load);
-        match &r {
-            Ok((path, m)) => println!(
-                "RESULT dhcp server={} path={path} dora_per_s={:.0} drops_pct={:.2} p50_ms={:.3} \
-                 p99_ms={:.3}",
-                kind.name(),
-                m.dora_per_s,
-                m.drops_pct,
-                m.p50_ms,
-                m.p99_ms
-            ),
-            Err(e) => eprintln!("bench: {} FAILED: {e:#}", kind.name()),
+        let result = measure_mode(kind, mode, &bins, &load);
+        match &result {
+            Ok((path, m)) => say(format!(
+                "RESULT dhcp server={label} path={path} dora_per_s={:.0} drops_pct={:.2} \
+                 p50_ms={:.3} p99_ms={:.3}",
+                m.dora_per_s, m.drops_pct, m.p50_ms, m.p99_ms
+            )),
+            Err(e) => eprintln!("bench: {label} ({}) FAILED: {e:#}", mode.io),
         }
-        results.push((kind, r));
+        runs.push(Run {
+            label,
+            kind,
+            mode,
+            result,
+        });
     }
-    let provd = results
+    let ok = |r: &Run| r.result.as_ref().ok().map(|(p, m)| (p.clone(), m.clone()));
+    // The best provd path, and the null responder on that same path.
+    let best = runs
         .iter()
-        .find(|(k, _)| *k == Kind::Provd)
-        .and_then(|(_, r)| r.as_ref().ok())
-        .map(|(_, m)| m.dora_per_s);
-    if let Some(p) = provd {
-        for (kind, r) in &results {
-            if let (true, Ok((_, m))) = (*kind != Kind::Provd, r)
-                && m.dora_per_s > 0.0
-            {
-                println!("RATIO dhcp provd/{}={:.2}", kind.name(), p / m.dora_per_s);
+        .filter(|r| r.label == "provd")
+        .filter_map(|r| ok(r).map(|(p, m)| (r.mode.io, p, m)))
+        .max_by(|a, b| a.2.dora_per_s.total_cmp(&b.2.dora_per_s));
+    let mut notes = Vec::new();
+    if let Some((best_io, best_path, best_m)) = &best {
+        for r in runs.iter().filter(|r| r.kind != Kind::Provd) {
+            if let Some((_, m)) = ok(r).filter(|(_, m)| m.dora_per_s > 0.0) {
+                say(format!(
+                    "RATIO dhcp provd/{}={:.2}",
+                    r.label,
+                    best_m.dora_per_s / m.dora_per_s
+                ));
             }
         }
+        let null = runs
+            .iter()
+            .find(|r| r.label == "null" && r.mode.io == *best_io)
+            .and_then(ok);
+        if let Some((_, n)) = null.filter(|(_, n)| n.dora_per_s > 0.0) {
+            say(format!(
+                "RATIO dhcp provd/null={:.2} path={best_path}",
+                best_m.dora_per_s / n.dora_per_s
+            ));
+        }
+        // Latency at half of provd's peak, on its best path, open loop at a fixed rate.
+        let half = (best_m.dora_per_s / 2.0).round().max(1.0) as u64;
+        check_interrupted()?;
+        let load = Load {
+            clients,
+            rate: half,
+            window: (half.saturating_mul(args.timeout_ms) / 1000).clamp(64, u64::from(clients))
+                as u32,
+            seconds,
+            timeout_ms: args.timeout_ms,
+            salt: 0x7e,
+        };
+        match measure_mode(
+            Kind::Provd,
+            ProvdMode {
+                io: best_io,
+                null: false,
+            },
+            &bins,
+            &load,
+        ) {
+            Ok((path, m)) => say(format!(
+                "RESULT dhcp-half server=provd path={path} target_rate={half} dora_per_s={:.0} \
+                 drops_pct={:.2} p50_ms={:.3} p99_ms={:.3}",
+                m.dora_per_s, m.drops_pct, m.p50_ms, m.p99_ms
+            )),
+            Err(e) => eprintln!("bench: provd at half of peak FAILED: {e:#}"),
+        }
+        notes.push(format!(
+            "best provd path: {best_path}; latency at half of its peak is the dhcp-half line"
+        ));
     }
-    let failed: Vec<&str> = results
+    let rows: Vec<report::Row> = runs
         .iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(k, _)| k.name())
+        .filter_map(|r| {
+            ok(r).map(|(path, m)| report::Row {
+                server: r.label.to_string(),
+                path,
+                dora_per_s: m.dora_per_s,
+                drops_pct: m.drops_pct,
+                p50_ms: m.p50_ms,
+                p99_ms: m.p99_ms,
+            })
+        })
         .collect();
+    notes.push(format!(
+        "{clients} distinct relay-style clients, window {}, {seconds} s per server, rate {} \
+         (0 = as fast as the window allows); 2-core machine shared with other work",
+        args.window.min(clients),
+        args.rate
+    ));
+    notes.push(
+        "provd runs 2 workers; on the bench veth (one receive queue) the XDP program redirects \
+         the shard on queue 0 to AF_XDP and passes the other shard's DHCP to its reuseport socket"
+            .into(),
+    );
+    let dir = tools::target_dir(&tools::workspace_root())?.join("bench-report");
+    let (md, png) = report::write(&dir, "dhcp", "provd DHCP bench", &rows, &lines, &notes)?;
+    eprintln!("bench: report {} and chart {}", md.display(), png.display());
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.result.is_err())
+        .map(|r| format!("{} ({})", r.label, r.mode.io))
+        .collect();
+    let tftp = if tftp_peers.is_empty() {
+        Ok(())
+    } else {
+        let mut t = args.clone();
+        t.vs = tftp_peers;
+        tftp::run(&t)
+    };
     if !failed.is_empty() {
         bail!("bench dhcp: no result for {}", failed.join(", "));
     }
-    Ok(())
+    tftp
 }
 
 fn dhcp_check(args: &Args) -> Result<()> {

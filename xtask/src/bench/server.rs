@@ -94,6 +94,23 @@ pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
     Ok(out)
 }
 
+/// How provd runs under the bench: which I/O path it is forced onto, and whether it is the null
+/// responder (canned replies, the ceiling of what the generator and the path carry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvdMode {
+    pub io: &'static str,
+    pub null: bool,
+}
+
+impl Default for ProvdMode {
+    fn default() -> Self {
+        ProvdMode {
+            io: "auto",
+            null: false,
+        }
+    }
+}
+
 /// A running server. Dropping it stops the process (by PID) and removes its directory.
 #[derive(Debug)]
 pub struct Running {
@@ -109,6 +126,15 @@ pub struct Running {
 
 impl Running {
     pub fn start(kind: Kind, link: &Link, provd_bin: Option<&Path>) -> Result<Running> {
+        Self::start_mode(kind, link, provd_bin, ProvdMode::default())
+    }
+
+    pub fn start_mode(
+        kind: Kind,
+        link: &Link,
+        provd_bin: Option<&Path>,
+        mode: ProvdMode,
+    ) -> Result<Running> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("provd-bench-{}-", kind.name()))
             .tempdir()
@@ -137,6 +163,7 @@ impl Running {
             ("LEASE_MAX", (pool_size() + 1000).to_string()),
             ("WORKERS", WORKERS.to_string()),
             ("KEA_MT", (kind == Kind::KeaMt).to_string()),
+            ("IO", mode.io.to_string()),
         ]
         .into_iter()
         .collect();
@@ -164,6 +191,9 @@ impl Running {
                 std::fs::create_dir_all(format!("{d}/leases"))?;
                 let cfg = write("provd.toml", &render(PROVD_TOML, &vars)?)?;
                 cmd.args(["serve", "--config", &cfg]);
+                if mode.null {
+                    cmd.arg("--null-responder");
+                }
             }
             Kind::Kea | Kind::KeaMt => {
                 let cfg = write("kea-dhcp4.json", &render(KEA_JSON, &vars)?)?;
@@ -367,6 +397,7 @@ mod tests {
             "LEASE_MAX",
             "WORKERS",
             "KEA_MT",
+            "IO",
         ]
         .into_iter()
         .map(|k| (k, "1".to_owned()))

@@ -11,10 +11,15 @@
 //! dhclient, provd-loadgen tftp) the same way; scenarios a peer server cannot take part in (its
 //! files are not generated per device) print `SKIP name: reason` and count neither way.
 //!
+//! `cargo xtask e2e fastpath` runs provd's XDP/AF_XDP, io_uring and sockets paths against
+//! dhclient and provd-loadgen, the fallback when XDP is refused and raw bad frames (see
+//! `fastpath.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod dhcp;
+mod fastpath;
 mod mta;
 mod subject;
 mod tftp;
@@ -98,9 +103,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta") {
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "fastpath") {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta)",
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath)",
             args.suite
         );
     }
@@ -113,6 +118,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "mta" {
         return mta::run(&args);
+    }
+    if args.suite == "fastpath" {
+        return fastpath::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
