@@ -132,13 +132,23 @@ pub struct Server {
     counters: Counters,
 }
 
+/// A copy of a transfer's request that arrives within this long of the peer's last packet is a
+/// stray network duplicate, not a new request. Clients wait at least a second (RFC 2349's
+/// smallest timeout) before giving up and asking again, and a late duplicate trails its
+/// original by about a round trip.
+const STRAY_REQUEST_MS: u64 = 1000;
+
 /// The state of one peer's transfer: a few integers and a shared file reference.
 #[derive(Debug)]
 pub(crate) struct Transfer {
     serial: u32,
     local: Ipv4Addr,
     /// Fingerprint of the request that started it, to recognise a retransmitted request.
-    request_hash: u64,
+    request_hash: u32,
+    /// When the peer was last heard from on this transfer (its request, ACKs, DATA): the low
+    /// 32 bits of the clock, compared with wrapping arithmetic (a transfer never idles for the
+    /// 49 days it takes to wrap), so the entry stays as small as before.
+    heard_at: u32,
     deadline: Millis,
     state: State,
 }
@@ -304,6 +314,7 @@ impl Server {
                 serial,
                 local: inc.local,
                 request_hash: hash,
+                heard_at: low_ms(now),
                 deadline,
                 state: State::Deciding(Pending {
                     write,
@@ -338,7 +349,7 @@ impl Server {
         &mut self,
         now: Millis,
         inc: Incoming<'_>,
-        hash: u64,
+        hash: u32,
         out: &mut dyn FnMut(Transmit<'_>),
     ) -> bool {
         let Server {
@@ -372,6 +383,12 @@ impl Server {
                 io.counters.retransmits += 1;
                 w.rto_ms()
             }
+            // Past the start, a copy of the request while the peer is still answering is a
+            // stray duplicate the network delivered late (answering it would restart a live
+            // transfer the client is not restarting: it would then ACK blocks the new one
+            // never sent, and both sides wait for ever). The same request from a peer gone
+            // quiet is a client that gave up and asks again from the same port: a fresh start.
+            _ if u64::from(low_ms(now).wrapping_sub(t.heard_at)) < STRAY_REQUEST_MS => return true,
             _ => return false,
         };
         rearm(timers, inc.peer, t, now.plus(rto));
@@ -419,7 +436,10 @@ impl Server {
             return dropped(DropReason::UnknownTransfer);
         };
         let packet = match Packet::parse(inc.bytes) {
-            Ok(p) => p,
+            Ok(p) => {
+                t.heard_at = low_ms(now);
+                p
+            }
             Err(e) => {
                 // Garbage from the peer does not end its transfer; the timers recover.
                 counters.count_drop(DropReason::Malformed(e));
@@ -690,12 +710,19 @@ fn rearm(
     }
 }
 
-/// FNV-1a over the request bytes: a retransmitted request is byte-identical, and a collision
-/// between two requests of the same peer only costs a repeated first packet.
-fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+/// FNV-1a over the request bytes, folded to 32 bits: a retransmitted request is
+/// byte-identical, and a collision between two requests of the same peer only costs a repeated
+/// first packet.
+fn fingerprint(bytes: &[u8]) -> u32 {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    });
+    (h ^ (h >> 32)) as u32
+}
+
+/// The low 32 bits of the millisecond clock.
+fn low_ms(now: Millis) -> u32 {
+    now.0 as u32
 }
 
 #[cfg(test)]
