@@ -75,6 +75,7 @@ pub fn start_control(
     path: PathBuf,
     syslog: Option<Arc<Store>>,
     mta: Option<crossbeam_channel::Sender<crate::mta::Command>>,
+    http: Option<Arc<provd_httpd::Httpd>>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     // A socket left by a killed server would make bind fail; nothing else may live there.
@@ -90,7 +91,9 @@ pub fn start_control(
             while !shutdown.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) = answer(stream, syslog.as_deref(), mta.as_ref()) {
+                        if let Err(e) =
+                            answer(stream, syslog.as_deref(), mta.as_ref(), http.as_deref())
+                        {
                             tracing::debug!(error = %e, "control client");
                         }
                     }
@@ -112,6 +115,7 @@ fn answer(
     stream: UnixStream,
     syslog: Option<&Store>,
     mta: Option<&crossbeam_channel::Sender<crate::mta::Command>>,
+    http: Option<&provd_httpd::Httpd>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -162,10 +166,26 @@ fn answer(
             }
             (Some(_), _) => writeln!(out, "{}", error_json(format!("not a MAC address: {who}")))?,
         },
+        ["http", who] => match (http, parse_key(who)) {
+            (None, _) => writeln!(
+                out,
+                "{}",
+                error_json("no [http] in this server's config".into())
+            )?,
+            (Some(h), Some(DeviceKey::Mac(mac))) => match h.device_status(&mac) {
+                Some(json) => writeln!(out, "{json}")?,
+                None => writeln!(
+                    out,
+                    "{}",
+                    error_json(format!("no profile record for {who}"))
+                )?,
+            },
+            (Some(_), _) => writeln!(out, "{}", error_json(format!("not a MAC address: {who}")))?,
+        },
         _ => writeln!(
             out,
             "{}",
-            error_json("unknown request; ask: syslog <MAC|IPv4> or mta <MAC>".into())
+            error_json("unknown request; ask: syslog <MAC|IPv4>, mta <MAC> or http <MAC>".into())
         )?,
     }
     out.flush()
