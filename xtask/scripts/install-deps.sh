@@ -24,6 +24,9 @@ PKGS=(
   python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta)
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
+  openssl           # certificates for the HTTPS suite; s_client, s_time, enc (e2e/bench http)
+  libxml2-utils     # xmllint: checks XML profiles (e2e http)
+  wrk               # HTTP load generator (bench http)
   procps psmisc
 )
 
@@ -68,7 +71,7 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"

@@ -11,10 +11,14 @@
 //! dhclient, provd-loadgen tftp) the same way; scenarios a peer server cannot take part in (its
 //! files are not generated per device) print `SKIP name: reason` and count neither way.
 //!
+//! `cargo xtask e2e http` runs the VoIP profile suite: curl, openssl (s_client, enc, the PKI),
+//! xmllint and dhclient against provd's `[http]` role (see `http.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod dhcp;
+mod http;
 mod mta;
 mod subject;
 mod tftp;
@@ -29,7 +33,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp or mta
+    /// Which suite: dhcp, tftp, mta or http
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -98,9 +102,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta") {
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "http") {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta)",
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta, http)",
             args.suite
         );
     }
@@ -113,6 +117,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "mta" {
         return mta::run(&args);
+    }
+    if args.suite == "http" {
+        return http::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
