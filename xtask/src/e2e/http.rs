@@ -204,8 +204,8 @@ fn sign(dir: &Path, name: &str, ca: &str, ext: &str) -> Result<()> {
 const CLIENT_EXT: &str =
     "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n";
 
-/// The whole PKI of a scenario, in `dir/pki`.
-fn make_pki(dir: &Path) -> Result<PathBuf> {
+/// The whole PKI of a scenario, in `dir/pki` (the bench uses it too).
+pub(crate) fn make_pki(dir: &Path) -> Result<PathBuf> {
     let pki = dir.join("pki");
     std::fs::create_dir_all(&pki)?;
     self_signed_ca(&pki, "ca", "provd e2e CA")?;

@@ -18,7 +18,7 @@
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod dhcp;
-mod http;
+pub(crate) mod http;
 mod mta;
 mod subject;
 mod tftp;
