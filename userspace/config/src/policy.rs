@@ -823,7 +823,11 @@ fn class_lines(c: &Class) -> Vec<String> {
             p.format,
             if p.key.is_some() { ", encrypted" } else { "" },
             if p.allow_plain { "" } else { ", HTTPS only" },
-            if p.client_cert { ", client certificate" } else { "" },
+            if p.client_cert {
+                ", client certificate"
+            } else {
+                ""
+            },
         ));
         if let Some(r) = &p.profile_rule {
             let opt = match p.rule_option {
