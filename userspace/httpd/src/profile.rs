@@ -21,7 +21,7 @@ use provd_profiles::{Format, etag};
 use provd_web::Peer;
 
 use crate::render::{Inputs, colon};
-use crate::status::{DeviceStatus, now_ms};
+use crate::status::now_ms;
 use crate::{Httpd, body_for, plain_status, remote_ip, unix_now};
 
 /// A rendered, versioned (and maybe encrypted) profile.
@@ -183,10 +183,7 @@ fn record(
     version: Option<u64>,
     r: Response,
 ) -> Response {
-    let mut s = httpd
-        .status
-        .entry(*mac)
-        .or_insert_with(DeviceStatus::default);
+    let mut s = httpd.status.entry(*mac).or_default();
     s.last_seen_ms = now_ms();
     s.last_remote = peer.remote.to_string();
     s.last_status = r.status().as_u16();

@@ -137,9 +137,7 @@ pub fn set_version(body: &[u8], field: &str, version: u64) -> Result<Vec<u8>, Pr
                 for a in e.attributes() {
                     start.push_attribute(a.map_err(xml_err)?);
                 }
-                writer
-                    .write_event(Event::Start(start))
-                    .map_err(xml_err)?;
+                writer.write_event(Event::Start(start)).map_err(xml_err)?;
                 write_field(&mut writer, field, &v)?;
                 writer
                     .write_event(Event::End(BytesEnd::new("flat-profile")))

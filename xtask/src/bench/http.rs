@@ -98,7 +98,13 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::write(&script, lua_script(plan.macs))?;
 
     // Warm-up: every profile rendered and versioned once (a version bump syncs the log).
-    let warm = wrk(&link, &script, 1, 8, 2.0f64.max(plan.macs as f64 / 500.0))?;
+    let warm = wrk(
+        &link,
+        &script,
+        1,
+        8,
+        2.0f64.max(f64::from(plan.macs) / 500.0),
+    )?;
     ensure!(warm.bad == 0, "warm-up: {} non-2xx/3xx responses", warm.bad);
     check_interrupted()?;
 
