@@ -54,6 +54,12 @@ pub enum HttpdError {
     },
 }
 
+/// Reads and compiles every profile template of `policy` without starting anything (for
+/// `provd check-config`): the number of profile classes, or the first template error.
+pub fn check_templates(policy: &Policy) -> Result<usize, HttpdError> {
+    render::ProfileClass::load_all(policy).map(|c| c.len())
+}
+
 /// What the server has done since it started.
 #[derive(Debug, Default)]
 pub struct HttpCounters {

@@ -189,6 +189,11 @@ fn check_config(path: &Path) -> Result<ExitCode> {
                 eprintln!("{}: template error", path.display());
                 return Ok(ExitCode::FAILURE);
             }
+            if let Err(e) = provd_httpd::check_templates(&p) {
+                println!("{e}");
+                eprintln!("{}: profile template error", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             println!("{}: ok\n{}", path.display(), p.describe());
             Ok(ExitCode::SUCCESS)
         }

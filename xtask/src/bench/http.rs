@@ -55,7 +55,7 @@ pub fn run(args: &Args) -> Result<()> {
             seconds: args.seconds,
             macs: 1000,
             connections: 64,
-            wrk_threads: 1,
+            wrk_threads: 2,
             s_time_procs: 2,
         }
     };
@@ -109,6 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
     check_interrupted()?;
 
     let cpu0 = thread_cpu(child.pid());
+    let m0 = machine_sample();
     let t0 = Instant::now();
     let load = wrk(
         &link,
@@ -119,6 +120,7 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let wall_rps = t0.elapsed();
     let cpu1 = thread_cpu(child.pid());
+    let machine = machine_busy(m0, machine_sample());
     check_alive(&mut child)?;
     ensure!(
         load.bad == 0,
@@ -136,6 +138,7 @@ pub fn run(args: &Args) -> Result<()> {
         load.p99,
         cpu_summary(&cpu0, &cpu1, wall_rps)
     );
+    let rps_cost = per_unit_us(&cpu0, &cpu1, load.requests);
     check_interrupted()?;
 
     let cpu0 = thread_cpu(child.pid());
@@ -153,6 +156,7 @@ pub fn run(args: &Args) -> Result<()> {
         hs.seconds,
         cpu_summary(&cpu0, &cpu1, wall_tls)
     );
+    let hs_cost = per_unit_us(&cpu0, &cpu1, hs.connections);
     let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
     ensure!(clean && st.success(), "provd did not stop cleanly: {st}");
     println!(
@@ -172,7 +176,47 @@ pub fn run(args: &Args) -> Result<()> {
             "missed"
         },
     );
+    // What the server itself spent, for reading the figures on a shared 2-core machine where
+    // the load tools (and other work) take most of the CPU.
+    println!(
+        "COST http provd_us_per_request={rps_cost:.1} provd_us_per_handshake={hs_cost:.1} \
+         machine_busy_during_rps={machine:.2}_of_{}_cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     Ok(())
+}
+
+/// provd's CPU microseconds per unit of work between two thread samples.
+fn per_unit_us(
+    a: &std::collections::BTreeMap<String, f64>,
+    b: &std::collections::BTreeMap<String, f64>,
+    units: u64,
+) -> f64 {
+    let used: f64 = b.values().sum::<f64>() - a.values().sum::<f64>();
+    used * 1e6 / units.max(1) as f64
+}
+
+/// (busy, total) jiffies of the whole machine so far, from /proc/stat.
+fn machine_sample() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<f64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = f.iter().sum();
+    Some((total - f.get(3)? - f.get(4).copied().unwrap_or(0.0), total))
+}
+
+/// Busy cores (all processes) between two samples.
+fn machine_busy(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    match (a, b) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) / (t1 - t0) * cores,
+        _ => 0.0,
+    }
 }
 
 fn which(program: &str) -> bool {
