@@ -288,3 +288,12 @@ async fn firmware_ranges() {
     let (s, _, _) = get(&httpd, "/firmware/fv.j2x", peer(false, None), &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The shipped example's profile templates compile.
+#[test]
+fn example_templates_compile() {
+    let f =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/examples/voip.toml");
+    let p = Policy::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(super::check_templates(&p).unwrap(), 2);
+}
