@@ -9,11 +9,18 @@
 //! * **rps**: `wrk` over keep-alive, a Lua script rotating through every MAC's profile URL, after
 //!   a warm-up pass that renders (and versions) every profile once, so the measured run serves
 //!   cached profiles; any non-2xx/3xx response fails the run.
-//! * **tls_handshakes_per_s**: `openssl s_time -new` with a client certificate, in parallel
-//!   processes: every connection is a full TLS handshake with mutual authentication.
+//! * **tls_handshakes_per_s**: `openssl s_time -new -tls1_2` with a client certificate, in
+//!   parallel processes: every connection is a full TLS handshake with mutual authentication
+//!   (TLS 1.2 so that every handshake s_time counts is one the server finished; provd's log
+//!   must show no failed handshake).
 //!
-//! Prints `RESULT http rps=N tls_handshakes_per_s=M` and the targets beside it, then the CPU
-//! each provd thread used. `--smoke`: 2 s each, 100 MACs, same checks.
+//! * the same handshakes from `provd-loadgen tls` (rustls clients, the chain verified and a
+//!   refusal counted as a failure), printed apart as `RESULT http-rustls-client ...`: OpenSSL
+//!   3.0's s_time spends more CPU per handshake than the server, and client and server share
+//!   the machine's two cores.
+//!
+//! Prints `RESULT http rps=N tls_handshakes_per_s=M` (wrk, s_time) and the targets beside it,
+//! the CPU each provd thread used, and provd's own CPU per request and per handshake. `--smoke`: 2 s each, 100 MACs, same checks.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,10 +73,7 @@ pub fn run(args: &Args) -> Result<()> {
             "{tool} is missing: run xtask/scripts/install-deps.sh"
         );
     }
-    let provd = match &args.provd_bin {
-        Some(p) => p.canonicalize().context("--provd-bin")?,
-        None => build_provd()?,
-    };
+    let (provd, loadgen) = build(args.provd_bin.as_deref())?;
     let link = Link::new()?;
     let dir = tempfile::Builder::new()
         .prefix("provd-bench-http-")
@@ -157,11 +161,38 @@ pub fn run(args: &Args) -> Result<()> {
         cpu_summary(&cpu0, &cpu1, wall_tls)
     );
     let hs_cost = per_unit_us(&cpu0, &cpu1, hs.connections);
+    // s_time counts a connection once its side of the handshake is done; the server checks
+    // the client certificate after that (TLS 1.3). Any refusal would show in provd's log.
+    ensure!(
+        !child.stderr_text().contains("TLS handshake failed"),
+        "provd refused some of s_time's handshakes:\n{}",
+        child.stderr_tail(5)
+    );
+    check_interrupted()?;
+
+    // The same with rustls clients (provd-loadgen tls): each handshake verified end to end.
+    let cpu0 = thread_cpu(child.pid());
+    let t0 = Instant::now();
+    let rustls_run = loadgen_tls(&loadgen, &link, &pki, plan.s_time_procs, plan.seconds)?;
+    let wall_rustls = t0.elapsed();
+    let cpu1 = thread_cpu(child.pid());
+    check_alive(&mut child)?;
+    eprintln!(
+        "bench: http: provd-loadgen tls x{}: {}; provd CPU/s by thread: {}",
+        plan.s_time_procs,
+        rustls_run.line,
+        cpu_summary(&cpu0, &cpu1, wall_rustls)
+    );
+    let rustls_cost = per_unit_us(&cpu0, &cpu1, rustls_run.ok);
     let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
     ensure!(clean && st.success(), "provd did not stop cleanly: {st}");
     println!(
         "RESULT http rps={:.0} tls_handshakes_per_s={:.0}",
         load.rps, hs_per_s
+    );
+    println!(
+        "RESULT http-rustls-client tls_handshakes_per_s={:.0} provd_us_per_handshake={rustls_cost:.1}",
+        rustls_run.per_s
     );
     println!(
         "TARGET http rps>={RPS_TARGET:.0} ({}) tls_handshakes_per_s>={TLS_TARGET:.0} ({})",
@@ -226,18 +257,29 @@ fn which(program: &str) -> bool {
         .any(|d| Path::new(d).join(program).is_file())
 }
 
-fn build_provd() -> Result<PathBuf> {
+/// provd (unless given) and provd-loadgen, release builds.
+fn build(provd_bin: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
     let root = crate::e2e::repo_root();
-    eprintln!("bench: cargo build --release -p provd");
+    let mut pkgs = vec!["provd-loadgen"];
+    if provd_bin.is_none() {
+        pkgs.push("provd");
+    }
+    eprintln!("bench: cargo build --release -p {}", pkgs.join(" -p "));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "provd"])
-        .status()
-        .context("running cargo build")?
-        .success();
-    ensure!(ok, "building provd failed");
-    Ok(root.join("target/release/provd"))
+    let mut c = Command::new(cargo);
+    c.current_dir(&root).args(["build", "--release"]);
+    for p in &pkgs {
+        c.args(["-p", p]);
+    }
+    ensure!(
+        c.status().context("running cargo build")?.success(),
+        "cargo build failed"
+    );
+    let provd = match provd_bin {
+        Some(p) => p.canonicalize().context("--provd-bin")?,
+        None => root.join("target/release/provd"),
+    };
+    Ok((provd, root.join("target/release/provd-loadgen")))
 }
 
 fn mac(k: u32) -> String {
@@ -386,15 +428,25 @@ fn s_time(link: &Link, pki: &Path, procs: u32, seconds: f64) -> Result<Handshake
     let t0 = Instant::now();
     for _ in 0..procs {
         let mut c = Link::command_in(&link.load_ns, "openssl");
-        c.args(["s_time", "-connect", &format!("{SERVER_IP}:443"), "-new"])
-            .args(["-time", &secs.to_string()])
-            .arg("-cert")
-            .arg(pki.join("spa.pem"))
-            .arg("-key")
-            .arg(pki.join("spa.key"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        // TLS 1.2: the server's Finished is the handshake's last message, so a connection
+        // s_time counts is one the server completed. With TLS 1.3 s_time closes (and resets)
+        // the connection as soon as its own Finished is out, before the server has read it:
+        // the server counts a failed handshake for every one s_time counts.
+        c.args([
+            "s_time",
+            "-connect",
+            &format!("{SERVER_IP}:443"),
+            "-new",
+            "-tls1_2",
+        ])
+        .args(["-time", &secs.to_string()])
+        .arg("-cert")
+        .arg(pki.join("spa.pem"))
+        .arg("-key")
+        .arg(pki.join("spa.key"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         children.push(c.spawn().context("spawning openssl s_time")?);
     }
     let mut total = 0;
@@ -416,6 +468,55 @@ fn s_time(link: &Link, pki: &Path, procs: u32, seconds: f64) -> Result<Handshake
             .as_secs_f64()
             .min(secs as f64 + 1.0)
             .max(secs as f64),
+    })
+}
+
+struct LoadgenTls {
+    ok: u64,
+    per_s: f64,
+    line: String,
+}
+
+/// `provd-loadgen tls` from the load namespace: `threads` rustls clients, every handshake
+/// with the client certificate, the server chain verified, refusals counted as failures.
+fn loadgen_tls(
+    loadgen: &Path,
+    link: &Link,
+    pki: &Path,
+    threads: u32,
+    seconds: f64,
+) -> Result<LoadgenTls> {
+    let mut c = Link::command_in(&link.load_ns, &loadgen.to_string_lossy());
+    c.args(["tls", "--connect", &format!("{SERVER_IP}:443")])
+        .args(["--server-name", "prov.e2e.test", "--ca"])
+        .arg(pki.join("ca.pem"))
+        .arg("--cert")
+        .arg(pki.join("spa.pem"))
+        .arg("--key")
+        .arg(pki.join("spa.key"))
+        .args(["--threads", &threads.to_string()])
+        .args(["--seconds", &seconds.to_string()]);
+    let out = cmd::output_timeout(&mut c, Duration::from_secs_f64(seconds + 30.0))?;
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "provd-loadgen tls failed: {t}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("RESULT tls-load"))
+        .with_context(|| format!("no RESULT tls-load line in: {t}"))?
+        .to_string();
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    };
+    Ok(LoadgenTls {
+        ok: field("handshakes").context("handshakes=")? as u64,
+        per_s: field("handshakes_per_s").context("handshakes_per_s=")?,
+        line,
     })
 }
 
