@@ -46,9 +46,15 @@ pub(crate) async fn serve(
     let class = &httpd.classes[class_idx];
     let path = req.uri.path();
     let spec = &class.spec;
+    let now = unix_now();
+    let now32 = u32::try_from(now).unwrap_or(u32::MAX);
+    // Records are kept for known devices only: a stream of refused requests for made-up MACs
+    // must not grow the status map.
+    let known = httpd.known(&mac, now32);
     if !peer.tls && !spec.allow_plain {
         return record(
             httpd,
+            known,
             &mac,
             peer,
             None,
@@ -70,6 +76,7 @@ pub(crate) async fn serve(
             );
             return record(
                 httpd,
+                known,
                 &mac,
                 peer,
                 None,
@@ -85,6 +92,7 @@ pub(crate) async fn serve(
         None if spec.client_cert => {
             return record(
                 httpd,
+                known,
                 &mac,
                 peer,
                 None,
@@ -99,9 +107,7 @@ pub(crate) async fn serve(
         }
         _ => {}
     }
-    let now = unix_now();
-    let now32 = u32::try_from(now).unwrap_or(u32::MAX);
-    if !httpd.known(&mac, now32) {
+    if !known {
         return httpd.refuse(
             &httpd.counters.unknown_device,
             StatusCode::NOT_FOUND,
@@ -137,6 +143,7 @@ pub(crate) async fn serve(
                     }
                     return record(
                         httpd,
+                        known,
                         &mac,
                         peer,
                         None,
@@ -153,7 +160,7 @@ pub(crate) async fn serve(
         let h = r.headers_mut();
         h.insert(header::ETAG, cached.etag.clone());
         h.insert(header::LAST_MODIFIED, cached.last_modified.clone());
-        return record(httpd, &mac, peer, Some(cached.version), r);
+        return record(httpd, known, &mac, peer, Some(cached.version), r);
     }
     httpd
         .counters
@@ -172,17 +179,22 @@ pub(crate) async fn serve(
     h.insert(header::LAST_MODIFIED, cached.last_modified.clone());
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-profile-version", HeaderValue::from(cached.version));
-    record(httpd, &mac, peer, Some(cached.version), r)
+    record(httpd, known, &mac, peer, Some(cached.version), r)
 }
 
-/// Notes the request in the device's record and passes the response through.
+/// Notes the request in the device's record (known devices only) and passes the response
+/// through.
 fn record(
     httpd: &Httpd,
+    known: bool,
     mac: &[u8; 6],
     peer: &Peer,
     version: Option<u64>,
     r: Response,
 ) -> Response {
+    if !known {
+        return r;
+    }
     let mut s = httpd.status.entry(*mac).or_default();
     s.last_seen_ms = now_ms();
     s.last_remote = peer.remote.to_string();

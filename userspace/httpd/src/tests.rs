@@ -209,6 +209,16 @@ async fn refusals() {
     assert_eq!(s, StatusCode::OK);
     let (s, _, _) = get(&httpd, "/p/0015cf000000.cfg", peer(true, None), &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Refused over plain HTTP: no record for a made-up MAC, one for the known device.
+    let (s, _, _) = get(&httpd, "/p/0015cf000001.cfg", peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(httpd.device_status(&[0, 0x15, 0xcf, 0, 0, 1]).is_none());
+    assert!(httpd.device_status(&[0, 0x15, 0xcf, 0, 0, 0]).is_none());
+    let known = httpd
+        .device_status(&[0, 0x15, 0xcf, 0x12, 0x34, 0x56])
+        .unwrap();
+    assert_eq!(known["last_status"], 200);
+    assert_eq!(known["requests"], 3);
     for bad in [
         "/p/%2e%2e/x",
         "/firmware/%2e%2e%2fstate",
