@@ -158,6 +158,12 @@ pub enum RuleError {
     SpaceInUrl { term: usize, url: String },
     #[error("term {term}: the URL {url:?} has no path (it must contain '/')")]
     NoPath { term: usize, url: String },
+    #[error("term {term}: the URL {url:?} contains {found:?}, which the rule grammar uses")]
+    BadUrlChar {
+        term: usize,
+        url: String,
+        found: char,
+    },
 }
 
 impl ProfileRule {
@@ -306,6 +312,19 @@ fn parse_url(term: usize, s: &str) -> Result<Url, RuleError> {
         return Err(RuleError::SpaceInUrl {
             term,
             url: s.to_string(),
+        });
+    }
+    // Brackets, bars and quotes delimit qualifiers and terms; control characters have no
+    // business in a URL. (So no bracketed IPv6 hosts: the devices this grammar is for have
+    // none either.)
+    if let Some(found) = s
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | '|' | '"') || c.is_control())
+    {
+        return Err(RuleError::BadUrlChar {
+            term,
+            url: s.to_string(),
+            found,
         });
     }
     let (scheme, explicit_scheme, rest) = match s.find("://") {
@@ -486,6 +505,15 @@ mod tests {
         assert!(matches!(
             ProfileRule::parse(" ? /a"),
             Err(RuleError::EmptyCondition { term: 0 })
+        ));
+        // Found by fuzzing: an empty qualifier list before a URL starting with '['.
+        assert!(matches!(
+            ProfileRule::parse("[][|-//\0"),
+            Err(RuleError::BadUrlChar { found: '[', .. })
+        ));
+        assert!(matches!(
+            ProfileRule::parse("/a\u{1}b"),
+            Err(RuleError::BadUrlChar { .. })
         ));
     }
 
