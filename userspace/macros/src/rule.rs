@@ -402,7 +402,16 @@ impl fmt::Display for RuleTerm {
                 }
                 write!(f, "--{}", q.name)?;
                 if let Some(v) = &q.value {
-                    if v.is_empty() || v.contains(char::is_whitespace) || v.starts_with("--") {
+                    // Quoted when it would not read back otherwise. (A value never holds
+                    // '"': the grammar has no escape for it.)
+                    let plain_ok = !v.is_empty()
+                        && !v.starts_with("--")
+                        && !v.chars().any(|c| {
+                            c.is_whitespace()
+                                || c.is_control()
+                                || matches!(c, '[' | ']' | '|' | '#')
+                        });
+                    if !plain_ok {
                         write!(f, " \"{v}\"")?;
                     } else {
                         write!(f, " {v}")?;
@@ -515,6 +524,10 @@ mod tests {
             ProfileRule::parse("/a\u{1}b"),
             Err(RuleError::BadUrlChar { .. })
         ));
+        // Found by fuzzing: a quoted value holding ']' must print quoted.
+        let r = ProfileRule::parse("[--key \"Q]\0\"] /x").unwrap();
+        assert_eq!(r.terms[0].key(), Some("Q]\0"));
+        assert_eq!(ProfileRule::parse(&r.to_string()), Ok(r));
     }
 
     #[test]
