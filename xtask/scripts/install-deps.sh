@@ -25,6 +25,9 @@ PKGS=(
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   fonts-dejavu-core # DejaVu Sans: the font of the bench charts (plotters + ab_glyph)
+  openssl           # certificates for the HTTPS suite; s_client, s_time, enc (e2e/bench http)
+  libxml2-utils     # xmllint: checks XML profiles (e2e http)
+  wrk               # HTTP load generator (bench http)
   procps psmisc
 )
 
@@ -93,7 +96,7 @@ if [ "${PROVD_NO_EBPF:-0}" != 1 ]; then
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"

@@ -17,7 +17,8 @@
 //! max_connections = 10000
 //! header_timeout_secs = 10
 //! idle_timeout_secs = 60
-//! max_header_bytes = 8192         # larger request heads get 431
+//! max_header_bytes = 8192         # larger request heads get 431 (8192..=1048576)
+//! access_log = true               # one line per request on target provd::access
 //!
 //! [[class]]
 //! name = "ata"
@@ -76,6 +77,7 @@ pub struct WireHttp {
     pub header_timeout_secs: Option<i64>,
     pub idle_timeout_secs: Option<i64>,
     pub max_header_bytes: Option<i64>,
+    pub access_log: Option<bool>,
 }
 
 /// `[class.profile]` as written.
@@ -130,6 +132,7 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
+    pub access_log: bool,
 }
 
 /// The HTTPS listener.
@@ -355,10 +358,11 @@ pub(crate) fn http(
             "http.max_header_bytes",
             w.max_header_bytes,
             DEFAULT_MAX_HEADER_BYTES as i64,
-            1024,
+            8192, // hyper's floor
             1 << 20,
             "max_header_bytes",
         ) as usize,
+        access_log: w.access_log.unwrap_or(true),
     }
 }
 

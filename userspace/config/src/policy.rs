@@ -867,6 +867,31 @@ fn class_lines(c: &Class) -> Vec<String> {
     if let Some(t) = &c.tftp_server {
         l.push(format!("option 66 TFTP server {t}"));
     }
+    if let Some(p) = &c.profile {
+        l.push(format!(
+            "profile /{} from {} ({:?}{}{}{})",
+            p.path.template(),
+            p.template.display(),
+            p.format,
+            if p.key.is_some() { ", encrypted" } else { "" },
+            if p.allow_plain { "" } else { ", HTTPS only" },
+            if p.client_cert {
+                ", client certificate"
+            } else {
+                ""
+            },
+        ));
+        if let Some(r) = &p.profile_rule {
+            let opt = match p.rule_option {
+                crate::RuleOption::Opt66 => 66,
+                crate::RuleOption::Opt160 => 160,
+            };
+            l.push(format!("option {opt} profile rule {r}"));
+        }
+        if !p.option_150.is_empty() {
+            l.push(format!("option 150 TFTP servers {:?}", p.option_150));
+        }
+    }
     if let Some(t) = c.time_offset {
         l.push(format!("option 2 time offset {t} s"));
     }

@@ -46,6 +46,10 @@ pub mod code {
     pub const CLIENT_ID: u8 = 61;
     pub const TFTP_SERVER: u8 = 66;
     pub const BOOTFILE: u8 = 67;
+    /// Cisco: TFTP server addresses.
+    pub const TFTP_SERVER_ADDRS: u8 = 150;
+    /// Polycom/Yealink: provisioning server URL.
+    pub const PROVISIONING_URL: u8 = 160;
     pub const RELAY_AGENT_INFO: u8 = 82;
     pub const CABLELABS_CLIENT_CONFIG: u8 = 122;
     pub const VI_VENDOR_CLASS: u8 = 124;

@@ -58,6 +58,19 @@ pub(crate) fn class_blob(class: &Class) -> Result<Vec<u8>, OptionError> {
     if let Some(t) = &class.tftp_server {
         push_option(&mut out, code::TFTP_SERVER, t.as_bytes());
     }
+    // VoIP phones and ATAs: the profile rule goes, unexpanded (the device expands its own
+    // macros), in option 66 (SPA-style and Flying Voice devices take a URL there) or 160
+    // (Polycom/Yealink); option 150 lists Cisco TFTP servers.
+    if let Some(p) = &class.profile {
+        if let Some(rule) = &p.profile_rule {
+            let opt = match p.rule_option {
+                provd_config::RuleOption::Opt66 => code::TFTP_SERVER,
+                provd_config::RuleOption::Opt160 => code::PROVISIONING_URL,
+            };
+            push_option(&mut out, opt, rule.as_bytes());
+        }
+        push_addrs(&mut out, code::TFTP_SERVER_ADDRS, &p.option_150);
+    }
     if let Some(url) = &class.acs_url {
         let mut v = Vec::new();
         if !cablelabs::encode_acs_vendor_info(url, class.provisioning_code.as_deref(), &mut v) {

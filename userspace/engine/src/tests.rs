@@ -359,6 +359,76 @@ fn mta_gets_option_122_with_its_flow_and_cpe_gets_acs_url() {
     assert!(offer.option(code::CABLELABS_CLIENT_CONFIG).is_none());
 }
 
+/// `[class.profile]`: the profile rule in option 66 or 160, as written (the device expands
+/// `$MA`), and option 150's TFTP server list.
+#[test]
+fn voip_classes_get_their_profile_rule_and_option_150() {
+    let toml = r#"
+[server]
+server_id = "198.18.0.1"
+lease_dir = "/nonexistent"
+[http]
+[[class]]
+name = "ata"
+match = "FlyingVoice*"
+[class.profile]
+path = "p/{mac}.cfg"
+template = "t.j2"
+format = "kvp"
+profile_rule = "[--key $SA] http://198.18.0.1/p/$MA.cfg"
+option_150 = ["198.18.0.1", "198.18.0.2"]
+[[class]]
+name = "phone"
+match = "Polycom*"
+tftp_server = "tftp.example.net"
+[class.profile]
+path = "x/{MAC}.xml"
+template = "t.j2"
+format = "xml"
+profile_rule = "https://prov.example.net/x/$MAU.xml"
+rule_option = 160
+[[shared_network]]
+name = "direct"
+interfaces = ["198.18.0.1"]
+  [[shared_network.subnet]]
+  prefix = "198.18.0.0/24"
+    [[shared_network.subnet.pool]]
+    start = "198.18.0.100"
+    end = "198.18.0.109"
+"#;
+    let policy = Policy::from_toml_str(toml).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = Shard::new(Shared::new(policy).unwrap(), LeaseTable::new(), 0, 1);
+    let req = Req::new(MessageType::Discover, mac(7))
+        .direct()
+        .class(Some(b"FlyingVoice-G802"));
+    let (o, out) = send(&mut s, T0, &req);
+    let (_, offer) = reply_of(o, &out);
+    assert_eq!(
+        offer.option_first(code::TFTP_SERVER),
+        Some(&b"[--key $SA] http://198.18.0.1/p/$MA.cfg"[..])
+    );
+    assert_eq!(
+        offer.option_first(code::TFTP_SERVER_ADDRS),
+        Some(&[198, 18, 0, 1, 198, 18, 0, 2][..])
+    );
+    assert!(offer.option(code::PROVISIONING_URL).is_none());
+
+    let req = Req::new(MessageType::Discover, mac(8))
+        .direct()
+        .class(Some(b"Polycom-VVX"));
+    let (o, out) = send(&mut s, T0, &req);
+    let (_, offer) = reply_of(o, &out);
+    assert_eq!(
+        offer.option_first(code::PROVISIONING_URL),
+        Some(&b"https://prov.example.net/x/$MAU.xml"[..])
+    );
+    assert_eq!(
+        offer.option_first(code::TFTP_SERVER),
+        Some(&b"tftp.example.net"[..])
+    );
+    assert!(offer.option(code::TFTP_SERVER_ADDRS).is_none());
+}
+
 #[test]
 fn offered_addresses_are_held_and_never_offered_twice() {
     let mut s = shard("");

@@ -34,6 +34,7 @@ mod mta;
 mod packet;
 mod run;
 mod tftp;
+mod tls;
 mod verify;
 
 use std::io::Write as _;
@@ -67,6 +68,36 @@ enum Cmd {
     Tftp(TftpArgs),
     /// A fleet of simulated PacketCable MTAs, each through a whole HYBRID.2 flow.
     Mta(MtaArgs),
+    /// New mutual-TLS handshakes (rustls clients, resumption off), as fast as they go.
+    Tls(TlsArgs),
+}
+
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// The server, IP:PORT.
+    #[arg(long)]
+    connect: SocketAddr,
+    /// Name to verify the server certificate against (a DNS name or IP in its SAN).
+    #[arg(long)]
+    server_name: String,
+    /// CA certificates (PEM) the server chain must verify against.
+    #[arg(long)]
+    ca: PathBuf,
+    /// Client certificate chain (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Client private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Client threads, one blocking connection each.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// Run this long.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Handshakes at most.
+    #[arg(long, default_value_t = 10_000_000)]
+    count: u64,
 }
 
 #[derive(Args, Debug)]
@@ -374,6 +405,27 @@ fn real_main() -> Result<ExitCode> {
             eprintln!("{}", report.detail());
             println!("{}", report.line());
             Ok(if report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Cmd::Tls(a)) => {
+            let report = tls::run(tls::Config {
+                connect: a.connect,
+                server_name: a.server_name,
+                ca: a.ca,
+                cert: a.cert,
+                key: a.key,
+                threads: a.threads,
+                duration: seconds(a.seconds, "--seconds")?,
+                count: a.count,
+            })?;
+            if let Some(e) = &report.first_error {
+                eprintln!("provd-loadgen tls: first failure: {e}");
+            }
+            println!("{}", report.line());
+            Ok(if report.failed == 0 && report.ok > 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -158,6 +158,12 @@ pub enum RuleError {
     SpaceInUrl { term: usize, url: String },
     #[error("term {term}: the URL {url:?} has no path (it must contain '/')")]
     NoPath { term: usize, url: String },
+    #[error("term {term}: the URL {url:?} contains {found:?}, which the rule grammar uses")]
+    BadUrlChar {
+        term: usize,
+        url: String,
+        found: char,
+    },
 }
 
 impl ProfileRule {
@@ -308,6 +314,19 @@ fn parse_url(term: usize, s: &str) -> Result<Url, RuleError> {
             url: s.to_string(),
         });
     }
+    // Brackets, bars and quotes delimit qualifiers and terms; control characters have no
+    // business in a URL. (So no bracketed IPv6 hosts: the devices this grammar is for have
+    // none either.)
+    if let Some(found) = s
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | '|' | '"') || c.is_control())
+    {
+        return Err(RuleError::BadUrlChar {
+            term,
+            url: s.to_string(),
+            found,
+        });
+    }
     let (scheme, explicit_scheme, rest) = match s.find("://") {
         Some(i) => {
             let scheme = match s[..i].to_ascii_lowercase().as_str() {
@@ -383,7 +402,16 @@ impl fmt::Display for RuleTerm {
                 }
                 write!(f, "--{}", q.name)?;
                 if let Some(v) = &q.value {
-                    if v.is_empty() || v.contains(char::is_whitespace) || v.starts_with("--") {
+                    // Quoted when it would not read back otherwise. (A value never holds
+                    // '"': the grammar has no escape for it.)
+                    let plain_ok = !v.is_empty()
+                        && !v.starts_with("--")
+                        && !v.chars().any(|c| {
+                            c.is_whitespace()
+                                || c.is_control()
+                                || matches!(c, '[' | ']' | '|' | '#')
+                        });
+                    if !plain_ok {
                         write!(f, " \"{v}\"")?;
                     } else {
                         write!(f, " {v}")?;
@@ -487,6 +515,19 @@ mod tests {
             ProfileRule::parse(" ? /a"),
             Err(RuleError::EmptyCondition { term: 0 })
         ));
+        // Found by fuzzing: an empty qualifier list before a URL starting with '['.
+        assert!(matches!(
+            ProfileRule::parse("[][|-//\0"),
+            Err(RuleError::BadUrlChar { found: '[', .. })
+        ));
+        assert!(matches!(
+            ProfileRule::parse("/a\u{1}b"),
+            Err(RuleError::BadUrlChar { .. })
+        ));
+        // Found by fuzzing: a quoted value holding ']' must print quoted.
+        let r = ProfileRule::parse("[--key \"Q]\0\"] /x").unwrap();
+        assert_eq!(r.terms[0].key(), Some("Q]\0"));
+        assert_eq!(ProfileRule::parse(&r.to_string()), Ok(r));
     }
 
     #[test]

@@ -16,19 +16,27 @@ pub struct VersionEntry {
     pub version: u64,
     /// [`crate::etag::hash64`] of the rendered body without the version.
     pub body_hash: u64,
+    /// Unix seconds of the bump (the profile's Last-Modified).
+    pub changed_at: u64,
 }
 
 /// The entry for a body with hash `body_hash`, given the previous one. Returns it and whether
 /// it is new (a bump, to be persisted before serving). The first version of a device is
 /// `first` (at least 1), so an operator moving devices from a hand-kept counter can start
 /// above it.
-pub fn next(prev: Option<VersionEntry>, body_hash: u64, first: u64) -> (VersionEntry, bool) {
+pub fn next(
+    prev: Option<VersionEntry>,
+    body_hash: u64,
+    first: u64,
+    now: u64,
+) -> (VersionEntry, bool) {
     match prev {
         Some(p) if p.body_hash == body_hash && p.version >= first => (p, false),
         Some(p) => (
             VersionEntry {
                 version: p.version.saturating_add(1).max(first),
                 body_hash,
+                changed_at: now,
             },
             true,
         ),
@@ -36,16 +44,17 @@ pub fn next(prev: Option<VersionEntry>, body_hash: u64, first: u64) -> (VersionE
             VersionEntry {
                 version: first.max(1),
                 body_hash,
+                changed_at: now,
             },
             true,
         ),
     }
 }
 
-/// One log line: `001122aabbcc 12 0123456789abcdef\n`.
+/// One log line: `001122aabbcc 12 0123456789abcdef 1790000000\n`.
 pub fn version_log_line(mac: &[u8; 6], e: VersionEntry) -> String {
     let m: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{m} {} {:016x}\n", e.version, e.body_hash)
+    format!("{m} {} {:016x} {}\n", e.version, e.body_hash, e.changed_at)
 }
 
 /// Replays a version log. A line that does not parse (a torn last write) is skipped and
@@ -73,7 +82,7 @@ pub fn parse_version_log(log: &[u8]) -> (HashMap<[u8; 6], VersionEntry>, usize) 
 fn parse_line(line: &[u8]) -> Option<([u8; 6], VersionEntry)> {
     let text = std::str::from_utf8(line).ok()?;
     let mut it = text.split(' ');
-    let (m, v, h) = (it.next()?, it.next()?, it.next()?);
+    let (m, v, h, t) = (it.next()?, it.next()?, it.next()?, it.next()?);
     if it.next().is_some() || m.len() != 12 || h.len() != 16 {
         return None;
     }
@@ -86,6 +95,7 @@ fn parse_line(line: &[u8]) -> Option<([u8; 6], VersionEntry)> {
         VersionEntry {
             version: v.parse().ok()?,
             body_hash: u64::from_str_radix(h, 16).ok()?,
+            changed_at: t.parse().ok()?,
         },
     ))
 }
@@ -97,54 +107,35 @@ mod tests {
 
     #[test]
     fn bump_rules() {
-        let (a, new) = next(None, 10, 1);
-        assert_eq!((a.version, new), (1, true));
-        let (b, new) = next(Some(a), 10, 1);
-        assert_eq!((b.version, new), (1, false));
-        let (c, new) = next(Some(b), 11, 1);
-        assert_eq!((c.version, new), (2, true));
+        let (a, new) = next(None, 10, 1, 100);
+        assert_eq!((a.version, new, a.changed_at), (1, true, 100));
+        let (b, new) = next(Some(a), 10, 1, 200);
+        assert_eq!((b.version, new, b.changed_at), (1, false, 100));
+        let (c, new) = next(Some(b), 11, 1, 300);
+        assert_eq!((c.version, new, c.changed_at), (2, true, 300));
         // Back to the first body: still a change, still up.
-        let (d, _) = next(Some(c), 10, 1);
+        let (d, _) = next(Some(c), 10, 1, 400);
         assert_eq!(d.version, 3);
         // A raised floor lifts the device even when unchanged.
-        let (e, new) = next(Some(d), 10, 2300);
+        let (e, new) = next(Some(d), 10, 2300, 500);
         assert_eq!((e.version, new), (2300, true));
     }
 
     #[test]
     fn log_replay() {
         let mac = [0, 0x15, 0xcf, 0x12, 0x34, 0x56];
-        let mut log = version_log_line(
-            &mac,
-            VersionEntry {
-                version: 3,
-                body_hash: 7,
-            },
-        );
-        log.push_str(&version_log_line(
-            &mac,
-            VersionEntry {
-                version: 5,
-                body_hash: 9,
-            },
-        ));
-        log.push_str(&version_log_line(
-            &mac,
-            VersionEntry {
-                version: 4,
-                body_hash: 1,
-            },
-        ));
+        let e = |version, body_hash| VersionEntry {
+            version,
+            body_hash,
+            changed_at: 1,
+        };
+        let mut log = version_log_line(&mac, e(3, 7));
+        log.push_str(&version_log_line(&mac, e(5, 9)));
+        log.push_str(&version_log_line(&mac, e(4, 1)));
         log.push_str("0015cf12345"); // torn
         let (m, bad) = parse_version_log(log.as_bytes());
         assert_eq!(bad, 1);
-        assert_eq!(
-            m[&mac],
-            VersionEntry {
-                version: 5,
-                body_hash: 9
-            }
-        );
+        assert_eq!(m[&mac], e(5, 9));
     }
 
     proptest! {
@@ -154,7 +145,7 @@ mod tests {
             let mut prev = None;
             let mut last = 0;
             for h in hashes {
-                let (e, _) = next(prev, h, 1);
+                let (e, _) = next(prev, h, 1, 0);
                 prop_assert!(e.version >= last);
                 if let Some(p) = prev { prop_assert_eq!(e.version > p.version, p.body_hash != h); }
                 last = e.version;
@@ -168,8 +159,9 @@ mod tests {
         }
 
         #[test]
-        fn log_round_trip(mac in any::<[u8; 6]>(), version in any::<u64>(), body_hash in any::<u64>()) {
-            let e = VersionEntry { version, body_hash };
+        fn log_round_trip(mac in any::<[u8; 6]>(), version in any::<u64>(), body_hash in any::<u64>(),
+                          changed_at in any::<u64>()) {
+            let e = VersionEntry { version, body_hash, changed_at };
             let (m, bad) = parse_version_log(version_log_line(&mac, e).as_bytes());
             prop_assert_eq!(bad, 0);
             prop_assert_eq!(m[&mac], e);

@@ -87,6 +87,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<Param>, ProfileError> {
 }
 
 fn enter(e: &BytesStart<'_>, depth: usize, seen_root: &mut bool) -> Result<(), ProfileError> {
+    // Attributes are checked too: a rewrite copies them, so they must be well formed.
+    for a in e.attributes() {
+        a.map_err(xml_err)?;
+    }
     if depth == 1 {
         if e.name().as_ref() != ROOT || *seen_root {
             return Err(ProfileError::NotFlatProfile {
@@ -126,6 +130,20 @@ pub fn set_version(body: &[u8], field: &str, version: u64) -> Result<Vec<u8>, Pr
                         .map_err(xml_err)?;
                     continue;
                 }
+            }
+            // `<flat-profile/>`: an empty profile, opened up to hold the version.
+            Event::Empty(e) if depth == 0 && e.name().as_ref() == ROOT && !found => {
+                let mut start = BytesStart::new("flat-profile");
+                for a in e.attributes() {
+                    start.push_attribute(a.map_err(xml_err)?);
+                }
+                writer.write_event(Event::Start(start)).map_err(xml_err)?;
+                write_field(&mut writer, field, &v)?;
+                writer
+                    .write_event(Event::End(BytesEnd::new("flat-profile")))
+                    .map_err(xml_err)?;
+                found = true;
+                continue;
             }
             Event::Empty(e) if depth == 1 && e.name().as_ref() == field.as_bytes() => {
                 found = true;
@@ -220,6 +238,12 @@ mod tests {
         );
         let empty = set_version(b"<flat-profile><V/></flat-profile>", "V", 2).unwrap();
         assert_eq!(empty, b"<flat-profile><V>2</V></flat-profile>");
+        // Found by fuzzing: an empty root element.
+        let root = set_version(b"<flat-profile/>\n", "V", 3).unwrap();
+        assert_eq!(root, b"<flat-profile><V>3</V></flat-profile>\n");
+        let root = set_version(b"<flat-profile a=\"1\"\n/>", "V", 3).unwrap();
+        assert_eq!(root, b"<flat-profile a=\"1\"><V>3</V></flat-profile>");
+        assert!(parse(b"<flat-profile\n//>").is_err());
     }
 
     proptest! {

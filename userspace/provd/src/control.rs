@@ -24,8 +24,6 @@ pub struct ControlPlane {
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
 
-// Until the first HTTP service is wired in, only the tests call the service-facing half.
-#[allow(dead_code)]
 impl ControlPlane {
     /// Starts the runtime with `threads` workers (at least one) named `provd-ctl`.
     pub fn start(threads: usize) -> std::io::Result<ControlPlane> {

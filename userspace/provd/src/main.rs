@@ -4,6 +4,7 @@
 mod cfg;
 mod control;
 mod fastpath;
+mod http;
 mod mta;
 mod services;
 mod tftp;
@@ -70,6 +71,41 @@ enum Cmd {
     XdpStats {
         #[arg(long, short)]
         config: PathBuf,
+    /// The HTTP profile server of a running server.
+    #[command(subcommand)]
+    Http(HttpCmd),
+    /// `--key` profiles: AES-256-CBC in OpenSSL's salted format, as
+    /// `openssl enc -aes-256-cbc -md md5 -k KEY` reads and writes it.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+}
+
+#[derive(Subcommand)]
+enum HttpCmd {
+    /// One device's profile record (last seen, last version served, current version) as JSON.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The device's MAC (any common notation).
+        mac: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Encrypt FILE (like `openssl enc -e -aes-256-cbc -md md5 -k KEY`, random salt).
+    Encrypt {
+        #[arg(long, short)]
+        key: String,
+        input: PathBuf,
+        output: PathBuf,
+    },
+    /// Decrypt FILE (like `openssl enc -d -aes-256-cbc -md md5 -k KEY`).
+    Decrypt {
+        #[arg(long, short)]
+        key: String,
+        input: PathBuf,
+        output: PathBuf,
     },
 }
 
@@ -114,6 +150,8 @@ fn main() -> ExitCode {
         }
         Cmd::Mta(MtaCmd::Status { config, mac }) => ask(&config, &format!("mta {mac}")),
         Cmd::XdpStats { config } => ask(&config, "xdp"),
+        Cmd::Http(HttpCmd::Status { config, mac }) => ask(&config, &format!("http {mac}")),
+        Cmd::Profile(c) => profile_crypt(c),
         Cmd::Serve {
             config,
             stats_every,
@@ -129,6 +167,24 @@ fn main() -> ExitCode {
     }
 }
 
+fn profile_crypt(c: ProfileCmd) -> Result<ExitCode> {
+    let (encrypt, key, input, output) = match c {
+        ProfileCmd::Encrypt { key, input, output } => (true, key, input, output),
+        ProfileCmd::Decrypt { key, input, output } => (false, key, input, output),
+    };
+    let data = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+    let out = if encrypt {
+        let mut salt = [0u8; 8];
+        getrandom::getrandom(&mut salt).map_err(|e| anyhow::anyhow!("no random salt: {e}"))?;
+        provd_profiles::crypto::encrypt(&data, key.as_bytes(), salt)
+    } else {
+        provd_profiles::crypto::decrypt(&data, key.as_bytes())
+            .with_context(|| format!("decrypting {}", input.display()))?
+    };
+    std::fs::write(&output, out).with_context(|| format!("writing {}", output.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn load(path: &Path) -> Result<Policy> {
     Policy::from_file(path).map_err(|errors| anyhow::anyhow!("{}:\n{errors}", path.display()))
 }
@@ -142,6 +198,11 @@ fn check_config(path: &Path) -> Result<ExitCode> {
             {
                 println!("{e}");
                 eprintln!("{}: template error", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            if let Err(e) = provd_httpd::check_templates(&p) {
+                println!("{e}");
+                eprintln!("{}: profile template error", path.display());
                 return Ok(ExitCode::FAILURE);
             }
             println!("{}: ok\n{}", path.display(), p.describe());
@@ -275,7 +336,9 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
 
     // What the file servers know of bound devices: every restored live lease now, and each new
     // record as a worker writes it.
-    let wants_devices = shared.policy.tftp.is_some() || shared.policy.syslog.is_some();
+    let wants_devices = shared.policy.tftp.is_some()
+        || shared.policy.syslog.is_some()
+        || shared.policy.http.is_some();
     let devices = wants_devices.then(|| {
         let view = Arc::new(provd_files::DeviceView::new());
         for table in &tables {
@@ -402,12 +465,21 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     };
     // The control plane's services (HTTP profiles, the ACS) bind here, before the ready line.
     let control_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let control_plane = control::ControlPlane::start(control_threads)?;
+    let mut control_plane = control::ControlPlane::start(control_threads)?;
+    let http_role = match &shared.policy.http {
+        Some(h) => {
+            let role = http::start(h, &shared.policy, devices.clone(), &mut control_plane)?;
+            tracing::info!(plain = ?role.plain, https = ?role.https, "HTTP profile server ready");
+            Some(role)
+        }
+        None => None,
+    };
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
         mta.as_ref().map(|m| m.to_mta.clone()),
         steering.clone(),
+        http_role.as_ref().map(|r| Arc::clone(&r.httpd)),
         Arc::clone(&shutdown),
     )?;
     tracing::info!(
@@ -484,6 +556,10 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     let _ = control.join();
     if !control_plane.stop() {
         failed = true;
+    }
+    if let Some(r) = &http_role {
+        let web: Vec<String> = r.web.iter().map(|c| format!("{c:?}")).collect();
+        tracing::info!(counters = %r.httpd.counters.snapshot(), listeners = ?web, "http counters");
     }
     if let Some(m) = mta
         && m.thread.join().is_err()

@@ -76,6 +76,7 @@ pub fn start_control(
     syslog: Option<Arc<Store>>,
     mta: Option<crossbeam_channel::Sender<crate::mta::Command>>,
     xdp: Option<Arc<std::sync::Mutex<provd_xdp::Steering>>>,
+    http: Option<Arc<provd_httpd::Httpd>>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     // A socket left by a killed server would make bind fail; nothing else may live there.
@@ -92,7 +93,7 @@ pub fn start_control(
                 match listener.accept() {
                     Ok((stream, _)) => {
                         if let Err(e) =
-                            answer(stream, syslog.as_deref(), mta.as_ref(), xdp.as_deref())
+                            answer(stream, syslog.as_deref(), mta.as_ref(), xdp.as_deref(), http.as_deref())
                         {
                             tracing::debug!(error = %e, "control client");
                         }
@@ -116,6 +117,7 @@ fn answer(
     syslog: Option<&Store>,
     mta: Option<&crossbeam_channel::Sender<crate::mta::Command>>,
     xdp: Option<&std::sync::Mutex<provd_xdp::Steering>>,
+    http: Option<&provd_httpd::Httpd>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -192,11 +194,26 @@ fn answer(
                 });
                 writeln!(out, "{j}")?;
             }
+        ["http", who] => match (http, parse_key(who)) {
+            (None, _) => writeln!(
+                out,
+                "{}",
+                error_json("no [http] in this server's config".into())
+            )?,
+            (Some(h), Some(DeviceKey::Mac(mac))) => match h.device_status(&mac) {
+                Some(json) => writeln!(out, "{json}")?,
+                None => writeln!(
+                    out,
+                    "{}",
+                    error_json(format!("no profile record for {who}"))
+                )?,
+            },
+            (Some(_), _) => writeln!(out, "{}", error_json(format!("not a MAC address: {who}")))?,
         },
         _ => writeln!(
             out,
             "{}",
-            error_json("unknown request; ask: syslog <MAC|IPv4>, mta <MAC> or xdp".into())
+            error_json("unknown request; ask: syslog <MAC|IPv4>, mta <MAC>, http <MAC> or xdp".into())
         )?,
     }
     out.flush()

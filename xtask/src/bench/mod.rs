@@ -23,7 +23,12 @@
 //! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
 //! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
+//!
+//! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
+//! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
+//! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
 
+mod http;
 mod mta;
 mod netns;
 mod report;
@@ -44,7 +49,8 @@ use tools::{Binaries, Load, Measured};
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// What to benchmark: `dhcp` (provd vs peers), `dhcp-check` (perfdhcp vs provd-loadgen),
-    /// `tftp` (provd vs peers) or `mta` (provd under a fleet of simulated MTAs)
+    /// `tftp` (provd vs peers), `mta` (provd under a fleet of simulated MTAs) or `http`
+    /// (profiles under wrk and openssl s_time)
     pub what: String,
     /// Peers to run after provd. dhcp: kea, kea-mt, dnsmasq, isc-dhcpd [default: kea,dnsmasq,
     /// isc-dhcpd]; tftp: tftpd-hpa, atftpd [default: both]
@@ -119,7 +125,8 @@ pub fn run(args: Args) -> Result<()> {
         "dhcp-check" => dhcp_check(&args),
         "tftp" => tftp::run(&args),
         "mta" => mta::run(&args),
-        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta)"),
+        "http" => http::run(&args),
+        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http)"),
     }
 }
 

@@ -328,7 +328,7 @@ fn log_summary(log: &str) -> String {
 
 /// CPU seconds (user + system) per thread of `pid`, by thread name; threads of the same name
 /// are summed.
-fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
+pub(super) fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     // SAFETY: sysconf has no preconditions.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -421,7 +421,7 @@ fn udp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> S
     .join(" ")
 }
 
-fn cpu_summary(
+pub(super) fn cpu_summary(
     before: &BTreeMap<String, f64>,
     after: &BTreeMap<String, f64>,
     wall: Duration,

@@ -14,12 +14,15 @@
 //! `cargo xtask e2e fastpath` runs provd's XDP/AF_XDP, io_uring and sockets paths against
 //! dhclient and provd-loadgen, the fallback when XDP is refused and raw bad frames (see
 //! `fastpath.rs`).
+//! `cargo xtask e2e http` runs the VoIP profile suite: curl, openssl (s_client, enc, the PKI),
+//! xmllint and dhclient against provd's `[http]` role (see `http.rs`).
 //!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod dhcp;
 mod fastpath;
+pub(crate) mod http;
 mod mta;
 mod subject;
 mod tftp;
@@ -34,7 +37,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp or mta
+    /// Which suite: dhcp, tftp, mta or http
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -103,9 +106,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "fastpath") {
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "fastpath" | "http") {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath)",
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath, http)",
             args.suite
         );
     }
@@ -121,6 +124,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "fastpath" {
         return fastpath::run(&args);
+    }
+    if args.suite == "http" {
+        return http::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");

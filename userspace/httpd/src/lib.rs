@@ -1,0 +1,262 @@
+//! provd-httpd: per-device profiles and firmware for VoIP ATAs and IP phones over HTTP and
+//! HTTPS, as an `axum::Router` that `provd-web` serves.
+//!
+//! A request path is first cleaned ([`guard`]: one percent-decoding pass; `.`/`..` segments,
+//! control characters, NUL, backslashes and double encoding are 400). Then:
+//!
+//! * `/firmware/NAME`: a file of `[http].firmware_dir` ([`firmware`]: HEAD, one byte range,
+//!   ETag / If-None-Match, Last-Modified / If-Modified-Since).
+//! * a path that some class's `[class.profile].path` renders for a MAC: that device's profile
+//!   ([`profile`]): access rules (plain HTTP allowed? client certificate naming the MAC?), the
+//!   class template rendered with the device's context, the version rule, optional
+//!   encryption, ETag / If-None-Match and If-Modified-Since.
+//! * anything else: 404.
+//!
+//! Refusals are answered with the right status, counted, and logged at most a few times a
+//! second; the access log itself is `provd-web`'s.
+
+mod firmware;
+pub mod guard;
+mod profile;
+mod render;
+mod status;
+mod versions;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use provd_config::{Policy, Subscribers, UpgradeRule, Vars};
+use provd_files::DeviceView;
+use provd_web::Peer;
+
+pub use render::TEMPLATE_CHECK;
+pub use status::DeviceStatus;
+
+/// Why the server could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpdError {
+    #[error("class {class:?}: {message}")]
+    Template { class: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads and compiles every profile template of `policy` without starting anything (for
+/// `provd check-config`): the number of profile classes, or the first template error.
+pub fn check_templates(policy: &Policy) -> Result<usize, HttpdError> {
+    render::ProfileClass::load_all(policy).map(|c| c.len())
+}
+
+/// What the server has done since it started.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    pub profiles_served: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub rendered: AtomicU64,
+    pub version_bumps: AtomicU64,
+    pub render_errors: AtomicU64,
+    pub refused_plain: AtomicU64,
+    pub refused_cert: AtomicU64,
+    pub unknown_device: AtomicU64,
+    pub bad_path: AtomicU64,
+    pub not_found: AtomicU64,
+    pub firmware_served: AtomicU64,
+}
+
+impl HttpCounters {
+    pub fn snapshot(&self) -> serde_json::Value {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "profiles_served": g(&self.profiles_served),
+            "not_modified": g(&self.not_modified),
+            "rendered": g(&self.rendered),
+            "version_bumps": g(&self.version_bumps),
+            "render_errors": g(&self.render_errors),
+            "refused_plain": g(&self.refused_plain),
+            "refused_cert": g(&self.refused_cert),
+            "unknown_device": g(&self.unknown_device),
+            "bad_path": g(&self.bad_path),
+            "not_found": g(&self.not_found),
+            "firmware_served": g(&self.firmware_served),
+        })
+    }
+}
+
+/// The profile/firmware service: shared by every listener (plain and HTTPS).
+#[derive(Debug)]
+pub struct Httpd {
+    classes: Vec<render::ProfileClass>,
+    vars: Vars,
+    subscribers: Subscribers,
+    devices: Option<Arc<DeviceView>>,
+    upgrade_rules: Vec<UpgradeRule>,
+    firmware_dir: Option<PathBuf>,
+    versions: versions::VersionStore,
+    cache: DashMap<([u8; 6], usize), Arc<profile::Cached>, foldhash::fast::RandomState>,
+    status: DashMap<[u8; 6], DeviceStatus, foldhash::fast::RandomState>,
+    pub counters: HttpCounters,
+    log_gate: status::LogGate,
+}
+
+impl Httpd {
+    /// The profile classes of `policy`, their templates read and checked, and the version log
+    /// of `policy.server.lease_dir` replayed. `devices`: lease facts from the DHCP side, when
+    /// it runs in the same process.
+    pub fn new(policy: &Policy, devices: Option<Arc<DeviceView>>) -> Result<Httpd, HttpdError> {
+        let classes = render::ProfileClass::load_all(policy)?;
+        let versions = versions::VersionStore::open(&policy.server.lease_dir)?;
+        Ok(Httpd {
+            classes,
+            vars: policy.vars.clone(),
+            subscribers: policy.subscribers.clone(),
+            devices,
+            upgrade_rules: policy.upgrade_rules.clone(),
+            firmware_dir: policy.http.as_ref().and_then(|h| h.firmware_dir.clone()),
+            versions,
+            cache: DashMap::default(),
+            status: DashMap::default(),
+            counters: HttpCounters::default(),
+            log_gate: status::LogGate::default(),
+        })
+    }
+
+    /// How often template files are looked at for edits (default [`TEMPLATE_CHECK`]).
+    pub fn with_template_check(mut self, every: Duration) -> Self {
+        for c in &mut self.classes {
+            c.template_check = every;
+        }
+        self
+    }
+
+    /// The router for one listener.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new().fallback(handle).with_state(Arc::clone(self))
+    }
+
+    /// What the server knows of a device, as JSON (for `provd http status`).
+    pub fn device_status(&self, mac: &[u8; 6]) -> Option<serde_json::Value> {
+        let version = self.versions.get(mac);
+        let seen = self.status.get(mac).map(|s| s.clone());
+        if version.is_none() && seen.is_none() {
+            return None;
+        }
+        Some(status::to_json(mac, seen.as_ref(), version))
+    }
+
+    /// Whether `mac` is a device provd knows: a `[[subscriber]]` or a live lease.
+    fn known(&self, mac: &[u8; 6], now: u32) -> bool {
+        self.subscribers.contains_key(mac)
+            || self
+                .devices
+                .as_ref()
+                .is_some_and(|d| d.get(mac, now).is_some())
+    }
+
+    /// A refusal: counted, logged (rate-limited), answered.
+    fn refuse(
+        &self,
+        counter: &AtomicU64,
+        status: StatusCode,
+        peer: &Peer,
+        path: &str,
+        why: &str,
+    ) -> Response {
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(held) = self.log_gate.allow() {
+            tracing::warn!(remote = %peer.remote, path, status = status.as_u16(), why, suppressed = held, "request refused");
+        }
+        plain_status(status, why)
+    }
+}
+
+/// A short text body saying why.
+fn plain_status(status: StatusCode, why: &str) -> Response {
+    let mut r = (status, format!("{why}\n")).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(State(httpd): State<Arc<Httpd>>, req: Request) -> Response {
+    // The body is never read: only the head (`Parts`, which is Sync) is held across awaits.
+    let (req, _body) = req.into_parts();
+    let Some(peer) = req.extensions.get::<Peer>().cloned() else {
+        // provd-web inserts a Peer into every request; a router used without it is a bug.
+        return plain_status(StatusCode::INTERNAL_SERVER_ERROR, "no peer");
+    };
+    if req.method != Method::GET && req.method != Method::HEAD {
+        let mut r = plain_status(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let raw = req.uri.path();
+    let path = match guard::clean_path(raw) {
+        Ok(p) => p,
+        Err(why) => {
+            return httpd.refuse(
+                &httpd.counters.bad_path,
+                StatusCode::BAD_REQUEST,
+                &peer,
+                raw,
+                why,
+            );
+        }
+    };
+    let name = path.trim_start_matches('/');
+    if let Some(file) = name.strip_prefix("firmware/") {
+        return firmware::serve(&httpd, &peer, &req, file).await;
+    }
+    if let Some((class, mac)) = httpd
+        .classes
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.spec.path.match_name(name).map(|m| (i, m)))
+    {
+        return profile::serve(&httpd, &peer, &req, class, mac).await;
+    }
+    httpd.refuse(
+        &httpd.counters.not_found,
+        StatusCode::NOT_FOUND,
+        &peer,
+        raw,
+        "no profile or firmware at this path",
+    )
+}
+
+/// Empty body for HEAD, the bytes for GET.
+fn body_for(method: &Method, bytes: bytes::Bytes) -> Body {
+    if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    }
+}
+
+fn remote_ip(peer: &Peer) -> IpAddr {
+    peer.remote.ip()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

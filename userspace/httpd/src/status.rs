@@ -1,0 +1,71 @@
+//! Per-device request records (last seen, last version served) and the refusal log gate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use provd_profiles::version::VersionEntry;
+
+/// The last profile request of a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// Unix milliseconds.
+    pub last_seen_ms: u64,
+    pub last_remote: String,
+    pub last_status: u16,
+    pub last_tls: bool,
+    /// The version in the last profile sent with 200 or confirmed with 304.
+    pub last_version_served: Option<u64>,
+    pub requests: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn to_json(
+    mac: &[u8; 6],
+    seen: Option<&DeviceStatus>,
+    version: Option<VersionEntry>,
+) -> serde_json::Value {
+    let m: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::json!({
+        "mac": m.join(":"),
+        "last_seen_ms": seen.map(|s| s.last_seen_ms),
+        "last_remote": seen.map(|s| s.last_remote.as_str()),
+        "last_status": seen.map(|s| s.last_status),
+        "last_tls": seen.map(|s| s.last_tls),
+        "last_version_served": seen.and_then(|s| s.last_version_served),
+        "requests": seen.map_or(0, |s| s.requests),
+        "profile_version": version.map(|v| v.version),
+        "profile_changed_at": version.map(|v| v.changed_at),
+    })
+}
+
+/// At most [`LogGate::PER_SECOND`] lines a second; the rest are counted and reported with the
+/// next line that passes.
+#[derive(Debug, Default)]
+pub(crate) struct LogGate {
+    second: AtomicU64,
+    used: AtomicU64,
+    held: AtomicU64,
+}
+
+impl LogGate {
+    const PER_SECOND: u64 = 10;
+
+    /// `Some(suppressed since the last line)` if this line may be logged.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = now_ms() / 1000;
+        if self.second.swap(now, Ordering::Relaxed) != now {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < Self::PER_SECOND {
+            Some(self.held.swap(0, Ordering::Relaxed))
+        } else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The router in process: requests with a hand-made [`Peer`], no sockets.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use provd_config::Policy;
+use provd_web::{ClientCert, Peer};
+use tower::ServiceExt;
+
+use super::Httpd;
+
+const MAC: &str = "0015cf123456";
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn policy(dir: &Path, extra_profile: &str) -> Policy {
+    write(
+        dir,
+        "fv.j2",
+        "DBID_SIP_SERVER={{ vars.sip }}\nDBID_MAC={{ mac_upper }}\nDBID_RULE={{ \"/p/$MA.cfg\" | expand }}\n{% if upgrade %}DBID_UPGRADE_RULE={{ upgrade.url }}\n{% endif %}",
+    );
+    write(dir, "fw.bin", &"0123456789".repeat(10));
+    let text = format!(
+        r#"
+[server]
+lease_dir = "{d}/state"
+[[shared_network]]
+name = "n"
+interfaces = ["198.18.0.1"]
+  [[shared_network.subnet]]
+  prefix = "198.18.0.0/24"
+    [[shared_network.subnet.pool]]
+    start = "198.18.0.10"
+    end = "198.18.0.20"
+[http]
+firmware_dir = "{d}"
+cert = "unused.pem"
+key = "unused.key"
+client_ca = "unused-ca.pem"
+[vars]
+sip = "sip.example.net"
+[[class]]
+name = "ata"
+match = "x"
+[class.profile]
+path = "p/{{mac}}.cfg"
+template = "{d}/fv.j2"
+format = "kvp"
+{extra_profile}
+[[subscriber]]
+mac = "00:15:cf:12:34:56"
+[[upgrade_rule]]
+model = "IP542N"
+from_version = "1.*"
+firmware = "fw.bin"
+version = "2.0"
+"#,
+        d = dir.display()
+    );
+    Policy::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn peer(tls: bool, cert_cn: Option<&str>) -> Peer {
+    Peer {
+        remote: "198.18.0.10:40000".parse::<SocketAddr>().unwrap(),
+        local: "198.18.0.1:80".parse::<SocketAddr>().unwrap(),
+        tls,
+        client_cert: cert_cn.map(|cn| {
+            Arc::new(ClientCert {
+                der: Vec::new(),
+                subject_cn: Some(cn.into()),
+                san_dns: Vec::new(),
+                not_after_unix: i64::MAX,
+            })
+        }),
+    }
+}
+
+async fn get(
+    httpd: &Arc<Httpd>,
+    path: &str,
+    peer: Peer,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    req.extensions_mut().insert(peer);
+    let resp = httpd.router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, body.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_version_and_conditionals() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "");
+    let httpd = Arc::new(
+        Httpd::new(&p, None)
+            .unwrap()
+            .with_template_check(std::time::Duration::ZERO),
+    );
+    let path = format!("/p/{MAC}.cfg");
+    let (s, h, body) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(
+        text,
+        "DBID_DBASE_VERSION=1\nDBID_SIP_SERVER=sip.example.net\nDBID_MAC=0015CF123456\nDBID_RULE=/p/0015cf123456.cfg\n"
+    );
+    let etag = h[header::ETAG].to_str().unwrap().to_owned();
+    // Same again: same version, same tag; If-None-Match → 304.
+    let (s, h2, _) = get(
+        &httpd,
+        &path,
+        peer(false, None),
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    assert_eq!(h2[header::ETAG], etag.as_str());
+    // An upgrade rule applies: body changes, version 2.
+    let (s, _, body) = get(
+        &httpd,
+        &format!("{path}?pn=IP542N&swver=1.5"),
+        peer(false, None),
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with("DBID_DBASE_VERSION=2\n"), "{text}");
+    assert!(
+        text.contains("DBID_UPGRADE_RULE=http://198.18.0.1:80/firmware/fw.bin"),
+        "{text}"
+    );
+    // At the target version: no rule, body as before but version goes on up.
+    let (_, _, body) = get(
+        &httpd,
+        &format!("{path}?pn=IP542N&swver=2.0"),
+        peer(false, None),
+        &[],
+    )
+    .await;
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .starts_with("DBID_DBASE_VERSION=3\n")
+    );
+    // Template edit → bump.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(dir.path(), "fv.j2", "DBID_NEW=1\n");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("fv.j2"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (_, _, body) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "DBID_DBASE_VERSION=4\nDBID_NEW=1\n"
+    );
+    let status = httpd
+        .device_status(&[0, 0x15, 0xcf, 0x12, 0x34, 0x56])
+        .unwrap();
+    assert_eq!(status["last_version_served"], 4);
+    assert_eq!(status["requests"], 5);
+
+    // A restart keeps the counter: same body → same version; the log has one line per device.
+    drop(httpd);
+    let httpd = Arc::new(Httpd::new(&p, None).unwrap());
+    let (_, _, body) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "DBID_DBASE_VERSION=4\nDBID_NEW=1\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "allow_plain = false\n");
+    let httpd = Arc::new(Httpd::new(&p, None).unwrap());
+    let path = format!("/p/{MAC}.cfg");
+    let (s, _, _) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = get(&httpd, &path, peer(true, Some("0015cf654321")), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = get(
+        &httpd,
+        &path,
+        peer(true, Some("SPA-00:15:CF:12:34:56")),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = get(&httpd, "/p/0015cf000000.cfg", peer(true, None), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Refused over plain HTTP: no record for a made-up MAC, one for the known device.
+    let (s, _, _) = get(&httpd, "/p/0015cf000001.cfg", peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(httpd.device_status(&[0, 0x15, 0xcf, 0, 0, 1]).is_none());
+    assert!(httpd.device_status(&[0, 0x15, 0xcf, 0, 0, 0]).is_none());
+    let known = httpd
+        .device_status(&[0, 0x15, 0xcf, 0x12, 0x34, 0x56])
+        .unwrap();
+    assert_eq!(known["last_status"], 200);
+    assert_eq!(known["requests"], 3);
+    for bad in [
+        "/p/%2e%2e/x",
+        "/firmware/%2e%2e%2fstate",
+        "/p/a%00.cfg",
+        "/p/%252e%252e/x",
+    ] {
+        let (s, _, _) = get(&httpd, bad, peer(true, None), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (s, _, _) = get(&httpd, "/nothing", peer(true, None), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        httpd
+            .counters
+            .bad_path
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_profile_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "key = \"SecretPhrase1234\"\n");
+    let httpd = Arc::new(Httpd::new(&p, None).unwrap());
+    let (s, h, body) = get(&httpd, &format!("/p/{MAC}.cfg"), peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.starts_with(b"Salted__"));
+    let plain = provd_profiles::crypto::decrypt(&body, b"SecretPhrase1234").unwrap();
+    assert!(plain.starts_with(b"DBID_DBASE_VERSION=1\n"));
+    // Cached: the same ciphertext (and tag) until the profile changes.
+    let (_, h2, body2) = get(&httpd, &format!("/p/{MAC}.cfg"), peer(false, None), &[]).await;
+    assert_eq!(body, body2);
+    assert_eq!(h[header::ETAG], h2[header::ETAG]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn firmware_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "");
+    let httpd = Arc::new(Httpd::new(&p, None).unwrap());
+    let (s, h, body) = get(
+        &httpd,
+        "/firmware/fw.bin",
+        peer(false, None),
+        &[("range", "bytes=5-14")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, b"5678901234");
+    assert_eq!(h[header::CONTENT_RANGE], "bytes 5-14/100");
+    let etag = h[header::ETAG].to_str().unwrap().to_owned();
+    let (s, _, _) = get(
+        &httpd,
+        "/firmware/fw.bin",
+        peer(false, None),
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    let (s, _, _) = get(
+        &httpd,
+        "/firmware/fw.bin",
+        peer(false, None),
+        &[("range", "bytes=100-")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    let (s, _, body) = get(
+        &httpd,
+        "/firmware/fw.bin",
+        peer(false, None),
+        &[("range", "bytes=0-1"), ("if-range", "\"old\"")],
+    )
+    .await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 100));
+    let (s, _, _) = get(&httpd, "/firmware/fv.j2x", peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// The shipped example's profile templates compile.
+#[test]
+fn example_templates_compile() {
+    let f =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/examples/voip.toml");
+    let p = Policy::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(super::check_templates(&p).unwrap(), 2);
+}
