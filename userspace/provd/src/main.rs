@@ -71,6 +71,7 @@ enum Cmd {
     XdpStats {
         #[arg(long, short)]
         config: PathBuf,
+    },
     /// The HTTP profile server of a running server.
     #[command(subcommand)]
     Http(HttpCmd),

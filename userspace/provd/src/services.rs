@@ -92,9 +92,13 @@ pub fn start_control(
             while !shutdown.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) =
-                            answer(stream, syslog.as_deref(), mta.as_ref(), xdp.as_deref(), http.as_deref())
-                        {
+                        if let Err(e) = answer(
+                            stream,
+                            syslog.as_deref(),
+                            mta.as_ref(),
+                            xdp.as_deref(),
+                            http.as_deref(),
+                        ) {
                             tracing::debug!(error = %e, "control client");
                         }
                     }
@@ -194,6 +198,7 @@ fn answer(
                 });
                 writeln!(out, "{j}")?;
             }
+        },
         ["http", who] => match (http, parse_key(who)) {
             (None, _) => writeln!(
                 out,
@@ -213,7 +218,9 @@ fn answer(
         _ => writeln!(
             out,
             "{}",
-            error_json("unknown request; ask: syslog <MAC|IPv4>, mta <MAC>, http <MAC> or xdp".into())
+            error_json(
+                "unknown request; ask: syslog <MAC|IPv4>, mta <MAC>, http <MAC> or xdp".into()
+            )
         )?,
     }
     out.flush()

@@ -106,7 +106,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "fastpath" | "http") {
+    if !matches!(
+        args.suite.as_str(),
+        "dhcp" | "tftp" | "mta" | "fastpath" | "http"
+    ) {
         bail!(
             "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath, http)",
             args.suite
