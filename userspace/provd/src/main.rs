@@ -2,6 +2,7 @@
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
 mod cfg;
+mod control;
 mod mta;
 mod services;
 mod tftp;
@@ -373,6 +374,9 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
         None => None,
     };
+    // The control plane's services (HTTP profiles, the ACS) bind here, before the ready line.
+    let control_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let control_plane = control::ControlPlane::start(control_threads)?;
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
@@ -407,7 +411,7 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     let mut last = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if handles.iter().any(|h| h.is_finished()) {
+        if handles.iter().any(|h| h.is_finished()) || control_plane.any_finished() {
             break;
         }
         if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
@@ -446,6 +450,9 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
         }
     }
     let _ = control.join();
+    if !control_plane.stop() {
+        failed = true;
+    }
     if let Some(m) = mta
         && m.thread.join().is_err()
     {
