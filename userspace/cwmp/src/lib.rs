@@ -23,7 +23,7 @@ pub use rpc::{
     QueuedTransfer, Rpc, ScheduleDownload, SetParameterAttribute, SpvFault, TimeWindow,
     TransferComplete, TransferFault, UNKNOWN_TIME, Upload,
 };
-pub use session::{Driver, Outcome, Response, Session, SessionState};
+pub use session::{ACS_METHODS, Driver, Outcome, Response, Session, SessionState, default_answer};
 pub use xml::Limits;
 
 /// A CWMP namespace version: `urn:dslforum-org:cwmp-1-N`.
