@@ -1,6 +1,7 @@
 //! The provd binary: command line, config loading, start-up (lease replay, shard wiring) and
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
+mod acs;
 mod cfg;
 mod control;
 mod mta;
@@ -376,7 +377,27 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     };
     // The control plane's services (HTTP profiles, the ACS) bind here, before the ready line.
     let control_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let control_plane = control::ControlPlane::start(control_threads)?;
+    let mut control_plane = control::ControlPlane::start(control_threads)?;
+    let acs = match &shared.policy.acs {
+        Some(a) => {
+            let h = acs::start(&mut control_plane, a, &dir)?;
+            tracing::info!(cwmp = ?h.cwmp_addrs, api = %h.admin_addr, stun = ?h.stun_addr, "ACS ready");
+            eprintln!(
+                "acs ready cwmp={} api={}{}",
+                h.cwmp_addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                h.admin_addr,
+                h.stun_addr
+                    .map(|s| format!(" stun={s}"))
+                    .unwrap_or_default()
+            );
+            Some(h)
+        }
+        None => None,
+    };
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
@@ -452,6 +473,10 @@ fn serve(path: &Path, stats_every: u64) -> Result<ExitCode> {
     let _ = control.join();
     if !control_plane.stop() {
         failed = true;
+    }
+    if let Some(a) = &acs {
+        tracing::info!(counters = %a.server.acs.counters_json(), "acs counters");
+        a.save();
     }
     if let Some(m) = mta
         && m.thread.join().is_err()
