@@ -1053,6 +1053,13 @@ impl W<'_> {
         self.close(name);
     }
 
+    /// An optional element: left out when empty (minOccurs=0 with a pattern empty fails).
+    fn opt_leaf(&mut self, name: &str, text: &str) {
+        if !text.is_empty() {
+            self.leaf(name, text);
+        }
+    }
+
     fn num(&mut self, name: &str, v: impl std::fmt::Display) {
         use std::fmt::Write;
         self.open(name);
@@ -1352,10 +1359,10 @@ pub(crate) fn encode(rpc: &Rpc, out: &mut String) {
                         w.out
                             .push_str("<Operations xsi:type=\"cwmp:InstallOpStruct\">");
                         w.leaf("URL", url);
-                        w.leaf("UUID", uuid);
-                        w.leaf("Username", username);
-                        w.leaf("Password", password);
-                        w.leaf("ExecutionEnvRef", execution_env_ref);
+                        w.opt_leaf("UUID", uuid);
+                        w.opt_leaf("Username", username);
+                        w.opt_leaf("Password", password);
+                        w.opt_leaf("ExecutionEnvRef", execution_env_ref);
                     }
                     DuOperation::Update {
                         uuid,
@@ -1366,11 +1373,11 @@ pub(crate) fn encode(rpc: &Rpc, out: &mut String) {
                     } => {
                         w.out
                             .push_str("<Operations xsi:type=\"cwmp:UpdateOpStruct\">");
-                        w.leaf("UUID", uuid);
-                        w.leaf("Version", version);
+                        w.opt_leaf("UUID", uuid);
+                        w.opt_leaf("Version", version);
                         w.leaf("URL", url);
-                        w.leaf("Username", username);
-                        w.leaf("Password", password);
+                        w.opt_leaf("Username", username);
+                        w.opt_leaf("Password", password);
                     }
                     DuOperation::Uninstall {
                         uuid,
@@ -1379,9 +1386,9 @@ pub(crate) fn encode(rpc: &Rpc, out: &mut String) {
                     } => {
                         w.out
                             .push_str("<Operations xsi:type=\"cwmp:UninstallOpStruct\">");
-                        w.leaf("UUID", uuid);
-                        w.leaf("Version", version);
-                        w.leaf("ExecutionEnvRef", execution_env_ref);
+                        w.opt_leaf("UUID", uuid);
+                        w.opt_leaf("Version", version);
+                        w.opt_leaf("ExecutionEnvRef", execution_env_ref);
                     }
                 }
                 w.close("Operations");

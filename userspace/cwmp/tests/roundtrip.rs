@@ -92,7 +92,7 @@ fn every_rpc() -> Vec<Rpc> {
         string: "Download failure".into(),
     };
     let op = OpResult {
-        uuid: "u".into(),
+        uuid: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
         deployment_unit_ref: "Device.SoftwareModules.DeploymentUnit.1".into(),
         version: "1".into(),
         current_state: "Installed".into(),
@@ -244,20 +244,20 @@ fn every_rpc() -> Vec<Rpc> {
             operations: vec![
                 DuOperation::Install {
                     url: "http://du".into(),
-                    uuid: "u".into(),
+                    uuid: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
                     username: String::new(),
                     password: String::new(),
                     execution_env_ref: String::new(),
                 },
                 DuOperation::Update {
-                    uuid: "u".into(),
+                    uuid: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
                     version: "2".into(),
                     url: String::new(),
                     username: String::new(),
                     password: String::new(),
                 },
                 DuOperation::Uninstall {
-                    uuid: "u".into(),
+                    uuid: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
                     version: String::new(),
                     execution_env_ref: String::new(),
                 },
@@ -337,10 +337,17 @@ fn every_rpc_round_trips_in_every_namespace() {
     let all = every_rpc();
     // 51 bodies: every RPC of both sides of TR-069 Annex A in this crate, plus the fault.
     assert_eq!(all.len(), 51);
+    // CWMP_DUMP=dir writes each envelope there, for validating them against the XSDs with
+    // xmllint (xtask/scripts/validate-cwmp.sh).
+    let dump = std::env::var_os("CWMP_DUMP").map(std::path::PathBuf::from);
     for v in 0..=4 {
-        for rpc in &all {
+        for (i, rpc) in all.iter().enumerate() {
             let env = Envelope::new(Version(v), Some(format!("id-{v}")), rpc.clone());
             let xml = env.to_xml();
+            if let Some(d) = &dump {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::write(d.join(format!("1-{v}-{i:02}-{}.xml", rpc.method())), &xml).unwrap();
+            }
             let back = parse(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}: {xml}"));
             assert_eq!(back, env, "{xml}");
         }
@@ -585,4 +592,37 @@ proptest! {
             prop_assert!(matches!(r.status, 200 | 204 | 400));
         }
     }
+}
+
+/// Every RPC this crate writes, in the cwmp-1-2 namespace, is valid against the BBF schema
+/// (tests/data/cwmp/xsd, with the minimal SOAP envelope/encoding schemas written for these
+/// tests) according to xmllint (Debian package libxml2-utils, installed by install-deps.sh).
+/// And a broken one is not, so the check itself is shown to bite.
+#[test]
+fn every_rpc_is_valid_against_the_xsd() {
+    let dir = std::env::temp_dir().join(format!("provd-cwmp-xsd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for (i, rpc) in every_rpc().into_iter().enumerate() {
+        let f = dir.join(format!("{i:02}-{}.xml", rpc.method()));
+        std::fs::write(&f, Envelope::new(Version::V1_2, Some("x".into()), rpc).to_xml()).unwrap();
+        files.push(f);
+    }
+    let broken = dir.join("broken.xml");
+    let good = std::fs::read_to_string(&files[9]).unwrap();
+    std::fs::write(&broken, good.replace("<MaxEnvelopes>1</MaxEnvelopes>", "<Max>1</Max>")).unwrap();
+    let schema = samples().join("../xsd/envelope-cwmp-1-2.xsd");
+    let run = |files: &[std::path::PathBuf]| {
+        std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&schema)
+            .args(files)
+            .output()
+            .expect("xmllint (libxml2-utils) is installed")
+    };
+    let out = run(&files);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!run(&[broken]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
