@@ -20,9 +20,7 @@ use provd_cwmp::{Driver, Envelope, Fault, Inform, ParameterValue, Rpc, default_a
 use serde::{Deserialize, Serialize};
 
 use crate::intern::Sym;
-use crate::store::{
-    CampaignMark, Device, DeviceKey, EventRecord, Origin, Param, Store, Task,
-};
+use crate::store::{CampaignMark, Device, DeviceKey, EventRecord, Origin, Param, Store, Task};
 
 /// Counters of the whole ACS.
 #[derive(Debug, Default)]
@@ -124,7 +122,12 @@ impl Acs {
     }
 
     /// The driver for one session; `state` is kept by the caller between requests.
-    pub fn driver<'a>(&'a self, state: &'a mut SessionDevice, port: u16, path: &'a str) -> AcsDriver<'a> {
+    pub fn driver<'a>(
+        &'a self,
+        state: &'a mut SessionDevice,
+        port: u16,
+        path: &'a str,
+    ) -> AcsDriver<'a> {
         AcsDriver {
             acs: self,
             state,
@@ -147,11 +150,20 @@ impl Acs {
         path: &str,
     ) -> Result<DeviceKey, Fault> {
         let id = &inform.device_id;
-        if id.oui.is_empty() || id.serial_number.is_empty() || id.oui.len() > 64 || id.serial_number.len() > 64 || id.product_class.len() > 64 {
-            self.counters.informs_refused.fetch_add(1, Ordering::Relaxed);
+        if id.oui.is_empty()
+            || id.serial_number.is_empty()
+            || id.oui.len() > 64
+            || id.serial_number.len() > 64
+            || id.product_class.len() > 64
+        {
+            self.counters
+                .informs_refused
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Fault::new(8003));
         }
-        let key = self.store.key(&id.oui, &id.product_class, &id.serial_number);
+        let key = self
+            .store
+            .key(&id.oui, &id.product_class, &id.serial_number);
         let names = &self.store.names;
         let mut dev = match self.store.devices.get_mut(&key) {
             Some(d) => d,
@@ -166,7 +178,9 @@ impl Acs {
                     })
             }
             None => {
-                self.counters.informs_refused.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .informs_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(Fault::new(8001));
             }
         };
@@ -180,11 +194,17 @@ impl Acs {
         d.cwmp_version = env.version.0;
         d.last_port = port;
         d.last_path = names.intern(path);
-        if d.manufacturer == self.syms.empty || names.resolve(d.manufacturer).as_ref() != id.manufacturer {
+        if d.manufacturer == self.syms.empty
+            || names.resolve(d.manufacturer).as_ref() != id.manufacturer
+        {
             d.manufacturer = names.intern(&id.manufacturer);
         }
         if let Some(p) = inform.parameters.first() {
-            d.root = if p.name.starts_with("InternetGatewayDevice.") { 2 } else { 1 };
+            d.root = if p.name.starts_with("InternetGatewayDevice.") {
+                2
+            } else {
+                1
+            };
         }
         let bootstrap = inform.has_event("0 BOOTSTRAP");
         let max_events = self.settings.events_per_device;
@@ -233,10 +253,17 @@ impl Acs {
                 software = Some(p.value.as_str());
             } else if p.name.ends_with(".ManagementServer.ConnectionRequestURL") {
                 cr_url = Some(p.value.as_str());
-            } else if p.name.ends_with(".ManagementServer.UDPConnectionRequestAddress") {
+            } else if p
+                .name
+                .ends_with(".ManagementServer.UDPConnectionRequestAddress")
+            {
                 udp_cr = Some(p.value.as_str());
             }
-            let ty = if p.ty == "string" { self.syms.string } else { names.intern(&p.ty) };
+            let ty = if p.ty == "string" {
+                self.syms.string
+            } else {
+                names.intern(&p.ty)
+            };
             let param = more.param_mut(names.intern(&p.name));
             if &*param.value != p.value.as_str() {
                 param.value = p.value.as_str().into();
@@ -263,7 +290,13 @@ impl Acs {
         Ok(key)
     }
 
-    fn matches(&self, key: &DeviceKey, d: &Device, m: &DeviceMatch, inform: Option<&Inform>) -> bool {
+    fn matches(
+        &self,
+        key: &DeviceKey,
+        d: &Device,
+        m: &DeviceMatch,
+        inform: Option<&Inform>,
+    ) -> bool {
         let names = &self.store.names;
         if let Some(o) = &m.oui
             && names.get(o) != Some(key.oui)
@@ -329,7 +362,9 @@ impl Acs {
             let more = d.more();
             want.retain(|v| {
                 let have = names.get(&v.name).and_then(|n| more.param(n));
-                !have.is_some_and(|h| h.flags & Param::VALUE_KNOWN != 0 && same_value(&h.value, &v.value))
+                !have.is_some_and(|h| {
+                    h.flags & Param::VALUE_KNOWN != 0 && same_value(&h.value, &v.value)
+                })
             });
             if !want.is_empty() {
                 let rpc = Rpc::SetParameterValues {
@@ -373,7 +408,8 @@ impl Acs {
             }
             let now_in = counts.in_progress.load(Ordering::Acquire);
             counts.peak.fetch_max(now_in, Ordering::AcqRel);
-            d.more().set_campaign(idx, CampaignMark::InProgress { since: now });
+            d.more()
+                .set_campaign(idx, CampaignMark::InProgress { since: now });
             let rpc = download(&c.firmware, format!("campaign:{}", c.name));
             self.queue(now, key, d, rpc, Origin::Campaign(idx));
         }
@@ -390,7 +426,8 @@ impl Acs {
             d.more().set_campaign(idx, CampaignMark::Succeeded);
         } else {
             counts.failed.fetch_add(1, Ordering::Relaxed);
-            d.more().set_campaign(idx, CampaignMark::Failed { code: fault });
+            d.more()
+                .set_campaign(idx, CampaignMark::Failed { code: fault });
         }
     }
 
@@ -422,7 +459,9 @@ impl Acs {
             },
         );
         if let Rpc::Download(dl) = &rpc {
-            d.more().awaiting_transfer.push(dl.command_key.as_str().into());
+            d.more()
+                .awaiting_transfer
+                .push(dl.command_key.as_str().into());
         }
         d.more().queue.push_back(Task {
             id,
@@ -452,7 +491,12 @@ impl Acs {
                 continue;
             }
             if let Some(v) = &filter.software_version
-                && self.store.names.resolve(e.value().software_version).as_ref() != v
+                && self
+                    .store
+                    .names
+                    .resolve(e.value().software_version)
+                    .as_ref()
+                    != v
             {
                 continue;
             }
@@ -469,7 +513,10 @@ impl Acs {
         let mut done = false;
         if let Some(mut t) = self.tasks.get_mut(&id) {
             f(&mut t);
-            done = matches!(t.state, TaskState::Done | TaskState::Fault | TaskState::Failed);
+            done = matches!(
+                t.state,
+                TaskState::Done | TaskState::Fault | TaskState::Failed
+            );
         }
         if done {
             let mut fin = self.finished.lock().unwrap_or_else(|p| p.into_inner());
@@ -517,7 +564,13 @@ impl Acs {
             .map(|e| serde_json::json!({"at": e.at, "code": &*names.resolve(e.code), "detail": &*e.detail}))
             .collect();
         let queued: Vec<_> = more
-            .map(|m| m.inflight.iter().chain(&m.queue).map(|t| serde_json::json!({"id": t.id, "method": t.rpc.method()})).collect())
+            .map(|m| {
+                m.inflight
+                    .iter()
+                    .chain(&m.queue)
+                    .map(|t| serde_json::json!({"id": t.id, "method": t.rpc.method()}))
+                    .collect()
+            })
             .unwrap_or_default();
         let campaigns: Vec<_> = more
             .map(|m| {
@@ -590,7 +643,9 @@ impl Acs {
 
     /// Re-creates a restored campaign tally from the device marks.
     pub(crate) fn restore_campaign_mark(&self, idx: u16, mark: CampaignMark) {
-        let Some(c) = self.campaigns.get(idx as usize) else { return };
+        let Some(c) = self.campaigns.get(idx as usize) else {
+            return;
+        };
         match mark {
             CampaignMark::InProgress { .. } => c.in_progress.fetch_add(1, Ordering::Relaxed),
             CampaignMark::Succeeded => c.succeeded.fetch_add(1, Ordering::Relaxed),
@@ -701,7 +756,9 @@ fn values_json(ps: &[ParameterValue]) -> serde_json::Value {
 
 impl Driver for AcsDriver<'_> {
     fn inform(&mut self, now: u64, env: &Envelope, inform: &Inform) -> Result<(), Fault> {
-        let key = self.acs.on_inform(now as u32, env, inform, self.port, self.path)?;
+        let key = self
+            .acs
+            .on_inform(now as u32, env, inform, self.port, self.path)?;
         self.state.key = Some(key);
         Ok(())
     }
@@ -709,7 +766,9 @@ impl Driver for AcsDriver<'_> {
     fn cpe_request(&mut self, now: u64, rpc: &Rpc) -> Rpc {
         let acs = self.acs;
         if let Rpc::TransferComplete(t) = rpc {
-            acs.counters.transfer_completes.fetch_add(1, Ordering::Relaxed);
+            acs.counters
+                .transfer_completes
+                .fetch_add(1, Ordering::Relaxed);
             let max = acs.settings.events_per_device;
             self.with_device(|d| {
                 let names = &acs.store.names;
@@ -729,7 +788,9 @@ impl Driver for AcsDriver<'_> {
             });
         }
         if let Rpc::AutonomousTransferComplete(t) = rpc {
-            acs.counters.transfer_completes.fetch_add(1, Ordering::Relaxed);
+            acs.counters
+                .transfer_completes
+                .fetch_add(1, Ordering::Relaxed);
             let max = acs.settings.events_per_device;
             self.with_device(|d| {
                 d.more().push_event(
@@ -865,7 +926,11 @@ impl Driver for AcsDriver<'_> {
         });
         let fault = answer.as_ref().err().map(|f| f.code);
         acs.task_update(tag, |t| {
-            t.state = if fault.is_some() { TaskState::Fault } else { TaskState::Done };
+            t.state = if fault.is_some() {
+                TaskState::Fault
+            } else {
+                TaskState::Done
+            };
             t.fault = fault;
             t.result = result.flatten().flatten();
         });
@@ -888,7 +953,11 @@ impl Driver for AcsDriver<'_> {
             .flatten()
             .unwrap_or(true);
         acs.task_update(tag, |t| {
-            t.state = if failed { TaskState::Failed } else { TaskState::Queued };
+            t.state = if failed {
+                TaskState::Failed
+            } else {
+                TaskState::Queued
+            };
         });
     }
 }

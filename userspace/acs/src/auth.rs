@@ -1,7 +1,8 @@
 //! HTTP authentication of CPEs (Basic, and Digest per RFC 7616 with SHA-256 and MD5, qop=auth)
 //! and the client half of Digest for connection requests, where the ACS is the client.
 //!
-//! Nonces are stateless: `hex(expiry) || hex(HMAC-SHA256(secret, expiry)[..16])`, so any
+//! Nonces are stateless: `hex(expiry) || hex(serial) || hex(HMAC-SHA256(secret, expiry ||
+//! serial)[..16])`, the serial counting challenges so no two clients share a nonce; any
 //! nonce the server issued can be checked without a table, and an expired one earns a fresh
 //! challenge with `stale=true` (the CPE retries without asking its user). Replay protection is
 //! the nonce count: for each live nonce the highest `nc` accepted is kept, and a request whose
@@ -67,7 +68,11 @@ pub fn parse_params(s: &str) -> HashMap<String, String> {
     let mut rest = s.trim();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = rest[eq + 1..].trim_start();
         let value;
         if let Some(r) = rest.strip_prefix('"') {
@@ -125,11 +130,17 @@ impl Credentials {
 /// What an Authorization header earned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { username: String },
+    Ok {
+        username: String,
+    },
     /// 401 with fresh challenges; `stale`: the nonce was good but expired.
-    Challenge { stale: bool },
+    Challenge {
+        stale: bool,
+    },
     /// 401: wrong password, replayed nonce count, malformed header.
-    Denied { why: &'static str },
+    Denied {
+        why: &'static str,
+    },
 }
 
 /// Basic authentication.
@@ -165,6 +176,7 @@ pub struct Digest {
     creds: Credentials,
     /// nonce -> highest nc accepted.
     seen: DashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    serial: std::sync::atomic::AtomicU32,
 }
 
 impl Digest {
@@ -175,19 +187,24 @@ impl Digest {
             lifetime,
             creds,
             seen: DashMap::default(),
+            serial: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
-    fn mac(&self, expiry: u32) -> String {
+    fn mac(&self, expiry: u32, serial: u32) -> String {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .expect("HMAC takes a key of any length");
         m.update(&expiry.to_be_bytes());
+        m.update(&serial.to_be_bytes());
         hex(&m.finalize().into_bytes()[..16])
     }
 
     pub fn nonce(&self, now: u32) -> String {
         let expiry = now.saturating_add(self.lifetime);
-        format!("{expiry:08x}{}", self.mac(expiry))
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{expiry:08x}{serial:08x}{}", self.mac(expiry, serial))
     }
 
     /// The WWW-Authenticate values to send with a 401, one per algorithm (SHA-256 first).
@@ -234,14 +251,23 @@ impl Digest {
             };
         }
         // The nonce: ours, and not expired.
-        if nonce.len() != 40 {
-            return Verdict::Denied { why: "foreign nonce" };
+        if nonce.len() != 48 || !nonce.is_ascii() {
+            return Verdict::Denied {
+                why: "foreign nonce",
+            };
         }
-        let Ok(expiry) = u32::from_str_radix(&nonce[..8], 16) else {
-            return Verdict::Denied { why: "foreign nonce" };
+        let (Ok(expiry), Ok(serial)) = (
+            u32::from_str_radix(&nonce[..8], 16),
+            u32::from_str_radix(&nonce[8..16], 16),
+        ) else {
+            return Verdict::Denied {
+                why: "foreign nonce",
+            };
         };
-        if !ct_eq(self.mac(expiry).as_bytes(), nonce[8..].as_bytes()) {
-            return Verdict::Denied { why: "foreign nonce" };
+        if !ct_eq(self.mac(expiry, serial).as_bytes(), nonce[16..].as_bytes()) {
+            return Verdict::Denied {
+                why: "foreign nonce",
+            };
         }
         if expiry <= now {
             return Verdict::Challenge { stale: true };
@@ -264,7 +290,16 @@ impl Digest {
                 why: "unknown user",
             };
         };
-        let expect = response(alg, user, &self.realm, pass, method, uri, nonce, Some((nc, cnonce)));
+        let expect = response(
+            alg,
+            user,
+            &self.realm,
+            pass,
+            method,
+            uri,
+            nonce,
+            Some((nc, cnonce)),
+        );
         if !ct_eq(expect.as_bytes(), resp.to_ascii_lowercase().as_bytes()) {
             return Verdict::Denied {
                 why: "wrong credentials",
@@ -285,9 +320,8 @@ impl Digest {
 
     /// Forgets the nonce counts of expired nonces.
     pub fn sweep(&self, now: u32) {
-        self.seen.retain(|n, _| {
-            u32::from_str_radix(&n[..8.min(n.len())], 16).is_ok_and(|e| e > now)
-        });
+        self.seen
+            .retain(|n, _| u32::from_str_radix(&n[..8.min(n.len())], 16).is_ok_and(|e| e > now));
     }
 
     pub fn tracked_nonces(&self) -> usize {
@@ -408,7 +442,10 @@ mod tests {
     #[test]
     fn digest_round_trip_replay_and_expiry() {
         let d = server();
-        for ch in d.challenges(100, false) {
+        for i in 0..2 {
+            // A fresh challenge for each algorithm (one call's challenges share a nonce).
+            let ch = d.challenges(100, false).swap_remove(i);
+            assert!(ch.contains(["SHA-256", "MD5"][i]));
             let h = authorize(&ch, "cpe", "pw", "POST", "/", 1, "abc").unwrap();
             assert_eq!(
                 d.check(100, "POST", "/", Some(&h)),
@@ -422,7 +459,10 @@ mod tests {
                 Verdict::Denied { .. }
             ));
             let h2 = authorize(&ch, "cpe", "pw", "POST", "/", 2, "abd").unwrap();
-            assert!(matches!(d.check(101, "POST", "/", Some(&h2)), Verdict::Ok { .. }));
+            assert!(matches!(
+                d.check(101, "POST", "/", Some(&h2)),
+                Verdict::Ok { .. }
+            ));
             // Expired nonce: stale challenge.
             let h3 = authorize(&ch, "cpe", "pw", "POST", "/", 3, "abe").unwrap();
             assert_eq!(
@@ -430,25 +470,57 @@ mod tests {
                 Verdict::Challenge { stale: true }
             );
             let bad = authorize(&ch, "cpe", "nope", "POST", "/", 4, "abf").unwrap();
-            assert!(matches!(d.check(100, "POST", "/", Some(&bad)), Verdict::Denied { .. }));
+            assert!(matches!(
+                d.check(100, "POST", "/", Some(&bad)),
+                Verdict::Denied { .. }
+            ));
         }
         d.sweep(1000);
         assert_eq!(d.tracked_nonces(), 0);
     }
 
     #[test]
+    fn two_clients_never_share_a_nonce() {
+        let d = server();
+        let a = d.challenges(100, false);
+        let b = d.challenges(100, false);
+        assert_ne!(a[0], b[0]);
+        for ch in [&a[0], &b[0]] {
+            let h = authorize(ch, "cpe", "pw", "POST", "/", 1, "x").unwrap();
+            assert!(matches!(
+                d.check(100, "POST", "/", Some(&h)),
+                Verdict::Ok { .. }
+            ));
+        }
+    }
+
+    #[test]
     fn basic() {
         let c = Credentials::new([("u".to_owned(), "p".to_owned())]);
-        assert!(matches!(check_basic(&c, Some("Basic dTpw")), Verdict::Ok { .. }));
-        assert!(matches!(check_basic(&c, Some("Basic dTpx")), Verdict::Denied { .. }));
+        assert!(matches!(
+            check_basic(&c, Some("Basic dTpw")),
+            Verdict::Ok { .. }
+        ));
+        assert!(matches!(
+            check_basic(&c, Some("Basic dTpx")),
+            Verdict::Denied { .. }
+        ));
         assert_eq!(check_basic(&c, None), Verdict::Challenge { stale: false });
     }
 
     #[test]
     fn garbage_headers_are_denied() {
         let d = server();
-        for h in ["Digest", "Digest ,,,", "Digest username=\"", "Digest a=b, nonce=\"zz\""] {
-            assert!(!matches!(d.check(1, "POST", "/", Some(h)), Verdict::Ok { .. }));
+        for h in [
+            "Digest",
+            "Digest ,,,",
+            "Digest username=\"",
+            "Digest a=b, nonce=\"zz\"",
+        ] {
+            assert!(!matches!(
+                d.check(1, "POST", "/", Some(h)),
+                Verdict::Ok { .. }
+            ));
         }
     }
 }

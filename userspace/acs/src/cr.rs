@@ -16,7 +16,14 @@ pub fn udp_signature(password: &str, ts: u64, id: u32, un: &str, cn: &str) -> St
 }
 
 /// The UDP connection request datagram for `host_port` (`203.0.113.7:30005`).
-pub fn udp_message(host_port: &str, ts: u64, id: u32, un: &str, cn: &str, password: &str) -> String {
+pub fn udp_message(
+    host_port: &str,
+    ts: u64,
+    id: u32,
+    un: &str,
+    cn: &str,
+    password: &str,
+) -> String {
     let sig = udp_signature(password, ts, id, un, cn);
     format!(
         "GET http://{host_port}?ts={ts}&id={id}&un={un}&cn={cn}&sig={sig} HTTP/1.1\r\nHost: {host_port}\r\n\r\n"
@@ -218,7 +225,13 @@ mod tests {
     /// spec/cwmp.md §6 and tests/data/cwmp/samples/10_udp_connection_request.txt.
     #[test]
     fn spec_vector() {
-        let sig = udp_signature("s3cr3t", 1_714_564_800, 4711, "cpe0015cf123456", "XTGRWIPC6D3IPXS3");
+        let sig = udp_signature(
+            "s3cr3t",
+            1_714_564_800,
+            4711,
+            "cpe0015cf123456",
+            "XTGRWIPC6D3IPXS3",
+        );
         assert_eq!(sig, "C6354C6815D5CF0457D046EBA536302BAC7CEDA4");
         let sample = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

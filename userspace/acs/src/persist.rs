@@ -86,7 +86,10 @@ pub fn save(acs: &Acs, dir: &Path) -> std::io::Result<usize> {
                             ),
                             Origin::Campaign(i) => format!(
                                 "campaign:{}",
-                                acs.settings.campaigns.get(i as usize).map_or("", |c| &c.name)
+                                acs.settings
+                                    .campaigns
+                                    .get(i as usize)
+                                    .map_or("", |c| &c.name)
                             ),
                         },
                         envelope: Envelope::new(Version::V1_2, None, t.rpc.clone()).to_xml(),

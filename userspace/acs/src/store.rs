@@ -148,7 +148,10 @@ impl More {
     }
 
     pub fn has_task(&self, origin: Origin) -> bool {
-        self.inflight.iter().chain(&self.queue).any(|t| t.origin == origin)
+        self.inflight
+            .iter()
+            .chain(&self.queue)
+            .any(|t| t.origin == origin)
     }
 }
 
