@@ -195,6 +195,10 @@ impl Device {
                         ];
                         again = true;
                     }
+                    After::AcsUrlChanged => {
+                        st.events = vec![ev("0 BOOTSTRAP", "")];
+                        again = true;
+                    }
                     After::ScheduleInform { delay, command_key } => {
                         tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
                         st.events =
@@ -387,9 +391,10 @@ impl Device {
             );
         }
         // Our test images start with a `VERSION=x.y.z` line: the version the device then runs.
-        let version = std::str::from_utf8(&r.body[..r.body.len().min(64)])
+        let first_line = r.body.split(|b| *b == b'\n').next().unwrap_or_default();
+        let version = std::str::from_utf8(&first_line[..first_line.len().min(64)])
             .ok()
-            .and_then(|s| s.lines().next())
+            .map(str::trim)
             .and_then(|l| l.strip_prefix("VERSION="))
             .map(str::to_owned);
         Ok((r.body.len(), version))

@@ -22,10 +22,17 @@ pub struct Param {
 /// What a request asks the device to do once the session is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
-    Reboot { command_key: String },
+    Reboot {
+        command_key: String,
+    },
     FactoryReset,
     Download(Box<provd_cwmp::Download>),
-    ScheduleInform { delay: u32, command_key: String },
+    ScheduleInform {
+        delay: u32,
+        command_key: String,
+    },
+    /// ManagementServer.URL changed: the next session goes to the new ACS, as a bootstrap.
+    AcsUrlChanged,
 }
 
 #[derive(Debug, Clone)]
@@ -235,9 +242,14 @@ impl Model {
                     f.spv = faults;
                     return Rpc::Fault(f);
                 }
+                let url = format!("{}ManagementServer.URL", self.root);
                 for p in parameters {
                     if let Some(cur) = self.params.get_mut(&p.name) {
-                        cur.value = norm_bool(&cur.ty, &p.value);
+                        let v = norm_bool(&cur.ty, &p.value);
+                        if p.name == url && cur.value != v {
+                            after.push(After::AcsUrlChanged);
+                        }
+                        cur.value = v;
                     }
                 }
                 let key = format!("{}ManagementServer.ParameterKey", self.root);

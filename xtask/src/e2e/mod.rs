@@ -11,9 +11,13 @@
 //! dhclient, provd-loadgen tftp) the same way; scenarios a peer server cannot take part in (its
 //! files are not generated per device) print `SKIP name: reason` and count neither way.
 //!
+//! `cargo xtask e2e acs` runs the TR-069 ACS suite: provd-cpe-sim devices, curl and xmllint
+//! against provd's `[acs]` role in a namespace of its own (see `acs.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
+mod acs;
 mod dhcp;
 mod mta;
 mod subject;
@@ -98,9 +102,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta") {
+    if !matches!(args.suite.as_str(), "dhcp" | "tftp" | "mta" | "acs") {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta)",
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta, acs)",
             args.suite
         );
     }
@@ -113,6 +117,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "mta" {
         return mta::run(&args);
+    }
+    if args.suite == "acs" {
+        return acs::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
