@@ -1,6 +1,174 @@
-//! Load mode: complete Inform sessions over keep-alive connections.
-pub fn run(_a: Args) -> anyhow::Result<()> {
-    anyhow::bail!("load mode: not yet")
-}
+//! Load mode: complete Inform sessions (Inform -> InformResponse, empty POST -> 204) over
+//! keep-alive connections, as fast as the ACS answers, for known devices in turn.
+//!
+//! Each connection runs one session at a time; the Inform is a fixed template (a boot Inform
+//! of a TR-181 device, the parameters a real one sends) with the serial number patched in
+//! place, so generating load costs little next to serving it. Bounded by `--seconds` and
+//! `--max-sessions`. Prints `RESULT acs-load sessions=N sessions_per_s=R errors=E p50_ms=L
+//! p99_ms=L`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use provd_cwmp::{DeviceId, Envelope, EventStruct, Inform, ParameterValue, Rpc, Version};
+
+use crate::http::{Conn, split_url};
+
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[arg(long)]
+    pub acs: String,
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Devices cycled through (serials PREFIX00000000 ..), as seeded into the ACS.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: u32,
+    #[arg(long, default_value = "00D09E")]
+    pub oui: String,
+    #[arg(long, default_value = "SIM")]
+    pub product_class: String,
+    #[arg(long, default_value = "SEED")]
+    pub serial_prefix: String,
+    /// Stop after this many sessions (0: no limit but time).
+    #[arg(long, default_value_t = 0)]
+    pub max_sessions: u64,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// The Inform template with an 8-digit placeholder for the device number.
+fn template(a: &Args) -> (Vec<u8>, usize) {
+    let serial = format!("{}{}", a.serial_prefix, "99999999");
+    let inform = Inform {
+        device_id: DeviceId {
+            manufacturer: "ProvdSim".into(),
+            oui: a.oui.clone(),
+            product_class: a.product_class.clone(),
+            serial_number: serial.clone(),
+        },
+        events: vec![EventStruct {
+            code: "2 PERIODIC".into(),
+            command_key: String::new(),
+        }],
+        max_envelopes: 1,
+        current_time: "2026-01-01T00:00:00Z".into(),
+        retry_count: 0,
+        parameters: vec![
+            ParameterValue::new("Device.RootDataModelVersion", "2.12", "string"),
+            ParameterValue::new("Device.DeviceInfo.HardwareVersion", "1.0", "string"),
+            ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
+            ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
+            ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
+            ParameterValue::new("Device.ManagementServer.ConnectionRequestURL", "http://10.0.0.1:7547/cr", "string"),
+        ],
+    };
+    let xml = Envelope::new(Version::V1_2, Some("1".into()), Rpc::Inform(Box::new(inform))).to_xml();
+    let at = xml.find(&serial).expect("the serial is in the envelope") + a.serial_prefix.len();
+    (xml.into_bytes(), at)
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (host, port, path) = split_url(&a.acs)?;
+    let (tpl, at) = template(&a);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.threads.max(1))
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sessions = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let lat = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..a.connections {
+            let (host, path, tpl) = (host.clone(), path.clone(), tpl.clone());
+            let (stop, sessions, errors) = (Arc::clone(&stop), Arc::clone(&sessions), Arc::clone(&errors));
+            let (devices, conns, max) = (a.devices.max(1), a.connections, a.max_sessions);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut body = tpl;
+                let mut i = c % devices;
+                let mut conn: Option<Conn> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    if conn.is_none() {
+                        match Conn::connect(&host, port).await {
+                            Ok(x) => conn = Some(x),
+                            Err(_) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(cn) = conn.as_mut() else { continue };
+                    body[at..at + 8].copy_from_slice(format!("{i:08}").as_bytes());
+                    let t = Instant::now();
+                    match session(cn, &path, &body).await {
+                        Ok(()) => {
+                            let n = sessions.fetch_add(1, Ordering::Relaxed) + 1;
+                            if lat.len() < 100_000 {
+                                lat.push(t.elapsed().as_micros() as u32);
+                            }
+                            if max > 0 && n >= max {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            conn = None;
+                        }
+                    }
+                    i = (i + conns) % devices;
+                }
+                lat
+            }));
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs_f64(a.seconds));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if stop.load(Ordering::Relaxed) { break; }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            if let Ok(Ok(l)) = tokio::time::timeout(Duration::from_secs(5), t).await {
+                all.extend(l);
+            }
+        }
+        all
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let n = sessions.load(Ordering::Relaxed);
+    let mut lat = lat;
+    lat.sort_unstable();
+    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |v| f64::from(*v) / 1000.0);
+    println!(
+        "RESULT acs-load sessions={n} sessions_per_s={:.0} errors={} p50_ms={:.3} p99_ms={:.3} seconds={secs:.2}",
+        n as f64 / secs,
+        errors.load(Ordering::Relaxed),
+        pct(0.5),
+        pct(0.99)
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+async fn session(c: &mut Conn, path: &str, inform: &[u8]) -> Result<()> {
+    let r = c.request("POST", path, &[("Content-Type", "text/xml")], inform).await?;
+    anyhow::ensure!(r.status == 200, "Inform: HTTP {}", r.status);
+    anyhow::ensure!(r.body.windows(14).any(|w| w == b"InformResponse"), "not an InformResponse");
+    let cookie = r.header("set-cookie").map(|c| c.split(';').next().unwrap_or("").to_owned()).context("no session cookie")?;
+    let r = c.request("POST", path, &[("Cookie", &cookie)], b"").await?;
+    anyhow::ensure!(r.status == 204, "empty POST: HTTP {}", r.status);
+    Ok(())
+}
