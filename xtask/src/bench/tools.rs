@@ -19,7 +19,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The workspace's target directory as cargo sees it (honours CARGO_TARGET_DIR and config).
-fn target_dir(root: &Path) -> Result<PathBuf> {
+pub(super) fn target_dir(root: &Path) -> Result<PathBuf> {
     let out = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)
@@ -37,7 +37,7 @@ fn target_dir(root: &Path) -> Result<PathBuf> {
     ))
 }
 
-fn cargo() -> String {
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
