@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use provd_cwmp::{DeviceId, Envelope, EventStruct, Inform, ParameterValue, Rpc, Version};
 
-use crate::http::{Conn, split_url};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::http::split_url;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -64,10 +67,19 @@ fn template(a: &Args) -> (Vec<u8>, usize) {
             ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
             ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
             ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
-            ParameterValue::new("Device.ManagementServer.ConnectionRequestURL", "http://10.0.0.1:7547/cr", "string"),
+            ParameterValue::new(
+                "Device.ManagementServer.ConnectionRequestURL",
+                "http://10.0.0.1:7547/cr",
+                "string",
+            ),
         ],
     };
-    let xml = Envelope::new(Version::V1_2, Some("1".into()), Rpc::Inform(Box::new(inform))).to_xml();
+    let xml = Envelope::new(
+        Version::V1_2,
+        Some("1".into()),
+        Rpc::Inform(Box::new(inform)),
+    )
+    .to_xml();
     let at = xml.find(&serial).expect("the serial is in the envelope") + a.serial_prefix.len();
     (xml.into_bytes(), at)
 }
@@ -75,10 +87,16 @@ fn template(a: &Args) -> (Vec<u8>, usize) {
 pub fn run(a: Args) -> Result<()> {
     let (host, port, path) = split_url(&a.acs)?;
     let (tpl, at) = template(&a);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(a.threads.max(1))
-        .enable_all()
-        .build()?;
+    let rt = if a.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(a.threads)
+            .enable_all()
+            .build()?
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let sessions = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -87,16 +105,20 @@ pub fn run(a: Args) -> Result<()> {
         let mut tasks = Vec::new();
         for c in 0..a.connections {
             let (host, path, tpl) = (host.clone(), path.clone(), tpl.clone());
-            let (stop, sessions, errors) = (Arc::clone(&stop), Arc::clone(&sessions), Arc::clone(&errors));
+            let (stop, sessions, errors) = (
+                Arc::clone(&stop),
+                Arc::clone(&sessions),
+                Arc::clone(&errors),
+            );
             let (devices, conns, max) = (a.devices.max(1), a.connections, a.max_sessions);
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut body = tpl;
                 let mut i = c % devices;
-                let mut conn: Option<Conn> = None;
+                let mut conn: Option<Raw> = None;
                 while !stop.load(Ordering::Relaxed) {
                     if conn.is_none() {
-                        match Conn::connect(&host, port).await {
+                        match Raw::connect(&host, port).await {
                             Ok(x) => conn = Some(x),
                             Err(_) => {
                                 errors.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +130,7 @@ pub fn run(a: Args) -> Result<()> {
                     let Some(cn) = conn.as_mut() else { continue };
                     body[at..at + 8].copy_from_slice(format!("{i:08}").as_bytes());
                     let t = Instant::now();
-                    match session(cn, &path, &body).await {
+                    match cn.session(&host, port, &path, &body).await {
                         Ok(()) => {
                             let n = sessions.fetch_add(1, Ordering::Relaxed) + 1;
                             if lat.len() < 100_000 {
@@ -151,7 +173,10 @@ pub fn run(a: Args) -> Result<()> {
     let n = sessions.load(Ordering::Relaxed);
     let mut lat = lat;
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |v| f64::from(*v) / 1000.0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |v| f64::from(*v) / 1000.0)
+    };
     println!(
         "RESULT acs-load sessions={n} sessions_per_s={:.0} errors={} p50_ms={:.3} p99_ms={:.3} seconds={secs:.2}",
         n as f64 / secs,
@@ -163,12 +188,104 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-async fn session(c: &mut Conn, path: &str, inform: &[u8]) -> Result<()> {
-    let r = c.request("POST", path, &[("Content-Type", "text/xml")], inform).await?;
-    anyhow::ensure!(r.status == 200, "Inform: HTTP {}", r.status);
-    anyhow::ensure!(r.body.windows(14).any(|w| w == b"InformResponse"), "not an InformResponse");
-    let cookie = r.header("set-cookie").map(|c| c.split(';').next().unwrap_or("").to_owned()).context("no session cookie")?;
-    let r = c.request("POST", path, &[("Cookie", &cookie)], b"").await?;
-    anyhow::ensure!(r.status == 204, "empty POST: HTTP {}", r.status);
-    Ok(())
+/// One keep-alive connection with a reusable buffer; responses are parsed in place (status,
+/// Content-Length, the session cookie), which is all a session needs.
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    h.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+impl Raw {
+    async fn connect(host: &str, port: u16) -> Result<Raw> {
+        let s = TcpStream::connect((host, port)).await?;
+        s.set_nodelay(true)?;
+        Ok(Raw {
+            s,
+            buf: Vec::with_capacity(8192),
+            out: Vec::with_capacity(8192),
+        })
+    }
+
+    /// Sends a POST, reads the answer; returns (status, cookie, whether the body holds an
+    /// InformResponse).
+    async fn post(
+        &mut self,
+        host: &str,
+        port: u16,
+        path: &str,
+        cookie: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(u16, Option<Vec<u8>>, bool)> {
+        use std::io::Write;
+        self.out.clear();
+        write!(
+            self.out,
+            "POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n",
+            body.len()
+        )?;
+        if let Some(c) = cookie {
+            self.out.extend_from_slice(b"Cookie: ");
+            self.out.extend_from_slice(c);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(body);
+        self.s.write_all(&self.out).await?;
+        // Read until the head is complete, then the body by Content-Length.
+        self.buf.clear();
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let at = self.buf.len();
+            self.buf.resize(at + 4096, 0);
+            let n = self.s.read(&mut self.buf[at..]).await?;
+            self.buf.truncate(at + n);
+            anyhow::ensure!(n > 0, "connection closed");
+        };
+        let head = &self.buf[..head_end];
+        let status: u16 = std::str::from_utf8(head.get(9..12).unwrap_or_default())?.parse()?;
+        let len = find(head, b"\r\ncontent-length:")
+            .map(|i| {
+                let v = &head[i + 17..];
+                let e = v.iter().position(|b| *b == b'\r').unwrap_or(v.len());
+                std::str::from_utf8(&v[..e])
+                    .ok()
+                    .and_then(|s| s.trim().parse::<usize>().ok())
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let cookie = find(head, b"\r\nset-cookie:").map(|i| {
+            let v = &head[i + 13..];
+            let e = v
+                .iter()
+                .position(|b| *b == b';' || *b == b'\r')
+                .unwrap_or(v.len());
+            v[..e].trim_ascii().to_vec()
+        });
+        while self.buf.len() < head_end + len {
+            let at = self.buf.len();
+            self.buf.resize(head_end + len, 0);
+            let n = self.s.read(&mut self.buf[at..]).await?;
+            self.buf.truncate(at + n);
+            anyhow::ensure!(n > 0, "connection closed in a body");
+        }
+        let inform_response = find(&self.buf[head_end..], b"InformResponse").is_some();
+        Ok((status, cookie, inform_response))
+    }
+
+    async fn session(&mut self, host: &str, port: u16, path: &str, inform: &[u8]) -> Result<()> {
+        let (status, cookie, ok) = self.post(host, port, path, None, inform).await?;
+        anyhow::ensure!(status == 200 && ok, "Inform: HTTP {status}");
+        let cookie = cookie.context("no session cookie")?;
+        let (status, _, _) = self.post(host, port, path, Some(&cookie), b"").await?;
+        anyhow::ensure!(status == 204, "empty POST: HTTP {status}");
+        Ok(())
+    }
 }
