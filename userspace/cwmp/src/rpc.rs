@@ -646,8 +646,10 @@ fn values(n: &Node, array: &str) -> Result<Vec<ParameterValue>, Error> {
             let v = p.child("Value");
             let ty = v
                 .and_then(|v| v.attr("type"))
-                .map(|t| t.rsplit(':').next().unwrap_or(t).to_owned())
-                .unwrap_or_else(|| "string".to_owned());
+                .map(|t| t.rsplit(':').next().unwrap_or(t))
+                .filter(|t| valid_type(t))
+                .unwrap_or("string")
+                .to_owned();
             Ok(ParameterValue {
                 name: text(p, "Name")?.to_owned(),
                 value: v.map(|v| v.text.clone()).unwrap_or_default(),

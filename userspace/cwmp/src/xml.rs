@@ -160,6 +160,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Node, Error> {
                         continue;
                     }
                     let value = a.unescape_value().map_err(|e| Error::Xml(e.to_string()))?;
+                    check_chars(&value)?;
                     attrs.push((key.to_owned(), value.into_owned()));
                 }
                 stack.push(Node {
@@ -211,7 +212,22 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Node, Error> {
     root.ok_or_else(|| Error::Xml("no root element".into()))
 }
 
+/// XML 1.0 allows no control characters but tab, CR and LF, raw or as references.
+fn check_chars(s: &str) -> Result<(), Error> {
+    match s
+        .chars()
+        .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(Error::Xml(format!(
+            "control character U+{:04X} is not allowed in XML",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn push_text(top: &mut Node, s: &str, limits: &Limits) -> Result<(), Error> {
+    check_chars(s)?;
     let len = top.text.len() + s.len();
     if len > limits.max_text {
         return Err(Error::TextTooLong {
@@ -276,6 +292,14 @@ mod tests {
             parse(text.as_bytes(), &Limits::default()),
             Err(Error::TextTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn refuses_control_characters() {
+        for bad in [&b"<a>x\x01</a>"[..], b"<a>&#1;</a>", b"<a b=\"&#3;\"/>"] {
+            assert!(matches!(parse(bad, &Limits::default()), Err(Error::Xml(_))));
+        }
+        assert!(parse(b"<a>\t&#10;</a>", &Limits::default()).is_ok());
     }
 
     #[test]

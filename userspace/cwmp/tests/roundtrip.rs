@@ -605,12 +605,20 @@ fn every_rpc_is_valid_against_the_xsd() {
     let mut files = Vec::new();
     for (i, rpc) in every_rpc().into_iter().enumerate() {
         let f = dir.join(format!("{i:02}-{}.xml", rpc.method()));
-        std::fs::write(&f, Envelope::new(Version::V1_2, Some("x".into()), rpc).to_xml()).unwrap();
+        std::fs::write(
+            &f,
+            Envelope::new(Version::V1_2, Some("x".into()), rpc).to_xml(),
+        )
+        .unwrap();
         files.push(f);
     }
     let broken = dir.join("broken.xml");
     let good = std::fs::read_to_string(&files[9]).unwrap();
-    std::fs::write(&broken, good.replace("<MaxEnvelopes>1</MaxEnvelopes>", "<Max>1</Max>")).unwrap();
+    std::fs::write(
+        &broken,
+        good.replace("<MaxEnvelopes>1</MaxEnvelopes>", "<Max>1</Max>"),
+    )
+    .unwrap();
     let schema = samples().join("../xsd/envelope-cwmp-1-2.xsd");
     let run = |files: &[std::path::PathBuf]| {
         std::process::Command::new("xmllint")
@@ -622,7 +630,11 @@ fn every_rpc_is_valid_against_the_xsd() {
             .expect("xmllint (libxml2-utils) is installed")
     };
     let out = run(&files);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!run(&[broken]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
