@@ -21,7 +21,9 @@ PKGS=(
   bsdutils          # logger: real syslog sender (lab demo, syslog tests)
   snmp              # snmpinform, snmpget, snmpset, snmptrap: the MTA's INFORMs (e2e mta)
   snmpd             # snmpd: the MTA's SNMP agent that records provd's SETs (e2e mta)
-  python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta)
+  python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta);
+                    # http.server serves firmware images to simulated CPEs (e2e acs)
+  libxml2-utils     # xmllint: validates every CWMP envelope provd emits against the BBF XSDs
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   procps psmisc
@@ -68,7 +70,7 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 xmllint; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"
