@@ -647,7 +647,11 @@ impl Acs {
             return;
         };
         match mark {
-            CampaignMark::InProgress { .. } => c.in_progress.fetch_add(1, Ordering::Relaxed),
+            CampaignMark::InProgress { .. } => {
+                let n = c.in_progress.fetch_add(1, Ordering::Relaxed) + 1;
+                // The peak of the run before is not kept; what is in flight now is a floor.
+                c.peak.fetch_max(n, Ordering::Relaxed)
+            }
             CampaignMark::Succeeded => c.succeeded.fetch_add(1, Ordering::Relaxed),
             CampaignMark::Failed { .. } => c.failed.fetch_add(1, Ordering::Relaxed),
         };
