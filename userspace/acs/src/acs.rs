@@ -272,10 +272,10 @@ impl Acs {
             param.updated = now;
             param.flags |= Param::VALUE_KNOWN;
         }
-        if let Some(s) = udp_cr {
-            if more.udp_cr.as_deref() != Some(s) {
-                more.udp_cr = (!s.is_empty()).then(|| s.into());
-            }
+        if let Some(s) = udp_cr
+            && more.udp_cr.as_deref() != Some(s)
+        {
+            more.udp_cr = (!s.is_empty()).then(|| s.into());
         }
         if let Some(s) = software {
             d.software_version = names.intern(s);

@@ -264,7 +264,7 @@ impl Digest {
                 why: "foreign nonce",
             };
         };
-        if !ct_eq(self.mac(expiry, serial).as_bytes(), nonce[16..].as_bytes()) {
+        if !ct_eq(self.mac(expiry, serial).as_bytes(), &nonce.as_bytes()[16..]) {
             return Verdict::Denied {
                 why: "foreign nonce",
             };

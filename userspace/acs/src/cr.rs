@@ -100,7 +100,7 @@ pub fn parse_binding_request(b: &[u8]) -> Option<BindingRequest> {
     let len = u16::from_be_bytes([b[2], b[3]]) as usize;
     if ty != BINDING_REQUEST
         || u32::from_be_bytes([b[4], b[5], b[6], b[7]]) != MAGIC
-        || len % 4 != 0
+        || !len.is_multiple_of(4)
         || 20 + len != b.len()
     {
         return None;

@@ -803,10 +803,9 @@ impl TaskSpec {
     }
 }
 
-fn parse_task(body: &[u8]) -> Result<Rpc, Response> {
-    let spec: TaskSpec =
-        serde_json::from_slice(body).map_err(|e| bad_request(format!("task: {e}")))?;
-    spec.into_rpc().map_err(bad_request)
+fn parse_task(body: &[u8]) -> Result<Rpc, String> {
+    let spec: TaskSpec = serde_json::from_slice(body).map_err(|e| format!("task: {e}"))?;
+    spec.into_rpc()
 }
 
 async fn device_task(
@@ -819,7 +818,7 @@ async fn device_task(
     };
     let rpc = match parse_task(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     match srv.acs.queue_for(now_secs() as u32, &key, rpc) {
         Some(t) => json(serde_json::json!({"task": t})),
@@ -843,7 +842,7 @@ async fn bulk_task(State(srv): State<Arc<Server>>, body: Bytes) -> Response {
     };
     let rpc = match parse_task(b.task.to_string().as_bytes()) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let ids = srv.acs.queue_filtered(
         now_secs() as u32,
