@@ -9,7 +9,8 @@
 //! carry the line and column.
 //!
 //! Option values are typed here (`Ipv4Addr`, strings, enums); encoding them into DHCP options
-//! is the engine's job. This crate depends on no other provd crate.
+//! is the engine's job. This crate depends on no other provd crate but `provd-macros` (a leaf:
+//! profile rules are parsed and checked against the profile path at load).
 //!
 //! # Schema
 //!
@@ -76,7 +77,8 @@
 //! ```
 //!
 //! The `[tftp]`, `[class.config_file]`, `[vars]` and `[[subscriber]]` tables are described in
-//! [`files`](crate::ConfigFileSpec) (module `files`).
+//! [`files`](crate::ConfigFileSpec) (module `files`); `[http]`, `[class.profile]` and
+//! `[[upgrade_rule]]` in [`ProfileSpec`] (module `http`).
 //!
 //! Routers, relays interface addresses and the server id must not lie inside any pool (they
 //! would be leased to clients), and a reservation may not take one of them.
@@ -86,6 +88,7 @@ mod bootfile;
 mod error;
 mod files;
 mod glob;
+mod http;
 mod parse;
 mod policy;
 mod validate;
@@ -99,6 +102,10 @@ pub use files::{
     TftpSettings, TimeSettings, VarValue, Vars,
 };
 pub use glob::Glob;
+pub use http::{
+    ClientAuthMode, HttpSettings, HttpsSettings, ProfileFormat, ProfileSpec, RuleOption,
+    UpgradeRule, WireHttp, WireProfile, WireUpgradeRule,
+};
 pub use policy::{
     CableLabsOptions, Class, ClassId, LeaseDefaults, LogFormat, Policy, Pool, ProvisioningFlow,
     ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings, SharedNetwork, Subnet,

@@ -42,6 +42,10 @@ pub struct Policy {
     pub vars: Vars,
     /// `[[subscriber]]`: per-device template variables.
     pub subscribers: Subscribers,
+    /// `[http]`; `None`: no profile/firmware server.
+    pub http: Option<crate::HttpSettings>,
+    /// `[[upgrade_rule]]`, in config order.
+    pub upgrade_rules: Vec<crate::UpgradeRule>,
     pub(crate) index: Index,
 }
 
@@ -153,6 +157,8 @@ pub struct Class {
     pub provisioning_code: Option<String>,
     /// The class's `boot_file` is generated per device from this.
     pub config_file: Option<ConfigFileSpec>,
+    /// `[class.profile]`: VoIP profiles over HTTP(S), and the DHCP options pointing there.
+    pub profile: Option<crate::ProfileSpec>,
 }
 
 /// Option 122 (CableLabs Client Configuration) values of a class.
@@ -379,6 +385,21 @@ impl Policy {
         for c in &mut self.classes {
             if let Some(cf) = &mut c.config_file {
                 fix(&mut cf.template);
+            }
+            if let Some(pf) = &mut c.profile {
+                fix(&mut pf.template);
+            }
+        }
+        if let Some(h) = &mut self.http {
+            if let Some(d) = &mut h.firmware_dir {
+                fix(d);
+            }
+            if let Some(s) = &mut h.https {
+                fix(&mut s.cert);
+                fix(&mut s.key);
+                if let Some(ca) = &mut s.client_ca {
+                    fix(ca);
+                }
             }
         }
     }

@@ -177,6 +177,12 @@ impl Validator {
             .unwrap_or_default();
         let subscribers = self.subscribers(&w.subscriber);
         self.files_checks(&w.class, &classes, tftp.as_ref());
+        let http = w
+            .http
+            .as_ref()
+            .map(|h| crate::http::http(h, &server, &mut self.errors));
+        let upgrade_rules = crate::http::upgrade_rules(&w.upgrade_rule, &mut self.errors);
+        crate::http::cross_checks(&classes, http.as_ref(), &upgrade_rules, &mut self.errors);
         if mta.is_some() {
             if tftp.is_none() {
                 self.err(
@@ -213,6 +219,8 @@ impl Validator {
             acs,
             vars,
             subscribers,
+            http,
+            upgrade_rules,
             index,
         })
     }
@@ -421,6 +429,10 @@ impl Validator {
             .config_file
             .as_ref()
             .and_then(|c| self.config_file(&p("config_file"), c));
+        let profile = w
+            .profile
+            .as_ref()
+            .and_then(|c| crate::http::profile(&p("profile"), c, &mut self.errors));
         let tftp_server = w.tftp_server.as_ref().and_then(|t| {
             let r = parse::host(t).map(|()| t.clone());
             self.check(&p("tftp_server"), r)
@@ -496,6 +508,7 @@ impl Validator {
             acs_url,
             provisioning_code,
             config_file,
+            profile,
         }
     }
 

@@ -30,6 +30,10 @@ pub struct Config {
     pub vars: Option<toml::Table>,
     #[serde(default)]
     pub subscriber: Vec<Subscriber>,
+    /// `[http]`: see [`crate::http`].
+    pub http: Option<crate::http::WireHttp>,
+    #[serde(default)]
+    pub upgrade_rule: Vec<crate::http::WireUpgradeRule>,
 }
 
 /// `[tftp]`
@@ -154,6 +158,8 @@ pub struct Class {
     pub acs_url: Option<String>,
     pub provisioning_code: Option<String>,
     pub config_file: Option<ConfigFile>,
+    /// `[class.profile]`: see [`crate::http`].
+    pub profile: Option<crate::http::WireProfile>,
 }
 
 /// `[[shared_network]]`

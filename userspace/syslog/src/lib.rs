@@ -39,10 +39,10 @@
 //! ```
 
 mod parse;
-mod socket;
 mod store;
 mod worker;
 
+use provd_udp::{Options, UdpSocket};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -173,7 +173,17 @@ pub fn spawn(
     let mut port = settings.port;
     let mut sockets = Vec::with_capacity(settings.workers);
     for _ in 0..settings.workers {
-        let s = socket::SyslogSocket::bind(SocketAddrV4::new(settings.bind, port))?;
+        let s = UdpSocket::bind(
+            SocketAddrV4::new(settings.bind, port),
+            &Options {
+                reuse_port: true,
+                // The source address is all a syslog line needs.
+                pktinfo: false,
+                send_buffer: 0,
+                read_timeout: Some(worker::READ_TIMEOUT),
+                ..Options::default()
+            },
+        )?;
         if port == 0 {
             // The first socket picked the port; the others join its reuseport group.
             port = s.local_addr()?.port();

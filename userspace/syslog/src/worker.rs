@@ -5,11 +5,19 @@
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::parse::{Format, ParseError, parse};
-use crate::socket::{RecvBatch, SyslogSocket};
+use provd_udp::{RateLimit, RecvBatch, UdpSocket, Wait};
+
+use crate::parse::{Format, MAX_DATAGRAM, ParseError, parse};
 use crate::store::{DeviceOf, Store, device_key};
+
+/// Datagrams per recvmmsg call.
+const BATCH: usize = 32;
+/// One byte more than the parser reads, so that it sees (and marks) a longer datagram as cut.
+const SLOT: usize = MAX_DATAGRAM + 1;
+/// How long a receive waits before the worker looks at the shutdown flag again.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Counters shared by every worker, updated once per batch.
 #[derive(Debug, Default)]
@@ -60,7 +68,7 @@ impl Tally {
 
 pub(crate) struct Worker {
     pub index: usize,
-    pub socket: SyslogSocket,
+    pub socket: UdpSocket,
     pub store: Arc<Store>,
     pub device_of: Arc<dyn DeviceOf>,
     pub shared: Arc<Shared>,
@@ -82,12 +90,12 @@ impl Worker {
             device_of,
             shared,
         } = self;
-        let mut rx = RecvBatch::new();
+        let mut rx = RecvBatch::new(BATCH, SLOT);
         let mut tally = Tally::default();
         let mut warnings = RateLimits::default();
         tracing::debug!(worker = index, "syslog worker started");
         while !shutdown.load(Ordering::Relaxed) {
-            let n = match socket.recv_batch(&mut rx) {
+            let n = match socket.recv_batch(&mut rx, Wait::ForOne) {
                 Ok(n) => n,
                 Err(e) => {
                     shared.receive_errors.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +112,8 @@ impl Worker {
             }
             let now = unix_ms();
             for i in 0..n {
-                let (bytes, src) = rx.get(i);
+                let (bytes, meta) = rx.get(i);
+                let src = meta.src;
                 tally.received += 1;
                 match parse(bytes, now) {
                     Ok(msg) => {
@@ -134,30 +143,6 @@ impl Worker {
     }
 }
 
-/// At most one log line per second per kind, carrying how many were held back.
-#[derive(Debug, Default)]
-struct RateLimit {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// `Some(held back since the last line)` when a line may be written now.
-    fn allow(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(at) if now.duration_since(at) < Duration::from_secs(1) => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
-
 #[derive(Debug)]
 struct RateLimits {
     malformed: [RateLimit; ParseError::KINDS],
@@ -182,20 +167,5 @@ impl RateLimits {
                 "dropped a datagram that is not syslog"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_allows_one_line_per_second_and_counts_the_rest() {
-        let mut r = RateLimit::default();
-        assert_eq!(r.allow(), Some(0));
-        assert_eq!(r.allow(), None);
-        assert_eq!(r.allow(), None);
-        r.last = Some(Instant::now() - Duration::from_secs(2));
-        assert_eq!(r.allow(), Some(2));
     }
 }

@@ -16,7 +16,6 @@
 //! [`spawn`] starts the workers; [`TftpHandle`] reports counters and joins them after the
 //! shutdown flag is set (they notice within ~50 ms).
 
-mod socket;
 mod source;
 mod worker;
 
@@ -27,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use provd_tftp::{Counters, Server, ServerConfig};
+use provd_udp::{Options, UdpSocket};
 
 pub use provd_tftp::{ErrorCode, FileContent, Refusal};
 pub use source::{Chain, FileSource, OpenError, ReadRequest, StaticRoot, UploadSink};
@@ -191,7 +191,13 @@ pub fn spawn_with_uploads(
     let mut port = settings.port;
     let mut workers = Vec::with_capacity(settings.workers);
     for index in 0..settings.workers {
-        let listen = socket::UdpSocket::bind(SocketAddrV4::new(settings.bind, port), true)?;
+        let listen = UdpSocket::bind(
+            SocketAddrV4::new(settings.bind, port),
+            &Options {
+                reuse_port: true,
+                ..Options::default()
+            },
+        )?;
         if port == 0 {
             // The first socket picked the port; the others join its reuseport group.
             port = listen.local_addr()?.port();
@@ -206,8 +212,10 @@ pub fn spawn_with_uploads(
                     invalid(format!("transfer port {base} + {index} is out of range"))
                 })?,
         };
-        let transfer =
-            socket::UdpSocket::bind(SocketAddrV4::new(settings.bind, transfer_port), false)?;
+        let transfer = UdpSocket::bind(
+            SocketAddrV4::new(settings.bind, transfer_port),
+            &Options::default(),
+        )?;
         let server = Server::new(settings.server.clone())
             .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
         workers.push(worker::Worker {

@@ -14,7 +14,15 @@ use provd_tftp::{
     DropReason, ErrorCode, Event, Incoming, Millis, Port, Refusal, Server, TransferId, Transmit,
 };
 
-use crate::socket::{BATCH, InterfaceMtus, Meta, RecvBatch, SendBatch, UdpSocket, poll_readable};
+use provd_udp::{
+    InterfaceMtus, Meta, RateLimit, RecvBatch, SendBatch, UdpSocket, Wait, poll_readable,
+};
+
+/// Datagrams per recvmmsg/sendmmsg call.
+const BATCH: usize = 32;
+/// Receive slot: requests are at most 512 bytes and ACKs 4; a longer datagram arrives cut and
+/// fails to parse, as it should.
+const RECV_SLOT: usize = 2048;
 use crate::source::{FileSource, OpenError, ReadRequest, UploadSink};
 use crate::{IoCounters, Stats};
 
@@ -49,7 +57,10 @@ impl Outbox<'_> {
         if self.batch.is_full() {
             self.flush();
         }
-        if self.batch.push(&t) {
+        if self
+            .batch
+            .push_with(t.to, t.from, 0, |slot| t.copy_to(slot))
+        {
             self.io.datagrams_sent += 1;
         } else {
             self.io.send_failures += 1;
@@ -78,7 +89,7 @@ impl Worker {
         } = self;
         let epoch = Instant::now();
         let clock = || Millis(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX));
-        let mut rx = RecvBatch::new();
+        let mut rx = RecvBatch::new(BATCH, RECV_SLOT);
         let mut turn = Turn {
             index,
             listen_port,
@@ -89,7 +100,7 @@ impl Worker {
             pending_uploads: HashMap::new(),
             out: Outbox {
                 socket: &transfer,
-                batch: SendBatch::new(max_datagram),
+                batch: SendBatch::new(BATCH, max_datagram),
                 io: IoCounters::default(),
             },
             mtus: InterfaceMtus::default(),
@@ -145,7 +156,7 @@ impl Turn<'_> {
     /// the timers get their turn under load.
     fn drain(&mut self, socket: &UdpSocket, port: Port, rx: &mut RecvBatch, now: Millis) {
         for _ in 0..BATCHES_PER_TURN {
-            let n = match socket.recv_batch(rx) {
+            let n = match socket.recv_batch(rx, Wait::No) {
                 Ok(n) => n,
                 Err(e) => {
                     self.out.io.receive_errors += 1;
@@ -267,30 +278,6 @@ fn open(
     }
 }
 
-/// At most one log line per second per kind, carrying how many were held back.
-#[derive(Debug, Default)]
-struct RateLimit {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// `Some(held back since the last line)` when a line may be written now.
-    fn allow(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(at) if now.duration_since(at) < Duration::from_secs(1) => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
-
 #[derive(Debug)]
 struct RateLimits {
     dropped: [RateLimit; DropReason::KINDS],
@@ -340,20 +327,5 @@ impl RateLimits {
                 "TFTP read refused"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_allows_one_line_per_second_and_counts_the_rest() {
-        let mut r = RateLimit::default();
-        assert_eq!(r.allow(), Some(0));
-        assert_eq!(r.allow(), None);
-        assert_eq!(r.allow(), None);
-        r.last = Some(Instant::now() - Duration::from_secs(2));
-        assert_eq!(r.allow(), Some(2));
     }
 }

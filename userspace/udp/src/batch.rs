@@ -1,7 +1,4 @@
-//! The UDP sockets of a TFTP worker, batched with recvmmsg/sendmmsg. Receiving reads IP_PKTINFO
-//! (the address a request was sent to, and the arrival interface); sending sets it, so replies
-//! leave from the address the client asked. All `unsafe` of the crate lives here, each block
-//! with its reason.
+//! The socket, its receive and send batches, and the C control messages they carry.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -10,29 +7,62 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use provd_tftp::Transmit;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Datagrams per recvmmsg/sendmmsg call.
-pub(crate) const BATCH: usize = 32;
-/// Receive slot: requests are at most 512 bytes and ACKs 4; a longer datagram arrives cut and
-/// fails to parse, as it should.
-const RECV_SLOT: usize = 2048;
-/// Room for one IP_PKTINFO control message (CMSG_SPACE(12) = 32), 8-byte aligned.
+/// Room for an IP_PKTINFO (CMSG_SPACE(12) = 32) and a UDP_SEGMENT (24) control message,
+/// 8-byte aligned.
 const CMSG_WORDS: usize = 8;
 
 /// Where a received datagram came from and which local address and interface took it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta {
+pub struct Meta {
     pub src: SocketAddrV4,
     pub local: Ipv4Addr,
     pub ifindex: u32,
 }
 
-/// A bound UDP socket: blocking sends (a full send buffer pushes back instead of dropping),
-/// non-blocking receives (the worker polls first).
+/// How a socket is set up at bind time.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Join the port's SO_REUSEPORT group, so every worker listens on the same port and the
+    /// kernel spreads sources over them.
+    pub reuse_port: bool,
+    /// Receive IP_PKTINFO: the local address each datagram was sent to and its interface.
+    pub pktinfo: bool,
+    /// SO_RCVBUF / SO_SNDBUF in bytes (0: the system's default). Asked for, not insisted on.
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+    /// How long a [`Wait::ForOne`] receive blocks before returning 0.
+    pub read_timeout: Option<Duration>,
+}
+
+impl Default for Options {
+    /// Room for a region of devices rebooting at once: 4 MiB each way, IP_PKTINFO on.
+    fn default() -> Self {
+        Options {
+            reuse_port: false,
+            pktinfo: true,
+            recv_buffer: 4 << 20,
+            send_buffer: 4 << 20,
+            read_timeout: None,
+        }
+    }
+}
+
+/// Whether [`UdpSocket::recv_batch`] waits for a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Return at once with what is queued (the caller polls first).
+    No,
+    /// Block until one datagram arrives (or the read timeout passes), then take what else is
+    /// queued.
+    ForOne,
+}
+
+/// A bound UDP socket: blocking sends (a full send buffer pushes back instead of dropping);
+/// receives wait or not as asked.
 #[derive(Debug)]
-pub(crate) struct UdpSocket {
+pub struct UdpSocket {
     sock: Socket,
     /// UDP GSO still believed to work on this socket's paths.
     gso: AtomicBool,
@@ -57,17 +87,22 @@ fn setsockopt<T>(fd: RawFd, level: i32, name: i32, val: &T) -> io::Result<()> {
 }
 
 impl UdpSocket {
-    /// Binds `addr`; with `reuse_port` as a member of a SO_REUSEPORT group, so every worker
-    /// listens on the same port and the kernel spreads requests over them.
-    pub(crate) fn bind(addr: SocketAddrV4, reuse_port: bool) -> io::Result<Self> {
+    /// Binds `addr` with `opts`.
+    pub fn bind(addr: SocketAddrV4, opts: &Options) -> io::Result<Self> {
         let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        if reuse_port {
+        if opts.reuse_port {
             sock.set_reuse_port(true)?;
         }
-        // A burst of modems rebooting at once asks for files together.
-        let _ = sock.set_recv_buffer_size(4 << 20);
-        let _ = sock.set_send_buffer_size(4 << 20);
-        setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, &1i32)?;
+        if opts.recv_buffer > 0 {
+            let _ = sock.set_recv_buffer_size(opts.recv_buffer);
+        }
+        if opts.send_buffer > 0 {
+            let _ = sock.set_send_buffer_size(opts.send_buffer);
+        }
+        if opts.pktinfo {
+            setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, &1i32)?;
+        }
+        sock.set_read_timeout(opts.read_timeout)?;
         sock.bind(&addr.into())?;
         Ok(UdpSocket {
             sock,
@@ -75,26 +110,33 @@ impl UdpSocket {
         })
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddrV4> {
+    pub fn local_addr(&self) -> io::Result<SocketAddrV4> {
         self.sock
             .local_addr()?
             .as_socket_ipv4()
             .ok_or_else(|| io::Error::other("IPv4 socket without an IPv4 address"))
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
+    pub fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
 
-    /// Receives what is queued, up to [`BATCH`] datagrams, without waiting. Returns 0 if
-    /// nothing is.
-    pub(crate) fn recv_batch(&self, rx: &mut RecvBatch) -> io::Result<usize> {
+    /// The socket itself, for options this crate does not set (e.g. a reuseport program).
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// Receives up to the batch's capacity of datagrams, waiting for the first or not as
+    /// `wait` says. Returns 0 if nothing came (nothing queued, timeout, interruption). A
+    /// datagram longer than a slot arrives cut to the slot's length.
+    pub fn recv_batch(&self, rx: &mut RecvBatch, wait: Wait) -> io::Result<usize> {
         rx.lens.clear();
         rx.metas.clear();
-        for i in 0..BATCH {
+        let slot = rx.slot;
+        for i in 0..rx.hdrs.len() {
             rx.iovs[i] = libc::iovec {
-                iov_base: rx.bufs[i * RECV_SLOT..].as_mut_ptr().cast(),
-                iov_len: RECV_SLOT,
+                iov_base: rx.bufs[i * slot..].as_mut_ptr().cast(),
+                iov_len: slot,
             };
             let h = &mut rx.hdrs[i].msg_hdr;
             h.msg_name = (&raw mut rx.names[i]).cast();
@@ -105,28 +147,34 @@ impl UdpSocket {
             h.msg_controllen = size_of::<[u64; CMSG_WORDS]>();
             h.msg_flags = 0;
         }
+        let flags = match wait {
+            Wait::No => libc::MSG_DONTWAIT,
+            Wait::ForOne => libc::MSG_WAITFORONE,
+        };
         // SAFETY: every header points into buffers owned by `rx` (names, iovecs, control and
         // data slots), which outlive the call; the lengths given are those buffers' sizes.
         let n = unsafe {
             libc::recvmmsg(
                 self.sock.as_raw_fd(),
                 rx.hdrs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
+                rx.hdrs.len() as u32,
+                flags,
                 std::ptr::null_mut(),
             )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
         let n = n as usize;
         for i in 0..n {
             let h = &rx.hdrs[i];
-            rx.lens.push((h.msg_len as usize).min(RECV_SLOT));
+            rx.lens.push((h.msg_len as usize).min(slot));
             let name = &rx.names[i];
             let src = SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
@@ -143,22 +191,26 @@ impl UdpSocket {
     }
 
     /// Sends every queued datagram with sendmmsg and empties the batch; returns how many could
-    /// not be sent (each is skipped, the rest still go: TFTP's timers recover a lost one).
-    pub(crate) fn send_batch(&self, tx: &mut SendBatch) -> usize {
+    /// not be sent (each is skipped and the rest still go: the protocols above recover a lost
+    /// datagram by their own timers).
+    pub fn send_batch(&self, tx: &mut SendBatch) -> usize {
         let n = tx.lens.len();
         if n == 0 {
             return 0;
         }
-        // SAFETY: plain C structs for which all-zero is a valid value.
-        let mut names: [libc::sockaddr_in; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        let mut cmsgs = [[0u64; CMSG_WORDS]; BATCH];
+        let SendBatch {
+            slot,
+            bufs,
+            names,
+            iovs,
+            hdrs,
+            cmsgs,
+            runs,
+            ..
+        } = tx;
         for (i, iov) in iovs.iter_mut().enumerate().take(n) {
             *iov = libc::iovec {
-                iov_base: tx.bufs[i * tx.slot..].as_mut_ptr().cast(),
+                iov_base: bufs[i * *slot..].as_mut_ptr().cast(),
                 iov_len: tx.lens[i],
             };
         }
@@ -166,7 +218,6 @@ impl UdpSocket {
         // GSO several equal-sized ones to the same peer (a TFTP window) in one trip down the
         // stack, segmented by the kernel: the per-datagram cost is what bounds a firmware
         // download on a fast link.
-        let mut runs = [(0usize, 0usize); BATCH];
         let mut failed = 0;
         let mut next = 0;
         // Off for the rest of this batch after a run was refused (EINVAL: e.g. a segment
@@ -177,7 +228,11 @@ impl UdpSocket {
             let mut m = 0;
             let mut i = next;
             while i < n {
-                let count = if gso { tx.gso_run(i) } else { 1 };
+                let count = if gso {
+                    gso_run(&tx.lens, &tx.dests, &tx.froms, &tx.ifindexes, i)
+                } else {
+                    1
+                };
                 runs[m] = (i, count);
                 names[m] = sockaddr(tx.dests[i]);
                 let h = &mut hdrs[m].msg_hdr;
@@ -185,9 +240,9 @@ impl UdpSocket {
                 h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
                 h.msg_iov = &raw mut iovs[i];
                 h.msg_iovlen = count;
-                let from = Some(tx.froms[i]).filter(|a| !a.is_unspecified());
                 let segment = (count > 1).then(|| tx.lens[i] as u16);
-                h.msg_controllen = set_control(&mut cmsgs[m], from, segment);
+                h.msg_controllen =
+                    set_control(&mut cmsgs[m], tx.froms[i], tx.ifindexes[i], segment);
                 h.msg_control = if h.msg_controllen == 0 {
                     std::ptr::null_mut()
                 } else {
@@ -198,8 +253,8 @@ impl UdpSocket {
             }
             let mut sent = 0;
             while sent < m {
-                // SAFETY: headers [sent, m) point at the arrays of this frame and at `tx`'s
-                // buffers, all alive for the call.
+                // SAFETY: headers [sent, m) point at `tx`'s names, iovecs, control and data
+                // buffers, all alive and unmoved for the call.
                 let r = unsafe {
                     libc::sendmmsg(
                         self.sock.as_raw_fd(),
@@ -270,7 +325,6 @@ fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
     None
 }
 
-/// Writes an IP_PKTINFO control message choosing the source address; returns its length.
 /// Whether a send failed because the path cannot segment UDP (old kernel, device without
 /// checksum offload): then GSO is switched off and the datagrams go singly.
 fn gso_unsupported(e: &io::Error) -> bool {
@@ -280,12 +334,19 @@ fn gso_unsupported(e: &io::Error) -> bool {
     )
 }
 
-/// Writes the control messages of one send: the source address (IP_PKTINFO) and the GSO
-/// segment size (UDP_SEGMENT), each when given. Returns the bytes used (0: none).
-fn set_control(buf: &mut [u64; CMSG_WORDS], from: Option<Ipv4Addr>, segment: Option<u16>) -> usize {
-    let mut used = match from {
-        Some(a) => set_pktinfo_source(buf, a),
-        None => 0,
+/// Writes the control messages of one send: the source address and outgoing interface
+/// (IP_PKTINFO, when either is set) and the GSO segment size (UDP_SEGMENT), each when given.
+/// Returns the bytes used (0: none).
+fn set_control(
+    buf: &mut [u64; CMSG_WORDS],
+    from: Ipv4Addr,
+    ifindex: u32,
+    segment: Option<u16>,
+) -> usize {
+    let mut used = if from.is_unspecified() && ifindex == 0 {
+        0
+    } else {
+        set_pktinfo(buf, from, ifindex)
     };
     if let Some(size) = segment {
         let space = unsafe_cmsg_space(size_of::<u16>());
@@ -312,7 +373,7 @@ fn unsafe_cmsg_space(len: usize) -> usize {
     unsafe { libc::CMSG_SPACE(len as u32) as usize }
 }
 
-fn set_pktinfo_source(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr) -> usize {
+fn set_pktinfo(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr, ifindex: u32) -> usize {
     // SAFETY: the buffer is 8-byte aligned and CMSG_SPACE(in_pktinfo) (32) fits its 64 bytes;
     // the header and payload are written inside it.
     unsafe {
@@ -325,7 +386,7 @@ fn set_pktinfo_source(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr) -> usize {
         (*c).cmsg_type = libc::IP_PKTINFO;
         (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
         let info = libc::in_pktinfo {
-            ipi_ifindex: 0,
+            ipi_ifindex: ifindex as libc::c_int,
             ipi_spec_dst: libc::in_addr {
                 s_addr: u32::from(from).to_be(),
             },
@@ -339,7 +400,8 @@ fn set_pktinfo_source(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr) -> usize {
 }
 
 /// Receive buffers for one batch, reused for the life of a worker.
-pub(crate) struct RecvBatch {
+pub struct RecvBatch {
+    slot: usize,
     bufs: Vec<u8>,
     names: Vec<libc::sockaddr_in>,
     cmsgs: Vec<[u64; CMSG_WORDS]>,
@@ -358,7 +420,9 @@ impl std::fmt::Debug for RecvBatch {
 }
 
 impl RecvBatch {
-    pub(crate) fn new() -> Self {
+    /// Room for `batch` datagrams (at least one) of up to `slot` bytes each.
+    pub fn new(batch: usize, slot: usize) -> Self {
+        let batch = batch.max(1);
         // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs; all-zero is valid.
         let zero_name: libc::sockaddr_in = unsafe { zeroed() };
         // SAFETY: as above.
@@ -366,115 +430,187 @@ impl RecvBatch {
         // SAFETY: as above.
         let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
         RecvBatch {
-            bufs: vec![0; BATCH * RECV_SLOT],
-            names: vec![zero_name; BATCH],
-            cmsgs: vec![[0; CMSG_WORDS]; BATCH],
-            iovs: vec![zero_iov; BATCH],
-            hdrs: vec![zero_hdr; BATCH],
-            lens: Vec::with_capacity(BATCH),
-            metas: Vec::with_capacity(BATCH),
+            slot,
+            bufs: vec![0; batch * slot],
+            names: vec![zero_name; batch],
+            cmsgs: vec![[0; CMSG_WORDS]; batch],
+            iovs: vec![zero_iov; batch],
+            hdrs: vec![zero_hdr; batch],
+            lens: Vec::with_capacity(batch),
+            metas: Vec::with_capacity(batch),
         }
     }
 
-    /// The i-th datagram of the last batch and its metadata.
-    pub(crate) fn get(&self, i: usize) -> (&[u8], Meta) {
-        let start = i * RECV_SLOT;
+    /// How many datagrams one receive takes at most.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// The i-th datagram of the last batch and its metadata. Panics if `i` is not below what
+    /// the last `recv_batch` returned.
+    pub fn get(&self, i: usize) -> (&[u8], Meta) {
+        let start = i * self.slot;
         (&self.bufs[start..start + self.lens[i]], self.metas[i])
     }
 }
 
-/// Datagrams waiting for one sendmmsg: copied in from [`Transmit`]s (a DATA payload is a slice
-/// of a shared file that only lives for the callback).
-#[derive(Debug)]
-pub(crate) struct SendBatch {
+/// Datagrams waiting for one sendmmsg, copied into slots (a caller's payload often lives only
+/// for a callback), with the scratch the system call needs, reused for the life of a worker.
+pub struct SendBatch {
     slot: usize,
     bufs: Vec<u8>,
     lens: Vec<usize>,
     dests: Vec<SocketAddrV4>,
     froms: Vec<Ipv4Addr>,
+    ifindexes: Vec<u32>,
+    names: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    cmsgs: Vec<[u64; CMSG_WORDS]>,
+    /// Each message's run of datagrams: (first, count).
+    runs: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("queued", &self.lens.len())
+            .field("slot", &self.slot)
+            .finish()
+    }
 }
 
 impl SendBatch {
-    /// Room for [`BATCH`] datagrams of up to `slot` bytes.
-    pub(crate) fn new(slot: usize) -> Self {
+    /// Room for `batch` datagrams (at least one) of up to `slot` bytes each.
+    pub fn new(batch: usize, slot: usize) -> Self {
+        let batch = batch.max(1);
+        // SAFETY: sockaddr_in, iovec and mmsghdr are plain C structs; all-zero is valid.
+        let zero_name: libc::sockaddr_in = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_iov: libc::iovec = unsafe { zeroed() };
+        // SAFETY: as above.
+        let zero_hdr: libc::mmsghdr = unsafe { zeroed() };
         SendBatch {
             slot,
-            bufs: vec![0; BATCH * slot],
-            lens: Vec::with_capacity(BATCH),
-            dests: Vec::with_capacity(BATCH),
-            froms: Vec::with_capacity(BATCH),
+            bufs: vec![0; batch * slot],
+            lens: Vec::with_capacity(batch),
+            dests: Vec::with_capacity(batch),
+            froms: Vec::with_capacity(batch),
+            ifindexes: Vec::with_capacity(batch),
+            names: vec![zero_name; batch],
+            iovs: vec![zero_iov; batch],
+            hdrs: vec![zero_hdr; batch],
+            cmsgs: vec![[0; CMSG_WORDS]; batch],
+            runs: vec![(0, 0); batch],
         }
     }
 
-    /// Queues a datagram; false if it is larger than a slot (never, for the slot the worker
-    /// sizes from `max_blksize`). The caller flushes when [`Self::is_full`].
-    pub(crate) fn push(&mut self, t: &Transmit<'_>) -> bool {
+    /// Queues a datagram to `to`, written into its slot by `write` (which returns the length
+    /// written, or `None` if it does not fit). It leaves from `from` (unspecified: the kernel
+    /// chooses) through interface `ifindex` (0: by the routing table). Returns false, queueing
+    /// nothing, if the batch is full or `write` declined.
+    pub fn push_with(
+        &mut self,
+        to: SocketAddrV4,
+        from: Ipv4Addr,
+        ifindex: u32,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
         let i = self.lens.len();
-        debug_assert!(i < BATCH, "flush before pushing into a full batch");
+        if self.is_full() {
+            return false;
+        }
         let slot = &mut self.bufs[i * self.slot..(i + 1) * self.slot];
-        let Some(len) = t.copy_to(slot) else {
+        let Some(len) = write(slot).filter(|&len| len <= self.slot) else {
             return false;
         };
         self.lens.push(len);
-        self.dests.push(t.to);
-        self.froms.push(t.from);
+        self.dests.push(to);
+        self.froms.push(from);
+        self.ifindexes.push(ifindex);
         true
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.lens.len() == BATCH
+    /// Queues a copy of `datagram`; see [`SendBatch::push_with`].
+    pub fn push(&mut self, datagram: &[u8], to: SocketAddrV4, from: Ipv4Addr) -> bool {
+        self.push_with(to, from, 0, |slot| {
+            let dst = slot.get_mut(..datagram.len())?;
+            dst.copy_from_slice(datagram);
+            Some(datagram.len())
+        })
     }
 
-    /// How many datagrams from `i` on can go as one GSO send: same peer and source, all but
-    /// the last exactly as long as the first, the last no longer, within the kernel's limits
-    /// (64 segments, 64 KiB).
-    fn gso_run(&self, i: usize) -> usize {
-        const MAX_SEGMENTS: usize = 64;
-        const MAX_BYTES: usize = 65_000;
-        // Segments must fit the path MTU; larger blocks (jumbo or loopback) go singly.
-        const MAX_SEGMENT: usize = 1472;
-        let size = self.lens[i];
-        if size > MAX_SEGMENT {
-            return 1;
-        }
-        let mut total = size;
-        let mut j = i + 1;
-        while j < self.lens.len()
-            && j - i < MAX_SEGMENTS
-            && self.lens[j - 1] == size
-            && self.lens[j] <= size
-            && self.lens[j] > 0
-            && total + self.lens[j] <= MAX_BYTES
-            && self.dests[j] == self.dests[i]
-            && self.froms[j] == self.froms[i]
-        {
-            total += self.lens[j];
-            j += 1;
-        }
-        j - i
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// The caller flushes with [`UdpSocket::send_batch`] when this is true.
+    pub fn is_full(&self) -> bool {
+        self.lens.len() == self.hdrs.len()
     }
 
     fn clear(&mut self) {
         self.lens.clear();
         self.dests.clear();
         self.froms.clear();
+        self.ifindexes.clear();
     }
 }
 
+/// How many datagrams from `i` on can go as one GSO send: same peer and source, all but
+/// the last exactly as long as the first, the last no longer, within the kernel's limits
+/// (64 segments, 64 KiB).
+fn gso_run(
+    lens: &[usize],
+    dests: &[SocketAddrV4],
+    froms: &[Ipv4Addr],
+    ifindexes: &[u32],
+    i: usize,
+) -> usize {
+    const MAX_SEGMENTS: usize = 64;
+    const MAX_BYTES: usize = 65_000;
+    // Segments must fit the path MTU; larger blocks (jumbo or loopback) go singly.
+    const MAX_SEGMENT: usize = 1472;
+    let size = lens[i];
+    if size > MAX_SEGMENT {
+        return 1;
+    }
+    let mut total = size;
+    let mut j = i + 1;
+    while j < lens.len()
+        && j - i < MAX_SEGMENTS
+        && lens[j - 1] == size
+        && lens[j] <= size
+        && lens[j] > 0
+        && total + lens[j] <= MAX_BYTES
+        && dests[j] == dests[i]
+        && froms[j] == froms[i]
+        && ifindexes[j] == ifindexes[i]
+    {
+        total += lens[j];
+        j += 1;
+    }
+    j - i
+}
+
 /// Waits until one of the sockets is readable or `timeout` passes; returns which are readable.
-pub(crate) fn poll_readable(fds: [RawFd; 2], timeout: Duration) -> io::Result<[bool; 2]> {
+pub fn poll_readable<const N: usize>(fds: [RawFd; N], timeout: Duration) -> io::Result<[bool; N]> {
     let mut pfds = fds.map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     });
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `pfds` is a live array of two pollfd, its length passed alongside.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
+    // SAFETY: `pfds` is a live array of N pollfd, its length passed alongside.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, ms) };
     if r < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted {
-            Ok([false; 2])
+            Ok([false; N])
         } else {
             Err(e)
         };
@@ -485,14 +621,14 @@ pub(crate) fn poll_readable(fds: [RawFd; 2], timeout: Duration) -> io::Result<[b
 
 /// MTU of each arrival interface, looked up once a minute: it caps the block size granted.
 #[derive(Debug, Default)]
-pub(crate) struct InterfaceMtus {
+pub struct InterfaceMtus {
     known: std::collections::HashMap<u32, (Option<u32>, Instant)>,
 }
 
 impl InterfaceMtus {
     const REFRESH: Duration = Duration::from_secs(60);
 
-    pub(crate) fn get(&mut self, fd: RawFd, ifindex: u32) -> Option<u32> {
+    pub fn get(&mut self, fd: RawFd, ifindex: u32) -> Option<u32> {
         if ifindex == 0 {
             return None;
         }
@@ -533,17 +669,21 @@ mod tests {
 
     #[test]
     fn batches_carry_source_local_address_and_replies_leave_from_it() {
-        let server = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false).unwrap();
+        let server = UdpSocket::bind(
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            &Options::default(),
+        )
+        .unwrap();
         let port = server.local_addr().unwrap().port();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
         client.send_to(b"ping", ("127.0.0.2", port)).unwrap();
-        let mut rx = RecvBatch::new();
+        let mut rx = RecvBatch::new(8, 2048);
         let mut got = 0;
         for _ in 0..100 {
-            got = server.recv_batch(&mut rx).unwrap();
+            got = server.recv_batch(&mut rx, Wait::No).unwrap();
             if got > 0 {
                 break;
             }
@@ -559,13 +699,8 @@ mod tests {
             mtus.get(server.fd(), meta.ifindex)
                 .is_some_and(|m| m >= 1280)
         );
-        let mut tx = SendBatch::new(600);
-        assert!(tx.push(&Transmit {
-            to: meta.src,
-            from: meta.local,
-            header: b"po",
-            payload: b"ng",
-        }));
+        let mut tx = SendBatch::new(4, 600);
+        assert!(tx.push(b"pong", meta.src, meta.local));
         assert_eq!(server.send_batch(&mut tx), 0);
         let mut buf = [0u8; 16];
         let (n, from) = client.recv_from(&mut buf).unwrap();
@@ -578,4 +713,73 @@ mod tests {
     }
 
     use std::net::SocketAddr;
+
+    #[test]
+    fn a_window_to_one_peer_arrives_as_separate_datagrams() {
+        let server = UdpSocket::bind(
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            &Options::default(),
+        )
+        .unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let SocketAddr::V4(to) = client.local_addr().unwrap() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        // Five full blocks and a short last one: one GSO run where the kernel can, singly
+        // where it cannot; the receiver sees six datagrams either way.
+        let mut tx = SendBatch::new(8, 1024);
+        let sizes = [1000, 1000, 1000, 1000, 1000, 300];
+        for (k, &size) in sizes.iter().enumerate() {
+            assert!(tx.push(&vec![k as u8; size], to, Ipv4Addr::UNSPECIFIED));
+        }
+        assert!(
+            !tx.push(&[0; 1025], to, Ipv4Addr::UNSPECIFIED),
+            "larger than a slot"
+        );
+        assert_eq!(tx.len(), 6);
+        assert_eq!(server.send_batch(&mut tx), 0);
+        assert!(tx.is_empty());
+        let mut buf = [0u8; 2048];
+        for (k, &size) in sizes.iter().enumerate() {
+            let n = client.recv(&mut buf).unwrap();
+            assert_eq!(n, size);
+            assert!(buf[..n].iter().all(|&b| b == k as u8));
+        }
+    }
+
+    #[test]
+    fn a_full_batch_refuses_more_and_a_blocking_receive_times_out() {
+        let mut tx = SendBatch::new(1, 16);
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9);
+        assert!(tx.push(b"a", to, Ipv4Addr::UNSPECIFIED));
+        assert!(tx.is_full());
+        assert!(!tx.push(b"b", to, Ipv4Addr::UNSPECIFIED));
+
+        let opts = Options {
+            read_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        };
+        let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), &opts).unwrap();
+        let mut rx = RecvBatch::new(4, 64);
+        assert_eq!(sock.recv_batch(&mut rx, Wait::ForOne).unwrap(), 0);
+        assert_eq!(sock.recv_batch(&mut rx, Wait::No).unwrap(), 0);
+
+        // A datagram longer than a slot arrives cut to the slot, so a parser can tell.
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = sock.local_addr().unwrap();
+        client.send_to(&[7u8; 100], to).unwrap();
+        client.send_to(b"short", to).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            let n = sock.recv_batch(&mut rx, Wait::ForOne).unwrap();
+            got.extend((0..n).map(|i| rx.get(i).0.len()));
+            if got.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(got, [64, 5]);
+    }
 }

@@ -1,0 +1,24 @@
+//! provd-udp: the batched UDP socket every datagram service of provd (TFTP, syslog) reads and
+//! writes through, and the rate limit their warnings share.
+//!
+//! - [`UdpSocket::recv_batch`] fills a [`RecvBatch`] with one `recvmmsg`: up to its capacity of
+//!   datagrams, each with its source and, when IP_PKTINFO is on, the local address it was sent
+//!   to and the interface it arrived on ([`Meta`]).
+//! - [`UdpSocket::send_batch`] sends a [`SendBatch`] with `sendmmsg`, each datagram from the
+//!   local address (and interface) chosen for it; runs of equal-sized datagrams to one peer go
+//!   as one UDP GSO message (a TFTP window in one trip down the stack), falling back to single
+//!   datagrams when the path cannot segment.
+//! - [`poll_readable`] waits on several sockets; [`InterfaceMtus`] caches interface MTUs.
+//! - [`RateLimit`] lets a few warnings a second through and counts the rest.
+//!
+//! A region of modems rebooting at once is a burst of small datagrams: one system call per
+//! batch instead of per datagram is what keeps the receive queue from overflowing. All of the
+//! crate's `unsafe` is the C interface of those calls; each block says why it is sound.
+
+mod batch;
+mod rate;
+
+pub use batch::{
+    InterfaceMtus, Meta, Options, RecvBatch, SendBatch, UdpSocket, Wait, poll_readable,
+};
+pub use rate::RateLimit;
