@@ -36,6 +36,8 @@ pub struct Options {
     pub stun: Option<SocketAddr>,
     pub version: Version,
     pub periodic: Option<u32>,
+    /// A local change (as a user would make in the web UI): parameter, value, after seconds.
+    pub change: Option<(String, String, u64)>,
 }
 
 pub fn log(v: serde_json::Value) {
@@ -121,6 +123,12 @@ impl Device {
                 tokio::spawn(Arc::clone(&self).stun(sock, stun));
             }
         }
+        let change_at = self
+            .opts
+            .change
+            .as_ref()
+            .map(|(_, _, secs)| tokio::time::Instant::now() + Duration::from_secs(*secs));
+        let mut change_done = change_at.is_none();
         let mut st = State {
             events: vec![ev("0 BOOTSTRAP", ""), ev("1 BOOT", "")],
             transfer: None,
@@ -217,14 +225,39 @@ impl Device {
                     .unwrap_or(300)
                     .max(1)
             };
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(periodic)) => {
-                    st.events = vec![ev("2 PERIODIC", "")];
+            let periodic_sleep = tokio::time::sleep(Duration::from_secs(periodic));
+            tokio::pin!(periodic_sleep);
+            loop {
+                let change_sleep = tokio::time::sleep_until(match (change_at, change_done) {
+                    (Some(t), false) => t,
+                    _ => deadline,
+                });
+                tokio::select! {
+                    () = &mut periodic_sleep => {
+                        st.events = vec![ev("2 PERIODIC", "")];
+                    }
+                    () = change_sleep, if !change_done => {
+                        change_done = true;
+                        let (name, value, _) = self.opts.change.clone().unwrap_or_default();
+                        let mut m = self.model.lock().await;
+                        let notification = m.params.get(&name).map_or(0, |p| p.notification);
+                        if let Some(p) = m.params.get_mut(&name) {
+                            p.value = value.clone();
+                        }
+                        log(serde_json::json!({"device": self.name(&m), "event": "local_change", "name": name, "value": value, "notification": notification}));
+                        // Active notification: tell the ACS now; passive: with the next Inform.
+                        if notification == 2 {
+                            st.events = vec![ev("4 VALUE CHANGE", "")];
+                        } else {
+                            continue;
+                        }
+                    }
+                    () = self.wake.notified() => {
+                        st.events = vec![ev("6 CONNECTION REQUEST", "")];
+                    }
+                    () = tokio::time::sleep_until(deadline) => return Ok(()),
                 }
-                () = self.wake.notified() => {
-                    st.events = vec![ev("6 CONNECTION REQUEST", "")];
-                }
-                () = tokio::time::sleep_until(deadline) => return Ok(()),
+                break;
             }
         }
     }

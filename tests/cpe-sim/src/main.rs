@@ -65,6 +65,12 @@ enum Cmd {
         /// Initial PeriodicInformInterval (seconds).
         #[arg(long)]
         periodic: Option<u32>,
+        /// A local change NAME=VALUE made --change-after seconds after start (active
+        /// notification on NAME makes it a "4 VALUE CHANGE" session at once).
+        #[arg(long)]
+        change: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        change_after: u64,
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
@@ -91,8 +97,17 @@ fn main() -> Result<()> {
             stun,
             cwmp,
             periodic,
+            change,
+            change_after,
             seconds,
         } => {
+            let change = match change {
+                Some(c) => {
+                    let (n, v) = c.split_once('=').context("--change NAME=VALUE")?;
+                    Some((n.to_owned(), v.to_owned(), change_after))
+                }
+                None => None,
+            };
             let csv =
                 std::fs::read_to_string(&model).with_context(|| model.display().to_string())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -119,6 +134,7 @@ fn main() -> Result<()> {
                             stun,
                             version: provd_cwmp::Version(cwmp.min(4)),
                             periodic,
+                            change: change.clone(),
                         },
                         wake: tokio::sync::Notify::new(),
                         woken_by: std::sync::Mutex::new(None),

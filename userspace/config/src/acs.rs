@@ -6,7 +6,8 @@
 //! bind = "0.0.0.0"                # optional, default server.bind
 //! port = 7547                     # CWMP listener
 //! extra_ports = [7548]            # more CWMP listeners (moving devices between ACS URLs)
-//! tls_cert = "/etc/provd/acs.pem" # optional: HTTPS on `port` (both or neither)
+//! https_port = 7443              # optional: CWMP over HTTPS (provd-web's TLS) beside `port`
+//! tls_cert = "/etc/provd/acs.pem" #   its certificate chain and key (PEM), with https_port
 //! tls_key = "/etc/provd/acs.key"
 //! auth = "digest"                 # "digest" (RFC 7616, SHA-256 and MD5) | "basic" | "none"
 //! realm = "provd"
@@ -64,6 +65,7 @@ pub struct AcsWire {
     pub bind: Option<String>,
     pub port: Option<i64>,
     pub extra_ports: Option<Vec<i64>>,
+    pub https_port: Option<i64>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub auth: Option<String>,
@@ -193,7 +195,8 @@ pub struct AcsSettings {
     pub bind: Ipv4Addr,
     pub port: u16,
     pub extra_ports: Vec<u16>,
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// HTTPS listener: port, certificate chain, key.
+    pub tls: Option<(u16, PathBuf, PathBuf)>,
     pub auth: AcsAuth,
     pub realm: String,
     pub username: String,
@@ -351,14 +354,6 @@ pub(crate) fn validate(
             ),
         }
     }
-    let tls = match (&w.tls_cert, &w.tls_key) {
-        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
-        (None, None) => None,
-        _ => {
-            v.err("acs.tls_cert", "tls_cert and tls_key go together");
-            None
-        }
-    };
     let port = v.int("acs.port", w.port, 7547, 1, 65_535) as u16;
     let mut extra_ports = Vec::new();
     for (i, p) in w.extra_ports.iter().flatten().enumerate() {
@@ -371,6 +366,23 @@ pub(crate) fn validate(
         }
         extra_ports.push(p);
     }
+    let tls = match (w.https_port, &w.tls_cert, &w.tls_key) {
+        (Some(p), Some(c), Some(k)) => {
+            let p = v.int("acs.https_port", Some(p), 7443, 1, 65_535) as u16;
+            if p == port || extra_ports.contains(&p) {
+                v.err("acs.https_port", format!("port {p} is already used"));
+            }
+            Some((p, PathBuf::from(c), PathBuf::from(k)))
+        }
+        (None, None, None) => None,
+        _ => {
+            v.err(
+                "acs.https_port",
+                "https_port, tls_cert and tls_key go together",
+            );
+            None
+        }
+    };
     let mut presets = Vec::new();
     for (i, p) in w.preset.iter().enumerate() {
         let path = format!("acs.preset[{i}]");

@@ -647,7 +647,10 @@ impl Policy {
                 a.bind,
                 a.port,
                 a.extra_ports,
-                if a.tls.is_some() { " (HTTPS)" } else { "" },
+                a.tls
+                    .as_ref()
+                    .map(|(p, _, _)| format!(", HTTPS on {p}"))
+                    .unwrap_or_default(),
                 a.auth,
                 a.presets.len(),
                 a.campaigns.len(),

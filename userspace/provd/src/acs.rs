@@ -201,7 +201,8 @@ pub fn start(
     });
 
     let tls = match &s.tls {
-        Some((cert, key)) => Some(
+        Some((port, cert, key)) => Some((
+            *port,
             provd_web::server_config(&provd_web::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
@@ -209,14 +210,15 @@ pub fn start(
                 client_auth: provd_web::ClientAuth::Off,
             })
             .context("[acs] TLS")?,
-        ),
+        )),
         None => None,
     };
     let mut cwmp_addrs = Vec::new();
-    for (i, port) in std::iter::once(s.port)
+    let plain = std::iter::once(s.port)
         .chain(s.extra_ports.iter().copied())
-        .enumerate()
-    {
+        .map(|p| (p, None));
+    let secure = tls.into_iter().map(|(p, c)| (p, Some(c)));
+    for (port, tls) in plain.chain(secure) {
         let listener = cp
             .block_on(TcpListener::bind((s.bind, port)))
             .with_context(|| format!("binding the ACS on {}:{port}", s.bind))?;
@@ -235,8 +237,6 @@ pub fn start(
             counters: Arc::default(),
             access_log: false,
         };
-        // Only the first listener speaks TLS when configured; extra ports are plain HTTP.
-        let tls = if i == 0 { tls.clone() } else { None };
         let stopping = cp.stopping();
         cp.spawn("acs-cwmp", async move {
             provd_web::serve_with(listener, tls, app, opts, stopping)

@@ -8,6 +8,7 @@
 //! connection requests received, bytes downloaded), what curl got back, and provd's task API.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,12 +47,14 @@ pub struct Suite {
 pub fn run(args: &Args) -> Result<()> {
     let scenarios: Scenarios<Suite> = vec![
         ("curl_samples", curl_samples),
+        ("https_session", https_session),
         ("bootstrap_and_boot", bootstrap_and_boot),
         ("digest_auth", digest_auth),
         ("gpv_spv_and_more", gpv_spv_and_more),
         ("move_acs_url", move_acs_url),
         ("download_transfer_complete", download_transfer_complete),
         ("connection_requests", connection_requests),
+        ("value_change", value_change),
         ("preset", preset),
         ("firmware_campaign", firmware_campaign),
         ("bad_input", bad_input),
@@ -59,7 +62,7 @@ pub fn run(args: &Args) -> Result<()> {
         ("xmllint_every_envelope", xmllint_every_envelope),
     ];
     super::check_only(&scenarios, &args.only)?;
-    for tool in ["curl", "xmllint", "python3"] {
+    for tool in ["curl", "xmllint", "python3", "openssl"] {
         ensure!(
             std::process::Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
@@ -81,6 +84,32 @@ pub fn run(args: &Args) -> Result<()> {
     let mut fw = format!("VERSION={FW_VERSION}\n").into_bytes();
     fw.extend((0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     std::fs::write(dir.join("www/fw-2.2.0.img"), &fw)?;
+    // The HTTPS listener's certificate: self-signed for 127.0.0.1, made by openssl.
+    provd_rig::cmd::run(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+            ])
+            .arg(dir.join("acs.key"))
+            .arg("-out")
+            .arg(dir.join("acs.crt")),
+        Duration::from_secs(30),
+    )?;
     let config = dir.join("provd.toml");
     std::fs::write(
         &config,
@@ -334,6 +363,25 @@ fn id(serial: &str) -> String {
 /// curl posts the sample envelopes with digest and a cookie jar: Inform, TransferComplete,
 /// empty POST, 204 — and a cwmp-1-0 Inform is answered in cwmp-1-0.
 fn curl_samples(s: &Suite, dir: &Path) -> Result<()> {
+    curl_session(s, dir, ACS, &[])?;
+    let d = s.device("0015CF-EMTA1-SN0015CF123456")?;
+    ensure!(d["software_version"] == "2.1.0", "{d}");
+    ensure!(d["cwmp"] == "1.0", "the last Inform was cwmp-1-0: {d}");
+    Ok(())
+}
+
+/// The same over HTTPS (provd-web's rustls), curl checking the certificate.
+fn https_session(s: &Suite, dir: &Path) -> Result<()> {
+    let ca = s.dir.join("acs.crt");
+    curl_session(
+        s,
+        dir,
+        "https://127.0.0.1:7443/",
+        &["--cacert", ca.to_str().context("path")?],
+    )
+}
+
+fn curl_session(s: &Suite, dir: &Path, url: &str, extra: &[&str]) -> Result<()> {
     for (ns_from, ns_to) in [("cwmp-1-2", "cwmp-1-2"), ("cwmp-1-2", "cwmp-1-0")] {
         let jar = dir.join(format!("jar-{ns_to}"));
         let jar = jar.to_str().context("path")?;
@@ -349,6 +397,7 @@ fn curl_samples(s: &Suite, dir: &Path) -> Result<()> {
             let data = body.map_or("".to_owned(), |p| format!("@{}", p.display()));
             let user = format!("{USER}:{PASS}");
             let mut args = vec!["-s", "-c", jar, "-b", jar];
+            args.extend(extra);
             if auth {
                 args.extend(["--digest", "-u", &user]);
             }
@@ -361,7 +410,7 @@ fn curl_samples(s: &Suite, dir: &Path) -> Result<()> {
                 &data,
                 "-w",
                 "\n%{http_code}",
-                ACS,
+                url,
             ]);
             let out = s.curl(&args)?;
             let (b, c) = out.rsplit_once('\n').context("curl output")?;
@@ -396,9 +445,6 @@ fn curl_samples(s: &Suite, dir: &Path) -> Result<()> {
             "empty POST: {code} {body:?}"
         );
     }
-    let d = s.device("0015CF-EMTA1-SN0015CF123456")?;
-    ensure!(d["software_version"] == "2.1.0", "{d}");
-    ensure!(d["cwmp"] == "1.0", "the last Inform was cwmp-1-0: {d}");
     Ok(())
 }
 
@@ -797,6 +843,49 @@ fn connection_requests(s: &Suite, dir: &Path) -> Result<()> {
             .iter()
             .any(|l| l["event"] == "connection_request_refused"),
         "a signature was refused"
+    );
+    Ok(())
+}
+
+/// The ACS turns on active notification for the Wi-Fi SSID; when the user changes it on the
+/// device, the device informs at once with "4 VALUE CHANGE" and the new value, which provd
+/// records (event history, parameter cache, counter).
+fn value_change(s: &Suite, dir: &Path) -> Result<()> {
+    let ssid = format!("{ROOT}LANDevice.1.WLANConfiguration.1.SSID");
+    let change = format!("{ssid}=provd-e2e");
+    let sim = s.sim(
+        dir,
+        "VC",
+        1,
+        21650,
+        &[
+            "--periodic",
+            "600",
+            "--change",
+            &change,
+            "--change-after",
+            "4",
+        ],
+    )?;
+    let dev = id("VC0000");
+    wait_sessions(&sim, &dev, 1, 20)?;
+    let (_, before) = s.api("GET", "/api/stats", None)?;
+    let t = s.queue(&dev, serde_json::json!({"method": "SetParameterAttributes", "parameters": [{"name": ssid, "notification": 2}]}))?;
+    s.connection_request(&dev, false)?;
+    ensure!(s.task_done(t)?["state"] == "done");
+    let all = wait_sessions(&sim, &dev, 3, 20)?;
+    ensure!(strs(&all[2]["events"]) == ["4 VALUE CHANGE"], "{}", all[2]);
+    wait_until(Duration::from_secs(5), "the new SSID in the record", || {
+        let d = s.device(&dev)?;
+        Ok(d["parameters"][&ssid]["value"] == "provd-e2e"
+            && d["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["code"] == "4 VALUE CHANGE")))
+    })?;
+    let (_, after) = s.api("GET", "/api/stats", None)?;
+    ensure!(
+        after["value_changes"].as_u64() > before["value_changes"].as_u64(),
+        "{before} -> {after}"
     );
     Ok(())
 }
