@@ -24,6 +24,7 @@ PKGS=(
   python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta);
                     # http.server serves firmware images to simulated CPEs (e2e acs)
   libxml2-utils     # xmllint: validates every CWMP envelope provd emits against the BBF XSDs
+  openssl           # the e2e acs suite's HTTPS certificate
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   procps psmisc
@@ -70,7 +71,7 @@ if command -v rustup >/dev/null && ! rustup run 1.95.0 rustc --version >/dev/nul
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 xmllint; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 xmllint openssl; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 echo "install-deps: ok"

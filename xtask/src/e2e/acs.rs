@@ -30,8 +30,8 @@ const FW_VERSION: &str = "2.2.0";
 const OUI_PC: &str = "202BC1-BM632w";
 const ROOT: &str = "InternetGatewayDevice.";
 
+/// Fields drop in order: the processes first, then their namespace.
 pub struct Suite {
-    ns: Netns,
     provd: Mutex<Child>,
     _http: Child,
     provd_bin: PathBuf,
@@ -42,6 +42,7 @@ pub struct Suite {
     xsd: PathBuf,
     samples: PathBuf,
     fw_size: usize,
+    ns: Netns,
 }
 
 pub fn run(args: &Args) -> Result<()> {
