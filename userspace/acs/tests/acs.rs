@@ -345,9 +345,19 @@ fn snapshot_round_trip() {
 #[test]
 fn value_change_and_alarm_events_are_counted_and_kept() {
     let a = acs("events_per_device = 4");
-    session(&a, "E1", &["4 VALUE CHANGE", "X 0015CF ALARM_RAISED"], "1", None, ok);
+    session(
+        &a,
+        "E1",
+        &["4 VALUE CHANGE", "X 0015CF ALARM_RAISED"],
+        "1",
+        None,
+        ok,
+    );
     let c = a.counters_json();
-    assert_eq!((c["value_changes"].as_u64(), c["alarms"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (c["value_changes"].as_u64(), c["alarms"].as_u64()),
+        (Some(1), Some(1))
+    );
     let k = a.store.parse_display("0015CF-PC-E1").unwrap();
     let codes = |a: &Acs| -> Vec<String> {
         a.device_json(&k).unwrap()["events"]
@@ -364,6 +374,11 @@ fn value_change_and_alarm_events_are_counted_and_kept() {
     session(&a, "E1", &["6 CONNECTION REQUEST"], "1", None, ok);
     assert_eq!(
         codes(&a),
-        ["X 0015CF ALARM_RAISED", "2 PERIODIC", "2 PERIODIC", "6 CONNECTION REQUEST"]
+        [
+            "X 0015CF ALARM_RAISED",
+            "2 PERIODIC",
+            "2 PERIODIC",
+            "6 CONNECTION REQUEST"
+        ]
     );
 }

@@ -68,7 +68,7 @@ impl Envelope {
                     continue;
                 };
                 version.get_or_insert(Version(v));
-                match c.name.as_str() {
+                match c.name.as_ref() {
                     "ID" => env.id = Some(c.text.clone()),
                     "HoldRequests" => {
                         env.hold_requests = Some(matches!(c.text.trim(), "1" | "true"))

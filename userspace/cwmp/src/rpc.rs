@@ -627,7 +627,7 @@ fn leak_name(n: &Node) -> &'static str {
     ];
     KNOWN
         .iter()
-        .find(|k| **k == n.name)
+        .find(|k| **k == n.name.as_ref())
         .copied()
         .unwrap_or("the RPC")
 }
@@ -716,7 +716,7 @@ pub(crate) fn decode(n: &Node) -> Result<Rpc, Error> {
         }
         return decode_fault(n);
     }
-    let rpc = match n.name.as_str() {
+    let rpc = match n.name.as_ref() {
         "GetRPCMethods" => GetRpcMethods,
         "GetRPCMethodsResponse" => GetRpcMethodsResponse {
             methods: strings(n, "MethodList"),

@@ -12,6 +12,8 @@
 //! attributes that matter by local name, and its text. Text is not trimmed, but whitespace-only
 //! text next to child elements is dropped.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -68,11 +70,176 @@ impl Ns {
     }
 }
 
+/// Element names CWMP uses, sorted: a name found here is borrowed, not allocated (an Inform
+/// has some forty elements, each named from this table).
+const KNOWN_NAMES: &[&str] = &[
+    "AccessList",
+    "AccessListChange",
+    "AddObject",
+    "AddObjectResponse",
+    "AllQueuedTransferStruct",
+    "AnnounceURL",
+    "Arg",
+    "ArgStruct",
+    "AutonomousDUStateChangeComplete",
+    "AutonomousDUStateChangeCompleteResponse",
+    "AutonomousTransferComplete",
+    "AutonomousTransferCompleteResponse",
+    "Body",
+    "CancelTransfer",
+    "CancelTransferResponse",
+    "ChangeDUState",
+    "ChangeDUStateResponse",
+    "Client",
+    "Command",
+    "CommandKey",
+    "CompleteTime",
+    "CurrentState",
+    "CurrentTime",
+    "DUStateChangeComplete",
+    "DUStateChangeCompleteResponse",
+    "DelaySeconds",
+    "DeleteObject",
+    "DeleteObjectResponse",
+    "DeploymentUnitRef",
+    "DeviceId",
+    "Download",
+    "DownloadResponse",
+    "Envelope",
+    "Event",
+    "EventCode",
+    "EventStruct",
+    "ExecutionEnvRef",
+    "ExecutionUnitRefList",
+    "FactoryReset",
+    "FactoryResetResponse",
+    "FailureURL",
+    "Fault",
+    "FaultCode",
+    "FaultString",
+    "FaultStruct",
+    "FileSize",
+    "FileType",
+    "FileTypeArg",
+    "GetAllQueuedTransfers",
+    "GetAllQueuedTransfersResponse",
+    "GetParameterAttributes",
+    "GetParameterAttributesResponse",
+    "GetParameterNames",
+    "GetParameterNamesResponse",
+    "GetParameterValues",
+    "GetParameterValuesResponse",
+    "GetQueuedTransfers",
+    "GetQueuedTransfersResponse",
+    "GetRPCMethods",
+    "GetRPCMethodsResponse",
+    "Header",
+    "HoldRequests",
+    "ID",
+    "Inform",
+    "InformResponse",
+    "InstallOpStruct",
+    "InstanceNumber",
+    "IsDownload",
+    "Kicked",
+    "KickedResponse",
+    "Manufacturer",
+    "MaxEnvelopes",
+    "MaxRetries",
+    "MethodList",
+    "Name",
+    "Next",
+    "NextLevel",
+    "NextURL",
+    "NoMoreRequests",
+    "Notification",
+    "NotificationChange",
+    "OUI",
+    "ObjectName",
+    "OperationPerformed",
+    "Operations",
+    "ParameterAttributeStruct",
+    "ParameterInfoStruct",
+    "ParameterKey",
+    "ParameterList",
+    "ParameterName",
+    "ParameterNames",
+    "ParameterPath",
+    "ParameterValueStruct",
+    "Password",
+    "ProductClass",
+    "QueuedTransferStruct",
+    "Reboot",
+    "RebootResponse",
+    "Referer",
+    "RequestDownload",
+    "RequestDownloadResponse",
+    "Resolved",
+    "Results",
+    "RetryCount",
+    "ScheduleDownload",
+    "ScheduleDownloadResponse",
+    "ScheduleInform",
+    "ScheduleInformResponse",
+    "SerialNumber",
+    "Server",
+    "SessionTimeout",
+    "SetParameterAttributes",
+    "SetParameterAttributesResponse",
+    "SetParameterAttributesStruct",
+    "SetParameterValues",
+    "SetParameterValuesFault",
+    "SetParameterValuesResponse",
+    "StartTime",
+    "State",
+    "Status",
+    "SuccessURL",
+    "SupportedCWMPVersions",
+    "TargetFileName",
+    "TimeWindowList",
+    "TimeWindowStruct",
+    "TransferComplete",
+    "TransferCompleteResponse",
+    "TransferList",
+    "TransferURL",
+    "URL",
+    "UUID",
+    "UninstallOpStruct",
+    "UpdateOpStruct",
+    "Upload",
+    "UploadResponse",
+    "UseCWMPVersion",
+    "UserMessage",
+    "Username",
+    "Value",
+    "Version",
+    "WindowEnd",
+    "WindowMode",
+    "WindowStart",
+    "Writable",
+    "detail",
+    "false",
+    "faultcode",
+    "faultstring",
+    "mustUnderstand",
+    "string",
+    "true",
+    "type",
+    "unknown",
+];
+
+fn element_name(b: &[u8]) -> Result<Cow<'static, str>, Error> {
+    match KNOWN_NAMES.binary_search_by(|k| k.as_bytes().cmp(b)) {
+        Ok(i) => Ok(Cow::Borrowed(KNOWN_NAMES[i])),
+        Err(_) => Ok(Cow::Owned(utf8(b)?.to_owned())),
+    }
+}
+
 /// One element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub ns: Ns,
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// (local name, value) of the attributes, namespaces dropped: `type` (xsi:type),
     /// `mustUnderstand`, `arrayType`.
     pub attrs: Vec<(String, String)>,
@@ -137,7 +304,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Node, Error> {
                         )));
                     }
                 };
-                let name = utf8(e.local_name().into_inner())?.to_owned();
+                let name = element_name(e.local_name().into_inner())?;
                 let mut attrs = Vec::new();
                 for a in e.attributes() {
                     let a = a.map_err(|e| Error::Xml(e.to_string()))?;
@@ -292,6 +459,11 @@ mod tests {
             parse(text.as_bytes(), &Limits::default()),
             Err(Error::TextTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn the_name_table_is_sorted() {
+        assert!(KNOWN_NAMES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
