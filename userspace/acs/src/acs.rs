@@ -728,10 +728,12 @@ impl Filter {
     }
 }
 
-/// What a session knows between requests: which device it is.
+/// What a session knows between requests: which device it is, and who authenticated.
 #[derive(Debug, Default, Clone)]
 pub struct SessionDevice {
     pub key: Option<DeviceKey>,
+    /// The username the session authenticated with, when authentication is on.
+    pub username: Option<String>,
 }
 
 /// The [`Driver`] of one session over the shared ACS.
@@ -760,6 +762,25 @@ fn values_json(ps: &[ParameterValue]) -> serde_json::Value {
 
 impl Driver for AcsDriver<'_> {
     fn inform(&mut self, now: u64, env: &Envelope, inform: &Inform) -> Result<(), Fault> {
+        // Credentials bound to one device are good for that device only.
+        if let Some(u) = &self.state.username
+            && let Some((_, bound)) = self
+                .acs
+                .settings
+                .credential_devices
+                .iter()
+                .find(|(n, _)| n == u)
+        {
+            let id = &inform.device_id;
+            let claimed = format!("{}-{}-{}", id.oui, id.product_class, id.serial_number);
+            if claimed != *bound {
+                self.acs
+                    .counters
+                    .informs_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(Fault::new(8001));
+            }
+        }
         let key = self
             .acs
             .on_inform(now as u32, env, inform, self.port, self.path)?;

@@ -382,3 +382,26 @@ fn value_change_and_alarm_events_are_counted_and_kept() {
         ]
     );
 }
+
+#[test]
+fn credentials_bound_to_a_device_are_refused_for_another() {
+    let a =
+        acs("[[acs.credential]]\nusername = \"u\"\npassword = \"p\"\ndevice = \"0015CF-PC-B1\"\n");
+    let run = |serial: &str, user: Option<&str>| {
+        let mut dev = SessionDevice {
+            key: None,
+            username: user.map(str::to_owned),
+        };
+        let mut s = Session::new(0, 0, Limits::default());
+        let mut d = a.driver(&mut dev, 7547, "/");
+        s.handle(1, &inform(serial, &["1 BOOT"], "1"), &mut d).body
+    };
+    assert!(run("B1", Some("u")).contains("InformResponse"));
+    assert!(run("B2", Some("u")).contains("<FaultCode>8001</FaultCode>"));
+    assert!(run("B2", Some("someone-else")).contains("InformResponse"));
+    assert!(
+        a.store
+            .parse_display("0015CF-PC-B2")
+            .is_some_and(|k| a.store.devices.contains_key(&k))
+    );
+}

@@ -30,6 +30,8 @@
 //! [[acs.credential]]              # per-device credentials (by username)
 //! username = "cpe-0015CF-SN1"
 //! password = "other"
+//! device = "0015CF-EMTA1-SN1"     # optional: only this device (OUI-ProductClass-Serial) may
+//!                                 # use them; another DeviceId in the Inform gets fault 8001
 //!
 //! [[acs.preset]]
 //! name = "inform-5min"
@@ -98,6 +100,7 @@ pub struct AcsWire {
 pub struct CredentialWire {
     pub username: Option<String>,
     pub password: Option<String>,
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +206,8 @@ pub struct AcsSettings {
     pub password: String,
     /// username -> password, beside the default pair.
     pub credentials: Vec<(String, String)>,
+    /// username -> the only device (`OUI-ProductClass-Serial`) that may use it.
+    pub credential_devices: Vec<(String, String)>,
     pub session_timeout_secs: u32,
     pub nonce_lifetime_secs: u32,
     pub auto_register: bool,
@@ -345,7 +350,17 @@ pub(crate) fn validate(
         );
     }
     let mut credentials = Vec::new();
+    let mut credential_devices = Vec::new();
     for (i, c) in w.credential.iter().enumerate() {
+        if let (Some(u), Some(d)) = (&c.username, &c.device) {
+            if d.split('-').count() < 3 {
+                v.err(
+                    format!("acs.credential[{i}].device"),
+                    format!("{d:?} is not OUI-ProductClass-Serial"),
+                );
+            }
+            credential_devices.push((u.clone(), d.clone()));
+        }
         match (&c.username, &c.password) {
             (Some(u), Some(p)) if !u.is_empty() => credentials.push((u.clone(), p.clone())),
             _ => v.err(
@@ -499,6 +514,7 @@ pub(crate) fn validate(
         username,
         password,
         credentials,
+        credential_devices,
         session_timeout_secs: v.int(
             "acs.session_timeout_secs",
             w.session_timeout_secs,

@@ -428,8 +428,8 @@ async fn cwmp(
                 Auth::Basic(c) => auth::check_basic(c, authz),
                 Auth::Digest(d) => d.check(now as u32, "POST", target, authz),
             };
-            match verdict {
-                Verdict::Ok { .. } => {}
+            let username = match verdict {
+                Verdict::Ok { username } => (!username.is_empty()).then_some(username),
                 Verdict::Challenge { stale } => return unauthorized(&srv, now, stale),
                 Verdict::Denied { why } => {
                     if srv.may_log() {
@@ -437,13 +437,16 @@ async fn cwmp(
                     }
                     return unauthorized(&srv, now, false);
                 }
-            }
+            };
             let c = random_u64();
             new_cookie = Some(c);
             srv.acs.counters.sessions.fetch_add(1, Ordering::Relaxed);
             let e = Arc::new(Mutex::new(Entry {
                 session: Session::new(now, c as u32, srv.limits),
-                dev: SessionDevice::default(),
+                dev: SessionDevice {
+                    key: None,
+                    username,
+                },
                 cookie: c,
                 conn: peer.remote,
             }));

@@ -512,7 +512,8 @@ fn bootstrap_and_boot(s: &Suite, dir: &Path) -> Result<()> {
 }
 
 /// Digest: a device with the wrong password is refused and never filed; a replayed
-/// Authorization (same nonce and nc) is refused; per-device credentials work.
+/// Authorization (same nonce and nc) is refused; per-device credentials work, and credentials
+/// bound to one device are refused (fault 8001) for another.
 fn digest_auth(s: &Suite, dir: &Path) -> Result<()> {
     let mut c = s.ns.command(&s.sim_bin);
     c.args(["run", "--acs", ACS, "--model"])
@@ -615,6 +616,22 @@ fn digest_auth(s: &Suite, dir: &Path) -> Result<()> {
         ACS,
     ])?;
     ensure!(special == "200", "per-device credentials: HTTP {special}");
+    // Credentials bound to another device: authenticated, but the Inform is refused (8001).
+    let bound = s.curl(&[
+        "-s",
+        "--digest",
+        "-u",
+        "bound-cpe:bound-secret",
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", inform.display()),
+        ACS,
+    ])?;
+    ensure!(
+        bound.contains("<FaultCode>8001</FaultCode>"),
+        "credentials bound to another device: {bound}"
+    );
     let (_, st) = s.api("GET", "/api/stats", None)?;
     ensure!(st["auth_failures"].as_u64().unwrap_or(0) >= 2, "{st}");
     Ok(())
