@@ -407,3 +407,108 @@ fn norm_bool(ty: &str, v: &str) -> String {
         _ => v.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        let csv = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../data/cwmp/datamodels/genieacs-sim_data_model_202BC1-BM632w.csv"
+        ))
+        .unwrap();
+        Model::load(&csv, "SN1").unwrap()
+    }
+
+    #[test]
+    fn loads_the_device_dump() {
+        let m = model();
+        assert_eq!(m.root, "InternetGatewayDevice.");
+        assert_eq!(
+            (m.id.oui.as_str(), m.id.product_class.as_str()),
+            ("202BC1", "BM632w")
+        );
+        assert_eq!(m.id.manufacturer, "Huawei Technologies Co., Ltd.");
+        assert_eq!(m.get("DeviceInfo.SerialNumber"), Some("SN1"));
+        assert!(
+            m.params
+                .contains_key("InternetGatewayDevice.ManagementServer.")
+        );
+    }
+
+    #[test]
+    fn spv_is_atomic_with_per_parameter_faults() {
+        let mut m = model();
+        let mut after = Vec::new();
+        let url = "InternetGatewayDevice.ManagementServer.URL";
+        let bad = Rpc::SetParameterValues {
+            parameters: vec![
+                ParameterValue::new(url, "http://new/", "string"),
+                ParameterValue::new(
+                    "InternetGatewayDevice.DeviceInfo.SoftwareVersion",
+                    "x",
+                    "string",
+                ),
+                ParameterValue::new("InternetGatewayDevice.Nope", "x", "string"),
+                ParameterValue::new(
+                    "InternetGatewayDevice.ManagementServer.PeriodicInformEnable",
+                    "maybe",
+                    "boolean",
+                ),
+            ],
+            parameter_key: "k".into(),
+        };
+        let Rpc::Fault(f) = m.answer(&bad, &mut after) else {
+            panic!()
+        };
+        let codes: Vec<u32> = f.spv.iter().map(|s| s.code).collect();
+        assert_eq!((f.code, codes), (9003, vec![9008, 9005, 9007]));
+        assert_ne!(
+            m.get("ManagementServer.URL"),
+            Some("http://new/"),
+            "nothing applied"
+        );
+        let good = Rpc::SetParameterValues {
+            parameters: vec![ParameterValue::new(url, "http://new/", "string")],
+            parameter_key: "k2".into(),
+        };
+        assert_eq!(
+            m.answer(&good, &mut after),
+            Rpc::SetParameterValuesResponse { status: 0 }
+        );
+        assert_eq!(m.get("ManagementServer.ParameterKey"), Some("k2"));
+        assert_eq!(after, [After::AcsUrlChanged]);
+    }
+
+    #[test]
+    fn gpv_partial_path_and_unknown_names() {
+        let mut m = model();
+        let mut after = Vec::new();
+        let r = m.answer(
+            &Rpc::GetParameterValues {
+                names: vec!["InternetGatewayDevice.ManagementServer.".into()],
+            },
+            &mut after,
+        );
+        let Rpc::GetParameterValuesResponse { parameters } = r else {
+            panic!()
+        };
+        assert!(parameters.iter().all(|p| {
+            p.name
+                .starts_with("InternetGatewayDevice.ManagementServer.")
+        }));
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p.name.ends_with(".PeriodicInformInterval") && p.ty == "unsignedInt")
+        );
+        let r = m.answer(
+            &Rpc::GetParameterValues {
+                names: vec!["InternetGatewayDevice.Nope".into()],
+            },
+            &mut after,
+        );
+        assert!(matches!(r, Rpc::Fault(Fault { code: 9005, .. })));
+    }
+}
