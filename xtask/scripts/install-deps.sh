@@ -21,7 +21,10 @@ PKGS=(
   bsdutils          # logger: real syslog sender (lab demo, syslog tests)
   snmp              # snmpinform, snmpget, snmpset, snmptrap: the MTA's INFORMs (e2e mta)
   snmpd             # snmpd: the MTA's SNMP agent that records provd's SETs (e2e mta)
-  python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta)
+  python3           # runs tests/e2e/mta/mta-agent.py, snmpd's pass_persist agent (e2e mta);
+                    # http.server serves firmware images to simulated CPEs (e2e acs)
+  libxml2-utils     # xmllint: validates every CWMP envelope provd emits against the BBF XSDs
+  openssl           # the e2e acs suite's HTTPS certificate
   tftpd-hpa         # in.tftpd: peer TFTP server for the bench
   libpcre2-8-0 libwrap0  # what atftpd's binary links (atftpd itself: below)
   fonts-dejavu-core # DejaVu Sans: the font of the bench charts (plotters + ab_glyph)

@@ -86,6 +86,7 @@
 //! Routers, relays interface addresses and the server id must not lie inside any pool (they
 //! would be leased to clients), and a reservation may not take one of them.
 
+pub mod acs;
 mod bootfile;
 mod error;
 mod files;
@@ -96,6 +97,7 @@ mod policy;
 mod validate;
 pub mod wire;
 
+pub use acs::{AcsAuth, AcsSettings, Campaign, DesiredValue, DeviceMatch, Firmware, Preset};
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
 pub use error::{ConfigError, ConfigErrors};
 pub use files::{

@@ -36,6 +36,8 @@ pub struct Policy {
     pub time: Option<TimeSettings>,
     /// `[mta]`; `None`: no PacketCable provisioning server role.
     pub mta: Option<MtaSettings>,
+    /// `[acs]`; `None`: no TR-069 ACS.
+    pub acs: Option<crate::acs::AcsSettings>,
     /// `[vars]`: operator variables for config-file templates.
     pub vars: Vars,
     /// `[[subscriber]]`: per-device template variables.
@@ -687,6 +689,25 @@ impl Policy {
                 t.port,
                 if t.udp { " UDP" } else { "" },
                 if t.tcp { " TCP" } else { "" }
+            )?,
+        }
+        match &self.acs {
+            None => writeln!(o, "acs (TR-069): off")?,
+            Some(a) => writeln!(
+                o,
+                "acs (TR-069): CWMP on {}:{}{:?}{}, auth {:?}, {} preset(s), {} campaign(s), task API on {}:{}",
+                a.bind,
+                a.port,
+                a.extra_ports,
+                a.tls
+                    .as_ref()
+                    .map(|(p, _, _)| format!(", HTTPS on {p}"))
+                    .unwrap_or_default(),
+                a.auth,
+                a.presets.len(),
+                a.campaigns.len(),
+                a.admin_bind,
+                a.admin_port
             )?,
         }
         match &self.mta {

@@ -166,6 +166,10 @@ impl Validator {
         let syslog = w.syslog.as_ref().map(|t| self.syslog(t, &server));
         let time = w.time.as_ref().map(|t| self.time(t, &server));
         let mta = w.mta.as_ref().map(|t| self.mta(t, &server));
+        let acs = w
+            .acs
+            .as_ref()
+            .map(|a| crate::acs::validate(a, server.bind, &mut self.errors));
         let vars = w
             .vars
             .as_ref()
@@ -212,6 +216,7 @@ impl Validator {
             syslog,
             time,
             mta,
+            acs,
             vars,
             subscribers,
             http,

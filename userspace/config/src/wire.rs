@@ -24,6 +24,8 @@ pub struct Config {
     pub syslog: Option<Syslog>,
     pub time: Option<Time>,
     pub mta: Option<Mta>,
+    /// `[acs]`: see the `acs` module.
+    pub acs: Option<crate::acs::AcsWire>,
     /// Operator variables for config-file templates (`vars.NAME`).
     pub vars: Option<toml::Table>,
     #[serde(default)]

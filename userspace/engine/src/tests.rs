@@ -923,3 +923,49 @@ proptest! {
         }
     }
 }
+
+/// TR-069 CPEs (option 60 `dslforum.org`, TR-111) are told the ACS URL and provisioning code
+/// in option 43 sub-options 1 and 2; another class on the same network gets no option 43.
+#[test]
+fn cwmp_cpe_class_gets_the_acs_url_in_option_43() {
+    let toml = r#"
+[server]
+server_id = "198.18.0.1"
+lease_dir = "/nonexistent"
+
+[[class]]
+name = "tr069"
+match = "dslforum.org*"
+acs_url = "http://acs.example.net:7547/cwmp"
+provisioning_code = "RES.GOLD"
+
+[[class]]
+name = "other"
+match = "*"
+
+[[shared_network]]
+name = "cpe"
+relays = ["198.18.1.1"]
+  [[shared_network.subnet]]
+  prefix = "198.19.2.0/24"
+  routers = ["198.19.2.1"]
+    [[shared_network.subnet.pool]]
+    start = "198.19.2.10"
+    end = "198.19.2.200"
+"#;
+    let policy = Policy::from_toml_str(toml).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = Shard::new(Shared::new(policy).unwrap(), LeaseTable::new(), 0, 1);
+    let req = Req::new(MessageType::Discover, mac(40)).class(Some(b"dslforum.org"));
+    let (o, out) = send(&mut s, T0, &req);
+    let (_, offer) = reply_of(o, &out);
+    let v43 = offer.option(code::VENDOR_SPECIFIC).expect("option 43");
+    assert_eq!(
+        SubOptions::find(&v43, 1),
+        Some(&b"http://acs.example.net:7547/cwmp"[..])
+    );
+    assert_eq!(SubOptions::find(&v43, 2), Some(&b"RES.GOLD"[..]));
+    let req = Req::new(MessageType::Discover, mac(41)).class(Some(b"MSFT 5.0"));
+    let (o, out) = send(&mut s, T0, &req);
+    let (_, offer) = reply_of(o, &out);
+    assert!(offer.option(code::VENDOR_SPECIFIC).is_none());
+}

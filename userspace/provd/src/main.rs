@@ -1,6 +1,7 @@
 //! The provd binary: command line, config loading, start-up (lease replay, shard wiring) and
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
+mod acs;
 mod cfg;
 mod control;
 mod fastpath;
@@ -475,6 +476,26 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         }
         None => None,
     };
+    let acs = match &shared.policy.acs {
+        Some(a) => {
+            let h = acs::start(&mut control_plane, a, &dir)?;
+            tracing::info!(cwmp = ?h.cwmp_addrs, api = %h.admin_addr, stun = ?h.stun_addr, "ACS ready");
+            eprintln!(
+                "acs ready cwmp={} api={}{}",
+                h.cwmp_addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                h.admin_addr,
+                h.stun_addr
+                    .map(|s| format!(" stun={s}"))
+                    .unwrap_or_default()
+            );
+            Some(h)
+        }
+        None => None,
+    };
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
@@ -561,6 +582,10 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     if let Some(r) = &http_role {
         let web: Vec<String> = r.web.iter().map(|c| format!("{c:?}")).collect();
         tracing::info!(counters = %r.httpd.counters.snapshot(), listeners = ?web, "http counters");
+    }
+    if let Some(a) = &acs {
+        tracing::info!(counters = %a.server.acs.counters_json(), "acs counters");
+        a.save();
     }
     if let Some(m) = mta
         && m.thread.join().is_err()

@@ -20,6 +20,10 @@
 //! and an 8 MiB firmware from provd and then from each peer, with `provd-loadgen tftp` as the
 //! client, and prints `RESULT tftp ...` and `RATIO tftp ...` lines (see `tftp.rs`).
 //!
+//! `cargo xtask bench acs [--devices N] [--seconds S] [--smoke]` runs complete TR-069 Inform
+//! sessions (`provd-cpe-sim load`) against provd's ACS with N known devices and prints
+//! `RESULT acs sessions_per_s=N bytes_per_device=B` (see `acs.rs`).
+//!
 //! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
 //! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
@@ -28,6 +32,7 @@
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
 //! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
 
+mod acs;
 mod http;
 mod mta;
 mod netns;
@@ -90,9 +95,12 @@ pub struct Args {
     /// tftp: sequential firmware downloads per server (the median is reported)
     #[arg(long, default_value_t = 5)]
     pub firmware_runs: u32,
-    /// mta: flows in flight [default: 512]
+    /// mta: flows in flight [default: 512]; acs: keep-alive connections [default: 64]
     #[arg(long)]
     pub concurrency: Option<u32>,
+    /// acs: known devices [default: 1000000]
+    #[arg(long)]
+    pub devices: Option<u32>,
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -126,7 +134,8 @@ pub fn run(args: Args) -> Result<()> {
         "tftp" => tftp::run(&args),
         "mta" => mta::run(&args),
         "http" => http::run(&args),
-        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http)"),
+        "acs" => acs::run(&args),
+        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs)"),
     }
 }
 

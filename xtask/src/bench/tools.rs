@@ -37,7 +37,7 @@ pub fn target_dir(root: &Path) -> Result<PathBuf> {
     ))
 }
 
-fn cargo() -> String {
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 

@@ -16,10 +16,13 @@
 //! `fastpath.rs`).
 //! `cargo xtask e2e http` runs the VoIP profile suite: curl, openssl (s_client, enc, the PKI),
 //! xmllint and dhclient against provd's `[http]` role (see `http.rs`).
+//! `cargo xtask e2e acs` runs the TR-069 ACS suite: provd-cpe-sim devices, curl and xmllint
+//! against provd's `[acs]` role in a namespace of its own (see `acs.rs`).
 //!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
+mod acs;
 mod dhcp;
 mod fastpath;
 pub(crate) mod http;
@@ -108,10 +111,10 @@ pub fn repo_root() -> PathBuf {
 pub fn run(args: Args) -> Result<()> {
     if !matches!(
         args.suite.as_str(),
-        "dhcp" | "tftp" | "mta" | "fastpath" | "http"
+        "dhcp" | "tftp" | "mta" | "fastpath" | "http" | "acs"
     ) {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath, http)",
+            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath, http, acs)",
             args.suite
         );
     }
@@ -130,6 +133,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.suite == "http" {
         return http::run(&args);
+    }
+    if args.suite == "acs" {
+        return acs::run(&args);
     }
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
