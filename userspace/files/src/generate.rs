@@ -8,23 +8,19 @@
 //!
 //! Binaries are cached by their inputs: the template's generation and every value the context
 //! holds. Any change of input is a new key, so nothing stale is ever served; a template edited
-//! on disk is noticed within [`TEMPLATE_CHECK`] and gets a new generation. Retransmissions and
+//! on disk is noticed within [`TEMPLATE_CHECK`](crate::TEMPLATE_CHECK) and gets a new generation. Retransmissions and
 //! repeated boots get byte-identical files, which PacketCable's hash SET relies on.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, VarValue, Vars};
-use serde::Serialize;
+use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, Vars};
 
 use crate::devices::{DeviceFacts, DeviceView};
-
-/// How often a template file's modification time is looked at.
-pub const TEMPLATE_CHECK: Duration = Duration::from_secs(1);
+use crate::template::{TypedVars, WatchedTemplate, mac_colon, mac_hex, template_error};
 
 /// Default bound of the binary cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
@@ -51,17 +47,8 @@ struct GenClass {
     name: String,
     pattern: BootFile,
     spec: ConfigFileSpec,
-    template: RwLock<Template>,
-}
-
-#[derive(Debug)]
-struct Template {
-    /// Bumped on every successful reload; part of every cache key.
-    generation: u64,
-    /// The compiled template, under the name of its file.
-    env: Arc<minijinja::Environment<'static>>,
-    modified: Option<SystemTime>,
-    checked: Instant,
+    /// Its generation is part of every cache key.
+    template: WatchedTemplate,
 }
 
 /// Renders generated config files for the TFTP (and later HTTP) servers.
@@ -74,7 +61,6 @@ pub struct Generator {
     enforce: bool,
     cache: Mutex<Cache>,
     hasher: foldhash::quality::FixedState,
-    template_check: Duration,
 }
 
 /// The render context; what templates see.
@@ -97,19 +83,6 @@ struct Context<'a> {
     subscriber: Option<&'a Vars>,
 }
 
-impl Serialize for VarRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            VarValue::String(v) => s.serialize_str(v),
-            VarValue::Integer(v) => s.serialize_i64(*v),
-            VarValue::Float(v) => s.serialize_f64(*v),
-            VarValue::Bool(v) => s.serialize_bool(*v),
-        }
-    }
-}
-
-struct VarRef<'a>(&'a VarValue);
-
 impl Generator {
     /// The generating classes of `policy`, with their templates read and checked. A template
     /// that cannot be read or does not parse is an error naming the class and the file.
@@ -119,17 +92,13 @@ impl Generator {
             let (Some(spec), Some(pattern)) = (&c.config_file, &c.boot_file) else {
                 continue;
             };
-            let (env, modified) = load_template(&spec.template)?;
+            let template =
+                WatchedTemplate::load(&spec.template, |_| {}).map_err(GenerateError::Render)?;
             classes.push(GenClass {
                 name: c.name.clone(),
                 pattern: pattern.clone(),
                 spec: spec.clone(),
-                template: RwLock::new(Template {
-                    generation: 0,
-                    env,
-                    modified,
-                    checked: Instant::now(),
-                }),
+                template,
             });
         }
         Ok(Generator {
@@ -140,13 +109,14 @@ impl Generator {
             enforce: policy.tftp.as_ref().is_none_or(|t| t.enforce),
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_BYTES)),
             hasher: foldhash::quality::FixedState::with_seed(0x70726f7664),
-            template_check: TEMPLATE_CHECK,
         })
     }
 
     /// How often template files are looked at for edits (default [`TEMPLATE_CHECK`]).
     pub fn with_template_check(mut self, every: Duration) -> Self {
-        self.template_check = every;
+        for c in &mut self.classes {
+            c.template.set_check_every(every);
+        }
         self
     }
 
@@ -177,15 +147,11 @@ impl Generator {
                 .enforce(&mac, peer, now)
                 .map_err(|why| GenerateError::Refused {
                     file: name.to_owned(),
-                    mac: colon_mac(&mac),
+                    mac: mac_colon(&mac),
                     why,
                 })?;
         }
-        self.refresh(class);
-        let (generation, env) = {
-            let t = class.template.read().unwrap_or_else(|p| p.into_inner());
-            (t.generation, Arc::clone(&t.env))
-        };
+        let (generation, env) = class.template.current(&class.name);
         let key = self.key(class, generation, &mac, facts.as_ref());
         if let Some(hit) = self.lock_cache().get(key) {
             return Ok(Some(hit));
@@ -219,7 +185,7 @@ impl Generator {
             .ok_or_else(|| {
                 GenerateError::Render(format!("class {class_name:?} generates no config file"))
             })?;
-        let env = Arc::clone(&class.template.read().unwrap_or_else(|p| p.into_inner()).env);
+        let (_, env) = class.template.peek();
         self.render(class, &env, mac, facts)
     }
 
@@ -253,41 +219,6 @@ impl Generator {
         (u128::from(a) << 64) | u128::from(b)
     }
 
-    /// Re-reads the template if its file changed; a broken edit keeps the last good template
-    /// and says why.
-    fn refresh(&self, class: &GenClass) {
-        {
-            let t = class.template.read().unwrap_or_else(|p| p.into_inner());
-            if t.checked.elapsed() < self.template_check {
-                return;
-            }
-        }
-        let mut t = class.template.write().unwrap_or_else(|p| p.into_inner());
-        if t.checked.elapsed() < self.template_check {
-            return;
-        }
-        t.checked = Instant::now();
-        let modified = std::fs::metadata(&class.spec.template)
-            .and_then(|m| m.modified())
-            .ok();
-        if modified == t.modified {
-            return;
-        }
-        match load_template(&class.spec.template) {
-            Ok((env, modified)) => {
-                t.env = env;
-                t.modified = modified;
-                t.generation += 1;
-                tracing::info!(class = %class.name, template = %class.spec.template.display(), generation = t.generation, "template reloaded");
-            }
-            Err(e) => {
-                // Remember the bad file's time so the error is logged once per edit.
-                t.modified = modified;
-                tracing::error!(class = %class.name, error = %e, "template not reloaded; serving the last good one");
-            }
-        }
-    }
-
     fn render(
         &self,
         class: &GenClass,
@@ -295,11 +226,11 @@ impl Generator {
         mac: &[u8; 6],
         facts: Option<&DeviceFacts>,
     ) -> Result<Vec<u8>, GenerateError> {
-        let name = class.spec.template.display().to_string();
+        let name = class.template.name();
         let ctx = Context {
-            mac: colon_mac(mac),
-            mac12: hex(mac, false),
-            mac_upper: hex(mac, true),
+            mac: mac_colon(mac),
+            mac12: mac_hex(mac, false),
+            mac_upper: mac_hex(mac, true),
             class: &class.name,
             ip: facts.map(|f| f.addr.to_string()).unwrap_or_default(),
             giaddr: facts
@@ -314,21 +245,12 @@ impl Generator {
             vars: &self.vars,
             subscriber: self.subscribers.get(mac),
         };
-        let text = render_text(env, &name, &ctx)?;
+        let text = render_text(env, name, &ctx)?;
         compile(&class.spec, &text).map_err(|e| {
             GenerateError::Render(format!("{name}: the rendered text does not compile: {e}"))
         })
     }
 }
-
-impl Serialize for Vars2<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, VarRef(v))))
-    }
-}
-
-/// Serialises [`Vars`] with typed values.
-struct Vars2<'a>(&'a Vars);
 
 fn render_text(
     env: &minijinja::Environment<'static>,
@@ -347,49 +269,11 @@ fn render_text(
         giaddr => &ctx.giaddr,
         vendor_class => &ctx.vendor_class,
         lease_expires => ctx.lease_expires,
-        vars => minijinja::Value::from_serialize(Vars2(ctx.vars)),
-        subscriber => minijinja::Value::from_serialize(ctx.subscriber.map(Vars2)),
+        vars => minijinja::Value::from_serialize(TypedVars(ctx.vars)),
+        subscriber => minijinja::Value::from_serialize(ctx.subscriber.map(TypedVars)),
     };
     tmpl.render(value)
         .map_err(|e| GenerateError::Render(template_error(name, &e)))
-}
-
-/// Strict undefined variables (a typo is an error, not an empty value), no auto-escaping (the
-/// output is the docsis tool's text, not HTML).
-fn environment() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.set_keep_trailing_newline(true);
-    env
-}
-
-/// "FILE line N: what" for an operator.
-fn template_error(name: &str, e: &minijinja::Error) -> String {
-    let mut s = match e.line() {
-        Some(line) => format!("{name} line {line}: {}", e.kind()),
-        None => format!("{name}: {}", e.kind()),
-    };
-    if let Some(d) = e.detail() {
-        s.push_str(": ");
-        s.push_str(d);
-    }
-    s
-}
-
-/// Reads and compiles a template file; errors name the file (and line, for syntax).
-fn load_template(
-    path: &PathBuf,
-) -> Result<(Arc<minijinja::Environment<'static>>, Option<SystemTime>), GenerateError> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        GenerateError::Render(format!("cannot read template {}: {e}", path.display()))
-    })?;
-    let name = path.display().to_string();
-    let mut env = environment();
-    env.add_template_owned(name.clone(), source)
-        .map_err(|e| GenerateError::Render(template_error(&name, &e)))?;
-    Ok((Arc::new(env), modified))
 }
 
 /// Compiles docsis-tool text to the binary of `spec`'s kind. The text's kind must be the
@@ -428,25 +312,6 @@ pub fn compile(spec: &ConfigFileSpec, text: &str) -> Result<Vec<u8>, String> {
         }
     };
     encoded.map_err(|e| e.to_string())
-}
-
-fn colon_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-fn hex(m: &[u8; 6], upper: bool) -> String {
-    m.iter()
-        .map(|b| {
-            if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect()
 }
 
 /// Binaries by input key, bounded in bytes; the oldest entries go first.

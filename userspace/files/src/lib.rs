@@ -7,6 +7,8 @@
 
 mod devices;
 mod generate;
+pub mod template;
 
 pub use devices::{DeviceFacts, DeviceView};
-pub use generate::{DEFAULT_CACHE_BYTES, GenerateError, Generator, TEMPLATE_CHECK, compile};
+pub use generate::{DEFAULT_CACHE_BYTES, GenerateError, Generator, compile};
+pub use template::{TEMPLATE_CHECK, WatchedTemplate};

@@ -38,7 +38,7 @@ use provd_config::{Policy, Subscribers, UpgradeRule, Vars};
 use provd_files::DeviceView;
 use provd_web::Peer;
 
-pub use render::TEMPLATE_CHECK;
+pub use provd_files::TEMPLATE_CHECK;
 pub use status::DeviceStatus;
 
 /// Why the server could not be set up.
@@ -108,7 +108,7 @@ pub struct Httpd {
     cache: DashMap<([u8; 6], usize), Arc<profile::Cached>, foldhash::fast::RandomState>,
     status: DashMap<[u8; 6], DeviceStatus, foldhash::fast::RandomState>,
     pub counters: HttpCounters,
-    log_gate: status::LogGate,
+    log_gate: provd_web::LogGate,
 }
 
 impl Httpd {
@@ -129,14 +129,14 @@ impl Httpd {
             cache: DashMap::default(),
             status: DashMap::default(),
             counters: HttpCounters::default(),
-            log_gate: status::LogGate::default(),
+            log_gate: provd_web::LogGate::per_sec(10),
         })
     }
 
     /// How often template files are looked at for edits (default [`TEMPLATE_CHECK`]).
     pub fn with_template_check(mut self, every: Duration) -> Self {
         for c in &mut self.classes {
-            c.template_check = every;
+            c.template.set_check_every(every);
         }
         self
     }

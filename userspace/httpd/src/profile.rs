@@ -20,7 +20,9 @@ use provd_config::ProfileFormat;
 use provd_profiles::{Format, etag};
 use provd_web::Peer;
 
-use crate::render::{Inputs, colon};
+use provd_files::template::mac_colon as colon;
+
+use crate::render::Inputs;
 use crate::status::now_ms;
 use crate::{Httpd, body_for, plain_status, remote_ip, unix_now};
 

@@ -1,6 +1,5 @@
 //! Per-device request records (last seen, last version served) and the refusal log gate.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use provd_profiles::version::VersionEntry;
@@ -41,31 +40,4 @@ pub(crate) fn to_json(
         "profile_version": version.map(|v| v.version),
         "profile_changed_at": version.map(|v| v.changed_at),
     })
-}
-
-/// At most [`LogGate::PER_SECOND`] lines a second; the rest are counted and reported with the
-/// next line that passes.
-#[derive(Debug, Default)]
-pub(crate) struct LogGate {
-    second: AtomicU64,
-    used: AtomicU64,
-    held: AtomicU64,
-}
-
-impl LogGate {
-    const PER_SECOND: u64 = 10;
-
-    /// `Some(suppressed since the last line)` if this line may be logged.
-    pub(crate) fn allow(&self) -> Option<u64> {
-        let now = now_ms() / 1000;
-        if self.second.swap(now, Ordering::Relaxed) != now {
-            self.used.store(0, Ordering::Relaxed);
-        }
-        if self.used.fetch_add(1, Ordering::Relaxed) < Self::PER_SECOND {
-            Some(self.held.swap(0, Ordering::Relaxed))
-        } else {
-            self.held.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-    }
 }

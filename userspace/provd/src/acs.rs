@@ -100,18 +100,13 @@ pub struct Server {
     stun: DashMap<String, SocketAddrV4>,
     udp: Option<Arc<UdpSocket>>,
     snapshot_dir: PathBuf,
-    log_gate: Mutex<(Instant, u32)>,
+    log_gate: provd_web::LogGate,
 }
 
 impl Server {
     /// At most 10 log lines a second for bad input.
     fn may_log(&self) -> bool {
-        let mut g = self.log_gate.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0.elapsed() >= Duration::from_secs(1) {
-            *g = (Instant::now(), 0);
-        }
-        g.1 += 1;
-        g.1 <= 10
+        self.log_gate.allow().is_some()
     }
 }
 
@@ -197,7 +192,7 @@ pub fn start(
         stun: DashMap::new(),
         udp: udp.clone(),
         snapshot_dir,
-        log_gate: Mutex::new((Instant::now(), 0)),
+        log_gate: provd_web::LogGate::per_sec(10),
     });
 
     let tls = match &s.tls {

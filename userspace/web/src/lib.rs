@@ -26,7 +26,7 @@ mod serve;
 mod tls;
 
 pub use cert::ClientCert;
-pub use serve::{Limits, Peer, ServeOptions, WebCounters, serve, serve_with};
+pub use serve::{Limits, LogGate, Peer, ServeOptions, WebCounters, serve, serve_with};
 pub use tls::{ClientAuth, TlsFiles, server_config};
 
 use std::path::PathBuf;

@@ -192,7 +192,7 @@ struct Connection {
 
 /// Handshake failures are logged through one gate per process: a flood of bad clients must
 /// not become a flood of log lines.
-static HANDSHAKE_LOG: LogGate = LogGate::new();
+static HANDSHAKE_LOG: LogGate = LogGate::per_sec(5);
 
 impl Connection {
     async fn run(mut self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
@@ -392,10 +392,12 @@ impl<I: Write + Unpin> Write for IdleIo<I> {
     }
 }
 
-/// Lets a log line through at most [`LogGate::PER_SEC`] times a second, process-wide and
-/// without a lock; says how many were held back when the next one passes.
+/// Lets a log line through at most `per_sec` times a second, shared by every task of a
+/// service and without a lock; says how many were held back when the next one passes. For
+/// the warnings bad clients cause: a flood of them must not become a flood of log lines.
 #[derive(Debug)]
-struct LogGate {
+pub struct LogGate {
+    per_sec: u64,
     /// The second (since process start) the current window belongs to.
     window: AtomicU64,
     used: AtomicU64,
@@ -403,16 +405,17 @@ struct LogGate {
 }
 
 impl Default for LogGate {
+    /// Five lines a second.
     fn default() -> Self {
-        Self::new()
+        Self::per_sec(5)
     }
 }
 
 impl LogGate {
-    const PER_SEC: u64 = 5;
-
-    const fn new() -> Self {
+    /// At most `n` lines a second (at least one).
+    pub const fn per_sec(n: u64) -> Self {
         LogGate {
+            per_sec: if n == 0 { 1 } else { n },
             window: AtomicU64::new(u64::MAX),
             used: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -420,13 +423,13 @@ impl LogGate {
     }
 
     /// `Some(held_back)` if a line may be logged now.
-    fn allow(&self) -> Option<u64> {
+    pub fn allow(&self) -> Option<u64> {
         static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         let now = START.get_or_init(Instant::now).elapsed().as_secs();
         if self.window.swap(now, Ordering::Relaxed) != now {
             self.used.store(0, Ordering::Relaxed);
         }
-        if self.used.fetch_add(1, Ordering::Relaxed) < Self::PER_SEC {
+        if self.used.fetch_add(1, Ordering::Relaxed) < self.per_sec {
             Some(self.held.swap(0, Ordering::Relaxed))
         } else {
             self.held.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,265 @@
+//! Operator templates, as every per-device renderer (config files over TFTP, profiles over
+//! HTTP) uses them: a file compiled into a minijinja environment with strict undefined
+//! variables (a typo is an error naming the file and line, not an empty value), no
+//! auto-escaping (the output is docsis-tool text or a profile, not HTML) and the trailing
+//! newline kept; re-read when the file changes, a broken edit keeping the last good version.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use provd_config::{VarValue, Vars};
+use serde::Serialize;
+
+/// How often a template file's modification time is looked at.
+pub const TEMPLATE_CHECK: Duration = Duration::from_secs(1);
+
+/// What a renderer adds to the base environment (filters, functions) before the template is
+/// compiled.
+pub type Extend = fn(&mut minijinja::Environment<'static>);
+
+/// A template file, compiled, watched for edits.
+#[derive(Debug)]
+pub struct WatchedTemplate {
+    path: PathBuf,
+    /// The template's name in its environment: the path as the config wrote it.
+    name: String,
+    extend: Extend,
+    check_every: Duration,
+    state: RwLock<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Bumped on every successful reload; renderers put it in their cache keys.
+    generation: u64,
+    env: Arc<minijinja::Environment<'static>>,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl WatchedTemplate {
+    /// Reads and compiles `path`; the error names the file (and the line, for syntax).
+    pub fn load(path: &Path, extend: Extend) -> Result<WatchedTemplate, String> {
+        let name = path.display().to_string();
+        let (env, modified) = compile(path, &name, extend)?;
+        Ok(WatchedTemplate {
+            path: path.to_owned(),
+            name,
+            extend,
+            check_every: TEMPLATE_CHECK,
+            state: RwLock::new(State {
+                generation: 0,
+                env,
+                modified,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// How often the file is looked at for edits (default [`TEMPLATE_CHECK`]).
+    pub fn set_check_every(&mut self, every: Duration) {
+        self.check_every = every;
+    }
+
+    /// The template's name in its environment (for `get_template`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current generation and environment, re-reading the file first if it changed and a
+    /// check is due. `owner` (the class) goes into the log lines a reload writes.
+    pub fn current(&self, owner: &str) -> (u64, Arc<minijinja::Environment<'static>>) {
+        self.refresh(owner);
+        self.peek()
+    }
+
+    /// The current generation and environment, without looking at the file.
+    pub fn peek(&self) -> (u64, Arc<minijinja::Environment<'static>>) {
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        (s.generation, Arc::clone(&s.env))
+    }
+
+    fn refresh(&self, owner: &str) {
+        {
+            let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if s.checked.elapsed() < self.check_every {
+                return;
+            }
+        }
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if s.checked.elapsed() < self.check_every {
+            return;
+        }
+        s.checked = Instant::now();
+        let modified = modified(&self.path);
+        if modified == s.modified {
+            return;
+        }
+        match compile(&self.path, &self.name, self.extend) {
+            Ok((env, modified)) => {
+                s.env = env;
+                s.modified = modified;
+                s.generation += 1;
+                tracing::info!(class = owner, template = %self.name, generation = s.generation, "template reloaded");
+            }
+            Err(e) => {
+                // Remember the bad file's time so the error is logged once per edit.
+                s.modified = modified;
+                tracing::error!(class = owner, error = %e, "template not reloaded; serving the last good one");
+            }
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+type Compiled = (Arc<minijinja::Environment<'static>>, Option<SystemTime>);
+
+fn compile(path: &Path, name: &str, extend: Extend) -> Result<Compiled, String> {
+    // The time is read before the text, so an edit racing the read is seen next check.
+    let modified = modified(path);
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_keep_trailing_newline(true);
+    extend(&mut env);
+    env.add_template_owned(name.to_owned(), source)
+        .map_err(|e| template_error(name, &e))?;
+    Ok((Arc::new(env), modified))
+}
+
+/// "FILE line N: what" for an operator.
+pub fn template_error(name: &str, e: &minijinja::Error) -> String {
+    let mut s = match e.line() {
+        Some(line) => format!("{name} line {line}: {}", e.kind()),
+        None => format!("{name}: {}", e.kind()),
+    };
+    if let Some(d) = e.detail() {
+        s.push_str(": ");
+        s.push_str(d);
+    }
+    s
+}
+
+/// `[vars]` or a subscriber's vars as a template value, each with its TOML type (a number
+/// stays a number, so `{{ vars.down * 2 }}` works).
+#[derive(Debug, Clone, Copy)]
+pub struct TypedVars<'a>(pub &'a Vars);
+
+impl Serialize for TypedVars<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, TypedVar(v))))
+    }
+}
+
+struct TypedVar<'a>(&'a VarValue);
+
+impl Serialize for TypedVar<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            VarValue::String(v) => s.serialize_str(v),
+            VarValue::Integer(v) => s.serialize_i64(*v),
+            VarValue::Float(v) => s.serialize_f64(*v),
+            VarValue::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+/// `00:15:cf:12:34:56`.
+pub fn mac_colon(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// `0015cf123456`, or `0015CF123456` with `upper`.
+pub fn mac_hex(m: &[u8; 6], upper: bool) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(12);
+    for b in m {
+        // Writing into a String cannot fail.
+        let _ = if upper {
+            write!(s, "{b:02X}")
+        } else {
+            write!(s, "{b:02x}")
+        };
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_extension(_: &mut minijinja::Environment<'static>) {}
+
+    #[test]
+    fn an_edit_is_picked_up_and_a_broken_one_keeps_the_last_good_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.j2");
+        std::fs::write(&path, "one {{ x }}\n").unwrap();
+        let mut t = WatchedTemplate::load(&path, no_extension).unwrap();
+        t.set_check_every(Duration::ZERO);
+        let render = |t: &WatchedTemplate| {
+            let (generation, env) = t.current("c");
+            let text = env
+                .get_template(t.name())
+                .unwrap()
+                .render(minijinja::context! { x => 1 })
+                .unwrap();
+            (generation, text)
+        };
+        assert_eq!(render(&t), (0, "one 1\n".to_string()));
+
+        // A different length, so the edit is seen even where mtime has a coarse granularity.
+        std::fs::write(&path, "two: {{ x }}\n").unwrap();
+        set_mtime_later(&path);
+        assert_eq!(render(&t), (1, "two: 1\n".to_string()));
+
+        std::fs::write(&path, "{% if %}").unwrap();
+        set_mtime_later(&path);
+        assert_eq!(render(&t), (1, "two: 1\n".to_string()), "the last good one");
+    }
+
+    #[test]
+    fn strict_undefined_and_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.j2");
+        std::fs::write(&path, "ok\n{% for %}\n").unwrap();
+        let err = WatchedTemplate::load(&path, no_extension).unwrap_err();
+        assert!(err.contains("bad.j2 line 2"), "{err}");
+
+        std::fs::write(&path, "{{ missing }}").unwrap();
+        let t = WatchedTemplate::load(&path, no_extension).unwrap();
+        let (_, env) = t.peek();
+        let e = env
+            .get_template(t.name())
+            .unwrap()
+            .render(minijinja::context! {})
+            .unwrap_err();
+        assert!(template_error(t.name(), &e).contains("undefined"), "{e}");
+        assert!(WatchedTemplate::load(&dir.path().join("nope.j2"), no_extension).is_err());
+    }
+
+    #[test]
+    fn mac_spellings() {
+        let m = [0x00, 0x15, 0xcf, 0x12, 0x34, 0x5a];
+        assert_eq!(mac_colon(&m), "00:15:cf:12:34:5a");
+        assert_eq!(mac_hex(&m, false), "0015cf12345a");
+        assert_eq!(mac_hex(&m, true), "0015CF12345A");
+    }
+
+    /// Moves the file's mtime a second ahead, so the check sees a change whatever the
+    /// filesystem's timestamp granularity.
+    fn set_mtime_later(path: &Path) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(1);
+        f.set_modified(later).unwrap();
+    }
+}
