@@ -2,15 +2,18 @@
 # Builds provd and runs it on the lab config (userspace/config/examples/lab.toml) in a network
 # namespace, then shows real DHCP clients (ISC dhclient) getting leases from it: one plain CPE and
 # one announcing itself as a DOCSIS cable modem (option 60), which gets the CM's options and then
-# fetches its generated config file over TFTP (tftp-hpa).
+# fetches its generated config file over TFTP (tftp-hpa); then a VoIP ATA gets its profile rule
+# from DHCP and fetches its profile over HTTP (curl), and a TR-069 router (provd-cpe-sim) opens a
+# CWMP session with provd's ACS, with digest authentication.
 # Everything stays inside two throwaway namespaces on 198.18.0.0/24; they are removed on exit.
 # LAB_EXIT=1 ends after the demo instead of serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "lab.sh: needs root (network namespaces); try: sudo $0" >&2; exit 1; }
 bash xtask/scripts/install-deps.sh >/dev/null
-cargo build --release --locked -p provd
+cargo build --release --locked -p provd -p provd-cpe-sim
 PROVD=$PWD/target/release/provd
+CPE_SIM=$PWD/target/release/provd-cpe-sim
 CONFIG=$PWD/userspace/config/examples/lab.toml
 SRV=provd-lab-srv-$$; CLI=provd-lab-cli-$$; WORK=$(mktemp -d /tmp/provd-lab-run.XXXXXX)
 PID=
@@ -75,6 +78,31 @@ ip netns exec "$CLI" logger --rfc3164 -n 198.18.0.1 -P 514 -d -t CABLEMODEM "<73
 sleep 0.3
 echo "what the modem logged (provd syslog events):"
 "$PROVD" syslog events --config "$CONFIG" 02:00:00:00:00:09 | sed 's/^/  /'
+# A Flying Voice ATA: DHCP hands it the profile rule in option 66; the ATA expands $MA (its MAC)
+# and fetches its profile over HTTP, rendered for it with a version that rises on every change.
+ip -n "$CLI" addr flush dev lab1
+ip -n "$CLI" link set lab1 address 02:00:00:00:00:0a
+client voip-ata 'send vendor-class-identifier "FlyingVoice FTA1101"; request subnet-mask, routers, tftp-server-name;'
+RULE=$(sed -n 's/^ *option tftp-server-name "\(.*\)";/\1/p' "$WORK/voip-ata.leases" | tail -1)
+[ -n "$RULE" ] || { echo "lab.sh: the ATA got no profile rule (option 66)" >&2; exit 1; }
+RULE=${RULE//\\/}   # dhclient's lease file writes '$' as '\$'
+URL=${RULE//\$MA/02000000000a}
+echo "HTTP: option 66 = $RULE; the ATA fetches $URL:"
+ip netns exec "$CLI" curl -sS --fail "$URL" | sed 's/^/  /'
+echo "its profile record (provd http status):"
+"$PROVD" http status --config "$CONFIG" 02:00:00:00:00:0a | sed 's/^/  /'
+# A TR-069 home router (the genieacs-sim data model of a Huawei BM632w): its DHCP class carries
+# the ACS URL in option 43.1; it opens a CWMP session (Inform with digest, the ACS's answer,
+# the empty POST, 204) and provd files its DeviceId, parameters and events.
+CPE_IP=$(ip -n "$CLI" -4 -o addr show dev lab1 | awk '{print $4}' | cut -d/ -f1 | head -1)
+echo "TR-069: a CPE opens a CWMP session with provd's ACS (provd-cpe-sim):"
+ip netns exec "$CLI" "$CPE_SIM" run --acs http://198.18.0.1:7547/ \
+  --model tests/data/cwmp/datamodels/genieacs-sim_data_model_202BC1-BM632w.csv \
+  --serial-prefix LAB --acs-user cpe --acs-pass lab-cpe-secret \
+  --cr-host "${CPE_IP:-127.0.0.1}" --cr-port 17547 --seconds 3 2>/dev/null | head -5 | sed 's/^/  /'
+echo "what the ACS knows of it (task API, GET /api/devices/202BC1-BM632w-LAB0000):"
+ip netns exec "$SRV" curl -sS --fail http://127.0.0.1:7557/api/devices/202BC1-BM632w-LAB0000 \
+  | head -c 600 | sed 's/^/  /'; echo
 echo "leases provd holds (durable log):"
 "$PROVD" leases --config "$CONFIG"
 if [ "${LAB_EXIT:-0}" = 1 ]; then exit 0; fi
