@@ -62,7 +62,20 @@ fn lab_example() {
         ]
     );
     let names: Vec<_> = p.classes.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["cm", "mta", "cpe"]);
+    assert_eq!(names, ["cm", "mta", "ata", "cpe"]);
+    // The ATA's profile rule goes out in option 66; the CPEs are pointed at the lab's ACS.
+    let ata = p.classify(Some(b"FlyingVoice FTA1101")).unwrap();
+    let profile = p.class(ata).profile.as_ref().unwrap();
+    assert_eq!(
+        profile.profile_rule.as_deref(),
+        Some("http://198.18.0.1/fv/$MA.cfg")
+    );
+    let cpe = p.classify(Some(b"dslforum.org")).unwrap();
+    assert_eq!(
+        p.class(cpe).acs_url.as_deref(),
+        Some("http://198.18.0.1:7547/")
+    );
+    assert!(p.http.is_some() && p.acs.is_some());
 }
 
 #[test]
