@@ -2,6 +2,9 @@
 
 use provd_config::{ConfigErrors, Policy};
 
+mod common;
+use common::assert_has;
+
 const SERVER: &str = r#"
 [server]
 lease_dir = "/tmp/provd-test"
@@ -29,15 +32,6 @@ fn errors(toml: &str) -> ConfigErrors {
         Ok(p) => panic!("config was accepted:\n{toml}\n{}", p.describe()),
         Err(e) => e,
     }
-}
-
-/// Asserts some error has exactly `path` and a message containing `fragment`.
-#[track_caller]
-fn assert_has(e: &ConfigErrors, path: &str, fragment: &str) {
-    assert!(
-        e.at(path).any(|x| x.message.contains(fragment)),
-        "no error at {path:?} containing {fragment:?}; got:\n{e}"
-    );
 }
 
 #[test]

@@ -3,43 +3,10 @@
 
 use std::path::Path;
 
-use provd_config::{ConfigErrors, ConfigFileKind, MtaHashAlg, Policy, VarValue};
+use provd_config::{ConfigFileKind, MtaHashAlg, Policy, VarValue};
 
-const BASE: &str = r#"
-[server]
-lease_dir = "/tmp/provd-test"
-bind = "198.18.0.1"
-workers = 2
-
-[[shared_network]]
-name = "n1"
-relays = ["10.1.0.1"]
-  [[shared_network.subnet]]
-  prefix = "10.1.0.0/24"
-    [[shared_network.subnet.pool]]
-    start = "10.1.0.10"
-    end = "10.1.0.250"
-"#;
-
-fn ok(extra: &str) -> Policy {
-    let text = format!("{BASE}{extra}");
-    Policy::from_toml_str(&text).unwrap_or_else(|e| panic!("refused:\n{e}\n{text}"))
-}
-
-fn errors(extra: &str) -> ConfigErrors {
-    match Policy::from_toml_str(&format!("{BASE}{extra}")) {
-        Ok(_) => panic!("config was accepted:\n{extra}"),
-        Err(e) => e,
-    }
-}
-
-#[track_caller]
-fn assert_has(e: &ConfigErrors, path: &str, fragment: &str) {
-    assert!(
-        e.at(path).any(|x| x.message.contains(fragment)),
-        "no error at {path:?} containing {fragment:?}; got:\n{e}"
-    );
-}
+mod common;
+use common::{BASE, assert_has, errors, ok};
 
 const GOOD: &str = r#"
 [tftp]
