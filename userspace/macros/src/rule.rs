@@ -349,6 +349,15 @@ fn parse_url(term: usize, s: &str) -> Result<Url, RuleError> {
         url: s.to_string(),
     })?;
     let authority = &rest[..slash];
+    // A '?' before the path would read back as a condition's end (`host?/p`): no host name
+    // holds one, so it is refused here rather than printed as a different rule.
+    if authority.contains('?') {
+        return Err(RuleError::BadUrlChar {
+            term,
+            url: s.to_string(),
+            found: '?',
+        });
+    }
     let path = rest[slash..].to_string();
     let (server, port) = match authority.rsplit_once(':') {
         _ if authority.is_empty() => (None, None),
@@ -523,6 +532,16 @@ mod tests {
         assert!(matches!(
             ProfileRule::parse("/a\u{1}b"),
             Err(RuleError::BadUrlChar { .. })
+        ));
+        // Found by fuzzing (CI): `[]` hid a '?' in the host, which printed back as a
+        // condition.
+        assert!(matches!(
+            ProfileRule::parse("[] kt--hp??/fA7.nc"),
+            Err(RuleError::BadUrlChar { found: '?', .. })
+        ));
+        assert!(matches!(
+            ProfileRule::parse("http://h?x/a"),
+            Err(RuleError::BadUrlChar { found: '?', .. })
         ));
         // Found by fuzzing: a quoted value holding ']' must print quoted.
         let r = ProfileRule::parse("[--key \"Q]\0\"] /x").unwrap();
