@@ -15,10 +15,13 @@ use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop};
 
 use crate::frame::{self, FrameError, FrameInfo, ReplyAddr};
-use crate::socket::{BATCH, DhcpSocket, Meta, Received};
+use provd_udp::RecvBatch;
+
+use crate::AckBatch;
+use crate::socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 use crate::uring::UringIo;
 use crate::xsk::Xsk;
-use crate::{AckBatch, RateLimit};
+use provd_udp::RateLimit;
 
 /// How a request arrived, so that its reply leaves the same way.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +89,7 @@ pub(crate) fn send_kernel<'a>(
 #[derive(Debug)]
 pub struct SocketIo {
     pub(crate) sock: DhcpSocket,
-    rx: Received,
+    rx: RecvBatch,
     n: usize,
 }
 
@@ -94,7 +97,7 @@ impl SocketIo {
     pub fn new(sock: DhcpSocket) -> Self {
         SocketIo {
             sock,
-            rx: Received::new(),
+            rx: receive_buffers(),
             n: 0,
         }
     }
@@ -128,7 +131,7 @@ pub struct XdpIo {
     xsk: Option<Xsk>,
     sock: DhcpSocket,
     iface: XdpIface,
-    rx: Received,
+    rx: RecvBatch,
     frames: Vec<(usize, usize)>,
     items: Vec<Item>,
     wake: std::sync::Arc<OwnedFd>,
@@ -157,14 +160,14 @@ impl XdpIo {
             xsk,
             sock,
             iface,
-            rx: Received::new(),
+            rx: receive_buffers(),
             frames: Vec::with_capacity(BATCH),
             items: Vec::with_capacity(2 * BATCH),
             wake,
             acks,
             to_worker,
             recycle: None,
-            frame_errors: RateLimit::new(),
+            frame_errors: RateLimit::per_sec(5),
             busy: 0,
             bad_frames: 0,
         })
@@ -344,8 +347,7 @@ impl XdpIo {
 }
 
 fn log_frame_error(limit: &mut RateLimit, e: FrameError, len: usize) {
-    let (ok, held) = limit.allow();
-    if ok {
+    if let Some(held) = limit.allow() {
         tracing::warn!(
             reason = e.label(),
             len,

@@ -22,15 +22,17 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
 use provd_lease::{LeaseLog, LogSyncer};
 
 pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
-pub use socket::{BATCH, DhcpSocket, Meta, Received};
+pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
+
+use provd_udp::RateLimit;
 pub use xsk::{BindMode, FRAME, Xsk};
 
 /// Which I/O path serves packets; the binary reports it at start-up.
@@ -87,50 +89,6 @@ pub fn unix_now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)
-}
-
-/// Allows a few log lines per second and counts what it held back.
-#[derive(Debug)]
-pub struct RateLimit {
-    window: Instant,
-    used: u32,
-    suppressed: u64,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl RateLimit {
-    const PER_SEC: u32 = 5;
-
-    pub fn new() -> Self {
-        RateLimit {
-            window: Instant::now(),
-            used: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// Whether a line may be logged now; when a new window opens, returns how many were held.
-    pub fn allow(&mut self) -> (bool, u64) {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.used = 0;
-            let held = std::mem::take(&mut self.suppressed);
-            self.used += 1;
-            return (true, held);
-        }
-        if self.used < Self::PER_SEC {
-            self.used += 1;
-            (true, 0)
-        } else {
-            self.suppressed += 1;
-            (false, 0)
-        }
-    }
 }
 
 /// Drops that say something about the network or the config, worth a (rate-limited) warning;
@@ -204,8 +162,8 @@ impl Worker {
                 // The XDP path takes a batch from its AF_XDP socket and one from its socket.
                 out.resize_with(2 * BATCH, || Vec::with_capacity(600));
             }
-            let mut limit = RateLimit::new();
-            let mut write_errors = RateLimit::new();
+            let mut limit = RateLimit::per_sec(5);
+            let mut write_errors = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
                 let now = unix_now();
@@ -235,18 +193,17 @@ impl Worker {
                         Outcome::Reply(r) => quick.push((i, r.dest, via)),
                         Outcome::Done => {}
                         Outcome::Dropped(d) => {
-                            if worth_a_warning(d) {
-                                let (ok, held) = limit.allow();
-                                if ok {
-                                    tracing::warn!(
-                                        shard = index,
-                                        reason = d.label(),
-                                        src = %meta.src,
-                                        len = payload.len(),
-                                        suppressed = held,
-                                        "dropped DHCP packet"
-                                    );
-                                }
+                            if worth_a_warning(d)
+                                && let Some(held) = limit.allow()
+                            {
+                                tracing::warn!(
+                                    shard = index,
+                                    reason = d.label(),
+                                    src = %meta.src,
+                                    len = payload.len(),
+                                    suppressed = held,
+                                    "dropped DHCP packet"
+                                );
                             }
                         }
                     }
@@ -280,8 +237,7 @@ impl Worker {
                         }
                         Err(e) => {
                             // Nothing acknowledged may be lost: without a durable record, no ACK.
-                            let (ok, held) = write_errors.allow();
-                            if ok {
+                            if let Some(held) = write_errors.allow() {
                                 tracing::error!(shard = index, error = %e, withheld = durable.len(), suppressed = held, "lease log write failed; ACKs withheld");
                             }
                             durable
@@ -341,7 +297,7 @@ fn sync_loop(
     counters: &Counters,
 ) {
     let mut group: Vec<AckBatch> = Vec::with_capacity(MAX_UNSYNCED_BATCHES);
-    let mut errors = RateLimit::new();
+    let mut errors = RateLimit::per_sec(5);
     while let Ok(first) = unsynced.recv() {
         group.push(first);
         group.extend(unsynced.try_iter());
@@ -357,8 +313,7 @@ fn sync_loop(
             }
             Err(e) => {
                 let withheld: usize = group.iter().map(|b| b.replies.len()).sum();
-                let (ok, held) = errors.allow();
-                if ok {
+                if let Some(held) = errors.allow() {
                     tracing::error!(shard = index, error = %e, withheld, suppressed = held, "lease log sync failed; ACKs withheld");
                 }
                 (0..withheld).for_each(|_| counters.dropped(Drop::PersistFailed));
@@ -399,13 +354,5 @@ mod tests {
             provd_common::shard_of(&[0, 0x15, 0, 0, 0, 7], 2)
         );
         assert_eq!(owner(&p[..20], 2), 0);
-    }
-
-    #[test]
-    fn rate_limit_holds_back_and_reports() {
-        let mut r = RateLimit::new();
-        let allowed = (0..20).filter(|_| r.allow().0).count();
-        assert_eq!(allowed, RateLimit::PER_SEC as usize);
-        assert_eq!(r.suppressed, 15);
     }
 }

@@ -16,7 +16,9 @@ use io_uring::types::{BufRingEntry, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, types};
 use provd_engine::{Counters, Destination, Drop};
 
-use crate::socket::{BATCH, CMSG_SPACE, DhcpSocket, Meta, pktinfo, set_pktinfo_ifindex};
+use provd_udp::{CMSG_WORDS, pktinfo, set_pktinfo};
+
+use crate::socket::{BATCH, DhcpSocket, Meta, destination};
 
 /// Provided buffers (a power of two, at most 32768).
 const BUFS: u16 = 512;
@@ -32,7 +34,7 @@ struct SendSlot {
     data: Vec<u8>,
     name: libc::sockaddr_in,
     iov: libc::iovec,
-    cmsg: [u64; CMSG_SPACE / 8],
+    cmsg: [u64; CMSG_WORDS],
     hdr: libc::msghdr,
 }
 
@@ -100,7 +102,7 @@ impl UringIo {
         // SAFETY: all-zero msghdr is valid; only the lengths are read by the kernel here.
         let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { zeroed() });
         recv_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        recv_hdr.msg_controllen = CMSG_SPACE;
+        recv_hdr.msg_controllen = size_of::<[u64; CMSG_WORDS]>();
         let slots = (0..SEND_SLOTS)
             .map(|_| SendSlot {
                 data: Vec::with_capacity(600),
@@ -108,7 +110,7 @@ impl UringIo {
                 name: unsafe { zeroed() },
                 // SAFETY: as above.
                 iov: unsafe { zeroed() },
-                cmsg: [0; CMSG_SPACE / 8],
+                cmsg: [0; CMSG_WORDS],
                 // SAFETY: as above.
                 hdr: unsafe { zeroed() },
             })
@@ -196,10 +198,11 @@ impl UringIo {
 
     /// Returns the last batch's buffers, waits up to 200 ms for datagrams, takes up to a batch.
     pub(crate) fn recv(&mut self, counters: &Counters) -> io::Result<usize> {
-        let held: Vec<u16> = self.items.drain(..).map(|i| i.0).collect();
-        for bid in held {
+        for i in 0..self.items.len() {
+            let bid = self.items[i].0;
             self.provide(bid);
         }
+        self.items.clear();
         self.publish_tail();
         self.reap(counters);
         if !self.armed {
@@ -220,8 +223,10 @@ impl UringIo {
             self.ring.submit()?;
         }
         let n = self.pending.len().min(BATCH);
-        let taken: Vec<(u16, usize)> = self.pending.drain(..n).collect();
-        for (bid, len) in taken {
+        for _ in 0..n {
+            let Some((bid, len)) = self.pending.pop_front() else {
+                break;
+            };
             let start = usize::from(bid) * BUF_LEN;
             let buf = &self.bufs[start..start + len.min(BUF_LEN)];
             let Ok(msg) = RecvMsgOut::parse(buf, &self.recv_hdr) else {
@@ -293,12 +298,7 @@ impl UringIo {
                 counters.dropped(Drop::SendFailed);
                 continue;
             };
-            let (addr, ifindex) = match dest {
-                Destination::Relay(a) | Destination::Client(a) => (a, 0),
-                Destination::Broadcast { ifindex } => {
-                    (SocketAddrV4::new(Ipv4Addr::BROADCAST, 68), ifindex)
-                }
-            };
+            let (addr, ifindex) = destination(dest);
             let s = &mut self.slots[i];
             s.data.clear();
             s.data.extend_from_slice(data);
@@ -319,7 +319,7 @@ impl UringIo {
             s.hdr.msg_iov = &raw mut s.iov;
             s.hdr.msg_iovlen = 1;
             if ifindex != 0 {
-                let len = set_pktinfo_ifindex(&mut s.cmsg, ifindex);
+                let len = set_pktinfo(&mut s.cmsg, Ipv4Addr::UNSPECIFIED, ifindex);
                 s.hdr.msg_control = s.cmsg.as_mut_ptr().cast();
                 s.hdr.msg_controllen = len;
             } else {

@@ -19,12 +19,13 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use dashmap::DashMap;
 use provd_config::{ClassId, ConfigFileKind, MtaSettings, Policy, ProvisioningFlow};
-use provd_dataplane::{RateLimit, unix_now};
+use provd_dataplane::unix_now;
 use provd_engine::{Binding, LeaseObserver};
 use provd_files::{DeviceView, Generator};
 use provd_lease::Lease;
 use provd_mta::{Engine, Event, Flow, FromPort, Mac, Millis, Outgoing};
 use provd_tftpd::{FileContent, FileSource, OpenError, ReadRequest};
+use provd_udp::RateLimit;
 
 /// What the rest of the server tells the MTA thread.
 #[derive(Debug)]
@@ -232,7 +233,7 @@ pub fn start(
         devices,
         pinned: Arc::clone(&pinned),
         tftp_host,
-        log_limit: RateLimit::new(),
+        log_limit: RateLimit::per_sec(5),
     };
     let thread = std::thread::Builder::new()
         .name("provd-mta".into())
@@ -357,11 +358,10 @@ impl Worker {
             match cmd {
                 Command::Dhcp(b) => {
                     let mac = b.mac;
-                    if let Err(e) = self.engine.on_dhcp(now_ms(), b) {
-                        let (ok, held) = self.log_limit.allow();
-                        if ok {
-                            tracing::warn!(%mac, error = %e, suppressed = held, "MTA boot not provisioned");
-                        }
+                    if let Err(e) = self.engine.on_dhcp(now_ms(), b)
+                        && let Some(held) = self.log_limit.allow()
+                    {
+                        tracing::warn!(%mac, error = %e, suppressed = held, "MTA boot not provisioned");
                     }
                 }
                 Command::Fetched(mac) => {
@@ -399,22 +399,19 @@ impl Worker {
                 self.pinned.unpin(mac.0);
             }
             Event::Failed { mac, step, reason } => {
-                let (ok, held) = self.log_limit.allow();
-                if ok {
+                if let Some(held) = self.log_limit.allow() {
                     tracing::warn!(%mac, step = step.label(), %reason, suppressed = held, "MTA provisioning failed");
                 }
                 self.pinned.unpin(mac.0);
             }
             Event::TimedOut { mac, step } => {
-                let (ok, held) = self.log_limit.allow();
-                if ok {
+                if let Some(held) = self.log_limit.allow() {
                     tracing::warn!(%mac, step = step.label(), suppressed = held, "MTA provisioning timed out");
                 }
                 self.pinned.unpin(mac.0);
             }
             Event::Rejected { src, reason } => {
-                let (ok, held) = self.log_limit.allow();
-                if ok {
+                if let Some(held) = self.log_limit.allow() {
                     tracing::warn!(%src, reason = reason.name(), suppressed = held, "SNMP datagram rejected");
                 }
             }

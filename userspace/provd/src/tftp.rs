@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use provd_config::{ConfigFileKind, TftpSettings};
-use provd_dataplane::{RateLimit, unix_now};
+use provd_dataplane::unix_now;
 use provd_files::{GenerateError, Generator};
 use provd_tftpd::{
     Chain, ErrorCode, FileContent, FileSource, OpenError, ReadRequest, Refusal, StaticRoot,
     TftpHandle, UploadSink,
 };
+use provd_udp::RateLimit;
 
 /// Generated files as a TFTP file source, with the refusals and failures counted and logged
 /// (rate-limited: a fleet rebooting behind a misconfigured template must not flood the log).
@@ -36,7 +37,7 @@ impl Generated {
         Generated {
             generator,
             counters: GeneratedCounters::default(),
-            log_limit: Mutex::new(RateLimit::new()),
+            log_limit: Mutex::new(RateLimit::per_sec(5)),
             mta: OnceLock::new(),
         }
     }
@@ -51,12 +52,12 @@ impl Generated {
     }
 
     fn log(&self, f: impl FnOnce(u64)) {
-        let (ok, held) = self
+        let allowed = self
             .log_limit
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .allow();
-        if ok {
+        if let Some(held) = allowed {
             f(held);
         }
     }

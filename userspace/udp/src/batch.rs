@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Room for an IP_PKTINFO (CMSG_SPACE(12) = 32) and a UDP_SEGMENT (24) control message,
-/// 8-byte aligned.
-const CMSG_WORDS: usize = 8;
+/// 8-byte aligned: the control buffer of one message.
+pub const CMSG_WORDS: usize = 8;
+
+/// Datagrams per `sendmmsg` in [`UdpSocket::send_each`].
+const SEND_EACH_BATCH: usize = 64;
 
 /// Where a received datagram came from and which local address and interface took it.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,11 @@ pub struct Options {
     /// Join the port's SO_REUSEPORT group, so every worker listens on the same port and the
     /// kernel spreads sources over them.
     pub reuse_port: bool,
+    /// SO_REUSEADDR as well (a server bound to the wildcard next to one bound to an address).
+    pub reuse_address: bool,
+    /// SO_BROADCAST: allowed to send to 255.255.255.255 (a DHCP reply to a client without an
+    /// address yet).
+    pub broadcast: bool,
     /// Receive IP_PKTINFO: the local address each datagram was sent to and its interface.
     pub pktinfo: bool,
     /// SO_RCVBUF / SO_SNDBUF in bytes (0: the system's default). Asked for, not insisted on.
@@ -41,6 +49,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             reuse_port: false,
+            reuse_address: false,
+            broadcast: false,
             pktinfo: true,
             recv_buffer: 4 << 20,
             send_buffer: 4 << 20,
@@ -93,6 +103,12 @@ impl UdpSocket {
         if opts.reuse_port {
             sock.set_reuse_port(true)?;
         }
+        if opts.reuse_address {
+            sock.set_reuse_address(true)?;
+        }
+        if opts.broadcast {
+            sock.set_broadcast(true)?;
+        }
         if opts.recv_buffer > 0 {
             let _ = sock.set_recv_buffer_size(opts.recv_buffer);
         }
@@ -121,9 +137,95 @@ impl UdpSocket {
         self.sock.as_raw_fd()
     }
 
-    /// The socket itself, for options this crate does not set (e.g. a reuseport program).
+    /// The socket itself, for options this crate does not set.
     pub fn socket(&self) -> &Socket {
         &self.sock
+    }
+
+    /// A second handle on the same socket (dup), e.g. for a thread that only sends.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(UdpSocket {
+            sock: self.sock.try_clone()?,
+            gso: AtomicBool::new(self.gso.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Attaches a classic-BPF program choosing which socket of the port's reuseport group
+    /// takes each datagram (SO_ATTACH_REUSEPORT_CBPF): it sees the UDP payload and returns the
+    /// socket's index in the group.
+    pub fn attach_reuseport_cbpf(&self, prog: &[libc::sock_filter]) -> io::Result<()> {
+        let len = u16::try_from(prog.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+        let fprog = libc::sock_fprog {
+            len,
+            filter: prog.as_ptr().cast_mut(),
+        };
+        setsockopt(
+            self.sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            &fprog,
+        )
+    }
+
+    /// Sends each datagram straight from the caller's memory (no copy into slots), up to 64
+    /// per `sendmmsg`, each from its own source address and interface; returns how many could
+    /// not be sent (each is skipped and the rest still go). For replies that already sit in
+    /// buffers that outlive the call; [`SendBatch`] is for the rest, and for GSO.
+    pub fn send_each<'a>(&self, items: impl Iterator<Item = Outgoing<'a>>) -> usize {
+        // SAFETY: plain C structs, all-zero valid.
+        let mut names: [libc::sockaddr_in; SEND_EACH_BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; SEND_EACH_BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; SEND_EACH_BATCH] = unsafe { zeroed() };
+        let mut cmsgs = [[0u64; CMSG_WORDS]; SEND_EACH_BATCH];
+        let mut failed = 0;
+        let mut n = 0;
+        let mut items = items.peekable();
+        while let Some(o) = items.next() {
+            names[n] = sockaddr(o.to);
+            iovs[n] = libc::iovec {
+                iov_base: o.data.as_ptr().cast_mut().cast(),
+                iov_len: o.data.len(),
+            };
+            let h = &mut hdrs[n].msg_hdr;
+            h.msg_name = (&raw mut names[n]).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_iov = &raw mut iovs[n];
+            h.msg_iovlen = 1;
+            h.msg_controllen = set_control(&mut cmsgs[n], o.from, o.ifindex, None);
+            h.msg_control = if h.msg_controllen == 0 {
+                std::ptr::null_mut()
+            } else {
+                cmsgs[n].as_mut_ptr().cast()
+            };
+            n += 1;
+            if n == SEND_EACH_BATCH || items.peek().is_none() {
+                let mut sent = 0;
+                while sent < n {
+                    // SAFETY: headers [sent, n) point at the arrays of this frame and at the
+                    // caller's datagrams, all alive and unmoved for the call.
+                    let r = unsafe {
+                        libc::sendmmsg(
+                            self.sock.as_raw_fd(),
+                            hdrs[sent..].as_mut_ptr(),
+                            (n - sent) as u32,
+                            0,
+                        )
+                    };
+                    if r > 0 {
+                        sent += r as usize;
+                    } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                        // This datagram cannot go (no route, address gone): skip it.
+                        failed += 1;
+                        sent += 1;
+                    }
+                }
+                n = 0;
+            }
+        }
+        failed
     }
 
     /// Receives up to the batch's capacity of datagrams, waiting for the first or not as
@@ -293,6 +395,17 @@ impl UdpSocket {
     }
 }
 
+/// One datagram for [`UdpSocket::send_each`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub data: &'a [u8],
+    pub to: SocketAddrV4,
+    /// The source address (unspecified: the kernel chooses).
+    pub from: Ipv4Addr,
+    /// The interface it leaves by (0: by the routing table).
+    pub ifindex: u32,
+}
+
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -305,8 +418,9 @@ fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
 }
 
 /// Reads IP_PKTINFO: the local address the datagram was for (`ipi_spec_dst`, the interface's
-/// own address even for a broadcast) and the arrival interface.
-fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
+/// own address even for a broadcast) and the arrival interface. `h` must be a header a receive
+/// filled, its control buffer 8-byte aligned.
+pub fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
     // SAFETY: `h` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR stay within msg_controllen and
     // the control buffer is 8-byte aligned; the payload is read unaligned.
     unsafe {
@@ -373,7 +487,9 @@ fn unsafe_cmsg_space(len: usize) -> usize {
     unsafe { libc::CMSG_SPACE(len as u32) as usize }
 }
 
-fn set_pktinfo(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr, ifindex: u32) -> usize {
+/// Writes an IP_PKTINFO control message choosing the source address and outgoing interface
+/// of a send; returns its length.
+pub fn set_pktinfo(buf: &mut [u64; CMSG_WORDS], from: Ipv4Addr, ifindex: u32) -> usize {
     // SAFETY: the buffer is 8-byte aligned and CMSG_SPACE(in_pktinfo) (32) fits its 64 bytes;
     // the header and payload are written inside it.
     unsafe {
@@ -410,6 +526,11 @@ pub struct RecvBatch {
     lens: Vec<usize>,
     metas: Vec<Meta>,
 }
+
+// SAFETY: the raw pointers in the iovecs and headers point into this value's own heap buffers
+// (which stay put when the value moves) and are rewritten before every call that uses them;
+// moving the whole to another thread moves their ownership with it.
+unsafe impl Send for RecvBatch {}
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -470,6 +591,9 @@ pub struct SendBatch {
     /// Each message's run of datagrams: (first, count).
     runs: Vec<(usize, usize)>,
 }
+
+// SAFETY: as for `RecvBatch`: the pointers are into its own heap buffers, rewritten per send.
+unsafe impl Send for SendBatch {}
 
 impl std::fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -713,6 +837,51 @@ mod tests {
     }
 
     use std::net::SocketAddr;
+
+    #[test]
+    fn send_each_goes_from_the_callers_buffers_and_skips_what_cannot_go() {
+        let server = UdpSocket::bind(
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            &Options::default(),
+        )
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let SocketAddr::V4(to) = client.local_addr().unwrap() else {
+            unreachable!("bound to an IPv4 address")
+        };
+        let out = |data: &'static [u8], to, from| Outgoing {
+            data,
+            to,
+            from,
+            ifindex: 0,
+        };
+        // Port 0 is refused by the kernel (EINVAL): that one is counted and the rest still go,
+        // 70 in all so that two sendmmsg calls are made.
+        let mut items = vec![
+            out(b"first", to, Ipv4Addr::new(127, 0, 0, 3)),
+            out(
+                b"refused",
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+                Ipv4Addr::UNSPECIFIED,
+            ),
+        ];
+        items.extend((0..68).map(|_| out(b"more", to, Ipv4Addr::UNSPECIFIED)));
+        assert_eq!(server.send_each(items.into_iter()), 1);
+        let mut buf = [0u8; 16];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        assert_eq!(from, SocketAddr::from(([127, 0, 0, 3], port)));
+        for i in 0..68 {
+            let (n, _) = client
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("datagram {i} of the rest: {e}"));
+            assert_eq!(&buf[..n], b"more");
+        }
+    }
 
     #[test]
     fn a_window_to_one_peer_arrives_as_separate_datagrams() {

@@ -1,5 +1,5 @@
-//! provd-udp: the batched UDP socket every datagram service of provd (TFTP, syslog) reads and
-//! writes through, and the rate limit their warnings share.
+//! provd-udp: the batched UDP socket every datagram service of provd (DHCP, TFTP, syslog)
+//! reads and writes through, and the rate limit their warnings share.
 //!
 //! - [`UdpSocket::recv_batch`] fills a [`RecvBatch`] with one `recvmmsg`: up to its capacity of
 //!   datagrams, each with its source and, when IP_PKTINFO is on, the local address it was sent
@@ -8,6 +8,8 @@
 //!   local address (and interface) chosen for it; runs of equal-sized datagrams to one peer go
 //!   as one UDP GSO message (a TFTP window in one trip down the stack), falling back to single
 //!   datagrams when the path cannot segment.
+//! - [`UdpSocket::send_each`] sends datagrams straight from the caller's buffers (the DHCP
+//!   workers' replies), without the copy into slots.
 //! - [`poll_readable`] waits on several sockets; [`InterfaceMtus`] caches interface MTUs.
 //! - [`RateLimit`] lets a few warnings a second through and counts the rest.
 //!
@@ -19,6 +21,7 @@ mod batch;
 mod rate;
 
 pub use batch::{
-    InterfaceMtus, Meta, Options, RecvBatch, SendBatch, UdpSocket, Wait, poll_readable,
+    CMSG_WORDS, InterfaceMtus, Meta, Options, Outgoing, RecvBatch, SendBatch, UdpSocket, Wait,
+    pktinfo, poll_readable, set_pktinfo,
 };
 pub use rate::RateLimit;
