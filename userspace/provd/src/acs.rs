@@ -806,22 +806,50 @@ fn parse_task(body: &[u8]) -> Result<Rpc, String> {
     spec.into_rpc()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskQuery {
+    /// `http` or `udp`: wake the device at once instead of waiting for its next Inform.
+    connection_request: Option<String>,
+}
+
 async fn device_task(
     State(srv): State<Arc<Server>>,
     Path(id): Path<String>,
+    Query(q): Query<TaskQuery>,
     body: Bytes,
 ) -> Response {
     let Some(key) = key_of(&srv, &id) else {
         return not_found("device");
     };
+    let udp = match q.connection_request.as_deref() {
+        None => None,
+        Some("http" | "" | "1") => Some(false),
+        Some("udp") => Some(true),
+        Some(other) => {
+            return bad_request(format!("connection_request={other:?}: say http or udp"));
+        }
+    };
     let rpc = match parse_task(&body) {
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
-    match srv.acs.queue_for(now_secs() as u32, &key, rpc) {
-        Some(t) => json(serde_json::json!({"task": t})),
-        None => not_found("device"),
-    }
+    let Some(t) = srv.acs.queue_for(now_secs() as u32, &key, rpc) else {
+        return not_found("device");
+    };
+    // The task stays queued whatever the wake-up gives: the device picks it up at its next
+    // session either way, and the answer says whether one was asked for now.
+    let cr = match udp {
+        None => serde_json::Value::Null,
+        Some(udp) => match wake(&srv, &key, udp).await {
+            Ok(v) => v,
+            Err((code, mut v)) => {
+                v["code"] = code.as_u16().into();
+                v
+            }
+        },
+    };
+    json(serde_json::json!({"task": t, "connection_request": cr}))
 }
 
 #[derive(Deserialize)]
@@ -973,12 +1001,28 @@ async fn connection_request(
     let Some(key) = key_of(&srv, &id) else {
         return not_found("device");
     };
+    match wake(&srv, &key, q.udp == Some(1)).await {
+        Ok(v) => json(v),
+        Err((code, v)) => (code, axum::Json(v)).into_response(),
+    }
+}
+
+/// A connection request to one device, HTTP (to its ConnectionRequestURL, with digest) or UDP
+/// (TR-111, to the address its STUN binding or its UDPConnectionRequestAddress gave), within
+/// the per-device interval and the global rate. Returns what was sent, or the status and
+/// reason it was not.
+async fn wake(
+    srv: &Server,
+    key: &DeviceKey,
+    udp: bool,
+) -> std::result::Result<serde_json::Value, (StatusCode, serde_json::Value)> {
+    let fail = |code, msg: String| Err((code, serde_json::json!({"error": msg})));
     let now = now_secs();
     let s = &srv.acs.settings;
     // Per-device interval, then the global rate.
     let (url, udp_addr) = {
-        let Some(mut d) = srv.acs.store.devices.get_mut(&key) else {
-            return not_found("device");
+        let Some(mut d) = srv.acs.store.devices.get_mut(key) else {
+            return fail(StatusCode::NOT_FOUND, "no such device".into());
         };
         let cr_url = d.cr_url.as_deref().map(str::to_owned);
         let more = d.more();
@@ -986,18 +1030,15 @@ async fn connection_request(
             && more.last_connection_request != 0
             && (now as u32).saturating_sub(more.last_connection_request) < s.cr_min_interval_secs
         {
-            return (
+            return fail(
                 StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(
-                    serde_json::json!({"error": "connection request to this device too soon"}),
-                ),
-            )
-                .into_response();
+                "connection request to this device too soon".into(),
+            );
         }
         more.last_connection_request = now as u32;
         let udp = srv
             .stun
-            .get(&srv.acs.store.display(&key))
+            .get(&srv.acs.store.display(key))
             .map(|a| a.to_string())
             .or_else(|| more.udp_cr.as_deref().map(str::to_owned));
         (cr_url, udp)
@@ -1008,43 +1049,47 @@ async fn connection_request(
         .unwrap_or_else(|p| p.into_inner())
         .take(now_millis());
     if !allowed {
-        return (
+        return fail(
             StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(serde_json::json!({"error": "connection request rate limit"})),
-        )
-            .into_response();
+            "connection request rate limit".into(),
+        );
     }
-    if q.udp == Some(1) {
+    if udp {
         let Some(addr) = udp_addr else {
-            return bad_request("no UDP connection request address known for this device".into());
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "no UDP connection request address known for this device".into(),
+            );
         };
         let Some(sock) = &srv.udp else {
-            return bad_request("UDP connection requests need [acs] stun_port".into());
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "UDP connection requests need [acs] stun_port".into(),
+            );
         };
         let id = srv.cr_id.fetch_add(1, Ordering::Relaxed) as u32;
         let cn = format!("{:016X}", random_u64());
         let msg = cr::udp_message(&addr, now, id, &s.cr_username, &cn, &s.cr_password);
         let Ok(dest) = addr.parse::<SocketAddr>() else {
-            return bad_request(format!("bad address {addr:?}"));
+            return fail(StatusCode::BAD_REQUEST, format!("bad address {addr:?}"));
         };
         // Sent three times: UDP may drop one, the CPE ignores repeated ids.
         for _ in 0..3 {
             if let Err(e) = sock.send_to(msg.as_bytes(), dest).await {
-                return bad_request(format!("send to {dest}: {e}"));
+                return fail(StatusCode::BAD_REQUEST, format!("send to {dest}: {e}"));
             }
         }
-        return json(serde_json::json!({"sent": "udp", "to": addr, "id": id}));
+        return Ok(serde_json::json!({"sent": "udp", "to": addr, "id": id}));
     }
     let Some(url) = url else {
-        return bad_request("the device reported no ConnectionRequestURL".into());
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "the device reported no ConnectionRequestURL".into(),
+        );
     };
     match http_connection_request(&url, &s.cr_username, &s.cr_password).await {
-        Ok(status) => json(serde_json::json!({"sent": "http", "url": url, "status": status})),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            axum::Json(serde_json::json!({"error": format!("{e:#}")})),
-        )
-            .into_response(),
+        Ok(status) => Ok(serde_json::json!({"sent": "http", "url": url, "status": status})),
+        Err(e) => fail(StatusCode::BAD_GATEWAY, format!("{e:#}")),
     }
 }
 

@@ -862,6 +862,44 @@ fn connection_requests(s: &Suite, dir: &Path) -> Result<()> {
             .any(|l| l["event"] == "connection_request_refused"),
         "a signature was refused"
     );
+    // A task queued with ?connection_request wakes the device at once: it informs with
+    // "6 CONNECTION REQUEST" and takes the task, long before its 600 s periodic inform.
+    let (code, v) = s.api(
+        "POST",
+        &format!("/api/devices/{dev}/tasks?connection_request=bogus"),
+        Some(&serde_json::json!({"method": "GetRPCMethods"}).to_string()),
+    )?;
+    ensure!(code == 400, "an unknown wake-up kind: {code} {v}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let task = serde_json::json!({"method": "GetParameterValues", "names": [format!("{ROOT}DeviceInfo.UpTime")]});
+    let (code, v) = s.api(
+        "POST",
+        &format!("/api/devices/{dev}/tasks?connection_request=http"),
+        Some(&task.to_string()),
+    )?;
+    ensure!(
+        code == 200 && v["connection_request"]["sent"] == "http",
+        "task with a connection request: {code} {v}"
+    );
+    let done = s.task_done(v["task"].as_u64().context("task id")?)?;
+    ensure!(done["state"] == "done", "the woken device's task: {done}");
+    let all = wait_sessions(&sim, &dev, 4, 10)?;
+    ensure!(
+        strs(&all[3]["events"]) == ["6 CONNECTION REQUEST"],
+        "{}",
+        all[3]
+    );
+    // Within the per-device interval the task is still queued; the answer says why no
+    // request went.
+    let (code, v) = s.api(
+        "POST",
+        &format!("/api/devices/{dev}/tasks?connection_request=http"),
+        Some(&serde_json::json!({"method": "GetRPCMethods"}).to_string()),
+    )?;
+    ensure!(
+        code == 200 && v["task"].is_u64() && v["connection_request"]["code"] == 429,
+        "a second wake-up within 2 s: {code} {v}"
+    );
     Ok(())
 }
 
