@@ -20,6 +20,34 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
+/// What a finished command printed: stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` as [`output_timeout`] does and keeps what it printed as `<dir>/<label>.out` and
+/// `<dir>/<label>.err` (the latter headed by the command line), for a failed scenario's
+/// post-mortem.
+pub fn output_kept(
+    cmd: &mut Command,
+    timeout: Duration,
+    dir: &std::path::Path,
+    label: &str,
+) -> Result<Output> {
+    let what = describe(cmd);
+    let out = output_timeout(cmd, timeout)?;
+    std::fs::write(dir.join(format!("{label}.out")), &out.stdout)?;
+    std::fs::write(
+        dir.join(format!("{label}.err")),
+        format!("$ {what}\n{}", String::from_utf8_lossy(&out.stderr)),
+    )?;
+    Ok(out)
+}
+
 /// Runs `cmd` to completion within `timeout`, capturing stdout and stderr. The command gets its
 /// own process group, which is killed on timeout.
 pub fn output_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {

@@ -219,23 +219,7 @@ fn run_fleet(loadgen: &Path, link: &Link, plan: &Plan, log_dir: &Path) -> Result
         .args(["--mac-base", &mac_base]);
     let limit = Duration::from_secs_f64(plan.seconds + FLOW_TIMEOUT_MS as f64 / 1000.0 + 30.0);
     let mut child = Child::spawn("fleet", c, log_dir)?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        let stop = if t0.elapsed() > limit {
-            Some(format!("provd-loadgen mta still running after {limit:?}"))
-        } else {
-            check_interrupted().err().map(|e| e.to_string())
-        };
-        if let Some(why) = stop {
-            child.kill(libc::SIGKILL)?;
-            child.wait_timeout(Duration::from_secs(5))?;
-            bail!("{why}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = tools::wait_bounded(&mut child, limit, "provd-loadgen mta")?;
     let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
     parse_fleet(status.success(), &stdout, &stderr).with_context(|| {
         format!("provd-loadgen mta ({status}) printed no RESULT line: {stdout}{stderr}")

@@ -394,25 +394,7 @@ fn blksize_arg(c: &mut Command, blksize: Option<u16>) {
 /// does when anything failed).
 fn run_load(c: Command, limit: Duration, label: &str, log_dir: &Path) -> Result<LoadRun> {
     let mut child = Child::spawn(label, c, log_dir)?;
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        let stop = if t0.elapsed() > limit {
-            Some(format!(
-                "{label}: provd-loadgen still running after {limit:?}"
-            ))
-        } else {
-            check_interrupted().err().map(|e| e.to_string())
-        };
-        if let Some(why) = stop {
-            child.kill(libc::SIGKILL)?;
-            child.wait_timeout(Duration::from_secs(5))?;
-            bail!("{why}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = tools::wait_bounded(&mut child, limit, &format!("{label}: provd-loadgen"))?;
     let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
     parse_load(status.success(), &stdout, &stderr).with_context(|| {
         format!("{label}: provd-loadgen ({status}) printed no RESULT line: {stdout}{stderr}")

@@ -133,6 +133,32 @@ fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<(String,
     Ok((stdout, stderr))
 }
 
+/// Waits for `child` to exit within `limit`; kills it (and says so) when the limit passes or
+/// the bench is interrupted.
+pub fn wait_bounded(
+    child: &mut provd_rig::Child,
+    limit: Duration,
+    what: &str,
+) -> Result<std::process::ExitStatus> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        let stop = if t0.elapsed() > limit {
+            Some(format!("{what} still running after {limit:?}"))
+        } else {
+            super::check_interrupted().err().map(|e| e.to_string())
+        };
+        if let Some(why) = stop {
+            child.kill(libc::SIGKILL)?;
+            child.wait_timeout(Duration::from_secs(5))?;
+            bail!("{why}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `key=value` words of the last line starting with `tag`.
 pub fn fields(text: &str, tag: &str) -> Option<BTreeMap<String, String>> {
     let line = text.lines().rev().find(|l| l.starts_with(tag))?;

@@ -425,13 +425,7 @@ fn setup(ctx: &Ctx, dir: &Path) -> Result<(Topology, Server)> {
 // curl and friends, run in the client namespace, output kept in the scenario directory.
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-    .trim()
-    .to_string()
+    cmd::text(out).trim().to_string()
 }
 
 /// What curl got.

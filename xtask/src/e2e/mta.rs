@@ -222,22 +222,7 @@ fn scenario_mac(n: u8) -> [u8; 6] {
 
 /// Runs `command` within [`CLIENT_TIMEOUT`], keeping its output as `<dir>/<label>.out/.err`.
 fn run_client(mut command: Command, dir: &Path, label: &str) -> Result<Output> {
-    let what = cmd::describe(&command);
-    let out = cmd::output_timeout(&mut command, CLIENT_TIMEOUT)?;
-    std::fs::write(dir.join(format!("{label}.out")), &out.stdout)?;
-    std::fs::write(
-        dir.join(format!("{label}.err")),
-        format!("$ {what}\n{}", String::from_utf8_lossy(&out.stderr)),
-    )?;
-    Ok(out)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    cmd::output_kept(&mut command, CLIENT_TIMEOUT, dir, label)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -944,7 +929,7 @@ impl Rig {
         ensure!(
             out.status.success(),
             "snmpget of the MTA's agent failed: {}",
-            text(&out)
+            cmd::text(&out)
         );
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -975,7 +960,7 @@ impl Rig {
         }
         self.snmp_env(&mut c);
         let out = run_client(c, &self.dir, label)?;
-        let log = text(&out);
+        let log = cmd::text(&out);
         if out.status.success() {
             return Ok(true);
         }
@@ -1232,7 +1217,7 @@ impl Rig {
         c.args(["-v", "-m", "binary", &server.to_string(), "-c", "get", name])
             .arg(&local);
         let out = run_client(c, &self.dir, label)?;
-        let log = text(&out);
+        let log = cmd::text(&out);
         let error = log.lines().find(|l| l.trim().starts_with("Error code "));
         ensure!(
             error.is_none() && out.status.success(),
@@ -1883,7 +1868,7 @@ fn syslog(ctx: &Ctx, dir: &Path) -> Result<()> {
             msg.as_str(),
         ]);
         let out = run_client(c, dir, &format!("logger-{i}"))?;
-        ensure!(out.status.success(), "logger failed: {}", text(&out));
+        ensure!(out.status.success(), "logger failed: {}", cmd::text(&out));
     }
     let mac = provd_rig::fmt_mac(&rig.mac);
     let mut last = String::new();
@@ -1900,7 +1885,7 @@ fn syslog(ctx: &Ctx, dir: &Path) -> Result<()> {
             ensure!(
                 out.status.success(),
                 "provd syslog events failed: {}",
-                text(&out)
+                cmd::text(&out)
             );
             last = String::from_utf8_lossy(&out.stdout).into_owned();
             let events: Vec<Value> = last
@@ -1943,7 +1928,7 @@ fn syslog(ctx: &Ctx, dir: &Path) -> Result<()> {
     ensure!(
         !String::from_utf8_lossy(&out.stdout).contains(&format!("e2e-{nonce}")),
         "another MAC's events show the MTA's messages: {}",
-        text(&out)
+        cmd::text(&out)
     );
     rig.finish()
 }
@@ -1966,7 +1951,7 @@ fn time_of_day(ctx: &Ctx, dir: &Path) -> Result<()> {
         let before = SystemTime::now();
         let out = run_client(c, dir, label)?;
         let after = SystemTime::now();
-        let log = text(&out);
+        let log = cmd::text(&out);
         ensure!(
             out.status.success(),
             "{label} failed ({}): {}",

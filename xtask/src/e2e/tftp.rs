@@ -405,22 +405,7 @@ impl TftpServer {
 /// Runs `command` (already pointed into a namespace) within [`CLIENT_TIMEOUT`], keeping its
 /// output as `<dir>/<label>.out/.err`.
 fn run_client(mut command: Command, dir: &Path, label: &str) -> Result<Output> {
-    let what = cmd::describe(&command);
-    let out = cmd::output_timeout(&mut command, CLIENT_TIMEOUT)?;
-    std::fs::write(dir.join(format!("{label}.out")), &out.stdout)?;
-    std::fs::write(
-        dir.join(format!("{label}.err")),
-        format!("$ {what}\n{}", String::from_utf8_lossy(&out.stderr)),
-    )?;
-    Ok(out)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    cmd::output_kept(&mut command, CLIENT_TIMEOUT, dir, label)
 }
 
 /// What a client reported, and what it left in its output file.
@@ -528,7 +513,7 @@ fn hpa_get(ns: &Netns, dir: &Path, label: &str, mode: &str, name: &str) -> Resul
     c.args(["-v", "-m", mode, &SERVER_IP.to_string(), "-c", "get", name])
         .arg(&out_path);
     let out = run_client(c, dir, label)?;
-    let log = text(&out);
+    let log = cmd::text(&out);
     Ok(Fetched {
         error: parse_hpa_error(&log),
         code: out.status.code(),
@@ -558,7 +543,7 @@ fn atftp_get(
         .arg(&out_path)
         .args([&SERVER_IP.to_string(), &TFTP_PORT.to_string()]);
     let out = run_client(c, dir, label)?;
-    let log = text(&out);
+    let log = cmd::text(&out);
     Ok(Fetched {
         error: parse_atftp_error(&log),
         code: out.status.code(),
@@ -581,7 +566,7 @@ fn curl_fetch(ns: &Netns, dir: &Path, label: &str, name: &str, args: &[&str]) ->
         error: curl_error(out.status.code()),
         code: out.status.code(),
         content: read_if_exists(&out_path)?,
-        log: text(&out),
+        log: cmd::text(&out),
     })
 }
 
@@ -791,7 +776,7 @@ fn wrq_refused(ctx: &Ctx, dir: &Path) -> Result<()> {
         .arg(&upload)
         .arg("uploaded.bin");
     let out = run_client(c, dir, "hpa-put")?;
-    let log = text(&out);
+    let log = cmd::text(&out);
     let error = parse_hpa_error(&log);
     note(format!("tftp put: {error:?}"));
     let arrived = fix.root.join("uploaded.bin").exists();
@@ -827,7 +812,7 @@ fn netascii(ctx: &Ctx, dir: &Path) -> Result<()> {
     ensure!(
         out.status.success() && result.files == 1,
         "provd-loadgen netascii get failed: {}",
-        text(&out).trim()
+        cmd::text(&out).trim()
     );
     let wire = std::fs::read(wire_dir.join(TEXT))?;
     same_bytes("netascii on the wire", &wire, &to_netascii(&original))?;
@@ -1120,7 +1105,7 @@ fn load_result(out: &Output) -> Result<LoadResult> {
         format!(
             "provd-loadgen printed no RESULT tftp-load line ({}): {}",
             out.status,
-            text(out).trim()
+            cmd::text(out).trim()
         )
     })
 }
