@@ -189,37 +189,26 @@ impl UdpSocket {
                 iov_base: o.data.as_ptr().cast_mut().cast(),
                 iov_len: o.data.len(),
             };
-            let h = &mut hdrs[n].msg_hdr;
-            h.msg_name = (&raw mut names[n]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_iov = &raw mut iovs[n];
-            h.msg_iovlen = 1;
-            h.msg_controllen = set_control(&mut cmsgs[n], o.from, o.ifindex, None);
-            h.msg_control = if h.msg_controllen == 0 {
-                std::ptr::null_mut()
-            } else {
-                cmsgs[n].as_mut_ptr().cast()
-            };
+            let control = set_control(&mut cmsgs[n], o.from, o.ifindex, None);
+            set_header(
+                &mut hdrs[n].msg_hdr,
+                &mut names[n],
+                &raw mut iovs[n],
+                1,
+                &mut cmsgs[n],
+                control,
+            );
             n += 1;
             if n == SEND_EACH_BATCH || items.peek().is_none() {
                 let mut sent = 0;
                 while sent < n {
-                    // SAFETY: headers [sent, n) point at the arrays of this frame and at the
-                    // caller's datagrams, all alive and unmoved for the call.
-                    let r = unsafe {
-                        libc::sendmmsg(
-                            self.sock.as_raw_fd(),
-                            hdrs[sent..].as_mut_ptr(),
-                            (n - sent) as u32,
-                            0,
-                        )
-                    };
-                    if r > 0 {
-                        sent += r as usize;
-                    } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                        // This datagram cannot go (no route, address gone): skip it.
-                        failed += 1;
-                        sent += 1;
+                    match sendmmsg(self.fd(), &mut hdrs[sent..n]) {
+                        Ok(k) => sent += k,
+                        Err(_) => {
+                            // This datagram cannot go (no route, address gone): skip it.
+                            failed += 1;
+                            sent += 1;
+                        }
                     }
                 }
                 n = 0;
@@ -337,42 +326,28 @@ impl UdpSocket {
                 };
                 runs[m] = (i, count);
                 names[m] = sockaddr(tx.dests[i]);
-                let h = &mut hdrs[m].msg_hdr;
-                h.msg_name = (&raw mut names[m]).cast();
-                h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                h.msg_iov = &raw mut iovs[i];
-                h.msg_iovlen = count;
                 let segment = (count > 1).then(|| tx.lens[i] as u16);
-                h.msg_controllen =
-                    set_control(&mut cmsgs[m], tx.froms[i], tx.ifindexes[i], segment);
-                h.msg_control = if h.msg_controllen == 0 {
-                    std::ptr::null_mut()
-                } else {
-                    cmsgs[m].as_mut_ptr().cast()
-                };
+                let control = set_control(&mut cmsgs[m], tx.froms[i], tx.ifindexes[i], segment);
+                set_header(
+                    &mut hdrs[m].msg_hdr,
+                    &mut names[m],
+                    &raw mut iovs[i],
+                    count,
+                    &mut cmsgs[m],
+                    control,
+                );
                 m += 1;
                 i += count;
             }
             let mut sent = 0;
             while sent < m {
-                // SAFETY: headers [sent, m) point at `tx`'s names, iovecs, control and data
-                // buffers, all alive and unmoved for the call.
-                let r = unsafe {
-                    libc::sendmmsg(
-                        self.sock.as_raw_fd(),
-                        hdrs[sent..].as_mut_ptr(),
-                        (m - sent) as u32,
-                        0,
-                    )
+                let e = match sendmmsg(self.fd(), &mut hdrs[sent..m]) {
+                    Ok(k) => {
+                        sent += k;
+                        continue;
+                    }
+                    Err(e) => e,
                 };
-                if r > 0 {
-                    sent += r as usize;
-                    continue;
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
                 let count = runs[sent].1;
                 if count > 1 && e.raw_os_error() == Some(libc::EINVAL) {
                     batch_gso = false;
@@ -392,6 +367,49 @@ impl UdpSocket {
         }
         tx.clear();
         failed
+    }
+}
+
+/// Points a message header at its address, its `iovlen` iovecs from `iov` and its control
+/// messages (`control` bytes of `cmsg`; none if 0).
+fn set_header(
+    h: &mut libc::msghdr,
+    name: &mut libc::sockaddr_in,
+    iov: *mut libc::iovec,
+    iovlen: usize,
+    cmsg: &mut [u64; CMSG_WORDS],
+    control: usize,
+) {
+    h.msg_name = (name as *mut libc::sockaddr_in).cast();
+    h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    h.msg_iov = iov;
+    h.msg_iovlen = iovlen;
+    h.msg_controllen = control;
+    h.msg_control = if control == 0 {
+        std::ptr::null_mut()
+    } else {
+        cmsg.as_mut_ptr().cast()
+    };
+}
+
+/// One `sendmmsg` of `hdrs` (retried on EINTR): how many messages went, at least one, or why
+/// the first of them could not.
+fn sendmmsg(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's headers point at names, iovecs, control and data buffers that
+        // are alive and unmoved for the call (`set_header` wrote them from live references).
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as u32, 0) };
+        if r > 0 {
+            return Ok(r as usize);
+        }
+        let e = if r == 0 {
+            io::Error::other("sendmmsg sent nothing")
+        } else {
+            io::Error::last_os_error()
+        };
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -791,8 +809,9 @@ fn interface_mtu(fd: RawFd, ifindex: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn batches_carry_source_local_address_and_replies_leave_from_it() {
+    /// A server socket on every local address (a free port) and a client on 127.0.0.1 whose
+    /// receives give up after 2 s.
+    fn server_and_client() -> (UdpSocket, u16, std::net::UdpSocket) {
         let server = UdpSocket::bind(
             SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
             &Options::default(),
@@ -803,6 +822,12 @@ mod tests {
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
+        (server, port, client)
+    }
+
+    #[test]
+    fn batches_carry_source_local_address_and_replies_leave_from_it() {
+        let (server, port, client) = server_and_client();
         client.send_to(b"ping", ("127.0.0.2", port)).unwrap();
         let mut rx = RecvBatch::new(8, 2048);
         let mut got = 0;
@@ -840,16 +865,7 @@ mod tests {
 
     #[test]
     fn send_each_goes_from_the_callers_buffers_and_skips_what_cannot_go() {
-        let server = UdpSocket::bind(
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            &Options::default(),
-        )
-        .unwrap();
-        let port = server.local_addr().unwrap().port();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let (server, port, client) = server_and_client();
         let SocketAddr::V4(to) = client.local_addr().unwrap() else {
             unreachable!("bound to an IPv4 address")
         };
