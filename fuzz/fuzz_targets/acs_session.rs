@@ -92,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Some(0xFD) => {
                 if let Some(k) = acs.store.find_key("0015CF", "PC", &format!("S{}", body.get(1).copied().unwrap_or(0) >> 4)) {
-                    acs.queue_for(0, &k, Rpc::GetParameterValues { names: vec!["Device.".into()] });
+                    let _ = acs.queue_for(0, &k, Rpc::GetParameterValues { names: vec!["Device.".into()] });
                 }
                 &body[1..]
             }

@@ -20,6 +20,7 @@ use provd_cwmp::{Driver, Envelope, Fault, Inform, ParameterValue, Rpc, default_a
 use serde::{Deserialize, Serialize};
 
 use crate::intern::Sym;
+use crate::journal::Journal;
 use crate::store::{CampaignMark, Device, DeviceKey, EventRecord, Origin, Param, Store, Task};
 
 /// Counters of the whole ACS.
@@ -39,6 +40,8 @@ pub struct Counters {
     pub out_of_order: AtomicU64,
     pub auth_failures: AtomicU64,
     pub sessions: AtomicU64,
+    /// Task journal appends that failed (see [`crate::journal`]).
+    pub journal_errors: AtomicU64,
 }
 
 /// A firmware campaign's tallies.
@@ -89,6 +92,19 @@ pub struct Acs {
     finished: std::sync::Mutex<std::collections::VecDeque<u64>>,
     next_task: AtomicU64,
     syms: Syms,
+    /// Where API tasks are made durable before they are acknowledged (none: in memory only).
+    journal: std::sync::OnceLock<Journal>,
+    /// One snapshot at a time.
+    pub(crate) snapshot_lock: std::sync::Mutex<()>,
+}
+
+/// Why a task was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("no such device")]
+    NoDevice,
+    #[error("the task could not be made durable: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 /// Symbols looked up on every Inform.
@@ -118,6 +134,29 @@ impl Acs {
             finished: Default::default(),
             next_task: AtomicU64::new(1),
             syms,
+            journal: std::sync::OnceLock::new(),
+            snapshot_lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// From now on, API tasks are journaled (synced) before they are queued; see
+    /// [`crate::journal`]. Set once, after loading the snapshot.
+    pub fn set_journal(&self, journal: Journal) {
+        let _ = self.journal.set(journal);
+    }
+
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        self.journal.get()
+    }
+
+    /// Notes in the journal that task `seq` left the queue.
+    fn journal_done(&self, seq: u64) {
+        if seq != 0
+            && let Some(j) = self.journal.get()
+            && j.done(seq).is_err()
+        {
+            // At worst the task runs again after a crash; counted for the operator.
+            self.counters.journal_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -285,7 +324,7 @@ impl Acs {
         {
             d.cr_url = (!u.is_empty()).then(|| u.into());
         }
-        self.apply_presets(now, &key, d, inform);
+        self.apply_presets(&key, d, inform);
         self.apply_campaigns(now, &key, d);
         Ok(key)
     }
@@ -331,7 +370,7 @@ impl Acs {
         true
     }
 
-    fn apply_presets(&self, now: u32, key: &DeviceKey, d: &mut Device, inform: &Inform) {
+    fn apply_presets(&self, key: &DeviceKey, d: &mut Device, inform: &Inform) {
         let names = &self.store.names;
         for (i, p) in self.settings.presets.iter().enumerate() {
             if !self.matches(key, d, &p.matches, Some(inform)) {
@@ -371,7 +410,7 @@ impl Acs {
                     parameters: want,
                     parameter_key: format!("preset:{}", p.name),
                 };
-                self.queue(now, key, d, rpc, origin);
+                self.queue(key, d, rpc, origin, 0);
             }
             if let Some(fw) = &p.firmware {
                 let ck = format!("preset:{}", p.name);
@@ -379,7 +418,7 @@ impl Acs {
                     && !d.more().awaiting_transfer.iter().any(|k| **k == *ck)
                 {
                     let rpc = download(fw, ck);
-                    self.queue(now, key, d, rpc, origin);
+                    self.queue(key, d, rpc, origin, 0);
                 }
             }
         }
@@ -411,7 +450,7 @@ impl Acs {
             d.more()
                 .set_campaign(idx, CampaignMark::InProgress { since: now });
             let rpc = download(&c.firmware, format!("campaign:{}", c.name));
-            self.queue(now, key, d, rpc, Origin::Campaign(idx));
+            self.queue(key, d, rpc, Origin::Campaign(idx), 0);
         }
     }
 
@@ -443,8 +482,7 @@ impl Acs {
     // -----------------------------------------------------------------------------------------
     // Tasks
 
-    fn queue(&self, now: u32, key: &DeviceKey, d: &mut Device, rpc: Rpc, origin: Origin) -> u64 {
-        let _ = now;
+    fn queue(&self, key: &DeviceKey, d: &mut Device, rpc: Rpc, origin: Origin, seq: u64) -> u64 {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
         self.tasks.insert(
             id,
@@ -468,26 +506,53 @@ impl Acs {
             rpc,
             origin,
             attempts: 0,
+            seq,
         });
         id
     }
 
-    /// Queues `rpc` for one device (task API). `None`: no such device.
-    pub fn queue_for(&self, now: u32, key: &DeviceKey, rpc: Rpc) -> Option<u64> {
-        let mut d = self.store.devices.get_mut(key)?;
-        Some(self.queue(now, key, &mut d, rpc, Origin::Api))
+    /// Journals `rpc` for `keys` (when there is a journal); returns the first sequence number.
+    fn journal_queued(&self, keys: &[DeviceKey], rpc: &Rpc) -> Result<u64, QueueError> {
+        let Some(j) = self.journal.get() else {
+            return Ok(0);
+        };
+        let devs: Vec<_> = keys.iter().map(|k| self.store.id_parts(k)).collect();
+        let env = Envelope::new(provd_cwmp::Version::V1_2, None, rpc.clone()).to_xml();
+        Ok(j.queued(&devs, &env)?)
     }
 
-    /// Queues `rpc` for every device `filter` matches; returns the task ids.
-    pub fn queue_filtered(&self, now: u32, filter: &Filter, rpc: &Rpc, limit: usize) -> Vec<u64> {
+    /// Queues `rpc` for one device (task API), durable (journaled) before this returns.
+    pub fn queue_for(&self, now: u32, key: &DeviceKey, rpc: Rpc) -> Result<u64, QueueError> {
+        let _ = now;
+        if !self.store.devices.contains_key(key) {
+            return Err(QueueError::NoDevice);
+        }
+        let seq = self.journal_queued(std::slice::from_ref(key), &rpc)?;
+        let mut d = self
+            .store
+            .devices
+            .get_mut(key)
+            .ok_or(QueueError::NoDevice)?;
+        Ok(self.queue(key, &mut d, rpc, Origin::Api, seq))
+    }
+
+    /// Queues `rpc` for every device `filter` matches (at most `limit`), durable before this
+    /// returns; returns the task ids.
+    pub fn queue_filtered(
+        &self,
+        now: u32,
+        filter: &Filter,
+        rpc: &Rpc,
+        limit: usize,
+    ) -> Result<Vec<u64>, QueueError> {
+        let _ = now;
         let m = filter.to_match();
-        let mut ids = Vec::new();
-        for mut e in self.store.devices.iter_mut() {
-            if ids.len() >= limit {
+        let mut keys = Vec::new();
+        for e in self.store.devices.iter() {
+            if keys.len() >= limit {
                 break;
             }
-            let key = e.key().clone();
-            if !self.matches(&key, e.value(), &m, None) {
+            if !self.matches(e.key(), e.value(), &m, None) {
                 continue;
             }
             if let Some(v) = &filter.software_version
@@ -500,9 +565,18 @@ impl Acs {
             {
                 continue;
             }
-            ids.push(self.queue(now, &key, e.value_mut(), rpc.clone(), Origin::Api));
+            keys.push(e.key().clone());
         }
-        ids
+        let first = self.journal_queued(&keys, rpc)?;
+        let mut ids = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            // Devices are never removed, so each is still there.
+            if let Some(mut d) = self.store.devices.get_mut(key) {
+                let seq = if first == 0 { 0 } else { first + i as u64 };
+                ids.push(self.queue(key, &mut d, rpc.clone(), Origin::Api, seq));
+            }
+        }
+        Ok(ids)
     }
 
     pub fn task(&self, id: u64) -> Option<TaskInfo> {
@@ -637,6 +711,7 @@ impl Acs {
             "bad_envelopes": l(&c.bad_envelopes),
             "out_of_order": l(&c.out_of_order),
             "auth_failures": l(&c.auth_failures),
+            "journal_errors": l(&c.journal_errors),
             "interned": self.store.names.len(),
         })
     }
@@ -657,7 +732,14 @@ impl Acs {
         };
     }
 
-    pub(crate) fn restore_task(&self, key: &DeviceKey, d: &mut Device, rpc: Rpc, origin: Origin) {
+    pub(crate) fn restore_task(
+        &self,
+        key: &DeviceKey,
+        d: &mut Device,
+        rpc: Rpc,
+        origin: Origin,
+        seq: u64,
+    ) {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
         self.tasks.insert(
             id,
@@ -676,6 +758,7 @@ impl Acs {
             rpc,
             origin,
             attempts: 0,
+            seq,
         });
     }
 }
@@ -947,8 +1030,13 @@ impl Driver for AcsDriver<'_> {
                     }));
                 }
             }
-            Some(result)
+            Some((result, task.seq))
         });
+        let (result, seq) = match result.flatten() {
+            Some((r, seq)) => (r, seq),
+            None => (None, 0),
+        };
+        acs.journal_done(seq);
         let fault = answer.as_ref().err().map(|f| f.code);
         acs.task_update(tag, |t| {
             t.state = if fault.is_some() {
@@ -957,26 +1045,34 @@ impl Driver for AcsDriver<'_> {
                 TaskState::Done
             };
             t.fault = fault;
-            t.result = result.flatten().flatten();
+            t.result = result;
         });
     }
 
     fn abandoned(&mut self, _now: u64, tag: u64) {
         let acs = self.acs;
         acs.counters.abandoned.fetch_add(1, Ordering::Relaxed);
-        let failed = self
+        let dropped = self
             .with_device(|d| {
                 let more = d.more();
                 let mut t = more.inflight.take().filter(|t| t.id == tag)?;
                 t.attempts += 1;
                 if t.attempts >= MAX_ATTEMPTS {
-                    return Some(true);
+                    return Some(Some(t.seq));
                 }
                 more.queue.push_front(t);
-                Some(false)
+                Some(None)
             })
-            .flatten()
-            .unwrap_or(true);
+            .flatten();
+        // Failed for good: out of the queue (and the journal) too.
+        let failed = match dropped {
+            Some(Some(seq)) => {
+                acs.journal_done(seq);
+                true
+            }
+            Some(None) => false,
+            None => true,
+        };
         acs.task_update(tag, |t| {
             t.state = if failed {
                 TaskState::Failed

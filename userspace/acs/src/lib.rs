@@ -9,7 +9,8 @@
 //!   protection) for CPEs, and the client half of Digest for connection requests.
 //! * [`cr`]: UDP connection requests (HMAC-SHA1 signed), STUN Binding (RFC 5389 / TR-111),
 //!   the rate limit.
-//! * [`persist`]: the device index, queued tasks and campaign marks as a JSON-lines snapshot.
+//! * [`persist`]: the device index, queued tasks and campaign marks as a JSON-lines snapshot;
+//!   [`journal`]: the API's tasks, synced before they are acknowledged, between snapshots.
 //!
 //! Sockets, HTTP and timers are the server's (`provd`); here the time is a parameter.
 
@@ -17,8 +18,9 @@ pub mod acs;
 pub mod auth;
 pub mod cr;
 pub mod intern;
+pub mod journal;
 pub mod persist;
 pub mod store;
 
-pub use acs::{Acs, AcsDriver, Filter, SessionDevice, TaskInfo, TaskState};
+pub use acs::{Acs, AcsDriver, Filter, QueueError, SessionDevice, TaskInfo, TaskState};
 pub use store::{DeviceKey, Store};

@@ -5,6 +5,10 @@
 //! a crash leaves the previous snapshot whole. Campaign tallies are recomputed from the marks on
 //! load. Not kept: parameter caches (re-read from devices), the event history, and finished
 //! task records.
+//!
+//! Between snapshots the API's tasks live in the task journal ([`crate::journal`]): a snapshot
+//! rotates it first and drops the rotated file once it is in place; a load replays what the
+//! journals hold over the snapshot, then opens the journal for the ACS.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
@@ -13,6 +17,7 @@ use provd_cwmp::{Envelope, Limits, Rpc, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::acs::Acs;
+use crate::journal::{self, Journal};
 use crate::store::{CampaignMark, Device, Origin};
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +56,13 @@ struct TaskLine {
     /// "api", "preset:NAME", "campaign:NAME".
     origin: String,
     envelope: String,
+    /// Its sequence number in the task journal (absent: not journaled).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a load found.
@@ -58,12 +70,18 @@ struct TaskLine {
 pub struct LoadReport {
     pub devices: usize,
     pub tasks: usize,
+    /// Of `tasks`, those only the journal held (queued since the last snapshot).
+    pub journal_tasks: usize,
     pub bad_lines: usize,
 }
 
 /// Writes the snapshot into `dir`; returns the number of devices written.
 pub fn save(acs: &Acs, dir: &Path) -> std::io::Result<usize> {
+    let _one_at_a_time = acs.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
     std::fs::create_dir_all(dir)?;
+    if let Some(j) = acs.journal() {
+        j.rotate()?;
+    }
     let tmp = dir.join("devices.jsonl.tmp");
     let f = std::fs::File::create(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -93,6 +111,7 @@ pub fn save(acs: &Acs, dir: &Path) -> std::io::Result<usize> {
                             ),
                         },
                         envelope: Envelope::new(Version::V1_2, None, t.rpc.clone()).to_xml(),
+                        seq: t.seq,
                     })
                     .collect()
             })
@@ -139,11 +158,63 @@ pub fn save(acs: &Acs, dir: &Path) -> std::io::Result<usize> {
     let f = w.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join("devices.jsonl"))?;
+    // The rename is durable once the directory is: only then may the rotated journal go.
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(j) = acs.journal() {
+        j.rotated_away()?;
+    }
     Ok(n)
 }
 
-/// Loads the snapshot in `dir` (if any) into an empty ACS.
+/// Loads the snapshot in `dir` (if any) into an empty ACS, replays the task journal over it,
+/// and from then on journals the ACS's API tasks there.
 pub fn load(acs: &Acs, dir: &Path) -> std::io::Result<LoadReport> {
+    let replay = journal::replay(dir)?;
+    let mut report = load_snapshot(acs, dir, &replay.done)?;
+    report.bad_lines += replay.bad_lines;
+    let restored: std::collections::HashSet<u64> = acs
+        .store
+        .devices
+        .iter()
+        .filter_map(|e| {
+            e.value()
+                .more
+                .as_ref()
+                .map(|m| m.queue.iter().map(|t| t.seq).collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect();
+    for (seq, [oui, pc, serial], envelope) in replay.queued {
+        if restored.contains(&seq) {
+            continue;
+        }
+        let Some(rpc) = parse_task(&envelope) else {
+            report.bad_lines += 1;
+            continue;
+        };
+        // A device first seen after the snapshot has no record in it: its task keeps a bare
+        // one, which its next Inform fills in.
+        let key = acs.store.key(&oui, &pc, &serial);
+        let mut d = acs.store.devices.entry(key.clone()).or_default();
+        acs.restore_task(&key, &mut d, rpc, Origin::Api, seq);
+        report.tasks += 1;
+        report.journal_tasks += 1;
+    }
+    acs.set_journal(Journal::open(dir, replay.next_seq)?);
+    Ok(report)
+}
+
+/// The request an envelope carries (`None`: unreadable, or a fault).
+fn parse_task(envelope: &str) -> Option<Rpc> {
+    let env = Envelope::parse(envelope.as_bytes(), &Limits::default()).ok()?;
+    (!matches!(env.body, Rpc::Fault(_))).then_some(env.body)
+}
+
+fn load_snapshot(
+    acs: &Acs,
+    dir: &Path,
+    done: &std::collections::HashSet<u64>,
+) -> std::io::Result<LoadReport> {
     let mut report = LoadReport::default();
     let f = match std::fs::File::open(dir.join("devices.jsonl")) {
         Ok(f) => f,
@@ -192,13 +263,14 @@ pub fn load(acs: &Acs, dir: &Path) -> std::io::Result<LoadReport> {
             acs.restore_campaign_mark(idx as u16, mark);
         }
         for t in l.tasks {
-            let Ok(env) = Envelope::parse(t.envelope.as_bytes(), &Limits::default()) else {
+            if t.seq != 0 && done.contains(&t.seq) {
+                // Finished after this snapshot was written.
+                continue;
+            }
+            let Some(rpc) = parse_task(&t.envelope) else {
                 report.bad_lines += 1;
                 continue;
             };
-            if matches!(env.body, Rpc::Fault(_)) {
-                continue;
-            }
             let origin = match t.origin.split_once(':') {
                 Some(("preset", n)) => acs
                     .settings
@@ -215,7 +287,7 @@ pub fn load(acs: &Acs, dir: &Path) -> std::io::Result<LoadReport> {
                 _ => Some(Origin::Api),
             };
             let Some(origin) = origin else { continue };
-            acs.restore_task(&key, &mut d, env.body, origin);
+            acs.restore_task(&key, &mut d, rpc, origin, t.seq);
             report.tasks += 1;
         }
         acs.store.devices.insert(key, d);

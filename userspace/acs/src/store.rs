@@ -66,6 +66,9 @@ pub struct Task {
     pub rpc: Rpc,
     pub origin: Origin,
     pub attempts: u8,
+    /// Its sequence number in the task journal (0: not journaled; presets and campaigns
+    /// queue theirs again from the config).
+    pub seq: u64,
 }
 
 /// A device's part in a firmware campaign.
@@ -221,6 +224,15 @@ impl Store {
             self.names.resolve(k.product_class),
             k.serial
         )
+    }
+
+    /// The DeviceId's parts: OUI, product class, serial number.
+    pub fn id_parts(&self, k: &DeviceKey) -> [String; 3] {
+        [
+            self.names.resolve(k.oui).to_string(),
+            self.names.resolve(k.product_class).to_string(),
+            k.serial.to_string(),
+        ]
     }
 
     /// Parses `OUI-ProductClass-Serial`. The OUI is six characters; the product class may

@@ -313,7 +313,8 @@ fn snapshot_round_trip() {
             parameters: vec![ParameterValue::new("Device.Y", "a<b", "string")],
             parameter_key: "k".into(),
         },
-    );
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(provd_acs::persist::save(&a, dir.path()).unwrap(), 2);
     let b = acs(cfg);
@@ -340,6 +341,71 @@ fn snapshot_round_trip() {
             parameter_key: "k".into(),
         }]
     );
+}
+
+/// The API's tasks are journaled before they are acknowledged: a crash between snapshots (the
+/// ACS dropped without a save) loses none of the queued ones and runs none of the finished
+/// ones again, also for a device first seen after the snapshot.
+#[test]
+fn api_tasks_survive_a_crash_between_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let reboot = |ck: &str| Rpc::Reboot {
+        command_key: ck.into(),
+    };
+    let gpv = Rpc::GetParameterValues {
+        names: vec!["Device.X".into()],
+    };
+    let a = acs("");
+    provd_acs::persist::load(&a, dir.path()).unwrap();
+    session(&a, "J1", &["1 BOOT"], "1", None, ok);
+    provd_acs::persist::save(&a, dir.path()).unwrap();
+    let j1 = a.store.parse_display("0015CF-PC-J1").unwrap();
+    a.queue_for(1, &j1, reboot("finished")).unwrap();
+    let ids = a
+        .queue_filtered(1, &provd_acs::Filter::default(), &gpv, usize::MAX)
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    // Both run, and are marked done in the journal.
+    assert_eq!(
+        session(&a, "J1", &["6 CONNECTION REQUEST"], "1", None, ok),
+        [reboot("finished"), gpv.clone()]
+    );
+    a.queue_for(2, &j1, reboot("pending")).unwrap();
+    session(&a, "J2", &["1 BOOT"], "1", None, ok);
+    let j2 = a.store.parse_display("0015CF-PC-J2").unwrap();
+    a.queue_for(2, &j2, reboot("new-device")).unwrap();
+    drop(a);
+
+    let b = acs("");
+    let r = provd_acs::persist::load(&b, dir.path()).unwrap();
+    assert_eq!(
+        (r.devices, r.tasks, r.journal_tasks, r.bad_lines),
+        (1, 2, 2, 0),
+        "{r:?}"
+    );
+    assert_eq!(b.store.len(), 2, "J2 kept a bare record for its task");
+    assert_eq!(
+        session(&b, "J1", &["2 PERIODIC"], "1", None, ok),
+        [reboot("pending")]
+    );
+    assert_eq!(
+        session(&b, "J2", &["2 PERIODIC"], "1", None, ok),
+        [reboot("new-device")]
+    );
+
+    // A snapshot takes in what the journal held; what ran is not queued again after it.
+    b.queue_for(3, &j1, reboot("in-snapshot")).unwrap();
+    provd_acs::persist::save(&b, dir.path()).unwrap();
+    assert!(!dir.path().join("tasks.journal.old").exists());
+    drop(b);
+    let c = acs("");
+    let r = provd_acs::persist::load(&c, dir.path()).unwrap();
+    assert_eq!((r.devices, r.tasks, r.journal_tasks), (2, 1, 0), "{r:?}");
+    assert_eq!(
+        session(&c, "J1", &["2 PERIODIC"], "1", None, ok),
+        [reboot("in-snapshot")]
+    );
+    assert!(session(&c, "J2", &["2 PERIODIC"], "1", None, ok).is_empty());
 }
 
 #[test]

@@ -143,6 +143,7 @@ pub fn start(
     tracing::info!(
         devices = report.devices,
         tasks = report.tasks,
+        from_journal = report.journal_tasks,
         bad_lines = report.bad_lines,
         ms = t.elapsed().as_millis() as u64,
         "ACS state restored"
@@ -834,8 +835,9 @@ async fn device_task(
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
-    let Some(t) = srv.acs.queue_for(now_secs() as u32, &key, rpc) else {
-        return not_found("device");
+    let t = match srv.acs.queue_for(now_secs() as u32, &key, rpc) {
+        Ok(t) => t,
+        Err(e) => return queue_error(e),
     };
     // The task stays queued whatever the wake-up gives: the device picks it up at its next
     // session either way, and the answer says whether one was asked for now.
@@ -870,13 +872,31 @@ async fn bulk_task(State(srv): State<Arc<Server>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
-    let ids = srv.acs.queue_filtered(
+    match srv.acs.queue_filtered(
         now_secs() as u32,
         &b.filter,
         &rpc,
         b.limit.unwrap_or(usize::MAX),
-    );
-    json(serde_json::json!({"queued": ids.len(), "tasks": ids}))
+    ) {
+        Ok(ids) => json(serde_json::json!({"queued": ids.len(), "tasks": ids})),
+        Err(e) => queue_error(e),
+    }
+}
+
+/// A task the ACS could not queue: no device (404), or the journal could not make it durable
+/// (503: nothing was queued, the caller may retry).
+fn queue_error(e: provd_acs::QueueError) -> Response {
+    match e {
+        provd_acs::QueueError::NoDevice => not_found("device"),
+        provd_acs::QueueError::Journal(_) => {
+            tracing::error!(error = %e, "ACS task refused");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"error": e.to_string()})),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn task(State(srv): State<Arc<Server>>, Path(n): Path<u64>) -> Response {

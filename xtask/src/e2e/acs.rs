@@ -60,6 +60,10 @@ pub fn run(args: &Args) -> Result<()> {
         ("firmware_campaign", firmware_campaign),
         ("bad_input", bad_input),
         ("restart_keeps_state", restart_keeps_state),
+        (
+            "kill9_keeps_acknowledged_tasks",
+            kill9_keeps_acknowledged_tasks,
+        ),
         ("xmllint_every_envelope", xmllint_every_envelope),
     ];
     super::check_only(&scenarios, &args.only)?;
@@ -1128,6 +1132,54 @@ fn restart_keeps_state(s: &Suite, dir: &Path) -> Result<()> {
             "{a} vs {b}"
         );
     }
+    Ok(())
+}
+
+/// A task the API acknowledged survives `kill -9` before any snapshot: provd journals it, synced,
+/// before it answers. Right after a snapshot, one task and one bulk task are queued, provd is
+/// killed, and after the restart the device's queue is what it was.
+fn kill9_keeps_acknowledged_tasks(s: &Suite, dir: &Path) -> Result<()> {
+    let dev = id("GPV0000");
+    let (code, v) = s.api("POST", "/api/snapshot", None)?;
+    ensure!(code == 200, "snapshot: {code} {v}");
+    s.queue(
+        &dev,
+        serde_json::json!({"method": "Reboot", "command_key": "after-kill9"}),
+    )?;
+    let bulk = serde_json::json!({
+        "filter": {"serial": "GPV000?"},
+        "task": {"method": "GetParameterValues", "names": [format!("{ROOT}DeviceInfo.UpTime")]},
+    });
+    let (code, v) = s.api("POST", "/api/tasks", Some(&bulk.to_string()))?;
+    ensure!(
+        code == 200 && v["queued"].as_u64().unwrap_or(0) >= 1,
+        "bulk task: {code} {v}"
+    );
+    let queued = |d: &Value| -> Vec<String> {
+        d["queued"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| t["method"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let before = queued(&s.device(&dev)?);
+    ensure!(
+        before.iter().filter(|m| *m == "Reboot").count() >= 1
+            && before.iter().any(|m| m == "GetParameterValues"),
+        "queued before the kill: {before:?}"
+    );
+    {
+        let mut p = s.provd.lock().unwrap_or_else(|e| e.into_inner());
+        p.kill(libc::SIGKILL)?;
+        p.wait_timeout(Duration::from_secs(10))?;
+        *p = start_provd(&s.ns, &s.provd_bin, &s.config, dir)?;
+    }
+    let after = queued(&s.device(&dev)?);
+    ensure!(
+        after == before,
+        "queue before kill -9: {before:?}, after the restart: {after:?}"
+    );
     Ok(())
 }
 
