@@ -170,17 +170,26 @@ impl Journal {
 
 /// Reads the journals in `dir` (the rotated one first), if any.
 pub fn replay(dir: &Path) -> io::Result<Replay> {
+    let mut files = Vec::new();
+    for name in [OLD, CURRENT] {
+        match File::open(dir.join(name)) {
+            Ok(f) => files.push(io::BufReader::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    replay_from(files)
+}
+
+/// Reads journals from `sources`, oldest first: [`replay`] without the files (and what the
+/// fuzz target drives).
+pub fn replay_from<R: BufRead>(sources: impl IntoIterator<Item = R>) -> io::Result<Replay> {
     let mut r = Replay {
         next_seq: 1,
         ..Replay::default()
     };
-    for name in [OLD, CURRENT] {
-        let f = match File::open(dir.join(name)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for line in io::BufReader::new(f).split(b'\n') {
+    for source in sources {
+        for line in source.split(b'\n') {
             let line = line?;
             let Ok(e) = serde_json::from_slice::<Entry>(&line) else {
                 r.bad_lines += 1;
@@ -189,12 +198,17 @@ pub fn replay(dir: &Path) -> io::Result<Replay> {
             match (e.q, e.env, e.d) {
                 (Some(first), Some(env), None) => {
                     for (i, dev) in e.devs.into_iter().enumerate() {
-                        let seq = first + i as u64;
+                        // Sequence numbers near u64::MAX are not ours: the line is damaged.
+                        let Some(seq) = first.checked_add(i as u64).filter(|&s| s < u64::MAX)
+                        else {
+                            r.bad_lines += 1;
+                            break;
+                        };
                         r.next_seq = r.next_seq.max(seq + 1);
                         r.queued.push((seq, dev, env.clone()));
                     }
                 }
-                (None, None, Some(seq)) => {
+                (None, None, Some(seq)) if seq < u64::MAX => {
                     r.next_seq = r.next_seq.max(seq + 1);
                     r.done.insert(seq);
                 }
