@@ -50,6 +50,9 @@ pub struct UringIo {
     /// The msghdr the multishot recvmsg was armed with (only its lengths matter).
     recv_hdr: Box<libc::msghdr>,
     armed: bool,
+    /// Created disabled (single issuer, deferred task work): the worker thread that drives
+    /// the ring enables it on its first receive, becoming its only submitter.
+    disabled: bool,
     /// Received datagrams not yet taken by a batch: (buffer id, length).
     pending: std::collections::VecDeque<(u16, usize)>,
     /// This batch: (buffer id, payload offset and length in the buffer, meta).
@@ -72,7 +75,7 @@ impl std::fmt::Debug for UringIo {
 
 impl UringIo {
     pub fn new(sock: DhcpSocket) -> io::Result<Self> {
-        let ring = IoUring::new(256)?;
+        let (ring, disabled) = new_ring()?;
         let br_len = usize::from(BUFS) * size_of::<BufRingEntry>();
         // SAFETY: anonymous mapping (page-aligned, as buffer rings must be), checked below.
         let p = unsafe {
@@ -124,6 +127,7 @@ impl UringIo {
             tail: 0,
             recv_hdr,
             armed: false,
+            disabled,
             pending: std::collections::VecDeque::with_capacity(usize::from(BUFS)),
             items: Vec::with_capacity(BATCH),
             slots,
@@ -198,6 +202,10 @@ impl UringIo {
 
     /// Returns the last batch's buffers, waits up to 200 ms for datagrams, takes up to a batch.
     pub(crate) fn recv(&mut self, counters: &Counters) -> io::Result<usize> {
+        if self.disabled {
+            self.ring.submitter().register_enable_rings()?;
+            self.disabled = false;
+        }
         for i in 0..self.items.len() {
             let bid = self.items[i].0;
             self.provide(bid);
@@ -344,6 +352,24 @@ impl UringIo {
         if queued > 0 {
             let _ = self.ring.submit();
         }
+    }
+}
+
+/// A ring set up for one thread: `SINGLE_ISSUER` with `DEFER_TASKRUN`, so completions (the
+/// multishot receive's above all) are posted when the worker asks for them instead of
+/// interrupting it from the network softirq, and created disabled (`R_DISABLED`) so that the
+/// worker thread, not the thread that opened it, becomes the issuer. Kernels before 6.1 lack
+/// these flags: there it is a plain ring. Returns whether the ring still has to be enabled.
+fn new_ring() -> io::Result<(IoUring, bool)> {
+    match IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_r_disabled()
+        .build(256)
+    {
+        Ok(ring) => Ok((ring, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok((IoUring::new(256)?, false)),
+        Err(e) => Err(e),
     }
 }
 
