@@ -96,6 +96,10 @@ pub struct Acs {
     journal: std::sync::OnceLock<Journal>,
     /// One snapshot at a time.
     pub(crate) snapshot_lock: std::sync::Mutex<()>,
+    /// Held (shared) from an API task's journal line until it is in the device's queue, and
+    /// (exclusive) by a snapshot while it rotates the journal: so a task journaled before the
+    /// rotation is in memory, hence in the snapshot, before the old journal is dropped.
+    pub(crate) queue_gate: std::sync::RwLock<()>,
 }
 
 /// Why a task was not queued.
@@ -136,6 +140,7 @@ impl Acs {
             syms,
             journal: std::sync::OnceLock::new(),
             snapshot_lock: std::sync::Mutex::new(()),
+            queue_gate: std::sync::RwLock::new(()),
         }
     }
 
@@ -524,6 +529,7 @@ impl Acs {
     /// Queues `rpc` for one device (task API), durable (journaled) before this returns.
     pub fn queue_for(&self, now: u32, key: &DeviceKey, rpc: Rpc) -> Result<u64, QueueError> {
         let _ = now;
+        let _gate = self.queue_gate.read().unwrap_or_else(|p| p.into_inner());
         if !self.store.devices.contains_key(key) {
             return Err(QueueError::NoDevice);
         }
@@ -546,6 +552,7 @@ impl Acs {
         limit: usize,
     ) -> Result<Vec<u64>, QueueError> {
         let _ = now;
+        let _gate = self.queue_gate.read().unwrap_or_else(|p| p.into_inner());
         let m = filter.to_match();
         let mut keys = Vec::new();
         for e in self.store.devices.iter() {

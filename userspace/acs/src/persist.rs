@@ -80,6 +80,8 @@ pub fn save(acs: &Acs, dir: &Path) -> std::io::Result<usize> {
     let _one_at_a_time = acs.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
     std::fs::create_dir_all(dir)?;
     if let Some(j) = acs.journal() {
+        // No API task between its journal line and its queue while the journal turns over.
+        let _no_task_half_queued = acs.queue_gate.write().unwrap_or_else(|p| p.into_inner());
         j.rotate()?;
     }
     let tmp = dir.join("devices.jsonl.tmp");
