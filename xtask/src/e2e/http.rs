@@ -123,6 +123,41 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `openssl enc MODE` (`-e` or `-d`) with the profile key, as an operator's device tooling runs
+/// it: AES-256-CBC, the MD5 key derivation of `Salted__` files.
+fn openssl_enc(dir: &Path, mode: &str, input: &Path, output: &Path) -> Result<()> {
+    openssl(
+        dir,
+        &[
+            "enc",
+            mode,
+            "-aes-256-cbc",
+            "-md",
+            "md5",
+            "-k",
+            KEY,
+            "-in",
+            &input.display().to_string(),
+            "-out",
+            &output.display().to_string(),
+        ],
+    )
+    .map(drop)
+}
+
+/// `provd profile VERB --key KEY INPUT OUTPUT` (`encrypt` or `decrypt`).
+fn provd_profile(ctx: &Ctx, verb: &str, input: &Path, output: &Path) -> Result<()> {
+    let out = cmd::output_timeout(
+        Command::new(&ctx.provd)
+            .args(["profile", verb, "--key", KEY])
+            .arg(input)
+            .arg(output),
+        CLIENT_TIMEOUT,
+    )?;
+    ensure!(out.status.success(), "provd profile {verb}: {}", text(&out));
+    Ok(())
+}
+
 /// A key and a CSR for `subj`, with `san` (an `subjectAltName` value) if any.
 fn key_and_csr(dir: &Path, name: &str, subj: &str) -> Result<()> {
     openssl(
@@ -950,22 +985,7 @@ fn encrypted_openssl(ctx: &Ctx, dir: &Path) -> Result<()> {
     );
     let enc = dir.join("enc.body");
     let dec = dir.join("enc.dec");
-    openssl(
-        dir,
-        &[
-            "enc",
-            "-d",
-            "-aes-256-cbc",
-            "-md",
-            "md5",
-            "-k",
-            KEY,
-            "-in",
-            &enc.display().to_string(),
-            "-out",
-            &dec.display().to_string(),
-        ],
-    )?;
+    openssl_enc(dir, "-d", &enc, &dec)?;
     let plain = std::fs::read_to_string(&dec)?;
     ensure!(
         plain.starts_with("DBID_DBASE_VERSION=1\n") && plain.contains("DBID_SIP_PHONE_NUM=1003"),
@@ -996,70 +1016,18 @@ fn encrypted_openssl(ctx: &Ctx, dir: &Path) -> Result<()> {
     let src = dir.join("mine.cfg");
     std::fs::write(&src, "DBID_DBASE_VERSION=9\nDBID_X=operator file\n")?;
     let by_openssl = dir.join("mine.enc");
-    openssl(
-        dir,
-        &[
-            "enc",
-            "-e",
-            "-aes-256-cbc",
-            "-md",
-            "md5",
-            "-k",
-            KEY,
-            "-in",
-            &src.display().to_string(),
-            "-out",
-            &by_openssl.display().to_string(),
-        ],
-    )?;
+    openssl_enc(dir, "-e", &src, &by_openssl)?;
     let back = dir.join("mine.back");
-    let out = cmd::output_timeout(
-        Command::new(&ctx.provd)
-            .args(["profile", "decrypt", "--key", KEY])
-            .arg(&by_openssl)
-            .arg(&back),
-        CLIENT_TIMEOUT,
-    )?;
-    ensure!(
-        out.status.success(),
-        "provd profile decrypt: {}",
-        text(&out)
-    );
+    provd_profile(ctx, "decrypt", &by_openssl, &back)?;
     ensure!(
         std::fs::read(&back)? == std::fs::read(&src)?,
         "provd decrypted other bytes"
     );
     // provd encrypts, openssl decrypts.
     let by_provd = dir.join("mine.provd.enc");
-    let out = cmd::output_timeout(
-        Command::new(&ctx.provd)
-            .args(["profile", "encrypt", "--key", KEY])
-            .arg(&src)
-            .arg(&by_provd),
-        CLIENT_TIMEOUT,
-    )?;
-    ensure!(
-        out.status.success(),
-        "provd profile encrypt: {}",
-        text(&out)
-    );
+    provd_profile(ctx, "encrypt", &src, &by_provd)?;
     let round = dir.join("mine.round");
-    openssl(
-        dir,
-        &[
-            "enc",
-            "-d",
-            "-aes-256-cbc",
-            "-md",
-            "md5",
-            "-k",
-            KEY,
-            "-in",
-            &by_provd.display().to_string(),
-            "-out",
-            &round.display().to_string(),
-        ],
-    )?;
+    openssl_enc(dir, "-d", &by_provd, &round)?;
     ensure!(
         std::fs::read(&round)? == std::fs::read(&src)?,
         "openssl decrypted other bytes"
