@@ -53,20 +53,21 @@ pub(crate) async fn serve(
     // Records are kept for known devices only: a stream of refused requests for made-up MACs
     // must not grow the status map.
     let known = httpd.known(&mac, now32);
-    if !peer.tls && !spec.allow_plain {
-        return record(
+    // A refusal before the profile is rendered: recorded (known devices only) and counted.
+    let forbid = |counter, why: &str| {
+        record(
             httpd,
             known,
             &mac,
             peer,
             None,
-            httpd.refuse(
-                &httpd.counters.refused_plain,
-                StatusCode::FORBIDDEN,
-                peer,
-                path,
-                "this class's profiles are served over HTTPS only",
-            ),
+            httpd.refuse(counter, StatusCode::FORBIDDEN, peer, path, why),
+        )
+    };
+    if !peer.tls && !spec.allow_plain {
+        return forbid(
+            &httpd.counters.refused_plain,
+            "this class's profiles are served over HTTPS only",
         );
     }
     match &peer.client_cert {
@@ -76,35 +77,12 @@ pub(crate) async fn serve(
                 cert.subject_cn.as_deref().unwrap_or(""),
                 colon(&mac)
             );
-            return record(
-                httpd,
-                known,
-                &mac,
-                peer,
-                None,
-                httpd.refuse(
-                    &httpd.counters.refused_cert,
-                    StatusCode::FORBIDDEN,
-                    peer,
-                    path,
-                    &why,
-                ),
-            );
+            return forbid(&httpd.counters.refused_cert, &why);
         }
         None if spec.client_cert => {
-            return record(
-                httpd,
-                known,
-                &mac,
-                peer,
-                None,
-                httpd.refuse(
-                    &httpd.counters.refused_cert,
-                    StatusCode::FORBIDDEN,
-                    peer,
-                    path,
-                    "this class needs a client certificate naming the device",
-                ),
+            return forbid(
+                &httpd.counters.refused_cert,
+                "this class needs a client certificate naming the device",
             );
         }
         _ => {}
