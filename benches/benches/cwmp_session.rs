@@ -32,33 +32,13 @@ auth = "none"
 }
 
 fn inform(serial: &str) -> Vec<u8> {
-    let i = Inform {
-        device_id: DeviceId {
-            manufacturer: "ProvdSim".into(),
-            oui: "00D09E".into(),
-            product_class: "SIM".into(),
-            serial_number: serial.into(),
-        },
-        events: vec![EventStruct {
-            code: "2 PERIODIC".into(),
-            command_key: String::new(),
-        }],
-        max_envelopes: 1,
-        current_time: "2026-01-01T00:00:00Z".into(),
-        retry_count: 0,
-        parameters: vec![
-            ParameterValue::new("Device.RootDataModelVersion", "2.12", "string"),
-            ParameterValue::new("Device.DeviceInfo.HardwareVersion", "1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
-            ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
-            ParameterValue::new(
-                "Device.ManagementServer.ConnectionRequestURL",
-                "http://10.0.0.1:7547/cr",
-                "string",
-            ),
-        ],
-    };
+    let i = Inform::simulated(
+        "00D09E",
+        "SIM",
+        serial,
+        "2 PERIODIC",
+        "http://10.0.0.1:7547/cr".into(),
+    );
     Envelope::new(Version::V1_2, Some("1".into()), Rpc::Inform(Box::new(i)))
         .to_xml()
         .into_bytes()

@@ -47,33 +47,13 @@ pub struct Args {
 /// The Inform template with an 8-digit placeholder for the device number.
 fn template(a: &Args) -> (Vec<u8>, usize) {
     let serial = format!("{}{}", a.serial_prefix, "99999999");
-    let inform = Inform {
-        device_id: DeviceId {
-            manufacturer: "ProvdSim".into(),
-            oui: a.oui.clone(),
-            product_class: a.product_class.clone(),
-            serial_number: serial.clone(),
-        },
-        events: vec![EventStruct {
-            code: "2 PERIODIC".into(),
-            command_key: String::new(),
-        }],
-        max_envelopes: 1,
-        current_time: "2026-01-01T00:00:00Z".into(),
-        retry_count: 0,
-        parameters: vec![
-            ParameterValue::new("Device.RootDataModelVersion", "2.12", "string"),
-            ParameterValue::new("Device.DeviceInfo.HardwareVersion", "1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
-            ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
-            ParameterValue::new(
-                "Device.ManagementServer.ConnectionRequestURL",
-                "http://10.0.0.1:7547/cr",
-                "string",
-            ),
-        ],
-    };
+    let inform = Inform::simulated(
+        &a.oui,
+        &a.product_class,
+        &serial,
+        "2 PERIODIC",
+        "http://10.0.0.1:7547/cr".into(),
+    );
     let xml = Envelope::new(
         Version::V1_2,
         Some("1".into()),

@@ -231,6 +231,46 @@ pub struct Inform {
 }
 
 impl Inform {
+    /// The Inform of a simulated TR-181 device (manufacturer "ProvdSim", software 2.1.0): one
+    /// event, and the parameters an ACS files every session (data model, hardware and software
+    /// version, provisioning code, parameter key, connection-request URL). What the ACS's seed
+    /// endpoint files, the load generator sends and the benchmarks parse.
+    pub fn simulated(
+        oui: &str,
+        product_class: &str,
+        serial: &str,
+        event: &str,
+        connection_request_url: String,
+    ) -> Inform {
+        Inform {
+            device_id: DeviceId {
+                manufacturer: "ProvdSim".into(),
+                oui: oui.into(),
+                product_class: product_class.into(),
+                serial_number: serial.into(),
+            },
+            events: vec![EventStruct {
+                code: event.into(),
+                command_key: String::new(),
+            }],
+            max_envelopes: 1,
+            current_time: "2026-01-01T00:00:00Z".into(),
+            retry_count: 0,
+            parameters: vec![
+                ParameterValue::new("Device.RootDataModelVersion", "2.12", "string"),
+                ParameterValue::new("Device.DeviceInfo.HardwareVersion", "1.0", "string"),
+                ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
+                ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
+                ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
+                ParameterValue::new(
+                    "Device.ManagementServer.ConnectionRequestURL",
+                    connection_request_url,
+                    "string",
+                ),
+            ],
+        }
+    }
+
     pub fn has_event(&self, code: &str) -> bool {
         self.events.iter().any(|e| e.code == code)
     }

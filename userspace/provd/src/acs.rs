@@ -963,35 +963,14 @@ async fn seed(State(srv): State<Arc<Server>>, body: Bytes) -> Response {
 
 /// The Inform of a freshly booted TR-181 device.
 pub fn seed_inform(oui: &str, pc: &str, serial: &str, i: u32) -> provd_cwmp::Inform {
-    use provd_cwmp::{DeviceId, EventStruct, Inform, ParameterValue};
     let ip = std::net::Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff));
-    Inform {
-        device_id: DeviceId {
-            manufacturer: "ProvdSim".into(),
-            oui: oui.into(),
-            product_class: pc.into(),
-            serial_number: serial.into(),
-        },
-        events: vec![EventStruct {
-            code: "1 BOOT".into(),
-            command_key: String::new(),
-        }],
-        max_envelopes: 1,
-        current_time: "2026-01-01T00:00:00Z".into(),
-        retry_count: 0,
-        parameters: vec![
-            ParameterValue::new("Device.RootDataModelVersion", "2.12", "string"),
-            ParameterValue::new("Device.DeviceInfo.HardwareVersion", "1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.SoftwareVersion", "2.1.0", "string"),
-            ParameterValue::new("Device.DeviceInfo.ProvisioningCode", "", "string"),
-            ParameterValue::new("Device.ManagementServer.ParameterKey", "", "string"),
-            ParameterValue::new(
-                "Device.ManagementServer.ConnectionRequestURL",
-                format!("http://{ip}:7547/cr/{serial}"),
-                "string",
-            ),
-        ],
-    }
+    provd_cwmp::Inform::simulated(
+        oui,
+        pc,
+        serial,
+        "1 BOOT",
+        format!("http://{ip}:7547/cr/{serial}"),
+    )
 }
 
 async fn snapshot(State(srv): State<Arc<Server>>) -> Response {
