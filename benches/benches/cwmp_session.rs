@@ -5,9 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use provd_acs::{Acs, SessionDevice};
-use provd_cwmp::{
-    DeviceId, Envelope, EventStruct, Inform, Limits, ParameterValue, Rpc, Session, Version,
-};
+use provd_cwmp::{Envelope, Inform, Limits, Rpc, Session, Version};
 
 fn settings() -> provd_config::AcsSettings {
     provd_config::Policy::from_toml_str(

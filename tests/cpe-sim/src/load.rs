@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use provd_cwmp::{DeviceId, Envelope, EventStruct, Inform, ParameterValue, Rpc, Version};
+use provd_cwmp::{Envelope, Inform, Rpc, Version};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
