@@ -1,0 +1,21 @@
+//! provd-role: what every role of `provd serve` has in common, so that `serve` reads as
+//! "load config, restore state, build the roles the config names, run, stop".
+//!
+//! A role (DHCP workers, TFTP, MTA provisioning, syslog, time, HTTP profiles, the ACS) is built
+//! by its own shell crate from its validated settings and the shared state it reads, binds its
+//! sockets before it returns (so a port in use refuses the start), runs on the runtime it needs
+//! (a [`WorkerSet`] of threads, or tasks on the tokio [`ControlPlane`]), and is then driven only
+//! through [`Role`]: its counters and health the same way for every role, whether it ended on
+//! its own, and a stop with bounded grace.
+//!
+//! Also here, because every shell needs them once: the wall clock ([`clock`]) and the
+//! "0 workers means one per core" rule ([`workers_for`]).
+
+pub mod clock;
+mod control_plane;
+mod role;
+mod workers;
+
+pub use control_plane::{ControlPlane, Task};
+pub use role::{Counters, Health, Role, RoleSet};
+pub use workers::{WorkerSet, workers_for};

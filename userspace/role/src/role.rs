@@ -1,0 +1,150 @@
+//! The one shape of a role, and the set `serve` runs.
+
+use std::time::Duration;
+
+/// A role's counters: name and value, in the role's own order. The same shape for every role,
+/// so the log line, the control socket and (later) the metrics endpoint read them alike.
+pub type Counters = Vec<(String, u64)>;
+
+/// Whether a role is doing its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Serving,
+    /// Still answering, but something it needs is failing (a disk, a peer); says what.
+    Degraded(String),
+}
+
+/// A running role. Built by its shell crate (sockets bound, threads or tasks started), then
+/// driven only through this.
+pub trait Role: Send {
+    /// Short and stable: `dhcp`, `tftp`, `mta`, `syslog`, `time`, `http`, `acs`.
+    fn name(&self) -> &'static str;
+
+    /// Where it listens, for the log line that says it is ready (`udp=0.0.0.0:69 ...`).
+    fn listening(&self) -> String;
+
+    /// Its counters now.
+    fn counters(&self) -> Counters;
+
+    fn health(&self) -> Health {
+        Health::Serving
+    }
+
+    /// Whether it ended on its own; before shutdown, that means it failed.
+    fn finished(&self) -> bool;
+
+    /// Stops it: the shutdown flag is set and the control plane signalled before this is
+    /// called. Waits at most `grace`; logs its final counters itself if it has more to say.
+    fn stop(self: Box<Self>, grace: Duration) -> anyhow::Result<()>;
+}
+
+/// The roles `serve` started, in start order; stopped in reverse.
+#[derive(Default)]
+pub struct RoleSet {
+    roles: Vec<Box<dyn Role>>,
+}
+
+impl std::fmt::Debug for RoleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.roles.iter().map(|r| r.name()))
+            .finish()
+    }
+}
+
+impl RoleSet {
+    /// Adds a started role and logs that it is ready.
+    pub fn push(&mut self, role: Box<dyn Role>) {
+        tracing::info!(role = role.name(), listening = %role.listening(), "role ready");
+        self.roles.push(role);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Role> {
+        self.roles.iter().find(|r| r.name() == name).map(|r| &**r)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Role> {
+        self.roles.iter().map(|r| &**r)
+    }
+
+    /// The first role that ended on its own, if any.
+    pub fn finished(&self) -> Option<&'static str> {
+        self.roles.iter().find(|r| r.finished()).map(|r| r.name())
+    }
+
+    /// Logs every role's counters, one line each.
+    pub fn log_counters(&self) {
+        for r in &self.roles {
+            let line: Vec<String> = r
+                .counters()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            tracing::info!(role = r.name(), counters = %line.join(" "), "counters");
+        }
+    }
+
+    /// Stops every role, last started first, each within `grace`; returns false if any failed.
+    pub fn stop(self, grace: Duration) -> bool {
+        let mut ok = true;
+        for r in self.roles.into_iter().rev() {
+            let name = r.name();
+            if let Err(e) = r.stop(grace) {
+                tracing::error!(role = name, error = format!("{e:#}"), "role failed");
+                ok = false;
+            }
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    struct Fake {
+        name: &'static str,
+        fail: bool,
+        stopped: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    impl Role for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn listening(&self) -> String {
+            String::new()
+        }
+        fn counters(&self) -> Counters {
+            vec![("requests".into(), 1)]
+        }
+        fn finished(&self) -> bool {
+            self.fail
+        }
+        fn stop(self: Box<Self>, _grace: Duration) -> anyhow::Result<()> {
+            self.stopped.lock().unwrap().push(self.name);
+            if self.fail {
+                anyhow::bail!("socket lost")
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn roles_stop_in_reverse_and_a_failure_is_reported() {
+        let stopped = Arc::new(Mutex::new(Vec::new()));
+        let mut set = RoleSet::default();
+        for (name, fail) in [("dhcp", false), ("tftp", true), ("acs", false)] {
+            set.push(Box::new(Fake {
+                name,
+                fail,
+                stopped: Arc::clone(&stopped),
+            }));
+        }
+        assert_eq!(set.finished(), Some("tftp"));
+        assert_eq!(set.get("acs").unwrap().counters()[0].1, 1);
+        assert!(!set.stop(Duration::from_secs(1)));
+        assert_eq!(*stopped.lock().unwrap(), ["acs", "tftp", "dhcp"]);
+    }
+}
