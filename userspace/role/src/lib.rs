@@ -13,9 +13,11 @@
 
 pub mod clock;
 mod control_plane;
+pub mod query;
 mod role;
 mod workers;
 
 pub use control_plane::{ControlPlane, Task};
+pub use query::QuerySocket;
 pub use role::{Counters, Health, Role, RoleSet};
 pub use workers::{WorkerSet, workers_for};

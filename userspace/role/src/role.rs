@@ -33,6 +33,15 @@ pub trait Role: Send {
     /// Whether it ended on its own; before shutdown, that means it failed.
     fn finished(&self) -> bool;
 
+    /// Answers a query-socket request about this role (`syslog 00:15:cf:12:34:56`,
+    /// `mta 0015cf123456`, `xdp`; see [`crate::query`]): `words` is the whole request split on
+    /// white space. `None`: not a question for this role. The answer is JSON lines, or one
+    /// [`crate::query::error_json`] line.
+    fn query(&self, words: &[&str]) -> Option<String> {
+        let _ = words;
+        None
+    }
+
     /// Stops it: the shutdown flag is set and the control plane signalled before this is
     /// called. Waits at most `grace`; logs its final counters itself if it has more to say.
     fn stop(self: Box<Self>, grace: Duration) -> anyhow::Result<()>;
@@ -70,6 +79,25 @@ impl RoleSet {
     /// The first role that ended on its own, if any.
     pub fn finished(&self) -> Option<&'static str> {
         self.roles.iter().find(|r| r.finished()).map(|r| r.name())
+    }
+
+    /// Answers a query-socket request with the first role that takes it.
+    pub fn answer(&self, line: &str) -> String {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        self.roles
+            .iter()
+            .find_map(|r| r.query(&words))
+            .unwrap_or_else(|| {
+                crate::query::error_json(format!(
+                    "no role here answers {:?} (roles: {})",
+                    line.trim(),
+                    self.roles
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
     }
 
     /// Logs every role's counters, one line each.
@@ -122,6 +150,9 @@ mod tests {
         fn finished(&self) -> bool {
             self.fail
         }
+        fn query(&self, words: &[&str]) -> Option<String> {
+            (words.first() == Some(&self.name)).then(|| format!("{{\"role\":\"{}\"}}", self.name))
+        }
         fn stop(self: Box<Self>, _grace: Duration) -> anyhow::Result<()> {
             self.stopped.lock().unwrap().push(self.name);
             if self.fail {
@@ -144,6 +175,11 @@ mod tests {
         }
         assert_eq!(set.finished(), Some("tftp"));
         assert_eq!(set.get("acs").unwrap().counters()[0].1, 1);
+        assert_eq!(set.answer("tftp x"), r#"{"role":"tftp"}"#);
+        assert!(
+            set.answer("mta 0015cf123456")
+                .contains("no role here answers")
+        );
         assert!(!set.stop(Duration::from_secs(1)));
         assert_eq!(*stopped.lock().unwrap(), ["acs", "tftp", "dhcp"]);
     }
