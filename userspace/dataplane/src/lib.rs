@@ -191,7 +191,7 @@ impl Worker {
                     match shard.handle(now, &ingress, reply) {
                         Outcome::Reply(r) if r.durable => durable.push((i, r.dest, via)),
                         Outcome::Reply(r) => quick.push((i, r.dest, via)),
-                        Outcome::Done => {}
+                        Outcome::NoReply => {}
                         Outcome::Dropped(d) => {
                             if worth_a_warning(d)
                                 && let Some(held) = limit.allow()
