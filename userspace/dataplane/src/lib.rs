@@ -22,11 +22,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
 use provd_lease::{LeaseLog, LogSyncer};
+use provd_role::clock::unix_secs_u32;
 
 pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
@@ -35,20 +36,21 @@ pub use uring::UringIo;
 use provd_udp::RateLimit;
 pub use xsk::{BindMode, FRAME, Xsk};
 
-/// Which I/O path serves packets; the binary reports it at start-up.
+/// Which I/O path serves packets; the binary reports it at start-up. (The config's
+/// `provd_config::IoPath` also has `Auto`; this is the path taken.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub enum IoPath {
     Xdp,
     IoUring,
     Sockets,
 }
 
-impl Path {
+impl IoPath {
     pub fn as_str(self) -> &'static str {
         match self {
-            Path::Xdp => "xdp",
-            Path::IoUring => "io_uring",
-            Path::Sockets => "sockets",
+            IoPath::Xdp => "xdp",
+            IoPath::IoUring => "io_uring",
+            IoPath::Sockets => "sockets",
         }
     }
 }
@@ -82,13 +84,6 @@ pub fn open_uring(settings: &WorkerSettings, shards: u32) -> std::io::Result<Vec
         .into_iter()
         .map(|s| Ok(WorkerIo::Uring(Box::new(uring::UringIo::new(s)?))))
         .collect()
-}
-
-/// Unix seconds now; provd's lease times are absolute unix seconds.
-pub fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// Drops that say something about the network or the config, worth a (rate-limited) warning;
@@ -166,7 +161,7 @@ impl Worker {
             let mut write_errors = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
-                let now = unix_now();
+                let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
                 for (i, reply) in out.iter_mut().enumerate().take(n) {

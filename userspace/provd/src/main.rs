@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use provd_config::{LogFormat, Policy};
-use provd_dataplane::{Worker, WorkerSettings, unix_now};
+use provd_dataplane::{Worker, WorkerSettings};
 use provd_engine::{Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseState};
+use provd_role::clock::unix_secs_u32;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -224,7 +225,7 @@ fn leases(path: &Path) -> Result<ExitCode> {
     let policy = load(path)?;
     let replay = provd_lease::replay(&policy.server.lease_dir)
         .with_context(|| format!("reading {}", policy.server.lease_dir.display()))?;
-    let now = unix_now();
+    let now = unix_secs_u32();
     let mut out = std::io::stdout().lock();
     for r in &replay.records {
         use std::io::Write;
@@ -306,7 +307,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     let replay_ms = t.elapsed().as_millis();
     let report = replay.report.clone();
     let shared = Shared::new(policy).context("setting up pools and options")?;
-    let now = unix_now();
+    let now = unix_secs_u32();
     let (tables, restored) = shared.restore(replay.records, now, shards);
     let mut logs = Vec::new();
     for (i, table) in tables.iter().enumerate() {
