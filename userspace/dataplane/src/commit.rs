@@ -105,6 +105,7 @@ pub struct BatchPool {
 }
 
 impl BatchPool {
+    /// An empty pool; batches are allocated as needed until they start coming back.
     pub fn new() -> Self {
         let (give, take) = crossbeam_channel::unbounded();
         BatchPool { give, take }
@@ -196,8 +197,8 @@ impl<W> fmt::Debug for Committer<W> {
     }
 }
 
-/// One batch's records on their way to the log; [`Batch::commit`] writes them and queues the
-/// batch's ACKs.
+/// One batch's records on their way to the log; [`Batch::submit`] writes them and hands the
+/// batch's ACKs to the sync thread.
 pub struct Batch<'c, W> {
     c: &'c mut Committer<W>,
     acks: AckBatch,
@@ -215,7 +216,7 @@ impl<W: LeaseWriter> Batch<'_, W> {
     /// them once a sync covering the write has returned. If the write fails, no ACK leaves:
     /// each counts as [`Drop::PersistFailed`]. Blocks while [`MAX_UNSYNCED_BATCHES`] batches
     /// wait for the disk.
-    pub fn commit<'a>(self, acks: impl ExactSizeIterator<Item = (&'a [u8], Destination, Via)>) {
+    pub fn submit<'a>(self, acks: impl ExactSizeIterator<Item = (&'a [u8], Destination, Via)>) {
         let Batch { c, acks: mut batch } = self;
         match c.writer.write() {
             Ok(()) => {

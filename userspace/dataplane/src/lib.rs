@@ -206,7 +206,7 @@ impl Worker {
                     if let Some(o) = &observer {
                         shard.take_bindings().for_each(|b| o.bind(b));
                     }
-                    batch.commit(durable.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)));
+                    batch.submit(durable.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)));
                 }
                 shard.tick(now);
                 let live = shard.table().len() as u64;

@@ -196,7 +196,7 @@ impl Harness {
         let dest = Destination::Client(SocketAddrV4::new(Ipv4Addr::from(n), 68));
         let mut batch = self.committer.begin();
         batch.append(&key(n), &lease(n));
-        batch.commit(bodies.iter().map(|b| (b.as_bytes(), dest, Via::Kernel)));
+        batch.submit(bodies.iter().map(|b| (b.as_bytes(), dest, Via::Kernel)));
     }
 
     fn wait_for_sync(&self) {
