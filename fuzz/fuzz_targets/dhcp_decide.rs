@@ -100,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(shard.has_pending(), "a durable ACK has its lease record pending");
                 }
             }
-            Outcome::Done | Outcome::Dropped(_) => {}
+            Outcome::NoReply | Outcome::Dropped(_) => {}
         }
         shard.take_pending().for_each(drop);
         let mut held: HashMap<Ipv4Addr, usize> = HashMap::new();

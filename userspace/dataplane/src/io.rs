@@ -17,7 +17,7 @@ use provd_engine::{Counters, Destination, Drop};
 use crate::frame::{self, FrameError, FrameInfo, ReplyAddr};
 use provd_udp::RecvBatch;
 
-use crate::AckBatch;
+use crate::commit::{AckBatch, AckSink};
 use crate::socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 use crate::uring::UringIo;
 use crate::xsk::Xsk;
@@ -33,9 +33,9 @@ pub enum Via {
     Frame(FrameInfo),
 }
 
-/// Where the sync thread sends ACKs once durable.
+/// Where the sync thread sends ACKs once durable, by I/O path.
 #[derive(Debug)]
-pub enum AckSink {
+pub enum IoAckSink {
     /// Straight out of this handle on the worker's socket.
     Socket(DhcpSocket),
     /// Back to the worker, which owns the rings; `wake` is its eventfd.
@@ -45,11 +45,10 @@ pub enum AckSink {
     },
 }
 
-impl AckSink {
-    /// Sends or forwards `batch`; returns it when the caller should recycle it.
-    pub(crate) fn deliver(&self, batch: AckBatch, counters: &Counters) -> Option<AckBatch> {
+impl AckSink for IoAckSink {
+    fn deliver(&mut self, batch: AckBatch, counters: &Counters) -> Option<AckBatch> {
         match self {
-            AckSink::Socket(sock) => {
+            IoAckSink::Socket(sock) => {
                 send_kernel(
                     sock,
                     batch
@@ -60,7 +59,7 @@ impl AckSink {
                 );
                 Some(batch)
             }
-            AckSink::Worker { to_worker, wake } => {
+            IoAckSink::Worker { to_worker, wake } => {
                 if to_worker.send(batch).is_ok() {
                     let one = 1u64;
                     // SAFETY: writing 8 bytes from a live u64 to our eventfd.
@@ -185,9 +184,7 @@ impl XdpIo {
                 counters,
             );
             b.data = data;
-            b.data.clear();
-            b.replies.clear();
-            b.records = 0;
+            b.clear();
             if let Some(r) = &self.recycle {
                 let _ = r.send(b);
             }
@@ -367,13 +364,13 @@ pub enum WorkerIo {
 
 impl WorkerIo {
     /// The sink the sync thread delivers durable ACKs to; `recycle` takes emptied batches.
-    pub(crate) fn ack_sink(&mut self, recycle: &Sender<AckBatch>) -> io::Result<AckSink> {
+    pub(crate) fn ack_sink(&mut self, recycle: &Sender<AckBatch>) -> io::Result<IoAckSink> {
         match self {
-            WorkerIo::Sockets(s) => Ok(AckSink::Socket(s.sock.try_clone()?)),
-            WorkerIo::Uring(u) => Ok(AckSink::Socket(u.sock.try_clone()?)),
+            WorkerIo::Sockets(s) => Ok(IoAckSink::Socket(s.sock.try_clone()?)),
+            WorkerIo::Uring(u) => Ok(IoAckSink::Socket(u.sock.try_clone()?)),
             WorkerIo::Xdp(x) => {
                 x.recycle = Some(recycle.clone());
-                Ok(AckSink::Worker {
+                Ok(IoAckSink::Worker {
                     to_worker: x.to_worker.clone(),
                     wake: std::sync::Arc::clone(&x.wake),
                 })

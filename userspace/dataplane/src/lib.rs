@@ -9,8 +9,10 @@
 //! goes straight back to receiving. The sync thread takes every batch queued so far, makes them
 //! durable with one fdatasync (group commit, pipelined: the worker answers DISCOVERs while the
 //! disk flushes), and only then sends their ACKs. Under load more batches queue behind each
-//! fdatasync, so its cost is shared by more leases exactly when it matters.
+//! fdatasync, so its cost is shared by more leases exactly when it matters. That per-batch step
+//! is the [`commit`] pipeline, apart from the I/O loop so that its tests can break it.
 
+pub mod commit;
 pub mod frame;
 mod io;
 pub mod null;
@@ -19,36 +21,37 @@ mod uring;
 mod xsk;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
-use provd_lease::{LeaseLog, LogSyncer};
+use provd_lease::LeaseLog;
+use provd_role::clock::unix_secs_u32;
 
-pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
+pub use commit::{AckBatch, AckSink, BatchPool};
+pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
 
 use provd_udp::RateLimit;
 pub use xsk::{BindMode, FRAME, Xsk};
 
-/// Which I/O path serves packets; the binary reports it at start-up.
+/// Which I/O path serves packets; the binary reports it at start-up. (The config's
+/// `provd_config::IoPath` also has `Auto`; this is the path taken.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub enum IoPath {
     Xdp,
     IoUring,
     Sockets,
 }
 
-impl Path {
+impl IoPath {
     pub fn as_str(self) -> &'static str {
         match self {
-            Path::Xdp => "xdp",
-            Path::IoUring => "io_uring",
-            Path::Sockets => "sockets",
+            IoPath::Xdp => "xdp",
+            IoPath::IoUring => "io_uring",
+            IoPath::Sockets => "sockets",
         }
     }
 }
@@ -84,13 +87,6 @@ pub fn open_uring(settings: &WorkerSettings, shards: u32) -> std::io::Result<Vec
         .collect()
 }
 
-/// Unix seconds now; provd's lease times are absolute unix seconds.
-pub fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
-}
-
 /// Drops that say something about the network or the config, worth a (rate-limited) warning;
 /// the rest are normal protocol outcomes counted quietly.
 fn worth_a_warning(d: Drop) -> bool {
@@ -118,25 +114,13 @@ pub struct Worker {
     pub observer: Option<Arc<dyn LeaseObserver>>,
 }
 
-/// One batch's ACKs waiting for the fdatasync that covers their lease records.
-#[derive(Debug, Default)]
-pub struct AckBatch {
-    data: Vec<u8>,
-    replies: Vec<(Range<usize>, Destination, Via)>,
-    records: u64,
-}
-
-/// Batches written to the log but not yet synced; bounded so a stalled disk stops the worker
-/// (and the kernel's socket buffer takes the backlog) instead of growing memory.
-const MAX_UNSYNCED_BATCHES: usize = 256;
-
 impl Worker {
     pub fn run(self, shutdown: &AtomicBool) -> std::io::Result<()> {
         let Worker {
             index,
             shards,
             mut shard,
-            mut log,
+            log,
             mut io,
             settings,
             observer,
@@ -146,15 +130,14 @@ impl Worker {
         }
         let counters: Arc<Counters> = shard.counters();
         let syncer = log.syncer().map_err(std::io::Error::other)?;
-        let (to_sync, unsynced) = crossbeam_channel::bounded::<AckBatch>(MAX_UNSYNCED_BATCHES);
-        let (recycle, recycled) = crossbeam_channel::unbounded::<AckBatch>();
-        let sink = io.ack_sink(&recycle)?;
+        let pool = BatchPool::new();
+        let sink = io.ack_sink(pool.returns())?;
+        let (mut committer, sync) =
+            commit::pipeline(index, log, syncer, sink, pool, Arc::clone(&counters));
         std::thread::scope(|scope| {
             let sync_thread = std::thread::Builder::new()
                 .name(format!("provd-sync-{index}"))
-                .spawn_scoped(scope, || {
-                    sync_loop(index, &syncer, &unsynced, &recycle, &sink, &counters)
-                })?;
+                .spawn_scoped(scope, move || sync.run())?;
             let mut out: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(600)).collect();
             let mut quick: Vec<(usize, Destination, Via)> = Vec::with_capacity(2 * BATCH);
             let mut durable: Vec<(usize, Destination, Via)> = Vec::with_capacity(2 * BATCH);
@@ -163,10 +146,9 @@ impl Worker {
                 out.resize_with(2 * BATCH, || Vec::with_capacity(600));
             }
             let mut limit = RateLimit::per_sec(5);
-            let mut write_errors = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
-                let now = unix_now();
+                let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
                 for (i, reply) in out.iter_mut().enumerate().take(n) {
@@ -191,7 +173,7 @@ impl Worker {
                     match shard.handle(now, &ingress, reply) {
                         Outcome::Reply(r) if r.durable => durable.push((i, r.dest, via)),
                         Outcome::Reply(r) => quick.push((i, r.dest, via)),
-                        Outcome::Done => {}
+                        Outcome::NoReply => {}
                         Outcome::Dropped(d) => {
                             if worth_a_warning(d)
                                 && let Some(held) = limit.allow()
@@ -214,10 +196,9 @@ impl Worker {
                 );
                 // ACKs always come with lease records; either one starts a batch for the syncer.
                 if shard.has_pending() || !durable.is_empty() {
-                    let mut batch = recycled.try_recv().unwrap_or_default();
+                    let mut batch = committer.begin();
                     for (key, lease) in shard.take_pending() {
-                        log.append(&key, &lease);
-                        batch.records += 1;
+                        batch.append(&key, &lease);
                         if let Some(o) = &observer {
                             o.record(&lease);
                         }
@@ -225,29 +206,11 @@ impl Worker {
                     if let Some(o) = &observer {
                         shard.take_bindings().for_each(|b| o.bind(b));
                     }
-                    match log.write() {
-                        Ok(()) => {
-                            for (i, dest, via) in &durable {
-                                let start = batch.data.len();
-                                batch.data.extend_from_slice(&out[*i]);
-                                batch.replies.push((start..batch.data.len(), *dest, *via));
-                            }
-                            // The sync thread only ends after this sender is dropped, below.
-                            let _ = to_sync.send(batch);
-                        }
-                        Err(e) => {
-                            // Nothing acknowledged may be lost: without a durable record, no ACK.
-                            if let Some(held) = write_errors.allow() {
-                                tracing::error!(shard = index, error = %e, withheld = durable.len(), suppressed = held, "lease log write failed; ACKs withheld");
-                            }
-                            durable
-                                .iter()
-                                .for_each(|_| counters.dropped(Drop::PersistFailed));
-                        }
-                    }
+                    batch.submit(durable.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)));
                 }
                 shard.tick(now);
                 let live = shard.table().len() as u64;
+                let log = committer.writer_mut();
                 if log.log_records() >= settings.compact_after_records
                     && log.log_records() >= 2 * live
                 {
@@ -267,7 +230,7 @@ impl Worker {
                     }
                 }
             }
-            drop(to_sync);
+            let mut log = committer.finish();
             sync_thread
                 .join()
                 .map_err(|_| std::io::Error::other("sync thread panicked"))?;
@@ -284,52 +247,6 @@ impl Worker {
             Ok(())
         })
     }
-}
-
-/// The sync thread of one shard: takes every batch written so far, one fdatasync for all of
-/// them, then their ACKs. Ends when the worker drops its sender and the queue is empty.
-fn sync_loop(
-    index: u32,
-    syncer: &LogSyncer,
-    unsynced: &Receiver<AckBatch>,
-    recycle: &Sender<AckBatch>,
-    sink: &AckSink,
-    counters: &Counters,
-) {
-    let mut group: Vec<AckBatch> = Vec::with_capacity(MAX_UNSYNCED_BATCHES);
-    let mut errors = RateLimit::per_sec(5);
-    while let Ok(first) = unsynced.recv() {
-        group.push(first);
-        group.extend(unsynced.try_iter());
-        // Every batch in `group` was written before it was queued, so before this sync began.
-        match syncer.sync() {
-            Ok(()) => {
-                for b in group.drain(..) {
-                    counters.committed(b.records);
-                    if let Some(b) = sink.deliver(b, counters) {
-                        recycle_batch(b, recycle);
-                    }
-                }
-            }
-            Err(e) => {
-                let withheld: usize = group.iter().map(|b| b.replies.len()).sum();
-                if let Some(held) = errors.allow() {
-                    tracing::error!(shard = index, error = %e, withheld, suppressed = held, "lease log sync failed; ACKs withheld");
-                }
-                (0..withheld).for_each(|_| counters.dropped(Drop::PersistFailed));
-            }
-        }
-        for b in group.drain(..) {
-            recycle_batch(b, recycle);
-        }
-    }
-}
-
-fn recycle_batch(mut b: AckBatch, recycle: &Sender<AckBatch>) {
-    b.data.clear();
-    b.replies.clear();
-    b.records = 0;
-    let _ = recycle.send(b);
 }
 
 /// The shard owning the client of a raw BOOTP payload; short packets go to shard 0, as the

@@ -219,7 +219,7 @@ pub struct Reply {
 pub enum Outcome {
     Reply(Reply),
     /// No reply: RELEASE and DECLINE never get one.
-    Done,
+    NoReply,
     Dropped(Drop),
 }
 
@@ -684,7 +684,7 @@ impl ShardState {
         self.table.insert(ctx.key.clone(), dropped);
         self.pending.push((holder, quarantine));
         self.pending.push((ctx.key.clone(), dropped));
-        Ok(Outcome::Done)
+        Ok(Outcome::NoReply)
     }
 
     fn release(&mut self, now: u32, ctx: &Ctx<'_, '_>) -> Result<Outcome, Drop> {
@@ -706,7 +706,7 @@ impl ShardState {
         ctx.sh.release(&l);
         self.table.insert(ctx.key.clone(), released);
         self.pending.push((ctx.key.clone(), released));
-        Ok(Outcome::Done)
+        Ok(Outcome::NoReply)
     }
 
     fn inform(&mut self, ctx: &Ctx<'_, '_>, out: &mut Vec<u8>) -> Result<Outcome, Drop> {

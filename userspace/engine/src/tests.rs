@@ -615,7 +615,7 @@ fn decline_quarantines_the_address_durably_and_release_frees_it() {
         server_id: Some(SERVER),
         ..base.clone()
     };
-    assert_eq!(send(&mut s, T0 + 1, &decline).0, Outcome::Done);
+    assert_eq!(send(&mut s, T0 + 1, &decline).0, Outcome::NoReply);
     let persisted: Vec<_> = s.take_pending().collect();
     assert_eq!(
         persisted.len(),
@@ -639,7 +639,7 @@ fn decline_quarantines_the_address_durably_and_release_frees_it() {
         server_id: Some(SERVER),
         ..Req::new(MessageType::Release, mac(3))
     };
-    assert_eq!(send(&mut s, T0 + 800, &release).0, Outcome::Done);
+    assert_eq!(send(&mut s, T0 + 800, &release).0, Outcome::NoReply);
     let p = s.shared.pool_of(third).unwrap();
     assert!(!s.shared.pool(p).unwrap().is_claimed(third));
     assert_eq!(

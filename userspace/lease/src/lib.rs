@@ -5,7 +5,8 @@
 //! claim from with compare-and-swap. On disk, each shard appends its changes to a [`LeaseLog`]
 //! and makes a batch durable with one group commit; [`LeaseLog::compact`] folds the table into a
 //! snapshot, and [`replay`] rebuilds the newest state per client at startup from whatever shard
-//! files are there.
+//! files are there; once the caller has put it back into per-shard tables, [`reopen`] rewrites
+//! it under the current shard count and hands each shard its log.
 //!
 //! No sockets and no clock: time comes in as `now: u32` unix seconds. Decoding is total: bad
 //! bytes on disk are counted and skipped, never a panic.
@@ -17,6 +18,7 @@ mod log;
 mod pool;
 mod record;
 mod replay;
+mod restore;
 mod table;
 
 pub use key::{ClientKey, MAX_KEY_LEN};
@@ -26,6 +28,7 @@ pub use record::{
     FILE_HEADER_LEN, Lease, LeaseRecord, LeaseState, RecordError, decode_record, encode_record,
 };
 pub use replay::{Replay, ReplayReport, remove_stale_shards, replay};
+pub use restore::{ReopenReport, Reopened, reopen};
 pub use table::LeaseTable;
 
 // The engine moves each table and log into its worker thread and shares pools through an Arc.

@@ -212,21 +212,26 @@ pub fn replay(dir: &Path) -> Result<Replay, LogError> {
 /// Removes `.log`, `.snap` and leftover `.snap.tmp` files; `.log.corrupt` copies are kept for
 /// whoever investigates them.
 pub fn remove_stale_shards(dir: &Path, keep: u32) -> Result<(), LogError> {
-    let mut removed = false;
+    remove_stale_shard_files(dir, keep).map(drop)
+}
+
+/// [`remove_stale_shards`], returning how many files it removed.
+pub(crate) fn remove_stale_shard_files(dir: &Path, keep: u32) -> Result<u32, LogError> {
+    let mut removed = 0u32;
     for (shard, _, path) in list_shard_files(dir)? {
         if shard < keep {
             continue;
         }
         match fs::remove_file(&path) {
-            Ok(()) => removed = true,
+            Ok(()) => removed += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error("remove", &path, e)),
         }
     }
-    if removed {
+    if removed > 0 {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 fn list_shard_files(dir: &Path) -> Result<Vec<(u32, ShardFile, PathBuf)>, LogError> {

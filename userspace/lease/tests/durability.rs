@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use provd_lease::{
     ClientKey, FILE_HEADER_LEN, Lease, LeaseLog, LeaseRecord, LeaseState, LeaseTable, LogError,
-    encode_record, remove_stale_shards, replay,
+    encode_record, remove_stale_shards, reopen, replay,
 };
 
 fn key(n: u32) -> ClientKey {
@@ -464,6 +464,96 @@ fn replay_merges_any_shard_count_and_stale_shards_are_removed() {
     );
     assert_eq!(replayed(dir), expected);
     assert_eq!(replay(dir).unwrap().report.files, 4);
+}
+
+/// The file names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Replayed records distributed into `shards` tables by `n % shards`, as the engine's restore
+/// would by MAC.
+fn tables_by_mod(records: Vec<LeaseRecord>, shards: u32) -> Vec<LeaseTable> {
+    let mut tables: Vec<LeaseTable> = (0..shards).map(|_| LeaseTable::new()).collect();
+    for rec in records {
+        let n = u32::from_be_bytes(rec.key.as_bytes()[4..8].try_into().unwrap());
+        tables[(n % shards) as usize].insert(rec.key, rec.lease);
+    }
+    tables
+}
+
+/// A restart with fewer shards: `reopen` puts each client's lease in its new owner's files,
+/// removes the old shards' files, and the logs it returns write on above every replayed seq.
+#[test]
+fn reopen_moves_leases_to_their_new_owner_and_removes_the_old_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut expected = BTreeMap::new();
+    // Run 1: three shards, client n in shard n % 3; shard 2 compacted half-way, so its clients
+    // are in a snapshot and a log.
+    let mut logs: Vec<LeaseLog> = (0..3).map(|s| LeaseLog::open(dir, s, 1).unwrap()).collect();
+    let mut t2 = LeaseTable::new();
+    for n in 0..300u32 {
+        let l = lease(n, LeaseState::Bound, 2_000_000_000 + n);
+        logs[(n % 3) as usize].append(&key(n), &l);
+        expected.insert(key(n).as_bytes().to_vec(), l);
+        if n % 3 == 2 {
+            t2.insert(key(n), l);
+        }
+        if n == 150 {
+            logs[2].compact(&t2).unwrap();
+        }
+    }
+    for log in &mut logs {
+        log.commit().unwrap();
+    }
+    drop(logs);
+
+    // Run 2: two shards.
+    let r = replay(dir).unwrap();
+    assert_eq!(r.records.len(), 300);
+    let tables = tables_by_mod(r.records, 2);
+    let mut reopened = reopen(dir, &tables, r.max_seq + 1).unwrap();
+    assert_eq!(reopened.logs.len(), 2);
+    assert_eq!(reopened.report.rewritten, 300);
+    assert_eq!(
+        reopened.report.stale_files_removed, 2,
+        "shard-2.log and .snap"
+    );
+    assert_eq!(
+        names(dir),
+        ["shard-0.log", "shard-0.snap", "shard-1.log", "shard-1.snap"]
+    );
+    // Each shard's files alone hold exactly its table: client 2 moved from old shard 2 to
+    // shard 0, client 3 from old shard 0 to shard 1.
+    for (s, table) in tables.iter().enumerate() {
+        let alone = tempfile::tempdir().unwrap();
+        fs::copy(snap_path(dir, s as u32), snap_path(alone.path(), s as u32)).unwrap();
+        assert_eq!(replayed(alone.path()), table_state(table), "shard {s}");
+        assert_eq!(reopened.logs[s].log_records(), 0);
+    }
+    assert_eq!(replayed(dir), expected);
+
+    // The reopened logs write on above everything replayed: a newer record wins.
+    let released = lease(2, LeaseState::Released, 5);
+    reopened.logs[0].append(&key(2), &released);
+    reopened.logs[0].commit().unwrap();
+    expected.insert(key(2).as_bytes().to_vec(), released);
+    drop(reopened);
+
+    // Run 3, same layout: nothing lost, nothing stale.
+    let r = replay(dir).unwrap();
+    let tables = tables_by_mod(r.records, 2);
+    let again = reopen(dir, &tables, r.max_seq + 1).unwrap();
+    assert_eq!(again.report.rewritten, 300);
+    assert_eq!(again.report.stale_files_removed, 0);
+    drop(again);
+    assert_eq!(replayed(dir), expected);
 }
 
 #[test]

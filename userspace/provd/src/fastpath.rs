@@ -10,13 +10,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use provd_common::SteerConfig;
 use provd_config::{IoPath, Policy, XdpMode};
 use provd_dataplane::{
-    BindMode, Path, SocketIo, WorkerIo, WorkerSettings, XdpIface, XdpIo, Xsk, open_sockets,
+    BindMode, SocketIo, WorkerIo, WorkerSettings, XdpIface, XdpIo, Xsk, open_sockets,
 };
 use provd_xdp::{Mode, Steering};
 
 /// What start-up settled on.
 pub struct Chosen {
-    pub path: Path,
+    pub path: provd_dataplane::IoPath,
     /// Why this path (and why not the faster ones).
     pub why: String,
     pub ios: Vec<WorkerIo>,
@@ -42,7 +42,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
             Ok(ios) => {
                 passed_over.push("io_uring: multishot recvmsg with a provided buffer ring".into());
                 return Ok(Chosen {
-                    path: Path::IoUring,
+                    path: provd_dataplane::IoPath::IoUring,
                     why: passed_over.join("; "),
                     ios,
                     steering: None,
@@ -65,7 +65,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
         .map(|s| WorkerIo::Sockets(SocketIo::new(s)))
         .collect();
     Ok(Chosen {
-        path: Path::Sockets,
+        path: provd_dataplane::IoPath::Sockets,
         why,
         ios,
         steering: None,
@@ -143,7 +143,7 @@ fn open_xdp(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result<C
         bound.len(),
     );
     Ok(Chosen {
-        path: Path::Xdp,
+        path: provd_dataplane::IoPath::Xdp,
         why,
         ios,
         steering: Some(Arc::new(Mutex::new(steering))),

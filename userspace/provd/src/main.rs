@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use provd_config::{LogFormat, Policy};
-use provd_dataplane::{Worker, WorkerSettings, unix_now};
+use provd_dataplane::{Worker, WorkerSettings};
 use provd_engine::{Shard, Shared, Snapshot};
-use provd_lease::{LeaseLog, LeaseState};
+use provd_lease::LeaseState;
+use provd_role::clock::unix_secs_u32;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -224,7 +225,7 @@ fn leases(path: &Path) -> Result<ExitCode> {
     let policy = load(path)?;
     let replay = provd_lease::replay(&policy.server.lease_dir)
         .with_context(|| format!("reading {}", policy.server.lease_dir.display()))?;
-    let now = unix_now();
+    let now = unix_secs_u32();
     let mut out = std::io::stdout().lock();
     for r in &replay.records {
         use std::io::Write;
@@ -297,31 +298,19 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     let dir = policy.server.lease_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
-    // Replay, then rewrite every live record into the log of the shard that now owns it before
-    // any compaction: with a changed shard count a client's records may sit in another shard's
-    // old log, and truncating that log first would lose them.
+    // Replay, give each shard its table, then reopen the logs under this shard count (see
+    // provd_lease::reopen for why the order keeps every lease).
     let t = Instant::now();
     let replay =
         provd_lease::replay(&dir).with_context(|| format!("replaying {}", dir.display()))?;
     let replay_ms = t.elapsed().as_millis();
     let report = replay.report.clone();
     let shared = Shared::new(policy).context("setting up pools and options")?;
-    let now = unix_now();
+    let now = unix_secs_u32();
     let (tables, restored) = shared.restore(replay.records, now, shards);
-    let mut logs = Vec::new();
-    for (i, table) in tables.iter().enumerate() {
-        let mut log = LeaseLog::open(&dir, i as u32, replay.max_seq + 1)
-            .with_context(|| format!("opening lease log {i} in {}", dir.display()))?;
-        for (key, lease) in table.iter() {
-            log.append(key, lease);
-        }
-        log.commit().context("rewriting restored leases")?;
-        logs.push(log);
-    }
-    provd_lease::remove_stale_shards(&dir, shards).context("removing old shard files")?;
-    for (log, table) in logs.iter_mut().zip(&tables) {
-        log.compact(table).context("compacting restored leases")?;
-    }
+    let logs = provd_lease::reopen(&dir, &tables, replay.max_seq + 1)
+        .with_context(|| format!("reopening the lease logs in {}", dir.display()))?
+        .logs;
     tracing::info!(
         files = report.files,
         records = report.records_read,

@@ -19,11 +19,11 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use dashmap::DashMap;
 use provd_config::{ClassId, ConfigFileKind, MtaSettings, Policy, ProvisioningFlow};
-use provd_dataplane::unix_now;
 use provd_engine::{Binding, LeaseObserver};
 use provd_files::{DeviceView, Generator};
 use provd_lease::Lease;
 use provd_mta::{Engine, Event, Flow, FromPort, Mac, Millis, Outgoing};
+use provd_role::clock::unix_secs_u32;
 use provd_tftpd::{FileContent, FileSource, OpenError, ReadRequest};
 use provd_udp::RateLimit;
 
@@ -162,9 +162,14 @@ impl Pinned {
         if !self.enforce {
             return Ok(());
         }
-        self.devices.enforce(&mac, peer, unix_now()).map_err(|_| {
-            provd_tftpd::Refusal::new(provd_tftpd::ErrorCode::ACCESS_VIOLATION, "Access violation")
-        })
+        self.devices
+            .enforce(&mac, peer, unix_secs_u32())
+            .map_err(|_| {
+                provd_tftpd::Refusal::new(
+                    provd_tftpd::ErrorCode::ACCESS_VIOLATION,
+                    "Access violation",
+                )
+            })
     }
 }
 
@@ -422,7 +427,7 @@ impl Worker {
     /// Renders the MTA's file with its class's template, pins the bytes, and gives the URL and
     /// SHA-1 the engine SETs (MTA-18).
     fn make_file(&self, mac: Mac) -> Result<(String, Vec<u8>), String> {
-        let facts = self.devices.get(&mac.0, unix_now());
+        let facts = self.devices.get(&mac.0, unix_secs_u32());
         let class_id: Option<ClassId> = facts.as_ref().and_then(|f| f.class);
         let class = class_id
             .map(|c| self.policy.class(c))

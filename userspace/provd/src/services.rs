@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use provd_config::{SyslogSettings, TimeSettings};
-use provd_dataplane::unix_now;
 use provd_files::DeviceView;
+use provd_role::clock::unix_secs_u32;
 use provd_syslog::{DeviceKey, Store, StoreConfig, SyslogHandle};
 use provd_tod::TodHandle;
 
@@ -36,7 +36,7 @@ pub fn start_syslog(
         max_devices: s.max_devices,
         ..StoreConfig::default()
     }));
-    let device_of = move |addr: Ipv4Addr| devices.device_at(addr, unix_now());
+    let device_of = move |addr: Ipv4Addr| devices.device_at(addr, unix_secs_u32());
     let handle = provd_syslog::spawn(
         provd_syslog::SyslogSettings {
             bind: s.bind,

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use provd_config::{ConfigFileKind, TftpSettings};
-use provd_dataplane::unix_now;
 use provd_files::{GenerateError, Generator};
+use provd_role::clock::unix_secs_u32;
 use provd_tftpd::{
     Chain, ErrorCode, FileContent, FileSource, OpenError, ReadRequest, Refusal, StaticRoot,
     TftpHandle, UploadSink,
@@ -67,7 +67,7 @@ impl FileSource for Generated {
     fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
         match self
             .generator
-            .file(req.filename, *req.peer.ip(), unix_now())
+            .file(req.filename, *req.peer.ip(), unix_secs_u32())
         {
             Ok(Some(bytes)) => {
                 self.counters.served.fetch_add(1, Ordering::Relaxed);
