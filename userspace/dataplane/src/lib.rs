@@ -12,10 +12,12 @@
 //! fdatasync, so its cost is shared by more leases exactly when it matters. That per-batch step
 //! is the [`commit`] pipeline, apart from the I/O loop so that its tests can break it.
 
+mod choose;
 pub mod commit;
 pub mod frame;
 mod io;
 pub mod null;
+mod role;
 mod socket;
 mod uring;
 mod xsk;
@@ -31,6 +33,7 @@ use provd_role::clock::unix_secs_u32;
 
 pub use commit::{AckBatch, AckSink, BatchPool};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
+pub use role::{DhcpRole, DhcpState};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
 

@@ -4,7 +4,6 @@
 mod acs;
 mod cfg;
 mod control;
-mod fastpath;
 mod http;
 mod mta;
 mod services;
@@ -20,10 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use provd_config::{LogFormat, Policy};
-use provd_dataplane::{Worker, WorkerSettings};
-use provd_engine::{Shard, Shared, Snapshot};
+use provd_dataplane::{DhcpRole, DhcpState, WorkerSettings};
+use provd_engine::{Shared, Snapshot};
 use provd_lease::LeaseState;
+use provd_role::Role;
 use provd_role::clock::unix_secs_u32;
+
+/// How long each role may take to stop once asked.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -305,7 +308,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         provd_lease::replay(&dir).with_context(|| format!("replaying {}", dir.display()))?;
     let replay_ms = t.elapsed().as_millis();
     let report = replay.report.clone();
-    let shared = Shared::new(policy).context("setting up pools and options")?;
+    let shared = Arc::new(Shared::new(policy).context("setting up pools and options")?);
     let now = unix_secs_u32();
     let (tables, restored) = shared.restore(replay.records, now, shards);
     let logs = provd_lease::reopen(&dir, &tables, replay.max_seq + 1)
@@ -349,9 +352,6 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         _ => None,
     };
 
-    let chosen = fastpath::choose(&shared.policy, &settings, shards)?;
-    let path_taken = chosen.path;
-    let steering = chosen.steering.clone();
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
@@ -394,27 +394,16 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         1 => observers.pop(),
         _ => Some(Arc::new(mta::Fanout(observers))),
     };
-    let mut counters = Vec::new();
-    let mut handles = Vec::new();
-    for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(chosen.ios).enumerate() {
-        let shard = Shard::new(Arc::clone(&shared), table, i as u32, shards);
-        counters.push(shard.counters());
-        let worker = Worker {
-            index: i as u32,
-            shards,
-            shard,
-            log,
-            io,
-            settings: settings.clone(),
-            observer: observer.clone(),
-        };
-        let stop = Arc::clone(&shutdown);
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("provd-shard-{i}"))
-                .spawn(move || worker.run(&stop))?,
-        );
-    }
+    let dhcp = DhcpRole::start(
+        DhcpState {
+            shared: Arc::clone(&shared),
+            tables,
+            logs,
+        },
+        settings.clone(),
+        observer,
+        &shutdown,
+    )?;
     let tftp_handle = match (&shared.policy.tftp, &generated) {
         (Some(t), Some(g)) => Some(tftp::start(
             t,
@@ -424,14 +413,11 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         )?),
         _ => None,
     };
-    if let (Some(h), Some(s)) = (&tftp_handle, &steering) {
-        let base = provd_common::SteerConfig {
-            shards,
-            dhcp_port: settings.port,
-            tftp_port: shared.policy.tftp.as_ref().map_or(0, |t| t.port),
-            ..Default::default()
-        };
-        fastpath::set_tftp_ports(s, base, h.transfer_ports());
+    if let Some(h) = &tftp_handle {
+        dhcp.steer_tftp(
+            shared.policy.tftp.as_ref().map_or(0, |t| t.port),
+            h.transfer_ports(),
+        );
     }
     if let Some(h) = &tftp_handle {
         let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
@@ -489,16 +475,16 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
         mta.as_ref().map(|m| m.to_mta.clone()),
-        steering.clone(),
+        dhcp.steering().cloned(),
         http_role.as_ref().map(|r| Arc::clone(&r.httpd)),
         Arc::clone(&shutdown),
     )?;
     tracing::info!(
-        path = path_taken.as_str(),
+        path = dhcp.path().as_str(),
         workers = shards,
         bind = %settings.bind,
         port = settings.port,
-        why = %chosen.why,
+        why = %dhcp.why(),
         "provd ready"
     );
     // A plain line too, independent of the log format, for scripts waiting on readiness: every
@@ -506,49 +492,35 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     match &tftp_handle {
         Some(h) => eprintln!(
             "provd ready path={} workers={shards}{} tftp={}",
-            path_taken.as_str(),
+            dhcp.path().as_str(),
             if null_responder { " null" } else { "" },
             h.local_addr()
         ),
         None => eprintln!(
             "provd ready path={} workers={shards}{}",
-            path_taken.as_str(),
+            dhcp.path().as_str(),
             if null_responder { " null" } else { "" }
         ),
     }
 
-    let total = |counters: &[Arc<provd_engine::Counters>]| {
-        let mut s = Snapshot::default();
-        counters.iter().for_each(|c| s.add(&c.snapshot()));
-        s
-    };
     let mut last = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if handles.iter().any(|h| h.is_finished()) || control_plane.any_finished() {
+        if dhcp.finished() || control_plane.any_finished() {
             break;
         }
         if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
             last = Instant::now();
-            log_counters(&total(&counters));
+            log_counters(&dhcp.snapshot());
             log_tftp(tftp_handle.as_ref(), generated.as_deref());
-            log_xdp(steering.as_deref());
         }
     }
     shutdown.store(true, Ordering::Relaxed);
     let mut failed = false;
-    for (i, h) in handles.into_iter().enumerate() {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(shard = i, error = %e, "worker failed");
-                failed = true;
-            }
-            Err(_) => {
-                tracing::error!(shard = i, "worker panicked");
-                failed = true;
-            }
-        }
+    let dhcp_counters = dhcp.snapshot();
+    if let Err(e) = Box::new(dhcp).stop(STOP_GRACE) {
+        tracing::error!(error = format!("{e:#}"), "DHCP role failed");
+        failed = true;
     }
     if let Some((store, h)) = syslog {
         tracing::info!(counters = ?h.counters(), store = ?store.stats(), "syslog counters");
@@ -589,8 +561,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
             failed = true;
         }
     }
-    log_counters(&total(&counters));
-    log_xdp(steering.as_deref());
+    log_counters(&dhcp_counters);
     if failed {
         bail!("a worker failed; see the log above");
     }
@@ -610,12 +581,6 @@ fn log_tftp(h: Option<&provd_tftpd::TftpHandle>, g: Option<&tftp::Generated>) {
         generate_failed = c.failed.load(Ordering::Relaxed),
         "tftp counters"
     );
-}
-
-fn log_xdp(s: Option<&std::sync::Mutex<provd_xdp::Steering>>) {
-    if let Some(Ok(s)) = s.map(|s| s.lock()) {
-        tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
-    }
 }
 
 fn log_counters(s: &Snapshot) {

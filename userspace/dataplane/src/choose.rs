@@ -6,17 +6,15 @@ use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use crate::{BindMode, SocketIo, WorkerIo, WorkerSettings, XdpIface, XdpIo, Xsk, open_sockets};
 use anyhow::{Context, Result, anyhow, bail};
 use provd_common::SteerConfig;
 use provd_config::{IoPath, Policy, XdpMode};
-use provd_dataplane::{
-    BindMode, SocketIo, WorkerIo, WorkerSettings, XdpIface, XdpIo, Xsk, open_sockets,
-};
 use provd_xdp::{Mode, Steering};
 
 /// What start-up settled on.
 pub struct Chosen {
-    pub path: provd_dataplane::IoPath,
+    pub path: crate::IoPath,
     /// Why this path (and why not the faster ones).
     pub why: String,
     pub ios: Vec<WorkerIo>,
@@ -42,7 +40,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
             Ok(ios) => {
                 passed_over.push("io_uring: multishot recvmsg with a provided buffer ring".into());
                 return Ok(Chosen {
-                    path: provd_dataplane::IoPath::IoUring,
+                    path: crate::IoPath::IoUring,
                     why: passed_over.join("; "),
                     ios,
                     steering: None,
@@ -65,7 +63,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
         .map(|s| WorkerIo::Sockets(SocketIo::new(s)))
         .collect();
     Ok(Chosen {
-        path: provd_dataplane::IoPath::Sockets,
+        path: crate::IoPath::Sockets,
         why,
         ios,
         steering: None,
@@ -73,7 +71,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
 }
 
 fn open_uring(settings: &WorkerSettings, shards: u32) -> Result<Vec<WorkerIo>> {
-    provd_dataplane::open_uring(settings, shards).map_err(|e| anyhow!(e))
+    crate::open_uring(settings, shards).map_err(|e| anyhow!(e))
 }
 
 fn open_xdp(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result<Chosen> {
@@ -143,7 +141,7 @@ fn open_xdp(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result<C
         bound.len(),
     );
     Ok(Chosen {
-        path: provd_dataplane::IoPath::Xdp,
+        path: crate::IoPath::Xdp,
         why,
         ios,
         steering: Some(Arc::new(Mutex::new(steering))),

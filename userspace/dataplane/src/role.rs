@@ -1,0 +1,195 @@
+//! The DHCP role: one worker per shard on the I/O path [`choose`](crate::choose) settled on,
+//! driven by `serve` through [`provd_role::Role`] like every other role.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use provd_common::SteerConfig;
+use provd_engine::{Counters, LeaseObserver, Shard, Shared, Snapshot};
+use provd_lease::{LeaseLog, LeaseTable};
+use provd_role::{Role, WorkerSet};
+use provd_xdp::Steering;
+
+use crate::choose::{self, Chosen};
+use crate::{IoPath, Worker, WorkerSettings};
+
+/// The running DHCP workers.
+#[derive(Debug)]
+pub struct DhcpRole {
+    path: IoPath,
+    why: String,
+    shards: u32,
+    settings: WorkerSettings,
+    counters: Vec<Arc<Counters>>,
+    steering: Option<Arc<Mutex<Steering>>>,
+    workers: WorkerSet,
+}
+
+/// What the DHCP role starts from: the engine's shared state and, per shard, the table replay
+/// restored and the log [`provd_lease::reopen`] opened.
+#[derive(Debug)]
+pub struct DhcpState {
+    pub shared: Arc<Shared>,
+    pub tables: Vec<LeaseTable>,
+    pub logs: Vec<LeaseLog>,
+}
+
+impl DhcpRole {
+    /// Opens the I/O path (`server.io`), then starts one worker per shard. `observer` is told of
+    /// lease records and bindings as they are written.
+    pub fn start(
+        state: DhcpState,
+        settings: WorkerSettings,
+        observer: Option<Arc<dyn LeaseObserver>>,
+        shutdown: &Arc<AtomicBool>,
+    ) -> Result<DhcpRole> {
+        let DhcpState {
+            shared,
+            tables,
+            logs,
+        } = state;
+        let shards = u32::try_from(tables.len()).context("shard count")?;
+        let Chosen {
+            path,
+            why,
+            ios,
+            steering,
+        } = choose::choose(&shared.policy, &settings, shards)?;
+        let mut counters = Vec::new();
+        let mut workers = WorkerSet::new("DHCP");
+        for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(ios).enumerate() {
+            let index = u32::try_from(i).context("shard index")?;
+            let shard = Shard::new(Arc::clone(&shared), table, index, shards);
+            counters.push(shard.counters());
+            let worker = Worker {
+                index,
+                shards,
+                shard,
+                log,
+                io,
+                settings: settings.clone(),
+                observer: observer.clone(),
+            };
+            let stop = Arc::clone(shutdown);
+            workers.spawn(format!("provd-shard-{i}"), move || worker.run(&stop))?;
+        }
+        Ok(DhcpRole {
+            path,
+            why,
+            shards,
+            settings,
+            counters,
+            steering,
+            workers,
+        })
+    }
+
+    /// The I/O path the workers run on.
+    pub fn path(&self) -> IoPath {
+        self.path
+    }
+
+    /// Why that path, and why not the faster ones.
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    /// The attached XDP program, when the path is XDP.
+    pub fn steering(&self) -> Option<&Arc<Mutex<Steering>>> {
+        self.steering.as_ref()
+    }
+
+    /// Every shard's counters added up.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        self.counters.iter().for_each(|c| s.add(&c.snapshot()));
+        s
+    }
+
+    /// Tells the XDP program (if the path is XDP) which UDP ports are TFTP's, so that their
+    /// datagrams go to the kernel rather than being taken for DHCP.
+    pub fn steer_tftp(&self, tftp_port: u16, transfer_ports: &[u16]) {
+        let Some(steering) = &self.steering else {
+            return;
+        };
+        let base = SteerConfig {
+            shards: self.shards,
+            dhcp_port: self.settings.port,
+            tftp_port,
+            ..Default::default()
+        };
+        choose::set_tftp_ports(steering, base, transfer_ports);
+    }
+
+    fn xdp_json(&self) -> String {
+        let Some(steering) = &self.steering else {
+            return provd_role::query::error_json("this server is not on the XDP path");
+        };
+        let Ok(s) = steering.lock() else {
+            return provd_role::query::error_json("XDP state poisoned");
+        };
+        match s.counters() {
+            Ok(c) => {
+                let counters: serde_json::Map<String, serde_json::Value> =
+                    provd_common::Verdict::ALL
+                        .iter()
+                        .zip(c)
+                        .map(|(v, n)| (v.label().to_string(), n.into()))
+                        .collect();
+                serde_json::json!({
+                    "iface": s.iface(),
+                    "mode": s.mode().as_str(),
+                    "counters": counters,
+                })
+                .to_string()
+            }
+            Err(e) => provd_role::query::error_json(e),
+        }
+    }
+}
+
+impl Role for DhcpRole {
+    fn name(&self) -> &'static str {
+        "dhcp"
+    }
+
+    fn listening(&self) -> String {
+        format!(
+            "udp={}:{} path={} workers={}",
+            self.settings.bind,
+            self.settings.port,
+            self.path.as_str(),
+            self.shards
+        )
+    }
+
+    fn counters(&self) -> provd_role::Counters {
+        self.snapshot().entries()
+    }
+
+    fn finished(&self) -> bool {
+        self.workers.any_finished()
+    }
+
+    fn query(&self, words: &[&str]) -> Option<String> {
+        (words == ["xdp"]).then(|| self.xdp_json())
+    }
+
+    fn stop(self: Box<Self>, grace: Duration) -> Result<()> {
+        // Each worker makes what it wrote durable before it returns.
+        let DhcpRole {
+            workers, steering, ..
+        } = *self;
+        let r = workers.join_within(grace).context("DHCP workers");
+        if let Some(Ok(s)) = steering.as_ref().map(|s| s.lock()) {
+            tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
+        }
+        r
+    }
+}
