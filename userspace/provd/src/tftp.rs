@@ -67,16 +67,16 @@ impl FileSource for Generated {
     fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
         match self
             .generator
-            .file(req.filename, *req.peer.ip(), unix_now())
+            .lookup(req.filename, *req.peer.ip(), unix_now())
         {
-            Ok(Some(bytes)) => {
+            Ok(Some(file)) => {
                 self.counters.served.fetch_add(1, Ordering::Relaxed);
                 if let Some(tx) = self.mta.get()
-                    && let Some((_, mac, ConfigFileKind::Mta)) = self.generator.owner(req.filename)
+                    && file.owner.kind == ConfigFileKind::Mta
                 {
-                    let _ = tx.try_send(crate::mta::Command::Fetched(mac));
+                    let _ = tx.try_send(crate::mta::Command::Fetched(file.owner.mac));
                 }
-                Ok(FileContent::from(bytes))
+                Ok(FileContent::from(file.bytes))
             }
             Ok(None) => Err(OpenError::NotMine),
             Err(e @ GenerateError::Refused { .. }) => {
