@@ -24,7 +24,7 @@ use provd_engine::{Binding, LeaseObserver};
 use provd_files::{DeviceView, Generator};
 use provd_lease::Lease;
 use provd_mta::{Engine, Event, Flow, FromPort, Mac, Millis, Outgoing};
-use provd_tftpd::{FileContent, FileSource, OpenError, ReadRequest};
+use provd_tftpd::{FileContent, FileSource, OpenError, TransferRequest};
 use provd_udp::RateLimit;
 
 /// What the rest of the server tells the MTA thread.
@@ -141,7 +141,7 @@ impl Pinned {
 }
 
 impl FileSource for Pinned {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         let name = req.filename.strip_prefix('/').unwrap_or(req.filename);
         let Some(entry) = self.files.get(name) else {
             return Err(OpenError::NotMine);

@@ -9,8 +9,8 @@ use provd_config::{ConfigFileKind, TftpSettings};
 use provd_dataplane::unix_now;
 use provd_files::{GenerateError, Generator};
 use provd_tftpd::{
-    Chain, ErrorCode, FileContent, FileSource, OpenError, ReadRequest, Refusal, StaticRoot,
-    TftpHandle, UploadSink,
+    Chain, ErrorCode, FileContent, FileSource, OpenError, Refusal, StaticRoot, TftpHandle,
+    TransferRequest, UploadSink,
 };
 use provd_udp::RateLimit;
 
@@ -64,7 +64,7 @@ impl Generated {
 }
 
 impl FileSource for Generated {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         match self
             .generator
             .lookup(req.filename, *req.peer.ip(), unix_now())
