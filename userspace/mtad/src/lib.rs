@@ -341,9 +341,9 @@ impl Role for MtaRole {
         format!("udp={} requests={}", self.notify_addr, self.request_addr)
     }
 
-    /// Flows active, records kept, the engine's counters (status INFORMs by reported state and
-    /// undecodable datagrams by kind where not zero), and the sockets' counts; as of the
-    /// thread's last loop turn.
+    /// Records kept, the engine's counters (`flows_active` among them; status INFORMs by
+    /// reported state and undecodable datagrams by kind where not zero), and the sockets'
+    /// counts; as of the thread's last loop turn.
     fn counters(&self) -> Counters {
         self.lock_stats().counters()
     }

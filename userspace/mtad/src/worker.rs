@@ -39,17 +39,13 @@ pub(crate) struct IoCounters {
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub engine: provd_mta::Counters,
-    pub active: usize,
     pub records: usize,
     pub io: IoCounters,
 }
 
 impl Stats {
     pub(crate) fn counters(&self) -> Counters {
-        let mut out: Counters = vec![
-            ("flows_active_now".into(), self.active as u64),
-            ("records".into(), self.records as u64),
-        ];
+        let mut out: Counters = vec![("records".into(), self.records as u64)];
         out.extend(
             self.engine
                 .named()
@@ -197,7 +193,6 @@ impl Worker {
     fn publish(&self) {
         let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         s.engine.clone_from(self.engine.counters());
-        s.active = self.engine.active_flows();
         s.records = self.engine.records_len();
         s.io.clone_from(&self.out.io);
     }

@@ -14,7 +14,8 @@
 //! A transfer's ID is the client's address and port with the worker's transfer port, so one
 //! socket per worker serves thousands of transfers, and no state is shared between workers.
 //! [`spawn`] starts the workers; [`TftpHandle`] reports counters and joins them after the
-//! shutdown flag is set (they notice within ~50 ms).
+//! shutdown flag is set (they notice within ~50 ms). [`role::start`] is the TFTP role of
+//! `provd serve` on top: pinned, generated and static files, driven as a [`provd_role::Role`].
 
 pub mod role;
 mod source;
