@@ -71,10 +71,6 @@ impl Stats {
     }
 }
 
-fn now_ms() -> Millis {
-    Millis(clock::unix_millis())
-}
-
 /// The sending half of both sockets: what the engine emits queues here and leaves in one
 /// sendmmsg per socket per [`BATCH`].
 struct Outbox {
@@ -159,7 +155,7 @@ impl Worker {
         let mut rx = RecvBatch::new(BATCH, SLOT);
         tracing::debug!("MTA worker started");
         while !shutdown.load(Ordering::Relaxed) {
-            let now = now_ms();
+            let now = Millis(clock::unix_millis());
             let wait = self.engine.next_deadline().map_or(POLL_CAP, |d| {
                 Duration::from_millis(d.since(now)).min(POLL_CAP)
             });
@@ -176,7 +172,7 @@ impl Worker {
                 self.drain(FromPort::Notify, notify_port, &mut rx);
             }
             self.engine
-                .poll_timeouts(now_ms(), &mut |o| self.out.push(o));
+                .poll_timeouts(Millis(clock::unix_millis()), &mut |o| self.out.push(o));
             // The answers go before any file is rendered: an MTA retransmits an INFORM
             // that waits.
             self.out.flush();
@@ -214,7 +210,7 @@ impl Worker {
                 }
             };
             self.out.io.datagrams_received += n as u64;
-            let now = now_ms();
+            let now = Millis(clock::unix_millis());
             for i in 0..n {
                 let (bytes, meta) = rx.get(i);
                 self.engine
@@ -232,14 +228,15 @@ impl Worker {
             match cmd {
                 Command::Dhcp(b) => {
                     let mac = b.mac;
-                    if let Err(e) = self.engine.on_dhcp(now_ms(), b)
+                    if let Err(e) = self.engine.on_dhcp(Millis(clock::unix_millis()), b)
                         && let Some(held) = self.log_limit.allow()
                     {
                         tracing::warn!(%mac, error = %e, suppressed = held, "MTA boot not provisioned");
                     }
                 }
                 Command::Fetched(mac) => {
-                    self.engine.on_file_fetched(now_ms(), Mac(mac));
+                    self.engine
+                        .on_file_fetched(Millis(clock::unix_millis()), Mac(mac));
                 }
                 Command::Status(mac, reply) => {
                     let _ = reply.send(self.engine.record(Mac(mac)).map(|r| r.to_json()));
@@ -253,16 +250,21 @@ impl Worker {
             Event::NeedFile { mac, .. } => match self.make_file(mac) {
                 Ok((url, hash)) => {
                     let out = &mut self.out;
-                    if let Err(e) = self
-                        .engine
-                        .file_ready(now_ms(), mac, url, hash, &mut |o| out.push(o))
-                    {
+                    if let Err(e) = self.engine.file_ready(
+                        Millis(clock::unix_millis()),
+                        mac,
+                        url,
+                        hash,
+                        &mut |o| out.push(o),
+                    ) {
                         tracing::warn!(%mac, error = %e, "file ready too late");
                     }
                 }
                 Err(reason) => {
                     tracing::error!(%mac, %reason, "MTA config file not generated");
-                    let _ = self.engine.file_failed(now_ms(), mac, reason);
+                    let _ = self
+                        .engine
+                        .file_failed(Millis(clock::unix_millis()), mac, reason);
                 }
             },
             // One line per provisioned MTA would be tens of thousands a second in a region's
