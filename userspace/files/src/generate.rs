@@ -41,6 +41,24 @@ pub enum GenerateError {
     Render(String),
 }
 
+/// Whose generated file a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// The class whose `boot_file` pattern the name matched.
+    pub class: &'a str,
+    /// The device the name is for.
+    pub mac: [u8; 6],
+    /// What kind of file the class generates.
+    pub kind: ConfigFileKind,
+}
+
+/// A generated file, with whose it is.
+#[derive(Debug, Clone)]
+pub struct GeneratedFile<'a> {
+    pub bytes: Arc<[u8]>,
+    pub owner: Owner<'a>,
+}
+
 /// One class that generates files.
 #[derive(Debug)]
 struct GenClass {
@@ -125,14 +143,15 @@ impl Generator {
         self.classes.is_empty()
     }
 
-    /// The generated file called `name`, fetched from `peer` at `now` (unix seconds).
+    /// The generated file called `name`, fetched from `peer` at `now` (unix seconds), with
+    /// whose it is. The name is matched against the classes once.
     /// `Ok(None)`: not a generated name (the caller looks elsewhere, e.g. static files).
-    pub fn file(
+    pub fn lookup(
         &self,
         name: &str,
         peer: Ipv4Addr,
         now: u32,
-    ) -> Result<Option<Arc<[u8]>>, GenerateError> {
+    ) -> Result<Option<GeneratedFile<'_>>, GenerateError> {
         let name = name.strip_prefix('/').unwrap_or(name);
         let Some((class, mac)) = self
             .classes
@@ -151,24 +170,29 @@ impl Generator {
                     why,
                 })?;
         }
+        let owner = Owner {
+            class: &class.name,
+            mac,
+            kind: class.spec.kind,
+        };
         let (generation, env) = class.template.current(&class.name);
         let key = self.key(class, generation, &mac, facts.as_ref());
-        if let Some(hit) = self.lock_cache().get(key) {
-            return Ok(Some(hit));
+        if let Some(bytes) = self.lock_cache().get(key) {
+            return Ok(Some(GeneratedFile { bytes, owner }));
         }
         let bytes: Arc<[u8]> = self.render(class, &env, &mac, facts.as_ref())?.into();
         self.lock_cache().insert(key, Arc::clone(&bytes));
-        Ok(Some(bytes))
+        Ok(Some(GeneratedFile { bytes, owner }))
     }
 
-    /// Whose generated file `name` is: the class name, the device, and what kind of file.
-    pub fn owner(&self, name: &str) -> Option<(&str, [u8; 6], ConfigFileKind)> {
-        let name = name.strip_prefix('/').unwrap_or(name);
-        self.classes.iter().find_map(|c| {
-            c.pattern
-                .match_name(name)
-                .map(|m| (c.name.as_str(), m, c.spec.kind))
-        })
+    /// [`lookup`](Self::lookup) without the owner: just the bytes.
+    pub fn file(
+        &self,
+        name: &str,
+        peer: Ipv4Addr,
+        now: u32,
+    ) -> Result<Option<Arc<[u8]>>, GenerateError> {
+        Ok(self.lookup(name, peer, now)?.map(|f| f.bytes))
     }
 
     /// Renders without the cache or enforce: for `provd cfg render` and tests.

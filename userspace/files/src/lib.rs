@@ -10,5 +10,5 @@ mod generate;
 pub mod template;
 
 pub use devices::{DeviceFacts, DeviceView};
-pub use generate::{DEFAULT_CACHE_BYTES, GenerateError, Generator, compile};
+pub use generate::{DEFAULT_CACHE_BYTES, GenerateError, GeneratedFile, Generator, Owner, compile};
 pub use template::{TEMPLATE_CHECK, WatchedTemplate};

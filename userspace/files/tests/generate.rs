@@ -5,9 +5,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use provd_config::Policy;
+use provd_config::{ConfigFileKind, Policy};
 use provd_engine::Binding;
-use provd_files::{DeviceView, GenerateError, Generator};
+use provd_files::{DeviceView, GenerateError, Generator, Owner};
 
 const MAC: [u8; 6] = [0x00, 0x15, 0xcf, 0x12, 0x34, 0x56];
 const LEASED: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 20);
@@ -125,12 +125,47 @@ fn a_bound_device_gets_its_file_with_valid_mics_and_its_facts() {
         Some(&bytes[..])
     );
     assert!(g.file("cm/golden.cfg", LEASED, NOW).unwrap().is_none());
-    assert_eq!(
-        g.owner("/mta/0015CF123456.bin"),
-        Some(("mta", MAC, provd_config::ConfigFileKind::Mta))
-    );
-    assert_eq!(g.owner("cm/golden.cfg"), None);
     assert!(g.file("firmware.bin", LEASED, NOW).unwrap().is_none());
+}
+
+#[test]
+fn one_lookup_gives_the_file_and_whose_it_is() {
+    let s = setup(false);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    let owner_of = |name: &str| {
+        g.lookup(name, LEASED, NOW)
+            .unwrap()
+            .map(|f| (f.owner, f.bytes.len()))
+    };
+    let (mta, len) = owner_of("/mta/0015CF123456.bin").expect("an MTA name");
+    assert_eq!(
+        mta,
+        Owner {
+            class: "mta",
+            mac: MAC,
+            kind: ConfigFileKind::Mta
+        }
+    );
+    assert!(len > 0);
+    let (cm, _) = owner_of("cm/0015cf123456.cfg").expect("a CM name");
+    assert_eq!(
+        cm,
+        Owner {
+            class: "cm",
+            mac: MAC,
+            kind: ConfigFileKind::Docsis
+        }
+    );
+    // Its bytes are the file's, as `file` gives them.
+    assert_eq!(
+        g.lookup("cm/0015cf123456.cfg", LEASED, NOW)
+            .unwrap()
+            .unwrap()
+            .bytes,
+        g.file("cm/0015cf123456.cfg", LEASED, NOW).unwrap().unwrap()
+    );
+    assert!(owner_of("cm/golden.cfg").is_none());
+    assert!(owner_of("firmware.bin").is_none());
 }
 
 #[test]

@@ -5,9 +5,7 @@ mod acs;
 mod cfg;
 mod control;
 mod http;
-mod mta;
 mod services;
-mod tftp;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -345,7 +343,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         view
     });
     let generated = match (&devices, &shared.policy.tftp) {
-        (Some(view), Some(_)) => Some(Arc::new(tftp::Generated::new(Arc::new(
+        (Some(view), Some(_)) => Some(Arc::new(provd_tftpd::Generated::new(Arc::new(
             provd_files::Generator::new(&shared.policy, Arc::clone(view))
                 .context("loading config-file templates")?,
         )))),
@@ -373,26 +371,25 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
                 .into_iter()
                 .find(|a| !a.is_unspecified())
                 .context("[mta]: the file URL SET on MTAs needs an address: set tftp.bind or server.server_id")?;
-            let (service, observer) = mta::start(
-                m,
+            let ctx = provd_mtad::Context::new(
                 Arc::new(shared.policy.clone()),
                 Arc::clone(g.generator()),
                 Arc::clone(view),
                 host,
                 t.enforce,
-                Arc::clone(&shutdown),
-            )?;
-            g.notify_mta(service.to_mta.clone());
+            );
+            let (role, observer) = provd_mtad::start(m, ctx, Arc::clone(&shutdown))?;
+            g.notify_mta(role.file_served());
             observers.push(Arc::new(observer));
-            tracing::info!(listen = %service.notify_addr, tftp = %host, "MTA provisioning ready");
-            Some(service)
+            tracing::info!(listen = %role.notify_addr(), tftp = %host, "MTA provisioning ready");
+            Some(role)
         }
         _ => None,
     };
     let observer: Option<Arc<dyn provd_engine::LeaseObserver>> = match observers.len() {
         0 => None,
         1 => observers.pop(),
-        _ => Some(Arc::new(mta::Fanout(observers))),
+        _ => Some(Arc::new(Fanout(observers))),
     };
     let dhcp = DhcpRole::start(
         DhcpState {
@@ -404,24 +401,34 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         observer,
         &shutdown,
     )?;
-    let tftp_handle = match (&shared.policy.tftp, &generated) {
-        (Some(t), Some(g)) => Some(tftp::start(
+    // The MTA and TFTP roles, stopped together after the control plane (TFTP first).
+    let mut roles = provd_role::RoleSet::default();
+    let mta_commands = mta.as_ref().map(|m| m.commands());
+    let pinned = mta
+        .as_ref()
+        .map(|m| m.pinned() as Arc<dyn provd_tftpd::FileSource>);
+    if let Some(m) = mta {
+        roles.push(Box::new(m));
+    }
+    let tftp = match (&shared.policy.tftp, &generated) {
+        (Some(t), Some(g)) => Some(provd_tftpd::role::start(
             t,
-            mta.as_ref().map(|m| Arc::clone(&m.pinned)),
+            pinned,
             Arc::clone(g),
             Arc::clone(&shutdown),
         )?),
         _ => None,
     };
-    if let Some(h) = &tftp_handle {
+    if let Some(h) = &tftp {
         dhcp.steer_tftp(
             shared.policy.tftp.as_ref().map_or(0, |t| t.port),
             h.transfer_ports(),
         );
     }
-    if let Some(h) = &tftp_handle {
-        let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
-        tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
+    let tftp_addr = tftp.as_ref().map(|h| h.local_addr());
+    if let Some(h) = tftp {
+        tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?h.root(), "TFTP ready");
+        roles.push(Box::new(h));
     }
     let syslog = match (&shared.policy.syslog, &devices) {
         (Some(s), Some(view)) => {
@@ -474,7 +481,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
-        mta.as_ref().map(|m| m.to_mta.clone()),
+        mta_commands,
         dhcp.steering().cloned(),
         http_role.as_ref().map(|r| Arc::clone(&r.httpd)),
         Arc::clone(&shutdown),
@@ -489,12 +496,11 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     );
     // A plain line too, independent of the log format, for scripts waiting on readiness: every
     // listener is bound by now.
-    match &tftp_handle {
-        Some(h) => eprintln!(
-            "provd ready path={} workers={shards}{} tftp={}",
+    match tftp_addr {
+        Some(addr) => eprintln!(
+            "provd ready path={} workers={shards}{} tftp={addr}",
             dhcp.path().as_str(),
             if null_responder { " null" } else { "" },
-            h.local_addr()
         ),
         None => eprintln!(
             "provd ready path={} workers={shards}{}",
@@ -512,7 +518,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
             last = Instant::now();
             log_counters(&dhcp.snapshot());
-            log_tftp(tftp_handle.as_ref(), generated.as_deref());
+            roles.log_counters();
         }
     }
     shutdown.store(true, Ordering::Relaxed);
@@ -548,18 +554,9 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         tracing::info!(counters = %a.server.acs.counters_json(), "acs counters");
         a.save();
     }
-    if let Some(m) = mta
-        && m.thread.join().is_err()
-    {
-        tracing::error!("MTA thread panicked");
+    // Each logs its final counters as it stops.
+    if !roles.stop(ROLE_GRACE) {
         failed = true;
-    }
-    if let Some(h) = tftp_handle {
-        log_tftp(Some(&h), generated.as_deref());
-        if let Err(e) = h.join() {
-            tracing::error!(error = %e, "TFTP worker failed");
-            failed = true;
-        }
     }
     log_counters(&dhcp_counters);
     if failed {
@@ -569,18 +566,25 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn log_tftp(h: Option<&provd_tftpd::TftpHandle>, g: Option<&tftp::Generated>) {
-    let (Some(h), Some(g)) = (h, g) else { return };
-    let c = &g.counters;
-    tracing::info!(
-        transfers = h.transfers(),
-        counters = ?h.counters(),
-        io = ?h.io_counters(),
-        generated = c.served.load(Ordering::Relaxed),
-        enforce_refused = c.refused.load(Ordering::Relaxed),
-        generate_failed = c.failed.load(Ordering::Relaxed),
-        "tftp counters"
-    );
+/// How long the MTA and TFTP roles get to stop once the shutdown flag is set (their threads
+/// notice it within 50 ms).
+const ROLE_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells every observer.
+#[derive(Debug)]
+pub struct Fanout(pub Vec<Arc<dyn provd_engine::LeaseObserver>>);
+
+impl provd_engine::LeaseObserver for Fanout {
+    fn record(&self, lease: &provd_lease::Lease) {
+        self.0.iter().for_each(|o| o.record(lease));
+    }
+
+    fn bind(&self, b: provd_engine::Binding) {
+        if let Some((last, rest)) = self.0.split_last() {
+            rest.iter().for_each(|o| o.bind(b.clone()));
+            last.bind(b);
+        }
+    }
 }
 
 fn log_counters(s: &Snapshot) {

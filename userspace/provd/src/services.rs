@@ -74,7 +74,7 @@ pub fn control_path(lease_dir: &Path) -> PathBuf {
 pub fn start_control(
     path: PathBuf,
     syslog: Option<Arc<Store>>,
-    mta: Option<crossbeam_channel::Sender<crate::mta::Command>>,
+    mta: Option<crossbeam_channel::Sender<provd_mtad::Command>>,
     xdp: Option<Arc<std::sync::Mutex<provd_xdp::Steering>>>,
     http: Option<Arc<provd_httpd::Httpd>>,
     shutdown: Arc<AtomicBool>,
@@ -119,7 +119,7 @@ pub fn start_control(
 fn answer(
     stream: UnixStream,
     syslog: Option<&Store>,
-    mta: Option<&crossbeam_channel::Sender<crate::mta::Command>>,
+    mta: Option<&crossbeam_channel::Sender<provd_mtad::Command>>,
     xdp: Option<&std::sync::Mutex<provd_xdp::Steering>>,
     http: Option<&provd_httpd::Httpd>,
 ) -> std::io::Result<()> {
@@ -157,7 +157,7 @@ fn answer(
             (Some(tx), Some(DeviceKey::Mac(mac))) => {
                 let (reply_tx, reply) = crossbeam_channel::bounded(1);
                 let record = tx
-                    .send(crate::mta::Command::Status(mac, reply_tx))
+                    .send(provd_mtad::Command::Status(mac, reply_tx))
                     .ok()
                     .and_then(|()| reply.recv_timeout(Duration::from_secs(2)).ok());
                 match record {

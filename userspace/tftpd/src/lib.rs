@@ -14,8 +14,10 @@
 //! A transfer's ID is the client's address and port with the worker's transfer port, so one
 //! socket per worker serves thousands of transfers, and no state is shared between workers.
 //! [`spawn`] starts the workers; [`TftpHandle`] reports counters and joins them after the
-//! shutdown flag is set (they notice within ~50 ms).
+//! shutdown flag is set (they notice within ~50 ms). [`role::start`] is the TFTP role of
+//! `provd serve` on top: pinned, generated and static files, driven as a [`provd_role::Role`].
 
+pub mod role;
 mod source;
 mod worker;
 
@@ -23,13 +25,15 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
+use provd_role::WorkerSet;
 use provd_tftp::{Counters, Server, ServerConfig};
 use provd_udp::{Options, UdpSocket};
 
 pub use provd_tftp::{ErrorCode, FileContent, Refusal};
-pub use source::{Chain, FileSource, OpenError, ReadRequest, StaticRoot, UploadSink};
+pub use role::{Generated, GeneratedCounters, MtaServed, TftpRole};
+pub use source::{Chain, FileSource, OpenError, StaticRoot, TransferRequest, UploadSink};
 
 /// Where and how the TFTP server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +95,7 @@ pub struct TftpHandle {
     local: SocketAddrV4,
     transfer_ports: Vec<u16>,
     stats: Vec<Arc<Mutex<Stats>>>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    workers: WorkerSet,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -133,18 +137,19 @@ impl TftpHandle {
         self.shutdown.store(true, Ordering::Relaxed);
     }
 
+    /// Whether a worker has ended (before shutdown that means it failed).
+    pub fn any_finished(&self) -> bool {
+        self.workers.any_finished()
+    }
+
     /// Waits for every worker to stop (after the shutdown flag is set); the first error wins.
     pub fn join(self) -> io::Result<()> {
-        let mut result = Ok(());
-        for t in self.threads {
-            let r = t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("TFTP worker panicked")));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
+        self.workers.join()
+    }
+
+    /// [`join`](Self::join), giving up after `grace`.
+    pub fn join_within(self, grace: Duration) -> io::Result<()> {
+        self.workers.join_within(grace)
     }
 }
 
@@ -236,22 +241,14 @@ pub fn spawn_with_uploads(
         transfer_ports.push(w.transfer.local_addr()?.port());
     }
     let stats = workers.iter().map(|w| Arc::clone(&w.stats)).collect();
-    let mut threads = Vec::with_capacity(workers.len());
+    let mut threads = WorkerSet::new("TFTP");
     for w in workers {
         let flag = Arc::clone(&shutdown);
-        let spawned = std::thread::Builder::new()
-            .name(format!("provd-tftp-{}", w.index))
-            .spawn(move || w.run(&flag));
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                // Stop the workers already running before reporting.
-                shutdown.store(true, Ordering::Relaxed);
-                for t in threads {
-                    let _ = t.join();
-                }
-                return Err(e);
-            }
+        if let Err(e) = threads.spawn(format!("provd-tftp-{}", w.index), move || w.run(&flag)) {
+            // Stop the workers already running before reporting.
+            shutdown.store(true, Ordering::Relaxed);
+            let _ = threads.join();
+            return Err(e);
         }
     }
     tracing::info!(
@@ -266,7 +263,7 @@ pub fn spawn_with_uploads(
         local,
         transfer_ports,
         stats,
-        threads,
+        workers: threads,
         shutdown,
     })
 }

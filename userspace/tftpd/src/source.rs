@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use provd_tftp::{ErrorCode, FileContent, Refusal};
 
-/// A read request as a file source sees it.
+/// A read (RRQ) or write (WRQ) request as a file source or an upload sink sees it: which one
+/// it is follows from who is asked ([`FileSource::open`] reads, [`UploadSink`] writes).
 #[derive(Debug, Clone, Copy)]
-pub struct ReadRequest<'a> {
+pub struct TransferRequest<'a> {
     /// As the client sent it: ASCII, non-empty, not normalised.
     pub filename: &'a str,
     pub peer: SocketAddrV4,
@@ -42,17 +43,17 @@ impl From<Refusal> for OpenError {
 /// implementation must be fast or cached (render ahead, keep the result), since every transfer
 /// of that worker waits while it runs.
 pub trait FileSource: Send + Sync {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError>;
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError>;
 }
 
 impl<T: FileSource + ?Sized> FileSource for Arc<T> {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         (**self).open(req)
     }
 }
 
 impl<T: FileSource + ?Sized> FileSource for Box<T> {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         (**self).open(req)
     }
 }
@@ -62,10 +63,10 @@ impl<T: FileSource + ?Sized> FileSource for Box<T> {
 /// thread, like [`FileSource`].
 pub trait UploadSink: Send + Sync {
     /// Whether `req.filename` may be written by `req.peer`.
-    fn accept(&self, req: &ReadRequest<'_>) -> Result<(), Refusal>;
+    fn accept(&self, req: &TransferRequest<'_>) -> Result<(), Refusal>;
     /// Stores a complete upload. The client has had its last ACK already (TFTP has no later
     /// point to report a failure), so a failure here is logged by the caller.
-    fn store(&self, req: &ReadRequest<'_>, data: &[u8]) -> io::Result<()>;
+    fn store(&self, req: &TransferRequest<'_>, data: &[u8]) -> io::Result<()>;
 }
 
 /// Sources asked in order; the first that does not answer [`OpenError::NotMine`] decides.
@@ -84,7 +85,7 @@ impl std::fmt::Debug for Chain {
 }
 
 impl FileSource for Chain {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         for source in &self.0 {
             match source.open(req) {
                 Err(OpenError::NotMine) => continue,
@@ -165,7 +166,7 @@ impl StaticRoot {
 }
 
 impl FileSource for StaticRoot {
-    fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
         let relative = normalise(req.filename)?;
         let resolved = match std::fs::canonicalize(self.root.join(&relative)) {
             Ok(p) => p,
@@ -202,11 +203,11 @@ impl FileSource for StaticRoot {
 /// Uploads into the root: new files only (an existing name is ERROR 6, never overwritten), into
 /// directories that exist under the root, never through a symlink.
 impl UploadSink for StaticRoot {
-    fn accept(&self, req: &ReadRequest<'_>) -> Result<(), Refusal> {
+    fn accept(&self, req: &TransferRequest<'_>) -> Result<(), Refusal> {
         self.upload_path(req.filename).map(|_| ())
     }
 
-    fn store(&self, req: &ReadRequest<'_>, data: &[u8]) -> io::Result<()> {
+    fn store(&self, req: &TransferRequest<'_>, data: &[u8]) -> io::Result<()> {
         use std::io::Write;
         let path = self
             .upload_path(req.filename)
@@ -381,8 +382,8 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::os::unix::fs::symlink;
 
-    fn req(name: &str) -> ReadRequest<'_> {
-        ReadRequest {
+    fn req(name: &str) -> TransferRequest<'_> {
+        TransferRequest {
             filename: name,
             peer: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 5000),
             local: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 69),
@@ -501,7 +502,7 @@ mod tests {
     struct Only(&'static str, &'static [u8]);
 
     impl FileSource for Only {
-        fn open(&self, req: &ReadRequest<'_>) -> Result<FileContent, OpenError> {
+        fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
             match req.filename.strip_prefix(self.0) {
                 Some("denied") => Err(Refusal::access_violation("not your file").into()),
                 Some(_) => Ok(self.1.into()),

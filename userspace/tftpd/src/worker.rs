@@ -23,7 +23,7 @@ const BATCH: usize = 32;
 /// Receive slot: requests are at most 512 bytes and ACKs 4; a longer datagram arrives cut and
 /// fails to parse, as it should.
 const RECV_SLOT: usize = 2048;
-use crate::source::{FileSource, OpenError, ReadRequest, UploadSink};
+use crate::source::{FileSource, OpenError, TransferRequest, UploadSink};
 use crate::{IoCounters, Stats};
 
 /// Longest sleep in poll: bounds how long a shutdown request waits.
@@ -189,7 +189,7 @@ impl Turn<'_> {
         };
         match self.server.handle(now, incoming, &mut |t| self.out.push(t)) {
             Some(Event::Read(req)) => {
-                let request = ReadRequest {
+                let request = TransferRequest {
                     filename: req.filename,
                     peer: req.peer,
                     local: SocketAddrV4::new(req.local, self.listen_port),
@@ -199,7 +199,7 @@ impl Turn<'_> {
                     .respond(req.id, answer, now, &mut |t| self.out.push(t));
             }
             Some(Event::Write(req)) => {
-                let request = ReadRequest {
+                let request = TransferRequest {
                     filename: req.filename,
                     peer: req.peer,
                     local: SocketAddrV4::new(req.local, self.listen_port),
@@ -227,7 +227,7 @@ impl Turn<'_> {
                     return;
                 }
                 if let Some(sink) = &self.uploads {
-                    let request = ReadRequest {
+                    let request = TransferRequest {
                         filename: &name,
                         peer: id.peer,
                         local,
@@ -253,7 +253,7 @@ impl Turn<'_> {
 /// Asks the source; "not mine" from every source is the RFC's "File not found".
 fn open(
     source: &dyn FileSource,
-    req: &ReadRequest<'_>,
+    req: &TransferRequest<'_>,
     worker: usize,
     warnings: &mut RateLimits,
 ) -> Result<provd_tftp::FileContent, Refusal> {
@@ -320,7 +320,7 @@ impl RateLimits {
         }
     }
 
-    fn refused(&mut self, worker: usize, req: &ReadRequest<'_>, r: &Refusal) {
+    fn refused(&mut self, worker: usize, req: &TransferRequest<'_>, r: &Refusal) {
         if let Some(suppressed) = self.refused.allow() {
             tracing::warn!(
                 worker, peer = %req.peer, file = req.filename, refusal = %r, suppressed,

@@ -1,0 +1,263 @@
+//! The TFTP role as `provd serve` runs it: files pinned by other roles first (the MTA role's
+//! hashed files), then per-device generated files, then the static root; uploads into the root
+//! when allowed. Driven through [`provd_role::Role`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use provd_config::ConfigFileKind;
+use provd_files::{GenerateError, Generator};
+use provd_role::{Counters, Role, clock, workers_for};
+use provd_udp::RateLimit;
+
+use crate::{
+    Chain, ErrorCode, FileContent, FileSource, OpenError, Refusal, StaticRoot, TftpHandle,
+    TransferRequest, UploadSink,
+};
+
+/// Told of each MTA file served, with the MTA's MAC (the BASIC flows' MTA-22/23). Called on a
+/// TFTP worker thread: it must not block (a bounded `try_send` is the intended shape).
+pub type MtaServed = Box<dyn Fn([u8; 6]) + Send + Sync>;
+
+/// Generated files as a TFTP file source, with the refusals and failures counted and logged
+/// (rate-limited: a fleet rebooting behind a misconfigured template must not flood the log).
+pub struct Generated {
+    generator: Arc<Generator>,
+    counters: GeneratedCounters,
+    log_limit: Mutex<RateLimit>,
+    /// Told of every MTA file served, once the MTA role runs.
+    mta_served: OnceLock<MtaServed>,
+}
+
+impl std::fmt::Debug for Generated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generated")
+            .field("generator", &self.generator)
+            .field("counters", &self.counters)
+            .field("mta_served", &self.mta_served.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Generated`] counts.
+#[derive(Debug, Default)]
+pub struct GeneratedCounters {
+    /// Generated files served.
+    pub served: AtomicU64,
+    /// Refused by TFTP-enforce (asked for from another address than the device's lease).
+    pub refused: AtomicU64,
+    /// Not generated: the template did not render or its text did not compile.
+    pub failed: AtomicU64,
+}
+
+impl Generated {
+    pub fn new(generator: Arc<Generator>) -> Self {
+        Generated {
+            generator,
+            counters: GeneratedCounters::default(),
+            log_limit: Mutex::new(RateLimit::per_sec(5)),
+            mta_served: OnceLock::new(),
+        }
+    }
+
+    pub fn generator(&self) -> &Arc<Generator> {
+        &self.generator
+    }
+
+    pub fn counters(&self) -> &GeneratedCounters {
+        &self.counters
+    }
+
+    /// From now on, tell `hook` of each MTA file served. Only the first hook set is kept.
+    pub fn notify_mta(&self, hook: MtaServed) {
+        let _ = self.mta_served.set(hook);
+    }
+
+    fn log(&self, f: impl FnOnce(u64)) {
+        let allowed = self
+            .log_limit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow();
+        if let Some(held) = allowed {
+            f(held);
+        }
+    }
+}
+
+impl FileSource for Generated {
+    fn open(&self, req: &TransferRequest<'_>) -> Result<FileContent, OpenError> {
+        match self
+            .generator
+            .lookup(req.filename, *req.peer.ip(), clock::unix_secs_u32())
+        {
+            Ok(Some(file)) => {
+                self.counters.served.fetch_add(1, Ordering::Relaxed);
+                if file.owner.kind == ConfigFileKind::Mta
+                    && let Some(hook) = self.mta_served.get()
+                {
+                    hook(file.owner.mac);
+                }
+                Ok(FileContent::from(file.bytes))
+            }
+            Ok(None) => Err(OpenError::NotMine),
+            Err(e @ GenerateError::Refused { .. }) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.log(|held| tracing::warn!(peer = %req.peer, error = %e, suppressed = held, "TFTP-enforce refused a generated file"));
+                Err(OpenError::Refused(Refusal::new(
+                    ErrorCode::ACCESS_VIOLATION,
+                    "Access violation",
+                )))
+            }
+            Err(e @ GenerateError::Render(_)) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.log(|held| tracing::error!(peer = %req.peer, file = req.filename, error = %e, suppressed = held, "config file not generated"));
+                Err(OpenError::Refused(Refusal::new(
+                    ErrorCode::NOT_DEFINED,
+                    "Config file unavailable",
+                )))
+            }
+        }
+    }
+}
+
+/// The running TFTP role.
+#[derive(Debug)]
+pub struct TftpRole {
+    handle: TftpHandle,
+    generated: Arc<Generated>,
+    root: Option<PathBuf>,
+}
+
+/// Starts the TFTP workers: `pinned` first (files another role fixed, e.g. the MTA role's
+/// hashed files), then generated files, then static files from `settings.root` if configured;
+/// uploads (new files only) into the root when `allow_write` is on. Every socket is bound
+/// before this returns.
+pub fn start(
+    settings: &provd_config::TftpSettings,
+    pinned: Option<Arc<dyn FileSource>>,
+    generated: Arc<Generated>,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<TftpRole> {
+    let mut sources: Vec<Box<dyn FileSource>> = Vec::new();
+    if let Some(p) = pinned {
+        sources.push(Box::new(p));
+    }
+    sources.push(Box::new(Arc::clone(&generated)));
+    let mut uploads: Option<Arc<dyn UploadSink>> = None;
+    if let Some(root) = &settings.root {
+        let root = Arc::new(
+            StaticRoot::new(root).with_context(|| format!("tftp.root {}", root.display()))?,
+        );
+        if settings.allow_write {
+            uploads = Some(Arc::clone(&root) as Arc<dyn UploadSink>);
+        }
+        sources.push(Box::new(root));
+    }
+    let server = provd_tftp::ServerConfig {
+        max_blksize: settings.max_blksize,
+        max_windowsize: settings.max_windowsize,
+        max_transfers: settings.max_transfers,
+        allow_write: uploads.is_some(),
+        ..provd_tftp::ServerConfig::default()
+    };
+    let tftpd = crate::TftpSettings {
+        bind: settings.bind,
+        port: settings.port,
+        workers: workers_for(settings.workers),
+        server,
+        transfer_port_base: None,
+    };
+    let handle = crate::spawn_with_uploads(tftpd, Arc::new(Chain::new(sources)), uploads, shutdown)
+        .with_context(|| format!("starting TFTP on {}:{}", settings.bind, settings.port))?;
+    Ok(TftpRole {
+        handle,
+        generated,
+        root: settings.root.clone(),
+    })
+}
+
+impl TftpRole {
+    /// The listen address, with the port actually bound.
+    pub fn local_addr(&self) -> std::net::SocketAddrV4 {
+        self.handle.local_addr()
+    }
+
+    /// Each worker's transfer port (the XDP steering passes them to the kernel).
+    pub fn transfer_ports(&self) -> &[u16] {
+        self.handle.transfer_ports()
+    }
+
+    /// The static root, if one is served.
+    pub fn root(&self) -> Option<&std::path::Path> {
+        self.root.as_deref()
+    }
+}
+
+impl Role for TftpRole {
+    fn name(&self) -> &'static str {
+        "tftp"
+    }
+
+    fn listening(&self) -> String {
+        format!(
+            "udp={} transfer_ports={:?}",
+            self.handle.local_addr(),
+            self.handle.transfer_ports()
+        )
+    }
+
+    /// Transfers in progress, the protocol counters summed over workers (ERRORs sent by code
+    /// and drops by reason where not zero), the sockets' counts, and the generated files'.
+    fn counters(&self) -> Counters {
+        let h = &self.handle;
+        let mut out: Counters = vec![("transfers".into(), h.transfers() as u64)];
+        let p = h.counters();
+        out.extend(p.named().into_iter().map(|(k, v)| (k.to_string(), v)));
+        for (code, &n) in p.errors_sent.iter().enumerate() {
+            if n > 0 {
+                out.push((format!("errors_sent_{code}"), n));
+            }
+        }
+        for (i, &n) in p.dropped.iter().enumerate() {
+            if n > 0 {
+                out.push((
+                    format!("dropped_{}", provd_tftp::DropReason::label_of(i)),
+                    n,
+                ));
+            }
+        }
+        let io = h.io_counters();
+        out.extend([
+            ("datagrams_received".into(), io.datagrams_received),
+            ("datagrams_sent".into(), io.datagrams_sent),
+            ("send_failures".into(), io.send_failures),
+            ("receive_errors".into(), io.receive_errors),
+        ]);
+        let g = self.generated.counters();
+        out.extend([
+            ("generated".into(), g.served.load(Ordering::Relaxed)),
+            ("enforce_refused".into(), g.refused.load(Ordering::Relaxed)),
+            ("generate_failed".into(), g.failed.load(Ordering::Relaxed)),
+        ]);
+        out
+    }
+
+    fn finished(&self) -> bool {
+        self.handle.any_finished()
+    }
+
+    fn stop(self: Box<Self>, grace: Duration) -> anyhow::Result<()> {
+        let line: Vec<String> = self
+            .counters()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        tracing::info!(counters = %line.join(" "), "tftp counters");
+        self.handle.shutdown();
+        self.handle.join_within(grace).context("TFTP worker failed")
+    }
+}
