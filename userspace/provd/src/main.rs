@@ -1,11 +1,8 @@
 //! The provd binary: command line, config loading, start-up (lease replay, shard wiring) and
 //! shutdown. Protocol decisions live in provd-engine, I/O in provd-dataplane.
 
-mod acs;
 mod cfg;
-mod control;
 mod fastpath;
-mod http;
 mod mta;
 mod services;
 mod tftp;
@@ -23,6 +20,10 @@ use provd_config::{LogFormat, Policy};
 use provd_dataplane::{Worker, WorkerSettings, unix_now};
 use provd_engine::{Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseState};
+use provd_role::{ControlPlane, Role, RoleSet};
+
+/// How long each control-plane role may take to stop (finish the requests in flight).
+const CONTROL_STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -465,43 +466,29 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         }
         None => None,
     };
-    // The control plane's services (HTTP profiles, the ACS) bind here, before the ready line.
+    // The control plane's roles (HTTP profiles, the ACS) bind here, before the ready line.
     let control_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut control_plane = control::ControlPlane::start(control_threads)?;
-    let http_role = match &shared.policy.http {
-        Some(h) => {
-            let role = http::start(h, &shared.policy, devices.clone(), &mut control_plane)?;
-            tracing::info!(plain = ?role.plain, https = ?role.https, "HTTP profile server ready");
-            Some(role)
-        }
-        None => None,
-    };
-    let acs = match &shared.policy.acs {
-        Some(a) => {
-            let h = acs::start(&mut control_plane, a, &dir)?;
-            tracing::info!(cwmp = ?h.cwmp_addrs, api = %h.admin_addr, stun = ?h.stun_addr, "ACS ready");
-            eprintln!(
-                "acs ready cwmp={} api={}{}",
-                h.cwmp_addrs
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                h.admin_addr,
-                h.stun_addr
-                    .map(|s| format!(" stun={s}"))
-                    .unwrap_or_default()
-            );
-            Some(h)
-        }
-        None => None,
-    };
+    let control_plane = ControlPlane::start(control_threads)?;
+    let mut control_roles = RoleSet::default();
+    let mut httpd = None;
+    if let Some(h) = &shared.policy.http {
+        let role = provd_httpd::start(&control_plane, h, &shared.policy, devices.clone())?;
+        tracing::info!(plain = ?role.plain_addr(), https = ?role.https_addr(), "HTTP profile server ready");
+        httpd = Some(Arc::clone(role.httpd()));
+        control_roles.push(Box::new(role));
+    }
+    if let Some(a) = &shared.policy.acs {
+        let role = provd_acsd::start(&control_plane, a, &dir)?;
+        tracing::info!(cwmp = ?role.cwmp_addrs(), api = %role.api_addr(), stun = ?role.stun_addr(), "ACS ready");
+        eprintln!("acs ready {}", role.listening());
+        control_roles.push(Box::new(role));
+    }
     let control = services::start_control(
         services::control_path(&dir),
         syslog.as_ref().map(|(store, _)| Arc::clone(store)),
         mta.as_ref().map(|m| m.to_mta.clone()),
         steering.clone(),
-        http_role.as_ref().map(|r| Arc::clone(&r.httpd)),
+        httpd,
         Arc::clone(&shutdown),
     )?;
     tracing::info!(
@@ -536,7 +523,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     let mut last = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if handles.iter().any(|h| h.is_finished()) || control_plane.any_finished() {
+        if handles.iter().any(|h| h.is_finished()) || control_roles.finished().is_some() {
             break;
         }
         if stats_every > 0 && last.elapsed() >= Duration::from_secs(stats_every) {
@@ -576,17 +563,11 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         }
     }
     let _ = control.join();
-    if !control_plane.stop() {
+    control_plane.signal_stop();
+    if !control_roles.stop(CONTROL_STOP_GRACE) {
         failed = true;
     }
-    if let Some(r) = &http_role {
-        let web: Vec<String> = r.web.iter().map(|c| format!("{c:?}")).collect();
-        tracing::info!(counters = %r.httpd.counters.snapshot(), listeners = ?web, "http counters");
-    }
-    if let Some(a) = &acs {
-        tracing::info!(counters = %a.server.acs.counters_json(), "acs counters");
-        a.save();
-    }
+    control_plane.shutdown(CONTROL_STOP_GRACE);
     if let Some(m) = mta
         && m.thread.join().is_err()
     {
