@@ -699,28 +699,38 @@ impl Acs {
             .collect()
     }
 
-    pub fn counters_json(&self) -> serde_json::Value {
+    /// Every counter, name and value, in a fixed order: what the ACS role reports.
+    pub fn counter_entries(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "devices": self.store.len(),
-            "sessions": l(&c.sessions),
-            "informs": l(&c.informs),
-            "informs_refused": l(&c.informs_refused),
-            "new_devices": l(&c.new_devices),
-            "requests_sent": l(&c.requests_sent),
-            "answers": l(&c.answers),
-            "cpe_faults": l(&c.cpe_faults),
-            "abandoned": l(&c.abandoned),
-            "transfer_completes": l(&c.transfer_completes),
-            "value_changes": l(&c.value_changes),
-            "alarms": l(&c.alarms),
-            "bad_envelopes": l(&c.bad_envelopes),
-            "out_of_order": l(&c.out_of_order),
-            "auth_failures": l(&c.auth_failures),
-            "journal_errors": l(&c.journal_errors),
-            "interned": self.store.names.len(),
-        })
+        vec![
+            ("devices", self.store.len() as u64),
+            ("sessions", l(&c.sessions)),
+            ("informs", l(&c.informs)),
+            ("informs_refused", l(&c.informs_refused)),
+            ("new_devices", l(&c.new_devices)),
+            ("requests_sent", l(&c.requests_sent)),
+            ("answers", l(&c.answers)),
+            ("cpe_faults", l(&c.cpe_faults)),
+            ("abandoned", l(&c.abandoned)),
+            ("transfer_completes", l(&c.transfer_completes)),
+            ("value_changes", l(&c.value_changes)),
+            ("alarms", l(&c.alarms)),
+            ("bad_envelopes", l(&c.bad_envelopes)),
+            ("out_of_order", l(&c.out_of_order)),
+            ("auth_failures", l(&c.auth_failures)),
+            ("journal_errors", l(&c.journal_errors)),
+            ("interned", self.store.names.len() as u64),
+        ]
+    }
+
+    /// [`counter_entries`](Self::counter_entries) as one JSON object (`/api/stats`).
+    pub fn counters_json(&self) -> serde_json::Value {
+        self.counter_entries()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     /// Re-creates a restored campaign tally from the device marks.

@@ -187,17 +187,18 @@ pub fn parse_binding_response(b: &[u8]) -> Option<std::net::SocketAddrV4> {
     None
 }
 
-/// A token bucket: at most `per_second` connection requests a second, bursts of one second.
+/// How many connection requests the ACS may send: a token bucket of `per_second` a second,
+/// bursts of one second. (Not `provd_udp::RateLimit`, which gates log lines.)
 #[derive(Debug)]
-pub struct RateLimit {
+pub struct CrLimiter {
     per_second: f64,
     tokens: f64,
     last_ms: u64,
 }
 
-impl RateLimit {
+impl CrLimiter {
     pub fn new(per_second: u32) -> Self {
-        RateLimit {
+        CrLimiter {
             per_second: f64::from(per_second.max(1)),
             tokens: f64::from(per_second.max(1)),
             last_ms: 0,
@@ -265,8 +266,8 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit() {
-        let mut r = RateLimit::new(2);
+    fn cr_limiter() {
+        let mut r = CrLimiter::new(2);
         assert!(r.take(0) && r.take(0) && !r.take(0));
         assert!(r.take(600) && !r.take(600));
     }

@@ -8,11 +8,11 @@
 //! * [`auth`]: Basic and Digest (RFC 7616: SHA-256, MD5; nonce expiry, nonce-count replay
 //!   protection) for CPEs, and the client half of Digest for connection requests.
 //! * [`cr`]: UDP connection requests (HMAC-SHA1 signed), STUN Binding (RFC 5389 / TR-111),
-//!   the rate limit.
+//!   the connection-request limiter.
 //! * [`persist`]: the device index, queued tasks and campaign marks as a JSON-lines snapshot;
 //!   [`journal`]: the API's tasks, synced before they are acknowledged, between snapshots.
 //!
-//! Sockets, HTTP and timers are the server's (`provd`); here the time is a parameter.
+//! Sockets, HTTP and timers are the shell's (`provd-acsd`); here the time is a parameter.
 
 pub mod acs;
 pub mod auth;

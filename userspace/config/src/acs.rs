@@ -217,6 +217,8 @@ pub struct AcsSettings {
     pub cr_per_second: u32,
     pub cr_min_interval_secs: u32,
     pub stun_port: Option<u16>,
+    /// The task API's listener (provd-acsd: JSON tasks, devices, stats). The keys
+    /// keep the name `admin_*` from before, for the config files that use them.
     pub admin_bind: Ipv4Addr,
     pub admin_port: u16,
     pub dump_dir: Option<PathBuf>,

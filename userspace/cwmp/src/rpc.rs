@@ -613,7 +613,7 @@ fn text<'a>(n: &'a Node, name: &'static str) -> Result<&'a str, Error> {
         .map(|c| c.text.as_str())
         .ok_or(Error::Missing {
             element: name,
-            parent: leak_name(n),
+            parent: static_parent_name(n),
         })
 }
 
@@ -650,8 +650,9 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Parent names for errors come from a fixed set so errors stay `'static` and small.
-fn leak_name(n: &Node) -> &'static str {
+/// `n`'s name as one of a fixed set of `'static` names ("the RPC" for any other), so that
+/// errors naming the parent stay `'static` and small. Nothing is leaked.
+fn static_parent_name(n: &Node) -> &'static str {
     const KNOWN: &[&str] = &[
         "DeviceId",
         "EventStruct",

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
-use provd_lease::LeaseLog;
+use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
+use provd_lease::{LeaseLog, LeaseObserver};
 use provd_role::clock::unix_secs_u32;
 
 pub use commit::{AckBatch, AckSink, BatchPool};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use provd_common::SteerConfig;
-use provd_engine::{Counters, LeaseObserver, Shard, Shared, Snapshot};
-use provd_lease::{LeaseLog, LeaseTable};
+use provd_engine::{Counters, Shard, Shared, Snapshot};
+use provd_lease::{LeaseLog, LeaseObserver, LeaseTable};
 use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 

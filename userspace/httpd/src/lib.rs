@@ -1,5 +1,9 @@
-//! provd-httpd: per-device profiles and firmware for VoIP ATAs and IP phones over HTTP and
-//! HTTPS, as an `axum::Router` that `provd-web` serves.
+//! provd-httpd: the phone profile role (`[http]`): per-device profiles and firmware for VoIP
+//! ATAs and IP phones over HTTP and HTTPS, on the server machinery of `provd-web`.
+//!
+//! [`Httpd`] is the service, built from the policy without sockets: [`Httpd::router`] is an
+//! `axum::Router` that tests drive in process. [`start`] binds its listeners on the control
+//! plane and returns the running [`HttpRole`].
 //!
 //! A request path is first cleaned ([`guard`]: one percent-decoding pass; `.`/`..` segments,
 //! control characters, NUL, backslashes and double encoding are 400). Then:
@@ -19,6 +23,7 @@ mod firmware;
 pub mod guard;
 mod profile;
 mod render;
+mod role;
 mod status;
 mod versions;
 
@@ -35,10 +40,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use provd_config::{Policy, Subscribers, UpgradeRule, Vars};
-use provd_files::DeviceView;
+use provd_devices::DeviceView;
 use provd_web::Peer;
 
 pub use provd_files::TEMPLATE_CHECK;
+pub use role::{HttpRole, start};
 pub use status::DeviceStatus;
 
 /// Why the server could not be set up.
@@ -77,21 +83,31 @@ pub struct HttpCounters {
 }
 
 impl HttpCounters {
-    pub fn snapshot(&self) -> serde_json::Value {
+    /// Every counter, name and value, in declaration order.
+    pub fn entries(&self) -> Vec<(&'static str, u64)> {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        serde_json::json!({
-            "profiles_served": g(&self.profiles_served),
-            "not_modified": g(&self.not_modified),
-            "rendered": g(&self.rendered),
-            "version_bumps": g(&self.version_bumps),
-            "render_errors": g(&self.render_errors),
-            "refused_plain": g(&self.refused_plain),
-            "refused_cert": g(&self.refused_cert),
-            "unknown_device": g(&self.unknown_device),
-            "bad_path": g(&self.bad_path),
-            "not_found": g(&self.not_found),
-            "firmware_served": g(&self.firmware_served),
-        })
+        vec![
+            ("profiles_served", g(&self.profiles_served)),
+            ("not_modified", g(&self.not_modified)),
+            ("rendered", g(&self.rendered)),
+            ("version_bumps", g(&self.version_bumps)),
+            ("render_errors", g(&self.render_errors)),
+            ("refused_plain", g(&self.refused_plain)),
+            ("refused_cert", g(&self.refused_cert)),
+            ("unknown_device", g(&self.unknown_device)),
+            ("bad_path", g(&self.bad_path)),
+            ("not_found", g(&self.not_found)),
+            ("firmware_served", g(&self.firmware_served)),
+        ]
+    }
+
+    /// [`entries`](Self::entries) as one JSON object.
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.entries()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 }
 

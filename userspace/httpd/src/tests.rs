@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -306,4 +307,34 @@ fn example_templates_compile() {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/examples/voip.toml");
     let p = Policy::from_file(&f).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(super::check_templates(&p).unwrap(), 2);
+}
+
+/// The role on a real socket: it serves the router, counts per listener, and stops.
+#[test]
+fn the_role_serves_on_its_socket_and_counts_by_listener() {
+    use provd_role::Role;
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "");
+    let mut h = p.http.clone().unwrap();
+    (h.bind, h.port, h.https) = ([127, 0, 0, 1].into(), Some(0), None);
+    let cp = provd_role::ControlPlane::start(1).unwrap();
+    let role = crate::start(&cp, &h, &p, None).unwrap();
+    let addr = role.plain_addr().unwrap();
+    assert_eq!(role.listening(), format!("http={addr}"));
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /firmware/fw.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let c = role.counters();
+    let get = |name: &str| c.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    assert_eq!(get("firmware_served"), Some(1), "{c:?}");
+    assert_eq!(get("http.status_2xx"), Some(1), "{c:?}");
+    assert_eq!(get("https.requests"), None, "{c:?}");
+    assert!(!role.finished());
+    cp.signal_stop();
+    Box::new(role).stop(Duration::from_secs(5)).unwrap();
+    cp.shutdown(Duration::from_secs(1));
 }

@@ -8,6 +8,9 @@
 //! files are there; once the caller has put it back into per-shard tables, [`reopen`] rewrites
 //! it under the current shard count and hands each shard its log.
 //!
+//! The rest of the server learns of leases through a [`LeaseObserver`]: told of every record a
+//! worker writes and every [`Binding`] an ACK makes ([`Fanout`] tells several).
+//!
 //! No sockets and no clock: time comes in as `now: u32` unix seconds. Decoding is total: bad
 //! bytes on disk are counted and skipped, never a panic.
 
@@ -15,6 +18,7 @@
 
 mod key;
 mod log;
+mod observer;
 mod pool;
 mod record;
 mod replay;
@@ -23,6 +27,7 @@ mod table;
 
 pub use key::{ClientKey, MAX_KEY_LEN};
 pub use log::{LeaseLog, LogError, LogSyncer};
+pub use observer::{Binding, Fanout, LeaseObserver};
 pub use pool::{MAX_POOL_ADDRESSES, PoolBitmap, PoolError};
 pub use record::{
     FILE_HEADER_LEN, Lease, LeaseRecord, LeaseState, RecordError, decode_record, encode_record,

@@ -31,8 +31,9 @@ use anyhow::{Context as _, Result};
 use crossbeam_channel::{Sender, TrySendError};
 use dashmap::DashMap;
 use provd_config::{MtaSettings, Policy, ProvisioningFlow};
-use provd_engine::LeaseObserver;
-use provd_files::{DeviceView, Generator};
+use provd_devices::DeviceView;
+use provd_files::Generator;
+use provd_lease::LeaseObserver;
 use provd_mta::{Engine, Flow, Mac};
 use provd_role::{Counters, Role, WorkerSet, clock};
 use provd_tftpd::{FileContent, FileSource, OpenError, TransferRequest};
@@ -74,7 +75,7 @@ pub struct MtaObserver {
 impl LeaseObserver for MtaObserver {
     fn record(&self, _lease: &provd_lease::Lease) {}
 
-    fn bind(&self, b: provd_engine::Binding) {
+    fn bind(&self, b: provd_lease::Binding) {
         if !b.restart {
             return;
         }
@@ -335,6 +336,19 @@ impl MtaRole {
 impl Role for MtaRole {
     fn name(&self) -> &'static str {
         "mta"
+    }
+
+    /// `mta MAC`: the MTA's provisioning record.
+    fn query(&self, words: &[&str]) -> Option<String> {
+        let ["mta", who] = words else { return None };
+        Some(match provd_role::query::Who::parse(who) {
+            Some(provd_role::query::Who::Mac(mac)) => {
+                self.status(mac, Duration::from_secs(2)).unwrap_or_else(|| {
+                    provd_role::query::error_json(format!("no provisioning record for {who}"))
+                })
+            }
+            _ => provd_role::query::error_json(format!("not a MAC address: {who}")),
+        })
     }
 
     fn listening(&self) -> String {

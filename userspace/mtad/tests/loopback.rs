@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use provd_config::Policy;
-use provd_engine::LeaseObserver;
-use provd_files::{DeviceView, Generator};
+use provd_devices::DeviceView;
+use provd_files::Generator;
+use provd_lease::LeaseObserver;
 use provd_mtad::{Context, MtaObserver, MtaRole};
 use provd_role::Role;
 use provd_snmp::{Message, Oid, Pdu, PduType, Value, VarBind, Version};
@@ -190,7 +191,7 @@ fn an_enrollment_is_answered_then_its_file_set_and_served_as_hashed() {
     let lab = Lab::start();
     let m = mac(1);
     // The DHCP worker's ACK of the MTA's boot.
-    let binding = provd_engine::Binding {
+    let binding = provd_lease::Binding {
         mac: m,
         addr: LOCALHOST,
         expires_at: u32::MAX,

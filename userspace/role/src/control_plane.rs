@@ -98,13 +98,35 @@ impl Task {
     /// Call from outside the runtime (the main thread), after [`ControlPlane::signal_stop`].
     pub fn join(self, grace: Duration) -> anyhow::Result<()> {
         let name = self.name;
+        self.join_or_timeout(grace)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("{name} did not stop within {grace:?}")))
+    }
+
+    /// [`join`](Self::join) for a listener that drains its open connections when it stops: one
+    /// still draining after `grace` is not a failure. It is logged and left to the runtime's
+    /// shutdown, which cuts the connections left. Its error or panic is still an error.
+    pub fn join_draining(self, grace: Duration) -> anyhow::Result<()> {
+        let name = self.name;
+        self.join_or_timeout(grace).unwrap_or_else(|| {
+            tracing::warn!(
+                task = name,
+                ?grace,
+                "still draining; left to the runtime's shutdown"
+            );
+            Ok(())
+        })
+    }
+
+    /// The task's result, or None if it did not end within `grace`.
+    fn join_or_timeout(self, grace: Duration) -> Option<anyhow::Result<()>> {
+        let name = self.name;
         match self
             .rt
             .block_on(async { tokio::time::timeout(grace, self.handle).await })
         {
-            Ok(Ok(r)) => r.map_err(|e| e.context(format!("{name} failed"))),
-            Ok(Err(e)) => Err(anyhow::anyhow!("{name} panicked: {e}")),
-            Err(_) => Err(anyhow::anyhow!("{name} did not stop within {grace:?}")),
+            Ok(Ok(r)) => Some(r.map_err(|e| e.context(format!("{name} failed")))),
+            Ok(Err(e)) => Some(Err(anyhow::anyhow!("{name} panicked: {e}"))),
+            Err(_) => None,
         }
     }
 }
@@ -137,6 +159,21 @@ mod tests {
         assert!(format!("{e:#}").contains("bind refused"), "{e:#}");
         let e = stuck.join(Duration::from_millis(20)).unwrap_err();
         assert!(e.to_string().contains("did not stop"), "{e}");
+        cp.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_listener_still_draining_is_not_a_failure_but_its_error_is() {
+        let cp = ControlPlane::start(1).unwrap();
+        let draining = cp.spawn("draining", async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        let fails = cp.spawn("fails", async { anyhow::bail!("accept failed") });
+        cp.signal_stop();
+        draining.join_draining(Duration::from_millis(20)).unwrap();
+        let e = fails.join_draining(Duration::from_secs(5)).unwrap_err();
+        assert!(format!("{e:#}").contains("accept failed"), "{e:#}");
         cp.shutdown(Duration::from_secs(1));
     }
 }

@@ -16,7 +16,7 @@ pub enum Health {
 
 /// A running role. Built by its shell crate (sockets bound, threads or tasks started), then
 /// driven only through this.
-pub trait Role: Send {
+pub trait Role: Send + Sync {
     /// Short and stable: `dhcp`, `tftp`, `mta`, `syslog`, `time`, `http`, `acs`.
     fn name(&self) -> &'static str;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::{Failure, eventually, fetch};
 use provd_config::Policy;
-use provd_files::{DeviceView, Generator};
+use provd_devices::DeviceView;
+use provd_files::Generator;
 use provd_role::Role;
 use provd_tftp::{Mode, Options};
 use provd_tftpd::{FileSource, Generated, StaticRoot};

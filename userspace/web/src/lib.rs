@@ -1,5 +1,5 @@
-//! provd-web: the control plane's HTTP/1.1 and HTTPS server, shared by the profile server and
-//! the TR-069 ACS.
+//! provd-web: the HTTP(S) server machinery every web role shares (not a role itself: the
+//! phone profile role is `provd-httpd`, the TR-069 ACS role `provd-acsd`).
 //!
 //! The protocol work (routing, profiles, CWMP) is the caller's `axum::Router`; this crate owns
 //! what every listener needs and nobody should write twice:

@@ -77,6 +77,23 @@ pub struct WebCounters {
 }
 
 impl WebCounters {
+    /// Every counter, name and value, in declaration order.
+    pub fn entries(&self) -> Vec<(&'static str, u64)> {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("connections", l(&self.connections)),
+            ("refused", l(&self.refused)),
+            ("handshakes_ok", l(&self.handshakes_ok)),
+            ("handshakes_failed", l(&self.handshakes_failed)),
+            ("requests", l(&self.requests)),
+            ("status_2xx", l(&self.status_2xx)),
+            ("status_3xx", l(&self.status_3xx)),
+            ("status_4xx", l(&self.status_4xx)),
+            ("status_5xx", l(&self.status_5xx)),
+            ("connection_errors", l(&self.connection_errors)),
+        ]
+    }
+
     fn count_status(&self, status: u16) {
         let c = match status {
             200..=299 => &self.status_2xx,

@@ -1,0 +1,195 @@
+//! The CWMP listener: one handler for POST on any path, sessions by cookie or connection, the
+//! authentication gate before any session state, and the envelope dump.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use provd_acs::SessionDevice;
+use provd_acs::auth::{self, Verdict};
+use provd_cwmp::{Outcome, Session, SessionState};
+use provd_role::clock;
+use provd_web::Peer;
+
+use crate::{Acsd, Auth, Entry, SessionKey, random_u64};
+
+/// The router of every CWMP listener (plain and TLS).
+pub(crate) fn router(srv: &Arc<Acsd>) -> Router {
+    Router::new()
+        .fallback(cwmp)
+        .layer(axum::extract::DefaultBodyLimit::max(srv.limits.max_bytes))
+        .with_state(Arc::clone(srv))
+}
+
+fn cookie_of(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("provd_session="))
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+}
+
+fn unauthorized(srv: &Acsd, now: u64, stale: bool) -> Response {
+    srv.acs
+        .counters
+        .auth_failures
+        .fetch_add(1, Ordering::Relaxed);
+    let mut r = StatusCode::UNAUTHORIZED.into_response();
+    let h = r.headers_mut();
+    match &srv.auth {
+        Auth::Digest(d) => {
+            for c in d.challenges(now as u32, stale) {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    h.append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+        }
+        Auth::Basic(_) => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"provd\""),
+            );
+        }
+        Auth::None => {}
+    }
+    r
+}
+
+/// POST on any path of a CWMP listener.
+async fn cwmp(
+    State(srv): State<Arc<Acsd>>,
+    Extension(peer): Extension<Peer>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
+    let now = clock::unix_secs();
+    let cookie = cookie_of(&headers);
+    let existing = cookie
+        .and_then(|c| {
+            srv.sessions
+                .get(&SessionKey::Cookie(c))
+                .map(|e| Arc::clone(&e))
+        })
+        .or_else(|| {
+            srv.sessions
+                .get(&SessionKey::Conn(peer.remote))
+                .map(|e| Arc::clone(&e))
+        });
+    let mut new_cookie = None;
+    let entry = match existing {
+        Some(e) => e,
+        None => {
+            // Authenticate before any state is kept for this client.
+            let authz = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let target = uri.path_and_query().map_or("/", |p| p.as_str());
+            let verdict = match &srv.auth {
+                Auth::None => Verdict::Ok {
+                    username: String::new(),
+                },
+                Auth::Basic(c) => auth::check_basic(c, authz),
+                Auth::Digest(d) => d.check(now as u32, "POST", target, authz),
+            };
+            let username = match verdict {
+                Verdict::Ok { username } => (!username.is_empty()).then_some(username),
+                Verdict::Challenge { stale } => return unauthorized(&srv, now, stale),
+                Verdict::Denied { why } => {
+                    if srv.may_log() {
+                        tracing::info!(remote = %peer.remote, why, "ACS authentication failed");
+                    }
+                    return unauthorized(&srv, now, false);
+                }
+            };
+            let c = random_u64();
+            new_cookie = Some(c);
+            srv.acs.counters.sessions.fetch_add(1, Ordering::Relaxed);
+            let e = Arc::new(Mutex::new(Entry {
+                session: Session::new(now, c as u32, srv.limits),
+                dev: SessionDevice {
+                    key: None,
+                    username,
+                },
+                cookie: c,
+                conn: peer.remote,
+            }));
+            srv.sessions.insert(SessionKey::Cookie(c), Arc::clone(&e));
+            srv.sessions
+                .insert(SessionKey::Conn(peer.remote), Arc::clone(&e));
+            e
+        }
+    };
+    let (resp, done, keys) = {
+        let mut g = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let g = &mut *g;
+        let port = peer.local.port();
+        let path = uri.path();
+        let mut d = srv.acs.driver(&mut g.dev, port, path);
+        let r = g.session.handle(now, &body, &mut d);
+        (
+            r,
+            g.session.state() == SessionState::Done,
+            (g.cookie, g.conn),
+        )
+    };
+    match &resp.outcome {
+        Outcome::BadEnvelope(e) => {
+            srv.acs
+                .counters
+                .bad_envelopes
+                .fetch_add(1, Ordering::Relaxed);
+            if srv.may_log() {
+                tracing::info!(remote = %peer.remote, error = %e, kind = e.kind(), "bad CWMP envelope");
+            }
+        }
+        Outcome::OutOfOrder(m) => {
+            srv.acs
+                .counters
+                .out_of_order
+                .fetch_add(1, Ordering::Relaxed);
+            if srv.may_log() {
+                tracing::info!(remote = %peer.remote, method = m, "out-of-order CWMP message");
+            }
+        }
+        _ => {}
+    }
+    if done {
+        srv.sessions.remove(&SessionKey::Cookie(keys.0));
+        srv.sessions.remove(&SessionKey::Conn(keys.1));
+    }
+    if let Some(dump) = &srv.dump
+        && !resp.body.is_empty()
+    {
+        let n = dump.n.fetch_add(1, Ordering::Relaxed);
+        let _ = std::fs::write(dump.dir.join(format!("{n:06}.xml")), &resp.body);
+    }
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = if resp.body.is_empty() {
+        status.into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/xml; charset=\"utf-8\"")],
+            resp.body,
+        )
+            .into_response()
+    };
+    if let Some(c) = new_cookie
+        && !done
+        && let Ok(v) = HeaderValue::from_str(&format!("provd_session={c:016x}; Path=/; HttpOnly"))
+    {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}

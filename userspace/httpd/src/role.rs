@@ -1,0 +1,190 @@
+//! The `[http]` role: one plain HTTP listener and one HTTPS listener (`provd-web`), both
+//! serving the same [`Httpd`] router, as tasks on the control plane.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use provd_config::{ClientAuthMode, HttpSettings, Policy};
+use provd_devices::DeviceView;
+use provd_role::{ControlPlane, Counters, Role, Task};
+use provd_web::{ClientAuth, Limits, ServeOptions, TlsFiles, WebCounters};
+
+use crate::Httpd;
+
+/// The running profile role: its service, where it listens, and its listener tasks.
+#[derive(Debug)]
+pub struct HttpRole {
+    httpd: Arc<Httpd>,
+    plain: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    /// Per listener: `http` or `https`, its counters, its task.
+    listeners: Vec<(&'static str, Arc<WebCounters>, Task)>,
+}
+
+/// Loads templates and versions, binds the listeners `h` names (so a port in use refuses the
+/// start, and the ready line follows), and serves them on the control plane. `devices`: lease
+/// facts from the DHCP side, when it runs in the same process.
+pub fn start(
+    cp: &ControlPlane,
+    h: &HttpSettings,
+    policy: &Policy,
+    devices: Option<Arc<DeviceView>>,
+) -> Result<HttpRole> {
+    let httpd = Arc::new(Httpd::new(policy, devices).context("[http]: profile classes")?);
+    let limits = Limits {
+        max_connections: h.max_connections,
+        header_timeout: h.header_timeout,
+        idle_timeout: h.idle_timeout,
+        max_header_bytes: h.max_header_bytes,
+    };
+    let tls = match &h.https {
+        Some(s) => Some((
+            s.port,
+            provd_web::server_config(&TlsFiles {
+                cert: s.cert.clone(),
+                key: s.key.clone(),
+                client_ca: s.client_ca.clone(),
+                client_auth: match s.client_auth {
+                    ClientAuthMode::Off => ClientAuth::Off,
+                    ClientAuthMode::Optional => ClientAuth::Optional,
+                    ClientAuthMode::Required => ClientAuth::Required,
+                },
+            })
+            .context("[http]: TLS")?,
+        )),
+        None => None,
+    };
+    // Bind every listener before serving any: a second port in use refuses the start with no
+    // task left running.
+    let mut bound = Vec::new();
+    let wanted = h
+        .port
+        .map(|p| (p, None))
+        .into_iter()
+        .chain(tls.map(|(p, c)| (p, Some(c))));
+    for (port, tls) in wanted {
+        let addr = SocketAddr::from((h.bind, port));
+        let listener = cp
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("[http]: binding TCP {addr}"))?;
+        bound.push((listener.local_addr()?, listener, tls));
+    }
+    let mut role = HttpRole {
+        httpd: Arc::clone(&httpd),
+        plain: None,
+        https: None,
+        listeners: Vec::new(),
+    };
+    for (local, listener, tls) in bound {
+        let name = if tls.is_some() {
+            role.https = Some(local);
+            "https"
+        } else {
+            role.plain = Some(local);
+            "http"
+        };
+        let counters = Arc::new(WebCounters::default());
+        let opts = ServeOptions {
+            limits: limits.clone(),
+            counters: Arc::clone(&counters),
+            access_log: h.access_log,
+        };
+        let app = httpd.router();
+        let stopping = cp.stopping();
+        let task = cp.spawn(name, async move {
+            provd_web::serve_with(listener, tls, app, opts, stopping)
+                .await
+                .with_context(|| format!("serving {local}"))
+        });
+        role.listeners.push((name, counters, task));
+    }
+    Ok(role)
+}
+
+impl HttpRole {
+    /// The service, for what the control socket asks (`provd http status MAC`).
+    pub fn httpd(&self) -> &Arc<Httpd> {
+        &self.httpd
+    }
+
+    /// The plain HTTP listener's address, if `[http].port` is set.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain
+    }
+
+    /// The HTTPS listener's address, if `[http.https]` is set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https
+    }
+}
+
+impl Role for HttpRole {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    /// `http MAC`: last seen, last profile version served, current version.
+    fn query(&self, words: &[&str]) -> Option<String> {
+        let ["http", who] = words else { return None };
+        Some(match provd_role::query::Who::parse(who) {
+            Some(provd_role::query::Who::Mac(mac)) => match self.httpd().device_status(&mac) {
+                Some(json) => json.to_string(),
+                None => provd_role::query::error_json(format!("no profile record for {who}")),
+            },
+            _ => provd_role::query::error_json(format!("not a MAC address: {who}")),
+        })
+    }
+
+    fn listening(&self) -> String {
+        let mut s: Vec<String> = Vec::new();
+        if let Some(a) = self.plain {
+            s.push(format!("http={a}"));
+        }
+        if let Some(a) = self.https {
+            s.push(format!("https={a}"));
+        }
+        s.join(" ")
+    }
+
+    /// The service's counters, then each listener's as `http.NAME` / `https.NAME`.
+    fn counters(&self) -> Counters {
+        let mut c: Counters = self
+            .httpd
+            .counters
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        for (name, web, _) in &self.listeners {
+            c.extend(
+                web.entries()
+                    .into_iter()
+                    .map(|(k, v)| (format!("{name}.{k}"), v)),
+            );
+        }
+        c
+    }
+
+    fn finished(&self) -> bool {
+        self.listeners.iter().any(|(_, _, t)| t.is_finished())
+    }
+
+    /// Joins the listeners (each drains its connections; one still draining after `grace` is
+    /// left to the runtime's shutdown), then logs the final counters.
+    fn stop(self: Box<Self>, grace: Duration) -> Result<()> {
+        let deadline = Instant::now() + grace;
+        let mut result = Ok(());
+        let mut web = Vec::new();
+        for (_, counters, task) in self.listeners {
+            let r = task.join_draining(deadline.saturating_duration_since(Instant::now()));
+            if result.is_ok() {
+                result = r;
+            }
+            web.push(format!("{counters:?}"));
+        }
+        tracing::info!(counters = %self.httpd.counters.snapshot(), listeners = ?web, "http counters");
+        result
+    }
+}

@@ -1,0 +1,344 @@
+//! `provd serve`: load the config, restore state, build the roles the config names, run, stop.
+//!
+//! Every role is built by its own crate and driven here only through [`provd_role::Role`]; this
+//! file only decides which roles the config asks for and what each is handed.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use provd_config::Policy;
+use provd_dataplane::{DhcpRole, DhcpState, WorkerSettings};
+use provd_devices::DeviceView;
+use provd_engine::Shared;
+use provd_lease::{LeaseLog, LeaseState, LeaseTable};
+use provd_role::clock::unix_secs_u32;
+use provd_role::query::{self, QuerySocket};
+use provd_role::{ControlPlane, Role, RoleSet, workers_for};
+
+/// How long each role may take to stop once asked (its threads notice the flag within 200 ms;
+/// the control plane's listeners finish the requests in flight).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How `provd serve` was asked to run.
+#[derive(Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    /// Log every role's counters this often (0: only at shutdown).
+    pub stats_every: u64,
+    /// Canned replies through the DHCP I/O path, no engine, no leases: the bench's ceiling.
+    pub null_responder: bool,
+}
+
+pub fn serve(opts: &Options) -> Result<ExitCode> {
+    let policy = crate::load(&opts.config)?;
+    crate::init_logging(policy.server.log_format);
+    if opts.null_responder {
+        tracing::warn!("null responder: canned replies, no leases kept (benchmark ceiling)");
+    }
+    let state = restore(policy)?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
+    }
+    let dir = state.dir.clone();
+    let started = start_roles(state, opts.null_responder, &shutdown)?;
+    let roles = Arc::new(started.roles);
+    let answer: query::Answer = {
+        let roles = Arc::clone(&roles);
+        Arc::new(move |line: &str| roles.answer(line))
+    };
+    let query = QuerySocket::start(query::socket_path(&dir), answer, Arc::clone(&shutdown))?;
+    started.ready.announce(opts.null_responder);
+
+    let mut last = Instant::now();
+    let mut failed = None;
+    while !shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(name) = roles.finished() {
+            failed = Some(name);
+            break;
+        }
+        if opts.stats_every > 0 && last.elapsed() >= Duration::from_secs(opts.stats_every) {
+            last = Instant::now();
+            roles.log_counters();
+        }
+    }
+    if let Some(name) = failed {
+        tracing::error!(role = name, "a role ended on its own; stopping");
+    }
+    shutdown.store(true, Ordering::Relaxed);
+    if let Some(cp) = &started.control_plane {
+        cp.signal_stop();
+    }
+    query.join();
+    let roles = Arc::try_unwrap(roles)
+        .map_err(|_| anyhow::anyhow!("the query socket still holds the roles"))?;
+    roles.log_counters();
+    let ok = roles.stop(STOP_GRACE);
+    if let Some(cp) = started.control_plane {
+        cp.shutdown(STOP_GRACE);
+    }
+    if !ok || failed.is_some() {
+        bail!("a role failed; see the log above");
+    }
+    tracing::info!("provd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What start-up restored: the engine's state and lease logs, and what the file servers know
+/// of bound devices.
+struct Restored {
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    tables: Vec<LeaseTable>,
+    logs: Vec<LeaseLog>,
+    /// Every restored live lease, and each new record as a worker writes it; only when a role
+    /// that reads it is configured.
+    devices: Option<Arc<DeviceView>>,
+}
+
+/// Replays the lease logs, gives each shard its table, reopens the logs under this shard count
+/// (see [`provd_lease::reopen`] for why that order keeps every lease) and fills the device view.
+fn restore(policy: Policy) -> Result<Restored> {
+    let dir = policy.server.lease_dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let shards = u32::try_from(workers_for(policy.server.workers)).context("server.workers")?;
+    let t = Instant::now();
+    let replay =
+        provd_lease::replay(&dir).with_context(|| format!("replaying {}", dir.display()))?;
+    let replay_ms = t.elapsed().as_millis();
+    let report = replay.report.clone();
+    let shared = Shared::new(policy).context("setting up pools and options")?;
+    let now = unix_secs_u32();
+    let (tables, restored) = shared.restore(replay.records, now, shards);
+    let reopened = provd_lease::reopen(&dir, &tables, replay.max_seq + 1)
+        .with_context(|| format!("reopening the lease logs in {}", dir.display()))?;
+    tracing::info!(
+        files = report.files,
+        records = report.records_read,
+        torn_tails = report.torn_tails,
+        corrupt = report.corrupt_records,
+        bound = restored.bound,
+        remembered = restored.remembered,
+        forgotten = restored.forgotten,
+        conflicts = restored.conflicts,
+        rewritten = reopened.report.rewritten,
+        stale_files_removed = reopened.report.stale_files_removed,
+        replay_ms = u64::try_from(replay_ms).unwrap_or(u64::MAX),
+        startup_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "leases restored"
+    );
+    let p = &shared.policy;
+    let devices = (p.tftp.is_some() || p.syslog.is_some() || p.http.is_some()).then(|| {
+        let view = Arc::new(DeviceView::new());
+        for table in &tables {
+            for (_, lease) in table.iter() {
+                if lease.state == LeaseState::Bound && lease.expires_at > now {
+                    view.record(lease);
+                }
+            }
+        }
+        view
+    });
+    Ok(Restored {
+        dir,
+        shared,
+        tables,
+        logs: reopened.logs,
+        devices,
+    })
+}
+
+/// The roles running, and what the ready lines say.
+struct Started {
+    roles: RoleSet,
+    control_plane: Option<ControlPlane>,
+    ready: Ready,
+}
+
+/// What `provd ready` (and `acs ready`) tell scripts and the log once every listener is bound.
+struct Ready {
+    path: &'static str,
+    why: String,
+    workers: u32,
+    bind: Ipv4Addr,
+    port: u16,
+    tftp: Option<std::net::SocketAddrV4>,
+    acs: Option<String>,
+}
+
+impl Ready {
+    fn announce(&self, null_responder: bool) {
+        tracing::info!(
+            path = self.path,
+            workers = self.workers,
+            bind = %self.bind,
+            port = self.port,
+            why = %self.why,
+            "provd ready"
+        );
+        // Plain lines too, independent of the log format, for scripts waiting on readiness.
+        if let Some(acs) = &self.acs {
+            eprintln!("acs ready {acs}");
+        }
+        eprintln!(
+            "provd ready path={} workers={}{}{}",
+            self.path,
+            self.workers,
+            if null_responder { " null" } else { "" },
+            self.tftp.map(|a| format!(" tftp={a}")).unwrap_or_default()
+        );
+    }
+}
+
+/// Builds every role the config names, in the order their dependencies need: MTA first (the
+/// DHCP workers tell it of MTA boots), then DHCP, TFTP (served files pinned by the MTA role,
+/// generated files for the devices DHCP bound), syslog and time, then the control plane's
+/// roles (HTTP profiles, the ACS).
+fn start_roles(
+    state: Restored,
+    null_responder: bool,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<Started> {
+    let Restored {
+        dir,
+        shared,
+        tables,
+        logs,
+        devices,
+    } = state;
+    let policy = &shared.policy;
+    let mut roles = RoleSet::default();
+    let generated = match (&devices, &policy.tftp) {
+        (Some(view), Some(_)) => Some(Arc::new(provd_tftpd::Generated::new(Arc::new(
+            provd_files::Generator::new(policy, Arc::clone(view))
+                .context("loading config-file templates")?,
+        )))),
+        _ => None,
+    };
+
+    // Who hears of lease records and bindings as the workers write them.
+    let mut observers: Vec<Arc<dyn provd_lease::LeaseObserver>> = Vec::new();
+    if let Some(view) = &devices {
+        observers.push(Arc::clone(view) as Arc<dyn provd_lease::LeaseObserver>);
+    }
+    let mut pinned = None;
+    if let (Some(m), Some(g), Some(view), Some(t)) =
+        (&policy.mta, &generated, &devices, &policy.tftp)
+    {
+        let host = [
+            t.bind,
+            policy.server.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            m.bind,
+        ]
+        .into_iter()
+        .find(|a| !a.is_unspecified())
+        .context(
+            "[mta]: the file URL SET on MTAs needs an address: set tftp.bind or server.server_id",
+        )?;
+        let ctx = provd_mtad::Context::new(
+            Arc::new(policy.clone()),
+            Arc::clone(g.generator()),
+            Arc::clone(view),
+            host,
+            t.enforce,
+        );
+        let (role, observer) = provd_mtad::start(m, ctx, Arc::clone(shutdown))?;
+        g.notify_mta(role.file_served());
+        observers.push(Arc::new(observer));
+        pinned = Some(role.pinned() as Arc<dyn provd_tftpd::FileSource>);
+        roles.push(Box::new(role));
+    }
+    let observer: Option<Arc<dyn provd_lease::LeaseObserver>> = match observers.len() {
+        0 => None,
+        1 => observers.pop(),
+        _ => Some(Arc::new(provd_lease::Fanout(observers))),
+    };
+
+    let settings = WorkerSettings {
+        bind: policy.server.bind,
+        port: policy.server.port,
+        compact_after_records: policy.server.compact_after_records,
+        null_responder,
+    };
+    let dhcp = DhcpRole::start(
+        DhcpState {
+            shared: Arc::clone(&shared),
+            tables,
+            logs,
+        },
+        settings.clone(),
+        observer,
+        shutdown,
+    )?;
+    let mut ready = Ready {
+        path: dhcp.path().as_str(),
+        why: dhcp.why().to_string(),
+        workers: dhcp.shards(),
+        bind: settings.bind,
+        port: settings.port,
+        tftp: None,
+        acs: None,
+    };
+
+    let tftp = match (&policy.tftp, &generated) {
+        (Some(t), Some(g)) => Some(provd_tftpd::role::start(
+            t,
+            pinned,
+            Arc::clone(g),
+            Arc::clone(shutdown),
+        )?),
+        _ => None,
+    };
+    if let Some(t) = &tftp {
+        dhcp.steer_tftp(
+            policy.tftp.as_ref().map_or(0, |c| c.port),
+            t.transfer_ports(),
+        );
+        ready.tftp = Some(t.local_addr());
+    }
+    roles.push(Box::new(dhcp));
+    if let Some(t) = tftp {
+        roles.push(Box::new(t));
+    }
+    if let (Some(s), Some(view)) = (&policy.syslog, &devices) {
+        roles.push(Box::new(provd_syslog::start(
+            s,
+            Arc::clone(view),
+            Arc::clone(shutdown),
+        )?));
+    }
+    if let Some(t) = &policy.time {
+        roles.push(Box::new(provd_tod::start(t, Arc::clone(shutdown))?));
+    }
+
+    // The control plane's roles bind here, before the ready line.
+    let control_plane = if policy.http.is_some() || policy.acs.is_some() {
+        Some(ControlPlane::start(workers_for(0))?)
+    } else {
+        None
+    };
+    if let (Some(cp), Some(h)) = (&control_plane, &policy.http) {
+        roles.push(Box::new(provd_httpd::start(
+            cp,
+            h,
+            policy,
+            devices.clone(),
+        )?));
+    }
+    if let (Some(cp), Some(a)) = (&control_plane, &policy.acs) {
+        let role = provd_acsd::start(cp, a, &dir)?;
+        ready.acs = Some(role.listening());
+        roles.push(Box::new(role));
+    }
+    Ok(Started {
+        roles,
+        control_plane,
+        ready,
+    })
+}
