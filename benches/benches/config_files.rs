@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use provd_config::Policy;
-use provd_engine::Binding;
-use provd_files::{DeviceView, Generator};
+use provd_devices::DeviceView;
+use provd_files::Generator;
+use provd_lease::Binding;
 
 /// A service-tier template with the SNMP filter rows and service flows a real CM file has.
 fn template() -> String {

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
-use provd_engine::{Counters, Destination, Drop, Ingress, LeaseObserver, Outcome, Shard};
-use provd_lease::{LeaseLog, LogSyncer};
+use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
+use provd_lease::{LeaseLog, LeaseObserver, LogSyncer};
 
 pub use io::{AckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};

@@ -19,7 +19,7 @@ use provd_dhcp::relay::RelayAgentInfo;
 use provd_dhcp::{
     BROADCAST_FLAG, Header, Message, MessageType, MessageWriter, Op, RequestKind, code,
 };
-use provd_lease::{ClientKey, Lease, LeaseRecord, LeaseState, LeaseTable, PoolBitmap};
+use provd_lease::{Binding, ClientKey, Lease, LeaseRecord, LeaseState, LeaseTable, PoolBitmap};
 
 pub use counters::{Counters, Drop, Nak, Snapshot};
 pub use options::OptionError;
@@ -221,32 +221,6 @@ pub enum Outcome {
     /// No reply: RELEASE and DECLINE never get one.
     Done,
     Dropped(Drop),
-}
-
-/// What a device told the server when it was bound, beyond the lease record: the facts that
-/// per-device config files are rendered from. Collected only when asked for
-/// ([`Shard::collect_bindings`]), since it costs an allocation per ACK.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Binding {
-    pub mac: [u8; 6],
-    pub addr: Ipv4Addr,
-    pub expires_at: u32,
-    pub class: Option<ClassId>,
-    /// The relay (CMTS) the request came through; unspecified for a direct client.
-    pub giaddr: Ipv4Addr,
-    /// Option 60 as sent.
-    pub vendor_class: Option<Box<[u8]>>,
-    /// The device (re)started: an ACK to a REQUEST in SELECTING or INIT-REBOOT state, not a
-    /// renewal. PacketCable provisioning restarts on these only.
-    pub restart: bool,
-}
-
-/// Told of every lease record as the worker writes it (before any ACK for it leaves) and of
-/// every [`Binding`]: how the rest of the server (file servers) learns who is bound where without
-/// touching a shard's table.
-pub trait LeaseObserver: Send + Sync + std::fmt::Debug {
-    fn record(&self, lease: &Lease);
-    fn bind(&self, binding: Binding);
 }
 
 /// The request's facts the decisions use.

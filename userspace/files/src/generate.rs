@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, Vars};
+use provd_devices::{DeviceFacts, DeviceView};
 
-use crate::devices::{DeviceFacts, DeviceView};
 use crate::template::{TypedVars, WatchedTemplate, mac_colon, mac_hex, template_error};
 
 /// Default bound of the binary cache.

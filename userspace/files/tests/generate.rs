@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provd_config::Policy;
-use provd_engine::Binding;
-use provd_files::{DeviceView, GenerateError, Generator};
+use provd_devices::DeviceView;
+use provd_files::{GenerateError, Generator};
+use provd_lease::Binding;
 
 const MAC: [u8; 6] = [0x00, 0x15, 0xcf, 0x12, 0x34, 0x56];
 const LEASED: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 20);

@@ -35,7 +35,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use provd_config::{Policy, Subscribers, UpgradeRule, Vars};
-use provd_files::DeviceView;
+use provd_devices::DeviceView;
 use provd_web::Peer;
 
 pub use provd_files::TEMPLATE_CHECK;

@@ -7,6 +7,9 @@
 //! snapshot, and [`replay`] rebuilds the newest state per client at startup from whatever shard
 //! files are there.
 //!
+//! The rest of the server learns of leases through a [`LeaseObserver`]: told of every record a
+//! worker writes and every [`Binding`] an ACK makes ([`Fanout`] tells several).
+//!
 //! No sockets and no clock: time comes in as `now: u32` unix seconds. Decoding is total: bad
 //! bytes on disk are counted and skipped, never a panic.
 
@@ -14,6 +17,7 @@
 
 mod key;
 mod log;
+mod observer;
 mod pool;
 mod record;
 mod replay;
@@ -21,6 +25,7 @@ mod table;
 
 pub use key::{ClientKey, MAX_KEY_LEN};
 pub use log::{LeaseLog, LogError, LogSyncer};
+pub use observer::{Binding, Fanout, LeaseObserver};
 pub use pool::{MAX_POOL_ADDRESSES, PoolBitmap, PoolError};
 pub use record::{
     FILE_HEADER_LEN, Lease, LeaseRecord, LeaseState, RecordError, decode_record, encode_record,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use provd_config::{ClientAuthMode, HttpSettings, Policy};
-use provd_files::DeviceView;
+use provd_devices::DeviceView;
 use provd_httpd::Httpd;
 use provd_web::{ClientAuth, Limits, ServeOptions, TlsFiles, WebCounters};
 

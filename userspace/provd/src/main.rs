@@ -196,7 +196,7 @@ fn check_config(path: &Path) -> Result<ExitCode> {
         Ok(p) => {
             // Templates are part of the config: a syntax error refuses the start, so say it now.
             if let Err(e) =
-                provd_files::Generator::new(&p, Arc::new(provd_files::DeviceView::new()))
+                provd_files::Generator::new(&p, Arc::new(provd_devices::DeviceView::new()))
             {
                 println!("{e}");
                 eprintln!("{}: template error", path.display());
@@ -342,14 +342,8 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         || shared.policy.syslog.is_some()
         || shared.policy.http.is_some();
     let devices = wants_devices.then(|| {
-        let view = Arc::new(provd_files::DeviceView::new());
-        for table in &tables {
-            for (_, lease) in table.iter() {
-                if lease.state == LeaseState::Bound && lease.expires_at > now {
-                    view.record(lease);
-                }
-            }
-        }
+        let view = Arc::new(provd_devices::DeviceView::new());
+        view.restore(tables.iter().flat_map(|t| t.iter().map(|(_, l)| l)), now);
         view
     });
     let generated = match (&devices, &shared.policy.tftp) {
@@ -369,9 +363,9 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     }
 
     // The PacketCable role: DHCP workers report MTA boots to it, it pins the files it hashed.
-    let mut observers: Vec<Arc<dyn provd_engine::LeaseObserver>> = Vec::new();
+    let mut observers: Vec<Arc<dyn provd_lease::LeaseObserver>> = Vec::new();
     if let Some(view) = &devices {
-        observers.push(Arc::clone(view) as Arc<dyn provd_engine::LeaseObserver>);
+        observers.push(Arc::clone(view) as Arc<dyn provd_lease::LeaseObserver>);
     }
     let mta = match (
         &shared.policy.mta,
@@ -400,7 +394,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         }
         _ => None,
     };
-    let observer: Option<Arc<dyn provd_engine::LeaseObserver>> = match observers.len() {
+    let observer: Option<Arc<dyn provd_lease::LeaseObserver>> = match observers.len() {
         0 => None,
         1 => observers.pop(),
         _ => Some(Arc::new(mta::Fanout(observers))),

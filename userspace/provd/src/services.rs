@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use provd_config::{SyslogSettings, TimeSettings};
 use provd_dataplane::unix_now;
-use provd_files::DeviceView;
+use provd_devices::DeviceView;
 use provd_syslog::{DeviceKey, Store, StoreConfig, SyslogHandle};
 use provd_tod::TodHandle;
 

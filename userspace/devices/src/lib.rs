@@ -1,17 +1,19 @@
-//! What the DHCP side knows of each bound device, readable by the file servers.
+//! provd-devices: what the DHCP side knows of each bound device, readable by every role that
+//! serves devices by MAC or by address (TFTP and HTTP files, PacketCable provisioning, syslog).
 //!
 //! DHCP workers own their shards' lease tables outright; nothing else may touch them. What a
 //! TFTP (or HTTP) request needs — is this MAC bound, to which address, behind which CMTS — is
 //! published here by the workers as they write lease records, before the ACK leaves, so a device
 //! can never ask for its file before its facts are visible. The map is a `DashMap`: sharded
 //! locks, held for one insert or lookup, never across a render.
+//!
+//! [`DeviceView`] is a [`LeaseObserver`]: hand it to the workers (beside others, through a
+//! [`provd_lease::Fanout`]) and it follows every lease record and [`Binding`].
 
 use std::net::Ipv4Addr;
 
 use dashmap::DashMap;
-use provd_config::ClassId;
-use provd_engine::Binding;
-use provd_lease::{Lease, LeaseState};
+use provd_lease::{Binding, Lease, LeaseObserver, LeaseState};
 
 /// The facts of one bound device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +22,9 @@ pub struct DeviceFacts {
     pub addr: Ipv4Addr,
     /// Unix seconds.
     pub expires_at: u32,
-    /// From the DHCP request that bound it; unknown for leases restored from the log.
-    pub class: Option<ClassId>,
+    /// From the DHCP request that bound it (the class's index in the policy,
+    /// `provd_config::ClassId`); unknown for leases restored from the log.
+    pub class: Option<u16>,
     /// The relay (CMTS); unspecified for a direct client or when unknown.
     pub giaddr: Ipv4Addr,
     pub vendor_class: Option<Box<[u8]>>,
@@ -39,6 +42,16 @@ pub struct DeviceView {
 impl DeviceView {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// At start-up: makes every lease bound and live at `now` (unix seconds) known, e.g. the
+    /// restored lease tables'; ended or expired ones are skipped.
+    pub fn restore<'a>(&self, leases: impl IntoIterator<Item = &'a Lease>, now: u32) {
+        for lease in leases {
+            if lease.state == LeaseState::Bound && lease.expires_at > now {
+                self.record(lease);
+            }
+        }
     }
 
     /// A lease record as it is written to the log: a bound lease makes (or keeps) the device
@@ -131,7 +144,7 @@ impl DeviceView {
     }
 }
 
-impl provd_engine::LeaseObserver for DeviceView {
+impl LeaseObserver for DeviceView {
     fn record(&self, lease: &Lease) {
         DeviceView::record(self, lease);
     }
@@ -203,5 +216,33 @@ mod tests {
         assert!(v.get(&MAC, 0).is_none());
         assert_eq!(v.device_at(Ipv4Addr::new(10, 1, 0, 9), 0), None);
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn restore_keeps_only_bound_live_leases() {
+        let v = DeviceView::new();
+        let other = [0, 0x15, 0xcf, 1, 2, 4];
+        let third = [0, 0x15, 0xcf, 1, 2, 5];
+        let leases = [
+            lease([10, 1, 0, 5], LeaseState::Bound),
+            Lease {
+                chaddr: other,
+                ..lease([10, 1, 0, 6], LeaseState::Offered)
+            },
+            Lease {
+                chaddr: third,
+                expires_at: 500,
+                ..lease([10, 1, 0, 7], LeaseState::Bound)
+            },
+        ];
+        v.restore(&leases, 500);
+        assert_eq!(
+            v.len(),
+            1,
+            "the offer and the lease that ended at 500 are not devices"
+        );
+        assert_eq!(v.device_at(Ipv4Addr::new(10, 1, 0, 5), 500), Some(MAC));
+        assert!(v.get(&other, 0).is_none());
+        assert!(v.get(&third, 0).is_none());
     }
 }
