@@ -24,6 +24,9 @@ use provd_dataplane::{Worker, WorkerSettings, unix_now};
 use provd_engine::{Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseState};
 
+/// How long each role of the [`provd_role::RoleSet`] gets to stop.
+const ROLE_GRACE: Duration = Duration::from_secs(5);
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -442,12 +445,14 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         let t = shared.policy.tftp.as_ref().map(|t| t.root.clone());
         tracing::info!(listen = %h.local_addr(), transfer_ports = ?h.transfer_ports(), root = ?t.flatten(), "TFTP ready");
     }
-    let syslog = match (&shared.policy.syslog, &devices) {
+    // The roles in the one shape (provd_role::Role), stopped together after the DHCP workers.
+    let mut roles = provd_role::RoleSet::default();
+    let syslog_store = match (&shared.policy.syslog, &devices) {
         (Some(s), Some(view)) => {
-            let (store, handle) =
-                services::start_syslog(s, Arc::clone(view), Arc::clone(&shutdown))?;
-            tracing::info!(listen = %handle.local_addr(), "syslog ready");
-            Some((store, handle))
+            let role = provd_syslog::start(s, Arc::clone(view), Arc::clone(&shutdown))?;
+            let store = Arc::clone(role.store());
+            roles.push(Box::new(role));
+            Some(store)
         }
         _ => None,
     };
@@ -492,7 +497,7 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     };
     let control = services::start_control(
         services::control_path(&dir),
-        syslog.as_ref().map(|(store, _)| Arc::clone(store)),
+        syslog_store,
         mta.as_ref().map(|m| m.to_mta.clone()),
         steering.clone(),
         http_role.as_ref().map(|r| Arc::clone(&r.httpd)),
@@ -555,12 +560,9 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
             }
         }
     }
-    if let Some((store, h)) = syslog {
-        tracing::info!(counters = ?h.counters(), store = ?store.stats(), "syslog counters");
-        if let Err(e) = h.join() {
-            tracing::error!(error = %e, "syslog worker failed");
-            failed = true;
-        }
+    roles.log_counters();
+    if !roles.stop(ROLE_GRACE) {
+        failed = true;
     }
     if let Some(h) = time {
         tracing::info!(counters = ?h.counters(), "time server counters");

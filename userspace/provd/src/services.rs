@@ -1,5 +1,4 @@
-//! The small services beside DHCP and TFTP: the syslog receiver (option 7's log server), the
-//! RFC 868 time server (option 4's time server), and the control socket that answers an
+//! The RFC 868 time server (option 4's time server), and the control socket that answers an
 //! operator's questions about a running server (`provd syslog events`).
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,45 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use provd_config::{SyslogSettings, TimeSettings};
-use provd_dataplane::unix_now;
-use provd_devices::DeviceView;
-use provd_syslog::{DeviceKey, Store, StoreConfig, SyslogHandle};
+use provd_config::TimeSettings;
+use provd_syslog::{DeviceKey, Store};
 use provd_tod::TodHandle;
-
-fn workers(n: usize) -> usize {
-    match n {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-}
-
-/// Starts the syslog receiver; events are filed under the MAC of the device whose lease holds
-/// the source address.
-pub fn start_syslog(
-    s: &SyslogSettings,
-    devices: Arc<DeviceView>,
-    shutdown: Arc<AtomicBool>,
-) -> Result<(Arc<Store>, SyslogHandle)> {
-    let store = Arc::new(Store::new(StoreConfig {
-        events_per_device: s.events_per_device,
-        max_devices: s.max_devices,
-        ..StoreConfig::default()
-    }));
-    let device_of = move |addr: Ipv4Addr| devices.device_at(addr, unix_now());
-    let handle = provd_syslog::spawn(
-        provd_syslog::SyslogSettings {
-            bind: s.bind,
-            port: s.port,
-            workers: workers(s.workers),
-        },
-        Arc::clone(&store),
-        Arc::new(device_of),
-        shutdown,
-    )
-    .with_context(|| format!("starting syslog on {}:{}", s.bind, s.port))?;
-    Ok((store, handle))
-}
 
 pub fn start_time(t: &TimeSettings, shutdown: Arc<AtomicBool>) -> Result<TodHandle> {
     provd_tod::spawn(

@@ -19,6 +19,10 @@
 //! * [`Store`]: bounded per-device history, see its module for the limits.
 //! * [`spawn`]: the receiver threads; [`SyslogHandle`] has their counters and joins them after
 //!   the shutdown flag is set.
+//! * [`start`]: the role as `provd serve` runs it, from its `[syslog]` settings, filing events
+//!   under the device whose lease holds the source address ([`provd_devices::DeviceView`]);
+//!   its [`SyslogHandle`] is a [`provd_role::Role`] named `syslog` and keeps the [`Store`] the
+//!   control socket reads.
 //!
 //! UDP only: devices send syslog over UDP (DOCSIS OSSI, PacketCable). There is no TCP (RFC 6587)
 //! or TLS (RFC 5425) listener.
@@ -39,20 +43,22 @@
 //! ```
 
 mod parse;
+mod role;
 mod store;
 mod worker;
 
+use provd_role::WorkerSet;
 use provd_udp::{Options, UdpSocket};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 
 pub use parse::{
     Format, MAX_DATAGRAM, Message, ParseError, SdElement, Timestamp, docsis_event_id,
     facility_name, parse, severity_name,
 };
+pub use role::start;
 pub use store::{
     ByAddress, DeviceKey, DeviceOf, Event, MAX_FIELD, Store, StoreConfig, StoreStats, device_key,
 };
@@ -104,12 +110,13 @@ impl SyslogCounters {
     }
 }
 
-/// The running receiver: its address, counters, and the threads to join.
+/// The running receiver: its address, counters, store, and the threads to join.
 #[derive(Debug)]
 pub struct SyslogHandle {
     local: SocketAddrV4,
     shared: Arc<worker::Shared>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    store: Arc<Store>,
+    workers: WorkerSet,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -117,6 +124,11 @@ impl SyslogHandle {
     /// The listen address, with the port actually bound.
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.local
+    }
+
+    /// Where the events go: what `provd syslog events MAC|IP` reads.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     pub fn counters(&self) -> SyslogCounters {
@@ -142,16 +154,7 @@ impl SyslogHandle {
 
     /// Waits for every worker to stop (after the shutdown flag is set); the first error wins.
     pub fn join(self) -> io::Result<()> {
-        let mut result = Ok(());
-        for t in self.threads {
-            let r = t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("syslog worker panicked")));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
+        self.workers.join()
     }
 }
 
@@ -192,7 +195,7 @@ pub fn spawn(
     }
     let local = SocketAddrV4::new(settings.bind, port);
     let shared = Arc::new(worker::Shared::default());
-    let mut threads = Vec::with_capacity(sockets.len());
+    let mut workers = WorkerSet::new("syslog");
     for (index, socket) in sockets.into_iter().enumerate() {
         let w = worker::Worker {
             index,
@@ -202,26 +205,19 @@ pub fn spawn(
             shared: Arc::clone(&shared),
         };
         let flag = Arc::clone(&shutdown);
-        let spawned = std::thread::Builder::new()
-            .name(format!("provd-syslog-{index}"))
-            .spawn(move || w.run(&flag));
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => {
-                // Stop the workers already running before reporting.
-                shutdown.store(true, Ordering::Relaxed);
-                for t in threads {
-                    let _ = t.join();
-                }
-                return Err(e);
-            }
+        if let Err(e) = workers.spawn(format!("provd-syslog-{index}"), move || w.run(&flag)) {
+            // Stop the workers already running before reporting.
+            shutdown.store(true, Ordering::Relaxed);
+            let _ = workers.join();
+            return Err(e);
         }
     }
     tracing::info!(addr = %local, workers = settings.workers, "syslog receiver listening");
     Ok(SyslogHandle {
         local,
         shared,
-        threads,
+        store,
+        workers,
         shutdown,
     })
 }

@@ -52,6 +52,8 @@ pub enum Format {
 
 impl Format {
     pub const KINDS: usize = 3;
+    /// Every format, in [`Self::index`] order.
+    pub const ALL: [Format; Self::KINDS] = [Format::Rfc5424, Format::Rfc3164, Format::Bare];
 
     /// A stable index per format, below [`Self::KINDS`].
     pub fn index(self) -> usize {

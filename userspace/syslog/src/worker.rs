@@ -5,7 +5,7 @@
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use provd_udp::{RateLimit, RecvBatch, UdpSocket, Wait};
 
@@ -74,13 +74,6 @@ pub(crate) struct Worker {
     pub shared: Arc<Shared>,
 }
 
-/// Milliseconds since the Unix epoch by the system clock (0 if it is set before 1970).
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Worker {
     pub(crate) fn run(self, shutdown: &AtomicBool) -> std::io::Result<()> {
         let Worker {
@@ -110,7 +103,7 @@ impl Worker {
             if n == 0 {
                 continue;
             }
-            let now = unix_ms();
+            let now = provd_role::clock::unix_millis();
             for i in 0..n {
                 let (bytes, meta) = rx.get(i);
                 let src = meta.src;
