@@ -456,14 +456,9 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
         }
         _ => None,
     };
-    let time = match &shared.policy.time {
-        Some(t) => {
-            let h = services::start_time(t, Arc::clone(&shutdown))?;
-            tracing::info!(udp = ?h.udp_addr(), tcp = ?h.tcp_addr(), "time server ready");
-            Some(h)
-        }
-        None => None,
-    };
+    if let Some(t) = &shared.policy.time {
+        roles.push(Box::new(provd_tod::start(t, Arc::clone(&shutdown))?));
+    }
     // The control plane's services (HTTP profiles, the ACS) bind here, before the ready line.
     let control_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut control_plane = control::ControlPlane::start(control_threads)?;
@@ -563,13 +558,6 @@ fn serve(path: &Path, stats_every: u64, null_responder: bool) -> Result<ExitCode
     roles.log_counters();
     if !roles.stop(ROLE_GRACE) {
         failed = true;
-    }
-    if let Some(h) = time {
-        tracing::info!(counters = ?h.counters(), "time server counters");
-        if let Err(e) = h.join() {
-            tracing::error!(error = %e, "time server failed");
-            failed = true;
-        }
     }
     let _ = control.join();
     if !control_plane.stop() {

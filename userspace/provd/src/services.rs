@@ -1,5 +1,5 @@
-//! The RFC 868 time server (option 4's time server), and the control socket that answers an
-//! operator's questions about a running server (`provd syslog events`).
+//! The control socket that answers an operator's questions about a running server
+//! (`provd syslog events`, `provd mta status`, `provd http status`, `provd xdp-stats`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -10,22 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use provd_config::TimeSettings;
 use provd_syslog::{DeviceKey, Store};
-use provd_tod::TodHandle;
-
-pub fn start_time(t: &TimeSettings, shutdown: Arc<AtomicBool>) -> Result<TodHandle> {
-    provd_tod::spawn(
-        provd_tod::TodSettings {
-            bind: t.bind,
-            port: t.port,
-            udp: t.udp,
-            tcp: t.tcp,
-        },
-        shutdown,
-    )
-    .with_context(|| format!("starting the time server on {}:{}", t.bind, t.port))
-}
 
 /// Where a server's control socket lives: in its lease directory, so the config file names it.
 pub fn control_path(lease_dir: &Path) -> PathBuf {

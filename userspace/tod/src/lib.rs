@@ -7,7 +7,11 @@
 //!   keeps working past the wrap of 2036-02-07 06:28:16 UTC, as RFC 868 clients that
 //!   disambiguate by era expect (the answer then starts again from 0).
 //! * [`spawn`]: one thread serving both UDP and TCP; [`TodHandle`] has its counters and joins
-//!   it after the shutdown flag is set (noticed within ~100 ms).
+//!   it after the shutdown flag is set (noticed within ~100 ms). UDP goes through provd-udp's
+//!   batched socket: a burst of requests is read with one `recvmmsg` per 32 and answered with
+//!   one `sendmmsg`, each answer from the local address its request was sent to.
+//! * [`start`]: the role as `provd serve` runs it from `[time]`; its [`TodHandle`] is a
+//!   [`provd_role::Role`] named `time`.
 //!
 //! UDP cannot be used for amplification: the answer is 4 bytes, no more than the UDP payload of
 //! nearly every request (RFC 868 clients send an empty datagram, so at worst 32 bytes on the
@@ -24,15 +28,20 @@
 //! assert_eq!(provd_tod::time_value(1_767_225_600), 3_976_214_400u32.to_be_bytes());
 //! ```
 
+mod role;
+
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use provd_role::{WorkerSet, clock};
+use provd_udp::{Meta, Options, RecvBatch, SendBatch, UdpSocket, Wait, poll_readable};
 use socket2::{Domain, Protocol, Socket, Type};
+
+pub use role::start;
 
 /// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01 (Unix's).
 pub const SECONDS_1900_TO_1970: u64 = 2_208_988_800;
@@ -45,6 +54,10 @@ pub const REFLECTING_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
 const POLL_CAP: Duration = Duration::from_millis(100);
 /// Datagrams or connections handled per wake-up before the shutdown flag is looked at again.
 const PER_TURN: usize = 256;
+/// Datagrams per `recvmmsg` (and answers per `sendmmsg`).
+const BATCH: usize = 32;
+/// Requests are empty; anything longer is cut to this, which is fine: its content is ignored.
+const REQUEST_SLOT: usize = 64;
 /// Connections the kernel queues for accept: a region of modems rebooting together.
 const BACKLOG: i32 = 1024;
 
@@ -121,7 +134,13 @@ struct Shared {
 }
 
 fn bump(a: &AtomicU64) {
-    a.fetch_add(1, Ordering::Relaxed);
+    add(a, 1);
+}
+
+fn add(a: &AtomicU64, n: usize) {
+    if n > 0 {
+        a.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 /// The running server.
@@ -130,7 +149,7 @@ pub struct TodHandle {
     udp: Option<SocketAddrV4>,
     tcp: Option<SocketAddrV4>,
     shared: Arc<Shared>,
-    thread: JoinHandle<io::Result<()>>,
+    workers: WorkerSet,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -167,9 +186,7 @@ impl TodHandle {
 
     /// Waits for the server thread to stop (after the shutdown flag is set).
     pub fn join(self) -> io::Result<()> {
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("time server panicked")))
+        self.workers.join()
     }
 }
 
@@ -181,9 +198,17 @@ fn v4(a: SocketAddr) -> io::Result<SocketAddrV4> {
 }
 
 fn bind_udp(addr: SocketAddrV4) -> io::Result<UdpSocket> {
-    let s = UdpSocket::bind(addr)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
+    UdpSocket::bind(
+        addr,
+        &Options {
+            // The local address each request was sent to: its answer leaves from there.
+            pktinfo: true,
+            // The receive buffer stays at the default 4 MiB, room for a region's burst of
+            // requests; answers are 4 bytes, the system's send buffer is plenty.
+            send_buffer: 0,
+            ..Options::default()
+        },
+    )
 }
 
 fn bind_tcp(addr: SocketAddrV4) -> io::Result<TcpListener> {
@@ -209,10 +234,7 @@ pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<Tod
     } else {
         None
     };
-    let udp_addr = udp
-        .as_ref()
-        .map(|s| s.local_addr().and_then(v4))
-        .transpose()?;
+    let udp_addr = udp.as_ref().map(UdpSocket::local_addr).transpose()?;
     let tcp = if settings.tcp {
         // With port 0, try UDP's port first so that both answer on one number.
         let same = udp_addr
@@ -231,47 +253,67 @@ pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<Tod
         .transpose()?;
     let shared = Arc::new(Shared::default());
     let server = Server {
-        udp,
+        udp: udp.map(Udp::new),
         tcp,
         shared: Arc::clone(&shared),
     };
     let flag = Arc::clone(&shutdown);
-    let thread = std::thread::Builder::new()
-        .name("provd-tod".into())
-        .spawn(move || server.run(&flag))?;
+    let mut workers = WorkerSet::new("time");
+    workers.spawn("provd-tod".into(), move || server.run(&flag))?;
     tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, "time server (RFC 868) listening");
     Ok(TodHandle {
         udp: udp_addr,
         tcp: tcp_addr,
         shared,
-        thread,
+        workers,
         shutdown,
     })
 }
 
-/// Seconds since the Unix epoch by the system clock (0 if it is set before 1970).
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The UDP side: the socket and its batches, reused for the life of the server.
+struct Udp {
+    socket: UdpSocket,
+    rx: RecvBatch,
+    tx: SendBatch,
+}
+
+impl Udp {
+    fn new(socket: UdpSocket) -> Udp {
+        Udp {
+            socket,
+            rx: RecvBatch::new(BATCH, REQUEST_SLOT),
+            tx: SendBatch::new(BATCH, 4),
+        }
+    }
 }
 
 struct Server {
-    udp: Option<UdpSocket>,
+    udp: Option<Udp>,
     tcp: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
+/// Whether an answer to `from` could start a loop with another "answer anything" service, or
+/// go to something that is not a host.
+fn could_loop(from: SocketAddrV4) -> bool {
+    let ip = from.ip();
+    REFLECTING_PORTS.contains(&from.port())
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+}
+
 impl Server {
-    fn run(self, shutdown: &AtomicBool) -> io::Result<()> {
+    fn run(mut self, shutdown: &AtomicBool) -> io::Result<()> {
+        // A negative fd is skipped by poll.
         let fds = [
-            self.udp.as_ref().map(AsRawFd::as_raw_fd),
-            self.tcp.as_ref().map(AsRawFd::as_raw_fd),
+            self.udp.as_ref().map_or(-1, |u| u.socket.fd()),
+            self.tcp.as_ref().map_or(-1, AsRawFd::as_raw_fd),
         ];
         while !shutdown.load(Ordering::Relaxed) {
             let [udp_ready, tcp_ready] = poll_readable(fds, POLL_CAP)?;
-            if udp_ready && let Some(s) = &self.udp {
-                self.serve_udp(s);
+            if udp_ready && let Some(u) = &mut self.udp {
+                serve_udp(u, &self.shared);
             }
             if tcp_ready && let Some(l) = &self.tcp {
                 self.serve_tcp(l);
@@ -279,44 +321,6 @@ impl Server {
         }
         tracing::debug!("time server stopped");
         Ok(())
-    }
-
-    /// Answers the datagrams queued, a bounded number per turn.
-    fn serve_udp(&self, s: &UdpSocket) {
-        // Requests are empty; anything longer is cut, which is fine, its content is ignored.
-        let mut buf = [0u8; 64];
-        for _ in 0..PER_TURN {
-            let from = match s.recv_from(&mut buf) {
-                Ok((_, SocketAddr::V4(from))) => from,
-                Ok((_, SocketAddr::V6(_))) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // An ICMP error for an earlier answer, queued on the socket: read and go on.
-                    bump(&self.shared.receive_errors);
-                    tracing::trace!(error = %e, "time server: UDP receive error");
-                    continue;
-                }
-            };
-            bump(&self.shared.udp_requests);
-            let ip = from.ip();
-            if REFLECTING_PORTS.contains(&from.port())
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-            {
-                bump(&self.shared.udp_ignored);
-                tracing::debug!(%from, "time server: not answering a source that could loop");
-                continue;
-            }
-            match s.send_to(&time_value(now_unix()), from) {
-                Ok(_) => bump(&self.shared.udp_replies),
-                Err(e) => {
-                    bump(&self.shared.udp_send_errors);
-                    tracing::trace!(%from, error = %e, "time server: UDP send failed");
-                }
-            }
-        }
     }
 
     /// Accepts the connections queued, a bounded number per turn, answering and closing each.
@@ -350,11 +354,53 @@ impl Server {
     }
 }
 
+/// Answers the datagrams queued, a bounded number per turn: each batch read with one
+/// `recvmmsg`, its answers sent with one `sendmmsg`, one answer per request not refused.
+fn serve_udp(u: &mut Udp, shared: &Shared) {
+    let Udp { socket, rx, tx } = u;
+    let mut taken = 0;
+    while taken < PER_TURN {
+        let n = match socket.recv_batch(rx, Wait::No) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                // An ICMP error for an earlier answer, queued on the socket: read and go on.
+                bump(&shared.receive_errors);
+                tracing::trace!(error = %e, "time server: UDP receive error");
+                taken += 1;
+                continue;
+            }
+        };
+        taken += n;
+        let value = time_value(clock::unix_secs());
+        let mut ignored = 0;
+        for i in 0..n {
+            let (_, Meta { src, local, .. }) = rx.get(i);
+            if could_loop(src) {
+                ignored += 1;
+                tracing::debug!(from = %src, "time server: not answering a source that could loop");
+                continue;
+            }
+            // The batch holds as many answers as a receive takes requests: never full here.
+            tx.push(&value, src, local);
+        }
+        add(&shared.udp_requests, n);
+        add(&shared.udp_ignored, ignored);
+        let answers = tx.len();
+        let failed = socket.send_batch(tx);
+        add(&shared.udp_replies, answers - failed);
+        if failed > 0 {
+            add(&shared.udp_send_errors, failed);
+            tracing::trace!(failed, "time server: UDP answers the kernel would not take");
+        }
+    }
+}
+
 /// Writes the 4 bytes to a fresh connection and closes it. The send buffer of a new connection
 /// is empty, so the write completes at once and never blocks the loop.
 fn answer(mut stream: TcpStream) -> io::Result<()> {
     stream.set_nonblocking(true)?;
-    let value = time_value(now_unix());
+    let value = time_value(clock::unix_secs());
     if stream.write(&value)? != value.len() {
         return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
     }
@@ -364,29 +410,6 @@ fn answer(mut stream: TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 256];
     let _ = stream.read(&mut sink);
     Ok(())
-}
-
-/// Waits until the sockets are readable or `timeout` passes; returns which are readable.
-fn poll_readable(fds: [Option<RawFd>; 2], timeout: Duration) -> io::Result<[bool; 2]> {
-    // A negative fd is skipped by poll.
-    let mut pfds = fds.map(|fd| libc::pollfd {
-        fd: fd.unwrap_or(-1),
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `pfds` is a live array of two pollfd, its length passed alongside.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok([false; 2])
-        } else {
-            Err(e)
-        };
-    }
-    // POLLERR (an ICMP error queued on the UDP socket) is read out by recv_from.
-    Ok(pfds.map(|p| p.fd >= 0 && p.revents & (libc::POLLIN | libc::POLLERR) != 0))
 }
 
 #[cfg(test)]
@@ -426,6 +449,57 @@ mod tests {
         // A second before 1970 has no Unix time: clamped to 0.
         let before_1970 = (SECONDS_1900_TO_1970 as u32 - 1).to_be_bytes();
         assert_eq!(unix_from_time_value(before_1970, 0), 0);
+    }
+
+    #[test]
+    fn a_batch_of_requests_gets_one_answer_each_from_the_address_asked() {
+        let socket = bind_udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let mut udp = Udp::new(socket);
+        let shared = Shared::default();
+        // Four clients, each asking a different local address of the wildcard socket, ten
+        // requests each: 40 queued before the server reads, more than one receive takes.
+        let asked = |i: u8| SocketAddrV4::new(Ipv4Addr::new(127, 0, 1, i), port);
+        let clients: Vec<std::net::UdpSocket> = (1..=4u8)
+            .map(|i| {
+                let c = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, i), 0)).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                c
+            })
+            .collect();
+        for round in 0..10u8 {
+            for (i, c) in (1..).zip(&clients) {
+                c.send_to(&vec![round; usize::from(round)], asked(i))
+                    .unwrap();
+            }
+        }
+        // Loopback queues each datagram within its send_to; the pause is only a margin.
+        std::thread::sleep(Duration::from_millis(50));
+
+        serve_udp(&mut udp, &shared);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(get(&shared.udp_requests), 40, "all taken in one turn");
+        assert_eq!(get(&shared.udp_replies), 40);
+        assert_eq!(get(&shared.udp_ignored) + get(&shared.udp_send_errors), 0);
+        let now = clock::unix_secs();
+        let mut buf = [0u8; 16];
+        for (i, c) in (1..).zip(&clients) {
+            for k in 0..10 {
+                let (n, from) = c
+                    .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("client {i}, answer {k}: {e}"));
+                assert_eq!(n, 4);
+                assert_eq!(from, SocketAddr::V4(asked(i)), "from the address asked");
+                let t = unix_from_time_value([buf[0], buf[1], buf[2], buf[3]], now);
+                assert!(t.abs_diff(now) <= 1, "{t} vs {now}");
+            }
+            c.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            assert!(
+                c.recv_from(&mut buf).is_err(),
+                "client {i}: one answer each"
+            );
+        }
     }
 
     proptest! {
