@@ -1,5 +1,5 @@
-//! provd-udp: the batched UDP socket every datagram service of provd (DHCP, TFTP, syslog)
-//! reads and writes through, and the rate limit their warnings share.
+//! provd-udp: the batched UDP socket every datagram service of provd (DHCP, TFTP, syslog,
+//! time) reads and writes through, and the rate limit their warnings share.
 //!
 //! - [`UdpSocket::recv_batch`] fills a [`RecvBatch`] with one `recvmmsg`: up to its capacity of
 //!   datagrams, each with its source and, when IP_PKTINFO is on, the local address it was sent
