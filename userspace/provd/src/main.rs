@@ -2,7 +2,7 @@
 //! roles the config names from their own crates; the other commands read files or ask a
 //! running server through its query socket.
 
-mod cfg;
+mod docsis_files;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ enum Cmd {
     },
     /// DOCSIS / PacketCable config files: decode, encode (docsis tool syntax).
     #[command(subcommand)]
-    Cfg(cfg::Cfg),
+    Cfg(docsis_files::DocsisFiles),
     /// What devices logged to a running server's syslog receiver.
     #[command(subcommand)]
     Syslog(SyslogCmd),
@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
-        Cmd::Cfg(c) => cfg::run(c),
+        Cmd::Cfg(c) => docsis_files::run(c),
         Cmd::Syslog(SyslogCmd::Events { config, device }) => {
             ask(&config, &format!("syslog {device}"))
         }

@@ -1,5 +1,5 @@
-//! `provd cfg`: DOCSIS and PacketCable config files from the command line, compatible with the
-//! docsis tool's text sources.
+//! `provd cfg`: DOCSIS and PacketCable config files (what modems and MTAs load, not provd's own
+//! config) from the command line, compatible with the docsis tool's text sources.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 
 #[derive(Subcommand)]
-pub enum Cfg {
+pub enum DocsisFiles {
     /// Print FILE (binary) in the docsis tool's text form, then whether each MIC or hash
     /// verifies. Exit status 1 if any check fails.
     Decode {
@@ -60,14 +60,14 @@ fn mta_hash(arg: MtaHashArg) -> provd_docsis::MtaHash {
     }
 }
 
-pub fn run(cmd: Cfg) -> Result<ExitCode> {
+pub fn run(cmd: DocsisFiles) -> Result<ExitCode> {
     match cmd {
-        Cfg::Decode {
+        DocsisFiles::Decode {
             file,
             shared_secret,
             key_file,
         } => decode(&file, key(shared_secret, key_file.as_deref())?.as_deref()),
-        Cfg::Encode {
+        DocsisFiles::Encode {
             file,
             output,
             shared_secret,
