@@ -5,17 +5,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Modules in `lib.rs` declaration order.
+/// The modules `lib.rs` declares, but test-only ones.
 fn declared(lib: &str) -> Vec<String> {
-    lib.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let rest = l
-                .strip_prefix("pub mod ")
-                .or_else(|| l.strip_prefix("mod "))?;
-            Some(rest.strip_suffix(';')?.to_owned())
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut test_only = false;
+    for l in lib.lines().map(str::trim) {
+        let rest = l
+            .strip_prefix("pub mod ")
+            .or_else(|| l.strip_prefix("mod "));
+        if let Some(name) = rest.and_then(|r| r.strip_suffix(';'))
+            && !test_only
+        {
+            out.push(name.to_owned());
+        }
+        test_only = l == "#[cfg(test)]";
+    }
+    out
 }
 
 /// Item name -> defining module, from `pub use module::{...}` in `lib.rs`.
@@ -87,9 +92,6 @@ pub(crate) fn graph(src_dir: &Path) -> Result<BTreeMap<String, BTreeSet<String>>
     let mut graph = BTreeMap::new();
     let mut bad = Vec::new();
     for module in &modules {
-        if module == "module_graph" {
-            continue;
-        }
         let file = src_dir.join(format!("{module}.rs"));
         let Ok(src) = std::fs::read_to_string(&file) else {
             bad.push(format!(
@@ -150,13 +152,27 @@ pub(crate) fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<St
         .find_map(|m| visit(m, graph, &mut done, &mut Vec::new()))
 }
 
+/// The graph of a crate beside this one (`config`, `tftp`), with no cycle.
+fn acyclic(krate: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{krate}/src"));
+    let graph = graph(&dir).unwrap_or_else(|bad| panic!("{krate}: {}", bad.join("\n")));
+    if let Some(c) = cycle(&graph) {
+        panic!("{krate}: module cycle: {}", c.join(" -> "));
+    }
+    graph
+}
+
+/// The sans-IO TFTP core's modules have no cycle either (issue 12 asks it of `config`, `snmp`
+/// and `tftp`; the check is here so that there is one of it).
+#[test]
+fn no_module_cycles_in_tftp() {
+    let graph = acyclic("tftp");
+    assert!(graph["packet"].contains("options"), "{graph:?}");
+}
+
 #[test]
 fn no_module_cycles() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let graph = graph(&dir).unwrap_or_else(|bad| panic!("{}", bad.join("\n")));
-    if let Some(c) = cycle(&graph) {
-        panic!("module cycle: {}", c.join(" -> "));
-    }
+    let graph = acyclic("config");
     // The layering the crate docs describe: shared pieces use no role, roles use no whole-file
     // module.
     for shared in ["bootfile", "error", "glob", "parse", "validator"] {
@@ -182,7 +198,7 @@ fn the_check_sees_a_cycle() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("lib.rs"),
-        "mod a;\nmod b;\nmod c;\npub use b::{B, C as D};\n",
+        "mod a;\nmod b;\nmod c;\n#[cfg(test)]\nmod tests;\npub use b::{B, C as D};\n",
     )
     .unwrap();
     std::fs::write(dir.join("b.rs"), "use crate::a::A;\npub struct B;\n").unwrap();
