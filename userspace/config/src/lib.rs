@@ -111,6 +111,8 @@ mod time;
 mod describe;
 mod policy;
 mod sections;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use provd_config::{
     TimeSettings,
 };
 
-mod common;
-use common::{assert_has, errors, ok};
+use provd_config::testing::{assert_has, errors, policy as ok};
 
 /// Tables that set `bind` (and `workers`), so they do not depend on what `[server]` says.
 const ACS: &str = "[acs]\nbind = \"198.18.0.1\"\nauth = \"none\"\nextra_ports = [7548]\n\
@@ -118,4 +117,20 @@ fn only_that_table_is_read() {
     let e = HttpSettings::from_toml("[[upgrade_rule]]\nmodel = \"m\"").unwrap_err();
     assert_has(&e, "upgrade_rule", "not [upgrade_rule]");
     assert_has(&e, "http", "missing");
+}
+
+/// `testing::policy` adds the `[server]` and the network a test leaves out, and only those.
+#[test]
+fn the_testing_config_adds_only_what_is_missing() {
+    let p = ok("[server]\nlease_dir = \"/elsewhere\"\n[tftp]\n");
+    assert_eq!(p.server.lease_dir, std::path::Path::new("/elsewhere"));
+    assert_eq!(p.server.bind, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(p.networks[0].name, "n1");
+    let p = ok(
+        "[[shared_network]]\nname = \"mine\"\ninterfaces = [\"198.18.0.1\"]\n\
+                [[shared_network.subnet]]\nprefix = \"198.18.0.0/24\"\n",
+    );
+    assert_eq!(p.networks.len(), 1);
+    assert_eq!(p.networks[0].name, "mine");
+    assert_eq!(p.server.bind, Ipv4Addr::new(198, 18, 0, 1));
 }
