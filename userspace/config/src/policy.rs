@@ -267,33 +267,35 @@ impl TryFrom<wire::Config> for Policy {
     /// order as far as possible.
     fn try_from(w: wire::Config) -> Result<Policy, ConfigErrors> {
         let mut v = Validator::default();
-        let v = &mut v;
-        let server = server::validate(w.server, v);
+        let server = server::validate(w.server, &mut v);
         let mut dhcp = DhcpCheck::new(&server);
-        let lease = dhcp::lease(v, w.lease);
-        let classes = dhcp.classes(v, &w.class);
-        let networks = dhcp.networks(v, &w.shared_network);
-        let reservations = dhcp.reservations(v, &w.reservation);
-        let tftp = w.tftp.as_ref().map(|t| tftp::validate(t, &server, v));
-        let syslog = w.syslog.as_ref().map(|t| syslog::validate(t, &server, v));
-        let time = w.time.as_ref().map(|t| time::validate(t, &server, v));
-        let mta = w.mta.as_ref().map(|t| mta::validate(t, &server, v));
-        let acs = w.acs.as_ref().map(|a| acs::validate(a, &server, v));
+        let lease = dhcp::lease(&mut v, w.lease);
+        let classes = dhcp.classes(&mut v, &w.class);
+        let networks = dhcp.networks(&mut v, &w.shared_network);
+        let reservations = dhcp.reservations(&mut v, &w.reservation);
+        let tftp = w.tftp.as_ref().map(|t| tftp::validate(t, &server, &mut v));
+        let syslog = w
+            .syslog
+            .as_ref()
+            .map(|t| syslog::validate(t, &server, &mut v));
+        let time = w.time.as_ref().map(|t| time::validate(t, &server, &mut v));
+        let mta = w.mta.as_ref().map(|t| mta::validate(t, &server, &mut v));
+        let acs = w.acs.as_ref().map(|a| acs::validate(a, &server, &mut v));
         let vars = w
             .vars
             .as_ref()
-            .map(|t| files::vars("vars", t, v))
+            .map(|t| files::vars("vars", t, &mut v))
             .unwrap_or_default();
-        let subscribers = files::subscribers(&w.subscriber, v);
-        files_checks(v, &w.class, &classes, tftp.as_ref());
-        let http = w.http.as_ref().map(|h| http::validate(h, &server, v));
-        let upgrade_rules = http::upgrade_rules(&w.upgrade_rule, v);
-        http_checks(v, &classes, http.as_ref(), &upgrade_rules);
+        let subscribers = files::subscribers(&w.subscriber, &mut v);
+        files_checks(&mut v, &w.class, &classes, tftp.as_ref());
+        let http = w.http.as_ref().map(|h| http::validate(h, &server, &mut v));
+        let upgrade_rules = http::upgrade_rules(&w.upgrade_rule, &mut v);
+        http_checks(&mut v, &classes, http.as_ref(), &upgrade_rules);
         if mta.is_some() {
-            mta_checks(v, &classes, tftp.as_ref());
+            mta_checks(&mut v, &classes, tftp.as_ref());
         }
-        dhcp.cross_checks(v);
-        std::mem::take(v).finish(|| {
+        dhcp.cross_checks(&mut v);
+        v.finish(|| {
             let index = dhcp::build_index(&classes, &networks, &reservations);
             Policy {
                 server,
