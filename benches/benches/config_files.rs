@@ -8,7 +8,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use provd_config::Policy;
 use provd_devices::DeviceView;
 use provd_files::Generator;
 use provd_lease::Binding;
@@ -43,12 +42,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("cm.j2"), template()).unwrap();
-    let cfg = dir.path().join("provd.toml");
-    std::fs::write(
-        &cfg,
+    let mut policy = provd_config::testing::policy(
         r#"
-[server]
-lease_dir = "/nonexistent"
 [tftp]
 [vars]
 max_cpe = 4
@@ -62,18 +57,9 @@ boot_file = "cm/{mac}.cfg"
 template = "cm.j2"
 kind = "docsis"
 shared_secret = "DOCSIS"
-[[shared_network]]
-name = "bench"
-relays = ["10.0.0.1"]
-  [[shared_network.subnet]]
-  prefix = "10.0.0.0/8"
-    [[shared_network.subnet.pool]]
-    start = "10.0.0.10"
-    end = "10.255.255.250"
 "#,
-    )
-    .unwrap();
-    let policy = Policy::from_file(&cfg).unwrap();
+    );
+    policy.resolve_paths(dir.path());
     let view = Arc::new(DeviceView::new());
     let generator = Generator::new(&policy, Arc::clone(&view)).unwrap();
     let bytes = generator.render_for("cm", &mac(1), None).unwrap();

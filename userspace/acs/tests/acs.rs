@@ -10,29 +10,8 @@ use provd_cwmp::{
 };
 
 fn acs(extra: &str) -> Acs {
-    let toml = format!(
-        r#"
-[server]
-lease_dir = "/nonexistent"
-[[shared_network]]
-name = "n"
-interfaces = ["198.18.0.1"]
-[[shared_network.subnet]]
-prefix = "198.18.0.0/24"
-[[shared_network.subnet.pool]]
-start = "198.18.0.10"
-end = "198.18.0.20"
-[acs]
-auth = "none"
-{extra}
-"#
-    );
-    Acs::new(
-        provd_config::Policy::from_toml_str(&toml)
-            .unwrap()
-            .acs
-            .unwrap(),
-    )
+    let toml = format!("[acs]\nauth = \"none\"\n{extra}\n");
+    Acs::new(provd_config::AcsSettings::from_toml(&toml).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn inform(serial: &str, events: &[&str], sw: &str) -> Vec<u8> {

@@ -58,7 +58,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::{ConfigError, Glob};
+use crate::glob::Glob;
+use crate::server::ServerSettings;
+use crate::validator::Validator;
 
 /// `[acs]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -227,94 +229,70 @@ pub struct AcsSettings {
     pub campaigns: Vec<Campaign>,
 }
 
-struct V<'a> {
-    errors: &'a mut Vec<ConfigError>,
+fn device_match(
+    v: &mut Validator,
+    path: &str,
+    oui: &Option<String>,
+    pc: &Option<String>,
+    serial: &Option<String>,
+) -> DeviceMatch {
+    if let Some(o) = oui
+        && (o.len() != 6 || !o.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        v.err(format!("{path}.oui"), format!("{o:?} is not 6 hex digits"));
+    }
+    DeviceMatch {
+        oui: oui.as_ref().map(|o| o.to_ascii_uppercase()),
+        product_class: pc.clone(),
+        serial: serial.as_deref().map(Glob::new),
+        ..DeviceMatch::default()
+    }
 }
 
-impl V<'_> {
-    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
-        self.errors.push(ConfigError::new(path, msg));
-    }
-
-    fn int(&mut self, path: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
-        match v {
-            None => default,
-            Some(v) if (lo..=hi).contains(&v) => v,
-            Some(v) => {
-                self.err(path, format!("{v} is out of range: must be {lo}..={hi}"));
-                default
-            }
+fn firmware_of(
+    v: &mut Validator,
+    path: &str,
+    version: Option<&String>,
+    url: Option<&String>,
+    size: Option<i64>,
+) -> Option<Firmware> {
+    let version = match version {
+        Some(v) if !v.is_empty() => v.clone(),
+        _ => {
+            v.err(
+                format!("{path}.version"),
+                "the firmware version is required",
+            );
+            return None;
         }
-    }
-
-    fn addr(&mut self, path: &str, v: Option<&String>, default: Ipv4Addr) -> Ipv4Addr {
-        match v {
-            None => default,
-            Some(s) => s.parse().unwrap_or_else(|_| {
-                self.err(path, format!("{s:?} is not an IPv4 address"));
-                default
-            }),
+    };
+    let url = match url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.clone(),
+        Some(u) => {
+            v.err(
+                format!("{path}.url"),
+                format!("{u:?} is not an http(s) URL"),
+            );
+            return None;
         }
-    }
-
-    fn matches(
-        &mut self,
-        path: &str,
-        oui: &Option<String>,
-        pc: &Option<String>,
-        serial: &Option<String>,
-    ) -> DeviceMatch {
-        if let Some(o) = oui
-            && (o.len() != 6 || !o.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            self.err(format!("{path}.oui"), format!("{o:?} is not 6 hex digits"));
+        None => {
+            v.err(format!("{path}.url"), "the firmware URL is required");
+            return None;
         }
-        DeviceMatch {
-            oui: oui.as_ref().map(|o| o.to_ascii_uppercase()),
-            product_class: pc.clone(),
-            serial: serial.as_deref().map(Glob::new),
-            ..DeviceMatch::default()
-        }
-    }
-
-    fn firmware(
-        &mut self,
-        path: &str,
-        version: Option<&String>,
-        url: Option<&String>,
-        size: Option<i64>,
-    ) -> Option<Firmware> {
-        let version = match version {
-            Some(v) if !v.is_empty() => v.clone(),
-            _ => {
-                self.err(
-                    format!("{path}.version"),
-                    "the firmware version is required",
-                );
-                return None;
-            }
-        };
-        let url = match url {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.clone(),
-            Some(u) => {
-                self.err(
-                    format!("{path}.url"),
-                    format!("{u:?} is not an http(s) URL"),
-                );
-                return None;
-            }
-            None => {
-                self.err(format!("{path}.url"), "the firmware URL is required");
-                return None;
-            }
-        };
-        let file_size = self.int(&format!("{path}.file_size"), size, 0, 0, u32::MAX.into()) as u32;
-        Some(Firmware {
-            version,
-            url,
-            file_size,
-        })
-    }
+    };
+    let file_size = v.int(
+        &format!("{path}.file_size"),
+        size,
+        0,
+        0,
+        u32::MAX.into(),
+        "the file size",
+    ) as u32;
+    Some(Firmware {
+        version,
+        url,
+        file_size,
+    })
 }
 
 fn name_ok(s: &str) -> bool {
@@ -325,12 +303,7 @@ fn name_ok(s: &str) -> bool {
 }
 
 /// Validates `[acs]`; problems go to `errors` with their field paths.
-pub(crate) fn validate(
-    w: &AcsWire,
-    server_bind: Ipv4Addr,
-    errors: &mut Vec<ConfigError>,
-) -> AcsSettings {
-    let mut v = V { errors };
+pub(crate) fn validate(w: &AcsWire, server: &ServerSettings, v: &mut Validator) -> AcsSettings {
     let auth = match w.auth.as_deref() {
         None | Some("digest") => AcsAuth::Digest,
         Some("basic") => AcsAuth::Basic,
@@ -371,10 +344,17 @@ pub(crate) fn validate(
             ),
         }
     }
-    let port = v.int("acs.port", w.port, 7547, 1, 65_535) as u16;
+    let port = v.int("acs.port", w.port, 7547, 1, 65_535, "a TCP port") as u16;
     let mut extra_ports = Vec::new();
     for (i, p) in w.extra_ports.iter().flatten().enumerate() {
-        let p = v.int(&format!("acs.extra_ports[{i}]"), Some(*p), 0, 1, 65_535) as u16;
+        let p = v.int(
+            &format!("acs.extra_ports[{i}]"),
+            Some(*p),
+            0,
+            1,
+            65_535,
+            "a TCP port",
+        ) as u16;
         if p == port || extra_ports.contains(&p) {
             v.err(
                 format!("acs.extra_ports[{i}]"),
@@ -385,7 +365,7 @@ pub(crate) fn validate(
     }
     let tls = match (w.https_port, &w.tls_cert, &w.tls_key) {
         (Some(p), Some(c), Some(k)) => {
-            let p = v.int("acs.https_port", Some(p), 7443, 1, 65_535) as u16;
+            let p = v.int("acs.https_port", Some(p), 7443, 1, 65_535, "a TCP port") as u16;
             if p == port || extra_ports.contains(&p) {
                 v.err("acs.https_port", format!("port {p} is already used"));
             }
@@ -410,7 +390,7 @@ pub(crate) fn validate(
                 "a name of 1-64 letters, digits, '-', '_', '.' is required",
             );
         }
-        let mut matches = v.matches(&path, &p.oui, &p.product_class, &p.serial);
+        let mut matches = device_match(v, &path, &p.oui, &p.product_class, &p.serial);
         matches.events = p.events.clone().unwrap_or_default();
         for (k, val) in p.parameters.iter().flatten() {
             match toml_value(val) {
@@ -448,10 +428,12 @@ pub(crate) fn validate(
                 300,
                 1,
                 86_400 * 7,
+                "the interval in seconds",
             ) as u32
         });
         let firmware = p.firmware.as_ref().and_then(|f| {
-            v.firmware(
+            firmware_of(
+                v,
                 &format!("{path}.firmware"),
                 f.version.as_ref(),
                 f.url.as_ref(),
@@ -487,14 +469,15 @@ pub(crate) fn validate(
                 format!("campaign {name:?} is defined twice"),
             );
         }
-        let matches = v.matches(&path, &c.oui, &c.product_class, &c.serial);
-        let firmware = v.firmware(&path, c.version.as_ref(), c.url.as_ref(), c.file_size);
+        let matches = device_match(v, &path, &c.oui, &c.product_class, &c.serial);
+        let firmware = firmware_of(v, &path, c.version.as_ref(), c.url.as_ref(), c.file_size);
         let max_concurrent = v.int(
             &format!("{path}.max_concurrent"),
             c.max_concurrent,
             10,
             1,
             1_000_000,
+            "the downloads in flight",
         ) as u32;
         if let Some(firmware) = firmware {
             campaigns.push(Campaign {
@@ -505,9 +488,9 @@ pub(crate) fn validate(
             });
         }
     }
-    let admin_bind = v.addr("acs.admin_bind", w.admin_bind.as_ref(), Ipv4Addr::LOCALHOST);
+    let admin_bind = v.ipv4("acs.admin_bind", w.admin_bind.as_ref(), Ipv4Addr::LOCALHOST);
     AcsSettings {
-        bind: v.addr("acs.bind", w.bind.as_ref(), server_bind),
+        bind: v.ipv4("acs.bind", w.bind.as_ref(), server.bind),
         port,
         extra_ports,
         tls,
@@ -523,6 +506,7 @@ pub(crate) fn validate(
             30,
             1,
             3600,
+            "seconds",
         ) as u32,
         nonce_lifetime_secs: v.int(
             "acs.nonce_lifetime_secs",
@@ -530,27 +514,56 @@ pub(crate) fn validate(
             300,
             1,
             86_400,
+            "seconds",
         ) as u32,
         auto_register: w.auto_register.unwrap_or(true),
-        events_per_device: v.int("acs.events_per_device", w.events_per_device, 16, 0, 1024)
-            as usize,
+        events_per_device: v.int(
+            "acs.events_per_device",
+            w.events_per_device,
+            16,
+            0,
+            1024,
+            "the events kept per device",
+        ) as usize,
         cr_username: w.cr_username.clone().unwrap_or_default(),
         cr_password: w.cr_password.clone().unwrap_or_default(),
-        cr_per_second: v.int("acs.cr_per_second", w.cr_per_second, 50, 1, 100_000) as u32,
+        cr_per_second: v.int(
+            "acs.cr_per_second",
+            w.cr_per_second,
+            50,
+            1,
+            100_000,
+            "connection requests per second",
+        ) as u32,
         cr_min_interval_secs: v.int(
             "acs.cr_min_interval_secs",
             w.cr_min_interval_secs,
             5,
             0,
             86_400,
+            "seconds",
         ) as u32,
         stun_port: w
             .stun_port
-            .map(|p| v.int("acs.stun_port", Some(p), 3478, 1, 65_535) as u16),
+            .map(|p| v.int("acs.stun_port", Some(p), 3478, 1, 65_535, "a UDP port") as u16),
         admin_bind,
-        admin_port: v.int("acs.admin_port", w.admin_port, 7557, 1, 65_535) as u16,
+        admin_port: v.int(
+            "acs.admin_port",
+            w.admin_port,
+            7557,
+            1,
+            65_535,
+            "a TCP port",
+        ) as u16,
         dump_dir: w.dump_dir.as_ref().map(PathBuf::from),
-        snapshot_secs: v.int("acs.snapshot_secs", w.snapshot_secs, 30, 1, 86_400) as u32,
+        snapshot_secs: v.int(
+            "acs.snapshot_secs",
+            w.snapshot_secs,
+            30,
+            1,
+            86_400,
+            "seconds",
+        ) as u32,
         presets,
         campaigns,
     }
@@ -571,31 +584,17 @@ fn toml_value(v: &toml::Value) -> Option<(String, &'static str)> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Policy;
-
-    const BASE: &str = r#"
-[server]
-lease_dir = "/tmp/x"
-[[shared_network]]
-name = "n"
-interfaces = ["198.18.0.1"]
-[[shared_network.subnet]]
-prefix = "198.18.0.0/24"
-[[shared_network.subnet.pool]]
-start = "198.18.0.10"
-end = "198.18.0.20"
-"#;
+    use super::AcsSettings;
 
     #[test]
     fn full_acs_section_loads() {
-        let p = Policy::from_toml_str(&format!(
-            "{BASE}\n[acs]\nport = 7547\nextra_ports = [7548]\nusername = \"u\"\npassword = \"p\"\n\
-             [[acs.preset]]\nname = \"p1\"\noui = \"0015cf\"\nevents = [\"1 BOOT\"]\nset = {{ \"Device.X\" = true, \"Device.Y\" = 5 }}\n\
+        let a = AcsSettings::from_toml(
+            "[acs]\nport = 7547\nextra_ports = [7548]\nusername = \"u\"\npassword = \"p\"\n\
+             [[acs.preset]]\nname = \"p1\"\noui = \"0015cf\"\nevents = [\"1 BOOT\"]\nset = { \"Device.X\" = true, \"Device.Y\" = 5 }\n\
              periodic_inform_interval = 300\n\
-             [[acs.campaign]]\nname = \"c\"\nversion = \"2\"\nurl = \"http://h/f\"\nmax_concurrent = 2\n"
-        ))
+             [[acs.campaign]]\nname = \"c\"\nversion = \"2\"\nurl = \"http://h/f\"\nmax_concurrent = 2\n",
+        )
         .unwrap();
-        let a = p.acs.unwrap();
         assert_eq!(a.extra_ports, [7548]);
         assert_eq!(a.presets[0].matches.oui.as_deref(), Some("0015CF"));
         assert_eq!(a.presets[0].set.len(), 2);
@@ -604,10 +603,10 @@ end = "198.18.0.20"
 
     #[test]
     fn errors_name_their_fields() {
-        let e = Policy::from_toml_str(&format!(
-            "{BASE}\n[acs]\nauth = \"kerberos\"\nport = 0\n[[acs.preset]]\nname = \"\"\noui = \"xyz\"\n\
-             [[acs.campaign]]\nname = \"c\"\nurl = \"ftp://x\"\n"
-        ))
+        let e = AcsSettings::from_toml(
+            "[acs]\nauth = \"kerberos\"\nport = 0\n[[acs.preset]]\nname = \"\"\noui = \"xyz\"\n\
+             [[acs.campaign]]\nname = \"c\"\nurl = \"ftp://x\"\n",
+        )
         .unwrap_err()
         .to_string();
         for path in [

@@ -1,18 +1,7 @@
-//! Generated config files and the TFTP server that serves them: `[tftp]`,
-//! `[class.config_file]`, `[vars]` and `[[subscriber]]`.
+//! Generated config files: `[class.config_file]`, `[vars]` and `[[subscriber]]`. The TFTP
+//! server that serves them is [`crate::tftp`]'s `[tftp]`.
 //!
 //! ```toml
-//! [tftp]                          # presence enables the TFTP server
-//! bind = "198.18.0.1"             # default: [server].bind
-//! port = 69
-//! root = "tftp-root"              # static files (firmware); relative to the config file
-//! workers = 0                     # default: [server].workers (0 = one per core)
-//! enforce = true                  # generated files only to the device's leased address
-//! max_blksize = 1468              # 8..=65464
-//! max_windowsize = 64             # 1..=65535
-//! allow_write = false             # WRQ (uploads into root); refused when false
-//! max_transfers = 10000           # per worker; beyond it an RRQ gets ERROR 3
-//!
 //! [[class]]
 //! name = "cm"
 //! boot_file = "cm/{mac}.cfg"      # must name the device ({mac}, {MAC} or {mac:})
@@ -21,28 +10,6 @@
 //! kind = "docsis"                 # "docsis" (CM MIC + CMTS MIC) | "mta" (PacketCable)
 //! shared_secret = "DOCSIS"        # docsis: the CMTS MIC key (required; "" for none)
 //! mta_hash = "sha1"               # mta: in-file hash for BASIC flows, "sha1" | "md5"
-//!
-//! [syslog]                        # presence enables the receiver (option 7's log server)
-//! bind = "198.18.0.1"             # default: [server].bind
-//! port = 514
-//! workers = 0                     # 0 = one per core
-//! events_per_device = 64          # newest kept
-//! max_devices = 1000000
-//!
-//! [time]                          # presence enables RFC 868 time (option 4's time server)
-//! bind = "198.18.0.1"             # default: [server].bind
-//! port = 37
-//! udp = true
-//! tcp = true
-//!
-//! [mta]                           # PacketCable provisioning server (HYBRID/BASIC flows)
-//! bind = "198.18.0.1"             # default: [server].bind
-//! port = 162                      # INFORMs in
-//! inform_communities = ["private"]  # accepted on INFORMs
-//! set_community = "private"       # SET (file URL + hash) to the MTA's UDP 161
-//! get_community = "private"       # GET of capabilities
-//! get_capabilities = false
-//! max_flows = 100000
 //!
 //! [vars]                          # template variables: vars.NAME (strings, numbers, booleans)
 //! sip_domain = "voice.example.net"
@@ -53,8 +20,33 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
+
+use crate::parse;
+use crate::validator::{Validator, field};
+
+/// The tables as written (see [`crate::wire`]).
+pub mod wire {
+    use serde::Deserialize;
+
+    /// `[class.config_file]` as written.
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConfigFile {
+        pub template: Option<String>,
+        pub kind: Option<String>,
+        pub shared_secret: Option<String>,
+        pub mta_hash: Option<String>,
+    }
+
+    /// `[[subscriber]]` as written.
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Subscriber {
+        pub mac: Option<String>,
+        pub vars: Option<toml::Table>,
+    }
+}
 
 /// What kind of binary a template's text compiles to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,59 +77,6 @@ pub struct ConfigFileSpec {
     pub mta_hash: Option<MtaHashAlg>,
 }
 
-/// `[tftp]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TftpSettings {
-    pub bind: Ipv4Addr,
-    pub port: u16,
-    /// Static files; `None`: only generated files are served.
-    pub root: Option<PathBuf>,
-    /// 0 = one per core.
-    pub workers: usize,
-    pub enforce: bool,
-    pub max_blksize: u16,
-    pub max_windowsize: u16,
-    pub allow_write: bool,
-    pub max_transfers: usize,
-}
-
-/// `[syslog]`: the receiver for devices' log messages (option 7 points devices here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyslogSettings {
-    pub bind: Ipv4Addr,
-    pub port: u16,
-    /// 0 = one per core.
-    pub workers: usize,
-    pub events_per_device: usize,
-    pub max_devices: usize,
-}
-
-/// `[mta]`: the PacketCable provisioning server role (option 122.3 points MTAs here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MtaSettings {
-    pub bind: Ipv4Addr,
-    /// Where notifications (INFORMs) arrive: 162.
-    pub port: u16,
-    /// Communities accepted on INFORMs; others get no answer.
-    pub inform_communities: Vec<String>,
-    /// For SETs (and GETs) to the MTA's agent on UDP 161.
-    pub set_community: String,
-    pub get_community: String,
-    /// GET the MTA's capabilities (MTA-16/17) before building its file.
-    pub get_capabilities: bool,
-    /// Flows in progress at most; beyond, new enrollments are answered but not provisioned.
-    pub max_flows: usize,
-}
-
-/// `[time]`: RFC 868 time of day (option 4 points cable modems here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeSettings {
-    pub bind: Ipv4Addr,
-    pub port: u16,
-    pub udp: bool,
-    pub tcp: bool,
-}
-
 /// Template variables: names to scalar values, rendered as text.
 pub type Vars = BTreeMap<String, VarValue>;
 
@@ -153,34 +92,29 @@ pub enum VarValue {
 /// Per-device variables from `[[subscriber]]`, by MAC.
 pub type Subscribers = HashMap<[u8; 6], Vars>;
 
-pub(crate) const DEFAULT_MAX_BLKSIZE: u16 = 1468;
-pub(crate) const DEFAULT_MAX_WINDOWSIZE: u16 = 64;
-pub(crate) const DEFAULT_MAX_TRANSFERS: usize = 10_000;
-
 /// Turns a TOML table into variables; arrays and tables are refused, naming the key.
-pub(crate) fn vars(path: &str, t: &toml::Table, errors: &mut Vec<(String, String)>) -> Vars {
+pub(crate) fn vars(path: &str, t: &toml::Table, v: &mut Validator) -> Vars {
     let mut out = Vars::new();
-    for (k, v) in t {
-        let value = match v {
+    for (k, value) in t {
+        let value = match value {
             toml::Value::String(s) => VarValue::String(s.clone()),
             toml::Value::Integer(i) => VarValue::Integer(*i),
             toml::Value::Float(f) => VarValue::Float(*f),
             toml::Value::Boolean(b) => VarValue::Bool(*b),
             toml::Value::Datetime(d) => VarValue::String(d.to_string()),
             toml::Value::Array(_) | toml::Value::Table(_) => {
-                errors.push((
-                    format!("{path}.{k}"),
-                    "template variables are strings, numbers or booleans (not arrays or tables)"
-                        .into(),
-                ));
+                v.err(
+                    field(path, k),
+                    "template variables are strings, numbers or booleans (not arrays or tables)",
+                );
                 continue;
             }
         };
         if !is_identifier(k) {
-            errors.push((
-                format!("{path}.{k}"),
-                "a variable name is letters, digits and '_', not starting with a digit, so templates can name it".into(),
-            ));
+            v.err(
+                field(path, k),
+                "a variable name is letters, digits and '_', not starting with a digit, so templates can name it",
+            );
             continue;
         }
         out.insert(k.clone(), value);
@@ -196,7 +130,7 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(crate) fn kind(s: &str) -> Result<ConfigFileKind, String> {
+fn kind(s: &str) -> Result<ConfigFileKind, String> {
     match s {
         "docsis" => Ok(ConfigFileKind::Docsis),
         "mta" => Ok(ConfigFileKind::Mta),
@@ -206,7 +140,7 @@ pub(crate) fn kind(s: &str) -> Result<ConfigFileKind, String> {
     }
 }
 
-pub(crate) fn mta_hash(s: &str) -> Result<MtaHashAlg, String> {
+fn mta_hash(s: &str) -> Result<MtaHashAlg, String> {
     match s {
         "sha1" => Ok(MtaHashAlg::Sha1),
         "md5" => Ok(MtaHashAlg::Md5),
@@ -214,6 +148,88 @@ pub(crate) fn mta_hash(s: &str) -> Result<MtaHashAlg, String> {
             "unknown mta_hash {other:?}: \"sha1\" (PacketCable) or \"md5\" (Euro-PacketCable)"
         )),
     }
+}
+
+/// Validates `[class.config_file]` (`path` is e.g. `class[0].config_file`).
+pub(crate) fn config_file(
+    path: &str,
+    w: &wire::ConfigFile,
+    v: &mut Validator,
+) -> Option<ConfigFileSpec> {
+    let p = |f: &str| format!("{path}.{f}");
+    let template = match w.template.as_deref() {
+        None | Some("") => {
+            v.err(
+                p("template"),
+                "template is required: the file the device's config is rendered from",
+            );
+            None
+        }
+        Some(t) => Some(PathBuf::from(t)),
+    };
+    let kind = match w.kind.as_deref() {
+        None => {
+            v.err(p("kind"), "kind is required: \"docsis\" or \"mta\"");
+            None
+        }
+        Some(k) => v.check(&p("kind"), kind(k)),
+    };
+    let mta_hash = w
+        .mta_hash
+        .as_deref()
+        .and_then(|h| v.check(&p("mta_hash"), mta_hash(h)));
+    match kind {
+        Some(ConfigFileKind::Docsis) => {
+            if w.shared_secret.is_none() {
+                v.err(
+                    p("shared_secret"),
+                    "shared_secret is required for docsis files: the CMTS MIC key (\"\" if your CMTSs check none)",
+                );
+            }
+            if w.mta_hash.is_some() {
+                v.err(p("mta_hash"), "mta_hash applies to kind = \"mta\" only");
+            }
+        }
+        Some(ConfigFileKind::Mta) if w.shared_secret.is_some() => {
+            v.err(
+                p("shared_secret"),
+                "shared_secret applies to kind = \"docsis\" only (MTA files carry no MIC)",
+            );
+        }
+        Some(ConfigFileKind::Mta) | None => {}
+    }
+    Some(ConfigFileSpec {
+        template: template?,
+        kind: kind?,
+        shared_secret: w.shared_secret.clone(),
+        mta_hash,
+    })
+}
+
+/// Validates `[[subscriber]]`.
+pub(crate) fn subscribers(ws: &[wire::Subscriber], v: &mut Validator) -> Subscribers {
+    let mut out = Subscribers::new();
+    for (i, w) in ws.iter().enumerate() {
+        let path = format!("subscriber[{i}]");
+        let mac = match w.mac.as_deref() {
+            None => {
+                v.err(format!("{path}.mac"), "mac is required");
+                None
+            }
+            Some(m) => v.check(&format!("{path}.mac"), parse::mac(m)),
+        };
+        let vars = w
+            .vars
+            .as_ref()
+            .map(|t| vars(&field(&path, "vars"), t, v))
+            .unwrap_or_default();
+        if let Some(mac) = mac
+            && out.insert(mac, vars).is_some()
+        {
+            v.err(format!("{path}.mac"), "another subscriber has this mac");
+        }
+    }
+    out
 }
 
 #[cfg(test)]

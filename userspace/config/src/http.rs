@@ -54,11 +54,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::BootFile;
-use crate::error::ConfigError;
+use crate::bootfile::BootFile;
 use crate::glob::Glob;
 use crate::parse;
-use crate::policy::ServerSettings;
+use crate::server::ServerSettings;
+use crate::validator::Validator;
 
 /// `[http]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -194,65 +194,20 @@ pub struct UpgradeRule {
 
 pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 8192;
 
-fn int(
-    errors: &mut Vec<ConfigError>,
-    path: &str,
-    v: Option<i64>,
-    default: i64,
-    min: i64,
-    max: i64,
-    what: &str,
-) -> i64 {
-    match v {
-        None => default,
-        Some(v) if (min..=max).contains(&v) => v,
-        Some(v) => {
-            errors.push(ConfigError::new(
-                path,
-                format!("{v} is out of range: {what} is {min}..={max}"),
-            ));
-            default
-        }
-    }
-}
-
-fn file(errors: &mut Vec<ConfigError>, path: &str, v: Option<&String>) -> Option<PathBuf> {
-    match v.map(String::as_str) {
-        Some("") => {
-            errors.push(ConfigError::new(path, "the file name is empty"));
-            None
-        }
-        other => other.map(PathBuf::from),
-    }
-}
-
 /// Validates `[http]`.
-pub(crate) fn http(
-    w: &WireHttp,
-    server: &ServerSettings,
-    errors: &mut Vec<ConfigError>,
-) -> HttpSettings {
-    let bind = match w.bind.as_deref() {
-        None => server.bind,
-        Some(b) => match parse::ipv4(b) {
-            Ok(a) => a,
-            Err(m) => {
-                errors.push(ConfigError::new("http.bind", m));
-                server.bind
-            }
-        },
-    };
-    let port = int(errors, "http.port", w.port, 80, 1, 65_535, "a TCP port") as u16;
+pub(crate) fn validate(w: &WireHttp, server: &ServerSettings, v: &mut Validator) -> HttpSettings {
+    let bind = v.ipv4("http.bind", w.bind.as_ref(), server.bind);
+    let port = v.int("http.port", w.port, 80, 1, 65_535, "a TCP port") as u16;
     let plain = w.plain.unwrap_or(true);
     if !plain && w.port.is_some() {
-        errors.push(ConfigError::new(
+        v.err(
             "http.port",
             "plain = false switches plain HTTP off: leave port out",
-        ));
+        );
     }
-    let cert = file(errors, "http.cert", w.cert.as_ref());
-    let key = file(errors, "http.key", w.key.as_ref());
-    let client_ca = file(errors, "http.client_ca", w.client_ca.as_ref());
+    let cert = v.file("http.cert", w.cert.as_ref());
+    let key = v.file("http.key", w.key.as_ref());
+    let client_ca = v.file("http.client_ca", w.client_ca.as_ref());
     let client_auth = match w.client_auth.as_deref() {
         None if client_ca.is_some() => ClientAuthMode::Optional,
         None => ClientAuthMode::Off,
@@ -260,29 +215,28 @@ pub(crate) fn http(
         Some("optional") => ClientAuthMode::Optional,
         Some("required") => ClientAuthMode::Required,
         Some(other) => {
-            errors.push(ConfigError::new(
+            v.err(
                 "http.client_auth",
                 format!("unknown client_auth {other:?}: \"off\", \"optional\" or \"required\""),
-            ));
+            );
             ClientAuthMode::Off
         }
     };
     if client_auth != ClientAuthMode::Off && client_ca.is_none() {
-        errors.push(ConfigError::new(
+        v.err(
             "http.client_ca",
             "client_auth asks for client certificates: client_ca must name the CAs that sign them",
-        ));
+        );
     }
     let wants_https = w.https_port.is_some() || cert.is_some() || key.is_some();
     let https = if wants_https {
         if cert.is_none() {
-            errors.push(ConfigError::new("http.cert", "HTTPS needs cert (and key)"));
+            v.err("http.cert", "HTTPS needs cert (and key)");
         }
         if key.is_none() {
-            errors.push(ConfigError::new("http.key", "HTTPS needs key (and cert)"));
+            v.err("http.key", "HTTPS needs key (and cert)");
         }
-        let https_port = int(
-            errors,
+        let https_port = v.int(
             "http.https_port",
             w.https_port,
             443,
@@ -291,10 +245,10 @@ pub(crate) fn http(
             "a TCP port",
         ) as u16;
         if plain && https_port == port {
-            errors.push(ConfigError::new(
+            v.err(
                 "http.https_port",
                 format!("https_port {https_port} is the plain HTTP port too"),
-            ));
+            );
         }
         match (cert, key) {
             (Some(cert), Some(key)) => Some(HttpsSettings {
@@ -308,26 +262,25 @@ pub(crate) fn http(
         }
     } else {
         if client_ca.is_some() {
-            errors.push(ConfigError::new(
+            v.err(
                 "http.client_ca",
                 "client certificates need HTTPS: set cert and key",
-            ));
+            );
         }
         None
     };
     if !plain && !wants_https {
-        errors.push(ConfigError::new(
+        v.err(
             "http.plain",
             "plain = false and no HTTPS (cert, key): the server would listen nowhere",
-        ));
+        );
     }
     HttpSettings {
         bind,
         port: plain.then_some(port),
         https,
-        firmware_dir: file(errors, "http.firmware_dir", w.firmware_dir.as_ref()),
-        max_connections: int(
-            errors,
+        firmware_dir: v.file("http.firmware_dir", w.firmware_dir.as_ref()),
+        max_connections: v.int(
             "http.max_connections",
             w.max_connections,
             10_000,
@@ -335,8 +288,7 @@ pub(crate) fn http(
             1_000_000,
             "max_connections",
         ) as usize,
-        header_timeout: Duration::from_secs(int(
-            errors,
+        header_timeout: Duration::from_secs(v.int(
             "http.header_timeout_secs",
             w.header_timeout_secs,
             10,
@@ -344,8 +296,7 @@ pub(crate) fn http(
             3600,
             "header_timeout_secs",
         ) as u64),
-        idle_timeout: Duration::from_secs(int(
-            errors,
+        idle_timeout: Duration::from_secs(v.int(
             "http.idle_timeout_secs",
             w.idle_timeout_secs,
             60,
@@ -353,8 +304,7 @@ pub(crate) fn http(
             86_400,
             "idle_timeout_secs",
         ) as u64),
-        max_header_bytes: int(
-            errors,
+        max_header_bytes: v.int(
             "http.max_header_bytes",
             w.max_header_bytes,
             DEFAULT_MAX_HEADER_BYTES as i64,
@@ -370,60 +320,56 @@ pub(crate) fn http(
 const PROBE_MAC: [u8; 6] = [0x00, 0x15, 0xcf, 0x12, 0x34, 0x56];
 
 /// Validates `[class.profile]` (`path` is e.g. `class[2].profile`).
-pub(crate) fn profile(
-    path: &str,
-    w: &WireProfile,
-    errors: &mut Vec<ConfigError>,
-) -> Option<ProfileSpec> {
+pub(crate) fn profile(path: &str, w: &WireProfile, v: &mut Validator) -> Option<ProfileSpec> {
     let p = |f: &str| format!("{path}.{f}");
     let url_path = match w.path.as_deref() {
         None => {
-            errors.push(ConfigError::new(
+            v.err(
                 p("path"),
                 "path is required: the URL path naming the device, e.g. \"p/{mac}.cfg\"",
-            ));
+            );
             None
         }
         Some(s) => match BootFile::parse(s.trim_start_matches('/')) {
             Ok(b) if b.is_static() => {
-                errors.push(ConfigError::new(
+                v.err(
                     p("path"),
                     "path must name the device: use {mac}, {MAC} or {mac:}",
-                ));
+                );
                 None
             }
             Ok(b) => Some(b),
             Err(m) => {
-                errors.push(ConfigError::new(p("path"), m.replace("boot_file", "path")));
+                v.err(p("path"), m.replace("boot_file", "path"));
                 None
             }
         },
     };
     let template = match w.template.as_deref() {
         None | Some("") => {
-            errors.push(ConfigError::new(
+            v.err(
                 p("template"),
                 "template is required: the file the device's profile is rendered from",
-            ));
+            );
             None
         }
         Some(t) => Some(PathBuf::from(t)),
     };
     let format = match w.format.as_deref() {
         None => {
-            errors.push(ConfigError::new(
+            v.err(
                 p("format"),
                 "format is required: \"kvp\" (DBID_NAME=value lines) or \"xml\" (<flat-profile>)",
-            ));
+            );
             None
         }
         Some("kvp") => Some(ProfileFormat::Kvp),
         Some("xml") => Some(ProfileFormat::Xml),
         Some(other) => {
-            errors.push(ConfigError::new(
+            v.err(
                 p("format"),
                 format!("unknown format {other:?}: \"kvp\" or \"xml\""),
-            ));
+            );
             None
         }
     };
@@ -431,18 +377,17 @@ pub(crate) fn profile(
         (Some(f), _)
             if f.is_empty() || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
         {
-            errors.push(ConfigError::new(
+            v.err(
                 p("version_field"),
                 format!("version_field {f:?} must be letters, digits and '_'"),
-            ));
+            );
             String::new()
         }
         (Some(f), _) => f.to_string(),
         (None, Some(ProfileFormat::Xml)) => "Profile_Version".into(),
         (None, _) => "DBID_DBASE_VERSION".into(),
     };
-    let first_version = int(
-        errors,
+    let first_version = v.int(
         &p("first_version"),
         w.first_version,
         1,
@@ -451,37 +396,28 @@ pub(crate) fn profile(
         "first_version",
     ) as u64;
     if w.key.as_deref() == Some("") {
-        errors.push(ConfigError::new(
-            p("key"),
-            "key is empty (leave it out for plain profiles)",
-        ));
+        v.err(p("key"), "key is empty (leave it out for plain profiles)");
     }
     let rule_option = match w.rule_option {
         None | Some(66) => RuleOption::Opt66,
         Some(160) => RuleOption::Opt160,
         Some(o) => {
-            errors.push(ConfigError::new(
-                p("rule_option"),
-                format!("rule_option {o}: 66 or 160"),
-            ));
+            v.err(p("rule_option"), format!("rule_option {o}: 66 or 160"));
             RuleOption::Opt66
         }
     };
     if let Some(rule) = &w.profile_rule {
-        check_rule(&p("profile_rule"), rule, url_path.as_ref(), errors);
+        check_rule(&p("profile_rule"), rule, url_path.as_ref(), v);
     }
     let mut option_150 = Vec::new();
     for (i, a) in w.option_150.iter().enumerate() {
         match parse::unicast(a) {
             Ok(a) => option_150.push(a),
-            Err(m) => errors.push(ConfigError::new(format!("{}[{i}]", p("option_150")), m)),
+            Err(m) => v.err(format!("{}[{i}]", p("option_150")), m),
         }
     }
     if option_150.len() > 63 {
-        errors.push(ConfigError::new(
-            p("option_150"),
-            "at most 63 addresses fit in option 150",
-        ));
+        v.err(p("option_150"), "at most 63 addresses fit in option 150");
     }
     Some(ProfileSpec {
         path: url_path?,
@@ -500,20 +436,20 @@ pub(crate) fn profile(
 
 /// A profile rule must parse, fit in a DHCP option, and, when its URL names provd's own path,
 /// expand (for a sample MAC) to a path this class serves.
-fn check_rule(path: &str, rule: &str, url_path: Option<&BootFile>, errors: &mut Vec<ConfigError>) {
+fn check_rule(path: &str, rule: &str, url_path: Option<&BootFile>, v: &mut Validator) {
     if rule.len() > 255 {
-        errors.push(ConfigError::new(
+        v.err(
             path,
             format!(
                 "profile_rule is {} bytes; a DHCP option holds 255",
                 rule.len()
             ),
-        ));
+        );
     }
     let parsed = match provd_macros::ProfileRule::parse(rule) {
         Ok(r) => r,
         Err(e) => {
-            errors.push(ConfigError::new(path, format!("profile_rule: {e}")));
+            v.err(path, format!("profile_rule: {e}"));
             return;
         }
     };
@@ -528,88 +464,24 @@ fn check_rule(path: &str, rule: &str, url_path: Option<&BootFile>, errors: &mut 
         .unwrap_or("")
         .trim_start_matches('/');
     if !requested.contains('$') && url_path.match_name(requested) != Some(PROBE_MAC) {
-        errors.push(ConfigError::new(
+        v.err(
             path,
             format!(
                 "a device with MAC 00:15:cf:12:34:56 would ask for /{requested}, which path {:?} does not serve",
                 url_path.template()
             ),
-        ));
-    }
-}
-
-/// Checks across `[http]` and the classes' `[class.profile]` tables.
-pub(crate) fn cross_checks(
-    classes: &[crate::Class],
-    http: Option<&HttpSettings>,
-    upgrade_rules: &[UpgradeRule],
-    errors: &mut Vec<ConfigError>,
-) {
-    for (i, c) in classes.iter().enumerate() {
-        let Some(pf) = &c.profile else { continue };
-        let p = |f: &str| format!("class[{i}].profile.{f}");
-        let Some(h) = http else {
-            errors.push(ConfigError::new(
-                format!("class[{i}].profile"),
-                "profiles are served over HTTP: add the [http] table",
-            ));
-            continue;
-        };
-        if pf.client_cert
-            && h.https
-                .as_ref()
-                .is_none_or(|s| s.client_auth == ClientAuthMode::Off)
-        {
-            errors.push(ConfigError::new(
-                p("client_cert"),
-                "client_cert = true needs HTTPS with client_ca and client_auth \"optional\" or \"required\"",
-            ));
-        }
-        if !pf.allow_plain && h.https.is_none() {
-            errors.push(ConfigError::new(
-                p("allow_plain"),
-                "allow_plain = false and no HTTPS listener: the profile could never be fetched",
-            ));
-        }
-        if pf.profile_rule.is_some()
-            && pf.rule_option == RuleOption::Opt66
-            && c.tftp_server.is_some()
-        {
-            errors.push(ConfigError::new(
-                p("profile_rule"),
-                "option 66 carries the class's tftp_server already: drop one, or set rule_option = 160",
-            ));
-        }
-        for (j, o) in classes.iter().enumerate().take(i) {
-            if let Some(op) = &o.profile
-                && op.path.template() == pf.path.template()
-            {
-                errors.push(ConfigError::new(
-                    p("path"),
-                    format!("class[{j}] serves the same path {:?}", pf.path.template()),
-                ));
-            }
-        }
-    }
-    if !upgrade_rules.is_empty() && http.is_some_and(|h| h.firmware_dir.is_none()) {
-        errors.push(ConfigError::new(
-            "upgrade_rule",
-            "upgrade rules name files in http.firmware_dir: set it",
-        ));
+        );
     }
 }
 
 /// Validates `[[upgrade_rule]]`.
-pub(crate) fn upgrade_rules(
-    ws: &[WireUpgradeRule],
-    errors: &mut Vec<ConfigError>,
-) -> Vec<UpgradeRule> {
+pub(crate) fn upgrade_rules(ws: &[WireUpgradeRule], v: &mut Validator) -> Vec<UpgradeRule> {
     let mut out = Vec::new();
     for (i, w) in ws.iter().enumerate() {
         let p = |f: &str| format!("upgrade_rule[{i}].{f}");
-        let mut req = |f: &str, v: &Option<String>| match v.as_deref() {
+        let mut req = |f: &str, value: &Option<String>| match value.as_deref() {
             None | Some("") => {
-                errors.push(ConfigError::new(p(f), format!("{f} is required")));
+                v.err(p(f), format!("{f} is required"));
                 None
             }
             Some(s) => Some(s.to_string()),
@@ -621,10 +493,10 @@ pub(crate) fn upgrade_rules(
         if let Some(f) = &firmware
             && (f.contains('/') || f.contains('\\') || f == ".." || f == ".")
         {
-            errors.push(ConfigError::new(
+            v.err(
                 p("firmware"),
                 "firmware is a file name in http.firmware_dir, without directories",
-            ));
+            );
             continue;
         }
         if let (Some(model), Some(firmware), Some(version)) = (model, firmware, version) {
@@ -645,7 +517,7 @@ mod tests {
 
     #[test]
     fn rule_must_hit_the_path() {
-        let mut e = Vec::new();
+        let mut v = Validator::default();
         let w = WireProfile {
             path: Some("p/{mac}.cfg".into()),
             template: Some("t".into()),
@@ -653,15 +525,17 @@ mod tests {
             profile_rule: Some("http://198.18.0.1/p/$MA.cfg".into()),
             ..Default::default()
         };
-        let spec = profile("class[0].profile", &w, &mut e).unwrap();
-        assert!(e.is_empty(), "{e:?}");
+        let spec = profile("class[0].profile", &w, &mut v).unwrap();
+        assert_eq!(v.finish(|| ()), Ok(()));
         assert_eq!(spec.version_field, "DBID_DBASE_VERSION");
         let w = WireProfile {
             profile_rule: Some("http://198.18.0.1/q/$MAU.cfg".into()),
             ..w
         };
-        profile("class[0].profile", &w, &mut e);
+        let mut v = Validator::default();
+        profile("class[0].profile", &w, &mut v);
+        let e = v.finish(|| ()).unwrap_err();
         assert_eq!(e.len(), 1);
-        assert_eq!(e[0].path, "class[0].profile.profile_rule");
+        assert_eq!(e.0[0].path, "class[0].profile.profile_rule");
     }
 }

@@ -79,39 +79,62 @@
 //! boot_file = "special.cfg"       # optional
 //! ```
 //!
-//! The `[tftp]`, `[class.config_file]`, `[vars]` and `[[subscriber]]` tables are described in
-//! [`files`](crate::ConfigFileSpec) (module `files`); `[http]`, `[class.profile]` and
-//! `[[upgrade_rule]]` in [`ProfileSpec`] (module `http`).
+//! Each role's tables are validated in its own module, with one validator style: `server`,
+//! `dhcp` (the tables above but `[server]`), `tftp` ([`TftpSettings`]), `files`
+//! (`[class.config_file]`, `[vars]`, `[[subscriber]]`: [`ConfigFileSpec`]), `syslog`, `time`,
+//! `mta`, `http` (`[http]`, `[class.profile]`, `[[upgrade_rule]]`: [`ProfileSpec`]) and
+//! [`acs`]. One role's settings can be read on their own, without a DHCP network, e.g.
+//! [`AcsSettings::from_toml`].
 //!
 //! Routers, relays interface addresses and the server id must not lie inside any pool (they
 //! would be leased to clients), and a reservation may not take one of them.
 
-pub mod acs;
+// Modules in three layers; uses point down only (no cycles: `module_graph` checks).
+// Shared pieces, used by every role.
 mod bootfile;
 mod error;
-mod files;
 mod glob;
-mod http;
 mod parse;
+mod validator;
+// One module per role: its wire form, its validation and its settings. A role uses `server`
+// for the defaults it inherits; `dhcp`'s classes use `files` and `http` for their tables.
+pub mod acs;
+mod dhcp;
+mod files;
+mod http;
+mod mta;
+mod server;
+mod syslog;
+mod tftp;
+mod time;
+// The whole file, the assembled policy and the checks across roles, and views of it.
+mod describe;
 mod policy;
-mod validate;
+mod sections;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
+
+#[cfg(test)]
+mod module_graph;
 
 pub use acs::{AcsAuth, AcsSettings, Campaign, DesiredValue, DeviceMatch, Firmware, Preset};
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
-pub use error::{ConfigError, ConfigErrors};
-pub use files::{
-    ConfigFileKind, ConfigFileSpec, MtaHashAlg, MtaSettings, Subscribers, SyslogSettings,
-    TftpSettings, TimeSettings, VarValue, Vars,
+pub use dhcp::{
+    CableLabsOptions, Class, ClassId, LeaseDefaults, MAX_TIME_OFFSET, MIN_LEASE_SECS, Pool,
+    ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, SharedNetwork,
+    Subnet,
 };
+pub use error::{ConfigError, ConfigErrors};
+pub use files::{ConfigFileKind, ConfigFileSpec, MtaHashAlg, Subscribers, VarValue, Vars};
 pub use glob::Glob;
 pub use http::{
     ClientAuthMode, HttpSettings, HttpsSettings, ProfileFormat, ProfileSpec, RuleOption,
     UpgradeRule, WireHttp, WireProfile, WireUpgradeRule,
 };
-pub use policy::{
-    CableLabsOptions, Class, ClassId, IoPath, LeaseDefaults, LogFormat, Policy, Pool,
-    ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, ServerSettings,
-    SharedNetwork, Subnet, XdpMode,
-};
-pub use validate::{MAX_TIME_OFFSET, MIN_LEASE_SECS};
+pub use mta::MtaSettings;
+pub use policy::Policy;
+pub use server::{IoPath, LogFormat, ServerSettings, XdpMode};
+pub use syslog::SyslogSettings;
+pub use tftp::TftpSettings;
+pub use time::TimeSettings;

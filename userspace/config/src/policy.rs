@@ -1,20 +1,27 @@
-//! The validated, immutable policy the DHCP engine reads.
+//! The validated, immutable policy the DHCP engine reads: every role's settings, assembled.
+//!
+//! Each role's module validates its own tables ([`crate::server`], [`crate::dhcp`],
+//! [`crate::tftp`], ...); this module runs them in document order and then the checks that
+//! span roles (a generated file needs `[tftp]`, a profile needs `[http]`, ...).
 
-use std::fmt::Write as _;
+use std::collections::HashMap as StdMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use foldhash::HashMap;
-
-use crate::error::{ConfigError, ConfigErrors};
-use crate::files::{
-    ConfigFileKind, ConfigFileSpec, MtaSettings, Subscribers, SyslogSettings, TftpSettings,
-    TimeSettings, Vars,
+use crate::acs::{self, AcsSettings};
+use crate::dhcp::{
+    self, Class, ClassId, DhcpCheck, Index, LeaseDefaults, Pool, Reservation, SharedNetwork, Subnet,
 };
-use crate::{BootFile, Glob};
-
-/// Index of a [`Class`] in [`Policy::classes`].
-pub type ClassId = u16;
+use crate::error::{ConfigError, ConfigErrors};
+use crate::files::{self, ConfigFileKind, Subscribers, Vars};
+use crate::http::{self, ClientAuthMode, HttpSettings, RuleOption, UpgradeRule};
+use crate::mta::{self, MtaSettings};
+use crate::server::{self, ServerSettings};
+use crate::syslog::{self, SyslogSettings};
+use crate::tftp::{self, TftpSettings};
+use crate::time::{self, TimeSettings};
+use crate::validator::Validator;
+use crate::wire;
 
 /// The whole validated policy. Built only by [`Policy::from_toml_str`], [`Policy::from_file`]
 /// or `Policy::try_from(wire::Config)`, so every invariant listed in the crate docs holds.
@@ -37,363 +44,23 @@ pub struct Policy {
     /// `[mta]`; `None`: no PacketCable provisioning server role.
     pub mta: Option<MtaSettings>,
     /// `[acs]`; `None`: no TR-069 ACS.
-    pub acs: Option<crate::acs::AcsSettings>,
+    pub acs: Option<AcsSettings>,
     /// `[vars]`: operator variables for config-file templates.
     pub vars: Vars,
     /// `[[subscriber]]`: per-device template variables.
     pub subscribers: Subscribers,
     /// `[http]`; `None`: no profile/firmware server.
-    pub http: Option<crate::HttpSettings>,
+    pub http: Option<HttpSettings>,
     /// `[[upgrade_rule]]`, in config order.
-    pub upgrade_rules: Vec<crate::UpgradeRule>,
+    pub upgrade_rules: Vec<UpgradeRule>,
     pub(crate) index: Index,
-}
-
-/// Lookup tables built at validation.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Index {
-    pub relays: HashMap<Ipv4Addr, usize>,
-    pub interfaces: HashMap<Ipv4Addr, usize>,
-    /// Subnet ranges (first, last, network index), sorted by `first`; subnets never overlap.
-    pub prefixes: Vec<(u32, u32, usize)>,
-    /// `(network, subnet, pool)` indexes, by pool id.
-    pub pools: Vec<(usize, usize, usize)>,
-    pub by_mac: HashMap<[u8; 6], usize>,
-    pub by_remote_id: HashMap<Box<[u8]>, usize>,
-    pub by_address: HashMap<Ipv4Addr, usize>,
-    /// First class whose match is `*`: the class of a client without option 60.
-    pub catch_all: Option<ClassId>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
-/// `[server]`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// Option 54. `None`: the address of the interface the request arrived on.
-    pub server_id: Option<Ipv4Addr>,
-    pub bind: Ipv4Addr,
-    pub port: u16,
-    /// 0 = one per core.
-    pub workers: usize,
-    pub lease_dir: PathBuf,
-    pub offer_hold_secs: u32,
-    pub decline_quarantine_secs: u32,
-    pub forget_after_secs: u32,
-    pub compact_after_records: u64,
-    pub log_format: LogFormat,
-    /// Which I/O path serves DHCP (`auto`: XDP, then io_uring, then sockets).
-    pub io: IoPath,
-    /// The interface the XDP program attaches to; `None`: the one holding `bind`.
-    pub xdp_interface: Option<String>,
-    pub xdp_mode: XdpMode,
-}
-
-/// `server.io`: the DHCP I/O path; `Auto` tries each in order and logs why it settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoPath {
-    Auto,
-    Xdp,
-    IoUring,
-    Sockets,
-}
-
-impl IoPath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IoPath::Auto => "auto",
-            IoPath::Xdp => "xdp",
-            IoPath::IoUring => "io_uring",
-            IoPath::Sockets => "sockets",
-        }
-    }
-}
-
-/// `server.xdp_mode`: how the XDP program attaches (`Auto`: driver mode, else generic).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpMode {
-    Auto,
-    Native,
-    Generic,
-}
-
-impl XdpMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            XdpMode::Auto => "auto",
-            XdpMode::Native => "native",
-            XdpMode::Generic => "generic",
-        }
-    }
-}
-
-/// `[lease]`: `0 < t1_ratio < t2_ratio < 1`, `default_time >= 60`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeaseDefaults {
-    pub default_time: u32,
-    pub t1_ratio: f64,
-    pub t2_ratio: f64,
-}
-
-impl LeaseDefaults {
-    /// T1 (option 58) for a lease of `lease` seconds.
-    pub fn t1(&self, lease: u32) -> u32 {
-        scale(lease, self.t1_ratio)
-    }
-
-    /// T2 (option 59) for a lease of `lease` seconds.
-    pub fn t2(&self, lease: u32) -> u32 {
-        scale(lease, self.t2_ratio)
-    }
-}
-
-fn scale(lease: u32, ratio: f64) -> u32 {
-    if lease == u32::MAX {
-        // RFC 2131: 0xffffffff is an infinite lease, and so are its timers.
-        return u32::MAX;
-    }
-    // The ratio is in (0, 1), so the product fits; `as` saturates anyway.
-    (f64::from(lease) * ratio) as u32
-}
-
-/// `[[class]]`: what a device class gets. Option values are typed; the engine encodes them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Class {
-    pub name: String,
-    /// Option 60 glob. [`Glob::never`] if the class has no `match` (reservation-only class).
-    pub matcher: Glob,
-    pub lease_time: Option<u32>,
-    /// `siaddr`.
-    pub next_server: Option<Ipv4Addr>,
-    /// The `file` field.
-    pub boot_file: Option<BootFile>,
-    /// Option 66.
-    pub tftp_server: Option<String>,
-    /// Option 4.
-    pub time_servers: Vec<Ipv4Addr>,
-    /// Option 7.
-    pub log_servers: Vec<Ipv4Addr>,
-    /// Option 2, within ±86400.
-    pub time_offset: Option<i32>,
-    /// Option 6.
-    pub dns_servers: Vec<Ipv4Addr>,
-    /// Option 15.
-    pub domain_name: Option<String>,
-    /// Option 122.
-    pub cablelabs: CableLabsOptions,
-    /// Option 43 sub-option 1 (TR-069 ACS URL).
-    pub acs_url: Option<String>,
-    /// Option 43 sub-option 2 (TR-069 provisioning code).
-    pub provisioning_code: Option<String>,
-    /// The class's `boot_file` is generated per device from this.
-    pub config_file: Option<ConfigFileSpec>,
-    /// `[class.profile]`: VoIP profiles over HTTP(S), and the DHCP options pointing there.
-    pub profile: Option<crate::ProfileSpec>,
-}
-
-/// Option 122 (CableLabs Client Configuration) values of a class.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CableLabsOptions {
-    /// 122.1 (sent to CMs).
-    pub primary_dhcp: Option<Ipv4Addr>,
-    /// 122.2 (sent to CMs).
-    pub secondary_dhcp: Option<Ipv4Addr>,
-    /// 122.3.
-    pub provisioning_server: Option<ProvisioningServer>,
-    /// 122.6: a provisioning flow name or a Kerberos realm (SECURE flow).
-    pub realm: Option<Realm>,
-    /// 122.8, minutes.
-    pub provisioning_timer: Option<u8>,
-    /// 122.10.
-    pub kdc_servers: Vec<Ipv4Addr>,
-}
-
-impl CableLabsOptions {
-    pub fn is_empty(&self) -> bool {
-        *self == CableLabsOptions::default()
-    }
-}
-
-/// 122.3 value: type 0 (FQDN, validated LDH labels) or type 1 (IPv4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProvisioningServer {
-    Fqdn(String),
-    Ipv4(Ipv4Addr),
-}
-
-/// 122.6 value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Realm {
-    /// A reserved name selecting a non-Kerberos flow.
-    Flow(ProvisioningFlow),
-    /// A Kerberos realm: SECURE flow. Labels are 1..=63 bytes of printable ASCII.
-    Kerberos(String),
-}
-
-impl Realm {
-    /// The realm string to encode as DNS labels in 122.6.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Realm::Flow(f) => f.as_str(),
-            Realm::Kerberos(r) => r,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProvisioningFlow {
-    Basic1,
-    Basic2,
-    Hybrid1,
-    Hybrid2,
-}
-
-impl ProvisioningFlow {
-    pub const ALL: [ProvisioningFlow; 4] = [
-        ProvisioningFlow::Basic1,
-        ProvisioningFlow::Basic2,
-        ProvisioningFlow::Hybrid1,
-        ProvisioningFlow::Hybrid2,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProvisioningFlow::Basic1 => "BASIC.1",
-            ProvisioningFlow::Basic2 => "BASIC.2",
-            ProvisioningFlow::Hybrid1 => "HYBRID.1",
-            ProvisioningFlow::Hybrid2 => "HYBRID.2",
-        }
-    }
-
-    /// Parses the exact (upper-case) config spelling.
-    pub fn from_name(s: &str) -> Option<ProvisioningFlow> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-}
-
-/// `[[shared_network]]`: a CMTS bundle, selected by relay (giaddr) or local interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedNetwork {
-    pub name: String,
-    pub relays: Vec<Ipv4Addr>,
-    pub interfaces: Vec<Ipv4Addr>,
-    /// At least one.
-    pub subnets: Vec<Subnet>,
-}
-
-/// `[[shared_network.subnet]]`. Prefixes are /8../30 network addresses and never overlap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subnet {
-    pub prefix: Ipv4Addr,
-    pub prefix_len: u8,
-    /// Option 3; inside the prefix, outside every pool.
-    pub routers: Vec<Ipv4Addr>,
-    /// Classes allowed to get addresses here; empty = all classes (and unclassified clients).
-    pub classes: Vec<ClassId>,
-    pub lease_time: Option<u32>,
-    pub pools: Vec<Pool>,
-}
-
-impl Subnet {
-    pub fn mask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(crate::parse::mask_bits(self.prefix_len))
-    }
-
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        u32::from(a) & crate::parse::mask_bits(self.prefix_len) == u32::from(self.prefix)
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.prefix) | !crate::parse::mask_bits(self.prefix_len))
-    }
-
-    /// May a client of `class` get an address here?
-    pub fn allows(&self, class: ClassId) -> bool {
-        self.classes.is_empty() || self.classes.contains(&class)
-    }
-
-    /// May a client that matched no class get an address here? Only if the subnet has no
-    /// class restriction.
-    pub fn allows_unclassified(&self) -> bool {
-        self.classes.is_empty()
-    }
-
-    /// [`Subnet::allows`] or [`Subnet::allows_unclassified`].
-    pub fn allows_opt(&self, class: Option<ClassId>) -> bool {
-        match class {
-            Some(c) => self.allows(c),
-            None => self.allows_unclassified(),
-        }
-    }
-}
-
-impl std::fmt::Display for Subnet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.prefix, self.prefix_len)
-    }
-}
-
-/// `[[shared_network.subnet.pool]]`: inclusive range inside its subnet, excluding the network
-/// and broadcast addresses, overlapping no other pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pool {
-    /// Global, `0..` in config order; also the index in [`Policy::pools`].
-    pub id: u16,
-    pub start: Ipv4Addr,
-    pub end: Ipv4Addr,
-}
-
-impl Pool {
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        (self.start..=self.end).contains(&a)
-    }
-
-    /// Number of addresses (reserved ones included).
-    pub fn size(&self) -> u32 {
-        (u32::from(self.end) - u32::from(self.start)).saturating_add(1)
-    }
-}
-
-/// What a reservation is keyed on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ReservationKey {
-    /// Client hardware address (chaddr).
-    Mac([u8; 6]),
-    /// Option 82.2 Agent Remote ID bytes.
-    RemoteId(Box<[u8]>),
-}
-
-/// `[[reservation]]`: a fixed address. The address is inside some subnet's prefix and unique;
-/// it may be inside a pool, in which case the engine must not give it to anyone else
-/// ([`Policy::is_reserved`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    pub key: ReservationKey,
-    pub address: Ipv4Addr,
-    /// Forced class, overriding option 60 classification.
-    pub class: Option<ClassId>,
-    /// Overrides the class boot file.
-    pub boot_file: Option<BootFile>,
 }
 
 impl Policy {
     /// Parses and validates a TOML document.
     pub fn from_toml_str(s: &str) -> Result<Policy, ConfigErrors> {
         let de = toml::Deserializer::new(s);
-        let wire: crate::wire::Config = serde_path_to_error::deserialize(de)
+        let wire: wire::Config = serde_path_to_error::deserialize(de)
             .map_err(|e| ConfigErrors::from(crate::error::from_serde(e, s)))?;
         Policy::try_from(wire)
     }
@@ -591,378 +258,186 @@ impl Policy {
             .or_else(|| class.and_then(|c| self.classes.get(usize::from(c))?.lease_time))
             .unwrap_or(self.lease.default_time)
     }
+}
 
-    /// Human summary for `provd check-config`.
-    pub fn describe(&self) -> String {
-        let mut o = String::new();
-        // Writing to a String cannot fail.
-        let _ = self.describe_into(&mut o);
-        o
-    }
+impl TryFrom<wire::Config> for Policy {
+    type Error = ConfigErrors;
 
-    fn describe_into(&self, o: &mut String) -> std::fmt::Result {
-        let s = &self.server;
-        writeln!(o, "server:")?;
-        writeln!(o, "  listen {}:{}", s.bind, s.port)?;
-        match s.server_id {
-            Some(id) => writeln!(o, "  server id {id}")?,
-            None => writeln!(o, "  server id: address of the receiving interface")?,
+    /// Validates every role's tables, then the checks across roles; errors come in document
+    /// order as far as possible.
+    fn try_from(w: wire::Config) -> Result<Policy, ConfigErrors> {
+        let mut v = Validator::default();
+        let server = server::validate(w.server, &mut v);
+        let mut dhcp = DhcpCheck::new(&server);
+        let lease = dhcp::lease(&mut v, w.lease);
+        let classes = dhcp.classes(&mut v, &w.class);
+        let networks = dhcp.networks(&mut v, &w.shared_network);
+        let reservations = dhcp.reservations(&mut v, &w.reservation);
+        let tftp = w.tftp.as_ref().map(|t| tftp::validate(t, &server, &mut v));
+        let syslog = w
+            .syslog
+            .as_ref()
+            .map(|t| syslog::validate(t, &server, &mut v));
+        let time = w.time.as_ref().map(|t| time::validate(t, &server, &mut v));
+        let mta = w.mta.as_ref().map(|t| mta::validate(t, &server, &mut v));
+        let acs = w.acs.as_ref().map(|a| acs::validate(a, &server, &mut v));
+        let vars = w
+            .vars
+            .as_ref()
+            .map(|t| files::vars("vars", t, &mut v))
+            .unwrap_or_default();
+        let subscribers = files::subscribers(&w.subscriber, &mut v);
+        files_checks(&mut v, &w.class, &classes, tftp.as_ref());
+        let http = w.http.as_ref().map(|h| http::validate(h, &server, &mut v));
+        let upgrade_rules = http::upgrade_rules(&w.upgrade_rule, &mut v);
+        http_checks(&mut v, &classes, http.as_ref(), &upgrade_rules);
+        if mta.is_some() {
+            mta_checks(&mut v, &classes, tftp.as_ref());
         }
-        if s.workers == 0 {
-            writeln!(o, "  workers: one per core")?;
-        } else {
-            writeln!(o, "  workers: {}", s.workers)?;
-        }
-        writeln!(
-            o,
-            "  lease log {} (compact after {} records)",
-            s.lease_dir.display(),
-            s.compact_after_records
-        )?;
-        writeln!(
-            o,
-            "  offer hold {} s, decline quarantine {} s, forget after {} s, log format {}",
-            s.offer_hold_secs,
-            s.decline_quarantine_secs,
-            s.forget_after_secs,
-            s.log_format.as_str()
-        )?;
-        writeln!(
-            o,
-            "  io path {}, xdp interface {}, xdp mode {}",
-            s.io.as_str(),
-            s.xdp_interface
-                .as_deref()
-                .unwrap_or("(the one holding bind)"),
-            s.xdp_mode.as_str()
-        )?;
-        writeln!(
-            o,
-            "lease: default {}, T1 {} x, T2 {} x",
-            secs(self.lease.default_time),
-            self.lease.t1_ratio,
-            self.lease.t2_ratio
-        )?;
-
-        match &self.tftp {
-            None => writeln!(o, "tftp: off")?,
-            Some(t) => {
-                writeln!(o, "tftp:")?;
-                writeln!(o, "  listen {}:{}", t.bind, t.port)?;
-                match &t.root {
-                    Some(r) => writeln!(o, "  static files from {}", r.display())?,
-                    None => writeln!(o, "  no static files (generated files only)")?,
-                }
-                writeln!(
-                    o,
-                    "  generated files {}",
-                    if t.enforce {
-                        "only to the device's leased address (enforce)"
-                    } else {
-                        "to any address (enforce off)"
-                    }
-                )?;
-                writeln!(
-                    o,
-                    "  blksize <= {}, windowsize <= {}, <= {} transfers per worker, uploads {}",
-                    t.max_blksize,
-                    t.max_windowsize,
-                    t.max_transfers,
-                    if t.allow_write { "allowed" } else { "refused" }
-                )?;
+        dhcp.cross_checks(&mut v);
+        v.finish(|| {
+            let index = dhcp::build_index(&classes, &networks, &reservations);
+            Policy {
+                server,
+                lease,
+                classes,
+                networks,
+                reservations: reservations.into_iter().map(|(r, _)| r).collect(),
+                tftp,
+                syslog,
+                time,
+                mta,
+                acs,
+                vars,
+                subscribers,
+                http,
+                upgrade_rules,
+                index,
             }
-        }
-        match &self.syslog {
-            None => writeln!(o, "syslog: off")?,
-            Some(s) => writeln!(
-                o,
-                "syslog: listen {}:{} (UDP), last {} events per device, at most {} devices",
-                s.bind, s.port, s.events_per_device, s.max_devices
-            )?,
-        }
-        match &self.time {
-            None => writeln!(o, "time (RFC 868): off")?,
-            Some(t) => writeln!(
-                o,
-                "time (RFC 868): listen {}:{}{}{}",
-                t.bind,
-                t.port,
-                if t.udp { " UDP" } else { "" },
-                if t.tcp { " TCP" } else { "" }
-            )?,
-        }
-        match &self.acs {
-            None => writeln!(o, "acs (TR-069): off")?,
-            Some(a) => writeln!(
-                o,
-                "acs (TR-069): CWMP on {}:{}{:?}{}, auth {:?}, {} preset(s), {} campaign(s), task API on {}:{}",
-                a.bind,
-                a.port,
-                a.extra_ports,
-                a.tls
-                    .as_ref()
-                    .map(|(p, _, _)| format!(", HTTPS on {p}"))
-                    .unwrap_or_default(),
-                a.auth,
-                a.presets.len(),
-                a.campaigns.len(),
-                a.admin_bind,
-                a.admin_port
-            )?,
-        }
-        match &self.mta {
-            None => writeln!(o, "mta provisioning (SNMP): off")?,
-            Some(m) => writeln!(
-                o,
-                "mta provisioning (SNMP): INFORMs on {}:{} (communities {}), SET community {:?}{}",
-                m.bind,
-                m.port,
-                m.inform_communities.join(", "),
-                m.set_community,
-                if m.get_capabilities {
-                    ", capabilities read first"
-                } else {
-                    ""
-                }
-            )?,
-        }
-        if !self.vars.is_empty() || !self.subscribers.is_empty() {
-            writeln!(
-                o,
-                "template variables: {} in [vars], {} subscribers",
-                self.vars.len(),
-                self.subscribers.len()
-            )?;
-        }
-
-        writeln!(
-            o,
-            "classes ({}, first match on option 60 wins):",
-            self.classes.len()
-        )?;
-        if self.classes.is_empty() {
-            writeln!(o, "  (none: every client is unclassified)")?;
-        }
-        for (i, c) in self.classes.iter().enumerate() {
-            if c.matcher.is_never() {
-                writeln!(o, "  [{i}] {} (no match: reservations only)", c.name)?;
-            } else {
-                writeln!(o, "  [{i}] {} match {:?}", c.name, c.matcher.as_str())?;
-            }
-            for line in class_lines(c) {
-                writeln!(o, "      {line}")?;
-            }
-        }
-        match self.index.catch_all {
-            Some(id) => writeln!(
-                o,
-                "  clients without option 60 get class {}",
-                self.class(id).name
-            )?,
-            None => writeln!(o, "  clients without option 60 are unclassified")?,
-        }
-
-        let (mut nsub, mut total) = (0usize, 0u64);
-        let mut reserved_addrs: Vec<Ipv4Addr> =
-            self.reservations.iter().map(|r| r.address).collect();
-        reserved_addrs.sort_unstable();
-        writeln!(o, "shared networks ({}):", self.networks.len())?;
-        for (ni, n) in self.networks.iter().enumerate() {
-            writeln!(o, "  [{ni}] {}", n.name)?;
-            writeln!(o, "      relays: {}", addrs(&n.relays, "none"))?;
-            if !n.interfaces.is_empty() {
-                writeln!(o, "      interfaces: {}", addrs(&n.interfaces, "none"))?;
-            }
-            for sn in &n.subnets {
-                nsub += 1;
-                write!(o, "      subnet {sn} mask {}", sn.mask())?;
-                if !sn.routers.is_empty() {
-                    write!(o, " routers {}", addrs(&sn.routers, ""))?;
-                }
-                writeln!(o)?;
-                let classes = if sn.classes.is_empty() {
-                    "all".to_owned()
-                } else {
-                    let names: Vec<&str> = sn
-                        .classes
-                        .iter()
-                        .map(|&c| self.class(c).name.as_str())
-                        .collect();
-                    names.join(", ")
-                };
-                write!(o, "        classes: {classes}")?;
-                if let Some(t) = sn.lease_time {
-                    write!(o, "; lease {}", secs(t))?;
-                }
-                writeln!(o)?;
-                if sn.pools.is_empty() {
-                    writeln!(o, "        no pools (reservations only)")?;
-                }
-                for p in &sn.pools {
-                    let reserved = reserved_addrs.partition_point(|a| *a <= p.end)
-                        - reserved_addrs.partition_point(|a| *a < p.start);
-                    total += u64::from(p.size());
-                    write!(
-                        o,
-                        "        pool #{} {}-{}: {} addresses",
-                        p.id,
-                        p.start,
-                        p.end,
-                        p.size()
-                    )?;
-                    if reserved > 0 {
-                        write!(o, " ({reserved} reserved)")?;
-                    }
-                    writeln!(o)?;
-                }
-            }
-        }
-        let by_mac = self
-            .reservations
-            .iter()
-            .filter(|r| matches!(r.key, ReservationKey::Mac(_)))
-            .count();
-        writeln!(
-            o,
-            "reservations: {} ({} by MAC, {} by remote id)",
-            self.reservations.len(),
-            by_mac,
-            self.reservations.len() - by_mac
-        )?;
-        writeln!(
-            o,
-            "total: {} shared networks, {} subnets, {} pools, {} pool addresses",
-            self.networks.len(),
-            nsub,
-            self.pool_count(),
-            total
-        )
+        })
     }
 }
 
-fn secs(t: u32) -> String {
-    if t == u32::MAX {
-        "infinite".into()
-    } else if t.is_multiple_of(86400) {
-        format!("{t} s ({} d)", t / 86400)
-    } else if t.is_multiple_of(3600) {
-        format!("{t} s ({} h)", t / 3600)
-    } else {
-        format!("{t} s")
+/// The MTA role provisions with generated files served over TFTP.
+fn mta_checks(v: &mut Validator, classes: &[Class], tftp: Option<&TftpSettings>) {
+    if tftp.is_none() {
+        v.err(
+            "mta",
+            "MTA config files are served over TFTP: add the [tftp] table",
+        );
+    }
+    if !classes.iter().any(|c| {
+        c.config_file
+            .as_ref()
+            .is_some_and(|f| f.kind == ConfigFileKind::Mta)
+    }) {
+        v.err(
+            "mta",
+            "no class generates MTA files: give the MTA class a config_file with kind = \"mta\"",
+        );
     }
 }
 
-fn addrs(v: &[Ipv4Addr], empty: &str) -> String {
-    if v.is_empty() {
-        return empty.to_owned();
+/// A generated file must be reachable: served by a TFTP server, named per device, and its
+/// name must not be claimed by two classes.
+/// Looks at the wire classes for `config_file`, so that the checks run even when the
+/// table itself had errors.
+fn files_checks(
+    v: &mut Validator,
+    ws: &[wire::Class],
+    classes: &[Class],
+    tftp: Option<&TftpSettings>,
+) {
+    let mut seen: StdMap<String, usize> = StdMap::new();
+    for (i, (w, c)) in ws.iter().zip(classes).enumerate() {
+        if w.config_file.is_none() {
+            continue;
+        }
+        let path = format!("class[{i}].config_file");
+        if tftp.is_none() {
+            v.err(
+                &path,
+                "a generated config file needs the [tftp] table (the server that serves it)",
+            );
+        }
+        match &c.boot_file {
+            None => v.err(
+                &path,
+                "a generated config file needs boot_file, the name the device is told to fetch (e.g. \"cm/{mac}.cfg\")",
+            ),
+            Some(b) if b.is_static() => v.err(
+                format!("class[{i}].boot_file"),
+                "with config_file, boot_file must name the device with {mac}, {MAC} or {mac:}, so a request says whose file it is",
+            ),
+            Some(b) => {
+                if let Some(other) = seen.insert(b.template().to_owned(), i) {
+                    v.err(
+                        format!("class[{i}].boot_file"),
+                        format!("class[{other}] generates files under the same name; a request could not tell which class renders it"),
+                    );
+                }
+            }
+        }
     }
-    v.iter()
-        .map(Ipv4Addr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
-/// What a class hands out, one item per line.
-fn class_lines(c: &Class) -> Vec<String> {
-    let mut l = Vec::new();
-    if let Some(t) = c.lease_time {
-        l.push(format!("lease {}", secs(t)));
-    }
-    if let Some(a) = c.next_server {
-        l.push(format!("next-server (siaddr) {a}"));
-    }
-    if let Some(b) = &c.boot_file {
-        l.push(format!("file {b}"));
-    }
-    if let Some(f) = &c.config_file {
-        let how = match (f.kind, f.mta_hash) {
-            (ConfigFileKind::Docsis, _) => "DOCSIS, CM MIC + CMTS MIC".to_owned(),
-            (ConfigFileKind::Mta, None) => "PacketCable MTA, no in-file hash".to_owned(),
-            (ConfigFileKind::Mta, Some(h)) => format!("PacketCable MTA, in-file {h:?} hash"),
+/// Checks across `[http]` and the classes' `[class.profile]` tables.
+fn http_checks(
+    v: &mut Validator,
+    classes: &[Class],
+    http: Option<&HttpSettings>,
+    upgrade_rules: &[UpgradeRule],
+) {
+    for (i, c) in classes.iter().enumerate() {
+        let Some(pf) = &c.profile else { continue };
+        let p = |f: &str| format!("class[{i}].profile.{f}");
+        let Some(h) = http else {
+            v.err(
+                format!("class[{i}].profile"),
+                "profiles are served over HTTP: add the [http] table",
+            );
+            continue;
         };
-        l.push(format!(
-            "file generated per device from {} ({how})",
-            f.template.display()
-        ));
-    }
-    if let Some(t) = &c.tftp_server {
-        l.push(format!("option 66 TFTP server {t}"));
-    }
-    if let Some(p) = &c.profile {
-        l.push(format!(
-            "profile /{} from {} ({:?}{}{}{})",
-            p.path.template(),
-            p.template.display(),
-            p.format,
-            if p.key.is_some() { ", encrypted" } else { "" },
-            if p.allow_plain { "" } else { ", HTTPS only" },
-            if p.client_cert {
-                ", client certificate"
-            } else {
-                ""
-            },
-        ));
-        if let Some(r) = &p.profile_rule {
-            let opt = match p.rule_option {
-                crate::RuleOption::Opt66 => 66,
-                crate::RuleOption::Opt160 => 160,
-            };
-            l.push(format!("option {opt} profile rule {r}"));
+        if pf.client_cert
+            && h.https
+                .as_ref()
+                .is_none_or(|s| s.client_auth == ClientAuthMode::Off)
+        {
+            v.err(
+                p("client_cert"),
+                "client_cert = true needs HTTPS with client_ca and client_auth \"optional\" or \"required\"",
+            );
         }
-        if !p.option_150.is_empty() {
-            l.push(format!("option 150 TFTP servers {:?}", p.option_150));
+        if !pf.allow_plain && h.https.is_none() {
+            v.err(
+                p("allow_plain"),
+                "allow_plain = false and no HTTPS listener: the profile could never be fetched",
+            );
         }
-    }
-    if let Some(t) = c.time_offset {
-        l.push(format!("option 2 time offset {t} s"));
-    }
-    for (code, name, v) in [
-        (4, "time servers", &c.time_servers),
-        (6, "DNS servers", &c.dns_servers),
-        (7, "log servers", &c.log_servers),
-    ] {
-        if !v.is_empty() {
-            l.push(format!("option {code} {name} {}", addrs(v, "")));
+        if pf.profile_rule.is_some()
+            && pf.rule_option == RuleOption::Opt66
+            && c.tftp_server.is_some()
+        {
+            v.err(
+                p("profile_rule"),
+                "option 66 carries the class's tftp_server already: drop one, or set rule_option = 160",
+            );
+        }
+        for (j, o) in classes.iter().enumerate().take(i) {
+            if let Some(op) = &o.profile
+                && op.path.template() == pf.path.template()
+            {
+                v.err(
+                    p("path"),
+                    format!("class[{j}] serves the same path {:?}", pf.path.template()),
+                );
+            }
         }
     }
-    if let Some(d) = &c.domain_name {
-        l.push(format!("option 15 domain {d}"));
+    if !upgrade_rules.is_empty() && http.is_some_and(|h| h.firmware_dir.is_none()) {
+        v.err(
+            "upgrade_rule",
+            "upgrade rules name files in http.firmware_dir: set it",
+        );
     }
-    let cl = &c.cablelabs;
-    if let Some(a) = cl.primary_dhcp {
-        l.push(format!("option 122.1 primary DHCP {a}"));
-    }
-    if let Some(a) = cl.secondary_dhcp {
-        l.push(format!("option 122.2 secondary DHCP {a}"));
-    }
-    match &cl.provisioning_server {
-        Some(ProvisioningServer::Fqdn(n)) => {
-            l.push(format!("option 122.3 provisioning server {n}"))
-        }
-        Some(ProvisioningServer::Ipv4(a)) => {
-            l.push(format!("option 122.3 provisioning server {a}"))
-        }
-        None => {}
-    }
-    match &cl.realm {
-        Some(Realm::Flow(f)) => l.push(format!("option 122.6 flow {}", f.as_str())),
-        Some(Realm::Kerberos(r)) => l.push(format!("option 122.6 realm {r} (SECURE flow)")),
-        None => {}
-    }
-    if let Some(t) = cl.provisioning_timer {
-        l.push(format!("option 122.8 provisioning timer {t} min"));
-    }
-    if !cl.kdc_servers.is_empty() {
-        l.push(format!("option 122.10 KDCs {}", addrs(&cl.kdc_servers, "")));
-    }
-    if let Some(u) = &c.acs_url {
-        l.push(format!("option 43.1 ACS URL {u}"));
-    }
-    if let Some(p) = &c.provisioning_code {
-        l.push(format!("option 43.2 provisioning code {p}"));
-    }
-    if l.is_empty() {
-        l.push("no options beyond address, mask and routers".into());
-    }
-    l
 }

@@ -2,8 +2,7 @@
 
 use provd_config::{ConfigErrors, Policy};
 
-mod common;
-use common::assert_has;
+use provd_config::testing::assert_has;
 
 const SERVER: &str = r#"
 [server]

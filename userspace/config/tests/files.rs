@@ -5,8 +5,7 @@ use std::path::Path;
 
 use provd_config::{ConfigFileKind, MtaHashAlg, Policy, VarValue};
 
-mod common;
-use common::{BASE, assert_has, errors, ok};
+use provd_config::testing::{assert_has, config, errors, policy as ok};
 
 const GOOD: &str = r#"
 [tftp]
@@ -73,7 +72,7 @@ fn a_full_config_means_what_it_says() {
 fn relative_paths_are_relative_to_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("provd.toml");
-    std::fs::write(&file, format!("{BASE}{GOOD}")).unwrap();
+    std::fs::write(&file, config(GOOD)).unwrap();
     let p = Policy::from_file(&file).unwrap();
     assert_eq!(p.tftp.unwrap().root.unwrap(), dir.path().join("tftp-root"));
     let cm = p.classes[0].config_file.as_ref().unwrap();

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use provd_config::{ClientAuthMode, ProfileFormat, RuleOption};
 
-mod common;
-use common::{assert_has, errors, ok};
+use provd_config::testing::{assert_has, errors, policy as ok};
 
 const FULL: &str = r#"
 [http]

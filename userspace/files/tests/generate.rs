@@ -41,8 +41,6 @@ fn setup(enforce: bool) -> Setup {
     std::fs::write(dir.path().join("mta.j2"), MTA_TEMPLATE).unwrap();
     let toml = format!(
         r#"
-[server]
-lease_dir = "/tmp/unused"
 [tftp]
 enforce = {enforce}
 [vars]
@@ -66,19 +64,11 @@ boot_file = "mta/{{MAC}}.bin"
 template = "mta.j2"
 kind = "mta"
 mta_hash = "sha1"
-[[shared_network]]
-name = "n"
-relays = ["10.1.0.1"]
-  [[shared_network.subnet]]
-  prefix = "10.1.0.0/24"
-    [[shared_network.subnet.pool]]
-    start = "10.1.0.10"
-    end = "10.1.0.250"
 "#
     );
-    let file = dir.path().join("provd.toml");
-    std::fs::write(&file, toml).unwrap();
-    let policy = Policy::from_file(&file).unwrap();
+    // Templates are named relative to the test's directory, as to a config file's.
+    let mut policy = provd_config::testing::policy(&toml);
+    policy.resolve_paths(dir.path());
     let view = Arc::new(DeviceView::new());
     Setup { dir, view, policy }
 }

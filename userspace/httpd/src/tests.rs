@@ -30,14 +30,6 @@ fn policy(dir: &Path, extra_profile: &str) -> Policy {
         r#"
 [server]
 lease_dir = "{d}/state"
-[[shared_network]]
-name = "n"
-interfaces = ["198.18.0.1"]
-  [[shared_network.subnet]]
-  prefix = "198.18.0.0/24"
-    [[shared_network.subnet.pool]]
-    start = "198.18.0.10"
-    end = "198.18.0.20"
 [http]
 firmware_dir = "{d}"
 cert = "unused.pem"
@@ -63,7 +55,7 @@ version = "2.0"
 "#,
         d = dir.display()
     );
-    Policy::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    provd_config::testing::policy(&text)
 }
 
 fn peer(tls: bool, cert_cn: Option<&str>) -> Peer {

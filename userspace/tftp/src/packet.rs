@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::options::{Context, OptionName, Options, take_str};
+use crate::options::{Context, OptionName, Options};
 
 /// RFC 2347: a request, options included, fits in 512 bytes.
 pub const MAX_REQUEST_LEN: usize = 512;
@@ -441,6 +441,122 @@ impl<'b> Writer<'b> {
     }
 }
 
+/// The option list of a request or an OACK on the wire (RFC 2347).
+impl Options {
+    /// Reads `name\0value\0` pairs up to the end of the packet. Trailing NUL padding (some boot
+    /// ROMs pad their requests) is accepted as the end of the list.
+    ///
+    /// Values are read generously, as RFC 2347 lets a server leave out what it does not accept:
+    /// a value that is not a number or below its range drops the option, one above its range is
+    /// lowered to the maximum (a server may always grant less). In a read request the `tsize`
+    /// value means nothing (the server answers the size), so any value asks for it: atftp 0.8
+    /// sends `tsize enable`. Malformed lists and repeated options are errors.
+    pub(crate) fn parse(mut rest: &[u8], context: Context) -> Result<Self, PacketError> {
+        let mut opts = Options::default();
+        let mut seen = [false; 4];
+        while !rest.is_empty() {
+            let name = take_str(&mut rest)?;
+            if name.is_empty() {
+                if rest.iter().all(|&b| b == 0) {
+                    break;
+                }
+                return Err(PacketError::EmptyOptionName);
+            }
+            if rest.is_empty() {
+                return Err(PacketError::OptionWithoutValue);
+            }
+            let value = take_str(&mut rest)?;
+            let Some(option) = OptionName::from_wire(name) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[option as usize], true) {
+                return Err(PacketError::DuplicateOption { option });
+            }
+            let v = parse_decimal(value);
+            let (min, max) = option.range();
+            let clamped = v.filter(|v| *v >= min).map(|v| v.min(max));
+            // The range check makes every narrowing below lossless.
+            match option {
+                OptionName::Blksize => opts.blksize = clamped.map(|v| v as u16),
+                OptionName::Timeout => {
+                    opts.timeout = v.filter(|v| (min..=max).contains(v)).map(|v| v as u8)
+                }
+                OptionName::Tsize => {
+                    opts.tsize = match context {
+                        Context::ReadRequest => Some(v.unwrap_or(0)),
+                        Context::WriteRequest | Context::Oack => v,
+                    }
+                }
+                OptionName::Windowsize => opts.windowsize = clamped.map(|v| v as u16),
+            }
+        }
+        Ok(opts)
+    }
+
+    /// The first option whose value is outside its RFC range, so that the encoder never writes
+    /// what the parser would refuse.
+    pub(crate) fn validate(&self) -> Result<(), PacketError> {
+        let bad = |option| Err(PacketError::BadOptionValue { option });
+        if self.blksize.is_some_and(|b| !Self::BLKSIZE.contains(&b)) {
+            return bad(OptionName::Blksize);
+        }
+        if self.timeout.is_some_and(|t| !Self::TIMEOUT.contains(&t)) {
+            return bad(OptionName::Timeout);
+        }
+        if self
+            .windowsize
+            .is_some_and(|w| !Self::WINDOWSIZE.contains(&w))
+        {
+            return bad(OptionName::Windowsize);
+        }
+        Ok(())
+    }
+
+    /// Writes the present options in a fixed order (blksize, tsize, timeout, windowsize: the
+    /// order of the worked example in the spec and of most clients' requests).
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
+        let pairs = [
+            (OptionName::Blksize, self.blksize.map(u64::from)),
+            (OptionName::Tsize, self.tsize),
+            (OptionName::Timeout, self.timeout.map(u64::from)),
+            (OptionName::Windowsize, self.windowsize.map(u64::from)),
+        ];
+        for (name, value) in pairs {
+            if let Some(v) = value {
+                w.put(name.as_str().as_bytes());
+                w.put(&[0]);
+                w.put_decimal(v);
+                w.put(&[0]);
+            }
+        }
+    }
+}
+
+/// Splits off one NUL-terminated ASCII string (netascii strings are 7-bit).
+pub(crate) fn take_str<'a>(rest: &mut &'a [u8]) -> Result<&'a str, PacketError> {
+    let nul = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(PacketError::MissingNul)?;
+    let (s, tail) = rest.split_at(nul);
+    *rest = &tail[1..];
+    if !s.is_ascii() {
+        return Err(PacketError::NonAscii);
+    }
+    std::str::from_utf8(s).map_err(|_| PacketError::NonAscii)
+}
+
+/// A non-empty run of ASCII digits as a u64; `None` on anything else or on overflow.
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 /// Writes an ERROR packet whose message is made safe for the wire: non-ASCII and control bytes
 /// become `?` and it is cut to fit `buf`. Returns the length (0 only if `buf` is under 5 bytes).
 pub fn write_error(buf: &mut [u8], code: ErrorCode, message: &str) -> usize {
@@ -477,6 +593,18 @@ pub fn ack(block: u16) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_parsing_is_strict_and_overflow_checked() {
+        assert_eq!(parse_decimal("0"), Some(0));
+        assert_eq!(parse_decimal("001428"), Some(1428));
+        assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal("18446744073709551616"), None);
+        assert_eq!(parse_decimal(""), None);
+        assert_eq!(parse_decimal("+5"), None);
+        assert_eq!(parse_decimal("5 "), None);
+        assert_eq!(parse_decimal("0x10"), None);
+    }
 
     /// The worked MTA example of the spec (tftp.md §3), byte for byte.
     const RRQ: &[u8] = b"\x00\x01mta/0015cf123457.bin\x00octet\x00blksize\x001428\x00tsize\x000\x00timeout\x005\x00windowsize\x004\x00";

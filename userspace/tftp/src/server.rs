@@ -14,12 +14,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use crate::clock::Millis;
 use crate::config::ServerConfig;
+use crate::content::{FileContent, Refusal};
 use crate::counters::{Counters, DropReason};
 use crate::options::Options;
 use crate::packet::{ErrorCode, Mode, Opcode, Packet, Request};
-use crate::transfer::{AckOutcome, DataOutcome, Io, Limits, Reader, Writer};
-use crate::{FileContent, Millis, Refusal};
+use crate::transfer::{AckOutcome, DataOutcome, Io, Limits, Reader, Transmit, Writer};
 
 /// Which of a worker's two sockets a datagram arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,40 +42,6 @@ pub struct Incoming<'a> {
     /// MTU toward the peer when known (e.g. the arrival interface's): caps the block size.
     pub path_mtu: Option<u32>,
     pub bytes: &'a [u8],
-}
-
-/// One datagram to send from the transfer port. DATA is split into its 4-byte header and the
-/// payload, a slice of the shared file, so nothing is copied until the socket layer wants to.
-#[derive(Debug, Clone, Copy)]
-pub struct Transmit<'a> {
-    pub to: SocketAddrV4,
-    /// Source address for the datagram (unspecified: let the kernel choose).
-    pub from: Ipv4Addr,
-    pub header: &'a [u8],
-    pub payload: &'a [u8],
-}
-
-impl Transmit<'_> {
-    pub fn len(&self) -> usize {
-        self.header.len() + self.payload.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Writes the datagram into `buf` and returns its length, or `None` if it does not fit.
-    pub fn copy_to(&self, buf: &mut [u8]) -> Option<usize> {
-        let (h, p) = (self.header.len(), self.payload.len());
-        let dst = buf.get_mut(..h + p)?;
-        dst[..h].copy_from_slice(self.header);
-        dst[h..].copy_from_slice(self.payload);
-        Some(h + p)
-    }
-
-    pub fn to_vec(&self) -> Vec<u8> {
-        [self.header, self.payload].concat()
-    }
 }
 
 /// Names a transfer across the decision round trip. The serial tells a new transfer of the same

@@ -9,12 +9,47 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use crate::clock::Millis;
+use crate::content::{FileContent, Refusal};
 use crate::counters::Counters;
 use crate::netascii::{self, Cursor, Decoder};
 use crate::options::Options;
 use crate::packet::{self, DEFAULT_BLKSIZE, ErrorCode, Mode, Packet};
 use crate::rto::{Rto, RtoBounds};
-use crate::{FileContent, Millis, Refusal, Transmit};
+
+/// One datagram to send from the transfer port. DATA is split into its 4-byte header and the
+/// payload, a slice of the shared file, so nothing is copied until the socket layer wants to.
+#[derive(Debug, Clone, Copy)]
+pub struct Transmit<'a> {
+    pub to: SocketAddrV4,
+    /// Source address for the datagram (unspecified: let the kernel choose).
+    pub from: Ipv4Addr,
+    pub header: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl Transmit<'_> {
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the datagram into `buf` and returns its length, or `None` if it does not fit.
+    pub fn copy_to(&self, buf: &mut [u8]) -> Option<usize> {
+        let (h, p) = (self.header.len(), self.payload.len());
+        let dst = buf.get_mut(..h + p)?;
+        dst[..h].copy_from_slice(self.header);
+        dst[h..].copy_from_slice(self.payload);
+        Some(h + p)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.header, self.payload].concat()
+    }
+}
 
 /// Limits from the server config, in the units the state machines use.
 #[derive(Debug, Clone, Copy)]
