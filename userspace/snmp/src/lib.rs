@@ -44,23 +44,19 @@
 
 mod ber;
 mod error;
+mod limits;
 mod message;
 mod oid;
 mod pdu;
 mod v3;
 mod value;
+mod version;
 
 pub use error::{DecodeError, EncodeError};
-pub use message::{Message, Version, response_to};
+pub use limits::{MAX_MESSAGE_SIZE, MAX_VARBINDS};
+pub use message::{Message, response_to};
 pub use oid::{MAX_OID_ARCS, Oid, OidError};
 pub use pdu::{ErrorStatus, Pdu, PduType, Pdus, SNMP_TRAP_OID_0, SNMP_TRAPS, SYS_UPTIME_0, TrapV1};
 pub use v3::{FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, SECURITY_MODEL_USM, ScopedPdu, UsmParams};
 pub use value::{Value, VarBind};
-
-/// The largest datagram decoded or encoded: the IPv4 UDP payload limit (65535 - 20 - 8).
-pub const MAX_MESSAGE_SIZE: usize = 65_507;
-
-/// The most varbinds decoded or encoded in one PDU. Provisioning PDUs carry a handful; a
-/// GETBULK answer a few hundred. The bound keeps a hostile datagram of tiny varbinds from
-/// turning into tens of thousands of allocations.
-pub const MAX_VARBINDS: usize = 1024;
+pub use version::Version;
