@@ -9,6 +9,8 @@
 //! * [`Message::encode`] writes minimal BER; decoding its output gives the same message.
 //! * [`response_to`] builds the Response an INFORM needs; [`Message::get`], [`Message::set`],
 //!   [`Message::get_bulk`] the requests a server sends.
+//! * [`ber`] is the layer underneath (element reader, minimal writers, INTEGER and OID content),
+//!   public so that the config files' VarBinds (`provd-docsis`) use the same codec.
 //!
 //! Why not the `snmp2` crate: it is a client library whose decoder refuses v3 (without its
 //! OpenSSL feature), stops silently at the first malformed varbind, and whose encoders only
@@ -42,7 +44,7 @@
 //! assert_eq!(Message::decode(&datagram).unwrap(), set);
 //! ```
 
-mod ber;
+pub mod ber;
 mod error;
 mod limits;
 mod message;
