@@ -10,7 +10,7 @@
 
 use provd_snmp::DecodeError as SnmpDecodeError;
 use provd_snmp::ber::{
-    Element, IntContent, OidContent, Reader, decode_signed as signed_value,
+    Element, IntContent, OidBuf, Reader, decode_signed as signed_value,
     decode_unsigned as unsigned_value, element_len, is_minimal_integer, put_header,
     read_subidentifier, signed_content, split_first_subidentifier, tag, unsigned_content,
 };
@@ -136,7 +136,7 @@ impl SnmpValue {
             SnmpValue::Integer(v) => (TAG_INTEGER, Content::Int(signed_content(*v))),
             SnmpValue::OctetString(b) => (TAG_OCTET_STRING, Content::Bytes(b)),
             SnmpValue::Null => (TAG_NULL, Content::Bytes(&[])),
-            SnmpValue::ObjectId(oid) => (TAG_OID, Content::Oid(oid_content(oid)?)),
+            SnmpValue::ObjectId(oid) => (TAG_OID, Content::Owned(encode_oid(oid)?)),
             SnmpValue::IpAddress(a) => (TAG_IP_ADDRESS, Content::Bytes(a)),
             SnmpValue::Counter32(v) => (TAG_COUNTER32, unsigned(u64::from(*v))),
             SnmpValue::Gauge32(v) => (TAG_GAUGE32, unsigned(u64::from(*v))),
@@ -156,8 +156,8 @@ fn unsigned(v: u64) -> Content<'static> {
 pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, BerError> {
     // The OID content first (on the stack when short, as OIDs are), so that all lengths are
     // known and the bytes go into one buffer of the final size.
-    let oid = oid_content(oid)?;
-    let oid_bytes = oid.as_slice();
+    let mut oid_buf = OidBuf::new();
+    let oid_bytes = oid_content(&mut oid_buf, oid)?;
     let (tag, content) = value.content()?;
     let content = content.as_slice();
     let body_len = element_len(oid_bytes.len()) + element_len(content.len());
@@ -174,7 +174,7 @@ pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, 
 enum Content<'a> {
     Bytes(&'a [u8]),
     Int(IntContent),
-    Oid(OidContent),
+    Owned(Vec<u8>),
 }
 
 impl Content<'_> {
@@ -182,7 +182,7 @@ impl Content<'_> {
         match self {
             Content::Bytes(b) => b,
             Content::Int(i) => i.as_slice(),
-            Content::Oid(o) => o.as_slice(),
+            Content::Owned(v) => v,
         }
     }
 }
@@ -241,13 +241,13 @@ pub fn decode_oid(content: &[u8]) -> Option<Vec<u32>> {
 
 /// Arcs to OID content bytes.
 pub fn encode_oid(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    Ok(oid_content(arcs)?.into_vec())
+    Ok(oid_content(&mut OidBuf::new(), arcs)?.to_vec())
 }
 
 /// A complete BER OID element (tag 0x06, length, content), as in TLV 10 and TLV 38.6.
 pub fn encode_oid_element(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    let content = oid_content(arcs)?;
-    let content = content.as_slice();
+    let mut buf = OidBuf::new();
+    let content = oid_content(&mut buf, arcs)?;
     let mut out = Vec::with_capacity(element_len(content.len()));
     put_header(&mut out, TAG_OID, content.len());
     out.extend_from_slice(content);
@@ -261,9 +261,9 @@ pub fn decode_oid_element(bytes: &[u8]) -> Option<(Vec<u32>, usize)> {
     Some((decode_oid(content)?, r.offset()))
 }
 
-/// The content of `arcs`, if BER can encode them.
-fn oid_content(arcs: &[u32]) -> Result<OidContent, BerError> {
-    OidContent::new(arcs).ok_or_else(|| BerError::UnencodableOid {
+/// The content of `arcs` (encoded in `buf`), if BER can encode them.
+fn oid_content<'b>(buf: &'b mut OidBuf, arcs: &[u32]) -> Result<&'b [u8], BerError> {
+    buf.encode(arcs).ok_or_else(|| BerError::UnencodableOid {
         oid: arcs
             .iter()
             .map(u32::to_string)
@@ -497,9 +497,9 @@ mod tests {
     #[test]
     fn short_oid_buffer_bounds() {
         for arcs in [
-            OidContent::INLINE_ARCS - 1,
-            OidContent::INLINE_ARCS,
-            OidContent::INLINE_ARCS + 1,
+            OidBuf::INLINE_ARCS - 1,
+            OidBuf::INLINE_ARCS,
+            OidBuf::INLINE_ARCS + 1,
         ] {
             let mut oid = vec![u32::MAX; arcs];
             oid[0] = 2;

@@ -506,63 +506,55 @@ pub fn put_oid_content(out: &mut Vec<u8>, first: u64, rest: &[u32]) {
     }
 }
 
-/// The content bytes of one OBJECT IDENTIFIER, encoded once, for a writer that needs their
-/// length before it writes the header: in place for OIDs of up to [`OidContent::INLINE_ARCS`]
-/// arcs (every real one), on the heap beyond.
+/// A buffer for the content bytes of one OBJECT IDENTIFIER, for a writer that needs their
+/// length before it writes the header: in place for OIDs of up to [`OidBuf::INLINE_ARCS`] arcs
+/// (every real one), on the heap beyond. The caller keeps it on its stack.
 #[derive(Debug, Clone)]
-pub struct OidContent {
-    inline: [u8; OidContent::INLINE_BYTES],
-    len: usize,
+pub struct OidBuf {
+    inline: [u8; OidBuf::INLINE_BYTES],
     heap: Vec<u8>,
 }
 
-impl OidContent {
+impl Default for OidBuf {
+    fn default() -> Self {
+        OidBuf::new()
+    }
+}
+
+impl OidBuf {
     /// OIDs of up to this many arcs are encoded without allocating.
     pub const INLINE_ARCS: usize = 24;
     /// The first sub-identifier (two arcs, at most 2 * 40 + u32::MAX) takes at most 5 bytes, as
     /// does every arc after it.
-    const INLINE_BYTES: usize = 5 * (OidContent::INLINE_ARCS - 1);
+    const INLINE_BYTES: usize = 5 * (OidBuf::INLINE_ARCS - 1);
 
-    /// The content of `arcs`, or `None` if BER cannot encode them (see
-    /// [`oid_first_subidentifier`]).
-    pub fn new(arcs: &[u32]) -> Option<OidContent> {
+    /// An empty buffer.
+    #[inline]
+    pub fn new() -> OidBuf {
+        OidBuf {
+            inline: [0; OidBuf::INLINE_BYTES],
+            heap: Vec::new(),
+        }
+    }
+
+    /// Encodes `arcs` into the buffer and returns their content bytes, or `None` if BER cannot
+    /// encode them (see [`oid_first_subidentifier`]).
+    #[inline]
+    pub fn encode(&mut self, arcs: &[u32]) -> Option<&[u8]> {
         let first = oid_first_subidentifier(arcs)?;
         let rest = &arcs[2..];
-        let mut content = OidContent {
-            inline: [0; OidContent::INLINE_BYTES],
-            len: 0,
-            heap: Vec::new(),
-        };
-        if arcs.len() <= OidContent::INLINE_ARCS {
-            let buf = &mut content.inline;
+        if arcs.len() <= OidBuf::INLINE_ARCS {
+            let buf = &mut self.inline;
             let mut at = write_base128(buf, 0, first);
             for &arc in rest {
                 at = write_base128(buf, at, u64::from(arc));
             }
-            content.len = at;
+            Some(&self.inline[..at])
         } else {
-            content.heap = Vec::with_capacity(oid_content_len(first, rest));
-            put_oid_content(&mut content.heap, first, rest);
-        }
-        Some(content)
-    }
-
-    /// The content bytes.
-    #[inline]
-    pub fn as_slice(&self) -> &[u8] {
-        if self.heap.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
-        }
-    }
-
-    /// The content bytes, owned.
-    pub fn into_vec(self) -> Vec<u8> {
-        if self.heap.is_empty() {
-            self.inline[..self.len].to_vec()
-        } else {
-            self.heap
+            self.heap.clear();
+            self.heap.reserve_exact(oid_content_len(first, rest));
+            put_oid_content(&mut self.heap, first, rest);
+            Some(&self.heap)
         }
     }
 }
@@ -907,9 +899,9 @@ mod tests {
     #[test]
     fn oid_content_in_place_and_on_the_heap() {
         for arcs in [
-            OidContent::INLINE_ARCS - 1,
-            OidContent::INLINE_ARCS,
-            OidContent::INLINE_ARCS + 1,
+            OidBuf::INLINE_ARCS - 1,
+            OidBuf::INLINE_ARCS,
+            OidBuf::INLINE_ARCS + 1,
         ] {
             // The longest content of that many arcs: 2.(2^32-1) and every arc 2^32-1.
             let oid = [&[2][..], &vec![u32::MAX; arcs - 1]].concat();
@@ -919,16 +911,17 @@ mod tests {
             put_oid_content(&mut expected, first, &oid[2..]);
             assert_eq!(expected.len(), 5 * (arcs - 1));
             assert_eq!(oid_content_len(first, &oid[2..]), expected.len());
-            let content = OidContent::new(&oid).unwrap();
-            assert_eq!(content.as_slice(), expected, "{arcs} arcs");
-            assert_eq!(content.into_vec(), expected, "{arcs} arcs");
+            let mut buf = OidBuf::new();
+            assert_eq!(buf.encode(&oid).unwrap(), expected, "{arcs} arcs");
+            // Reused, for a shorter OID.
+            assert_eq!(buf.encode(&[1, 3]).unwrap(), [0x2b]);
         }
         assert_eq!(
-            OidContent::new(&[2, 999, 3]).unwrap().as_slice(),
+            OidBuf::new().encode(&[2, 999, 3]).unwrap(),
             [0x88, 0x37, 0x03]
         );
         for bad in [&[][..], &[1], &[1, 40], &[3, 0]] {
-            assert!(OidContent::new(bad).is_none(), "{bad:?}");
+            assert!(OidBuf::new().encode(bad).is_none(), "{bad:?}");
         }
     }
 
