@@ -4,7 +4,8 @@
 //! content); the policy is this module's. Decoding is lenient where BER is (long-form lengths
 //! of any width), and lossless where a value does not fit its typed form: an INTEGER that is
 //! not minimally encoded, an IpAddress that is not 4 bytes, or an unknown tag all become
-//! [`SnmpValue::Other`] with the raw content, where the SNMP message codec would refuse them.
+//! [`SnmpValue::Other`] with the raw content (the SNMP message codec reads a non-minimal
+//! INTEGER as its value and refuses the rest: it need not give back the bytes it read).
 //! Encoding always writes the minimal form. Callers that must reproduce input bytes (the text
 //! printer) therefore check `encode(decode(x)) == x` and fall back to hex when it is not.
 
