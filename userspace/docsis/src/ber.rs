@@ -1,24 +1,33 @@
 //! BER for TLV 11 (SNMP MIB object): one `VarBind ::= SEQUENCE { name OID, value }`.
 //!
-//! Decoding is lenient where BER is (long-form lengths of any width), and lossless where a
-//! value does not fit its typed form: an INTEGER that is not minimally encoded, an IpAddress
-//! that is not 4 bytes, or an unknown tag all become [`SnmpValue::Other`] with the raw content.
+//! The encoding is provd-snmp's ([`provd_snmp::ber`]: element reader, headers, INTEGER and OID
+//! content); the policy is this module's. Decoding is lenient where BER is (long-form lengths
+//! of any width), and lossless where a value does not fit its typed form: an INTEGER that is
+//! not minimally encoded, an IpAddress that is not 4 bytes, or an unknown tag all become
+//! [`SnmpValue::Other`] with the raw content (the SNMP message codec reads a non-minimal
+//! INTEGER as its value and refuses the rest: it need not give back the bytes it read).
 //! Encoding always writes the minimal form. Callers that must reproduce input bytes (the text
 //! printer) therefore check `encode(decode(x)) == x` and fall back to hex when it is not.
 
+use provd_snmp::DecodeError as SnmpDecodeError;
+use provd_snmp::ber::{
+    Element, IntContent, OidBuf, Reader, decode_signed as signed_value,
+    decode_unsigned as unsigned_value, element_len, is_minimal_integer, put_header,
+    read_subidentifier, signed_content, split_first_subidentifier, tag, unsigned_content,
+};
 use thiserror::Error;
 
-pub const TAG_INTEGER: u8 = 0x02;
-pub const TAG_OCTET_STRING: u8 = 0x04;
-pub const TAG_NULL: u8 = 0x05;
-pub const TAG_OID: u8 = 0x06;
-pub const TAG_SEQUENCE: u8 = 0x30;
-pub const TAG_IP_ADDRESS: u8 = 0x40;
-pub const TAG_COUNTER32: u8 = 0x41;
-pub const TAG_GAUGE32: u8 = 0x42;
-pub const TAG_TIMETICKS: u8 = 0x43;
-pub const TAG_OPAQUE: u8 = 0x44;
-pub const TAG_COUNTER64: u8 = 0x46;
+pub const TAG_INTEGER: u8 = tag::INTEGER;
+pub const TAG_OCTET_STRING: u8 = tag::OCTET_STRING;
+pub const TAG_NULL: u8 = tag::NULL;
+pub const TAG_OID: u8 = tag::OID;
+pub const TAG_SEQUENCE: u8 = tag::SEQUENCE;
+pub const TAG_IP_ADDRESS: u8 = tag::IP_ADDRESS;
+pub const TAG_COUNTER32: u8 = tag::COUNTER32;
+pub const TAG_GAUGE32: u8 = tag::GAUGE32;
+pub const TAG_TIMETICKS: u8 = tag::TIMETICKS;
+pub const TAG_OPAQUE: u8 = tag::OPAQUE;
+pub const TAG_COUNTER64: u8 = tag::COUNTER64;
 
 /// Why bytes are not a VarBind (or an OID cannot be encoded).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -72,24 +81,26 @@ pub enum SnmpValue {
 impl VarBind {
     /// Decode one VarBind filling all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<VarBind, BerError> {
-        let mut outer = Reader { bytes, pos: 0 };
-        let seq = outer.expect(TAG_SEQUENCE)?;
-        if outer.pos != bytes.len() {
+        let mut outer = Reader::new(bytes);
+        let seq = expect(&mut outer, bytes, TAG_SEQUENCE)?;
+        if !outer.is_empty() {
             return Err(BerError::TrailingBytes {
-                count: bytes.len() - outer.pos,
+                count: bytes.len() - outer.offset(),
             });
         }
-        let mut inner = Reader { bytes: seq, pos: 0 };
-        let oid = decode_oid(inner.expect(TAG_OID)?).ok_or(BerError::BadOid)?;
-        let (tag, content) = inner.element()?;
-        if inner.pos != seq.len() {
+        // Offsets in errors count from the start of the sequence's content, as they always have.
+        let body = seq;
+        let mut inner = Reader::new(body);
+        let oid = decode_oid(expect(&mut inner, body, TAG_OID)?).ok_or(BerError::BadOid)?;
+        let value = element(&mut inner, body)?;
+        if !inner.is_empty() {
             return Err(BerError::TrailingBytes {
-                count: seq.len() - inner.pos,
+                count: body.len() - inner.offset(),
             });
         }
         Ok(VarBind {
             oid,
-            value: SnmpValue::from_tag(tag, content),
+            value: SnmpValue::from_tag(value.tag, value.content()),
         })
     }
 
@@ -123,35 +134,31 @@ impl SnmpValue {
     /// Tag and content bytes, borrowed where the value holds them.
     fn content(&self) -> Result<(u8, Content<'_>), BerError> {
         Ok(match self {
-            SnmpValue::Integer(v) => (TAG_INTEGER, Content::Int(signed_bytes(*v))),
+            SnmpValue::Integer(v) => (TAG_INTEGER, Content::Int(signed_content(*v))),
             SnmpValue::OctetString(b) => (TAG_OCTET_STRING, Content::Bytes(b)),
             SnmpValue::Null => (TAG_NULL, Content::Bytes(&[])),
             SnmpValue::ObjectId(oid) => (TAG_OID, Content::Owned(encode_oid(oid)?)),
             SnmpValue::IpAddress(a) => (TAG_IP_ADDRESS, Content::Bytes(a)),
-            SnmpValue::Counter32(v) => (TAG_COUNTER32, Content::Int(unsigned_bytes(u64::from(*v)))),
-            SnmpValue::Gauge32(v) => (TAG_GAUGE32, Content::Int(unsigned_bytes(u64::from(*v)))),
-            SnmpValue::TimeTicks(v) => (TAG_TIMETICKS, Content::Int(unsigned_bytes(u64::from(*v)))),
+            SnmpValue::Counter32(v) => (TAG_COUNTER32, unsigned(u64::from(*v))),
+            SnmpValue::Gauge32(v) => (TAG_GAUGE32, unsigned(u64::from(*v))),
+            SnmpValue::TimeTicks(v) => (TAG_TIMETICKS, unsigned(u64::from(*v))),
             SnmpValue::Opaque(b) => (TAG_OPAQUE, Content::Bytes(b)),
-            SnmpValue::Counter64(v) => (TAG_COUNTER64, Content::Int(unsigned_bytes(*v))),
+            SnmpValue::Counter64(v) => (TAG_COUNTER64, unsigned(*v)),
             SnmpValue::Other { tag, content } => (*tag, Content::Bytes(content)),
         })
     }
 }
 
+fn unsigned(v: u64) -> Content<'static> {
+    Content::Int(unsigned_content(v))
+}
+
 /// [`VarBind::encode`] of a VarBind in parts, for callers that hold the OID in a buffer.
 pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, BerError> {
-    let first = first_subid(oid)?;
     // The OID content first (on the stack when short, as OIDs are), so that all lengths are
     // known and the bytes go into one buffer of the final size.
-    let mut stack = [0u8; SHORT_OID_BYTES];
-    let long;
-    let oid_bytes = if oid.len() <= SHORT_OID_ARCS {
-        let len = write_oid(&mut stack, first, &oid[2..]);
-        &stack[..len]
-    } else {
-        long = encode_oid(oid)?;
-        &long[..]
-    };
+    let mut oid_buf = OidBuf::new();
+    let oid_bytes = oid_content(&mut oid_buf, oid)?;
     let (tag, content) = value.content()?;
     let content = content.as_slice();
     let body_len = element_len(oid_bytes.len()) + element_len(content.len());
@@ -164,38 +171,10 @@ pub(crate) fn encode_varbind(oid: &[u32], value: &SnmpValue) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// OIDs of up to this many arcs are encoded in a stack buffer of [`SHORT_OID_BYTES`]: the
-/// first subidentifier (two arcs) takes at most 5 bytes, as does every arc after it.
-const SHORT_OID_ARCS: usize = 24;
-const SHORT_OID_BYTES: usize = 5 * (SHORT_OID_ARCS - 1);
-
-/// OID content into `buf` (at least 5 bytes per subidentifier); returns its length.
-fn write_oid(buf: &mut [u8], first: u64, rest: &[u32]) -> usize {
-    let mut at = write_base128(buf, 0, first);
-    for &arc in rest {
-        at = write_base128(buf, at, u64::from(arc));
-    }
-    at
-}
-
-/// `v` in base 128 at `buf[at..]`; returns the end.
-fn write_base128(buf: &mut [u8], at: usize, v: u64) -> usize {
-    if v < 0x80 {
-        buf[at] = v as u8; // < 0x80, fits
-        return at + 1;
-    }
-    let groups = base128_len(v);
-    for i in 0..groups {
-        let bits = ((v >> (7 * (groups - 1 - i))) & 0x7f) as u8; // masked to 7 bits
-        buf[at + i] = if i + 1 == groups { bits } else { bits | 0x80 };
-    }
-    at + groups
-}
-
 /// Content bytes of a value being encoded.
 enum Content<'a> {
     Bytes(&'a [u8]),
-    Int(IntBytes),
+    Int(IntContent),
     Owned(Vec<u8>),
 }
 
@@ -209,296 +188,124 @@ impl Content<'_> {
     }
 }
 
-/// The content of an INTEGER-style value: `buf[start..]`, at most 9 bytes.
-struct IntBytes {
-    buf: [u8; 9],
-    start: usize,
+/// The next element of `r`, a reader over all of `bytes`, with errors in this module's terms.
+fn element<'a>(r: &mut Reader<'a>, bytes: &'a [u8]) -> Result<Element<'a>, BerError> {
+    r.element("VarBind").map_err(|e| match e {
+        SnmpDecodeError::HighTagNumber { offset, .. } => BerError::HighTagNumber {
+            tag: bytes.get(offset).copied().unwrap_or(0x1f),
+        },
+        // The length octet follows the tag.
+        SnmpDecodeError::IndefiniteLength { offset, .. } => BerError::BadLength {
+            offset: offset + 1,
+            byte: 0x80,
+        },
+        SnmpDecodeError::LengthTooLong { offset, octets, .. } => BerError::BadLength {
+            offset: offset + 1,
+            byte: 0x80 | octets,
+        },
+        // The content would start where `available` bytes are left.
+        SnmpDecodeError::LengthPastEnd { available, .. } => BerError::Truncated {
+            offset: bytes.len() - available,
+        },
+        // `Truncated`, the one error left: the tag or length ran into the end.
+        _ => BerError::Truncated {
+            offset: bytes.len(),
+        },
+    })
 }
 
-impl IntBytes {
-    fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..]
+/// The next element, which must carry `expected` (checked once it is read whole).
+fn expect<'a>(r: &mut Reader<'a>, bytes: &'a [u8], expected: u8) -> Result<&'a [u8], BerError> {
+    let el = element(r, bytes)?;
+    if el.tag != expected {
+        return Err(BerError::UnexpectedTag {
+            expected,
+            found: el.tag,
+        });
     }
-
-    /// `be` in `buf[1..]`, after a zero byte.
-    fn new(be: [u8; 8]) -> IntBytes {
-        let mut buf = [0; 9];
-        buf[1..].copy_from_slice(&be);
-        IntBytes { buf, start: 1 }
-    }
-}
-
-/// A cursor over BER elements.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, BerError> {
-        let b = *self
-            .bytes
-            .get(self.pos)
-            .ok_or(BerError::Truncated { offset: self.pos })?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    /// Next element as (tag, content).
-    fn element(&mut self) -> Result<(u8, &'a [u8]), BerError> {
-        let tag = self.byte()?;
-        if tag & 0x1f == 0x1f {
-            return Err(BerError::HighTagNumber { tag });
-        }
-        let at = self.pos;
-        let first = self.byte()?;
-        let len = match first {
-            0..=0x7f => usize::from(first),
-            0x81..=0x84 => {
-                let mut len = 0usize;
-                for _ in 0..(first & 0x7f) {
-                    len = len << 8 | usize::from(self.byte()?);
-                }
-                len
-            }
-            _ => {
-                return Err(BerError::BadLength {
-                    offset: at,
-                    byte: first,
-                });
-            }
-        };
-        let end = self.pos.checked_add(len).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or(BerError::Truncated { offset: self.pos })?;
-        let content = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok((tag, content))
-    }
-
-    fn expect(&mut self, expected: u8) -> Result<&'a [u8], BerError> {
-        let (found, content) = self.element()?;
-        if found != expected {
-            return Err(BerError::UnexpectedTag { expected, found });
-        }
-        Ok(content)
-    }
-}
-
-/// Append tag and minimal length.
-#[inline]
-fn put_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    if len < 0x80 {
-        out.push(len as u8); // < 0x80, fits
-    } else {
-        let be = len.to_be_bytes();
-        let skip = be.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (be.len() - skip) as u8); // at most 8 length bytes
-        out.extend_from_slice(&be[skip..]);
-    }
-}
-
-/// Bytes of an element (tag, minimal length, content) with `len` content bytes.
-fn element_len(len: usize) -> usize {
-    let len_bytes = if len < 0x80 {
-        0
-    } else {
-        (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
-    };
-    2 + len_bytes + len
+    Ok(el.content())
 }
 
 /// OID content bytes to arcs; `None` unless minimally encoded and every arc fits in u32.
 pub fn decode_oid(content: &[u8]) -> Option<Vec<u32>> {
-    let mut subids = Vec::new();
-    let mut acc: u64 = 0;
-    let mut fresh = true;
-    for &b in content {
-        if fresh && b == 0x80 {
-            return None; // leading zero group: not minimal
-        }
-        acc = acc << 7 | u64::from(b & 0x7f);
-        if acc > u64::from(u32::MAX) + 80 {
-            return None;
-        }
-        fresh = b & 0x80 == 0;
-        if fresh {
-            subids.push(acc);
-            acc = 0;
-        }
-    }
-    if !fresh || subids.is_empty() {
-        return None;
-    }
-    let first = subids[0];
-    let (a, b) = match first {
-        0..=39 => (0, first),
-        40..=79 => (1, first - 40),
-        _ => (2, first - 80),
-    };
+    // The first sub-identifier holds two arcs: up to 2 * 40 + u32::MAX.
+    let (first, mut at) = read_subidentifier(content, 0, u64::from(u32::MAX) + 80).ok()?;
+    let (a, b) = split_first_subidentifier(first);
     let mut arcs = vec![a, u32::try_from(b).ok()?];
-    for &s in &subids[1..] {
-        arcs.push(u32::try_from(s).ok()?);
+    while at < content.len() {
+        let (arc, next) = read_subidentifier(content, at, u64::from(u32::MAX)).ok()?;
+        arcs.push(u32::try_from(arc).ok()?);
+        at = next;
     }
     Some(arcs)
 }
 
 /// Arcs to OID content bytes.
 pub fn encode_oid(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    let first = first_subid(arcs)?;
-    let mut out = Vec::with_capacity(oid_content_len(first, &arcs[2..]));
-    put_oid(&mut out, first, &arcs[2..]);
-    Ok(out)
+    Ok(oid_content(&mut OidBuf::new(), arcs)?.to_vec())
 }
 
 /// A complete BER OID element (tag 0x06, length, content), as in TLV 10 and TLV 38.6.
 pub fn encode_oid_element(arcs: &[u32]) -> Result<Vec<u8>, BerError> {
-    let first = first_subid(arcs)?;
-    let len = oid_content_len(first, &arcs[2..]);
-    let mut out = Vec::with_capacity(element_len(len));
-    put_header(&mut out, TAG_OID, len);
-    put_oid(&mut out, first, &arcs[2..]);
+    let mut buf = OidBuf::new();
+    let content = oid_content(&mut buf, arcs)?;
+    let mut out = Vec::with_capacity(element_len(content.len()));
+    put_header(&mut out, TAG_OID, content.len());
+    out.extend_from_slice(content);
     Ok(out)
-}
-
-/// The first two arcs as one subidentifier, if the OID can be encoded (then it has two or more
-/// arcs, so `&arcs[2..]` holds).
-fn first_subid(arcs: &[u32]) -> Result<u64, BerError> {
-    match arcs {
-        [a, b, ..] if *a <= 2 && (*a == 2 || *b < 40) => Ok(u64::from(*a) * 40 + u64::from(*b)),
-        _ => Err(BerError::UnencodableOid {
-            oid: arcs
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join("."),
-        }),
-    }
-}
-
-/// Length of OID content: the first subidentifier and the arcs after the first two.
-fn oid_content_len(first: u64, rest: &[u32]) -> usize {
-    // Branch-free per arc (one byte per started 7 bits), so the loop vectorizes.
-    let extra: usize = rest
-        .iter()
-        .map(|&a| {
-            usize::from(a >= 1 << 7)
-                + usize::from(a >= 1 << 14)
-                + usize::from(a >= 1 << 21)
-                + usize::from(a >= 1 << 28)
-        })
-        .sum();
-    base128_len(first) + rest.len() + extra
-}
-
-/// Append OID content: the first subidentifier and the arcs after the first two.
-#[inline]
-fn put_oid(out: &mut Vec<u8>, first: u64, rest: &[u32]) {
-    put_base128(out, first);
-    for &arc in rest {
-        put_base128(out, u64::from(arc));
-    }
 }
 
 /// Parse a complete BER OID element at the start of `bytes`; returns arcs and bytes used.
 pub fn decode_oid_element(bytes: &[u8]) -> Option<(Vec<u32>, usize)> {
-    let mut r = Reader { bytes, pos: 0 };
-    let content = r.expect(TAG_OID).ok()?;
-    Some((decode_oid(content)?, r.pos))
+    let mut r = Reader::new(bytes);
+    let content = expect(&mut r, bytes, TAG_OID).ok()?;
+    Some((decode_oid(content)?, r.offset()))
 }
 
-#[inline]
-fn base128_len(v: u64) -> usize {
-    (64 - v.leading_zeros()).div_ceil(7).max(1) as usize
-}
-
-#[inline]
-fn put_base128(out: &mut Vec<u8>, v: u64) {
-    if v < 0x80 {
-        out.push(v as u8); // < 0x80, fits
-        return;
-    }
-    let groups = base128_len(v);
-    for i in (0..groups).rev() {
-        let bits = ((v >> (7 * i)) & 0x7f) as u8; // masked to 7 bits
-        out.push(if i == 0 { bits } else { bits | 0x80 });
-    }
+/// The content of `arcs` (encoded in `buf`), if BER can encode them.
+fn oid_content<'b>(buf: &'b mut OidBuf, arcs: &[u32]) -> Result<&'b [u8], BerError> {
+    buf.encode(arcs).ok_or_else(|| BerError::UnencodableOid {
+        oid: arcs
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    })
 }
 
 /// Two's complement content, minimal, at most 8 bytes.
 fn decode_signed(content: &[u8]) -> Option<i64> {
-    if content.is_empty() || content.len() > 8 || !is_minimal(content) {
-        return None;
+    if !is_minimal_integer(content) {
+        return None; // kept raw, so that it re-encodes as it was
     }
-    let fill = if content[0] & 0x80 != 0 { 0xff } else { 0 };
-    let mut be = [fill; 8];
-    be[8 - content.len()..].copy_from_slice(content);
-    Some(i64::from_be_bytes(be))
+    signed_value(content)
 }
 
 /// Non-negative INTEGER-style content (Counter, Gauge, TimeTicks), minimal, fitting `max_bytes`.
 fn decode_unsigned(content: &[u8], max_bytes: usize) -> Option<u64> {
-    if content.is_empty() || !is_minimal(content) || content[0] & 0x80 != 0 {
+    if content.first().is_none_or(|b| b & 0x80 != 0) || !is_minimal_integer(content) {
         return None;
     }
-    let digits = if content[0] == 0 && content.len() > 1 {
-        &content[1..]
-    } else {
-        content
-    };
-    if digits.len() > max_bytes {
+    // The 0x00 before a high first bit is not a value byte.
+    let value_bytes = content.len() - usize::from(content.len() > 1 && content[0] == 0);
+    if value_bytes > max_bytes {
         return None;
     }
-    Some(digits.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+    unsigned_value(content, max_bytes + 1)
 }
 
 fn decode_unsigned32(content: &[u8]) -> Option<u32> {
     decode_unsigned(content, 4).and_then(|v| u32::try_from(v).ok())
 }
 
-/// BER forbids a first byte that only repeats the sign of the next.
-fn is_minimal(content: &[u8]) -> bool {
-    match content {
-        [0x00, next, ..] => next & 0x80 != 0,
-        [0xff, next, ..] => next & 0x80 == 0,
-        _ => true,
-    }
-}
-
-/// Minimal two's complement content of `v`.
-fn signed_bytes(v: i64) -> IntBytes {
-    let be = v.to_be_bytes();
-    let mut start = 0;
-    while start < 7 && is_redundant(be[start], be[start + 1]) {
-        start += 1;
-    }
-    let mut out = IntBytes::new(be);
-    out.start = 1 + start;
-    out
-}
-
 #[cfg(test)]
 fn encode_signed(v: i64) -> Vec<u8> {
-    signed_bytes(v).as_slice().to_vec()
-}
-
-fn is_redundant(first: u8, next: u8) -> bool {
-    (first == 0x00 && next & 0x80 == 0) || (first == 0xff && next & 0x80 != 0)
-}
-
-/// Minimal non-negative INTEGER-style content of `v`: a zero byte before a high first bit.
-fn unsigned_bytes(v: u64) -> IntBytes {
-    let be = v.to_be_bytes();
-    let skip = be.iter().take_while(|&&b| b == 0).count().min(7);
-    let mut out = IntBytes::new(be);
-    // buf[1 + skip] is be[skip]; buf[skip] is a zero (be[skip - 1], or the leading pad byte).
-    out.start = if be[skip] & 0x80 != 0 { skip } else { 1 + skip };
-    out
+    signed_content(v).as_slice().to_vec()
 }
 
 #[cfg(test)]
 fn encode_unsigned(v: u64) -> Vec<u8> {
-    unsigned_bytes(v).as_slice().to_vec()
+    unsigned_content(v).as_slice().to_vec()
 }
 
 #[cfg(test)]
@@ -524,25 +331,23 @@ mod tests {
 
     #[test]
     fn integers_minimal_and_signed() {
-        for v in [
-            0i64,
-            1,
-            -1,
-            127,
-            128,
-            -128,
-            -129,
-            255,
-            256,
-            i64::from(i32::MAX),
-            i64::MIN,
-            i64::MAX,
-        ] {
-            let enc = encode_signed(v);
-            assert_eq!(decode_signed(&enc), Some(v), "{v}");
+        // Where the minimal form gains a byte, and the ends.
+        for v in [127i64, 128, -128, -129, i64::MIN, i64::MAX] {
+            assert_eq!(decode_signed(&encode_signed(v)), Some(v), "{v}");
         }
         assert_eq!(encode_signed(128), [0x00, 0x80]);
         assert_eq!(decode_signed(&[0x00, 0x05]), None, "non-minimal stays raw");
+        assert_eq!(decode_signed(&[0xff, 0x85]), None, "non-minimal stays raw");
+    }
+
+    proptest! {
+        /// The encoder writes the minimal form, so what it writes decodes typed, never raw.
+        #[test]
+        fn encoded_integers_decode_typed(v in any::<i64>(), u in any::<u64>(), w in any::<u32>()) {
+            prop_assert_eq!(decode_signed(&encode_signed(v)), Some(v));
+            prop_assert_eq!(decode_unsigned(&encode_unsigned(u), 8), Some(u));
+            prop_assert_eq!(decode_unsigned32(&encode_unsigned(u64::from(w))), Some(w));
+        }
     }
 
     #[test]
@@ -550,6 +355,23 @@ mod tests {
         assert_eq!(encode_unsigned(0x8000_0000), [0, 0x80, 0, 0, 0]);
         assert_eq!(decode_unsigned32(&[0, 0x80, 0, 0, 0]), Some(0x8000_0000));
         assert_eq!(decode_unsigned32(&[0x80]), None);
+    }
+
+    #[test]
+    fn unsigned_outside_the_canonical_form_stays_raw() {
+        assert_eq!(decode_unsigned32(&[0x00, 0x05]), None, "non-minimal");
+        assert_eq!(decode_unsigned32(&[0xff, 0xff]), None, "negative");
+        assert_eq!(
+            decode_unsigned32(&[0x01, 0, 0, 0, 0]),
+            None,
+            "over 2^32 - 1"
+        );
+        assert_eq!(
+            decode_unsigned(&[0x00, 0x80, 0, 0, 0, 0, 0, 0, 0], 8),
+            Some(1 << 63)
+        );
+        assert_eq!(decode_unsigned(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0], 8), None);
+        assert_eq!(decode_unsigned(&[], 8), None);
     }
 
     #[test]
@@ -647,7 +469,10 @@ mod tests {
             SnmpValue::Integer(v) => {
                 let be = v.to_be_bytes();
                 let mut start = 0;
-                while start < 7 && is_redundant(be[start], be[start + 1]) {
+                while start < 7
+                    && ((be[start] == 0 && be[start + 1] & 0x80 == 0)
+                        || (be[start] == 0xff && be[start + 1] & 0x80 != 0))
+                {
                     start += 1;
                 }
                 (TAG_INTEGER, be[start..].to_vec())
@@ -672,7 +497,11 @@ mod tests {
     /// The largest OIDs encoded on the stack, and the smallest that are not.
     #[test]
     fn short_oid_buffer_bounds() {
-        for arcs in [SHORT_OID_ARCS - 1, SHORT_OID_ARCS, SHORT_OID_ARCS + 1] {
+        for arcs in [
+            OidBuf::INLINE_ARCS - 1,
+            OidBuf::INLINE_ARCS,
+            OidBuf::INLINE_ARCS + 1,
+        ] {
             let mut oid = vec![u32::MAX; arcs];
             oid[0] = 2;
             for value in [SnmpValue::Null, SnmpValue::ObjectId(oid.clone())] {

@@ -7,8 +7,10 @@
 //! know is still carried, as `GenericTLV`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::LazyLock;
+
+use provd_mib::NameHasherBuilder;
 
 /// One setting: its name in the text form, its type code inside its parent, its value form.
 #[derive(Debug, Clone, Copy)]
@@ -125,11 +127,11 @@ impl Hash for NameKey<'_> {
 
 /// (table, name) -> symbol for every table reachable from [`ROOT`], so that the parser finds a
 /// setting with one hash of its name rather than string compares down a table of up to 70.
-static NAMES: LazyLock<HashMap<NameKey<'static>, &'static Sym, BuildHasherDefault<NameHasher>>> =
+static NAMES: LazyLock<HashMap<NameKey<'static>, &'static Sym, NameHasherBuilder>> =
     LazyLock::new(|| {
         fn add(
             table: &'static [Sym],
-            map: &mut HashMap<NameKey<'static>, &'static Sym, BuildHasherDefault<NameHasher>>,
+            map: &mut HashMap<NameKey<'static>, &'static Sym, NameHasherBuilder>,
         ) {
             let Some(first) = table.first() else {
                 return;
@@ -151,60 +153,6 @@ static NAMES: LazyLock<HashMap<NameKey<'static>, &'static Sym, BuildHasherDefaul
         add(ROOT, &mut map);
         map
     });
-
-/// FxHash-style: a multiply and rotate per 8 bytes. Setting names are short and trusted (the
-/// keys are the compiled-in table), so no flooding resistance is needed.
-#[derive(Default, Clone, Copy)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0xf135_7aea_2e62_a9c5);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Whole words, the last one overlapping the one before; short names in one word.
-        let n = bytes.len();
-        let word = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[i..i + 8]);
-            u64::from_le_bytes(b)
-        };
-        let half = |i: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&bytes[i..i + 4]);
-            u64::from(u32::from_le_bytes(b))
-        };
-        if n >= 8 {
-            let mut i = 0;
-            while i + 8 < n {
-                self.add(word(i));
-                i += 8;
-            }
-            self.add(word(n - 8));
-        } else if n >= 4 {
-            self.add(half(0) | half(n - 4) << 32);
-        } else if n > 0 {
-            let (first, mid, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
-            self.add(u64::from(first) | u64::from(mid) << 8 | u64::from(last) << 16);
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        // hashbrown takes the bucket from the low bits: bring the well-mixed high bits down.
-        self.0.rotate_left(26)
-    }
-}
 
 const fn sym(name: &'static str, code: u8, kind: Kind) -> Sym {
     Sym { name, code, kind }

@@ -28,13 +28,14 @@
 //! index such as `snmpCommunityStatus.'rocablelabs'` (`INDEX { IMPLIED snmpCommunityIndex }`).
 //! The golden files follow exactly the MIBs' INDEX clauses this way.
 
+mod name_hash;
 mod table;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
+pub use name_hash::{NameHasher, NameHasherBuilder};
 pub use table::{
     CL_PKTC_EUE_DEV_MIB, CL_PKTC_EUE_RST_MIB, CL_PKTC_EUE_USER_MIB, CLAB_DEF_MIB,
     DOCS_CABLE_DEVICE_MIB, DOCS_IF_MIB, IF_MIB, PKTC_IETF_MTA_MIB, PKTC_IETF_SIG_MIB, PKTC_MTA_MIB,
@@ -121,7 +122,7 @@ struct Index {
     by_name: Vec<&'static MibObject>,
     /// Each name's run in `by_name` (start, end): one hash of the name instead of a binary
     /// search of string compares over some 1300 names.
-    name_runs: HashMap<&'static str, (usize, usize), BuildHasherDefault<NameHasher>>,
+    name_runs: HashMap<&'static str, (usize, usize), NameHasherBuilder>,
 }
 
 static INDEX: LazyLock<Index> = LazyLock::new(|| {
@@ -152,56 +153,6 @@ fn candidates(name: &str) -> &'static [&'static MibObject] {
     match index.name_runs.get(name) {
         Some(&(lo, hi)) => &index.by_name[lo..hi],
         None => &[],
-    }
-}
-
-/// FxHash-style: a multiply and rotate per 8 bytes. The keys are the compiled-in names, so no
-/// flooding resistance is needed.
-#[derive(Default, Clone, Copy)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0xf135_7aea_2e62_a9c5);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Whole words, the last one overlapping the one before; short names in one word.
-        let n = bytes.len();
-        let word = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[i..i + 8]);
-            u64::from_le_bytes(b)
-        };
-        let half = |i: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&bytes[i..i + 4]);
-            u64::from(u32::from_le_bytes(b))
-        };
-        if n >= 8 {
-            let mut i = 0;
-            while i + 8 < n {
-                self.add(word(i));
-                i += 8;
-            }
-            self.add(word(n - 8));
-        } else if n >= 4 {
-            self.add(half(0) | half(n - 4) << 32);
-        } else if n > 0 {
-            let (first, mid, last) = (bytes[0], bytes[n / 2], bytes[n - 1]);
-            self.add(u64::from(first) | u64::from(mid) << 8 | u64::from(last) << 16);
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn finish(&self) -> u64 {
-        // hashbrown takes the bucket from the low bits: bring the well-mixed high bits down.
-        self.0.rotate_left(26)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::message::Version;
+use crate::version::Version;
 
 /// A datagram that is not an SNMP message this codec accepts. Offsets count from the first
 /// byte of the datagram. `what` names the ASN.1 field being read ("request-id", "varbind",

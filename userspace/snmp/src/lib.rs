@@ -9,6 +9,8 @@
 //! * [`Message::encode`] writes minimal BER; decoding its output gives the same message.
 //! * [`response_to`] builds the Response an INFORM needs; [`Message::get`], [`Message::set`],
 //!   [`Message::get_bulk`] the requests a server sends.
+//! * [`ber`] is the layer underneath (element reader, minimal writers, INTEGER and OID content),
+//!   public so that the config files' VarBinds (`provd-docsis`) use the same codec.
 //!
 //! Why not the `snmp2` crate: it is a client library whose decoder refuses v3 (without its
 //! OpenSSL feature), stops silently at the first malformed varbind, and whose encoders only
@@ -42,25 +44,21 @@
 //! assert_eq!(Message::decode(&datagram).unwrap(), set);
 //! ```
 
-mod ber;
+pub mod ber;
 mod error;
+mod limits;
 mod message;
 mod oid;
 mod pdu;
 mod v3;
 mod value;
+mod version;
 
 pub use error::{DecodeError, EncodeError};
-pub use message::{Message, Version, response_to};
+pub use limits::{MAX_MESSAGE_SIZE, MAX_VARBINDS};
+pub use message::{Message, response_to};
 pub use oid::{MAX_OID_ARCS, Oid, OidError};
 pub use pdu::{ErrorStatus, Pdu, PduType, Pdus, SNMP_TRAP_OID_0, SNMP_TRAPS, SYS_UPTIME_0, TrapV1};
 pub use v3::{FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE, SECURITY_MODEL_USM, ScopedPdu, UsmParams};
 pub use value::{Value, VarBind};
-
-/// The largest datagram decoded or encoded: the IPv4 UDP payload limit (65535 - 20 - 8).
-pub const MAX_MESSAGE_SIZE: usize = 65_507;
-
-/// The most varbinds decoded or encoded in one PDU. Provisioning PDUs carry a handful; a
-/// GETBULK answer a few hundred. The bound keeps a hostile datagram of tiny varbinds from
-/// turning into tens of thousands of allocations.
-pub const MAX_VARBINDS: usize = 1024;
+pub use version::Version;

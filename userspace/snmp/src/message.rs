@@ -4,44 +4,14 @@
 //! message. Builders make the requests a provisioning server sends, and [`response_to`] the
 //! acknowledgement every INFORM is owed.
 
-use std::fmt;
-
 use crate::ber::{Reader, put_element, put_nested, put_signed, tag};
 use crate::error::{DecodeError, EncodeError};
+use crate::limits::{MAX_MESSAGE_SIZE, MAX_VARBINDS};
 use crate::oid::Oid;
 use crate::pdu::{Pdu, PduType, Pdus};
 use crate::v3::{FLAG_PRIV, SECURITY_MODEL_USM, ScopedPdu, UsmParams};
 use crate::value::VarBind;
-use crate::{MAX_MESSAGE_SIZE, MAX_VARBINDS};
-
-/// The msgVersion field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Version {
-    V1,
-    V2c,
-    V3,
-}
-
-impl Version {
-    /// The number on the wire: 0, 1 and 3.
-    pub fn number(self) -> i64 {
-        match self {
-            Version::V1 => 0,
-            Version::V2c => 1,
-            Version::V3 => 3,
-        }
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Version::V1 => "SNMPv1",
-            Version::V2c => "SNMPv2c",
-            Version::V3 => "SNMPv3",
-        })
-    }
-}
+use crate::version::Version;
 
 /// One SNMP message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -7,7 +7,10 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::ber::{put_nested, tag};
+use crate::ber::{
+    SubIdError, oid_first_subidentifier, put_nested, put_oid_content, read_subidentifier,
+    split_first_subidentifier, tag,
+};
 use crate::error::DecodeError;
 
 /// RFC 2578 §3.5: an OID has at most 128 sub-identifiers.
@@ -78,41 +81,35 @@ impl Oid {
             return Err(DecodeError::OidEmpty { offset });
         }
         let mut arcs = Vec::with_capacity(content.len().min(MAX_OID_ARCS) + 1);
-        let mut acc: u64 = 0;
-        let mut fresh = true;
-        for (i, &b) in content.iter().enumerate() {
-            if fresh && b == 0x80 {
-                return Err(DecodeError::OidNonMinimal { offset: offset + i });
-            }
-            acc = acc << 7 | u64::from(b & 0x7f);
-            if acc > u64::from(u32::MAX) {
-                return Err(DecodeError::OidArcOverflow { offset: offset + i });
-            }
-            fresh = b & 0x80 == 0;
-            if !fresh {
-                continue;
-            }
-            // Every sub-identifier fits u32 here, checked above.
-            let subid = acc as u32;
-            acc = 0;
+        let mut at = 0;
+        while at < content.len() {
+            let (subid, next) =
+                read_subidentifier(content, at, u64::from(u32::MAX)).map_err(|e| match e {
+                    SubIdError::NonMinimal { at } => DecodeError::OidNonMinimal {
+                        offset: offset + at,
+                    },
+                    SubIdError::Overflow { at } => DecodeError::OidArcOverflow {
+                        offset: offset + at,
+                    },
+                    SubIdError::Truncated { at } => DecodeError::OidTruncated {
+                        offset: offset + at,
+                    },
+                })?;
+            // Every sub-identifier fits u32 here, the maximum read.
             if arcs.is_empty() {
-                let first = (subid / 40).min(2);
+                let (first, second) = split_first_subidentifier(subid);
                 arcs.push(first);
-                arcs.push(subid - 40 * first);
+                arcs.push(second as u32);
             } else {
-                arcs.push(subid);
+                arcs.push(subid as u32);
             }
             if arcs.len() > MAX_OID_ARCS {
                 return Err(DecodeError::OidTooLong {
-                    offset: offset + i,
+                    offset: offset + next - 1,
                     max: MAX_OID_ARCS,
                 });
             }
-        }
-        if !fresh {
-            return Err(DecodeError::OidTruncated {
-                offset: offset + content.len() - 1,
-            });
+            at = next;
         }
         Ok(Oid(arcs))
     }
@@ -120,15 +117,9 @@ impl Oid {
     /// Writes the OID as a complete element (tag 0x06).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_nested(out, tag::OID, |o| {
-            // The invariant of `Oid` (checked in `check`) makes these two arcs exist and the
-            // first sub-identifier fit u32.
-            let (first, rest) = match self.0.as_slice() {
-                [a, b, rest @ ..] => (a * 40 + b, rest),
-                _ => (0, &[][..]),
-            };
-            put_base128(o, first);
-            for &arc in rest {
-                put_base128(o, arc);
+            // The invariant of `Oid` (checked in `check`) makes the first sub-identifier exist.
+            if let Some(first) = oid_first_subidentifier(&self.0) {
+                put_oid_content(o, first, &self.0[2..]);
             }
         });
     }
@@ -153,14 +144,6 @@ fn check(arcs: &[u32]) -> Result<(), OidError> {
         return Err(OidError::SecondArc { first, second });
     }
     Ok(())
-}
-
-fn put_base128(out: &mut Vec<u8>, v: u32) {
-    let groups = (32 - v.leading_zeros()).div_ceil(7).max(1);
-    for i in (0..groups).rev() {
-        let bits = ((v >> (7 * i)) & 0x7f) as u8; // masked to 7 bits
-        out.push(if i == 0 { bits } else { bits | 0x80 });
-    }
 }
 
 impl AsRef<[u32]> for Oid {

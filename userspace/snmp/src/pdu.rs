@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use crate::MAX_VARBINDS;
 use crate::ber::{Element, Reader, put_element, put_nested, put_signed, put_unsigned, tag};
 use crate::error::DecodeError;
+use crate::limits::MAX_VARBINDS;
 use crate::oid::Oid;
 use crate::value::{Value, VarBind, decode_varbinds, encode_varbinds};
 
