@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use provd_macros::{ProfileRule, Variables, expand_rule};
+use provd_profile_rule::{ProfileRule, Variables, expand_rule};
 use provd_profiles::{Format, crypto, set_version};
 
 fn kvp_profile() -> String {

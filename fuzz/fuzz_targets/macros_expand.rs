@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provd_macros::{ProfileRule, Variables, escape, expand, expand_rule, expand_with_secrets};
+use provd_profile_rule::{ProfileRule, Variables, escape, expand, expand_rule, expand_with_secrets};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -446,7 +446,7 @@ fn check_rule(path: &str, rule: &str, url_path: Option<&BootFile>, v: &mut Valid
             ),
         );
     }
-    let parsed = match provd_macros::ProfileRule::parse(rule) {
+    let parsed = match provd_profile_rule::ProfileRule::parse(rule) {
         Ok(r) => r,
         Err(e) => {
             v.err(path, format!("profile_rule: {e}"));
@@ -456,8 +456,8 @@ fn check_rule(path: &str, rule: &str, url_path: Option<&BootFile>, v: &mut Valid
     let (Some(url_path), Some(term)) = (url_path, parsed.default_term()) else {
         return;
     };
-    let vars = provd_macros::Variables::new(PROBE_MAC);
-    let expanded = provd_macros::expand(&term.url.path, &vars);
+    let vars = provd_profile_rule::Variables::new(PROBE_MAC);
+    let expanded = provd_profile_rule::expand(&term.url.path, &vars);
     let requested = expanded
         .split('?')
         .next()

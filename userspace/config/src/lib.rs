@@ -9,7 +9,7 @@
 //! carry the line and column.
 //!
 //! Option values are typed here (`Ipv4Addr`, strings, enums); encoding them into DHCP options
-//! is the engine's job. This crate depends on no other provd crate but `provd-macros` (a leaf:
+//! is the engine's job. This crate depends on no other provd crate but `provd-profile-rule` (a leaf:
 //! profile rules are parsed and checked against the profile path at load).
 //!
 //! # Schema

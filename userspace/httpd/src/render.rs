@@ -119,9 +119,9 @@ fn expand_filter(state: &minijinja::State<'_, '_>, text: String) -> String {
             Some(out)
         })
         .unwrap_or([0; 6]);
-    let mut vars = provd_macros::Variables::new(mac);
+    let mut vars = provd_profile_rule::Variables::new(mac);
     vars.pn = s("model");
     vars.swver = s("swver");
     vars.ip = s("ip").and_then(|ip| ip.parse().ok());
-    provd_macros::expand(&text, &vars)
+    provd_profile_rule::expand(&text, &vars)
 }

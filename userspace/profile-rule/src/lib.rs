@@ -1,4 +1,4 @@
-//! provd-macros: the macro language of Sipura/Linksys/Cisco SPA devices and their clones
+//! provd-profile-rule: the macro language of Sipura/Linksys/Cisco SPA devices and their clones
 //! (Flying Voice ATAs), and the profile-rule grammar that uses it.
 //!
 //! A device expands `$MA`, `$(MAU)`, `$(MA:6:6)`… in its `Profile_Rule` and `Upgrade_Rule`
