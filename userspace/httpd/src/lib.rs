@@ -268,11 +268,5 @@ fn remote_ip(peer: &Peer) -> IpAddr {
     peer.remote.ip()
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,7 @@ use provd_web::Peer;
 use provd_files::template::mac_colon as colon;
 
 use crate::render::Inputs;
-use crate::status::now_ms;
-use crate::{Httpd, body_for, plain_status, remote_ip, unix_now};
+use crate::{Httpd, body_for, plain_status, remote_ip};
 
 /// A rendered, versioned (and maybe encrypted) profile.
 #[derive(Debug)]
@@ -48,7 +47,7 @@ pub(crate) async fn serve(
     let class = &httpd.classes[class_idx];
     let path = req.uri.path();
     let spec = &class.spec;
-    let now = unix_now();
+    let now = provd_role::clock::unix_secs();
     let now32 = u32::try_from(now).unwrap_or(u32::MAX);
     // Records are kept for known devices only: a stream of refused requests for made-up MACs
     // must not grow the status map.
@@ -176,7 +175,7 @@ fn record(
         return r;
     }
     let mut s = httpd.status.entry(*mac).or_default();
-    s.last_seen_ms = now_ms();
+    s.last_seen_ms = provd_role::clock::unix_millis();
     s.last_remote = peer.remote.to_string();
     s.last_status = r.status().as_u16();
     s.last_tls = peer.tls;

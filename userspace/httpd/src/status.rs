@@ -1,7 +1,5 @@
 //! Per-device request records (last seen, last version served) and the refusal log gate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use provd_profiles::version::VersionEntry;
 
 /// The last profile request of a device.
@@ -15,12 +13,6 @@ pub struct DeviceStatus {
     /// The version in the last profile sent with 200 or confirmed with 304.
     pub last_version_served: Option<u64>,
     pub requests: u64,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn to_json(
