@@ -14,7 +14,7 @@ use provd_xdp::{Mode, Steering};
 
 /// What start-up settled on.
 pub struct Chosen {
-    pub path: crate::IoPath,
+    pub path: IoPath,
     /// Why this path (and why not the faster ones).
     pub why: String,
     pub ios: Vec<WorkerIo>,
@@ -40,7 +40,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
             Ok(ios) => {
                 passed_over.push("io_uring: multishot recvmsg with a provided buffer ring".into());
                 return Ok(Chosen {
-                    path: crate::IoPath::IoUring,
+                    path: IoPath::IoUring,
                     why: passed_over.join("; "),
                     ios,
                     steering: None,
@@ -63,7 +63,7 @@ pub fn choose(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result
         .map(|s| WorkerIo::Sockets(SocketIo::new(s)))
         .collect();
     Ok(Chosen {
-        path: crate::IoPath::Sockets,
+        path: IoPath::Sockets,
         why,
         ios,
         steering: None,
@@ -141,7 +141,7 @@ fn open_xdp(policy: &Policy, settings: &WorkerSettings, shards: u32) -> Result<C
         bound.len(),
     );
     Ok(Chosen {
-        path: crate::IoPath::Xdp,
+        path: IoPath::Xdp,
         why,
         ios,
         steering: Some(Arc::new(Mutex::new(steering))),

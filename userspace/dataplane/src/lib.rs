@@ -40,24 +40,9 @@ pub use uring::UringIo;
 use provd_udp::RateLimit;
 pub use xsk::{BindMode, FRAME, Xsk};
 
-/// Which I/O path serves packets; the binary reports it at start-up. (The config's
-/// `provd_config::IoPath` also has `Auto`; this is the path taken.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IoPath {
-    Xdp,
-    IoUring,
-    Sockets,
-}
-
-impl IoPath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IoPath::Xdp => "xdp",
-            IoPath::IoUring => "io_uring",
-            IoPath::Sockets => "sockets",
-        }
-    }
-}
+/// The I/O path the workers run on: the config's `server.io` names the one wanted (or `Auto`),
+/// [`DhcpRole::path`] the one taken (never `Auto`).
+pub use provd_config::IoPath;
 
 /// Settings the workers need beyond the engine's policy.
 #[derive(Debug, Clone)]
