@@ -57,10 +57,17 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
 
     let mut last = Instant::now();
     let mut failed = None;
-    while !shutdown.load(Ordering::Relaxed) {
+    loop {
         std::thread::sleep(Duration::from_millis(100));
+        // A signal stops every role's threads: look at the flag before asking who ended.
+        if shutdown.load(Ordering::Relaxed) {
+            break;
+        }
         if let Some(name) = roles.finished() {
-            failed = Some(name);
+            // The flag may have been set after the look above, and the role stopped for it.
+            if !shutdown.load(Ordering::Relaxed) {
+                failed = Some(name);
+            }
             break;
         }
         if opts.stats_every > 0 && last.elapsed() >= Duration::from_secs(opts.stats_every) {
