@@ -85,7 +85,6 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
     query.join();
     let roles = Arc::try_unwrap(roles)
         .map_err(|_| anyhow::anyhow!("the query socket still holds the roles"))?;
-    roles.log_counters();
     let ok = roles.stop(STOP_GRACE);
     if let Some(cp) = started.control_plane {
         cp.shutdown(STOP_GRACE);

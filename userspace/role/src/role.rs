@@ -43,8 +43,18 @@ pub trait Role: Send + Sync {
     }
 
     /// Stops it: the shutdown flag is set and the control plane signalled before this is
-    /// called. Waits at most `grace`; logs its final counters itself if it has more to say.
+    /// called. Waits at most `grace`. [`RoleSet::stop`] logs [`Role::counters`] just before;
+    /// a role logs more only if it has more to say.
     fn stop(self: Box<Self>, grace: Duration) -> anyhow::Result<()>;
+}
+
+fn log_counters(r: &dyn Role, what: &'static str) {
+    let line: Vec<String> = r
+        .counters()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!(role = r.name(), counters = %line.join(" "), "{what}");
 }
 
 /// The roles `serve` started, in start order; stopped in reverse.
@@ -103,20 +113,17 @@ impl RoleSet {
     /// Logs every role's counters, one line each.
     pub fn log_counters(&self) {
         for r in &self.roles {
-            let line: Vec<String> = r
-                .counters()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            tracing::info!(role = r.name(), counters = %line.join(" "), "counters");
+            log_counters(&**r, "counters");
         }
     }
 
-    /// Stops every role, last started first, each within `grace`; returns false if any failed.
+    /// Stops every role, last started first, each within `grace`, logging its counters as it
+    /// goes; returns false if any failed.
     pub fn stop(self, grace: Duration) -> bool {
         let mut ok = true;
         for r in self.roles.into_iter().rev() {
             let name = r.name();
+            log_counters(&*r, "final counters");
             if let Err(e) = r.stop(grace) {
                 tracing::error!(role = name, error = format!("{e:#}"), "role failed");
                 ok = false;

@@ -251,12 +251,6 @@ impl Role for TftpRole {
     }
 
     fn stop(self: Box<Self>, grace: Duration) -> anyhow::Result<()> {
-        let line: Vec<String> = self
-            .counters()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        tracing::info!(counters = %line.join(" "), "tftp counters");
         self.handle.shutdown();
         self.handle.join_within(grace).context("TFTP worker failed")
     }
