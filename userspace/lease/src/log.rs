@@ -86,9 +86,11 @@ impl LeaseLog {
     pub fn open(dir: &Path, shard: u32, next_seq: u64) -> Result<LeaseLog, LogError> {
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
+        }
+        // The directory's own name must be durable too, whoever created it (serve creates it
+        // before replay): without this a power cut may take the directory and every lease in it.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
         }
         let log_path = shard_path(dir, shard, ShardFile::Log);
         let mut file = OpenOptions::new()

@@ -21,6 +21,9 @@ use provd_rig::{Capture, Netns, Topology, cmd, fmt_mac, hex, leases, wait};
 use super::Ctx;
 use super::subject::Server;
 
+#[path = "powercut.rs"]
+mod powercut;
+
 /// perfdhcp exchanges per second against provd. On the 2-core machines (perfdhcp, tcpdump and
 /// the server sharing them) provd answered every packet up to 5000/s, where perfdhcp itself
 /// starts missing replies that are on the wire; 4000/s keeps that margin.
@@ -55,6 +58,7 @@ pub fn scenarios() -> Vec<(&'static str, Scenario)> {
         ("dhclient-relayed", dhclient_relayed),
         ("perfdhcp", perfdhcp_load),
         ("crash-kill9", crash_kill9),
+        ("power-cut", powercut::power_cut),
     ]
 }
 
@@ -884,7 +888,8 @@ mod tests {
                 "dhclient-direct",
                 "dhclient-relayed",
                 "perfdhcp",
-                "crash-kill9"
+                "crash-kill9",
+                "power-cut"
             ]
         );
     }
