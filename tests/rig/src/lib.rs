@@ -20,6 +20,7 @@ pub mod netns;
 pub mod pcap;
 pub mod perfdhcp;
 pub mod procnet;
+pub mod provd;
 pub mod topo;
 pub mod veth;
 pub mod wait;
@@ -28,6 +29,7 @@ pub use capture::{Capture, CaptureStats};
 pub use child::Child;
 pub use netns::Netns;
 pub use pcap::{DhcpPacket, UdpDatagram};
+pub use provd::{Provd, Ready};
 pub use topo::Topology;
 pub use veth::VethPair;
 
