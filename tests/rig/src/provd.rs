@@ -232,6 +232,13 @@ impl Provd {
         self
     }
 
+    /// Extra arguments after `serve --config FILE`.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Provd {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
     /// An environment variable for provd (e.g. `PROVD_LOG`, `RUST_BACKTRACE`).
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Provd {
         self.env
@@ -309,6 +316,7 @@ impl Provd {
 
     /// `provd check-config FILE`: fails with what provd said when it rejects the config.
     pub fn check_config(&self) -> Result<()> {
+        self.check_bin()?;
         let out = cmd::output_timeout(
             Command::new(&self.bin)
                 .arg("check-config")
@@ -347,7 +355,8 @@ impl Provd {
         }
     }
 
-    /// Starts provd in `ns` and waits for its ready line.
+    /// Starts provd in `ns` and waits for its ready line. Starting again (after it ended) is a
+    /// restart and must be in the same namespace.
     pub fn start(&mut self, ns: &Netns) -> Result<&Ready> {
         ensure!(
             self.netns.as_deref().is_none_or(|n| n == ns.name()),
@@ -355,6 +364,7 @@ impl Provd {
             ns.name(),
             self.netns.as_deref().unwrap_or_default()
         );
+        ensure!(!self.is_running()?, "provd started while it still runs");
         self.netns = Some(ns.name().to_string());
         self.launch()
     }
@@ -366,13 +376,18 @@ impl Provd {
         self.launch()
     }
 
-    fn launch(&mut self) -> Result<&Ready> {
-        let ns = self.netns.clone().context("provd was never started")?;
+    fn check_bin(&self) -> Result<()> {
         ensure!(
             self.bin.is_file(),
             "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
             self.bin.display()
         );
+        Ok(())
+    }
+
+    fn launch(&mut self) -> Result<&Ready> {
+        let ns = self.netns.clone().context("provd was never started")?;
+        self.check_bin()?;
         let label = self.next_label();
         self.starts += 1;
         self.ready = None;
@@ -444,6 +459,14 @@ impl Provd {
         }
     }
 
+    /// How the current (or last) process ended; `None` while it runs or before the first start.
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>> {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait(),
+            None => Ok(None),
+        }
+    }
+
     /// Fails if provd is not running: never started, stopped, or exited on its own (quoting the
     /// end of its stderr).
     pub fn check_alive(&mut self) -> Result<()> {
@@ -481,16 +504,16 @@ impl Provd {
         Ok(())
     }
 
-    /// SIGTERM, the stop grace, then SIGKILL: how it ended and whether within the grace. `None`
-    /// if it had already ended (on its own or by this handle).
+    /// SIGTERM, the stop grace, then SIGKILL: how it ended and whether within the grace (a
+    /// process that had already ended counts as within). `None` if it never started.
     pub fn terminate(&mut self) -> Result<Option<(ExitStatus, bool)>> {
         let grace = self.stop_grace;
         let Some(child) = self.child.as_mut() else {
             return Ok(None);
         };
-        if child.try_wait()?.is_some() {
+        if let Some(st) = child.try_wait()? {
             self.ended = true;
-            return Ok(None);
+            return Ok(Some((st, true)));
         }
         let r = child.stop(libc::SIGTERM, grace)?;
         self.ended = true;
@@ -738,6 +761,9 @@ mod tests {
         assert!(!p.is_running().unwrap());
         // A second stop is a no-op; check_alive says it was stopped, not that it crashed.
         p.stop().unwrap();
+        let (st, clean) = p.terminate().unwrap().unwrap();
+        assert!(st.success() && clean);
+        assert!(p.exit_status().unwrap().unwrap().success());
         let e = p.check_alive().unwrap_err().to_string();
         assert!(e.contains("stopped"), "{e}");
 

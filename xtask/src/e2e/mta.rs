@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::pcap::{self, UdpDatagram};
 use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_GIADDR, RELAY_UP_IF, SERVER_IP};
-use provd_rig::{Capture, Child, Topology, cmd, wait};
+use provd_rig::{Capture, Child, Provd, Topology, cmd, wait};
 use serde_json::Value;
 
 use super::{Args, Scenarios};
@@ -605,7 +605,7 @@ struct Rig {
     dhclient: Option<Child>,
     capture: Option<Capture>,
     relay: Child,
-    provd: Option<Child>,
+    provd: Provd,
     topo: Topology,
     dir: PathBuf,
     config: PathBuf,
@@ -637,15 +637,10 @@ impl Rig {
                 &provd_rig::fmt_mac(&mac),
             ])
             .context("setting the MTA's MAC")?;
-        let config = write_config(ctx, dir, flow)?;
-        let mut c = topo.server.command(&ctx.provd);
-        c.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_BACKTRACE", "1");
-        let mut provd = Child::spawn("provd", c, dir)?;
+        let mut provd = write_config(ctx, dir, flow)?;
+        let config = provd.config().to_path_buf();
         provd
-            .wait_for_output("provd ready", READY_TIMEOUT)
+            .start(&topo.server)
             .context("provd did not become ready")?;
         for (port, what) in [
             (67, "DHCP"),
@@ -655,14 +650,9 @@ impl Rig {
             (TIME_PORT, "time"),
         ] {
             let addr = (port != 67).then_some(SERVER_IP);
-            wait::udp_port(&topo.server, addr, port, Duration::from_secs(5)).with_context(
-                || {
-                    format!(
-                        "provd is ready but nothing bound UDP {port} ({what}); stderr:\n{}",
-                        provd.stderr_tail(10)
-                    )
-                },
-            )?;
+            provd
+                .wait_udp(addr, port, Duration::from_secs(5))
+                .with_context(|| format!("{what} is not listening"))?;
         }
         let capture = Capture::start(topo.client(), CLIENT_IF, "udp", "mta-link", dir)?;
         let relay = topo.relay().spawn(
@@ -688,7 +678,7 @@ impl Rig {
             dhclient: None,
             capture: Some(capture),
             relay,
-            provd: Some(provd),
+            provd,
             topo,
             dir: dir.to_path_buf(),
             config,
@@ -1322,9 +1312,7 @@ impl Rig {
     }
 
     fn provd_tail(&self) -> String {
-        self.provd.as_ref().map_or(String::new(), |p| {
-            format!("provd stderr tail:\n{}", p.stderr_tail(15))
-        })
+        format!("provd stderr tail:\n{}", self.provd.stderr_tail(15))
     }
 
     /// The end of a scenario: every peer still alive, provd exits 0 on SIGTERM.
@@ -1344,20 +1332,7 @@ impl Rig {
         if let Some(c) = self.capture.take() {
             c.stop()?;
         }
-        let mut provd = self.provd.take().context("provd is not running")?;
-        if let Some(st) = provd.try_wait()? {
-            bail!(
-                "provd exited unexpectedly ({st}):\n{}",
-                provd.stderr_tail(20)
-            );
-        }
-        let (st, clean) = provd.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        ensure!(
-            clean && st.success(),
-            "provd did not exit 0 within 10 s of SIGTERM ({st}); stderr tail:\n{}",
-            provd.stderr_tail(10)
-        );
-        Ok(())
+        self.provd.stop()
     }
 }
 
@@ -1409,33 +1384,23 @@ fn parse_tftp_url(url: &str) -> Result<(Ipv4Addr, String)> {
 }
 
 /// Renders the suite's config for `flow` into `dir`, with its template and an empty root.
-fn write_config(ctx: &Ctx, dir: &Path, flow: Flow) -> Result<PathBuf> {
-    let lease_dir = dir.join("leases");
-    std::fs::create_dir_all(&lease_dir)?;
+/// The flow's provd: config, template and TFTP root in `dir`, the config checked.
+fn write_config(ctx: &Ctx, dir: &Path, flow: Flow) -> Result<Provd> {
     std::fs::create_dir_all(dir.join("templates"))?;
     std::fs::create_dir_all(dir.join("tftp-root"))?;
     std::fs::write(dir.join("templates/mta.cfg.j2"), MTA_TEMPLATE)?;
-    let config = dir.join("provd.toml");
-    std::fs::write(
-        &config,
-        PROVD_TEMPLATE
+    let provd = Provd::new(&ctx.provd, dir)
+        .ready_timeout(READY_TIMEOUT)
+        .env("RUST_BACKTRACE", "1");
+    let lease_dir = provd.lease_dir()?;
+    let provd = provd.write_config(
+        &PROVD_TEMPLATE
             .replace("@LEASE_DIR@", &lease_dir.to_string_lossy())
             .replace("@FLOW@", flow.name())
             .replace("@MTA_HASH@", flow.mta_hash_line()),
     )?;
-    let out = cmd::output_timeout(
-        Command::new(&ctx.provd).arg("check-config").arg(&config),
-        Duration::from_secs(30),
-    )?;
-    ensure!(
-        out.status.success(),
-        "`provd check-config {}` rejected the suite's config ({}): {}{}",
-        config.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(config)
+    provd.check_config()?;
+    Ok(provd)
 }
 
 // ---------------------------------------------------------------------------------------------
