@@ -64,23 +64,13 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         ("xmllint_every_envelope", xmllint_every_envelope),
     ];
-    super::check_only(&scenarios, &args.only)?;
-    for tool in ["curl", "xmllint", "python3", "openssl"] {
-        ensure!(
-            std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()?
-                .status
-                .success(),
-            "{tool} is missing: run xtask/scripts/install-deps.sh"
-        );
-    }
-    provd_rig::cleanup::install_signal_handlers()?;
-    let root = super::repo_root();
-    if !args.no_build {
-        super::subject::build_release(&root, "provd")?;
-        super::subject::build_release(&root, "provd-cpe-sim")?;
-    }
+    let bins = super::prepare(
+        args,
+        &scenarios,
+        &["curl", "xmllint", "python3", "openssl"],
+        &["provd", "provd-cpe-sim"],
+    )?;
+    let root = bins.root;
     let dir = std::env::temp_dir().join(format!("provd-e2e-acs-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("www"))?;
     // Firmware: the first line names the version the simulated device then runs.
@@ -113,11 +103,7 @@ pub fn run(args: &Args) -> Result<()> {
             .arg(dir.join("acs.crt")),
         Duration::from_secs(30),
     )?;
-    let provd_bin = args
-        .provd
-        .clone()
-        .unwrap_or_else(|| root.join("target/release/provd"));
-    let mut provd = Provd::new(provd_bin, &dir)
+    let mut provd = Provd::new(bins.provd, &dir)
         .stop_grace(Duration::from_secs(15))
         .env("RUST_BACKTRACE", "1")
         .write_config(

@@ -48,30 +48,15 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    for tool in ["ip", "dhclient"] {
-        ensure!(
-            which(tool),
-            "missing {tool}: run xtask/scripts/install-deps.sh"
-        );
-    }
-    provd_rig::cleanup::install_signal_handlers()?;
-    provd_rig::cleanup::sweep_stale();
-    let root = super::repo_root();
-    if !args.no_build {
-        if args.provd.is_none() {
-            super::subject::build_release(&root, "provd")?;
-        }
-        if args.loadgen.is_none() {
-            super::subject::build_release(&root, "provd-loadgen")?;
-        }
-    }
+    let bins = super::prepare(
+        args,
+        &scenarios,
+        &["ip", "dhclient"],
+        &["provd", "provd-loadgen"],
+    )?;
     let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        loadgen: super::loadgen_path(args, &root),
+        provd: bins.provd,
+        loadgen: bins.loadgen,
     };
     // Without the XDP object the XDP scenarios cannot pass: say so up front.
     let probe = cmd::output_timeout(
@@ -84,13 +69,6 @@ pub fn run(args: &Args) -> Result<()> {
         ctx.provd.display()
     );
     super::run_scenarios("fastpath", "provd I/O paths", &ctx, &scenarios, args)
-}
-
-fn which(tool: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .any(|d| Path::new(d).join(tool).is_file())
 }
 
 fn note(msg: impl AsRef<str>) {

@@ -66,41 +66,10 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    let need = ["ip", "curl", "openssl", "xmllint", "dhclient", "sysctl"];
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-    };
-    ensure!(
-        ctx.provd.is_file(),
-        "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
-        ctx.provd.display()
-    );
+    let tools = ["ip", "curl", "openssl", "xmllint", "dhclient", "sysctl"];
+    let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
+    let ctx = Ctx { provd: bins.provd };
     super::run_scenarios("http", "server provd", &ctx, &scenarios, args)
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
 
 fn note(msg: impl AsRef<str>) {

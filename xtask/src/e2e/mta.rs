@@ -137,38 +137,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    check_tools()?;
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        python: which("python3").context("python3 not found")?,
-    };
-    ensure!(
-        ctx.provd.is_file(),
-        "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
-        ctx.provd.display()
-    );
-    let about = format!(
-        "provd {}, MTA = dhclient + snmpd + snmpinform",
-        ctx.provd.display()
-    );
-    super::run_scenarios("mta", &about, &ctx, &scenarios, args)
-}
-
-/// Fails with a pointer to the install script when a peer is missing.
-fn check_tools() -> Result<()> {
-    let need = [
+    let tools = [
         "ip",
         "tcpdump",
         "dhclient",
@@ -183,12 +152,16 @@ fn check_tools() -> Result<()> {
         "python3",
         "sysctl",
     ];
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
+    let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
+    let ctx = Ctx {
+        provd: bins.provd,
+        python: which("python3").context("python3 not found")?,
+    };
+    let about = format!(
+        "provd {}, MTA = dhclient + snmpd + snmpinform",
+        ctx.provd.display()
     );
-    Ok(())
+    super::run_scenarios("mta", &about, &ctx, &scenarios, args)
 }
 
 /// The program's path: the system's own first (snmpd runs the agent with it), then PATH.

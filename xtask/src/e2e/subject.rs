@@ -22,27 +22,6 @@ pub enum Subject {
     Kea,
 }
 
-/// Fails with a pointer to the install script when a peer tool is missing.
-pub fn check_tools(subject: Subject) -> Result<()> {
-    let mut need = vec![
-        "ip", "tcpdump", "dhclient", "dhcrelay", "perfdhcp", "sysctl",
-    ];
-    if subject == Subject::Kea {
-        need.push("kea-dhcp4");
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs: Vec<&str> = path.split(':').chain(["/usr/sbin", "/sbin"]).collect();
-    let missing: Vec<&str> = need
-        .into_iter()
-        .filter(|t| !dirs.iter().any(|d| Path::new(d).join(t).is_file()))
-        .collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    Ok(())
-}
-
 /// `cargo build --release -p <package>` into the repository's default target dir.
 pub fn build_release(root: &Path, package: &str) -> Result<()> {
     eprintln!("e2e: building {package} (cargo build --release -p {package})");

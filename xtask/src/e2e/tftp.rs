@@ -104,67 +104,23 @@ pub fn scenarios() -> Scenarios<Ctx> {
 pub fn run(args: &Args) -> Result<()> {
     let server = Server::parse(args.peer.as_deref())?;
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    check_tools(server)?;
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if server == Server::Provd && !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    if !args.no_build && args.loadgen.is_none() {
-        super::subject::build_release(&root, "provd-loadgen")?;
-    }
-    let ctx = Ctx {
-        server,
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        loadgen: super::loadgen_path(args, &root),
-    };
-    let mut need = vec![("provd-loadgen", &ctx.loadgen)];
-    if server == Server::Provd {
-        need.push(("provd", &ctx.provd));
-    }
-    for (what, p) in need {
-        ensure!(
-            p.is_file(),
-            "{what} binary {} does not exist (build it with `cargo build --release -p {what}`)",
-            p.display()
-        );
-    }
-    let about = format!("server {}", server.name());
-    super::run_scenarios("tftp", &about, &ctx, &scenarios, args)
-}
-
-/// Fails with a pointer to the install script when a client or peer is missing.
-fn check_tools(server: Server) -> Result<()> {
-    let mut need = vec![
+    let mut tools = vec![
         "ip", "tftp", "atftp", "curl", "dhclient", "dhcrelay", "sysctl",
     ];
+    let mut build = vec!["provd-loadgen"];
     match server {
-        Server::Provd => {}
-        Server::TftpdHpa => need.push("in.tftpd"),
-        Server::Atftpd => need.push("atftpd"),
+        Server::Provd => build.push("provd"),
+        Server::TftpdHpa => tools.push("in.tftpd"),
+        Server::Atftpd => tools.push("atftpd"),
     }
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    Ok(())
-}
-
-/// The program's path on PATH or in the sbin directories.
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
+    let bins = super::prepare(args, &scenarios, &tools, &build)?;
+    let ctx = Ctx {
+        server,
+        provd: bins.provd,
+        loadgen: bins.loadgen,
+    };
+    let about = format!("server {}", server.name());
+    super::run_scenarios("tftp", &about, &ctx, &scenarios, args)
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -328,7 +284,7 @@ impl TftpServer {
                 c
             }
             Server::Atftpd => {
-                let mut c = ns.command(which("atftpd").context("atftpd not found")?);
+                let mut c = ns.command(super::which("atftpd").context("atftpd not found")?);
                 c.args(["--daemon", "--no-fork", "--logfile", "-"])
                     .args(["--bind-address", &SERVER_IP.to_string()])
                     .args(["--port", &TFTP_PORT.to_string(), root]);
