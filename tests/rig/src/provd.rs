@@ -435,8 +435,7 @@ impl Provd {
             if let Some(check) = self.interrupt {
                 check()?;
             }
-            let table = std::fs::read_to_string(format!("/proc/{pid}/net/udp")).unwrap_or_default();
-            if procnet::udp_bound(&table, addr, port) {
+            if procnet::udp_bound_by(pid, addr, port) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

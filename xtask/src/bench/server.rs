@@ -269,7 +269,7 @@ impl Running {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
-            if udp_port_bound(self.pid(), 67) {
+            if provd_rig::procnet::udp_bound_by(self.pid(), None, 67) {
                 return Ok(());
             }
             if t0.elapsed() > READY_TIMEOUT {
@@ -344,19 +344,6 @@ impl Drop for Running {
             eprintln!("bench: stopping {}: {e:#}", self.kind.name());
         }
     }
-}
-
-/// Whether process `pid`'s network namespace has a UDP socket bound to `port`
-/// (`/proc/PID/net/udp` shows the namespace of that process).
-fn udp_port_bound(pid: u32, port: u16) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/udp")) else {
-        return false;
-    };
-    let want = format!(":{port:04X}");
-    text.lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|local| local.ends_with(&want))
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@
 //! (firmware time) per peer. A server that delivers nothing fails the run.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -557,7 +556,7 @@ impl TftpServer {
                 });
             }
             Kind::TftpdHpa => {
-                let mut c = link.server.command(&find("in.tftpd")?);
+                let mut c = link.server.command(find("in.tftpd")?);
                 c.args([
                     "-L",
                     "-s",
@@ -568,7 +567,7 @@ impl TftpServer {
                 c
             }
             Kind::Atftpd => {
-                let mut c = link.server.command(&find("atftpd")?);
+                let mut c = link.server.command(find("atftpd")?);
                 c.args(["--daemon", "--no-fork", "--logfile"])
                     .arg(d.join("atftpd.log"))
                     .args(["--bind-address", &SERVER_IP.to_string()])
@@ -613,7 +612,7 @@ impl TftpServer {
                     self.log_tail()
                 );
             }
-            if udp_bound(self.pid(), SERVER_IP, TFTP_PORT) {
+            if provd_rig::procnet::udp_bound_by(self.pid(), Some(SERVER_IP), TFTP_PORT) {
                 return Ok(());
             }
             if t0.elapsed() > READY_TIMEOUT {
@@ -678,22 +677,10 @@ enum Process {
     Peer(Child),
 }
 
-/// A peer's program: on PATH or in an sbin directory (install-deps.sh puts atftpd in
-/// /usr/local/sbin).
-fn find(program: &str) -> Result<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .map(|p| p.to_string_lossy().into_owned())
+/// A peer's program (see [`crate::e2e::which`]).
+fn find(program: &str) -> Result<std::path::PathBuf> {
+    crate::e2e::which(program)
         .with_context(|| format!("{program} not found: run xtask/scripts/install-deps.sh"))
-}
-
-/// Whether process `pid`'s network namespace has UDP `addr:port` bound (or the wildcard).
-fn udp_bound(pid: u32, addr: Ipv4Addr, port: u16) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
-        .is_ok_and(|t| provd_rig::procnet::udp_bound(&t, Some(addr), port))
 }
 
 #[cfg(test)]

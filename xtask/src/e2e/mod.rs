@@ -40,7 +40,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta or http
+    /// Which suite: dhcp, tftp, mta, fastpath, http or acs
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
