@@ -9,6 +9,9 @@
 //!
 //! Real peers (dhclient, dhcrelay, perfdhcp, tcpdump) are driven as child processes; what they put
 //! on the wire is read back from pcap files with [`pcap`], parsed with the project's own codec.
+//! provd itself runs under one launcher, [`Provd`]: config, start in a namespace, the parsed ready
+//! line, stop, kill -9, restart, used by every e2e suite and bench in `xtask`. The benches' link
+//! is [`Topology::bench`].
 
 pub mod capture;
 pub mod child;
@@ -20,6 +23,7 @@ pub mod netns;
 pub mod pcap;
 pub mod perfdhcp;
 pub mod procnet;
+pub mod provd;
 pub mod topo;
 pub mod veth;
 pub mod wait;
@@ -28,6 +32,7 @@ pub use capture::{Capture, CaptureStats};
 pub use child::Child;
 pub use netns::Netns;
 pub use pcap::{DhcpPacket, UdpDatagram};
+pub use provd::{Provd, Ready};
 pub use topo::Topology;
 pub use veth::VethPair;
 

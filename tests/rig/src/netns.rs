@@ -54,9 +54,7 @@ impl Netns {
     /// A `Command` that runs `program` inside the namespace (`ip netns exec`, which execs the
     /// program in place, so the child's PID is the program's).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
+        command_in(&self.name, program)
     }
 
     /// Runs a short command inside the namespace; fails on non-zero exit. Returns stdout.
@@ -117,6 +115,15 @@ impl Netns {
     pub fn pids(&self) -> Vec<i32> {
         pids_in(&self.name)
     }
+}
+
+/// A `Command` that runs `program` inside namespace `name` (`ip netns exec`, which execs the
+/// program in place, so the child's PID is the program's); for holders of a name, not a
+/// [`Netns`].
+pub fn command_in(name: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", name]).arg(program);
+    c
 }
 
 fn pids_in(name: &str) -> Vec<i32> {

@@ -21,6 +21,12 @@ pub fn parse_udp(table: &str) -> Vec<(Ipv4Addr, u16)> {
         .collect()
 }
 
+/// Whether process `pid`'s network namespace has UDP `port` bound on `addr` or the wildcard (any
+/// address if `addr` is None): `/proc/PID/net/udp` shows the namespace of that process.
+pub fn udp_bound_by(pid: u32, addr: Option<Ipv4Addr>, port: u16) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/net/udp")).is_ok_and(|t| udp_bound(&t, addr, port))
+}
+
 /// Whether `port` is bound on `addr` or on the wildcard address in `table`.
 pub fn udp_bound(table: &str, addr: Option<Ipv4Addr>, port: u16) -> bool {
     parse_udp(table)
@@ -52,5 +58,18 @@ mod tests {
         assert!(udp_bound(TABLE, None, 67));
         assert!(!udp_bound(TABLE, None, 69));
         assert!(parse_udp("header only\n").is_empty());
+    }
+
+    #[test]
+    fn a_process_table_shows_its_own_sockets() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let me = std::process::id();
+        assert!(udp_bound_by(me, Some(Ipv4Addr::LOCALHOST), port));
+        assert!(udp_bound_by(me, None, port));
+        assert!(!udp_bound_by(me, Some(Ipv4Addr::new(198, 18, 0, 1)), port));
+        drop(sock);
+        assert!(!udp_bound_by(me, None, port));
+        assert!(!udp_bound_by(u32::MAX, None, port));
     }
 }

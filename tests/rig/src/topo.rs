@@ -7,6 +7,13 @@
 //! load:     [srv] srv0 198.18.0.1/24 ──── ld0 198.18.0.2/24 + 198.18.4.2/32 (giaddr)  [load]
 //! ```
 //!
+//!
+//! The benches use a fourth, with the addresses their peer configs were written for:
+//!
+//! ```text
+//! bench:    [srv] srv0 198.18.2.2/24 ──── ld0 198.18.2.1/24 (relay address)  [load]
+//! ```
+//!
 //! The server namespace routes 198.18.2.0/24 and 198.18.4.0/24 back via 198.18.0.2 so replies to
 //! a giaddr arrive; the relay namespace forwards (ip_forward=1) so a relayed client can unicast
 //! its renewals to the server.
@@ -41,6 +48,11 @@ pub const LOAD_POOL: (Ipv4Addr, Ipv4Addr) = (
     Ipv4Addr::new(198, 19, 255, 250),
 );
 
+/// The bench link: the load generator's (relay) address and the server's.
+pub const BENCH_RELAY_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+pub const BENCH_SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+pub const BENCH_PREFIX_LEN: u8 = 24;
+
 pub const SERVER_IF: &str = "srv0";
 pub const CLIENT_IF: &str = "cli0";
 pub const RELAY_UP_IF: &str = "up0";
@@ -57,6 +69,7 @@ pub enum Kind {
     Direct,
     Relayed,
     Load,
+    Bench,
 }
 
 /// A built topology. Field order is drop order: links go before namespaces.
@@ -79,6 +92,7 @@ impl Topology {
             Kind::Direct => Self::direct(),
             Kind::Relayed => Self::relayed(),
             Kind::Load => Self::load(),
+            Kind::Bench => Self::bench(),
         }
     }
 
@@ -139,6 +153,30 @@ impl Topology {
         })
     }
 
+    /// (d) the benches' link: server ── load generator, which relays from
+    /// [`BENCH_RELAY_IP`]; returns once both ends have carrier.
+    pub fn bench() -> Result<Topology> {
+        let server = Netns::new("srv")?;
+        let load = Netns::new("load")?;
+        let link = VethPair::new(&server, SERVER_IF, &load, LOAD_IF)?;
+        link.a.add_addr(BENCH_SERVER_IP, BENCH_PREFIX_LEN)?;
+        link.b.add_addr(BENCH_RELAY_IP, BENCH_PREFIX_LEN)?;
+        link.wait_running(std::time::Duration::from_secs(5))?;
+        Ok(Topology {
+            links: vec![link],
+            kind: Kind::Bench,
+            server,
+            client: None,
+            relay: None,
+            load: Some(load),
+        })
+    }
+
+    /// The server's end of the first link (its interface name is in the peers' configs).
+    pub fn server_if(&self) -> &str {
+        &self.links[0].a.ifname
+    }
+
     pub fn client(&self) -> &Netns {
         self.client
             .as_ref()
@@ -160,7 +198,14 @@ mod tests {
     fn addresses_stay_in_the_benchmark_range_and_pools_are_disjoint() {
         let bench =
             |a: Ipv4Addr| (u32::from(a) >> 17) == (u32::from(Ipv4Addr::new(198, 18, 0, 0)) >> 17);
-        for a in [SERVER_IP, PEER_IP, RELAY_GIADDR, LOAD_GIADDR] {
+        for a in [
+            SERVER_IP,
+            PEER_IP,
+            RELAY_GIADDR,
+            LOAD_GIADDR,
+            BENCH_RELAY_IP,
+            BENCH_SERVER_IP,
+        ] {
             assert!(bench(a), "{a}");
         }
         for p in [DIRECT_POOL, RELAYED_POOL, LOAD_POOL] {

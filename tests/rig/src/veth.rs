@@ -35,6 +35,13 @@ impl End {
         .map(drop)
     }
 
+    /// Whether this end has carrier (LOWER_UP).
+    pub fn running(&self) -> Result<bool> {
+        Ok(self
+            .ip(&["-o", "link", "show", "dev", &self.ifname])?
+            .contains("LOWER_UP"))
+    }
+
     /// The MAC address of this end.
     pub fn mac(&self) -> Result<[u8; 6]> {
         let out = self.ip(&["-o", "link", "show", "dev", &self.ifname])?;
@@ -95,6 +102,20 @@ impl VethPair {
         pair.a.ip(&["link", "set", a_if, "up"])?;
         pair.b.ip(&["link", "set", b_if, "up"])?;
         Ok(pair)
+    }
+}
+
+impl VethPair {
+    /// Waits until both ends have carrier (LOWER_UP): it comes up asynchronously after `up`, and
+    /// some servers (Kea) skip an interface that is not yet running.
+    pub fn wait_running(&self, timeout: std::time::Duration) -> Result<()> {
+        let what = format!(
+            "veth {}:{} <-> {}:{} to come up",
+            self.a.netns, self.a.ifname, self.b.netns, self.b.ifname
+        );
+        crate::wait::until(&what, timeout, std::time::Duration::from_millis(10), || {
+            Ok((self.a.running()? && self.b.running()?).then_some(()))
+        })
     }
 }
 

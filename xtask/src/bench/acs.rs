@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use provd_rig::{Child, Netns};
+use provd_rig::{Netns, Provd};
 
 use super::Args;
 
@@ -113,13 +113,16 @@ pub fn run(args: &Args) -> Result<()> {
         .prefix("provd-bench-acs-")
         .tempdir()?;
     let d = dir.path();
-    let config = d.join("provd.toml");
-    std::fs::write(&config, TOML.replace("@DIR@", &d.display().to_string()))?;
     let ns = Netns::new("bacs")?;
-    let mut c = ns.command(&provd_bin);
-    c.arg("serve").arg("--config").arg(&config);
-    let mut provd = Child::spawn("provd", c, d)?;
-    provd.wait_for_output("acs ready", Duration::from_secs(20))?;
+    let mut provd = Provd::new(&provd_bin, d)
+        .ready_timeout(Duration::from_secs(20))
+        .write_config(&TOML.replace("@DIR@", &d.display().to_string()))?;
+    let acs = provd
+        .start(&ns)?
+        .acs
+        .clone()
+        .context("provd started without its ACS")?;
+    let (api, cwmp) = (acs.api, acs.cwmp[0]);
     let pid = provd.pid();
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = rss_bytes(pid)?;
@@ -131,7 +134,7 @@ pub fn run(args: &Args) -> Result<()> {
             "600",
             "-X",
             "POST",
-            "http://127.0.0.1:7557/api/seed",
+            &format!("http://{api}/api/seed"),
             "-d",
             &format!("{{\"count\": {devices}}}"),
         ]),
@@ -158,7 +161,7 @@ pub fn run(args: &Args) -> Result<()> {
     c.args([
         "load",
         "--acs",
-        "http://127.0.0.1:7547/",
+        &format!("http://{cwmp}/"),
         "--connections",
         &connections.to_string(),
     ])
@@ -171,7 +174,7 @@ pub fn run(args: &Args) -> Result<()> {
     let load = provd_rig::cmd::output_timeout(&mut c, Duration::from_secs_f64(seconds + 60.0))?;
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid) - cpu0;
-    if let Some(st) = provd.try_wait()? {
+    if let Some(st) = provd.exit_status()? {
         bail!(
             "provd died during the run ({st}): {}",
             provd.stderr_tail(20)
@@ -203,12 +206,12 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let stats = provd_rig::cmd::run(
         ns.command("curl")
-            .args(["-s", "http://127.0.0.1:7557/api/stats"]),
+            .args(["-s", &format!("http://{api}/api/stats")]),
         Duration::from_secs(10),
     )
     .unwrap_or_default();
     eprintln!("bench: acs: provd counters: {}", stats.trim());
-    let _ = provd.stop(libc::SIGTERM, Duration::from_secs(10));
+    let _ = provd.terminate();
     println!("RESULT acs sessions_per_s={rate:.0} bytes_per_device={per_device:.0}");
     println!("{line}");
     println!(

@@ -28,10 +28,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use provd_rig::{Child, cmd};
+use provd_rig::{Provd, cmd};
 
-use super::netns::{Link, SERVER_IP};
 use super::{Args, check_interrupted};
+use provd_rig::Topology;
+use provd_rig::topo::BENCH_SERVER_IP as SERVER_IP;
 
 const TEMPLATE: &str = "DBID_WEB_SIP_SERVER={{ vars.sip }}\nDBID_DEVICE_MAC={{ mac_upper }}\nDBID_SIP_PHONE_NUM={{ subscriber.line1 }}\nDBID_SIP_ENABLE=1\t0\t0\t0\nDBID_PRV_OPTION66_ENABLED=0\n";
 const RPS_TARGET: f64 = 50_000.0;
@@ -74,7 +75,7 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     let (provd, loadgen) = build(args.provd_bin.as_deref())?;
-    let link = Link::new()?;
+    let link = Topology::bench()?;
     let dir = tempfile::Builder::new()
         .prefix("provd-bench-http-")
         .tempdir()
@@ -82,18 +83,14 @@ pub fn run(args: &Args) -> Result<()> {
     let d = dir.path();
     let pki = crate::e2e::http::make_pki(d)?;
     write_config(d, plan.macs)?;
-    let mut c = Link::command_in(&link.server_ns, &provd.to_string_lossy());
-    c.arg("serve")
-        .arg("--config")
-        .arg(d.join("provd.toml"))
+    let mut srv = Provd::new(&provd, d)
+        .ready_timeout(READY_TIMEOUT)
         .env("PROVD_LOG", "warn");
-    let mut child = Child::spawn("provd", c, d)?;
-    child
-        .wait_for_output("provd ready", READY_TIMEOUT)
+    srv.start(&link.server)
         .context("provd did not become ready")?;
     eprintln!(
         "bench: http: provd ready (pid {}, dir {}); {} MACs, {} s per measurement",
-        child.pid(),
+        srv.pid(),
         d.display(),
         plan.macs,
         plan.seconds
@@ -112,7 +109,7 @@ pub fn run(args: &Args) -> Result<()> {
     ensure!(warm.bad == 0, "warm-up: {} non-2xx/3xx responses", warm.bad);
     check_interrupted()?;
 
-    let cpu0 = thread_cpu(child.pid());
+    let cpu0 = thread_cpu(srv.pid());
     let m0 = machine_sample();
     let t0 = Instant::now();
     let load = wrk(
@@ -123,9 +120,9 @@ pub fn run(args: &Args) -> Result<()> {
         plan.seconds,
     )?;
     let wall_rps = t0.elapsed();
-    let cpu1 = thread_cpu(child.pid());
+    let cpu1 = thread_cpu(srv.pid());
     let machine = machine_busy(m0, machine_sample());
-    check_alive(&mut child)?;
+    srv.check_alive()?;
     ensure!(
         load.bad == 0,
         "{} non-2xx/3xx responses of {}",
@@ -145,12 +142,12 @@ pub fn run(args: &Args) -> Result<()> {
     let rps_cost = per_unit_us(&cpu0, &cpu1, load.requests);
     check_interrupted()?;
 
-    let cpu0 = thread_cpu(child.pid());
+    let cpu0 = thread_cpu(srv.pid());
     let t0 = Instant::now();
     let hs = s_time(&link, &pki, plan.s_time_procs, plan.seconds)?;
     let wall_tls = t0.elapsed();
-    let cpu1 = thread_cpu(child.pid());
-    check_alive(&mut child)?;
+    let cpu1 = thread_cpu(srv.pid());
+    srv.check_alive()?;
     ensure!(hs.connections > 0, "openssl s_time completed no handshake");
     let hs_per_s = hs.connections as f64 / hs.seconds.max(1e-3);
     eprintln!(
@@ -164,19 +161,19 @@ pub fn run(args: &Args) -> Result<()> {
     // s_time counts a connection once its side of the handshake is done; the server checks
     // the client certificate after that (TLS 1.3). Any refusal would show in provd's log.
     ensure!(
-        !child.stderr_text().contains("TLS handshake failed"),
+        !srv.stderr_text().contains("TLS handshake failed"),
         "provd refused some of s_time's handshakes:\n{}",
-        child.stderr_tail(5)
+        srv.stderr_tail(5)
     );
     check_interrupted()?;
 
     // The same with rustls clients (provd-loadgen tls): each handshake verified end to end.
-    let cpu0 = thread_cpu(child.pid());
+    let cpu0 = thread_cpu(srv.pid());
     let t0 = Instant::now();
     let rustls_run = loadgen_tls(&loadgen, &link, &pki, plan.s_time_procs, plan.seconds)?;
     let wall_rustls = t0.elapsed();
-    let cpu1 = thread_cpu(child.pid());
-    check_alive(&mut child)?;
+    let cpu1 = thread_cpu(srv.pid());
+    srv.check_alive()?;
     eprintln!(
         "bench: http: provd-loadgen tls x{}: {}; provd CPU/s by thread: {}",
         plan.s_time_procs,
@@ -184,8 +181,7 @@ pub fn run(args: &Args) -> Result<()> {
         cpu_summary(&cpu0, &cpu1, wall_rustls)
     );
     let rustls_cost = per_unit_us(&cpu0, &cpu1, rustls_run.ok);
-    let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
-    ensure!(clean && st.success(), "provd did not stop cleanly: {st}");
+    srv.stop()?;
     println!(
         "RESULT http rps={:.0} tls_handshakes_per_s={:.0}",
         load.rps, hs_per_s
@@ -363,8 +359,8 @@ struct WrkRun {
     p99: String,
 }
 
-fn wrk(link: &Link, script: &Path, threads: u32, conns: u32, seconds: f64) -> Result<WrkRun> {
-    let mut c = Link::command_in(&link.load_ns, "wrk");
+fn wrk(link: &Topology, script: &Path, threads: u32, conns: u32, seconds: f64) -> Result<WrkRun> {
+    let mut c = link.load_ns().command("wrk");
     c.args([
         "--latency",
         "-t",
@@ -422,12 +418,12 @@ struct Handshakes {
 }
 
 /// `procs` parallel `openssl s_time -new` with the client certificate for `seconds`.
-fn s_time(link: &Link, pki: &Path, procs: u32, seconds: f64) -> Result<Handshakes> {
+fn s_time(link: &Topology, pki: &Path, procs: u32, seconds: f64) -> Result<Handshakes> {
     let secs = (seconds.ceil() as u64).max(1);
     let mut children = Vec::new();
     let t0 = Instant::now();
     for _ in 0..procs {
-        let mut c = Link::command_in(&link.load_ns, "openssl");
+        let mut c = link.load_ns().command("openssl");
         // TLS 1.2: the server's Finished is the handshake's last message, so a connection
         // s_time counts is one the server completed. With TLS 1.3 s_time closes (and resets)
         // the connection as soon as its own Finished is out, before the server has read it:
@@ -481,12 +477,12 @@ struct LoadgenTls {
 /// with the client certificate, the server chain verified, refusals counted as failures.
 fn loadgen_tls(
     loadgen: &Path,
-    link: &Link,
+    link: &Topology,
     pki: &Path,
     threads: u32,
     seconds: f64,
 ) -> Result<LoadgenTls> {
-    let mut c = Link::command_in(&link.load_ns, &loadgen.to_string_lossy());
+    let mut c = link.load_ns().command(loadgen);
     c.args(["tls", "--connect", &format!("{SERVER_IP}:443")])
         .args(["--server-name", "prov.e2e.test", "--ca"])
         .arg(pki.join("ca.pem"))
@@ -527,16 +523,6 @@ fn parse_s_time(t: &str) -> Result<u64> {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .context("no 'connections in … real seconds' line")
-}
-
-fn check_alive(child: &mut Child) -> Result<()> {
-    if let Some(st) = child.try_wait()? {
-        bail!(
-            "provd died during the run ({st}); log:\n{}",
-            child.stderr_tail(20)
-        );
-    }
-    Ok(())
 }
 
 fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {

@@ -35,7 +35,6 @@
 mod acs;
 mod http;
 mod mta;
-mod netns;
 mod report;
 mod server;
 mod tftp;
@@ -47,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
 
-use netns::Link;
+use provd_rig::Topology;
 use server::{Kind, ProvdMode, Running};
 use tools::{Binaries, Load, Measured};
 
@@ -127,7 +126,9 @@ pub fn run(args: Args) -> Result<()> {
         bail!("bench needs root (it makes network namespaces and binds port 67)");
     }
     install_signal_flag()?;
-    netns::sweep_stale();
+    for name in provd_rig::cleanup::sweep_stale() {
+        eprintln!("bench: deleted stale namespace {name} of a run that no longer exists");
+    }
     match args.what.as_str() {
         "dhcp" => dhcp(&args),
         "dhcp-check" => dhcp_check(&args),
@@ -150,7 +151,7 @@ fn measure_mode(
     bins: &Binaries,
     load: &Load,
 ) -> Result<(String, Measured)> {
-    let link = Link::new()?;
+    let link = Topology::bench()?;
     let mut srv = Running::start_mode(kind, &link, bins.provd.as_deref(), mode)?;
     eprintln!(
         "bench: {} ready (pid {}, dir {}); {} s of load",
@@ -405,7 +406,7 @@ fn dhcp_check(args: &Args) -> Result<()> {
     let bins = tools::build(kind == Kind::Provd, args.provd_bin.as_deref())?;
 
     let perf = {
-        let link = Link::new()?;
+        let link = Topology::bench()?;
         let mut srv = Running::start(kind, &link, bins.provd.as_deref())?;
         eprintln!(
             "bench: {} ready; perfdhcp at {}/s for {seconds} s",

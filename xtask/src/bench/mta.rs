@@ -16,16 +16,16 @@
 //! `--smoke`: 2 s, 16 flows in flight, same checks.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use provd_rig::{Child, cmd};
+use provd_rig::{Child, Provd, cmd};
 
-use super::netns::{Link, RELAY_IP, SERVER_IP};
 use super::{Args, check_interrupted, server, tools};
+use provd_rig::Topology;
+use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
 
 const PROVD_TOML: &str = include_str!("../../../benches/peers/mta/provd.toml");
 const MTA_TEMPLATE: &str = include_str!("../../../benches/peers/mta/mta.cfg.j2");
@@ -101,26 +101,26 @@ pub fn run(args: &Args) -> Result<()> {
         .provd
         .clone()
         .context("provd did not build; nothing to measure")?;
-    let link = Link::new()?;
+    let link = Topology::bench()?;
     let mut srv = MtaServer::start(&link, &provd)?;
     eprintln!(
         "bench: mta: provd ready (pid {}, dir {}); {} flows in flight for {} s",
-        srv.child.pid(),
+        srv.provd.pid(),
         srv.dir.path().display(),
         plan.concurrency,
         plan.seconds
     );
     check_interrupted()?;
 
-    let before = thread_cpu(srv.child.pid());
+    let before = thread_cpu(srv.provd.pid());
     let machine0 = machine_cpu();
-    let udp0 = [&link.server_ns, &link.load_ns].map(|ns| udp_counters(ns));
+    let udp0 = [link.server.name(), link.load_ns().name()].map(udp_counters);
     let t0 = Instant::now();
     let fleet = run_fleet(&bins.loadgen, &link, &plan, srv.dir.path());
     let wall = t0.elapsed();
-    let after = thread_cpu(srv.child.pid());
+    let after = thread_cpu(srv.provd.pid());
     let machine1 = machine_cpu();
-    let udp1 = [&link.server_ns, &link.load_ns].map(|ns| udp_counters(ns));
+    let udp1 = [link.server.name(), link.load_ns().name()].map(udp_counters);
     srv.check_alive()?;
     let fleet = fleet?;
     eprintln!("bench: mta: {}\n{}", fleet.line, fleet.detail);
@@ -191,7 +191,7 @@ pub fn run(args: &Args) -> Result<()> {
     srv.stop()?;
     eprintln!(
         "bench: mta: provd log: {}",
-        log_summary(&srv.child.stderr_text())
+        log_summary(&srv.provd.stderr_text())
     );
     if !problems.is_empty() {
         bail!(
@@ -205,9 +205,9 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// The fleet in the load namespace, from the relay side of the link; its output kept in
 /// `log_dir` as `fleet.out/.err`.
-fn run_fleet(loadgen: &Path, link: &Link, plan: &Plan, log_dir: &Path) -> Result<FleetRun> {
+fn run_fleet(loadgen: &Path, link: &Topology, plan: &Plan, log_dir: &Path) -> Result<FleetRun> {
     let mac_base = MAC_BASE.map(|b| format!("{b:02x}")).join(":");
-    let mut c = Link::command_in(&link.load_ns, &loadgen.to_string_lossy());
+    let mut c = link.load_ns().command(loadgen);
     c.args(["mta", "--server", &SERVER_IP.to_string()])
         .args(["--server-port", &NOTIFY_PORT.to_string()])
         .args(["--bind", &RELAY_IP.to_string()])
@@ -435,14 +435,14 @@ pub(super) fn cpu_summary(
 /// PID (SIGTERM, then SIGKILL of its process group) and the directory removed when dropped.
 #[derive(Debug)]
 struct MtaServer {
-    child: Child,
+    provd: Provd,
     config: PathBuf,
     // Declared last: removed after the process is gone.
     dir: tempfile::TempDir,
 }
 
 impl MtaServer {
-    fn start(link: &Link, provd: &Path) -> Result<MtaServer> {
+    fn start(link: &Topology, provd: &Path) -> Result<MtaServer> {
         let dir = tempfile::Builder::new()
             .prefix("provd-bench-mta-")
             .tempdir()
@@ -458,45 +458,21 @@ impl MtaServer {
         .collect();
         std::fs::create_dir_all(d.join("leases"))?;
         std::fs::write(d.join("mta.cfg.j2"), MTA_TEMPLATE)?;
-        let config = d.join("provd.toml");
-        std::fs::write(&config, server::render(PROVD_TOML, &vars)?)?;
-        let mut c = Link::command_in(&link.server_ns, &provd.to_string_lossy());
-        c.arg("serve").arg("--config").arg(&config);
-        c.env("RUST_BACKTRACE", "1");
-        let child = Child::spawn("provd", c, d)?;
-        let mut srv = MtaServer { child, config, dir };
-        srv.wait_ready()?;
-        Ok(srv)
-    }
-
-    /// provd says `provd ready` once every listener is bound; UDP 162 must show up too.
-    fn wait_ready(&mut self) -> Result<()> {
-        let t0 = Instant::now();
-        loop {
-            check_interrupted()?;
-            if let Some(st) = self.child.try_wait()? {
-                bail!(
-                    "provd exited before it was ready ({st}); log:\n{}",
-                    self.log_tail()
-                );
-            }
-            if self.child.stderr_text().contains("provd ready")
-                && udp_bound(self.child.pid(), SERVER_IP, NOTIFY_PORT)
-            {
-                return Ok(());
-            }
-            if t0.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "provd not ready after {READY_TIMEOUT:?}; log:\n{}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut provd = Provd::new(provd, d)
+            .ready_timeout(READY_TIMEOUT)
+            .stop_grace(STOP_GRACE)
+            .interrupt(check_interrupted)
+            .env("RUST_BACKTRACE", "1")
+            .write_config(&server::render(PROVD_TOML, &vars)?)?;
+        let config = provd.config().to_path_buf();
+        // provd says it is ready once every listener is bound; UDP 162 must show up too.
+        provd.start(&link.server)?;
+        provd.wait_udp(Some(SERVER_IP), NOTIFY_PORT, READY_TIMEOUT)?;
+        Ok(MtaServer { provd, config, dir })
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
+        if let Some(st) = self.provd.exit_status()? {
             bail!(
                 "provd died during the run ({st}); log:\n{}",
                 self.log_tail()
@@ -518,7 +494,9 @@ impl MtaServer {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let (st, clean) = self.child.stop(libc::SIGTERM, STOP_GRACE)?;
+        let Some((st, clean)) = self.provd.terminate()? else {
+            return Ok(());
+        };
         if !clean {
             eprintln!("bench: mta: provd ignored SIGTERM for {STOP_GRACE:?}; killed it");
         } else if !st.success() {
@@ -528,15 +506,8 @@ impl MtaServer {
     }
 
     fn log_tail(&self) -> String {
-        let text = format!("{}{}", self.child.stdout_text(), self.child.stderr_text());
-        provd_rig::child::tail(&text, 15)
+        self.provd.log_tail(15)
     }
-}
-
-/// Whether process `pid`'s network namespace has UDP `addr:port` bound (or the wildcard).
-fn udp_bound(pid: u32, addr: Ipv4Addr, port: u16) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
-        .is_ok_and(|t| provd_rig::procnet::udp_bound(&t, Some(addr), port))
 }
 
 #[cfg(test)]

@@ -3,17 +3,18 @@
 //! when the guard drops.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::netns::{LINK_PREFIX_LEN, Link, RELAY_IP, SERVER_IP};
+use provd_rig::child::tail;
+use provd_rig::topo::{
+    BENCH_PREFIX_LEN as LINK_PREFIX_LEN, BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP,
+};
+use provd_rig::{Child, Provd, Topology};
 
 const PROVD_TOML: &str = include_str!("../../../benches/peers/provd.toml");
 const KEA_JSON: &str = include_str!("../../../benches/peers/kea-dhcp4.json");
@@ -117,21 +118,27 @@ pub struct Running {
     pub kind: Kind,
     /// What the server says it runs on (provd's `path=`), `-` for peers.
     pub path: String,
-    child: Child,
+    process: Process,
     stopped: bool,
-    log: PathBuf,
     // Declared last: removed after the process is gone.
     dir: tempfile::TempDir,
 }
 
+/// provd under the rig's launcher; the peers under their own.
+#[derive(Debug)]
+enum Process {
+    Provd(Box<Provd>),
+    Peer(Child),
+}
+
 impl Running {
-    pub fn start(kind: Kind, link: &Link, provd_bin: Option<&Path>) -> Result<Running> {
+    pub fn start(kind: Kind, link: &Topology, provd_bin: Option<&Path>) -> Result<Running> {
         Self::start_mode(kind, link, provd_bin, ProvdMode::default())
     }
 
     pub fn start_mode(
         kind: Kind,
-        link: &Link,
+        link: &Topology,
         provd_bin: Option<&Path>,
         mode: ProvdMode,
     ) -> Result<Running> {
@@ -146,7 +153,7 @@ impl Running {
             .to_owned();
         let vars: BTreeMap<&str, String> = [
             ("DIR", d.clone()),
-            ("IFACE", link.server_if.clone()),
+            ("IFACE", link.server_if().to_owned()),
             ("SERVER_IP", SERVER_IP.to_string()),
             ("RELAY_IP", RELAY_IP.to_string()),
             (
@@ -176,25 +183,38 @@ impl Running {
         if !program.exists() {
             bail!("{} not found: {install}", program.display());
         }
-        let program = program
-            .to_str()
-            .context("program path is not UTF-8")?
-            .to_owned();
+        if kind == Kind::Provd {
+            let mut provd = Provd::new(&program, dir.path())
+                .label("server")
+                .ready_timeout(READY_TIMEOUT)
+                .stop_grace(STOP_GRACE)
+                .interrupt(super::check_interrupted);
+            provd.lease_dir()?;
+            provd = provd.write_config(&render(PROVD_TOML, &vars)?)?;
+            if mode.null {
+                provd = provd.arg("--null-responder");
+            }
+            let path = provd
+                .start(&link.server)
+                .with_context(|| format!("starting {}", kind.name()))?
+                .path
+                .clone();
+            return Ok(Running {
+                kind,
+                path,
+                process: Process::Provd(Box::new(provd)),
+                stopped: false,
+                dir,
+            });
+        }
         let write = |name: &str, text: &str| -> Result<String> {
             let p = format!("{d}/{name}");
             std::fs::write(&p, text).with_context(|| format!("writing {p}"))?;
             Ok(p)
         };
-        let mut cmd = Link::command_in(&link.server_ns, &program);
+        let mut cmd = link.server.command(&program);
         match kind {
-            Kind::Provd => {
-                std::fs::create_dir_all(format!("{d}/leases"))?;
-                let cfg = write("provd.toml", &render(PROVD_TOML, &vars)?)?;
-                cmd.args(["serve", "--config", &cfg]);
-                if mode.null {
-                    cmd.arg("--null-responder");
-                }
-            }
+            Kind::Provd => unreachable!("provd started above"),
             Kind::Kea | Kind::KeaMt => {
                 let cfg = write("kea-dhcp4.json", &render(KEA_JSON, &vars)?)?;
                 cmd.args(["-c", &cfg])
@@ -210,59 +230,37 @@ impl Running {
                 let cfg = write("dhcpd.conf", &render(DHCPD_CONF, &vars)?)?;
                 let leases = write("dhcpd.leases", "")?;
                 cmd.args(["-4", "-f", "-q", "-cf", &cfg, "-lf", &leases])
-                    .args(["-pf", &format!("{d}/dhcpd.pid"), &link.server_if]);
+                    .args(["-pf", &format!("{d}/dhcpd.pid"), link.server_if()]);
             }
         }
-        let log = PathBuf::from(format!("{d}/server.log"));
-        File::create(&log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
+        let child = Child::spawn("server", cmd, dir.path())
             .with_context(|| format!("starting {}", kind.name()))?;
-        // Both streams are copied into the log by threads that also hand each line to us (the
-        // readiness check); they end when the process closes its output.
-        let (tx, lines) = mpsc::channel();
-        let out = child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>);
-        let err = child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>);
-        for stream in [out, err].into_iter().flatten() {
-            let tx = tx.clone();
-            let mut copy = File::options().append(true).open(&log)?;
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = writeln!(copy, "{line}");
-                    let _ = tx.send(line);
-                }
-            });
-        }
         let mut running = Running {
             kind,
             path: "-".into(),
-            child,
+            process: Process::Peer(child),
             stopped: false,
-            log,
             dir,
         };
-        running.wait_ready(&lines)?;
+        running.wait_peer_ready()?;
         Ok(running)
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.process {
+            Process::Provd(p) => p.pid(),
+            Process::Peer(c) => c.pid(),
+        }
     }
 
-    fn wait_ready(&mut self, lines: &mpsc::Receiver<String>) -> Result<()> {
+    /// A peer has no ready line: UDP 67 bound in its namespace is the signal.
+    fn wait_peer_ready(&mut self) -> Result<()> {
         let t0 = Instant::now();
         loop {
             super::check_interrupted()?;
-            if let Some(status) = self.child.try_wait()? {
+            if let Process::Peer(child) = &mut self.process
+                && let Some(status) = child.try_wait()?
+            {
                 self.stopped = true;
                 bail!(
                     "{} exited before it was ready ({status}); log:\n{}",
@@ -270,24 +268,8 @@ impl Running {
                     self.log_tail()
                 );
             }
-            let ready = if self.kind == Kind::Provd {
-                // provd says so: `provd ready path=sockets ...`.
-                match lines.recv_timeout(Duration::from_millis(20)) {
-                    Ok(line) if line.contains("provd ready") => {
-                        self.path = line
-                            .split_whitespace()
-                            .find_map(|w| w.strip_prefix("path="))
-                            .map_or("?", |p| p.trim_matches('"'))
-                            .to_owned();
-                        true
-                    }
-                    _ => false,
-                }
-            } else {
-                std::thread::sleep(Duration::from_millis(20));
-                udp_port_bound(self.pid(), 67)
-            };
-            if ready {
+            std::thread::sleep(Duration::from_millis(20));
+            if provd_rig::procnet::udp_bound_by(self.pid(), None, 67) {
                 return Ok(());
             }
             if t0.elapsed() > READY_TIMEOUT {
@@ -303,7 +285,11 @@ impl Running {
 
     /// Fails if the server has exited.
     pub fn check_alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
+        let status = match &mut self.process {
+            Process::Provd(p) => p.exit_status()?,
+            Process::Peer(c) => c.try_wait()?,
+        };
+        if let Some(status) = status {
             self.stopped = true;
             bail!(
                 "{} died during the run ({status}); log:\n{}",
@@ -316,9 +302,10 @@ impl Running {
 
     /// The last lines of the server's output, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        match &self.process {
+            Process::Provd(p) => p.log_tail(15),
+            Process::Peer(c) => tail(&format!("{}{}", c.stdout_text(), c.stderr_text()), 15),
+        }
     }
 
     /// SIGTERM, then SIGKILL after a grace period; returns how it ended.
@@ -327,26 +314,23 @@ impl Running {
             return Ok(None);
         }
         self.stopped = true;
-        if let Some(s) = self.child.try_wait()? {
-            return Ok(Some(s));
+        let (status, clean) = match &mut self.process {
+            Process::Provd(p) => match p.terminate()? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+            Process::Peer(c) => match c.try_wait()? {
+                Some(s) => (s, true),
+                None => c.stop(libc::SIGTERM, STOP_GRACE)?,
+            },
+        };
+        if !clean {
+            eprintln!(
+                "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killed it",
+                self.kind.name()
+            );
         }
-        let pid = libc::pid_t::try_from(self.pid()).context("pid out of range")?;
-        // SAFETY: plain syscall on the PID of our own child, which has not been reaped yet (so
-        // the PID cannot have been reused).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < STOP_GRACE {
-            if let Some(s) = self.child.try_wait()? {
-                return Ok(Some(s));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!(
-            "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killing it",
-            self.kind.name()
-        );
-        self.child.kill()?;
-        Ok(Some(self.child.wait()?))
+        Ok(Some(status))
     }
 
     pub fn dir(&self) -> &Path {
@@ -360,19 +344,6 @@ impl Drop for Running {
             eprintln!("bench: stopping {}: {e:#}", self.kind.name());
         }
     }
-}
-
-/// Whether process `pid`'s network namespace has a UDP socket bound to `port`
-/// (`/proc/PID/net/udp` shows the namespace of that process).
-fn udp_port_bound(pid: u32, port: u16) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/udp")) else {
-        return false;
-    };
-    let want = format!(":{port:04X}");
-    text.lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|local| local.ends_with(&want))
 }
 
 #[cfg(test)]

@@ -16,17 +16,17 @@
 //! (firmware time) per peer. A server that delivers nothing fails the run.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use provd_rig::{Child, cmd};
+use provd_rig::{Child, Provd, cmd};
 
-use super::netns::{Link, RELAY_IP, SERVER_IP};
 use super::{Args, check_interrupted, server, tools};
+use provd_rig::Topology;
+use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
 
 const PROVD_TOML: &str = include_str!("../../../benches/peers/tftp/provd.toml");
 const CM_TEMPLATE: &str = include_str!("../../../benches/peers/tftp/cm.cfg.j2");
@@ -254,12 +254,12 @@ struct Env<'a> {
 /// One server, fresh namespaces: (provd) the reference pass, the small-file load, the firmware
 /// downloads.
 fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
-    let link = Link::new()?;
+    let link = Topology::bench()?;
     let mut srv = TftpServer::start(kind, &link, env)?;
     eprintln!(
         "bench: {} ready (pid {}, dir {})",
         kind.name(),
-        srv.child.pid(),
+        srv.pid(),
         srv.dir.path().display()
     );
     if kind == Kind::Provd && !env.reference.exists() {
@@ -373,9 +373,9 @@ fn measure(kind: Kind, env: &Env<'_>) -> Result<Measured> {
 }
 
 /// provd-loadgen tftp in the load namespace, from the relay side of the link to the server.
-fn loadgen(env: &Env<'_>, link: &Link) -> Command {
+fn loadgen(env: &Env<'_>, link: &Topology) -> Command {
     let bin = env.bins.loadgen.to_string_lossy().into_owned();
-    let mut c = Link::command_in(&link.load_ns, &bin);
+    let mut c = link.load_ns().command(&bin);
     c.args(["tftp", "--server", &format!("{SERVER_IP}:{TFTP_PORT}")])
         .args(["--bind", &RELAY_IP.to_string()])
         .args(["--salt", &SALT.to_string()])
@@ -491,13 +491,13 @@ fn chmod(p: &Path, mode: u32) -> Result<()> {
 #[derive(Debug)]
 struct TftpServer {
     kind: Kind,
-    child: Child,
+    process: Process,
     // Declared last: removed after the process is gone.
     dir: tempfile::TempDir,
 }
 
 impl TftpServer {
-    fn start(kind: Kind, link: &Link, env: &Env<'_>) -> Result<TftpServer> {
+    fn start(kind: Kind, link: &Topology, env: &Env<'_>) -> Result<TftpServer> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("provd-bench-{}-", kind.name()))
             .tempdir()
@@ -539,14 +539,24 @@ impl TftpServer {
                 .collect();
                 std::fs::create_dir_all(d.join("leases"))?;
                 std::fs::write(d.join("cm.cfg.j2"), CM_TEMPLATE)?;
-                let cfg = d.join("provd.toml");
-                std::fs::write(&cfg, server::render(PROVD_TOML, &vars)?)?;
-                let mut c = Link::command_in(&link.server_ns, &provd.to_string_lossy());
-                c.arg("serve").arg("--config").arg(&cfg);
-                c
+                let mut p = Provd::new(provd, d)
+                    .label("server")
+                    .ready_timeout(READY_TIMEOUT)
+                    .stop_grace(STOP_GRACE)
+                    .interrupt(check_interrupted)
+                    .env("RUST_BACKTRACE", "1")
+                    .write_config(&server::render(PROVD_TOML, &vars)?)?;
+                // Its ready line comes once every listener is bound; UDP 69 must show too.
+                p.start(&link.server)?;
+                p.wait_udp(Some(SERVER_IP), TFTP_PORT, READY_TIMEOUT)?;
+                return Ok(TftpServer {
+                    kind,
+                    process: Process::Provd(Box::new(p)),
+                    dir,
+                });
             }
             Kind::TftpdHpa => {
-                let mut c = Link::command_in(&link.server_ns, &find("in.tftpd")?);
+                let mut c = link.server.command(find("in.tftpd")?);
                 c.args([
                     "-L",
                     "-s",
@@ -557,7 +567,7 @@ impl TftpServer {
                 c
             }
             Kind::Atftpd => {
-                let mut c = Link::command_in(&link.server_ns, &find("atftpd")?);
+                let mut c = link.server.command(find("atftpd")?);
                 c.args(["--daemon", "--no-fork", "--logfile"])
                     .arg(d.join("atftpd.log"))
                     .args(["--bind-address", &SERVER_IP.to_string()])
@@ -567,28 +577,42 @@ impl TftpServer {
         };
         command.env("RUST_BACKTRACE", "1");
         let child = Child::spawn("server", command, d)?;
-        let mut srv = TftpServer { kind, child, dir };
-        srv.wait_ready()?;
+        let mut srv = TftpServer {
+            kind,
+            process: Process::Peer(child),
+            dir,
+        };
+        srv.wait_peer_ready()?;
         Ok(srv)
     }
 
-    /// provd says `provd ready`; every server must have UDP 69 bound on the server address.
-    fn wait_ready(&mut self) -> Result<()> {
+    fn pid(&self) -> u32 {
+        match &self.process {
+            Process::Provd(p) => p.pid(),
+            Process::Peer(c) => c.pid(),
+        }
+    }
+
+    fn exit_status(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        match &mut self.process {
+            Process::Provd(p) => p.exit_status(),
+            Process::Peer(c) => c.try_wait(),
+        }
+    }
+
+    /// A peer has no ready line: UDP 69 bound on the server address is the signal.
+    fn wait_peer_ready(&mut self) -> Result<()> {
         let t0 = Instant::now();
         loop {
             check_interrupted()?;
-            if let Some(st) = self.child.try_wait()? {
+            if let Some(st) = self.exit_status()? {
                 bail!(
                     "{} exited before it was ready ({st}); log:\n{}",
                     self.kind.name(),
                     self.log_tail()
                 );
             }
-            // provd's plain `provd ready ...` line goes to stderr, beside its log.
-            let said_ready = self.kind != Kind::Provd
-                || self.child.stdout_text().contains("provd ready")
-                || self.child.stderr_text().contains("provd ready");
-            if said_ready && udp_bound(self.child.pid(), SERVER_IP, TFTP_PORT) {
+            if provd_rig::procnet::udp_bound_by(self.pid(), Some(SERVER_IP), TFTP_PORT) {
                 return Ok(());
             }
             if t0.elapsed() > READY_TIMEOUT {
@@ -603,7 +627,7 @@ impl TftpServer {
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
+        if let Some(st) = self.exit_status()? {
             bail!(
                 "{} died during the run ({st}); log:\n{}",
                 self.kind.name(),
@@ -615,7 +639,13 @@ impl TftpServer {
 
     /// SIGTERM, SIGKILL after a grace period.
     fn stop(&mut self) -> Result<()> {
-        let (st, clean) = self.child.stop(libc::SIGTERM, STOP_GRACE)?;
+        let (st, clean) = match &mut self.process {
+            Process::Provd(p) => match p.terminate()? {
+                Some(r) => r,
+                None => return Ok(()),
+            },
+            Process::Peer(c) => c.stop(libc::SIGTERM, STOP_GRACE)?,
+        };
         if !clean {
             eprintln!(
                 "bench: {} ignored SIGTERM for {STOP_GRACE:?}; killed it",
@@ -629,7 +659,10 @@ impl TftpServer {
 
     /// The end of the server's output (and atftpd's log file).
     fn log_tail(&self) -> String {
-        let mut text = format!("{}{}", self.child.stdout_text(), self.child.stderr_text());
+        let mut text = match &self.process {
+            Process::Provd(p) => format!("{}{}", p.stdout_text(), p.stderr_text()),
+            Process::Peer(c) => format!("{}{}", c.stdout_text(), c.stderr_text()),
+        };
         if let Ok(log) = std::fs::read_to_string(self.dir.path().join("atftpd.log")) {
             text.push_str(&log);
         }
@@ -637,22 +670,17 @@ impl TftpServer {
     }
 }
 
-/// A peer's program: on PATH or in an sbin directory (install-deps.sh puts atftpd in
-/// /usr/local/sbin).
-fn find(program: &str) -> Result<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .map(|p| p.to_string_lossy().into_owned())
-        .with_context(|| format!("{program} not found: run xtask/scripts/install-deps.sh"))
+/// provd under the rig's launcher; the peers under their own.
+#[derive(Debug)]
+enum Process {
+    Provd(Box<Provd>),
+    Peer(Child),
 }
 
-/// Whether process `pid`'s network namespace has UDP `addr:port` bound (or the wildcard).
-fn udp_bound(pid: u32, addr: Ipv4Addr, port: u16) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/net/udp"))
-        .is_ok_and(|t| provd_rig::procnet::udp_bound(&t, Some(addr), port))
+/// A peer's program (see [`crate::e2e::which`]).
+fn find(program: &str) -> Result<std::path::PathBuf> {
+    crate::e2e::which(program)
+        .with_context(|| format!("{program} not found: run xtask/scripts/install-deps.sh"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::netns::{Link, RELAY_IP, SERVER_IP};
+use provd_rig::Topology;
+use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -202,9 +203,9 @@ pub struct Load {
     pub salt: u8,
 }
 
-pub fn loadgen(bin: &Path, link: &Link, load: &Load) -> Result<Measured> {
+pub fn loadgen(bin: &Path, link: &Topology, load: &Load) -> Result<Measured> {
     let bin = bin.to_str().context("loadgen path is not UTF-8")?;
-    let mut cmd = Link::command_in(&link.load_ns, bin);
+    let mut cmd = link.load_ns().command(bin);
     // Count bound: more than any server here can do (2 M DORA/s), so time is what ends the run.
     let count = ((load.seconds * 2e6) as u64).max(1);
     cmd.args(["--server", &SERVER_IP.to_string()])
@@ -248,12 +249,12 @@ pub struct Perf {
     pub raw: String,
 }
 
-pub fn perfdhcp(link: &Link, rate: u64, clients: u32, seconds: u32) -> Result<Perf> {
+pub fn perfdhcp(link: &Topology, rate: u64, clients: u32, seconds: u32) -> Result<Perf> {
     const PERFDHCP: &str = "/usr/sbin/perfdhcp";
     if !Path::new(PERFDHCP).exists() {
         bail!("{PERFDHCP} not found: apt-get install kea-admin");
     }
-    let mut cmd = Link::command_in(&link.load_ns, PERFDHCP);
+    let mut cmd = link.load_ns().command(PERFDHCP);
     // A unicast server address makes perfdhcp act as a relay: giaddr = -l, replies to :67.
     cmd.args(["-4", "-g", "single"])
         .args(["-r", &rate.to_string()])

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use provd_rig::{Child, Netns};
+use provd_rig::{Child, Netns, Provd};
 use serde_json::Value;
 
 use super::{Args, Scenarios};
@@ -32,11 +32,9 @@ const ROOT: &str = "InternetGatewayDevice.";
 
 /// Fields drop in order: the processes first, then their namespace.
 pub struct Suite {
-    provd: Mutex<Child>,
+    provd: Mutex<Provd>,
     _http: Child,
-    provd_bin: PathBuf,
     sim_bin: PathBuf,
-    config: PathBuf,
     dir: PathBuf,
     model: PathBuf,
     xsd: PathBuf,
@@ -66,23 +64,13 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         ("xmllint_every_envelope", xmllint_every_envelope),
     ];
-    super::check_only(&scenarios, &args.only)?;
-    for tool in ["curl", "xmllint", "python3", "openssl"] {
-        ensure!(
-            std::process::Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()?
-                .status
-                .success(),
-            "{tool} is missing: run xtask/scripts/install-deps.sh"
-        );
-    }
-    provd_rig::cleanup::install_signal_handlers()?;
-    let root = super::repo_root();
-    if !args.no_build {
-        super::subject::build_release(&root, "provd")?;
-        super::subject::build_release(&root, "provd-cpe-sim")?;
-    }
+    let bins = super::prepare(
+        args,
+        &scenarios,
+        &["curl", "xmllint", "python3", "openssl"],
+        &["provd", "provd-cpe-sim"],
+    )?;
+    let root = bins.root;
     let dir = std::env::temp_dir().join(format!("provd-e2e-acs-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("www"))?;
     // Firmware: the first line names the version the simulated device then runs.
@@ -115,19 +103,16 @@ pub fn run(args: &Args) -> Result<()> {
             .arg(dir.join("acs.crt")),
         Duration::from_secs(30),
     )?;
-    let config = dir.join("provd.toml");
-    std::fs::write(
-        &config,
-        TEMPLATE
-            .replace("@DIR@", &dir.display().to_string())
-            .replace("@FW_SIZE@", &fw.len().to_string()),
-    )?;
+    let mut provd = Provd::new(bins.provd, &dir)
+        .stop_grace(Duration::from_secs(15))
+        .env("RUST_BACKTRACE", "1")
+        .write_config(
+            &TEMPLATE
+                .replace("@DIR@", &dir.display().to_string())
+                .replace("@FW_SIZE@", &fw.len().to_string()),
+        )?;
     let ns = Netns::new("acs")?;
-    let provd_bin = args
-        .provd
-        .clone()
-        .unwrap_or_else(|| root.join("target/release/provd"));
-    let provd = start_provd(&ns, &provd_bin, &config, &dir)?;
+    provd.start(&ns).context("provd did not become ready")?;
     let mut c = ns.command("python3");
     c.args([
         "-m",
@@ -143,9 +128,7 @@ pub fn run(args: &Args) -> Result<()> {
         ns,
         provd: Mutex::new(provd),
         _http: http,
-        provd_bin,
         sim_bin: root.join("target/release/provd-cpe-sim"),
-        config,
         dir: dir.clone(),
         model: root.join("tests/data/cwmp/datamodels/genieacs-sim_data_model_202BC1-BM632w.csv"),
         xsd: root.join("tests/data/cwmp/xsd"),
@@ -173,18 +156,6 @@ pub fn run(args: &Args) -> Result<()> {
         &scenarios,
         args,
     )
-}
-
-fn start_provd(ns: &Netns, bin: &Path, config: &Path, dir: &Path) -> Result<Child> {
-    let mut c = ns.command(bin);
-    c.arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_BACKTRACE", "1");
-    let mut p = Child::spawn("provd", c, dir)?;
-    p.wait_for_output("provd ready", Duration::from_secs(30))
-        .context("provd did not become ready")?;
-    Ok(p)
 }
 
 fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<bool>) -> Result<()> {
@@ -307,11 +278,10 @@ impl Suite {
     }
 
     fn check_alive(&self) -> Result<()> {
-        let mut p = self.provd.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(st) = p.try_wait()? {
-            bail!("provd exited ({st}): {}", p.stderr_tail(20));
-        }
-        Ok(())
+        self.provd
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check_alive()
     }
 }
 
@@ -1097,13 +1067,14 @@ fn restart_keeps_state(s: &Suite, dir: &Path) -> Result<()> {
     let (_, camps) = s.api("GET", "/api/campaigns", None)?;
     {
         let mut p = s.provd.lock().unwrap_or_else(|e| e.into_inner());
-        let (st, _) = p.stop(libc::SIGTERM, Duration::from_secs(15))?;
+        let (st, _) = p.terminate()?.context("provd is not running")?;
         ensure!(
             st.success(),
             "provd stopped with {st}: {}",
             p.stderr_tail(10)
         );
-        *p = start_provd(&s.ns, &s.provd_bin, &s.config, dir)?;
+        p.set_log_dir(dir);
+        p.restart().context("provd did not become ready")?;
     }
     let (_, after) = s.api("GET", "/api/stats", None)?;
     ensure!(
@@ -1171,9 +1142,9 @@ fn kill9_keeps_acknowledged_tasks(s: &Suite, dir: &Path) -> Result<()> {
     );
     {
         let mut p = s.provd.lock().unwrap_or_else(|e| e.into_inner());
-        p.kill(libc::SIGKILL)?;
-        p.wait_timeout(Duration::from_secs(10))?;
-        *p = start_provd(&s.ns, &s.provd_bin, &s.config, dir)?;
+        p.kill9()?;
+        p.set_log_dir(dir);
+        p.restart().context("provd did not become ready")?;
     }
     let after = queued(&s.device(&dev)?);
     ensure!(

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::topo::{CLIENT_IF, DIRECT_POOL, LOAD_GIADDR, SERVER_IP, Topology, in_pool};
-use provd_rig::{Child, Netns, cmd};
+use provd_rig::{Netns, Provd, cmd};
 
 use super::{Args, Scenarios};
 
@@ -48,30 +48,15 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    for tool in ["ip", "dhclient"] {
-        ensure!(
-            which(tool),
-            "missing {tool}: run xtask/scripts/install-deps.sh"
-        );
-    }
-    provd_rig::cleanup::install_signal_handlers()?;
-    provd_rig::cleanup::sweep_stale();
-    let root = super::repo_root();
-    if !args.no_build {
-        if args.provd.is_none() {
-            super::subject::build_release(&root, "provd")?;
-        }
-        if args.loadgen.is_none() {
-            super::subject::build_release(&root, "provd-loadgen")?;
-        }
-    }
+    let bins = super::prepare(
+        args,
+        &scenarios,
+        &["ip", "dhclient"],
+        &["provd", "provd-loadgen"],
+    )?;
     let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        loadgen: super::loadgen_path(args, &root),
+        provd: bins.provd,
+        loadgen: bins.loadgen,
     };
     // Without the XDP object the XDP scenarios cannot pass: say so up front.
     let probe = cmd::output_timeout(
@@ -84,13 +69,6 @@ pub fn run(args: &Args) -> Result<()> {
         ctx.provd.display()
     );
     super::run_scenarios("fastpath", "provd I/O paths", &ctx, &scenarios, args)
-}
-
-fn which(tool: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .any(|d| Path::new(d).join(tool).is_file())
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -141,83 +119,24 @@ relays = ["{LOAD_GIADDR}"]
     Ok(p)
 }
 
-/// provd serving in `ns`, stopped (SIGTERM, exit 0 expected) by [`Provd::stop`].
-struct Provd {
-    child: Child,
-    config: PathBuf,
+/// provd serving `config` in `ns` (counters never logged: `--stats-every 0`), its logs in
+/// `dir`; stopped with the exit-0 contract by [`Provd::stop`].
+fn start(ctx: &Ctx, ns: &Netns, config: &Path, dir: &Path) -> Result<Provd> {
+    let mut p = Provd::new(&ctx.provd, dir)
+        .config_file(config)
+        .args(["--stats-every", "0"]);
+    p.start(ns).context("provd did not become ready")?;
+    Ok(p)
 }
 
-impl Provd {
-    fn start(ctx: &Ctx, ns: &Netns, config: &Path, dir: &Path) -> Result<Provd> {
-        let mut c = ns.command(&ctx.provd);
-        c.args(["serve", "--stats-every", "0", "--config"])
-            .arg(config);
-        let mut child = Child::spawn("provd", c, dir)?;
-        child
-            .wait_for_output("provd ready", Duration::from_secs(30))
-            .context("provd did not become ready")?;
-        Ok(Provd {
-            child,
-            config: config.to_path_buf(),
-        })
-    }
-
-    /// The `path=` of the plain ready line.
-    fn path(&self) -> Result<String> {
-        let text = self.child.stderr_text();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("provd ready path="))
-            .context("no ready line")?;
-        Ok(line
-            .trim_start_matches("provd ready path=")
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string())
-    }
-
-    /// `provd xdp-stats`: mode and counters.
-    fn xdp_stats(&self, ctx: &Ctx, ns: &Netns) -> Result<(String, BTreeMap<String, u64>)> {
-        let out = cmd::run(
-            ns.command(&ctx.provd)
-                .args(["xdp-stats", "--config"])
-                .arg(&self.config),
-            Duration::from_secs(10),
-        )?;
-        let v: serde_json::Value =
-            serde_json::from_str(out.trim()).with_context(|| format!("xdp-stats: {out}"))?;
-        let mode = v["mode"].as_str().unwrap_or_default().to_string();
-        let counters = v["counters"]
-            .as_object()
-            .context("no counters")?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-            .collect();
-        Ok((mode, counters))
-    }
-
-    fn stop(mut self) -> Result<String> {
-        let (st, clean) = self.child.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        ensure!(
-            clean && st.success(),
-            "provd did not stop cleanly ({st}): {}",
-            self.child.stderr_tail(10)
-        );
-        Ok(self.child.stderr_text())
-    }
+/// The `path=` of the plain ready line.
+fn path(p: &Provd) -> Result<String> {
+    Ok(p.ready().context("no ready line")?.path.clone())
 }
 
 /// Durable leases after stop: `provd leases` as (mac, addr) of bound leases.
-fn durable(ctx: &Ctx, config: &Path) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
-    let out = cmd::run(
-        Command::new(&ctx.provd)
-            .arg("leases")
-            .arg("--config")
-            .arg(config),
-        Duration::from_secs(60),
-    )?;
-    Ok(provd_rig::leases::parse_provd(&out)?
+fn durable(p: &Provd) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
+    Ok(p.durable_leases()?
         .into_iter()
         .filter(|l| l.state == "bound")
         .filter_map(|l| l.mac.map(|m| (m, l.addr)))
@@ -229,8 +148,8 @@ fn durable(ctx: &Ctx, config: &Path) -> Result<Vec<([u8; 6], Ipv4Addr)>> {
 fn dhclient_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str) -> Result<()> {
     let topo = Topology::direct()?;
     let cfg = config(dir, io, extra, 1)?;
-    let provd = Provd::start(ctx, &topo.server, &cfg, dir)?;
-    let path = provd.path()?;
+    let mut provd = start(ctx, &topo.server, &cfg, dir)?;
+    let path = path(&provd)?;
     ensure!(path == io, "served on path {path}, expected {io}");
     let dh = Dhclient::new(&dir.join("dhclient"), CLIENT_IF, None)?;
     let mut client = dh.start(topo.client(), "dhclient", dir)?;
@@ -244,7 +163,7 @@ fn dhclient_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str) -> Result<()> {
     note(format!("dhclient bound {addr} through path {path}"));
     let _ = client.stop(libc::SIGTERM, Duration::from_secs(5));
     if io == "xdp" {
-        let (mode, c) = provd.xdp_stats(ctx, &topo.server)?;
+        let (mode, c) = provd.xdp_stats()?;
         note(format!("xdp {mode}: {c:?}"));
         ensure!(
             c.get("redirect_dhcp").copied().unwrap_or(0) >= 2,
@@ -258,7 +177,7 @@ fn dhclient_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str) -> Result<()> {
         ensure!(mode == want_mode, "attached {mode}, expected {want_mode}");
     }
     provd.stop()?;
-    let leases = durable(ctx, &cfg)?;
+    let leases = durable(&provd)?;
     ensure!(
         leases.contains(&(mac, addr)),
         "ACKed lease {addr} for {} is not durable: {leases:?}",
@@ -298,8 +217,8 @@ fn sockets_dhclient(ctx: &Ctx, dir: &Path) -> Result<()> {
 fn loadgen_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str, workers: u32) -> Result<()> {
     let topo = Topology::load()?;
     let cfg = config(dir, io, extra, workers)?;
-    let provd = Provd::start(ctx, &topo.server, &cfg, dir)?;
-    let path = provd.path()?;
+    let mut provd = start(ctx, &topo.server, &cfg, dir)?;
+    let path = path(&provd)?;
     ensure!(path == io, "served on path {path}, expected {io}");
     let acks = dir.join("acks.txt");
     let clients = 3000;
@@ -336,7 +255,7 @@ fn loadgen_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str, workers: u32) -> Res
         "not every DORA completed: {line}"
     );
     if io == "xdp" {
-        let (mode, c) = provd.xdp_stats(ctx, &topo.server)?;
+        let (mode, c) = provd.xdp_stats()?;
         note(format!("xdp {mode}: {c:?}"));
         let redirected = c.get("redirect_dhcp").copied().unwrap_or(0);
         ensure!(redirected > 0, "no DHCP went through AF_XDP: {c:?}");
@@ -348,7 +267,7 @@ fn loadgen_on(ctx: &Ctx, dir: &Path, io: &str, extra: &str, workers: u32) -> Res
         ensure!(mode == want_mode, "attached {mode}, expected {want_mode}");
     }
     provd.stop()?;
-    let leases = durable(ctx, &cfg)?;
+    let leases = durable(&provd)?;
     let acked = std::fs::read_to_string(&acks)?;
     let mut missing = 0;
     let mut total = 0;
@@ -414,10 +333,9 @@ fn fallback(ctx: &Ctx, dir: &Path) -> Result<()> {
         1,
     )?;
     let out = cmd::output_timeout(
-        topo.server
-            .command(&ctx.provd)
-            .args(["serve", "--config"])
-            .arg(&cfg),
+        &mut Provd::new(&ctx.provd, &forced_dir)
+            .config_file(&cfg)
+            .serve_command(topo.server.name()),
         Duration::from_secs(30),
     )?;
     let err = String::from_utf8_lossy(&out.stderr);
@@ -440,13 +358,13 @@ fn fallback(ctx: &Ctx, dir: &Path) -> Result<()> {
         "xdp_interface = \"lo\"\nxdp_mode = \"native\"",
         1,
     )?;
-    let provd = Provd::start(ctx, &topo.server, &cfg, dir)?;
-    let path = provd.path()?;
+    let mut provd = start(ctx, &topo.server, &cfg, dir)?;
+    let path = path(&provd)?;
     ensure!(
         path == "io_uring",
         "auto fell back to {path}, expected io_uring"
     );
-    let text = provd.child.stderr_text();
+    let text = provd.stderr_text();
     let ready = text
         .lines()
         .find(|l| l.contains("provd ready") && l.contains("why="))
@@ -597,8 +515,8 @@ fn bad_frames(ctx: &Ctx, dir: &Path) -> Result<()> {
         "xdp_interface = \"srv0\"\nxdp_mode = \"generic\"",
         1,
     )?;
-    let provd = Provd::start(ctx, &topo.server, &cfg, dir)?;
-    let (_, before) = provd.xdp_stats(ctx, &topo.server)?;
+    let mut provd = start(ctx, &topo.server, &cfg, dir)?;
+    let (_, before) = provd.xdp_stats()?;
     let dst = topo.links[0].a.mac()?;
     let src = topo.links[0].b.mac()?;
     let cases: Vec<(&str, Raw, usize)> = vec![
@@ -742,7 +660,7 @@ fn bad_frames(ctx: &Ctx, dir: &Path) -> Result<()> {
     }
     topo.client().run_in(move || send_raw(CLIENT_IF, &frames))?;
     std::thread::sleep(Duration::from_millis(500));
-    let (_, after) = provd.xdp_stats(ctx, &topo.server)?;
+    let (_, after) = provd.xdp_stats()?;
     let mut wrong = Vec::new();
     for (k, n) in &want {
         let got = after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
@@ -767,7 +685,8 @@ fn bad_frames(ctx: &Ctx, dir: &Path) -> Result<()> {
         ev.addr
     ));
     let _ = client.stop(libc::SIGTERM, Duration::from_secs(5));
-    let log = provd.stop()?;
+    provd.stop()?;
+    let log = provd.stderr_text();
     ensure!(!log.contains("panicked"), "provd panicked: {log}");
     drop(topo);
     Ok(())

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::topo::{CLIENT_IF, SERVER_IP};
-use provd_rig::{Child, Netns, Topology, cmd};
+use provd_rig::{Netns, Provd, Topology, cmd};
 
 use super::{Args, Scenarios};
 
@@ -66,41 +66,10 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    let need = ["ip", "curl", "openssl", "xmllint", "dhclient", "sysctl"];
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-    };
-    ensure!(
-        ctx.provd.is_file(),
-        "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
-        ctx.provd.display()
-    );
+    let tools = ["ip", "curl", "openssl", "xmllint", "dhclient", "sysctl"];
+    let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
+    let ctx = Ctx { provd: bins.provd };
     super::run_scenarios("http", "server provd", &ctx, &scenarios, args)
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -309,11 +278,7 @@ pub(crate) fn make_pki(dir: &Path) -> Result<PathBuf> {
 // The server.
 
 struct Server {
-    child: Option<Child>,
-    dir: PathBuf,
-    provd: PathBuf,
-    ns: String,
-    starts: u32,
+    provd: Provd,
 }
 
 impl Server {
@@ -328,89 +293,42 @@ impl Server {
         std::fs::write(dir.join("templates/spa.xml.j2"), SPA_TEMPLATE)?;
         std::fs::write(dir.join("firmware").join(FIRMWARE), firmware_bytes())?;
         write_config(dir, SIP)?;
-        let out = cmd::output_timeout(
-            Command::new(&ctx.provd)
-                .arg("check-config")
-                .arg(dir.join("provd.toml")),
-            Duration::from_secs(30),
-        )?;
-        ensure!(
-            out.status.success(),
-            "`provd check-config` rejected the suite's config: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        let mut s = Server {
-            child: None,
-            dir: dir.to_path_buf(),
-            provd: ctx.provd.clone(),
-            ns: ns.name().to_string(),
-            starts: 0,
-        };
-        s.spawn(ns)?;
-        Ok(s)
-    }
-
-    fn spawn(&mut self, ns: &Netns) -> Result<()> {
-        ensure!(ns.name() == self.ns, "started in another namespace");
-        self.starts += 1;
-        let mut c = ns.command(&self.provd);
-        c.arg("serve")
-            .arg("--config")
-            .arg(self.dir.join("provd.toml"))
+        let mut provd = Provd::new(&ctx.provd, dir)
+            .numbered_label("provd-", 1)
+            .ready_timeout(READY_TIMEOUT)
             .env("RUST_BACKTRACE", "1");
-        let mut child = Child::spawn(&format!("provd-{}", self.starts), c, &self.dir)?;
-        child
-            .wait_for_output("provd ready", READY_TIMEOUT)
-            .context("provd did not become ready")?;
-        self.child = Some(child);
-        Ok(())
+        provd.check_config()?;
+        provd.start(ns).context("provd did not become ready")?;
+        Ok(Server { provd })
     }
 
     fn check_alive(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("provd is not running")?;
-        if let Some(st) = child.try_wait()? {
-            bail!(
-                "provd exited unexpectedly ({st}); stderr tail:\n{}",
-                child.stderr_tail(20)
-            );
-        }
-        Ok(())
+        self.provd.check_alive()
     }
 
     /// SIGTERM; provd must exit 0 within 10 s.
     fn stop(&mut self) -> Result<()> {
-        self.check_alive()?;
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        ensure!(
-            clean && st.success(),
-            "provd did not exit 0 within 10 s of SIGTERM ({st}); stderr tail:\n{}",
-            child.stderr_tail(10)
-        );
+        self.provd.check_alive()?;
+        self.provd.stop()
+    }
+
+    /// Stops provd and starts it again on the same config and lease directory.
+    fn restart(&mut self, ns: &Netns) -> Result<()> {
+        self.stop()?;
+        self.provd.start(ns).context("provd did not become ready")?;
         Ok(())
     }
 
-    fn restart(&mut self, ns: &Netns) -> Result<()> {
-        self.stop()?;
-        self.spawn(ns)
-    }
-
     fn stderr(&self) -> String {
-        self.child
-            .as_ref()
-            .map(|c| c.stderr_text())
-            .unwrap_or_default()
+        self.provd.stderr_text()
     }
 
     /// `provd http status --config .. MAC` over the control socket.
     fn status(&self, mac: &str) -> Result<serde_json::Value> {
         let out = cmd::output_timeout(
-            Command::new(&self.provd)
+            Command::new(self.provd.bin())
                 .args(["http", "status", "--config"])
-                .arg(self.dir.join("provd.toml"))
+                .arg(self.provd.config())
                 .arg(mac),
             Duration::from_secs(10),
         )?;

@@ -34,13 +34,13 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta or http
+    /// Which suite: dhcp, tftp, mta, fastpath, http or acs
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -108,69 +108,142 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The suites, in the order `--help` and errors list them.
+const SUITES: [&str; 6] = ["dhcp", "tftp", "mta", "fastpath", "http", "acs"];
+
 pub fn run(args: Args) -> Result<()> {
-    if !matches!(
-        args.suite.as_str(),
-        "dhcp" | "tftp" | "mta" | "fastpath" | "http" | "acs"
-    ) {
+    if !SUITES.contains(&args.suite.as_str()) {
         bail!(
-            "unknown e2e suite {:?} (known: dhcp, tftp, mta, fastpath, http, acs)",
-            args.suite
+            "unknown e2e suite {:?} (known: {})",
+            args.suite,
+            SUITES.join(", ")
         );
     }
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the e2e suites need root: they create network namespaces and veth pairs");
     }
-    if args.suite == "tftp" {
-        return tftp::run(&args);
+    match args.suite.as_str() {
+        "tftp" => tftp::run(&args),
+        "mta" => mta::run(&args),
+        "fastpath" => fastpath::run(&args),
+        "http" => http::run(&args),
+        "acs" => acs::run(&args),
+        _ => run_dhcp(&args),
     }
-    if args.suite == "mta" {
-        return mta::run(&args);
-    }
-    if args.suite == "fastpath" {
-        return fastpath::run(&args);
-    }
-    if args.suite == "http" {
-        return http::run(&args);
-    }
-    if args.suite == "acs" {
-        return acs::run(&args);
-    }
+}
+
+fn run_dhcp(args: &Args) -> Result<()> {
     if args.load_secs < 10 {
         bail!("--load-secs must be at least 10");
     }
     let scenarios = dhcp::scenarios();
-    check_only(&scenarios, &args.only)?;
-    subject::check_tools(args.subject)?;
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
+    let mut tools = vec![
+        "ip", "tcpdump", "dhclient", "dhcrelay", "perfdhcp", "sysctl",
+    ];
+    let mut build = vec!["provd-loadgen"];
+    match args.subject {
+        Subject::Provd => build.push("provd"),
+        Subject::Kea => tools.push("kea-dhcp4"),
     }
-
-    let root = repo_root();
-    let provd = args
-        .provd
-        .clone()
-        .unwrap_or_else(|| root.join("target/release/provd"));
-    if args.subject == Subject::Provd && !args.no_build && args.provd.is_none() {
-        subject::build_release(&root, "provd")?;
-    }
-    if !args.no_build && args.loadgen.is_none() {
-        subject::build_release(&root, "provd-loadgen")?;
-    }
+    let bins = prepare(args, &scenarios, &tools, &build)?;
     let ctx = Ctx {
         subject: args.subject,
-        provd,
+        provd: bins.provd,
         rate: args.rate.unwrap_or(match args.subject {
             Subject::Provd => dhcp::PROVD_RATE,
             Subject::Kea => dhcp::KEA_RATE,
         }),
         load_secs: args.load_secs,
-        loadgen: loadgen_path(&args, &root),
+        loadgen: bins.loadgen,
     };
     let about = format!("subject {:?}, perfdhcp rate {}/s", ctx.subject, ctx.rate);
-    run_scenarios("dhcp", &about, &ctx, &scenarios, &args)
+    run_scenarios("dhcp", &about, &ctx, &scenarios, args)
+}
+
+/// The binaries a run uses: `--provd` / `--loadgen`, or the ones `cargo build --release` leaves
+/// in target/release.
+#[derive(Debug)]
+pub struct Bins {
+    pub root: PathBuf,
+    pub provd: PathBuf,
+    pub loadgen: PathBuf,
+}
+
+/// What every suite does before its scenarios, in this order: the `--only` names checked, the
+/// peer `tools` found, the rig's signal handlers installed, namespaces of dead runs swept, and
+/// the release packages in `build` built (none with `--no-build`; provd and provd-loadgen not
+/// when given by path) and their binaries checked.
+pub fn prepare<C>(
+    args: &Args,
+    scenarios: &Scenarios<C>,
+    tools: &[&str],
+    build: &[&str],
+) -> Result<Bins> {
+    check_only(scenarios, &args.only)?;
+    require_tools(tools)?;
+    provd_rig::cleanup::install_signal_handlers()?;
+    for name in provd_rig::cleanup::sweep_stale() {
+        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
+    }
+    binaries(args, build)
+}
+
+/// Builds the release packages in `build` (none with `--no-build`; provd and provd-loadgen not
+/// when given by path) and checks that their binaries exist.
+fn binaries(args: &Args, build: &[&str]) -> Result<Bins> {
+    let root = repo_root();
+    let bins = Bins {
+        provd: args
+            .provd
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/provd")),
+        loadgen: loadgen_path(args, &root),
+        root,
+    };
+    for &package in build {
+        let (given, bin) = match package {
+            "provd" => (args.provd.is_some(), Some(&bins.provd)),
+            "provd-loadgen" => (args.loadgen.is_some(), Some(&bins.loadgen)),
+            _ => (false, None),
+        };
+        if !args.no_build && !given {
+            subject::build_release(&bins.root, package)?;
+        }
+        if let Some(bin) = bin {
+            ensure!(
+                bin.is_file(),
+                "{package} binary {} does not exist (build it with `cargo build --release -p \
+                 {package}`)",
+                bin.display()
+            );
+        }
+    }
+    Ok(bins)
+}
+
+/// A program's path: on PATH, then in the sbin directories (install-deps.sh puts atftpd in
+/// /usr/local/sbin).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// Fails with a pointer to the install script when a peer tool is missing.
+pub fn require_tools(tools: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
+    );
+    Ok(())
 }
 
 /// `--loadgen`, or the one `cargo build --release -p provd-loadgen` leaves in target/release.
@@ -263,4 +336,73 @@ fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(suite: &str, only: &[&str]) -> Args {
+        Args {
+            suite: suite.into(),
+            subject: Subject::Provd,
+            only: only.iter().map(|s| s.to_string()).collect(),
+            provd: None,
+            no_build: true,
+            rate: None,
+            load_secs: dhcp::DEFAULT_LOAD_SECS,
+            keep: false,
+            loadgen: None,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn an_unknown_suite_is_refused_naming_the_known_ones() {
+        let e = run(args("nope", &[])).unwrap_err().to_string();
+        assert!(e.contains("\"nope\""), "{e}");
+        for s in SUITES {
+            assert!(e.contains(s), "{e}");
+        }
+    }
+
+    #[test]
+    fn prepare_checks_only_names_and_tools_first() {
+        let scenarios: Scenarios<()> = vec![("one", |_, _| Ok(())), ("two", |_, _| Ok(()))];
+        let e = prepare(&args("x", &["three"]), &scenarios, &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"three\"") && e.contains("one, two"), "{e}");
+        let e = prepare(
+            &args("x", &["two"]),
+            &scenarios,
+            &["sh", "no-such-tool-xq"],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no-such-tool-xq") && !e.contains("\"sh\""),
+            "{e}"
+        );
+        assert!(e.contains("install-deps.sh"), "{e}");
+    }
+
+    #[test]
+    fn which_finds_programs_on_path() {
+        assert!(which("sh").is_some_and(|p| p.is_file()));
+        assert!(which("no-such-tool-xq").is_none());
+        assert!(require_tools(&["sh"]).is_ok());
+    }
+
+    #[test]
+    fn the_binaries_asked_for_are_checked() {
+        let mut a = args("x", &[]);
+        a.provd = Some("/nonexistent/provd".into());
+        let e = binaries(&a, &["provd"]).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/provd"), "{e}");
+        let bins = binaries(&a, &["provd-cpe-sim"]).unwrap();
+        assert_eq!(bins.provd, Path::new("/nonexistent/provd"));
+        assert!(bins.loadgen.ends_with("target/release/provd-loadgen"));
+    }
 }

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::pcap::{self, UdpDatagram};
 use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_GIADDR, RELAY_UP_IF, SERVER_IP};
-use provd_rig::{Capture, Child, Topology, cmd, wait};
+use provd_rig::{Capture, Child, Provd, Topology, cmd, wait};
 use serde_json::Value;
 
 use super::{Args, Scenarios};
@@ -137,38 +137,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    check_tools()?;
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    let ctx = Ctx {
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        python: which("python3").context("python3 not found")?,
-    };
-    ensure!(
-        ctx.provd.is_file(),
-        "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
-        ctx.provd.display()
-    );
-    let about = format!(
-        "provd {}, MTA = dhclient + snmpd + snmpinform",
-        ctx.provd.display()
-    );
-    super::run_scenarios("mta", &about, &ctx, &scenarios, args)
-}
-
-/// Fails with a pointer to the install script when a peer is missing.
-fn check_tools() -> Result<()> {
-    let need = [
+    let tools = [
         "ip",
         "tcpdump",
         "dhclient",
@@ -183,12 +152,16 @@ fn check_tools() -> Result<()> {
         "python3",
         "sysctl",
     ];
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
+    let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
+    let ctx = Ctx {
+        provd: bins.provd,
+        python: which("python3").context("python3 not found")?,
+    };
+    let about = format!(
+        "provd {}, MTA = dhclient + snmpd + snmpinform",
+        ctx.provd.display()
     );
-    Ok(())
+    super::run_scenarios("mta", &about, &ctx, &scenarios, args)
 }
 
 /// The program's path: the system's own first (snmpd runs the agent with it), then PATH.
@@ -605,7 +578,7 @@ struct Rig {
     dhclient: Option<Child>,
     capture: Option<Capture>,
     relay: Child,
-    provd: Option<Child>,
+    provd: Provd,
     topo: Topology,
     dir: PathBuf,
     config: PathBuf,
@@ -637,15 +610,10 @@ impl Rig {
                 &provd_rig::fmt_mac(&mac),
             ])
             .context("setting the MTA's MAC")?;
-        let config = write_config(ctx, dir, flow)?;
-        let mut c = topo.server.command(&ctx.provd);
-        c.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_BACKTRACE", "1");
-        let mut provd = Child::spawn("provd", c, dir)?;
+        let mut provd = write_config(ctx, dir, flow)?;
+        let config = provd.config().to_path_buf();
         provd
-            .wait_for_output("provd ready", READY_TIMEOUT)
+            .start(&topo.server)
             .context("provd did not become ready")?;
         for (port, what) in [
             (67, "DHCP"),
@@ -655,14 +623,9 @@ impl Rig {
             (TIME_PORT, "time"),
         ] {
             let addr = (port != 67).then_some(SERVER_IP);
-            wait::udp_port(&topo.server, addr, port, Duration::from_secs(5)).with_context(
-                || {
-                    format!(
-                        "provd is ready but nothing bound UDP {port} ({what}); stderr:\n{}",
-                        provd.stderr_tail(10)
-                    )
-                },
-            )?;
+            provd
+                .wait_udp(addr, port, Duration::from_secs(5))
+                .with_context(|| format!("{what} is not listening"))?;
         }
         let capture = Capture::start(topo.client(), CLIENT_IF, "udp", "mta-link", dir)?;
         let relay = topo.relay().spawn(
@@ -688,7 +651,7 @@ impl Rig {
             dhclient: None,
             capture: Some(capture),
             relay,
-            provd: Some(provd),
+            provd,
             topo,
             dir: dir.to_path_buf(),
             config,
@@ -1322,9 +1285,7 @@ impl Rig {
     }
 
     fn provd_tail(&self) -> String {
-        self.provd.as_ref().map_or(String::new(), |p| {
-            format!("provd stderr tail:\n{}", p.stderr_tail(15))
-        })
+        format!("provd stderr tail:\n{}", self.provd.stderr_tail(15))
     }
 
     /// The end of a scenario: every peer still alive, provd exits 0 on SIGTERM.
@@ -1344,20 +1305,7 @@ impl Rig {
         if let Some(c) = self.capture.take() {
             c.stop()?;
         }
-        let mut provd = self.provd.take().context("provd is not running")?;
-        if let Some(st) = provd.try_wait()? {
-            bail!(
-                "provd exited unexpectedly ({st}):\n{}",
-                provd.stderr_tail(20)
-            );
-        }
-        let (st, clean) = provd.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        ensure!(
-            clean && st.success(),
-            "provd did not exit 0 within 10 s of SIGTERM ({st}); stderr tail:\n{}",
-            provd.stderr_tail(10)
-        );
-        Ok(())
+        self.provd.stop()
     }
 }
 
@@ -1409,33 +1357,23 @@ fn parse_tftp_url(url: &str) -> Result<(Ipv4Addr, String)> {
 }
 
 /// Renders the suite's config for `flow` into `dir`, with its template and an empty root.
-fn write_config(ctx: &Ctx, dir: &Path, flow: Flow) -> Result<PathBuf> {
-    let lease_dir = dir.join("leases");
-    std::fs::create_dir_all(&lease_dir)?;
+/// The flow's provd: config, template and TFTP root in `dir`, the config checked.
+fn write_config(ctx: &Ctx, dir: &Path, flow: Flow) -> Result<Provd> {
     std::fs::create_dir_all(dir.join("templates"))?;
     std::fs::create_dir_all(dir.join("tftp-root"))?;
     std::fs::write(dir.join("templates/mta.cfg.j2"), MTA_TEMPLATE)?;
-    let config = dir.join("provd.toml");
-    std::fs::write(
-        &config,
-        PROVD_TEMPLATE
+    let provd = Provd::new(&ctx.provd, dir)
+        .ready_timeout(READY_TIMEOUT)
+        .env("RUST_BACKTRACE", "1");
+    let lease_dir = provd.lease_dir()?;
+    let provd = provd.write_config(
+        &PROVD_TEMPLATE
             .replace("@LEASE_DIR@", &lease_dir.to_string_lossy())
             .replace("@FLOW@", flow.name())
             .replace("@MTA_HASH@", flow.mta_hash_line()),
     )?;
-    let out = cmd::output_timeout(
-        Command::new(&ctx.provd).arg("check-config").arg(&config),
-        Duration::from_secs(30),
-    )?;
-    ensure!(
-        out.status.success(),
-        "`provd check-config {}` rejected the suite's config ({}): {}{}",
-        config.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(config)
+    provd.check_config()?;
+    Ok(provd)
 }
 
 // ---------------------------------------------------------------------------------------------

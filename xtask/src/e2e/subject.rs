@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::leases::{self, Lease};
-use provd_rig::{Child, Netns, cmd, wait};
+use provd_rig::{Child, Netns, Provd, cmd, wait};
 
 const PROVD_TEMPLATE: &str = include_str!("../../../tests/e2e/provd.toml.in");
 const KEA_TEMPLATE: &str = include_str!("../../../tests/e2e/kea-dhcp4.json.in");
@@ -20,27 +20,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Subject {
     Provd,
     Kea,
-}
-
-/// Fails with a pointer to the install script when a peer tool is missing.
-pub fn check_tools(subject: Subject) -> Result<()> {
-    let mut need = vec![
-        "ip", "tcpdump", "dhclient", "dhcrelay", "perfdhcp", "sysctl",
-    ];
-    if subject == Subject::Kea {
-        need.push("kea-dhcp4");
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs: Vec<&str> = path.split(':').chain(["/usr/sbin", "/sbin"]).collect();
-    let missing: Vec<&str> = need
-        .into_iter()
-        .filter(|t| !dirs.iter().any(|d| Path::new(d).join(t).is_file()))
-        .collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    Ok(())
 }
 
 /// `cargo build --release -p <package>` into the repository's default target dir.
@@ -67,12 +46,22 @@ pub fn build_release(root: &Path, package: &str) -> Result<()> {
 /// A running (or killed) server with its config and durable state.
 #[derive(Debug)]
 pub struct Server {
-    subject: Subject,
-    provd: PathBuf,
     netns: String,
+    lease_dir: PathBuf,
+    run: Run,
+}
+
+/// provd runs under the rig's launcher; Kea keeps its own.
+#[derive(Debug)]
+enum Run {
+    Provd(Box<Provd>),
+    Kea(Kea),
+}
+
+#[derive(Debug)]
+struct Kea {
     dir: PathBuf,
     config: PathBuf,
-    lease_dir: PathBuf,
     child: Option<Child>,
     starts: u32,
 }
@@ -83,56 +72,40 @@ impl Server {
     pub fn start(ctx: &super::Ctx, ns: &Netns, dir: &Path) -> Result<Server> {
         let lease_dir = dir.join("leases");
         std::fs::create_dir_all(&lease_dir)?;
-        let config = match ctx.subject {
+        let run = match ctx.subject {
             Subject::Provd => {
-                let p = dir.join("provd.toml");
-                std::fs::write(
-                    &p,
-                    PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()),
-                )?;
-                p
+                let provd = Provd::new(&ctx.provd, dir)
+                    .numbered_label("server-", 0)
+                    .ready_timeout(READY_TIMEOUT)
+                    .env("RUST_BACKTRACE", "1")
+                    .write_config(
+                        &PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()),
+                    )?;
+                provd.check_config()?;
+                Run::Provd(Box::new(provd))
             }
             Subject::Kea => {
-                let p = dir.join("kea-dhcp4.json");
+                let config = dir.join("kea-dhcp4.json");
                 std::fs::write(
-                    &p,
+                    &config,
                     KEA_TEMPLATE.replace(
                         "@LEASE_FILE@",
                         &lease_dir.join("kea-leases4.csv").to_string_lossy(),
                     ),
                 )?;
-                p
+                Run::Kea(Kea {
+                    dir: dir.to_path_buf(),
+                    config,
+                    child: None,
+                    starts: 0,
+                })
             }
         };
         let mut s = Server {
-            subject: ctx.subject,
-            provd: ctx.provd.clone(),
             netns: ns.name().to_string(),
-            dir: dir.to_path_buf(),
-            config,
             lease_dir,
-            child: None,
-            starts: 0,
+            run,
         };
-        if s.subject == Subject::Provd {
-            ensure!(
-                s.provd.is_file(),
-                "provd binary {} does not exist (build it with `cargo build --release -p provd`)",
-                s.provd.display()
-            );
-            let out = cmd::output_timeout(
-                Command::new(&s.provd).arg("check-config").arg(&s.config),
-                Duration::from_secs(30),
-            )?;
-            ensure!(
-                out.status.success(),
-                "`provd check-config {}` rejected the suite's config ({}): {}{}",
-                s.config.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
         s.launch(ns)?;
         Ok(s)
     }
@@ -142,62 +115,71 @@ impl Server {
             ns.name() == self.netns,
             "server restarted in another namespace"
         );
-        let label = format!("server-{}", self.starts);
-        self.starts += 1;
-        let (mut command, ready) = match self.subject {
-            Subject::Provd => {
-                let mut c = ns.command(&self.provd);
-                c.arg("serve").arg("--config").arg(&self.config);
-                (c, "provd ready")
+        match &mut self.run {
+            Run::Provd(p) => {
+                p.start(ns)?;
+                p.wait_udp(None, 67, Duration::from_secs(10))
             }
-            Subject::Kea => {
+            Run::Kea(k) => {
+                let label = format!("server-{}", k.starts);
+                k.starts += 1;
                 let mut c = ns.command("kea-dhcp4");
                 c.arg("-c")
-                    .arg(&self.config)
-                    .env("KEA_PIDFILE_DIR", &self.dir)
-                    .env("KEA_LOCKFILE_DIR", &self.dir);
-                (c, "DHCP4_STARTED")
+                    .arg(&k.config)
+                    .env("KEA_PIDFILE_DIR", &k.dir)
+                    .env("KEA_LOCKFILE_DIR", &k.dir)
+                    .env("RUST_BACKTRACE", "1");
+                let mut child = Child::spawn(&label, c, &k.dir)?;
+                child
+                    .wait_for_output("DHCP4_STARTED", READY_TIMEOUT)
+                    .context("Kea did not become ready")?;
+                wait::udp_port(ns, None, 67, Duration::from_secs(10)).with_context(|| {
+                    format!(
+                        "Kea said it was ready but nothing is bound to UDP 67; stderr:\n{}",
+                        child.stderr_tail(10)
+                    )
+                })?;
+                k.child = Some(child);
+                Ok(())
             }
-        };
-        command.env("RUST_BACKTRACE", "1");
-        let mut child = Child::spawn(&label, command, &self.dir)?;
-        child
-            .wait_for_output(ready, READY_TIMEOUT)
-            .with_context(|| format!("{:?} did not become ready", self.subject))?;
-        wait::udp_port(ns, None, 67, Duration::from_secs(10)).with_context(|| {
-            format!(
-                "{:?} said it was ready but nothing is bound to UDP 67; stderr:\n{}",
-                self.subject,
-                child.stderr_tail(10)
-            )
-        })?;
-        self.child = Some(child);
-        Ok(())
+        }
     }
 
     /// Fails if the server has exited, quoting its stderr.
     pub fn check_alive(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("server is not running")?;
-        if let Some(st) = child.try_wait()? {
-            bail!(
-                "the server exited unexpectedly ({st}); stderr tail:\n{}",
-                child.stderr_tail(20)
-            );
+        match &mut self.run {
+            Run::Provd(p) => p.check_alive(),
+            Run::Kea(k) => {
+                let child = k.child.as_mut().context("server is not running")?;
+                if let Some(st) = child.try_wait()? {
+                    bail!(
+                        "the server exited unexpectedly ({st}); stderr tail:\n{}",
+                        child.stderr_tail(20)
+                    );
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// SIGKILL, no chance to flush anything.
     pub fn kill9(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("server is not running")?;
-        child.kill(libc::SIGKILL)?;
-        child.wait_timeout(Duration::from_secs(10))?;
-        Ok(())
+        match &mut self.run {
+            Run::Provd(p) => p.kill9(),
+            Run::Kea(k) => {
+                let child = k.child.as_mut().context("server is not running")?;
+                child.kill(libc::SIGKILL)?;
+                child.wait_timeout(Duration::from_secs(10))?;
+                Ok(())
+            }
+        }
     }
 
     /// Starts the server again with the same config and lease state.
     pub fn restart(&mut self, ns: &Netns) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
+        if let Run::Kea(k) = &mut self.run
+            && let Some(mut c) = k.child.take()
+        {
             ensure!(
                 c.try_wait()?.is_some(),
                 "restart asked while the server still runs"
@@ -207,62 +189,49 @@ impl Server {
     }
 
     /// SIGTERM and expect a clean exit 0 within 10 s (provd's contract; Kea behaves the same).
+    /// A server that is already down (killed, or exited) is left as it is.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        if child.try_wait()?.is_some() {
-            return Ok(());
+        match &mut self.run {
+            Run::Provd(p) => {
+                if !p.is_running()? {
+                    return Ok(());
+                }
+                p.stop()
+            }
+            Run::Kea(k) => {
+                let Some(mut child) = k.child.take() else {
+                    return Ok(());
+                };
+                if child.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
+                ensure!(
+                    clean,
+                    "the server ignored SIGTERM for 10 s and was killed; stderr tail:\n{}",
+                    child.stderr_tail(10)
+                );
+                ensure!(
+                    st.success(),
+                    "the server exited with {st} on SIGTERM (expected 0); stderr tail:\n{}",
+                    child.stderr_tail(10)
+                );
+                Ok(())
+            }
         }
-        let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        ensure!(
-            clean,
-            "the server ignored SIGTERM for 10 s and was killed; stderr tail:\n{}",
-            child.stderr_tail(10)
-        );
-        ensure!(
-            st.success(),
-            "the server exited with {st} on SIGTERM (expected 0); stderr tail:\n{}",
-            child.stderr_tail(10)
-        );
-        Ok(())
     }
 
     /// The durable lease table as the server left it on disk: provd via `provd leases --config`,
     /// Kea by replaying its memfile CSV. Meant to be read while the server is down.
     pub fn durable_leases(&self) -> Result<Vec<Lease>> {
-        match self.subject {
-            Subject::Provd => {
-                let out = cmd::output_timeout(
-                    Command::new(&self.provd)
-                        .arg("leases")
-                        .arg("--config")
-                        .arg(&self.config),
-                    Duration::from_secs(120),
-                )?;
-                std::fs::write(self.dir.join("provd-leases.jsonl"), &out.stdout)?;
-                ensure!(
-                    out.status.success(),
-                    "`provd leases --config {}` failed ({}): {}",
-                    self.config.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                leases::parse_provd(&String::from_utf8_lossy(&out.stdout))
-            }
-            Subject::Kea => {
+        match &self.run {
+            Run::Provd(p) => p.durable_leases(),
+            Run::Kea(_) => {
                 let p = self.lease_dir.join("kea-leases4.csv");
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("reading Kea's lease file {}", p.display()))?;
                 leases::parse_kea_csv(&text)
             }
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // The Child guard kills it; nothing else to undo.
-        self.child.take();
     }
 }

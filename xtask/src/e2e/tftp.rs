@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_UP_IF, SERVER_IP};
-use provd_rig::{Child, Netns, Topology, cmd, wait};
+use provd_rig::{Child, Netns, Provd, Topology, cmd, wait};
 
 use super::{Args, Scenarios, Skip};
 
@@ -104,67 +104,23 @@ pub fn scenarios() -> Scenarios<Ctx> {
 pub fn run(args: &Args) -> Result<()> {
     let server = Server::parse(args.peer.as_deref())?;
     let scenarios = scenarios();
-    super::check_only(&scenarios, &args.only)?;
-    check_tools(server)?;
-    provd_rig::cleanup::install_signal_handlers()?;
-    for name in provd_rig::cleanup::sweep_stale() {
-        eprintln!("e2e: deleted stale namespace {name} of a run that no longer exists");
-    }
-    let root = super::repo_root();
-    if server == Server::Provd && !args.no_build && args.provd.is_none() {
-        super::subject::build_release(&root, "provd")?;
-    }
-    if !args.no_build && args.loadgen.is_none() {
-        super::subject::build_release(&root, "provd-loadgen")?;
-    }
-    let ctx = Ctx {
-        server,
-        provd: args
-            .provd
-            .clone()
-            .unwrap_or_else(|| root.join("target/release/provd")),
-        loadgen: super::loadgen_path(args, &root),
-    };
-    let mut need = vec![("provd-loadgen", &ctx.loadgen)];
-    if server == Server::Provd {
-        need.push(("provd", &ctx.provd));
-    }
-    for (what, p) in need {
-        ensure!(
-            p.is_file(),
-            "{what} binary {} does not exist (build it with `cargo build --release -p {what}`)",
-            p.display()
-        );
-    }
-    let about = format!("server {}", server.name());
-    super::run_scenarios("tftp", &about, &ctx, &scenarios, args)
-}
-
-/// Fails with a pointer to the install script when a client or peer is missing.
-fn check_tools(server: Server) -> Result<()> {
-    let mut need = vec![
+    let mut tools = vec![
         "ip", "tftp", "atftp", "curl", "dhclient", "dhcrelay", "sysctl",
     ];
+    let mut build = vec!["provd-loadgen"];
     match server {
-        Server::Provd => {}
-        Server::TftpdHpa => need.push("in.tftpd"),
-        Server::Atftpd => need.push("atftpd"),
+        Server::Provd => build.push("provd"),
+        Server::TftpdHpa => tools.push("in.tftpd"),
+        Server::Atftpd => tools.push("atftpd"),
     }
-    let missing: Vec<&str> = need.into_iter().filter(|t| which(t).is_none()).collect();
-    ensure!(
-        missing.is_empty(),
-        "missing tools {missing:?}: run xtask/scripts/install-deps.sh"
-    );
-    Ok(())
-}
-
-/// The program's path on PATH or in the sbin directories.
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
+    let bins = super::prepare(args, &scenarios, &tools, &build)?;
+    let ctx = Ctx {
+        server,
+        provd: bins.provd,
+        loadgen: bins.loadgen,
+    };
+    let about = format!("server {}", server.name());
+    super::run_scenarios("tftp", &about, &ctx, &scenarios, args)
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -291,9 +247,10 @@ impl Fixture {
 
 /// The server under test, running in the server namespace; killed by PID when dropped.
 #[derive(Debug)]
-struct TftpServer {
-    kind: Server,
-    child: Option<Child>,
+enum TftpServer {
+    Provd(Box<Provd>),
+    /// A peer server: its own launcher, no ready line.
+    Peer(Option<Child>),
 }
 
 impl TftpServer {
@@ -302,99 +259,79 @@ impl TftpServer {
     fn start(ctx: &Ctx, ns: &Netns, fix: &Fixture) -> Result<TftpServer> {
         let dir = &fix.dir;
         let root = fix.root.to_str().context("root path is not UTF-8")?;
-        let (mut command, ready) = match ctx.server {
+        let mut command = match ctx.server {
             Server::Provd => {
-                let lease_dir = dir.join("leases");
-                std::fs::create_dir_all(&lease_dir)?;
                 std::fs::create_dir_all(dir.join("templates"))?;
                 std::fs::write(dir.join("templates/cm.cfg.j2"), CM_TEMPLATE)?;
-                let config = dir.join("provd.toml");
-                std::fs::write(
-                    &config,
-                    PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()),
+                let p = Provd::new(&ctx.provd, dir)
+                    .label("server")
+                    .ready_timeout(READY_TIMEOUT)
+                    .env("RUST_BACKTRACE", "1");
+                let lease_dir = p.lease_dir()?;
+                let mut p = p.write_config(
+                    &PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()),
                 )?;
-                let out = cmd::output_timeout(
-                    Command::new(&ctx.provd).arg("check-config").arg(&config),
-                    Duration::from_secs(30),
-                )?;
-                ensure!(
-                    out.status.success(),
-                    "`provd check-config {}` rejected the suite's config ({}): {}{}",
-                    config.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout).trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                let mut c = ns.command(&ctx.provd);
-                c.arg("serve").arg("--config").arg(&config);
-                (c, Some("provd ready"))
+                p.check_config()?;
+                p.start(ns)?;
+                // provd prints its ready line once its TFTP socket is bound too.
+                p.wait_udp(Some(SERVER_IP), TFTP_PORT, Duration::from_secs(5))?;
+                return Ok(TftpServer::Provd(Box::new(p)));
             }
             Server::TftpdHpa => {
                 let mut c = ns.command("in.tftpd");
                 // Foreground, chroot to the root, this address only.
                 c.args(["-L", "-s", "-a", &format!("{SERVER_IP}:{TFTP_PORT}"), root]);
-                (c, None)
+                c
             }
             Server::Atftpd => {
-                let mut c = ns.command(which("atftpd").context("atftpd not found")?);
+                let mut c = ns.command(super::which("atftpd").context("atftpd not found")?);
                 c.args(["--daemon", "--no-fork", "--logfile", "-"])
                     .args(["--bind-address", &SERVER_IP.to_string()])
                     .args(["--port", &TFTP_PORT.to_string(), root]);
-                (c, None)
+                c
             }
         };
         command.env("RUST_BACKTRACE", "1");
-        let mut child = Child::spawn("server", command, dir)?;
-        if let Some(line) = ready {
-            child
-                .wait_for_output(line, READY_TIMEOUT)
-                .with_context(|| format!("{} did not become ready", ctx.server.name()))?;
-        }
-        // provd prints `provd ready` once its TFTP socket is bound too; the peers have no signal.
-        let bind_timeout = if ready.is_some() {
-            Duration::from_secs(5)
-        } else {
-            READY_TIMEOUT
-        };
-        wait::udp_port(ns, Some(SERVER_IP), TFTP_PORT, bind_timeout).with_context(|| {
+        let child = Child::spawn("server", command, dir)?;
+        // The peers have no ready signal: the bound port is the only one.
+        wait::udp_port(ns, Some(SERVER_IP), TFTP_PORT, READY_TIMEOUT).with_context(|| {
             format!(
                 "nothing bound UDP {SERVER_IP}:{TFTP_PORT}; server stderr:\n{}",
                 child.stderr_tail(10)
             )
         })?;
-        Ok(TftpServer {
-            kind: ctx.server,
-            child: Some(child),
-        })
+        Ok(TftpServer::Peer(Some(child)))
     }
 
     /// Fails if the server has exited, quoting its stderr.
     fn check_alive(&mut self) -> Result<()> {
-        let child = self.child.as_mut().context("server is not running")?;
-        if let Some(st) = child.try_wait()? {
-            bail!(
-                "the server exited unexpectedly ({st}); stderr tail:\n{}",
-                child.stderr_tail(20)
-            );
+        match self {
+            TftpServer::Provd(p) => p.check_alive(),
+            TftpServer::Peer(child) => {
+                let child = child.as_mut().context("server is not running")?;
+                if let Some(st) = child.try_wait()? {
+                    bail!(
+                        "the server exited unexpectedly ({st}); stderr tail:\n{}",
+                        child.stderr_tail(20)
+                    );
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// SIGTERM; provd must exit 0 within 10 s (its contract), peers just go.
     fn stop(&mut self) -> Result<()> {
         self.check_alive()?;
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let (st, clean) = child.stop(libc::SIGTERM, Duration::from_secs(10))?;
-        if self.kind == Server::Provd {
-            ensure!(
-                clean && st.success(),
-                "provd did not exit 0 within 10 s of SIGTERM ({st}); stderr tail:\n{}",
-                child.stderr_tail(10)
-            );
+        match self {
+            TftpServer::Provd(p) => p.stop(),
+            TftpServer::Peer(child) => {
+                if let Some(mut child) = child.take() {
+                    child.stop(libc::SIGTERM, Duration::from_secs(10))?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
