@@ -633,6 +633,29 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
     );
     let topo = Topology::load()?;
     let mut server = Server::start(ctx, &topo.server, dir)?;
+    let t = load_then_kill(ctx, dir, &topo, &mut server, "kill", || {
+        Ok("SIGKILLed the server".into())
+    })?;
+    let problems = hold_to_acks(ctx, dir, &topo, &mut server, &t, "")?;
+    let stopped = server.stop();
+    if !problems.is_empty() {
+        bail!(problems.join("; "));
+    }
+    stopped
+}
+
+/// Puts perfdhcp's load on `server` for [`KILL_AFTER`] with tcpdump on the load side, then calls
+/// `outage` (which says what it did) and SIGKILLs the server. Returns what the wire showed before
+/// the kill, with the ACKed pairs written to `acked-pairs.txt`; fails if a reply left after the
+/// kill or nothing was ACKed to hold the server to. `event` names the outage in the notes.
+fn load_then_kill(
+    ctx: &Ctx,
+    dir: &Path,
+    topo: &Topology,
+    server: &mut Server,
+    event: &str,
+    outage: impl FnOnce() -> Result<String>,
+) -> Result<WireTally> {
     let cap = Capture::start(topo.load_ns(), LOAD_IF, "udp port 67", "load-side", dir)?;
     // The period bounds perfdhcp if everything below fails; it is stopped right after the kill.
     let load = load_args(ctx, KILL_AFTER.as_secs() as u32 + 30);
@@ -645,17 +668,18 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
         server.check_alive()?;
         if let Some(st) = pd.try_wait()? {
             bail!(
-                "perfdhcp exited ({st}) before the kill: {}",
+                "perfdhcp exited ({st}) before the {event}: {}",
                 pd.stderr_tail(10)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     server.check_alive()?;
+    let what = outage()?;
     server.kill9()?;
     let killed_at = SystemTime::now().duration_since(UNIX_EPOCH)?;
     note(format!(
-        "SIGKILLed the server {:.1}s into the load",
+        "{what} {:.1}s into the load",
         started.elapsed().as_secs_f64()
     ));
     std::thread::sleep(Duration::from_secs(1));
@@ -668,7 +692,7 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
         .filter(|p| p.op == Op::Reply && p.ts > killed_at + Duration::from_millis(500))
         .count();
     note(format!(
-        "wire before the kill: {} OFFERs, {} ACKs to {} clients, {} NAKs, {} moved; tcpdump dropped {}",
+        "wire before the {event}: {} OFFERs, {} ACKs to {} clients, {} NAKs, {} moved; tcpdump dropped {}",
         t.offers,
         t.acks,
         t.acked.len(),
@@ -682,15 +706,29 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
     );
     ensure!(
         !t.acked.is_empty(),
-        "no ACK on the wire in the {KILL_AFTER:?} before the kill: nothing to hold the server to"
+        "no ACK on the wire in the {KILL_AFTER:?} before the {event}: nothing to hold the server to"
     );
-    let pairs_file = dir.join("acked-pairs.txt");
     let mut text = String::new();
     for (mac, a) in &t.acked {
         let _ = writeln!(text, "{} {a}", fmt_mac(mac));
     }
-    std::fs::write(&pairs_file, text)?;
+    std::fs::write(dir.join("acked-pairs.txt"), text)?;
+    Ok(t)
+}
 
+/// Holds a killed server to what the wire showed it ACKed: no address ACKed to two clients, every
+/// ACKed pair in the durable table (read while no server runs), and, after a restart, a sample of
+/// the clients ACKed again on INIT-REBOOT by `provd-loadgen verify`, each with its own option 61
+/// as captured (perfdhcp's clients send one, and a server may key leases on it: provd does).
+/// Returns what failed; the server is left running. `after` names the outage in the notes.
+fn hold_to_acks(
+    ctx: &Ctx,
+    dir: &Path,
+    topo: &Topology,
+    server: &mut Server,
+    t: &WireTally,
+    after: &str,
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     if !t.shared.is_empty() {
         problems.push(format!(
@@ -699,27 +737,21 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
             describe_shared(&t.shared)
         ));
     }
-
-    // (1) The durable table, read while no server runs.
     match server.durable_leases() {
         Ok(table) => {
             let check = leases::check_table(&t.acked, &table);
             note(format!(
-                "durable table: {} leases, {} of {} ACKed pairs present",
+                "durable table{after}: {} leases, {} of {} ACKed pairs present",
                 table.len(),
                 check.matched,
                 t.acked.len()
             ));
             if !check.ok() {
-                problems.push(format!("durable lease table: {}", check.describe()));
+                problems.push(format!("durable lease table{after}: {}", check.describe()));
             }
         }
         Err(e) => problems.push(format!("reading the durable lease table: {e:#}")),
     }
-
-    // (2) On the wire after a restart: INIT-REBOOT REQUESTs from `provd-loadgen verify`, each
-    // with the client's own option 61 as captured (perfdhcp's clients send one, and a server may
-    // key leases on it: provd does).
     server.restart(&topo.server)?;
     let all: Vec<([u8; 6], Ipv4Addr)> = t.acked.iter().map(|(mac, a)| (*mac, *a)).collect();
     let seed = u64::from(SystemTime::now().duration_since(UNIX_EPOCH)?.subsec_nanos()) | 1;
@@ -741,13 +773,9 @@ fn crash_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
     ));
     match loadgen_verify(ctx, topo.load_ns(), &sample_file, targets.len()) {
         Ok(summary) => note(format!("after restart, provd-loadgen verify: {summary}")),
-        Err(e) => problems.push(format!("after restart: {e:#}")),
+        Err(e) => problems.push(format!("after restart{after}: {e:#}")),
     }
-    let stopped = server.stop();
-    if !problems.is_empty() {
-        bail!(problems.join("; "));
-    }
-    stopped
+    Ok(problems)
 }
 
 /// One line of `provd-loadgen verify --pairs`: `mac addr [client-id-hex]`.

@@ -72,6 +72,17 @@ impl Server {
     pub fn start(ctx: &super::Ctx, ns: &Netns, dir: &Path) -> Result<Server> {
         let lease_dir = dir.join("leases");
         std::fs::create_dir_all(&lease_dir)?;
+        Server::start_on(ctx, ns, dir, lease_dir)
+    }
+
+    /// [`Server::start`] with the lease state in `lease_dir`, which the server creates itself
+    /// if it does not exist yet (provd does; the power-cut scenario relies on it).
+    pub fn start_on(
+        ctx: &super::Ctx,
+        ns: &Netns,
+        dir: &Path,
+        lease_dir: PathBuf,
+    ) -> Result<Server> {
         let run = match ctx.subject {
             Subject::Provd => {
                 let provd = Provd::new(&ctx.provd, dir)
