@@ -15,16 +15,8 @@ name = "cm"
 match = "docsis*"
 "#;
 
-const NET: &str = r#"
-[[shared_network]]
-name = "n1"
-relays = ["10.1.0.1"]
-  [[shared_network.subnet]]
-  prefix = "10.1.0.0/24"
-    [[shared_network.subnet.pool]]
-    start = "10.1.0.10"
-    end = "10.1.0.250"
-"#;
+/// The one minimal DHCP network every config test shares.
+const NET: &str = provd_config::testing::NETWORK;
 
 fn errors(toml: &str) -> ConfigErrors {
     match Policy::from_toml_str(toml) {

@@ -47,17 +47,10 @@ boot_file = "mta/{mac}.bin"
 template = "mta.j2"
 kind = "mta"
 mta_hash = "sha1"
-[[shared_network]]
-name = "n"
-relays = ["10.1.0.1"]
-  [[shared_network.subnet]]
-  prefix = "10.1.0.0/24"
-    [[shared_network.subnet.pool]]
-    start = "10.1.0.10"
-    end = "10.1.0.250"
 "#;
     let file = dir.join("provd.toml");
-    std::fs::write(&file, toml).unwrap();
+    // The one minimal DHCP network every test shares (provd_config::testing::NETWORK).
+    std::fs::write(&file, provd_config::testing::config(toml)).unwrap();
     Policy::from_file(&file).unwrap()
 }
 
