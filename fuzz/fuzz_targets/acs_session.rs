@@ -17,16 +17,6 @@ use provd_cwmp::{
 
 fn settings() -> provd_config::AcsSettings {
     let toml = r#"
-[server]
-lease_dir = "/nonexistent"
-[[shared_network]]
-name = "n"
-interfaces = ["198.18.0.1"]
-[[shared_network.subnet]]
-prefix = "198.18.0.0/24"
-[[shared_network.subnet.pool]]
-start = "198.18.0.10"
-end = "198.18.0.20"
 [acs]
 auth = "none"
 [[acs.preset]]
@@ -40,10 +30,7 @@ version = "2"
 url = "http://fw/x"
 max_concurrent = 1
 "#;
-    provd_config::Policy::from_toml_str(toml)
-        .expect("the fuzz config is valid")
-        .acs
-        .expect("has [acs]")
+    provd_config::AcsSettings::from_toml(toml).expect("the fuzz config is valid")
 }
 
 fn inform(b: u8) -> String {
