@@ -15,7 +15,7 @@ use provd_config::Policy;
 use provd_dataplane::{DhcpRole, DhcpState, WorkerSettings};
 use provd_devices::DeviceView;
 use provd_engine::Shared;
-use provd_lease::{LeaseLog, LeaseState, LeaseTable};
+use provd_lease::{LeaseLog, LeaseTable};
 use provd_role::clock::unix_secs_u32;
 use provd_role::query::{self, QuerySocket};
 use provd_role::{ControlPlane, Role, RoleSet, workers_for};
@@ -142,13 +142,10 @@ fn restore(policy: Policy) -> Result<Restored> {
     let p = &shared.policy;
     let devices = (p.tftp.is_some() || p.syslog.is_some() || p.http.is_some()).then(|| {
         let view = Arc::new(DeviceView::new());
-        for table in &tables {
-            for (_, lease) in table.iter() {
-                if lease.state == LeaseState::Bound && lease.expires_at > now {
-                    view.record(lease);
-                }
-            }
-        }
+        view.restore(
+            tables.iter().flat_map(|t| t.iter().map(|(_, lease)| lease)),
+            now,
+        );
         view
     });
     Ok(Restored {
