@@ -1,0 +1,179 @@
+//! provd-store: the system of record.
+//!
+//! Everything an operator changes at run time lives here: devices (by MAC, with their type,
+//! subscriber, class of service and per-device variables), subscribers, classes of service,
+//! reservations, every role's durable state that is not the DHCP lease log (MTA flow records,
+//! HTTP profile versions, ACS documents: as [`Document`]s), each device's timeline, the audit
+//! log and the API tokens.
+//!
+//! One interface, [`Store`], two backends: embedded (SQLite in WAL mode, the default: nothing to
+//! start) and PostgreSQL (several provd nodes behind one store). The same test suite
+//! (`suite`, behind the `testing` feature) runs against both. The interface is synchronous: the hot path never calls it
+//! (roles read the in-memory catalog the control plane keeps current), and
+//! the async API calls it from `spawn_blocking`.
+//!
+//! Every write takes the [`Actor`] making it and records an [`AuditEntry`] (who, what, before,
+//! after, when) in the same transaction: a change that is visible is audited, and an audited
+//! change happened. A write returns once it is durable (SQLite `synchronous=FULL`, PostgreSQL's
+//! commit).
+//!
+//! Optimistic concurrency: every record carries a `version` that each write bumps; a write may
+//! name the version it expects (`If-Match`) and fails with [`StoreError::VersionMismatch`] if
+//! another write came first.
+
+pub mod model;
+
+pub use model::*;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record named does not exist.
+    #[error("no such {kind} {key}")]
+    NotFound { kind: &'static str, key: String },
+    /// `If-Match`: the record changed since the caller read it.
+    #[error("{kind} {key} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        kind: &'static str,
+        key: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// A create of a record that exists (`create_only`), or a delete of one still referenced.
+    #[error("{kind} {key}: {why}")]
+    Conflict {
+        kind: &'static str,
+        key: String,
+        why: String,
+    },
+    /// A field's value is not acceptable; names the field.
+    #[error("{field}: {why}")]
+    Invalid { field: String, why: String },
+    /// The backend failed (I/O, connection, SQL). Not the caller's fault.
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which backend a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Embedded,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The system of record. Every method is a short transaction; none is called on a DHCP or TFTP
+/// worker's path.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// The schema version the store is at (migrations are applied when it is opened).
+    fn schema_version(&self) -> Result<u32>;
+
+    // ---- devices ----
+    fn get_device(&self, mac: Mac) -> Result<Option<Device>>;
+    /// Creates or replaces a device. `expect`: see [`Expect`]. Returns the record as stored
+    /// (new version, timestamps). Audited.
+    fn put_device(&self, d: &DeviceSpec, expect: Expect, who: &Actor) -> Result<Device>;
+    /// Audited. `NotFound` if absent.
+    fn delete_device(&self, mac: Mac, expect: Expect, who: &Actor) -> Result<()>;
+    /// Devices matching `filter`, ordered by MAC, after `page.after`.
+    fn list_devices(&self, filter: &DeviceFilter, page: &PageRequest) -> Result<Page<Device>>;
+    /// Upserts many devices in one transaction per call (the caller chunks); a row equal to what
+    /// is stored is left alone (no version bump, no audit entry), so an import run twice changes
+    /// nothing the second time. One audit entry summarises the batch.
+    fn import_devices(&self, devices: &[DeviceSpec], who: &Actor) -> Result<ImportCounts>;
+
+    // ---- subscribers ----
+    fn get_subscriber(&self, id: &str) -> Result<Option<Subscriber>>;
+    fn put_subscriber(&self, s: &SubscriberSpec, expect: Expect, who: &Actor)
+    -> Result<Subscriber>;
+    /// `Conflict` while devices still name it.
+    fn delete_subscriber(&self, id: &str, expect: Expect, who: &Actor) -> Result<()>;
+    fn list_subscribers(&self, page: &PageRequest) -> Result<Page<Subscriber>>;
+
+    // ---- classes of service ----
+    fn get_class(&self, name: &str) -> Result<Option<ClassOfService>>;
+    fn put_class(&self, c: &ClassSpec, expect: Expect, who: &Actor) -> Result<ClassOfService>;
+    /// `Conflict` while devices still name it.
+    fn delete_class(&self, name: &str, expect: Expect, who: &Actor) -> Result<()>;
+    fn list_classes(&self, page: &PageRequest) -> Result<Page<ClassOfService>>;
+
+    // ---- reservations ----
+    fn get_reservation(&self, mac: Mac) -> Result<Option<Reservation>>;
+    /// `Conflict` if another MAC holds the address.
+    fn put_reservation(
+        &self,
+        r: &ReservationSpec,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<Reservation>;
+    fn delete_reservation(&self, mac: Mac, expect: Expect, who: &Actor) -> Result<()>;
+    fn list_reservations(&self, page: &PageRequest) -> Result<Page<Reservation>>;
+
+    // ---- documents: every role's other durable state ----
+    fn get_document(&self, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// Audited when `who` is not [`Actor::System`] (roles saving their own state are not
+    /// operator changes).
+    fn put_document(
+        &self,
+        collection: &str,
+        id: &str,
+        body: &serde_json::Value,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<Document>;
+    fn delete_document(
+        &self,
+        collection: &str,
+        id: &str,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<()>;
+    fn list_documents(&self, collection: &str, page: &PageRequest) -> Result<Page<Document>>;
+
+    // ---- timeline ----
+    /// Appends events (one transaction). Not audited: events are what devices did.
+    fn append_events(&self, events: &[NewEvent]) -> Result<()>;
+    /// A device's events, newest first, older than `before` (an event id) when given.
+    fn timeline(&self, mac: Mac, before: Option<i64>, limit: u32) -> Result<Vec<Event>>;
+    /// Deletes events older than `older_than_ms` (unix ms) and, per device, all but the newest
+    /// `keep_per_device`. Returns how many were deleted.
+    fn trim_events(&self, older_than_ms: i64, keep_per_device: u32) -> Result<u64>;
+
+    // ---- audit ----
+    /// Newest first, older than `before` (an entry id) when given.
+    fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+
+    // ---- tokens ----
+    /// Stores a token by the SHA-256 of its secret (the secret itself is never stored).
+    /// Audited.
+    fn put_token(&self, t: &TokenSpec, who: &Actor) -> Result<Token>;
+    fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Token>>;
+    fn list_tokens(&self) -> Result<Vec<Token>>;
+    fn delete_token(&self, id: &str, who: &Actor) -> Result<()>;
+
+    // ---- sizes ----
+    fn counts(&self) -> Result<Counts>;
+
+    /// Every record change with a sequence number above `after`, oldest first, at most `limit`:
+    /// what the catalog (and, later, other nodes) follow. Devices, subscribers, classes and
+    /// reservations only.
+    fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>>;
+}
