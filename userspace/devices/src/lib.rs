@@ -10,6 +10,8 @@
 //! [`DeviceView`] is a [`LeaseObserver`]: hand it to the workers (beside others, through a
 //! [`provd_lease::Fanout`]) and it follows every lease record and [`Binding`].
 
+pub mod catalog;
+
 use std::net::Ipv4Addr;
 
 use dashmap::DashMap;
