@@ -9,6 +9,7 @@
 //! always meets the shard that holds its lease.
 
 mod counters;
+mod live;
 mod options;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -22,6 +23,7 @@ use provd_dhcp::{
 use provd_lease::{Binding, ClientKey, Lease, LeaseRecord, LeaseState, LeaseTable, PoolBitmap};
 
 pub use counters::{Counters, Drop, Nak, Snapshot};
+pub use live::LiveReservations;
 pub use options::OptionError;
 
 /// `Lease::pool` of an address that belongs to no pool (a reservation outside the pools, a
@@ -55,6 +57,9 @@ pub struct Shared {
     /// (first, last, id) sorted by first, for address → pool lookups
     ranges: Vec<(u32, u32, u16)>,
     blobs: options::Blobs,
+    /// Reservations made at run time (the store's), beside the config's; shared across
+    /// reloads.
+    pub live: Arc<LiveReservations>,
 }
 
 /// What replaying the lease log restored.
@@ -68,6 +73,14 @@ pub struct RestoreStats {
 
 impl Shared {
     pub fn new(policy: Policy) -> Result<Arc<Self>, EngineError> {
+        Self::with_live(policy, Arc::default())
+    }
+
+    /// As [`Shared::new`], keeping the run-time reservations of `live` (a reload).
+    pub fn with_live(
+        policy: Policy,
+        live: Arc<LiveReservations>,
+    ) -> Result<Arc<Self>, EngineError> {
         let mut pools = Vec::new();
         for net in &policy.networks {
             for subnet in &net.subnets {
@@ -96,6 +109,7 @@ impl Shared {
             pools,
             ranges,
             blobs,
+            live,
         };
         // Reserved addresses inside a pool are claimed for good, so no allocation returns them.
         for r in &shared.policy.reservations {
@@ -383,11 +397,20 @@ impl Shard {
             policy.network_for_interface(ingress.local)
         }
         .ok_or(Drop::NoNetwork)?;
-        let reservation = policy.reservation_by_mac(&mac).or_else(|| {
-            relay
-                .flatten()
-                .and_then(|rid| policy.reservation_by_remote_id(&rid))
-        });
+        // A run-time reservation is looked up only when the config has none for the MAC, and
+        // only when there are any (one atomic load otherwise).
+        let live = match policy.reservation_by_mac(&mac) {
+            Some(_) => None,
+            None => sh.live.get(&mac),
+        };
+        let reservation = policy
+            .reservation_by_mac(&mac)
+            .or(live.as_deref())
+            .or_else(|| {
+                relay
+                    .flatten()
+                    .and_then(|rid| policy.reservation_by_remote_id(&rid))
+            });
         let class = match reservation.and_then(|r| r.class) {
             Some(c) => c,
             None => policy
@@ -510,6 +533,9 @@ impl ShardState {
         if let Some(l) = self.table.get(&ctx.key).copied()
             && self.eligible_subnet(ctx, l.addr).is_some()
             && !ctx.sh.policy.is_reserved(l.addr)
+            // Outside every pool, the address was the client's only by a reservation it no
+            // longer has (removed at run time or from the config).
+            && l.pool != NO_POOL
             && self.holds_or_reclaims(ctx, &l, now)
         {
             let bound = l.state == LeaseState::Bound && l.expires_at > now;
