@@ -132,6 +132,11 @@ impl Shared {
         self.pools.get(usize::from(id))
     }
 
+    /// [`Shared::accounting_pool`] as an option.
+    fn accounting_pool_of(&self, addr: Ipv4Addr) -> Option<u16> {
+        Some(self.accounting_pool(addr)).filter(|&p| p != NO_POOL)
+    }
+
     /// The pool a lease should be accounted to: none for reserved addresses.
     fn accounting_pool(&self, addr: Ipv4Addr) -> u16 {
         if self.policy.is_reserved(addr) {
@@ -257,9 +262,20 @@ pub struct Shard {
     st: ShardState,
 }
 
+/// Next-fit cursors spread so shards scan different parts of each pool.
+fn cursors(shared: &Shared, index: u32, shards: u32) -> Vec<u32> {
+    shared
+        .pools
+        .iter()
+        .map(|p| (u64::from(p.len()) * u64::from(index) / u64::from(shards.max(1))) as u32)
+        .collect()
+}
+
 /// The mutable half of a shard, apart from the shared policy so decisions can borrow both.
 #[derive(Debug)]
 struct ShardState {
+    /// (this shard's index, the shard count)
+    position: (u32, u32),
     table: LeaseTable,
     /// Next-fit allocation cursor per pool, spread so shards scan different parts of a pool.
     cursors: Vec<u32>,
@@ -273,12 +289,9 @@ struct ShardState {
 
 impl Shard {
     pub fn new(shared: Arc<Shared>, table: LeaseTable, index: u32, shards: u32) -> Self {
-        let cursors = shared
-            .pools
-            .iter()
-            .map(|p| (u64::from(p.len()) * u64::from(index) / u64::from(shards.max(1))) as u32)
-            .collect();
+        let cursors = cursors(&shared, index, shards);
         let st = ShardState {
+            position: (index, shards),
             table,
             cursors,
             pending: Vec::new(),
@@ -322,6 +335,38 @@ impl Shard {
 
     pub fn has_pending(&self) -> bool {
         !self.st.pending.is_empty()
+    }
+
+    /// The policy this shard decides with.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A reload, step one (every shard parked, none allocating): claims in `next`'s pools the
+    /// address of every lease of this shard that holds a claim in the current pools. `next` is
+    /// not used yet; if the reload is called off it is dropped and nothing here changed.
+    pub fn claim_into(&self, next: &Shared) {
+        for (_, l) in self.st.table.iter() {
+            let held = self
+                .shared
+                .pool(l.pool)
+                .is_some_and(|p| p.is_claimed(l.addr));
+            if held && let Some(id) = next.accounting_pool_of(l.addr) {
+                next.pools[usize::from(id)].try_claim(l.addr);
+            }
+        }
+    }
+
+    /// A reload, step two (every shard has done [`Shard::claim_into`]): decides with `next`
+    /// from now on. Leases are re-numbered to `next`'s pools; a lease whose address is in none
+    /// of them keeps it until it ends (outside every pool), and is not offered it again.
+    pub fn adopt(&mut self, next: Arc<Shared>) {
+        for (_, l) in self.st.table.iter_mut() {
+            l.pool = next.accounting_pool(l.addr);
+        }
+        let (index, shards) = self.st.position;
+        self.st.cursors = cursors(&next, index, shards);
+        self.shared = next;
     }
 
     /// Ends offers whose hold ran out and leases past their time, returning their addresses to
