@@ -11,6 +11,7 @@
 //! [`provd_lease::Fanout`]) and it follows every lease record and [`Binding`].
 
 pub mod catalog;
+pub mod timeline;
 
 use std::net::Ipv4Addr;
 
