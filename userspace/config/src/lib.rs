@@ -92,6 +92,7 @@
 // Modules in three layers; uses point down only (no cycles: `module_graph` checks).
 // Shared pieces, used by every role.
 mod bootfile;
+mod control;
 mod error;
 mod glob;
 mod parse;
@@ -120,6 +121,7 @@ mod module_graph;
 
 pub use acs::{AcsAuth, AcsSettings, Campaign, DesiredValue, DeviceMatch, Firmware, Preset};
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
+pub use control::{ApiSettings, ResetSettings, StoreBackend, StoreSettings};
 pub use dhcp::{
     CableLabsOptions, Class, ClassId, LeaseDefaults, MAX_TIME_OFFSET, MIN_LEASE_SECS, Pool,
     ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, SharedNetwork,

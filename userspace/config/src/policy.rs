@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::acs::{self, AcsSettings};
+use crate::control::{self, ApiSettings, StoreSettings};
 use crate::dhcp::{
     self, Class, ClassId, DhcpCheck, Index, LeaseDefaults, Pool, Reservation, SharedNetwork, Subnet,
 };
@@ -53,6 +54,10 @@ pub struct Policy {
     pub http: Option<HttpSettings>,
     /// `[[upgrade_rule]]`, in config order.
     pub upgrade_rules: Vec<UpgradeRule>,
+    /// `[store]` (defaults when absent: embedded, in the lease directory).
+    pub store: StoreSettings,
+    /// `[api]`; `None`: no REST API or metrics listener.
+    pub api: Option<ApiSettings>,
     pub(crate) index: Index,
 }
 
@@ -294,6 +299,8 @@ impl TryFrom<wire::Config> for Policy {
         if mta.is_some() {
             mta_checks(&mut v, &classes, tftp.as_ref());
         }
+        let store = control::store(w.store.as_ref(), &server, &mut v);
+        let api = w.api.as_ref().map(|a| control::api(a, &mut v));
         dhcp.cross_checks(&mut v);
         v.finish(|| {
             let index = dhcp::build_index(&classes, &networks, &reservations);
@@ -312,6 +319,8 @@ impl TryFrom<wire::Config> for Policy {
                 subscribers,
                 http,
                 upgrade_rules,
+                store,
+                api,
                 index,
             }
         })

@@ -17,6 +17,7 @@ pub mod commit;
 pub mod frame;
 mod io;
 pub mod null;
+mod reload;
 mod role;
 mod socket;
 mod uring;
@@ -33,6 +34,7 @@ use provd_role::clock::unix_secs_u32;
 
 pub use commit::{AckBatch, AckSink, BatchPool};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
+pub use reload::PolicySwap;
 pub use role::{DhcpRole, DhcpState};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
@@ -100,6 +102,8 @@ pub struct Worker {
     pub settings: WorkerSettings,
     /// Told of lease records and bindings as they are written (see [`LeaseObserver`]).
     pub observer: Option<Arc<dyn LeaseObserver>>,
+    /// Config reloads: looked at once per batch.
+    pub swap: Arc<PolicySwap>,
 }
 
 impl Worker {
@@ -112,7 +116,9 @@ impl Worker {
             mut io,
             settings,
             observer,
+            swap,
         } = self;
+        let mut epoch = 0;
         if observer.is_some() {
             shard.collect_bindings();
         }
@@ -197,6 +203,7 @@ impl Worker {
                     batch.submit(durable.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)));
                 }
                 shard.tick(now);
+                swap.check(&mut shard, &mut epoch);
                 let live = shard.table().len() as u64;
                 let log = committer.writer_mut();
                 if log.log_records() >= settings.compact_after_records

@@ -13,7 +13,7 @@ use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{IoPath, Worker, WorkerSettings};
+use crate::{IoPath, PolicySwap, Worker, WorkerSettings};
 
 /// The running DHCP workers.
 #[derive(Debug)]
@@ -25,6 +25,7 @@ pub struct DhcpRole {
     counters: Vec<Arc<Counters>>,
     steering: Option<Arc<Mutex<Steering>>>,
     workers: WorkerSet,
+    swap: Arc<PolicySwap>,
 }
 
 /// What the DHCP role starts from: the engine's shared state and, per shard, the table replay
@@ -59,6 +60,7 @@ impl DhcpRole {
         } = choose::choose(&shared.policy, &settings, shards)?;
         let mut counters = Vec::new();
         let mut workers = WorkerSet::new("DHCP");
+        let swap = Arc::new(PolicySwap::new(Arc::clone(&shared), shards));
         for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(ios).enumerate() {
             let index = u32::try_from(i).context("shard index")?;
             let shard = Shard::new(Arc::clone(&shared), table, index, shards);
@@ -71,6 +73,7 @@ impl DhcpRole {
                 io,
                 settings: settings.clone(),
                 observer: observer.clone(),
+                swap: Arc::clone(&swap),
             };
             let stop = Arc::clone(shutdown);
             workers.spawn(format!("provd-shard-{i}"), move || worker.run(&stop))?;
@@ -83,7 +86,13 @@ impl DhcpRole {
             counters,
             steering,
             workers,
+            swap,
         })
+    }
+
+    /// Where a config reload hands the workers their new policy.
+    pub fn swap(&self) -> &Arc<PolicySwap> {
+        &self.swap
     }
 
     /// The I/O path the workers run on.

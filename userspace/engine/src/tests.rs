@@ -969,3 +969,32 @@ relays = ["198.18.1.1"]
     let (_, offer) = reply_of(o, &out);
     assert!(offer.option(code::VENDOR_SPECIFIC).is_none());
 }
+
+#[test]
+fn a_run_time_reservation_is_the_next_discover_and_its_removal_too() {
+    let shared = Shared::new(policy("")).unwrap();
+    let mut s = Shard::new(Arc::clone(&shared), LeaseTable::new(), 0, 1);
+    let fixed = Ipv4Addr::new(198, 19, 0, 77);
+    assert_eq!(shared.check_live_reservation(fixed), Ok(()));
+    let (o, b) = send(&mut s, T0, &Req::new(MessageType::Discover, mac(3)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "dynamic before");
+    shared.live.set(mac(3), fixed, None);
+    let (o, b) = send(&mut s, T0 + 1, &Req::new(MessageType::Discover, mac(3)));
+    assert_eq!(reply_of(o, &b).1.yiaddr(), fixed, "reserved now");
+    let (o, b) = send(&mut s, T0 + 1, &Req::new(MessageType::Discover, mac(4)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "only for its MAC");
+    shared.live.remove(&mac(3));
+    assert!(shared.live.is_empty());
+    let (o, b) = send(&mut s, T0 + 2, &Req::new(MessageType::Discover, mac(3)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "removed");
+    // Pool addresses, addresses outside every subnet and the config's reserved ones are refused.
+    for (addr, why) in [
+        ([198, 19, 0, 10], "inside a pool"),
+        ([203, 0, 113, 5], "in no configured subnet"),
+    ] {
+        let e = shared
+            .check_live_reservation(Ipv4Addr::from(addr))
+            .unwrap_err();
+        assert!(e.contains(why), "{e}");
+    }
+}
