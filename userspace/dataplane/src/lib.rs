@@ -16,6 +16,7 @@ mod choose;
 pub mod commit;
 pub mod frame;
 mod io;
+pub mod metrics;
 pub mod null;
 mod role;
 mod socket;
@@ -31,7 +32,7 @@ use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
 use provd_lease::{LeaseLog, LeaseObserver};
 use provd_role::clock::unix_secs_u32;
 
-pub use commit::{AckBatch, AckSink, BatchPool};
+pub use commit::{AckBatch, AckSink, BatchPool, CommitTimings};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use role::{DhcpRole, DhcpState};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
@@ -100,6 +101,8 @@ pub struct Worker {
     pub settings: WorkerSettings,
     /// Told of lease records and bindings as they are written (see [`LeaseObserver`]).
     pub observer: Option<Arc<dyn LeaseObserver>>,
+    /// The shard's commit latencies, read by [`DhcpRole`]'s metrics.
+    pub timings: Arc<CommitTimings>,
 }
 
 impl Worker {
@@ -112,6 +115,7 @@ impl Worker {
             mut io,
             settings,
             observer,
+            timings,
         } = self;
         if observer.is_some() {
             shard.collect_bindings();
@@ -120,8 +124,15 @@ impl Worker {
         let syncer = log.syncer().map_err(std::io::Error::other)?;
         let pool = BatchPool::new();
         let sink = io.ack_sink(pool.returns())?;
-        let (mut committer, sync) =
-            commit::pipeline(index, log, syncer, sink, pool, Arc::clone(&counters));
+        let (mut committer, sync) = commit::pipeline(
+            index,
+            log,
+            syncer,
+            sink,
+            pool,
+            Arc::clone(&counters),
+            timings,
+        );
         std::thread::scope(|scope| {
             let sync_thread = std::thread::Builder::new()
                 .name(format!("provd-sync-{index}"))
@@ -136,6 +147,7 @@ impl Worker {
             let mut limit = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
+                let received = Instant::now();
                 let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
@@ -184,7 +196,7 @@ impl Worker {
                 );
                 // ACKs always come with lease records; either one starts a batch for the syncer.
                 if shard.has_pending() || !durable.is_empty() {
-                    let mut batch = committer.begin();
+                    let mut batch = committer.begin_at(received);
                     for (key, lease) in shard.take_pending() {
                         batch.append(&key, &lease);
                         if let Some(o) = &observer {
