@@ -2,8 +2,11 @@
 //! roles the config names from their own crates; the other commands read files or ask a
 //! running server through its query socket.
 
+mod api;
+mod control;
 mod docsis_files;
 mod serve;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +70,9 @@ enum Cmd {
     /// The HTTP profile server of a running server.
     #[command(subcommand)]
     Http(HttpCmd),
+    /// REST API tokens, in the store FILE's config names (works while serve runs).
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
     /// `--key` profiles: AES-256-CBC in OpenSSL's salted format, as
     /// `openssl enc -aes-256-cbc -md md5 -k KEY` reads and writes it.
     #[command(subcommand)]
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
+        Cmd::Token(c) => tokens::run(c),
         Cmd::Cfg(c) => docsis_files::run(c),
         Cmd::Syslog(SyslogCmd::Events { config, device }) => {
             ask(&config, &format!("syslog {device}"))
