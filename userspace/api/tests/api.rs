@@ -545,6 +545,15 @@ async fn tokens_roles_and_the_failed_authentication_limit() {
         "forbidden",
         None,
     );
+    r.call(
+        Some("ro"),
+        "POST",
+        "/api/v1/templates/validate",
+        Some(json!({"kind": "cm", "text": "x"})),
+        &[],
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, "forbidden", None);
     r.get("op", "/api/v1/tokens")
         .await
         .error(StatusCode::FORBIDDEN, "forbidden", None);
@@ -1229,4 +1238,31 @@ async fn the_acs_task_api_is_served_under_api_v1_acs_with_genieacs_types() {
     r.call(None, "GET", "/api/v1/acs/stats", None, &[])
         .await
         .expect(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_lookup_is_cached_for_its_ttl_and_no_longer() {
+    for (ttl, after_delete) in [
+        (Duration::from_secs(60), StatusCode::OK),
+        (Duration::ZERO, StatusCode::UNAUTHORIZED),
+    ] {
+        let r = rig_with(
+            ApiSettings {
+                token_cache_ttl: ttl,
+                ..ApiSettings::default()
+            },
+            None,
+        );
+        r.get("ro", "/api/v1/devices").await.expect(StatusCode::OK);
+        // Removed behind the API's back (as `provd token delete` would): the cached lookup
+        // still admits it within the TTL, i.e. the store is not asked again.
+        r.store
+            .delete_token("ro", &Actor::Cli("test".into()))
+            .unwrap();
+        assert_eq!(
+            r.get("ro", "/api/v1/devices").await.status,
+            after_delete,
+            "ttl {ttl:?}"
+        );
+    }
 }
