@@ -33,8 +33,9 @@ pub mod names {
     /// API request duration, labels `method`, `route` (the route template, not the path) and
     /// `status` (the HTTP status code).
     pub const API_REQUEST_DURATION_SECONDS: &str = "provd_api_request_duration_seconds";
-    /// One TFTP transfer from its request to its last ACK (or its failure), label `outcome`
-    /// (`ok`, `error`).
+    /// One TFTP transfer from its request to its last ACK (or its failure), labels `outcome`
+    /// (`ok`, `failed`: timed out, the peer's ERROR, too large) and `direction` (`read`,
+    /// `write`). A refused request is no transfer.
     pub const TFTP_TRANSFER_DURATION_SECONDS: &str = "provd_tftp_transfer_duration_seconds";
     /// One PacketCable MTA provisioning flow, from its first step to its final status, label
     /// `outcome` (`pass`, `fail`).
