@@ -180,10 +180,27 @@ impl Worker {
                 self.event(ev);
             }
             self.out.flush();
+            self.record_flow_ends();
             self.publish();
         }
         tracing::debug!("MTA worker stopped");
         Ok(())
+    }
+
+    /// Each flow that ended this turn into the duration histogram: once per flow through the
+    /// metrics facade, timed against the clock the engine was given.
+    fn record_flow_ends(&mut self) {
+        use provd_role::metrics::{facade, names};
+        let now = clock::unix_millis();
+        for e in self.engine.take_flow_ends() {
+            let flow = e.flow.map_or("unknown", provd_mta::Flow::realm_name);
+            facade::histogram!(
+                names::MTA_FLOW_DURATION_SECONDS,
+                "flow" => flow,
+                "outcome" => e.outcome
+            )
+            .record(now.saturating_sub(e.started.0) as f64 / 1000.0);
+        }
     }
 
     fn publish(&self) {
