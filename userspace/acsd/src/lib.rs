@@ -72,6 +72,23 @@ struct Entry {
     dev: SessionDevice,
     cookie: u64,
     conn: SocketAddr,
+    /// When its first message arrived, for the session duration histogram.
+    started: std::time::Instant,
+    /// Its duration is recorded (once: a session is in the map under two keys).
+    recorded: bool,
+}
+
+impl Entry {
+    /// Records the session's duration through the metrics facade, the first time only:
+    /// `outcome` is `ok` (it reached its end) or `abandoned` (idle past the timeout).
+    fn ended(&mut self, outcome: &'static str) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        use provd_role::metrics::{facade, names};
+        facade::histogram!(names::CWMP_SESSION_DURATION_SECONDS, "outcome" => outcome)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 #[derive(Debug)]
@@ -209,6 +226,12 @@ impl Acsd {
         for e in idle {
             let mut g = e.lock().unwrap_or_else(|p| p.into_inner());
             let g = &mut *g;
+            let outcome = if g.session.state() == SessionState::Done {
+                "ok"
+            } else {
+                "abandoned"
+            };
+            g.ended(outcome);
             let mut d = self.acs.driver(&mut g.dev, 0, "");
             g.session.close(now, &mut d);
         }

@@ -41,7 +41,8 @@ pub mod names {
     /// end, labels `flow` (`BASIC.1`... `HYBRID.2`, `unknown`) and `outcome` (`pass`, `fail`,
     /// `timeout`). A late status for a flow already ended is no second flow.
     pub const MTA_FLOW_DURATION_SECONDS: &str = "provd_mta_flow_duration_seconds";
-    /// One CWMP session, from its Inform to its end, label `outcome` (`ok`, `fault`...).
+    /// One CWMP session, from its first message (the Inform) to its end, label `outcome`
+    /// (`ok`: it reached its end; `abandoned`: idle past the session timeout).
     pub const CWMP_SESSION_DURATION_SECONDS: &str = "provd_cwmp_session_duration_seconds";
 
     /// Every facade histogram and its help text.
