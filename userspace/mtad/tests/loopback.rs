@@ -302,6 +302,29 @@ fn an_enrollment_is_answered_then_its_file_set_and_served_as_hashed() {
         assert!(Instant::now() < deadline, "no {series} in\n{text}");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The role's own families, typed (published at the end of the worker's turn).
+    let want = [
+        "provd_mta_flows_active 0",
+        "# TYPE provd_mta_flows_active gauge",
+        "provd_mta_flows_completed_total 1",
+        r#"provd_mta_statuses_by_state_total{state="pass"} 1"#,
+        "provd_mta_informs_answered_total 2",
+    ];
+    loop {
+        let mut e = provd_role::metrics::Exposition::new();
+        lab.role().metrics(&mut e);
+        assert!(e.refused().is_empty(), "{:?}", e.refused());
+        let text = e.finish();
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|w| !text.lines().any(|l| l == **w))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {missing:?} in\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     lab.stop();
 }
 
