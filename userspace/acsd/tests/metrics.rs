@@ -101,4 +101,19 @@ auth = "none"
     ] {
         assert!(text.lines().any(|l| l == series), "no {series} in\n{text}");
     }
+
+    // The ACS's own families, typed.
+    let mut e = provd_role::metrics::Exposition::new();
+    acsd.metrics(&mut e);
+    assert!(e.refused().is_empty(), "{:?}", e.refused());
+    let text = e.finish();
+    for line in [
+        "# TYPE provd_acs_devices gauge",
+        "provd_acs_devices 2",
+        "provd_acs_sessions_total 2",
+        "provd_acs_informs_total 2",
+        "provd_acs_open_sessions 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
 }
