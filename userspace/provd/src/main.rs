@@ -2,6 +2,7 @@
 //! roles the config names from their own crates; the other commands read files or ask a
 //! running server through its query socket.
 
+mod bulk;
 mod docsis_files;
 mod serve;
 
@@ -67,6 +68,12 @@ enum Cmd {
     /// The HTTP profile server of a running server.
     #[command(subcommand)]
     Http(HttpCmd),
+    /// Bulk loads: devices into the store, a Kea lease file into the lease log.
+    #[command(subcommand)]
+    Import(bulk::ImportCmd),
+    /// Bulk dumps of the store, in the formats `import` reads.
+    #[command(subcommand)]
+    Export(bulk::ExportCmd),
     /// `--key` profiles: AES-256-CBC in OpenSSL's salted format, as
     /// `openssl enc -aes-256-cbc -md md5 -k KEY` reads and writes it.
     #[command(subcommand)]
@@ -145,6 +152,8 @@ fn main() -> ExitCode {
         Cmd::XdpStats { config } => ask(&config, "xdp"),
         Cmd::Http(HttpCmd::Status { config, mac }) => ask(&config, &format!("http {mac}")),
         Cmd::Profile(c) => profile_crypt(c),
+        Cmd::Import(c) => bulk::import(c),
+        Cmd::Export(c) => bulk::export(c),
         Cmd::Serve {
             config,
             stats_every,
