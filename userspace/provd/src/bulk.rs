@@ -215,9 +215,21 @@ pub fn import_devices(
     report: &mut dyn FnMut(&RowError),
     progress: &Progress,
 ) -> Result<DevicesSummary> {
+    import_devices_by(CHUNK_ROWS, store, rows, who, report, progress)
+}
+
+/// [`import_devices`] with chunks of `chunk_rows`.
+fn import_devices_by(
+    chunk_rows: usize,
+    store: &dyn Store,
+    rows: impl Iterator<Item = Result<(u64, DeviceSpec), RowError>>,
+    who: &Actor,
+    report: &mut dyn FnMut(&RowError),
+    progress: &Progress,
+) -> Result<DevicesSummary> {
     let mut summary = DevicesSummary::default();
-    let mut chunk: Vec<DeviceSpec> = Vec::with_capacity(CHUNK_ROWS);
-    let mut lines: Vec<u64> = Vec::with_capacity(CHUNK_ROWS);
+    let mut chunk: Vec<DeviceSpec> = Vec::with_capacity(chunk_rows);
+    let mut lines: Vec<u64> = Vec::with_capacity(chunk_rows);
     for row in rows {
         match row {
             Ok((line, d)) => {
@@ -229,7 +241,7 @@ pub fn import_devices(
                 report(&e);
             }
         }
-        if chunk.len() == CHUNK_ROWS {
+        if chunk.len() >= chunk_rows {
             land(store, &chunk, &lines, who, &mut summary, report)?;
             progress.rows(summary.counts, summary.bad);
             chunk.clear();
@@ -485,6 +497,15 @@ impl Progress {
         });
         Progress {
             bar,
+            last_line: std::cell::Cell::new(Instant::now()),
+        }
+    }
+
+    /// No output at all.
+    #[cfg(all(test, feature = "store-backends"))]
+    fn hidden() -> Progress {
+        Progress {
+            bar: Some(indicatif::ProgressBar::hidden()),
             last_line: std::cell::Cell::new(Instant::now()),
         }
     }
