@@ -3,6 +3,7 @@
 //! running server through its query socket.
 
 mod api;
+mod bulk;
 mod control;
 mod docsis_files;
 mod serve;
@@ -73,6 +74,12 @@ enum Cmd {
     /// REST API tokens, in the store FILE's config names (works while serve runs).
     #[command(subcommand)]
     Token(tokens::TokenCmd),
+    /// Bulk loads: devices into the store, a Kea lease file into the lease log.
+    #[command(subcommand)]
+    Import(bulk::ImportCmd),
+    /// Bulk dumps of the store, in the formats `import` reads.
+    #[command(subcommand)]
+    Export(bulk::ExportCmd),
     /// `--key` profiles: AES-256-CBC in OpenSSL's salted format, as
     /// `openssl enc -aes-256-cbc -md md5 -k KEY` reads and writes it.
     #[command(subcommand)]
@@ -152,6 +159,8 @@ fn main() -> ExitCode {
         Cmd::XdpStats { config } => ask(&config, "xdp"),
         Cmd::Http(HttpCmd::Status { config, mac }) => ask(&config, &format!("http {mac}")),
         Cmd::Profile(c) => profile_crypt(c),
+        Cmd::Import(c) => bulk::import(c),
+        Cmd::Export(c) => bulk::export(c),
         Cmd::Serve {
             config,
             stats_every,
