@@ -333,45 +333,58 @@ impl Worker {
         }
     }
 
+    /// Tells the context's record hook of a flow's milestone, with the record as it is now.
+    fn milestone(&self, mac: provd_mta::Mac, what: &str) {
+        if let (Some(hook), Some(r)) = (&self.ctx.on_record, self.engine.record(mac)) {
+            hook(mac.0, what, r.to_json());
+        }
+    }
+
     fn event(&mut self, ev: Event) {
         match ev {
-            Event::NeedFile { mac, .. } => match self.make_file(mac) {
-                Ok((url, hash)) => {
-                    let out = &mut self.out;
-                    if let Err(e) = self.engine.file_ready(
-                        Millis(clock::unix_millis()),
-                        mac,
-                        url,
-                        hash,
-                        &mut |o| out.push(o),
-                    ) {
-                        tracing::warn!(%mac, error = %e, "file ready too late");
+            Event::NeedFile { mac, .. } => {
+                self.milestone(mac, "need-file");
+                match self.make_file(mac) {
+                    Ok((url, hash)) => {
+                        let out = &mut self.out;
+                        if let Err(e) = self.engine.file_ready(
+                            Millis(clock::unix_millis()),
+                            mac,
+                            url,
+                            hash,
+                            &mut |o| out.push(o),
+                        ) {
+                            tracing::warn!(%mac, error = %e, "file ready too late");
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::error!(%mac, %reason, "MTA config file not generated");
+                        let _ = self
+                            .engine
+                            .file_failed(Millis(clock::unix_millis()), mac, reason);
                     }
                 }
-                Err(reason) => {
-                    tracing::error!(%mac, %reason, "MTA config file not generated");
-                    let _ = self
-                        .engine
-                        .file_failed(Millis(clock::unix_millis()), mac, reason);
-                }
-            },
+            }
             // One line per provisioned MTA would be tens of thousands a second in a region's
             // reboot: successes go to debug (the record has them), failures are rate-limited.
             Event::Completed { mac, state } => {
                 tracing::debug!(%mac, state = ?state, "MTA provisioned");
                 self.pinned.unpin(mac.0);
+                self.milestone(mac, "completed");
             }
             Event::Failed { mac, step, reason } => {
                 if let Some(held) = self.log_limit.allow() {
                     tracing::warn!(%mac, step = step.label(), %reason, suppressed = held, "MTA provisioning failed");
                 }
                 self.pinned.unpin(mac.0);
+                self.milestone(mac, "failed");
             }
             Event::TimedOut { mac, step } => {
                 if let Some(held) = self.log_limit.allow() {
                     tracing::warn!(%mac, step = step.label(), suppressed = held, "MTA provisioning timed out");
                 }
                 self.pinned.unpin(mac.0);
+                self.milestone(mac, "timed-out");
             }
             Event::Rejected { src, reason } => {
                 if let Some(held) = self.log_limit.allow() {

@@ -730,10 +730,20 @@ impl Roles {
 }
 
 impl RoleView for Roles {
+    /// The MTA role's live record, else the last one it stored (a flow of before a restart).
     fn mta_record(&self, mac: Mac) -> Option<serde_json::Value> {
-        let answer = self.roles()?.answer(&format!("mta {mac}"));
-        let v: serde_json::Value = serde_json::from_str(&answer).ok()?;
-        v.get("error").is_none().then_some(v)
+        let live = self.roles().and_then(|r| {
+            let v: serde_json::Value =
+                serde_json::from_str(&r.answer(&format!("mta {mac}"))).ok()?;
+            v.get("error").is_none().then_some(v)
+        });
+        live.or_else(|| {
+            self.store
+                .get_document(MTA_RECORDS, &mac.to_string())
+                .ok()
+                .flatten()
+                .map(|d| d.body)
+        })
     }
 
     fn syslog_events(&self, q: &SyslogQuery, limit: u32) -> Vec<serde_json::Value> {
@@ -803,6 +813,22 @@ pub fn tftp_hook(timeline: Timeline) -> provd_tftpd::role::FileServed {
             bytes: Arc::clone(bytes),
             peer: req.peer,
             at_ms: provd_devices::timeline::now_ms(),
+        });
+    })
+}
+
+/// The store's collection of MTA provisioning records, by MAC.
+pub const MTA_RECORDS: &str = "mta";
+
+/// Each MTA flow milestone into the device's timeline, and its record into the store.
+pub fn mta_hook(timeline: Timeline) -> provd_mtad::RecordHook {
+    Arc::new(move |mac, what, record| {
+        let detail = serde_json::from_str(&record).unwrap_or(serde_json::Value::Null);
+        timeline.event(mac, Source::Mta, what, detail);
+        timeline.report(Happening::Document {
+            collection: MTA_RECORDS,
+            id: Mac(mac).to_string(),
+            body: record,
         });
     })
 }

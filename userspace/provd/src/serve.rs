@@ -290,13 +290,14 @@ fn start_roles(
         .context(
             "[mta]: the file URL SET on MTAs needs an address: set tftp.bind or server.server_id",
         )?;
-        let ctx = provd_mtad::Context::new(
+        let mut ctx = provd_mtad::Context::new(
             Arc::new(policy.clone()),
             Arc::clone(g.generator()),
             Arc::clone(view),
             host,
             t.enforce,
         );
+        ctx.on_record = Some(control::mta_hook(control.timeline.clone()));
         let (role, observer) = provd_mtad::start(m, ctx, Arc::clone(shutdown))?;
         g.notify_mta(role.file_served());
         observers.push(Arc::new(observer));
