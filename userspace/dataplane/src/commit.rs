@@ -76,6 +76,28 @@ pub struct AckBatch {
     pub(crate) records: u64,
     /// When the worker received the datagrams the batch answers.
     pub(crate) received: Option<Instant>,
+    /// Told once the batch's records are durable (`Ok`) or will never be (`Err`): an
+    /// operator's release waits on this before its 2xx.
+    pub(crate) durable: Vec<Durable>,
+}
+
+/// Called once [`Batch::when_durable`]'s batch is durable (`Ok`) or will never be (`Err`).
+pub struct Durable(Box<dyn FnOnce(Result<(), String>) + Send>);
+
+impl Durable {
+    pub fn new(f: impl FnOnce(Result<(), String>) + Send + 'static) -> Durable {
+        Durable(Box::new(f))
+    }
+
+    fn fire(self, r: Result<(), String>) {
+        (self.0)(r);
+    }
+}
+
+impl fmt::Debug for Durable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Durable")
+    }
 }
 
 impl AckBatch {
@@ -97,6 +119,7 @@ impl AckBatch {
         self.replies.clear();
         self.records = 0;
         self.received = None;
+        self.durable.clear();
     }
 }
 
@@ -241,6 +264,11 @@ impl<W: LeaseWriter> Batch<'_, W> {
         self.acks.records += 1;
     }
 
+    /// Tells `tx` when the batch's records are durable, or that they will not be.
+    pub fn when_durable(&mut self, tx: Durable) {
+        self.acks.durable.push(tx);
+    }
+
     /// Writes the batch's records, then queues `acks` (copied) for the sync thread, which sends
     /// them once a sync covering the write has returned. If the write fails, no ACK leaves:
     /// each counts as [`Drop::PersistFailed`]. Blocks while [`MAX_UNSYNCED_BATCHES`] batches
@@ -264,6 +292,9 @@ impl<W: LeaseWriter> Batch<'_, W> {
                     tracing::error!(shard = c.index, error = %e, withheld, suppressed = held, "lease log write failed; ACKs withheld");
                 }
                 (0..withheld).for_each(|_| c.counters.dropped(Drop::PersistFailed));
+                for tx in batch.durable.drain(..) {
+                    tx.fire(Err(format!("lease log write failed: {e}")));
+                }
             }
         }
     }
@@ -303,7 +334,10 @@ impl<S: LeaseSync, K: AckSink> SyncLoop<S, K> {
             self.timings.fsync.observe(began.elapsed());
             match synced {
                 Ok(()) => {
-                    for b in group.drain(..) {
+                    for mut b in group.drain(..) {
+                        for tx in b.durable.drain(..) {
+                            tx.fire(Ok(()));
+                        }
                         self.counters.committed(b.records);
                         if let Some(at) = b.received {
                             let acks = b.replies.len() as u64;
@@ -320,6 +354,11 @@ impl<S: LeaseSync, K: AckSink> SyncLoop<S, K> {
                         tracing::error!(shard = self.index, error = %e, withheld, suppressed = held, "lease log sync failed; ACKs withheld");
                     }
                     (0..withheld).for_each(|_| self.counters.dropped(Drop::PersistFailed));
+                    for b in &mut group {
+                        for tx in b.durable.drain(..) {
+                            tx.fire(Err(format!("lease log sync failed: {e}")));
+                        }
+                    }
                 }
             }
             for b in group.drain(..) {

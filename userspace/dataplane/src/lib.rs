@@ -36,7 +36,7 @@ use provd_role::clock::unix_secs_u32;
 pub use commit::{AckBatch, AckSink, BatchPool, CommitTimings};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use reload::PolicySwap;
-pub use role::{DhcpRole, DhcpState};
+pub use role::{DhcpRole, DhcpState, ShardCommands};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
 
@@ -91,6 +91,17 @@ fn worth_a_warning(d: Drop) -> bool {
     )
 }
 
+/// What an operator asks of one shard's worker.
+#[derive(Debug)]
+pub enum ShardCommand {
+    /// End `mac`'s bound lease as a DHCPRELEASE would; the reply comes once its record is
+    /// durable: the address released, or `None` if the shard holds no bound lease of `mac`.
+    Release {
+        mac: [u8; 6],
+        reply: crossbeam_channel::Sender<Result<Option<Ipv4Addr>, String>>,
+    },
+}
+
 /// One shard's worker: runs until `shutdown` is set, then makes what it wrote durable and
 /// returns.
 #[derive(Debug)]
@@ -105,6 +116,8 @@ pub struct Worker {
     pub observer: Option<Arc<dyn LeaseObserver>>,
     /// Config reloads: looked at once per batch.
     pub swap: Arc<PolicySwap>,
+    /// Operators' requests to this shard (a lease release), drained once per batch.
+    pub commands: crossbeam_channel::Receiver<ShardCommand>,
     /// The shard's commit latencies, read by [`DhcpRole`]'s metrics.
     pub timings: Arc<CommitTimings>,
 }
@@ -121,6 +134,7 @@ impl Worker {
             observer,
             swap,
             timings,
+            commands,
         } = self;
         let mut epoch = 0;
         if observer.is_some() {
@@ -200,9 +214,23 @@ impl Worker {
                     quick.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)),
                     &counters,
                 );
+                let mut released = Vec::new();
+                for cmd in commands.try_iter() {
+                    match cmd {
+                        ShardCommand::Release { mac, reply } => match shard.release_mac(mac, now) {
+                            Some(addr) => released.push(commit::Durable::new(move |r| {
+                                let _ = reply.send(r.map(|()| Some(addr)));
+                            })),
+                            None => {
+                                let _ = reply.send(Ok(None));
+                            }
+                        },
+                    }
+                }
                 // ACKs always come with lease records; either one starts a batch for the syncer.
                 if shard.has_pending() || !durable.is_empty() {
                     let mut batch = committer.begin_at(received);
+                    released.into_iter().for_each(|d| batch.when_durable(d));
                     for (key, lease) in shard.take_pending() {
                         batch.append(&key, &lease);
                         if let Some(o) = &observer {

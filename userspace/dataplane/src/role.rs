@@ -13,7 +13,7 @@ use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{CommitTimings, IoPath, PolicySwap, Worker, WorkerSettings};
+use crate::{CommitTimings, IoPath, PolicySwap, ShardCommand, Worker, WorkerSettings};
 use provd_role::metrics::MetricsSink;
 
 /// The running DHCP workers.
@@ -29,6 +29,16 @@ pub struct DhcpRole {
     steering: Option<Arc<Mutex<Steering>>>,
     workers: WorkerSet,
     swap: Arc<PolicySwap>,
+    /// Per shard: where an operator's commands go.
+    commands: ShardCommands,
+}
+
+/// Where an operator's requests to the DHCP shards go (cheap to clone; outlives nothing: once
+/// the workers stop, requests fail).
+#[derive(Debug, Clone)]
+pub struct ShardCommands {
+    to: Vec<crossbeam_channel::Sender<ShardCommand>>,
+    shards: u32,
 }
 
 /// What the DHCP role starts from: the engine's shared state and, per shard, the table replay
@@ -65,6 +75,7 @@ impl DhcpRole {
         let mut timings = Vec::new();
         let mut workers = WorkerSet::new("DHCP");
         let swap = Arc::new(PolicySwap::new(Arc::clone(&shared), shards));
+        let mut commands = Vec::new();
         for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(ios).enumerate() {
             let index = u32::try_from(i).context("shard index")?;
             let shard = Shard::new(Arc::clone(&shared), table, index, shards);
@@ -81,6 +92,12 @@ impl DhcpRole {
                 settings: settings.clone(),
                 observer: observer.clone(),
                 swap: Arc::clone(&swap),
+                commands: {
+                    // A few: operators' requests are rare; a full queue says "busy".
+                    let (tx, rx) = crossbeam_channel::bounded(64);
+                    commands.push(tx);
+                    rx
+                },
             };
             let stop = Arc::clone(shutdown);
             workers.spawn(format!("provd-shard-{i}"), move || worker.run(&stop))?;
@@ -95,7 +112,16 @@ impl DhcpRole {
             steering,
             workers,
             swap,
+            commands: ShardCommands {
+                to: commands,
+                shards,
+            },
         })
+    }
+
+    /// Where an operator's requests to the shards go.
+    pub fn commands(&self) -> ShardCommands {
+        self.commands.clone()
     }
 
     /// Where a config reload hands the workers their new policy.
@@ -238,5 +264,30 @@ impl Role for DhcpRole {
             tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
         }
         r
+    }
+}
+
+impl ShardCommands {
+    /// Ends `mac`'s bound lease as a DHCPRELEASE would, on the shard that owns it; returns once
+    /// the release record is durable: the address, or `None` if `mac` holds no bound lease.
+    pub fn release(
+        &self,
+        mac: [u8; 6],
+        wait: Duration,
+    ) -> Result<Option<std::net::Ipv4Addr>, String> {
+        let shard = provd_common::shard_of(&mac, self.shards);
+        let to = self
+            .to
+            .get(shard as usize)
+            .ok_or_else(|| format!("no shard {shard}"))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        to.try_send(ShardCommand::Release { mac, reply: tx })
+            .map_err(|_| format!("shard {shard} is busy; try again"))?;
+        rx.recv_timeout(wait).map_err(|_| {
+            format!(
+                "shard {shard} did not answer within {} ms",
+                wait.as_millis()
+            )
+        })?
     }
 }

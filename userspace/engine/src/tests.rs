@@ -1110,3 +1110,33 @@ fn every_example_config_serves_a_client() {
         assert!(served > 0, "{name}: no subnet could serve a client");
     }
 }
+
+#[test]
+fn an_operator_release_ends_the_bound_lease_and_frees_its_address() {
+    let mut s = shard("");
+    let (o, b) = send(&mut s, T0, &Req::new(MessageType::Discover, mac(5)));
+    let offered = reply_of(o, &b).1.yiaddr();
+    assert_eq!(
+        s.release_mac(mac(5), T0),
+        None,
+        "only an offer: nothing bound to release"
+    );
+    let req = Req {
+        requested: Some(offered),
+        server_id: Some(SERVER),
+        ..Req::new(MessageType::Request, mac(5))
+    };
+    let (o, b) = send(&mut s, T0, &req);
+    assert_eq!(reply_of(o, &b).1.message_type(), Ok(Some(MessageType::Ack)));
+    s.take_pending().for_each(drop);
+    assert_eq!(s.release_mac(mac(5), T0 + 1), Some(offered));
+    let pending: Vec<_> = s.take_pending().collect();
+    assert_eq!(pending.len(), 1, "one record for the log");
+    assert_eq!(pending[0].1.state, LeaseState::Released);
+    assert_eq!(s.release_mac(mac(5), T0 + 2), None, "released already");
+    let pool = s.shared().pool_of(offered).unwrap();
+    assert!(
+        !s.shared().pool(pool).unwrap().is_claimed(offered),
+        "back in its pool"
+    );
+}

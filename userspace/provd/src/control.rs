@@ -430,6 +430,8 @@ fn lease_of(mac: [u8; 6], f: &provd_devices::DeviceFacts, subscriber: Option<Str
 #[derive(Debug)]
 pub struct Leases {
     pub devices: Arc<DeviceView>,
+    /// The DHCP shards, which own the leases and write a release's record.
+    pub shards: provd_dataplane::ShardCommands,
     pub catalog: Arc<Catalog>,
     pub classes: Vec<String>,
 }
@@ -469,14 +471,15 @@ impl LeaseIndex for Leases {
         hits
     }
 
+    /// Through the shard that owns the lease, as a DHCPRELEASE; returns once the record is
+    /// durable.
     fn release(&self, mac: Mac) -> Result<(), ServiceError> {
-        // The shard owning the lease must write the record; an API release goes through the
-        // shards' command path, which this build does not have yet.
-        match self.devices.get(&mac.0, unix_secs_u32()) {
-            None => Err(ServiceError::NotFound(format!("{mac} holds no live lease"))),
-            Some(_) => Err(ServiceError::Unavailable(
-                "releasing a lease through the API is not supported by this build; the lease ends at its expiry or the client's RELEASE".into(),
-            )),
+        match self.shards.release(mac.0, Duration::from_secs(5)) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ServiceError::NotFound(format!(
+                "{mac} holds no bound lease"
+            ))),
+            Err(e) => Err(ServiceError::Failed(e)),
         }
     }
 }

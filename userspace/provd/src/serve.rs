@@ -48,6 +48,8 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
     }
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    // Before any role records a facade histogram (a transfer, a flow, a session).
+    provd_metrics::install();
     let control = control::open(&policy, &shutdown)?;
     let state = restore(policy)?;
     let dir = state.dir.clone();
@@ -327,6 +329,7 @@ fn start_roles(
         shutdown,
     )?;
     live.follow(Arc::clone(dhcp.swap()));
+    let shard_commands = dhcp.commands();
     let reloader = control::Reloader::new(
         opts.config.clone(),
         policy.clone(),
@@ -416,6 +419,7 @@ fn start_roles(
         let leases: Arc<dyn provd_api::LeaseIndex> = match &devices {
             Some(view) => Arc::new(control::Leases {
                 devices: Arc::clone(view),
+                shards: shard_commands,
                 catalog: Arc::clone(&control.catalog),
                 classes: policy.classes.iter().map(|c| c.name.clone()).collect(),
             }),

@@ -407,3 +407,42 @@ fn the_xdp_sink_hands_synced_batches_back_to_the_worker() {
     let n = unsafe { libc::read(wake.as_raw_fd(), (&raw mut woken).cast(), 8) };
     assert_eq!((n, woken), (8, 1), "the worker was not woken");
 }
+
+impl Harness {
+    /// One batch with client `n`'s record and no ACK, whose durability is reported on the
+    /// returned channel (an operator's release).
+    fn submit_waiting(&mut self, n: u32) -> Receiver<Result<(), String>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut batch = self.committer.begin();
+        batch.append(&key(n), &lease(n));
+        batch.when_durable(Durable::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        batch.submit(std::iter::empty());
+        rx
+    }
+}
+
+#[test]
+fn a_release_is_reported_durable_only_after_its_sync_and_never_if_it_failed() {
+    let mut h = start(true, 0, 0);
+    let rx = h.submit_waiting(7);
+    h.wait_for_sync();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "reported before the sync returned"
+    );
+    h.release_sync();
+    assert_eq!(rx.recv_timeout(PATIENCE), Ok(Ok(())));
+    drop(h.stop());
+
+    // A write that fails and a sync that fails: both say so, neither says durable.
+    let mut h = start(false, 1, 0);
+    let rx = h.submit_waiting(8);
+    assert!(matches!(rx.recv_timeout(PATIENCE), Ok(Err(e)) if e.contains("write failed")));
+    drop(h.stop());
+    let mut h = start(false, 0, 1);
+    let rx = h.submit_waiting(9);
+    assert!(matches!(rx.recv_timeout(PATIENCE), Ok(Err(e)) if e.contains("sync failed")));
+    drop(h.stop());
+}
