@@ -835,3 +835,32 @@ pub fn mta_hook(timeline: Timeline) -> provd_mtad::RecordHook {
         });
     })
 }
+
+/// Each syslog line from a device known by MAC into its timeline.
+pub fn syslog_hook(timeline: Timeline) -> provd_syslog::Tap {
+    Box::new(move |mac, msg| {
+        timeline.event(
+            mac,
+            Source::Syslog,
+            "log",
+            serde_json::json!({
+                "severity": msg.severity,
+                "facility": msg.facility,
+                "app": msg.app_name,
+                "text": msg.text,
+            }),
+        );
+    })
+}
+
+/// Each HTTP profile served into the device's timeline, with its version.
+pub fn http_hook(timeline: Timeline) -> provd_httpd::ProfileServed {
+    Box::new(move |mac, version, remote, tls| {
+        timeline.event(
+            mac,
+            Source::Http,
+            "profile-served",
+            serde_json::json!({ "version": version, "remote": remote.to_string(), "tls": tls }),
+        );
+    })
+}

@@ -368,11 +368,11 @@ fn start_roles(
         roles.push(Box::new(t));
     }
     if let (Some(s), Some(view)) = (&policy.syslog, &devices) {
-        roles.push(Box::new(provd_syslog::start(
-            s,
-            Arc::clone(view),
-            Arc::clone(shutdown),
-        )?));
+        let syslog = provd_syslog::start(s, Arc::clone(view), Arc::clone(shutdown))?;
+        syslog
+            .store()
+            .set_tap(control::syslog_hook(control.timeline.clone()));
+        roles.push(Box::new(syslog));
     }
     if let Some(t) = &policy.time {
         roles.push(Box::new(provd_tod::start(t, Arc::clone(shutdown))?));
@@ -385,12 +385,16 @@ fn start_roles(
         None
     };
     if let (Some(cp), Some(h)) = (&control_plane, &policy.http) {
-        roles.push(Box::new(provd_httpd::start(
+        let http = provd_httpd::start(
             cp,
             h,
             policy,
             devices.clone(),
-        )?));
+            Some(Arc::clone(&control.catalog)),
+        )?;
+        http.httpd()
+            .notify_served(control::http_hook(control.timeline.clone()));
+        roles.push(Box::new(http));
     }
     let mut acs_api = None;
     if let (Some(cp), Some(a)) = (&control_plane, &policy.acs) {
