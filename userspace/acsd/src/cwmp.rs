@@ -142,6 +142,8 @@ async fn cwmp(
         let done = g.session.state() == SessionState::Done;
         if done {
             g.ended("ok");
+            let id = g.dev.key.as_ref().map(|k| srv.acs.store.display(k));
+            srv.session_ended(peer.remote, id, "ok");
         }
         (r, done, (g.cookie, g.conn))
     };

@@ -122,9 +122,41 @@ pub struct Acsd {
     udp: Option<Arc<UdpSocket>>,
     snapshot_dir: PathBuf,
     log_gate: provd_web::LogGate,
+    /// Told of each CWMP session that ended, once set: the device timeline.
+    on_session: std::sync::OnceLock<Hooked>,
+}
+
+/// Told of a CWMP session that ended: the CPE's address, its DeviceId
+/// (`OUI-ProductClass-Serial`) when it said, and the outcome. Called on the control plane's
+/// threads: it must not block.
+pub type SessionHook = Box<dyn Fn(std::net::SocketAddr, Option<String>, &str) + Send + Sync>;
+
+/// A [`SessionHook`] in a field of a `Debug` struct.
+struct Hooked(SessionHook);
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionHook")
+    }
 }
 
 impl Acsd {
+    /// From now on, tell `hook` of each CWMP session that ended. Only the first hook is kept.
+    pub fn notify_sessions(&self, hook: SessionHook) {
+        let _ = self.on_session.set(Hooked(hook));
+    }
+
+    pub(crate) fn session_ended(
+        &self,
+        remote: std::net::SocketAddr,
+        key: Option<String>,
+        outcome: &str,
+    ) {
+        if let Some(h) = self.on_session.get() {
+            (h.0)(remote, key, outcome);
+        }
+    }
+
     /// The ACS of `settings` with the state saved in `snapshot_dir` restored (snapshot, then the
     /// task journal, which is kept from then on), a fresh digest secret, and the dump directory
     /// created. Binds nothing.
@@ -181,6 +213,7 @@ impl Acsd {
             udp: None,
             snapshot_dir,
             log_gate: provd_web::LogGate::per_sec(10),
+            on_session: std::sync::OnceLock::new(),
         })
     }
 

@@ -864,3 +864,21 @@ pub fn http_hook(timeline: Timeline) -> provd_httpd::ProfileServed {
         );
     })
 }
+
+/// Each CWMP session that ended into the timeline of the device leased the CPE's address (a
+/// CPE provd did not lease an address to has no MAC here, and no timeline).
+pub fn cwmp_hook(timeline: Timeline, devices: Arc<DeviceView>) -> provd_acsd::SessionHook {
+    Box::new(move |remote, device_id, outcome| {
+        let std::net::IpAddr::V4(ip) = remote.ip() else {
+            return;
+        };
+        if let Some(mac) = devices.device_at(ip, unix_secs_u32()) {
+            timeline.event(
+                mac,
+                Source::Cwmp,
+                "session",
+                serde_json::json!({ "device_id": device_id, "remote": remote.to_string(), "outcome": outcome }),
+            );
+        }
+    })
+}

@@ -399,6 +399,12 @@ fn start_roles(
     let mut acs_api = None;
     if let (Some(cp), Some(a)) = (&control_plane, &policy.acs) {
         let role = provd_acsd::start(cp, a, &dir)?;
+        if let Some(view) = &devices {
+            role.acsd().notify_sessions(control::cwmp_hook(
+                control.timeline.clone(),
+                Arc::clone(view),
+            ));
+        }
         ready.acs = Some(role.listening());
         acs_api = Some(role.acsd().task_api_router());
         roles.push(Box::new(role));
