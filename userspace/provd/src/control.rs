@@ -488,11 +488,62 @@ impl LeaseIndex for Leases {
 #[derive(Debug)]
 pub struct Ops {
     pub reset: provd_config::ResetSettings,
+    /// The store (a CPE's DeviceId) and the ACS's task API (its Reboot task), for CPE resets.
+    pub store: Arc<dyn Store>,
+    pub acs: Option<axum::Router>,
     pub devices: Option<Arc<DeviceView>>,
     pub catalog: Arc<Catalog>,
     pub reloader: OnceLock<Arc<Reloader>>,
     pub generator: Option<Arc<provd_files::Generator>>,
     pub policy: Arc<Policy>,
+}
+
+impl Ops {
+    /// A CWMP CPE: a Reboot task queued for its DeviceId, with a connection request so that it
+    /// comes for it now (the task stays queued for its next Inform if the request fails).
+    async fn cwmp_reboot(&self, mac: Mac) -> Result<String, ServiceError> {
+        use tower::ServiceExt;
+        let acs = self.acs.clone().ok_or_else(|| {
+            ServiceError::Unavailable(
+                "a CPE reboots through the ACS, and [acs] is not configured".into(),
+            )
+        })?;
+        let store = Arc::clone(&self.store);
+        let device = tokio::task::spawn_blocking(move || store.get_device(mac))
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?
+            .map_err(|e| ServiceError::Failed(e.to_string()))?
+            .ok_or_else(|| ServiceError::NotFound(format!("no device {mac}")))?;
+        let id = device.spec.device_id.ok_or_else(|| ServiceError::Invalid {
+            field: "device_id".into(),
+            message: format!("{mac} is a CPE without a device_id (OUI-ProductClass-Serial): the ACS knows CPEs by it"),
+        })?;
+        let req =
+            axum::http::Request::post(format!("/api/devices/{id}/tasks?connection_request=http"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    r#"{"method":"Reboot","command_key":"provd-api-reset"}"#,
+                ))
+                .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let resp = acs
+            .oneshot(req)
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 10)
+            .await
+            .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        match status.as_u16() {
+            200..=299 => Ok(format!("CWMP Reboot queued for {id}: {text}")),
+            404 => Err(ServiceError::NotFound(format!(
+                "the ACS has no device {id}"
+            ))),
+            _ => Err(ServiceError::Failed(format!(
+                "the ACS refused the Reboot task ({status}): {text}"
+            ))),
+        }
+    }
 }
 
 impl Actions for Ops {
@@ -503,10 +554,7 @@ impl Actions for Ops {
                 .resolve(&mac.0)
                 .map_or(DeviceKind::Other, |r| r.device.kind);
             if kind == DeviceKind::Cpe {
-                return Err(ServiceError::Unavailable(
-                    "a CWMP CPE reboots through a Reboot task: POST /api/v1/acs/devices/{id}/tasks"
-                        .into(),
-                ));
+                return self.cwmp_reboot(mac).await;
             }
             let addr = self
                 .devices

@@ -419,6 +419,8 @@ fn start_roles(
         });
         let ops = control::Ops {
             reset: a.reset.clone(),
+            store: Arc::clone(&control.store),
+            acs: acs_api.clone(),
             devices: devices.clone(),
             catalog: Arc::clone(&control.catalog),
             reloader: std::sync::OnceLock::new(),
