@@ -125,7 +125,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_devices(&self, filter: &DeviceFilter, page: &PageRequest) -> Result<Page<Device>>;
     /// Upserts many devices in one transaction per call (the caller chunks); a row equal to what
     /// is stored is left alone (no version bump, no audit entry), so an import run twice changes
-    /// nothing the second time. One audit entry summarises the batch.
+    /// nothing the second time. One audit entry summarises the batch (action `import`, after =
+    /// the counts); each created or updated device gets a change row. All or nothing: one bad
+    /// row (`Invalid`, its field named, the MAC in `why`) and nothing of the call lands. A MAC
+    /// given twice in one call: the last one wins, counted once.
     fn import_devices(&self, devices: &[DeviceSpec], who: &Actor) -> Result<ImportCounts>;
 
     // ---- subscribers ----
