@@ -27,7 +27,7 @@ use crate::*;
 /// Numbered migrations, applied in order at connect. Keep them parallel to
 /// `sqlite::MIGRATIONS`: same tables, columns, keys and indexes. Keys are `COLLATE "C"` so
 /// lists order (and cursors compare) bytewise, as on SQLite, whatever the database's locale.
-const MIGRATIONS: &[(u32, &str)] = &[(
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
     1,
     r#"
 CREATE TABLE subscribers (
