@@ -40,14 +40,60 @@ pub use model::*;
 /// The schema version this build's migrations bring a store to.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Where the store is: what the config's `[store]` section names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the store is: what the config's `[store]` section names. Its `Debug` hides a
+/// password in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// A SQLite file (created with its directory if absent).
     Embedded(PathBuf),
     /// A PostgreSQL database (`postgresql://user@host:port/db` or `key=value` form), with
     /// `pool` connections (at least one).
     Postgres { url: String, pool: usize },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(p) => f.debug_tuple("Embedded").field(p).finish(),
+            Location::Postgres { url, pool } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .field("pool", pool)
+                .finish(),
+        }
+    }
+}
+
+/// `url` with any password replaced by `***` (URL `user:password@` and `password=` forms).
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (auth, host) = match rest.rsplit_once('@') {
+            Some((a, h)) => (Some(a), h),
+            None => (None, rest),
+        };
+        let rest = match auth.and_then(|a| a.split_once(':')) {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => rest.to_owned(),
+        };
+        let rest = redact_kv(&rest, '&');
+        return format!("{scheme}://{rest}");
+    }
+    redact_kv(url, ' ')
+}
+
+fn redact_kv(s: &str, sep: char) -> String {
+    s.split(sep)
+        .map(|part| {
+            let tail = part.rsplit(['?', ' ']).next().unwrap_or(part);
+            match tail.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                    format!("{}{k}=***", &part[..part.len() - tail.len()])
+                }
+                _ => part.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
 }
 
 /// Opens the store at `loc`, applying the migrations it lacks. PostgreSQL: call it where
@@ -126,7 +172,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_devices(&self, filter: &DeviceFilter, page: &PageRequest) -> Result<Page<Device>>;
     /// Upserts many devices in one transaction per call (the caller chunks); a row equal to what
     /// is stored is left alone (no version bump, no audit entry), so an import run twice changes
-    /// nothing the second time. One audit entry summarises the batch.
+    /// nothing the second time. One audit entry summarises the batch (action `import`, after =
+    /// the counts); each created or updated device gets a change row. All or nothing: one bad
+    /// row (`Invalid`, its field named, the MAC in `why`) and nothing of the call lands. A MAC
+    /// given twice in one call: the last one wins, counted once.
     fn import_devices(&self, devices: &[DeviceSpec], who: &Actor) -> Result<ImportCounts>;
 
     // ---- subscribers ----
@@ -210,4 +259,63 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// what the catalog (and, later, other nodes) follow. Devices, subscribers, classes and
     /// reservations only.
     fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names a migration creates (tables and indexes), in order.
+    fn created(sql: &str) -> Vec<String> {
+        let words: Vec<&str> = sql.split_whitespace().collect();
+        words
+            .windows(3)
+            .filter(|w| w[0] == "CREATE" && (w[1] == "TABLE" || w[1] == "INDEX"))
+            .map(|w| format!("{} {}", w[1], w[2]))
+            .collect()
+    }
+
+    /// The two backends' migrations stay parallel: same numbers, same tables and indexes,
+    /// and SCHEMA_VERSION is the last.
+    #[test]
+    fn migrations_are_parallel() {
+        let (s, p) = (sqlite::MIGRATIONS, postgres::MIGRATIONS);
+        assert_eq!(s.len(), p.len());
+        for ((sv, ssql), (pv, psql)) in s.iter().zip(p) {
+            assert_eq!(sv, pv);
+            assert_eq!(created(ssql), created(psql), "migration {sv}");
+        }
+        assert!(s.windows(2).all(|w| w[1].0 == w[0].0 + 1) && s[0].0 == 1);
+        assert_eq!(s.last().map(|m| m.0), Some(SCHEMA_VERSION));
+        assert!(created(s[0].1).len() > 10);
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        for (url, shown) in [
+            (
+                "postgresql://provd:s3cret@db:5432/provd",
+                "postgresql://provd:***@db:5432/provd",
+            ),
+            (
+                "postgresql://provd@db/provd?password=s3cret&sslmode=disable",
+                "postgresql://provd@db/provd?password=***&sslmode=disable",
+            ),
+            (
+                "host=db user=provd password=s3cret dbname=provd",
+                "host=db user=provd password=*** dbname=provd",
+            ),
+            ("postgresql://db/provd", "postgresql://db/provd"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            let dbg = format!(
+                "{:?}",
+                Location::Postgres {
+                    url: url.into(),
+                    pool: 2
+                }
+            );
+            assert!(!dbg.contains("s3cret"), "{dbg}");
+        }
+    }
 }

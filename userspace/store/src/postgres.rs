@@ -27,7 +27,7 @@ use crate::*;
 /// Numbered migrations, applied in order at connect. Keep them parallel to
 /// `sqlite::MIGRATIONS`: same tables, columns, keys and indexes. Keys are `COLLATE "C"` so
 /// lists order (and cursors compare) bytewise, as on SQLite, whatever the database's locale.
-const MIGRATIONS: &[(u32, &str)] = &[(
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
     1,
     r#"
 CREATE TABLE subscribers (
@@ -294,9 +294,11 @@ impl Drop for Checkout<'_> {
 }
 
 impl PgStore {
-    /// Connects `pool` clients (at least one) to the database at `url` (a `postgresql://`
-    /// URL or `key=value` string) and applies the migrations it lacks, in one transaction
-    /// under an advisory lock, so several nodes starting at once apply each once.
+    /// A pool of up to `pool` clients (at least one; the first connected now, the others on
+    /// first use) on the database at `url` (a `postgresql://` URL or `key=value` string).
+    /// Applies the migrations the database lacks, in one transaction under an advisory lock,
+    /// so several nodes starting at once apply each once. Blocking: call it where blocking
+    /// is allowed (`spawn_blocking`, a plain thread).
     pub fn connect(url: &str, pool: usize) -> Result<PgStore> {
         let mut config = ::postgres::Config::from_str(url).map_err(|e| StoreError::Invalid {
             field: "url".into(),

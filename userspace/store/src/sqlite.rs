@@ -19,7 +19,7 @@ use crate::*;
 
 /// Numbered migrations, applied in order at open. Keep them parallel to
 /// `postgres::MIGRATIONS`: same tables, columns, keys and indexes.
-const MIGRATIONS: &[(u32, &str)] = &[(
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
     1,
     r#"
 CREATE TABLE subscribers (

@@ -30,6 +30,9 @@ pub struct TempPostgres {
     /// `(uid, gid)` the server runs as, when not the caller.
     user: Option<(u32, u32)>,
     next_db: AtomicU32,
+    /// Stops the server and removes its directory if this process dies without dropping it
+    /// (a panic that aborts, a kill -9).
+    watchdog: Option<std::process::Child>,
 }
 
 fn err(msg: impl Into<String>) -> io::Error {
@@ -101,6 +104,7 @@ impl TempPostgres {
             port: 0,
             user,
             next_db: AtomicU32::new(0),
+            watchdog: None,
         };
         let out = pg.run(
             Command::new(bin.join("initdb"))
@@ -144,6 +148,7 @@ impl TempPostgres {
                     .arg("start"),
             )?;
             if out.status.success() && pg.wait_ready().is_ok() {
+                pg.watchdog = pg.spawn_watchdog().ok();
                 pg.createdb("provd")?;
                 return Ok(pg);
             }
@@ -182,6 +187,30 @@ impl TempPostgres {
         }
         cmd.current_dir(self.data.parent().unwrap_or(Path::new("/")))
             .output()
+    }
+
+    /// A shell in its own process group that waits for this process to end, then shuts the
+    /// server down (SIGQUIT: immediate) and removes the temp dir.
+    fn spawn_watchdog(&self) -> io::Result<std::process::Child> {
+        let dir = self.data.parent().unwrap_or(Path::new("/nonexistent"));
+        let script = format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+             pid=$(head -n1 '{data}/postmaster.pid' 2>/dev/null); \
+             [ -n \"$pid\" ] && kill -QUIT \"$pid\" 2>/dev/null; \
+             i=0; while [ -e '{data}/postmaster.pid' ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done; \
+             rm -rf '{dir}'",
+            me = std::process::id(),
+            data = self.data.display(),
+            dir = dir.display(),
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
     }
 
     fn wait_ready(&self) -> io::Result<()> {
@@ -251,6 +280,11 @@ impl TempPostgres {
         Ok(self.url_of(&name))
     }
 
+    /// The server's data directory (inside the temp dir removed on drop).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
     /// The TCP port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
@@ -278,6 +312,10 @@ impl TempPostgres {
 
 impl Drop for TempPostgres {
     fn drop(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         self.stop();
         if let Some(d) = self.dir.take() {
             let _ = d.close();

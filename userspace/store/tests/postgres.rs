@@ -188,6 +188,56 @@ fn killed_again(t: &Temp) {
         .unwrap();
 }
 
+/// Run by `a_server_outlives_no_aborted_test` in a child process: starts a server, says
+/// where, and aborts (no destructor runs).
+#[test]
+#[ignore = "run by a_server_outlives_no_aborted_test in a child process"]
+fn abort_holding_a_server() {
+    if std::env::var_os("PROVD_STORE_ABORT_CHILD").is_none() {
+        return;
+    }
+    let pg = TempPostgres::start().unwrap();
+    println!("DATA_DIR={}", pg.data_dir().display());
+    std::process::abort();
+}
+
+/// A test process that dies without dropping its `TempPostgres` (an abort, a kill -9) leaves
+/// no server running and no directory behind.
+#[test]
+fn a_server_outlives_no_aborted_test() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "abort_holding_a_server",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PROVD_STORE_ABORT_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child aborts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let data = stdout
+        .lines()
+        .find_map(|l| l.split_once("DATA_DIR=").map(|(_, d)| d.trim()))
+        .unwrap_or_else(|| panic!("no DATA_DIR in {stdout}"));
+    let pid: u32 = std::fs::read_to_string(format!("{data}/postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next()?.trim().parse().ok())
+        .unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    while std::path::Path::new(data).exists()
+        || std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "{data} (postmaster {pid}) still there after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_bad_url_names_the_field() {
     match PgStore::connect("postgresql://[nope", 1) {

@@ -4,8 +4,15 @@ use std::time::{Duration, Instant};
 
 use provd_store::*;
 
-pub const DEVICES: u32 = 1_000_000;
 pub const CHUNK: u32 = 10_000;
+
+/// How many devices: 1 M, or `PROVD_STORE_BENCH_DEVICES` (a multiple of 10,000).
+fn devices() -> u32 {
+    std::env::var("PROVD_STORE_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
 
 fn spec(n: u32) -> DeviceSpec {
     let mut vars = Vars::new();
@@ -26,6 +33,7 @@ fn spec(n: u32) -> DeviceSpec {
 }
 
 pub fn run(s: &dyn Store) {
+    let devices = devices();
     let who = Actor::Cli("bench".into());
     for c in ["gold", "silver", "bronze"] {
         s.put_class(
@@ -51,31 +59,31 @@ pub fn run(s: &dyn Store) {
     }
     let t0 = Instant::now();
     let mut total = ImportCounts::default();
-    for start in (0..DEVICES).step_by(CHUNK as usize) {
+    for start in (0..devices).step_by(CHUNK as usize) {
         let batch: Vec<DeviceSpec> = (start..start + CHUNK).map(spec).collect();
         total += s.import_devices(&batch, &who).unwrap();
     }
     let el = t0.elapsed();
-    assert_eq!(total.created, u64::from(DEVICES));
+    assert_eq!(total.created, u64::from(devices));
     println!(
         "RESULT store backend={} import_devices={} secs={:.1} rows_per_s={:.0}",
         s.backend().as_str(),
-        DEVICES,
+        devices,
         el.as_secs_f64(),
-        f64::from(DEVICES) / el.as_secs_f64()
+        f64::from(devices) / el.as_secs_f64()
     );
     // The same again: every row unchanged.
     let t0 = Instant::now();
     let mut again = ImportCounts::default();
-    for start in (0..DEVICES / 10).step_by(CHUNK as usize) {
+    for start in (0..devices / 10).step_by(CHUNK as usize) {
         let batch: Vec<DeviceSpec> = (start..start + CHUNK).map(spec).collect();
         again += s.import_devices(&batch, &who).unwrap();
     }
-    assert_eq!(again.unchanged, u64::from(DEVICES / 10));
+    assert_eq!(again.unchanged, u64::from(devices / 10));
     println!(
         "RESULT store backend={} reimport_unchanged_rows_per_s={:.0}",
         s.backend().as_str(),
-        f64::from(DEVICES / 10) / t0.elapsed().as_secs_f64()
+        f64::from(devices / 10) / t0.elapsed().as_secs_f64()
     );
 
     // GET by MAC: 4 threads, each paced at 1,250/s (5,000/s in all), 5 s.
@@ -98,7 +106,7 @@ pub fn run(s: &dyn Store) {
                         x ^= x >> 17;
                         x ^= x << 5;
                         let t = Instant::now();
-                        let d = s.get_device(suite::mac(x % DEVICES)).unwrap();
+                        let d = s.get_device(suite::mac(x % devices)).unwrap();
                         out.push(t.elapsed());
                         assert!(d.is_some());
                     }
