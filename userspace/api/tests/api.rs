@@ -82,8 +82,8 @@ impl provd_api::Actions for Actions {
         Box::pin(async move { Ok(r) })
     }
 
-    fn templates(&self) -> Value {
-        json!([{"kind": "cm", "name": "cm.cfg.txt"}])
+    fn templates(&self) -> Vec<Value> {
+        vec![json!({"kind": "cm", "name": "cm.cfg.txt"})]
     }
 
     fn template_preview(
@@ -1172,12 +1172,11 @@ async fn records_stats_templates_and_metrics() {
         open.call(None, "GET", "/metrics", None, &[]).await.status,
         StatusCode::OK
     );
-    // The ACS routes without an ACS: 503, not a 404 that looks like a missing route.
-    r.get("ro", "/api/v1/acs/stats").await.error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        None,
-    );
+    // The ACS routes without an ACS: a 404 that says so, not one that looks like a missing
+    // route.
+    r.get("ro", "/api/v1/acs/stats")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_configured", None);
 }
 
 #[tokio::test]
