@@ -504,6 +504,19 @@ async fn a_body_over_the_limit_is_413() {
     r.put("op", "/api/v1/devices/00:11:22:aa:bb:01", big)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None);
+    // An import job has its own, larger limit.
+    let rows: Vec<Value> = (0..100u32)
+        .map(|i| json!({"mac": format!("00:11:22:00:{:02x}:{:02x}", i / 256, i % 256), "serial": "x".repeat(100)}))
+        .collect();
+    r.call(
+        Some("op"),
+        "POST",
+        "/api/v1/jobs/import",
+        Some(Value::Array(rows)),
+        &[],
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
 }
 
 fn from_ip(mut req: Request<Body>, ip: [u8; 4]) -> Request<Body> {
