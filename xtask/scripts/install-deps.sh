@@ -31,6 +31,7 @@ PKGS=(
   openssl           # certificates for the HTTPS suite; s_client, s_time, enc (e2e/bench http)
   libxml2-utils     # xmllint: checks XML profiles (e2e http)
   wrk               # HTTP load generator (bench http)
+  prometheus        # promtool: checks provd's /metrics exposition (provd-metrics tests, e2e api)
   procps psmisc
 )
 

@@ -120,7 +120,8 @@ impl Policy {
     }
 
     /// The first class whose `match` glob matches option 60. A client that sent no option 60
-    /// gets the first class whose match is `*`, if any. `None`: unclassified.
+    /// gets the first class whose match is `*`, if any. `None`: unclassified. A config without
+    /// `[[class]]` has one, [`DEFAULT_CLASS`](crate::DEFAULT_CLASS), so there it is never `None`.
     #[inline]
     pub fn classify(&self, vendor_class: Option<&[u8]>) -> Option<ClassId> {
         match vendor_class {

@@ -16,6 +16,7 @@ mod choose;
 pub mod commit;
 pub mod frame;
 mod io;
+pub mod metrics;
 pub mod null;
 mod reload;
 mod role;
@@ -32,10 +33,10 @@ use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
 use provd_lease::{LeaseLog, LeaseObserver};
 use provd_role::clock::unix_secs_u32;
 
-pub use commit::{AckBatch, AckSink, BatchPool};
+pub use commit::{AckBatch, AckSink, BatchPool, CommitTimings};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use reload::PolicySwap;
-pub use role::{DhcpRole, DhcpState};
+pub use role::{DhcpRole, DhcpState, ShardCommands};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
 
@@ -90,6 +91,17 @@ fn worth_a_warning(d: Drop) -> bool {
     )
 }
 
+/// What an operator asks of one shard's worker.
+#[derive(Debug)]
+pub enum ShardCommand {
+    /// End `mac`'s bound lease as a DHCPRELEASE would; the reply comes once its record is
+    /// durable: the address released, or `None` if the shard holds no bound lease of `mac`.
+    Release {
+        mac: [u8; 6],
+        reply: crossbeam_channel::Sender<Result<Option<Ipv4Addr>, String>>,
+    },
+}
+
 /// One shard's worker: runs until `shutdown` is set, then makes what it wrote durable and
 /// returns.
 #[derive(Debug)]
@@ -104,6 +116,10 @@ pub struct Worker {
     pub observer: Option<Arc<dyn LeaseObserver>>,
     /// Config reloads: looked at once per batch.
     pub swap: Arc<PolicySwap>,
+    /// Operators' requests to this shard (a lease release), drained once per batch.
+    pub commands: crossbeam_channel::Receiver<ShardCommand>,
+    /// The shard's commit latencies, read by [`DhcpRole`]'s metrics.
+    pub timings: Arc<CommitTimings>,
 }
 
 impl Worker {
@@ -117,6 +133,8 @@ impl Worker {
             settings,
             observer,
             swap,
+            timings,
+            commands,
         } = self;
         let mut epoch = 0;
         if observer.is_some() {
@@ -126,8 +144,15 @@ impl Worker {
         let syncer = log.syncer().map_err(std::io::Error::other)?;
         let pool = BatchPool::new();
         let sink = io.ack_sink(pool.returns())?;
-        let (mut committer, sync) =
-            commit::pipeline(index, log, syncer, sink, pool, Arc::clone(&counters));
+        let (mut committer, sync) = commit::pipeline(
+            index,
+            log,
+            syncer,
+            sink,
+            pool,
+            Arc::clone(&counters),
+            timings,
+        );
         std::thread::scope(|scope| {
             let sync_thread = std::thread::Builder::new()
                 .name(format!("provd-sync-{index}"))
@@ -142,6 +167,7 @@ impl Worker {
             let mut limit = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
+                let received = Instant::now();
                 let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
@@ -188,9 +214,23 @@ impl Worker {
                     quick.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)),
                     &counters,
                 );
+                let mut released = Vec::new();
+                for cmd in commands.try_iter() {
+                    match cmd {
+                        ShardCommand::Release { mac, reply } => match shard.release_mac(mac, now) {
+                            Some(addr) => released.push(commit::Durable::new(move |r| {
+                                let _ = reply.send(r.map(|()| Some(addr)));
+                            })),
+                            None => {
+                                let _ = reply.send(Ok(None));
+                            }
+                        },
+                    }
+                }
                 // ACKs always come with lease records; either one starts a batch for the syncer.
                 if shard.has_pending() || !durable.is_empty() {
-                    let mut batch = committer.begin();
+                    let mut batch = committer.begin_at(received);
+                    released.into_iter().for_each(|d| batch.when_durable(d));
                     for (key, lease) in shard.take_pending() {
                         batch.append(&key, &lease);
                         if let Some(o) = &observer {

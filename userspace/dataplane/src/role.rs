@@ -13,7 +13,8 @@ use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{IoPath, PolicySwap, Worker, WorkerSettings};
+use crate::{CommitTimings, IoPath, PolicySwap, ShardCommand, Worker, WorkerSettings};
+use provd_role::metrics::MetricsSink;
 
 /// The running DHCP workers.
 #[derive(Debug)]
@@ -23,9 +24,21 @@ pub struct DhcpRole {
     shards: u32,
     settings: WorkerSettings,
     counters: Vec<Arc<Counters>>,
+    /// Per shard, beside `counters`: for the metrics.
+    timings: Vec<(Arc<Counters>, Arc<CommitTimings>)>,
     steering: Option<Arc<Mutex<Steering>>>,
     workers: WorkerSet,
     swap: Arc<PolicySwap>,
+    /// Per shard: where an operator's commands go.
+    commands: ShardCommands,
+}
+
+/// Where an operator's requests to the DHCP shards go (cheap to clone; outlives nothing: once
+/// the workers stop, requests fail).
+#[derive(Debug, Clone)]
+pub struct ShardCommands {
+    to: Vec<crossbeam_channel::Sender<ShardCommand>>,
+    shards: u32,
 }
 
 /// What the DHCP role starts from: the engine's shared state and, per shard, the table replay
@@ -59,13 +72,18 @@ impl DhcpRole {
             steering,
         } = choose::choose(&shared.policy, &settings, shards)?;
         let mut counters = Vec::new();
+        let mut timings = Vec::new();
         let mut workers = WorkerSet::new("DHCP");
         let swap = Arc::new(PolicySwap::new(Arc::clone(&shared), shards));
+        let mut commands = Vec::new();
         for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(ios).enumerate() {
             let index = u32::try_from(i).context("shard index")?;
             let shard = Shard::new(Arc::clone(&shared), table, index, shards);
             counters.push(shard.counters());
+            let shard_timings = Arc::new(CommitTimings::default());
+            timings.push((shard.counters(), Arc::clone(&shard_timings)));
             let worker = Worker {
+                timings: shard_timings,
                 index,
                 shards,
                 shard,
@@ -74,6 +92,12 @@ impl DhcpRole {
                 settings: settings.clone(),
                 observer: observer.clone(),
                 swap: Arc::clone(&swap),
+                commands: {
+                    // A few: operators' requests are rare; a full queue says "busy".
+                    let (tx, rx) = crossbeam_channel::bounded(64);
+                    commands.push(tx);
+                    rx
+                },
             };
             let stop = Arc::clone(shutdown);
             workers.spawn(format!("provd-shard-{i}"), move || worker.run(&stop))?;
@@ -84,10 +108,20 @@ impl DhcpRole {
             shards,
             settings,
             counters,
+            timings,
             steering,
             workers,
             swap,
+            commands: ShardCommands {
+                to: commands,
+                shards,
+            },
         })
+    }
+
+    /// Where an operator's requests to the shards go.
+    pub fn commands(&self) -> ShardCommands {
+        self.commands.clone()
     }
 
     /// Where a config reload hands the workers their new policy.
@@ -182,6 +216,36 @@ impl Role for DhcpRole {
         self.snapshot().entries()
     }
 
+    /// The families of [`crate::metrics`], the I/O path as `provd_dhcp_io_path_info`, and the
+    /// XDP program's per-verdict counters when the path is XDP (read from its BPF map under
+    /// the steering lock, which no packet path takes).
+    fn metrics(&self, out: &mut dyn MetricsSink) {
+        // The policy the workers decide with now (a reload changes the pools).
+        crate::metrics::write(&self.swap.current(), &self.timings, out);
+        out.gauge(
+            "provd_dhcp_io_path_info",
+            "The I/O path the DHCP workers run on (value 1), and how many shards.",
+            &[
+                ("path", self.path.as_str()),
+                ("shards", &self.shards.to_string()),
+            ],
+            1.0,
+        );
+        let Some(Ok(s)) = self.steering.as_ref().map(|s| s.lock()) else {
+            return;
+        };
+        if let Ok(c) = s.counters() {
+            for (v, n) in provd_common::Verdict::ALL.iter().zip(c) {
+                out.counter(
+                    "provd_xdp_packets_total",
+                    "Packets the XDP program saw, by verdict.",
+                    &[("verdict", v.label())],
+                    n,
+                );
+            }
+        }
+    }
+
     fn finished(&self) -> bool {
         self.workers.any_finished()
     }
@@ -200,5 +264,30 @@ impl Role for DhcpRole {
             tracing::info!(iface = s.iface(), mode = s.mode().as_str(), counters = %s.counters_text(), "xdp counters");
         }
         r
+    }
+}
+
+impl ShardCommands {
+    /// Ends `mac`'s bound lease as a DHCPRELEASE would, on the shard that owns it; returns once
+    /// the release record is durable: the address, or `None` if `mac` holds no bound lease.
+    pub fn release(
+        &self,
+        mac: [u8; 6],
+        wait: Duration,
+    ) -> Result<Option<std::net::Ipv4Addr>, String> {
+        let shard = provd_common::shard_of(&mac, self.shards);
+        let to = self
+            .to
+            .get(shard as usize)
+            .ok_or_else(|| format!("no shard {shard}"))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        to.try_send(ShardCommand::Release { mac, reply: tx })
+            .map_err(|_| format!("shard {shard} is busy; try again"))?;
+        rx.recv_timeout(wait).map_err(|_| {
+            format!(
+                "shard {shard} did not answer within {} ms",
+                wait.as_millis()
+            )
+        })?
     }
 }

@@ -42,6 +42,14 @@ pub enum Happening {
     },
     /// Anything else, already shaped.
     Event(NewEvent),
+    /// A role's durable record (e.g. an MTA's provisioning record) to keep in the store's
+    /// documents, replacing the previous one: written by the same thread, in order.
+    Document {
+        collection: &'static str,
+        id: String,
+        /// JSON text (parsed on the writer thread).
+        body: String,
+    },
 }
 
 /// Where roles report; cheap to clone.
@@ -153,10 +161,10 @@ impl Writer {
         loop {
             match self.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(h) => {
-                    batch.push(shape(h));
+                    self.take(h, &mut batch);
                     while batch.len() < BATCH {
                         match self.rx.try_recv() {
-                            Ok(h) => batch.push(shape(h)),
+                            Ok(h) => self.take(h, &mut batch),
                             Err(_) => break,
                         }
                     }
@@ -176,7 +184,35 @@ impl Writer {
         }
     }
 
+    /// Events go into the batch; documents are saved at once, after the events before them.
+    fn take(&self, h: Happening, batch: &mut Vec<NewEvent>) {
+        match h {
+            Happening::Document {
+                collection,
+                id,
+                body,
+            } => {
+                self.write(batch);
+                let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                if let Err(e) = self.store.put_document(
+                    collection,
+                    &id,
+                    &body,
+                    provd_store::Expect::Any,
+                    &provd_store::Actor::System,
+                ) {
+                    self.stats.write_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(collection, id, error = %e, "record not stored");
+                }
+            }
+            h => batch.extend(shape(h)),
+        }
+    }
+
     fn write(&self, batch: &mut Vec<NewEvent>) {
+        if batch.is_empty() {
+            return;
+        }
         let n = batch.len() as u64;
         match self.store.append_events(batch) {
             Ok(()) => {
@@ -209,9 +245,9 @@ fn ip_or_null(a: Ipv4Addr) -> serde_json::Value {
     }
 }
 
-/// A happening as the store keeps it.
-fn shape(h: Happening) -> NewEvent {
-    match h {
+/// A happening as the store keeps it (documents are not events).
+fn shape(h: Happening) -> Option<NewEvent> {
+    Some(match h {
         Happening::Bound { binding: b, at_ms } => NewEvent {
             mac: Mac(b.mac),
             at: at_ms,
@@ -257,7 +293,8 @@ fn shape(h: Happening) -> NewEvent {
             }),
         },
         Happening::Event(e) => e,
-    }
+        Happening::Document { .. } => return None,
+    })
 }
 
 fn hex(b: &[u8]) -> String {

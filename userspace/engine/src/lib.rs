@@ -369,6 +369,27 @@ impl Shard {
         self.shared = next;
     }
 
+    /// Ends `mac`'s bound lease as a DHCPRELEASE would (an operator's release): the address
+    /// goes back to its pool and the record is pending for the log. Returns the address, or
+    /// `None` if this shard holds no bound lease of `mac`.
+    pub fn release_mac(&mut self, mac: [u8; 6], now: u32) -> Option<Ipv4Addr> {
+        let (key, l) = self
+            .st
+            .table
+            .iter()
+            .find(|(_, l)| l.chaddr == mac && l.state == LeaseState::Bound && l.expires_at > now)
+            .map(|(k, l)| (k.clone(), *l))?;
+        let released = Lease {
+            state: LeaseState::Released,
+            expires_at: now,
+            ..l
+        };
+        self.shared.release(&l);
+        self.st.table.insert(key.clone(), released);
+        self.st.pending.push((key, released));
+        Some(l.addr)
+    }
+
     /// Ends offers whose hold ran out and leases past their time, returning their addresses to
     /// the pools. Cheap to call often: it sweeps at most every few seconds.
     pub fn tick(&mut self, now: u32) -> usize {

@@ -39,7 +39,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
-use provd_config::{Policy, Subscribers, UpgradeRule, Vars};
+use provd_config::{Policy, UpgradeRule, Vars};
 use provd_devices::DeviceView;
 use provd_web::Peer;
 
@@ -116,7 +116,9 @@ impl HttpCounters {
 pub struct Httpd {
     classes: Vec<render::ProfileClass>,
     vars: Vars,
-    subscribers: Subscribers,
+    /// Each device's record, subscriber and class of service: the store's, kept current (the
+    /// config's `[[subscriber]]` tables without a store).
+    catalog: Arc<provd_devices::catalog::Catalog>,
     devices: Option<Arc<DeviceView>>,
     upgrade_rules: Vec<UpgradeRule>,
     firmware_dir: Option<PathBuf>,
@@ -125,9 +127,53 @@ pub struct Httpd {
     status: DashMap<[u8; 6], DeviceStatus, foldhash::fast::RandomState>,
     pub counters: HttpCounters,
     log_gate: provd_web::LogGate,
+    /// Told of every profile served (200), once set: the device timeline.
+    on_served: std::sync::OnceLock<Hook>,
 }
 
+/// A [`ProfileServed`] in a field of a `Debug` struct.
+struct Hook(ProfileServed);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProfileServed")
+    }
+}
+
+/// Told of a profile served: the device, the version, the client's address, whether over TLS.
+/// Called on the control plane's threads: it must not block.
+pub type ProfileServed = Box<dyn Fn([u8; 6], u64, std::net::SocketAddr, bool) + Send + Sync>;
+
 impl Httpd {
+    /// From now on, tell `hook` of every profile served. Only the first hook set is kept.
+    pub fn notify_served(&self, hook: ProfileServed) {
+        let _ = self.on_served.set(Hook(hook));
+    }
+
+    pub(crate) fn served(
+        &self,
+        mac: [u8; 6],
+        version: u64,
+        remote: std::net::SocketAddr,
+        tls: bool,
+    ) {
+        if let Some(h) = self.on_served.get() {
+            (h.0)(mac, version, remote, tls);
+        }
+    }
+
+    pub(crate) fn catalog(&self) -> &provd_devices::catalog::Catalog {
+        &self.catalog
+    }
+
+    /// Reads device records from `catalog` (the store's) instead of the config's
+    /// `[[subscriber]]` tables: a change of a phone's variables is its next profile, with a
+    /// bumped version.
+    pub fn with_catalog(mut self, catalog: Arc<provd_devices::catalog::Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
     /// The profile classes of `policy`, their templates read and checked, and the version log
     /// of `policy.server.lease_dir` replayed. `devices`: lease facts from the DHCP side, when
     /// it runs in the same process.
@@ -137,7 +183,9 @@ impl Httpd {
         Ok(Httpd {
             classes,
             vars: policy.vars.clone(),
-            subscribers: policy.subscribers.clone(),
+            catalog: Arc::new(provd_devices::catalog::Catalog::from_config(
+                &policy.subscribers,
+            )),
             devices,
             upgrade_rules: policy.upgrade_rules.clone(),
             firmware_dir: policy.http.as_ref().and_then(|h| h.firmware_dir.clone()),
@@ -146,6 +194,7 @@ impl Httpd {
             status: DashMap::default(),
             counters: HttpCounters::default(),
             log_gate: provd_web::LogGate::per_sec(10),
+            on_served: std::sync::OnceLock::new(),
         })
     }
 
@@ -174,7 +223,7 @@ impl Httpd {
 
     /// Whether `mac` is a device provd knows: a `[[subscriber]]` or a live lease.
     fn known(&self, mac: &[u8; 6], now: u32) -> bool {
-        self.subscribers.contains_key(mac)
+        self.catalog.resolve(mac).is_some()
             || self
                 .devices
                 .as_ref()

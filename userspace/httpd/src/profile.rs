@@ -183,6 +183,10 @@ fn record(
     if version.is_some() {
         s.last_version_served = version;
     }
+    drop(s);
+    if let (Some(v), true) = (version, r.status() == StatusCode::OK) {
+        httpd.served(*mac, v, peer.remote, peer.tls);
+    }
     r
 }
 
@@ -258,6 +262,7 @@ fn inputs(httpd: &Httpd, peer: &Peer, req: &Parts, mac: &[u8; 6], now: u32) -> I
         model,
         swver,
         upgrade,
+        record: httpd.catalog().resolve(mac).map(|r| r.fingerprint()),
     }
 }
 
@@ -273,7 +278,8 @@ fn build(
 ) -> Result<Cached, String> {
     let class = &httpd.classes[class_idx];
     let spec = &class.spec;
-    let body = class.render(env, mac, &inputs, &httpd.vars, httpd.subscribers.get(mac))?;
+    let merged = httpd.catalog().resolve(mac).map(|r| r.merged_vars());
+    let body = class.render(env, mac, &inputs, &httpd.vars, merged.as_ref())?;
     httpd.counters.rendered.fetch_add(1, Ordering::Relaxed);
     let format = match spec.format {
         ProfileFormat::Kvp => Format::Kvp,

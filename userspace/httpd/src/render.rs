@@ -41,6 +41,9 @@ pub(crate) struct Inputs {
     pub swver: String,
     /// `(url, firmware, version)`.
     pub upgrade: Option<(String, String, String)>,
+    /// The device's store record's fingerprint (see provd-devices' catalog): a changed
+    /// variable is a new render.
+    pub record: Option<(u64, u64, u64)>,
 }
 
 impl ProfileClass {
@@ -76,7 +79,7 @@ impl ProfileClass {
         mac: &[u8; 6],
         inputs: &Inputs,
         vars: &Vars,
-        subscriber: Option<&Vars>,
+        subscriber: Option<&provd_store::Vars>,
     ) -> Result<String, String> {
         let name = self.template.name();
         let tmpl = env
@@ -96,7 +99,7 @@ impl ProfileClass {
             upgrade => upgrade,
             profile_rule => self.spec.profile_rule.as_deref(),
             vars => Value::from_serialize(TypedVars(vars)),
-            subscriber => Value::from_serialize(subscriber.map(TypedVars)),
+            subscriber => Value::from_serialize(subscriber),
         };
         tmpl.render(ctx).map_err(|e| template_error(name, &e))
     }

@@ -25,14 +25,20 @@ pub struct HttpRole {
 
 /// Loads templates and versions, binds the listeners `h` names (so a port in use refuses the
 /// start, and the ready line follows), and serves them on the control plane. `devices`: lease
-/// facts from the DHCP side, when it runs in the same process.
+/// facts from the DHCP side, when it runs in the same process; `catalog`: the store's device
+/// records (`None`: the config's `[[subscriber]]` tables).
 pub fn start(
     cp: &ControlPlane,
     h: &HttpSettings,
     policy: &Policy,
     devices: Option<Arc<DeviceView>>,
+    catalog: Option<Arc<provd_devices::catalog::Catalog>>,
 ) -> Result<HttpRole> {
-    let httpd = Arc::new(Httpd::new(policy, devices).context("[http]: profile classes")?);
+    let mut httpd = Httpd::new(policy, devices).context("[http]: profile classes")?;
+    if let Some(c) = catalog {
+        httpd = httpd.with_catalog(c);
+    }
+    let httpd = Arc::new(httpd);
     let limits = Limits {
         max_connections: h.max_connections,
         header_timeout: h.header_timeout,

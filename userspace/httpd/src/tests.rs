@@ -311,7 +311,7 @@ fn the_role_serves_on_its_socket_and_counts_by_listener() {
     let mut h = p.http.clone().unwrap();
     (h.bind, h.port, h.https) = ([127, 0, 0, 1].into(), Some(0), None);
     let cp = provd_role::ControlPlane::start(1).unwrap();
-    let role = crate::start(&cp, &h, &p, None).unwrap();
+    let role = crate::start(&cp, &h, &p, None, None).unwrap();
     let addr = role.plain_addr().unwrap();
     assert_eq!(role.listening(), format!("http={addr}"));
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -329,4 +329,59 @@ fn the_role_serves_on_its_socket_and_counts_by_listener() {
     cp.signal_stop();
     Box::new(role).stop(Duration::from_secs(5)).unwrap();
     cp.shutdown(Duration::from_secs(1));
+}
+
+/// A phone's variables changed in the store (through the catalog): its next profile has them,
+/// with a bumped version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_device_record_is_the_next_profile_with_a_bumped_version() {
+    use provd_devices::catalog::Catalog;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "fv.j2",
+        "DBID_LINE={{ subscriber.line if subscriber else \"none\" }}\n",
+    );
+    let p = policy(dir.path(), "");
+    write(
+        dir.path(),
+        "fv.j2",
+        "DBID_LINE={{ subscriber.line if subscriber else \"none\" }}\n",
+    );
+    let catalog = Arc::new(Catalog::new());
+    let httpd = Arc::new(
+        Httpd::new(&p, None)
+            .unwrap()
+            .with_template_check(std::time::Duration::ZERO)
+            .with_catalog(Arc::clone(&catalog)),
+    );
+    let device = |line: &str, version: u64| provd_store::Device {
+        spec: provd_store::DeviceSpec {
+            mac: MAC.parse().unwrap(),
+            kind: provd_store::DeviceKind::Phone,
+            vars: serde_json::json!({ "line": line })
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Default::default()
+        },
+        version,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let path = format!("/p/{MAC}.cfg");
+    catalog.put_device(&device("100", 1));
+    let (s, _, body) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("DBID_LINE=100"), "{text}");
+    let v1 = text.lines().next().unwrap().to_owned();
+    catalog.put_device(&device("200", 2));
+    let (_, _, body) = get(&httpd, &path, peer(false, None), &[]).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("DBID_LINE=200"),
+        "the next fetch has the change: {text}"
+    );
+    assert_ne!(text.lines().next().unwrap(), v1, "version bumped: {text}");
 }

@@ -164,7 +164,7 @@ impl FileSource for Pinned {
 
 /// What the role reads besides its settings: the policy, the file generator and the device
 /// view it renders from, and where the MTAs fetch their files.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     pub policy: Arc<Policy>,
     pub generator: Arc<Generator>,
@@ -175,7 +175,25 @@ pub struct Context {
     pub enforce: bool,
     /// The MTAs' SNMP agent port, where GETs and SETs go: 161 (tests use another).
     pub agent_port: u16,
+    /// Told of each flow milestone (`need-file`, `completed`, `failed`, `timed-out`) with the
+    /// MTA's record as JSON: the device timeline, and the store that keeps records across
+    /// restarts. Called on the MTA thread: it must not block.
+    pub on_record: Option<RecordHook>,
 }
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("tftp_host", &self.tftp_host)
+            .field("enforce", &self.enforce)
+            .field("agent_port", &self.agent_port)
+            .field("on_record", &self.on_record.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// See [`Context::on_record`].
+pub type RecordHook = Arc<dyn Fn([u8; 6], &str, String) + Send + Sync>;
 
 impl Context {
     /// A context with the MTAs' agents on UDP 161.
@@ -193,6 +211,7 @@ impl Context {
             tftp_host,
             enforce,
             agent_port: 161,
+            on_record: None,
         }
     }
 }
@@ -360,6 +379,10 @@ impl Role for MtaRole {
     /// counts; as of the thread's last loop turn.
     fn counters(&self) -> Counters {
         self.lock_stats().counters()
+    }
+
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        self.lock_stats().metrics(out);
     }
 
     fn finished(&self) -> bool {

@@ -21,6 +21,7 @@
 //! name the version it expects (`If-Match`) and fails with [`StoreError::VersionMismatch`] if
 //! another write came first.
 
+pub mod import;
 pub mod model;
 mod ops;
 pub mod postgres;

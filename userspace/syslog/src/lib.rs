@@ -60,7 +60,8 @@ pub use parse::{
 };
 pub use role::start;
 pub use store::{
-    ByAddress, DeviceKey, DeviceOf, Event, MAX_FIELD, Store, StoreConfig, StoreStats, device_key,
+    ByAddress, DeviceKey, DeviceOf, Event, MAX_FIELD, Store, StoreConfig, StoreStats, Tap,
+    device_key,
 };
 
 /// Where and how the receiver runs.

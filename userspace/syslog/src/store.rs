@@ -283,7 +283,12 @@ pub struct Store {
     hasher: RandomState,
     config: StoreConfig,
     next_seq: AtomicU64,
+    /// Told of every event from a known device, once set (the device timeline).
+    tap: std::sync::OnceLock<Tap>,
 }
+
+/// See [`Store::set_tap`].
+pub type Tap = Box<dyn Fn([u8; 6], &Message) + Send + Sync>;
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -347,6 +352,7 @@ impl Store {
             hasher: RandomState::new(),
             config,
             next_seq: AtomicU64::new(1),
+            tap: std::sync::OnceLock::new(),
         }
     }
 
@@ -361,7 +367,16 @@ impl Store {
     }
 
     /// Files `msg`, received from `source`, under `device`; returns the event's `seq`.
+    /// From now on, tells `tap` of every event from a device known by MAC, on the receiving
+    /// worker's thread (it must not block). Only the first tap set is kept.
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
+    }
+
     pub fn insert(&self, device: DeviceKey, source: Ipv4Addr, msg: &Message) -> u64 {
+        if let (DeviceKey::Mac(mac), Some(tap)) = (device, self.tap.get()) {
+            tap(mac, msg);
+        }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (text, text_cut) = cut(&msg.text, self.config.max_text);
         let field = |f: &Option<String>| f.as_deref().map(|s| Box::from(cut(s, MAX_FIELD).0));

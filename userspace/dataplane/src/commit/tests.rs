@@ -120,6 +120,7 @@ struct Harness {
     sync_thread: JoinHandle<()>,
     events: Events,
     counters: Arc<Counters>,
+    timings: Arc<CommitTimings>,
     /// With a held sync: one message each time a sync begins, and the permits that let it go.
     entered: Receiver<()>,
     permit: Sender<()>,
@@ -130,6 +131,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
     let log = LeaseLog::open(dir.path(), 0, 1).unwrap();
     let events = Events::default();
     let counters = Arc::new(Counters::default());
+    let timings = Arc::new(CommitTimings::default());
     let (entered_tx, entered) = crossbeam_channel::unbounded();
     let (permit, permit_rx) = crossbeam_channel::unbounded();
     let sync = HeldSync {
@@ -154,6 +156,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
         sink,
         BatchPool::new(),
         Arc::clone(&counters),
+        Arc::clone(&timings),
     );
     Harness {
         dir,
@@ -161,6 +164,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
         sync_thread: std::thread::spawn(move || sync_loop.run()),
         events,
         counters,
+        timings,
         entered,
         permit,
     }
@@ -348,6 +352,30 @@ fn a_failed_sync_sends_no_ack_and_counts_each() {
     assert_each_ack_after_its_sync(&events);
 }
 
+#[test]
+fn timings_count_each_sync_and_each_ack_from_its_receipt() {
+    let mut h = start(true, 0, 1);
+    let timings = Arc::clone(&h.timings);
+    h.submit(1, 2);
+    h.wait_for_sync();
+    h.release_sync(); // fails: its ACKs never leave, so they have no latency
+    h.submit(2, 3);
+    h.wait_for_sync();
+    std::thread::sleep(Duration::from_millis(30));
+    h.release_sync();
+    let (events, _, _dir) = h.stop();
+    assert_eq!(sent(&events).len(), 3);
+    let fsync = timings.fsync.snapshot();
+    assert_eq!(fsync.count, 2, "both syncs, the failed one too");
+    assert!(fsync.sum >= 0.03, "the held sync took 30 ms: {fsync:?}");
+    let acks = timings.ack_latency.snapshot();
+    assert_eq!(acks.count, 3, "one observation per ACK sent: {acks:?}");
+    assert!(
+        acks.sum >= 3.0 * 0.03,
+        "each waited for the held sync: {acks:?}"
+    );
+}
+
 /// The XDP path's sink passes synced batches back to the worker (the only producer on its
 /// rings) and wakes it through its eventfd; the worker recycles them, not the sync thread.
 #[test]
@@ -378,4 +406,43 @@ fn the_xdp_sink_hands_synced_batches_back_to_the_worker() {
     // SAFETY: reading 8 bytes into a live u64 from our eventfd.
     let n = unsafe { libc::read(wake.as_raw_fd(), (&raw mut woken).cast(), 8) };
     assert_eq!((n, woken), (8, 1), "the worker was not woken");
+}
+
+impl Harness {
+    /// One batch with client `n`'s record and no ACK, whose durability is reported on the
+    /// returned channel (an operator's release).
+    fn submit_waiting(&mut self, n: u32) -> Receiver<Result<(), String>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut batch = self.committer.begin();
+        batch.append(&key(n), &lease(n));
+        batch.when_durable(Durable::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        batch.submit(std::iter::empty());
+        rx
+    }
+}
+
+#[test]
+fn a_release_is_reported_durable_only_after_its_sync_and_never_if_it_failed() {
+    let mut h = start(true, 0, 0);
+    let rx = h.submit_waiting(7);
+    h.wait_for_sync();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "reported before the sync returned"
+    );
+    h.release_sync();
+    assert_eq!(rx.recv_timeout(PATIENCE), Ok(Ok(())));
+    drop(h.stop());
+
+    // A write that fails and a sync that fails: both say so, neither says durable.
+    let mut h = start(false, 1, 0);
+    let rx = h.submit_waiting(8);
+    assert!(matches!(rx.recv_timeout(PATIENCE), Ok(Err(e)) if e.contains("write failed")));
+    drop(h.stop());
+    let mut h = start(false, 0, 1);
+    let rx = h.submit_waiting(9);
+    assert!(matches!(rx.recv_timeout(PATIENCE), Ok(Err(e)) if e.contains("sync failed")));
+    drop(h.stop());
 }
