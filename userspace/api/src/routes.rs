@@ -833,7 +833,12 @@ async fn release_lease(
 #[utoipa::path(get, path = "/templates", tag = "templates",
     responses((status = 200, body = schema::ObjectList), Errors))]
 async fn list_templates(State(app): State<App>) -> Response {
-    axum::Json(serde_json::json!({ "items": app.svc.actions.templates() })).into_response()
+    let items = match app.svc.actions.templates() {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    axum::Json(serde_json::json!({ "items": items })).into_response()
 }
 
 /// Checks a template without saving it.

@@ -186,8 +186,9 @@ pub trait Actions: Send + Sync + std::fmt::Debug {
         force: bool,
         dry_run: bool,
     ) -> BoxFuture<'_, Result<ReloadReport, ServiceError>>;
-    /// The templates the config names (`{kind, name, ...}` each).
-    fn templates(&self) -> Vec<serde_json::Value>;
+    /// The templates the config names: a JSON array of `{kind, ...}` objects (served as
+    /// `{"items": [...]}`; a non-array is served as the one item).
+    fn templates(&self) -> serde_json::Value;
     /// Renders `kind` for `mac` as it would be served now.
     fn template_preview(
         &self,

@@ -82,8 +82,8 @@ impl provd_api::Actions for Actions {
         Box::pin(async move { Ok(r) })
     }
 
-    fn templates(&self) -> Vec<Value> {
-        vec![json!({"kind": "cm", "name": "cm.cfg.txt"})]
+    fn templates(&self) -> Value {
+        json!([{"kind": "cm", "name": "cm.cfg.txt"}])
     }
 
     fn template_preview(
@@ -1127,6 +1127,11 @@ async fn records_stats_templates_and_metrics() {
         (&json!("embedded"), &json!(2), &json!(1)),
         "{s}"
     );
+    let t = r
+        .get("ro", "/api/v1/templates")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(t["items"][0]["kind"], "cm", "{t}");
     r.get("ro", &format!("/api/v1/mta/{MTA}"))
         .await
         .expect(StatusCode::OK);

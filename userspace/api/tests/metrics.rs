@@ -80,8 +80,8 @@ impl provd_api::Actions for Nothing {
     fn reload(&self, _: bool, _: bool) -> BoxFuture<'_, Result<ReloadReport, ServiceError>> {
         Box::pin(async { Err(ServiceError::Unavailable(String::new())) })
     }
-    fn templates(&self) -> Vec<Value> {
-        vec![]
+    fn templates(&self) -> Value {
+        Value::Array(vec![])
     }
     fn template_preview(
         &self,

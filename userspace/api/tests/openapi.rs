@@ -43,8 +43,8 @@ impl provd_api::Actions for Nothing {
             })
         })
     }
-    fn templates(&self) -> Vec<Value> {
-        vec![]
+    fn templates(&self) -> Value {
+        Value::Array(vec![])
     }
     fn template_preview(
         &self,
