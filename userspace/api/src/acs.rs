@@ -39,8 +39,8 @@ async fn forward(app: &App, c: &Caller, req: Request) -> Result<Response, ApiErr
     }
     let Some(acs) = app.svc.acs.clone() else {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            StatusCode::NOT_FOUND,
+            "not_configured",
             "no ACS role is configured ([acs])",
         ));
     };

@@ -162,7 +162,13 @@ pub(crate) struct JobStarted {
 /// once; `GET /jobs/{id}` follows it. Rows equal to what is stored change nothing, so an
 /// import run twice is harmless.
 #[utoipa::path(post, path = "/jobs/import", tag = "jobs",
-    request_body(content = Vec<crate::schema::DeviceSpec>, description = "A JSON array, or JSON lines (application/x-ndjson)"),
+    request_body(
+        content(
+            (Vec<serde_json::Value> = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+        description = "A JSON array (application/json), or JSON lines (application/x-ndjson), of devices as `PUT /devices/{mac}` takes them with their `mac`; each row is checked on its own and a bad one is reported in the job, not refused here"
+    ),
     responses((status = 202, body = JobStarted), Errors))]
 async fn import_devices(
     State(app): State<App>,
@@ -175,8 +181,24 @@ async fn import_devices(
             "a relay-scoped token cannot import: a new device's relay is not known",
         ));
     }
+    let lines = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.split(';').next().unwrap_or("").trim();
+            v.eq_ignore_ascii_case("application/x-ndjson")
+                || v.eq_ignore_ascii_case("application/jsonl")
+        });
     let body = body_bytes(req, &()).await?;
-    let rows = tokio::task::spawn_blocking(move || split_rows(&body))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "the body is empty; a JSON array or JSON lines of devices is wanted",
+        ));
+    }
+    let rows = tokio::task::spawn_blocking(move || split_rows(&body, lines))
         .await
         .map_err(|e| ApiError::backend(format!("import: {e}")))??;
     let actor = c.actor();
@@ -188,11 +210,10 @@ async fn import_devices(
     Ok((StatusCode::ACCEPTED, axum::Json(JobStarted { id })).into_response())
 }
 
-/// The body's rows with their line (item) numbers; a JSON array that does not parse as one
-/// is refused whole (400).
-fn split_rows(body: &[u8]) -> Result<Vec<Row>, ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
+/// The body's rows with their line (item) numbers: JSON lines when `lines`, else a JSON
+/// array, which is refused whole (400) if it is not one.
+fn split_rows(body: &[u8], lines: bool) -> Result<Vec<Row>, ApiError> {
+    if !lines {
         let items: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("body: {e}"))
         })?;

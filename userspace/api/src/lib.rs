@@ -127,6 +127,7 @@ fn base_doc() -> utoipa::openapi::OpenApi {
             ComponentsBuilder::new()
                 .security_scheme("bearer", bearer)
                 .schema_from::<ErrorBody>()
+                .schema_from::<schema::Star>()
                 .build(),
         ))
         .security(Some(vec![

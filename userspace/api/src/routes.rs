@@ -156,12 +156,21 @@ fn may_write(
     Ok(())
 }
 
-fn limit_of(limit: Option<u32>) -> u32 {
-    PageRequest {
+/// A page size: 0 or absent is the default (100); above 1000 is refused.
+fn limit_of(limit: Option<u32>) -> Result<u32, ApiError> {
+    if limit.is_some_and(|l| l > PageRequest::MAX) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("at most {}", PageRequest::MAX),
+        )
+        .field("limit"));
+    }
+    Ok(PageRequest {
         after: None,
         limit: limit.unwrap_or(0),
     }
-    .effective_limit()
+    .effective_limit())
 }
 
 // ---- devices ----
@@ -172,21 +181,24 @@ fn limit_of(limit: Option<u32>) -> u32 {
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeviceQuery {
     /// MACs starting with this (`00:11:22`, any separators).
+    #[param(pattern = r"^([0-9A-Fa-f][:.-]?){0,12}$")]
     mac_prefix: Option<String>,
     subscriber: Option<String>,
     /// Class of service.
     class: Option<String>,
     /// `cm`, `mta`, `erouter`, `phone`, `cpe`, `other`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<schema::DeviceType>)]
     kind: Option<String>,
     serial: Option<String>,
     device_id: Option<String>,
     /// Changed at or after (unix ms).
     updated_since: Option<i64>,
-    /// The previous page's `next`.
+    /// The previous page's `next` (a MAC).
+    #[param(pattern = r"^(([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f])?$")]
     after: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -224,6 +236,7 @@ async fn list_devices(
     let kind = q
         .kind
         .as_deref()
+        .filter(|k| !k.is_empty())
         .map(|k| k.parse::<DeviceKind>())
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e).field("type"))?;
@@ -238,8 +251,8 @@ async fn list_devices(
         updated_since: q.updated_since,
     };
     let page = PageRequest {
-        after: q.after,
-        limit: limit_of(q.limit),
+        after: q.after.filter(|a| !a.is_empty()),
+        limit: limit_of(q.limit)?,
     };
     let page = blocking(move || {
         let mut p = app.svc.store.list_devices(&filter, &page)?;
@@ -261,7 +274,7 @@ async fn list_devices(
 
 /// One device, with its `ETag`.
 #[utoipa::path(get, path = "/devices/{mac}", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")),
     responses((status = 200, body = schema::Device, headers(("ETag" = String, description = "\"<version>\""))), Errors))]
 async fn get_device(
     State(app): State<App>,
@@ -277,9 +290,9 @@ async fn get_device(
 /// Creates or replaces a device (`If-Match` to replace a version, `If-None-Match: *` to
 /// create only).
 #[utoipa::path(put, path = "/devices/{mac}", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\": replace only that version"),
-        ("If-None-Match" = Option<String>, Header, description = "*: create only")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": replace only that version", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#),
+        ("If-None-Match" = Option<schema::Star>, Header, description = "*: create only", nullable = false)),
     request_body = schema::DeviceSpec,
     responses((status = 200, body = schema::Device, headers(("ETag" = String))), Errors))]
 async fn put_device(
@@ -304,9 +317,9 @@ async fn put_device(
 /// Changes some of a device's fields (JSON merge patch, RFC 7386: `null` removes a field).
 /// Without `If-Match` it applies to the version it read.
 #[utoipa::path(patch, path = "/devices/{mac}", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\"")),
-    request_body(content = Object, content_type = "application/merge-patch+json"),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#)),
+    request_body(content = schema::DevicePatch, content_type = "application/merge-patch+json"),
     responses((status = 200, body = schema::Device, headers(("ETag" = String))), Errors))]
 async fn patch_device(
     State(app): State<App>,
@@ -371,8 +384,8 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
 
 /// Deletes a device (`If-Match` to delete only that version).
 #[utoipa::path(delete, path = "/devices/{mac}", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\"")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#)),
     responses((status = 204, description = "Deleted"), Errors))]
 async fn delete_device(
     State(app): State<App>,
@@ -398,12 +411,13 @@ pub(crate) struct TimelineQuery {
     /// Events older than this event id (the previous page's `next`).
     before: Option<i64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// A device's timeline, newest first: DHCP, TFTP, time, syslog, MTA, HTTP, CWMP, API.
 #[utoipa::path(get, path = "/devices/{mac}/timeline", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC"), TimelineQuery),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"), TimelineQuery),
     responses((status = 200, body = schema::Timeline), Errors))]
 async fn device_timeline(
     State(app): State<App>,
@@ -412,7 +426,7 @@ async fn device_timeline(
     Q(q): Q<TimelineQuery>,
 ) -> Result<Response, ApiError> {
     let mac = parse_mac("mac", &mac)?;
-    let limit = limit_of(q.limit);
+    let limit = limit_of(q.limit)?;
     let items = blocking(move || {
         if !c.token.scope.is_unlimited() && visible(&app, &c, mac)?.is_none() {
             return Err(ApiError::not_found(format!("no such device {mac}")));
@@ -429,7 +443,7 @@ async fn device_timeline(
 /// Reboots a device: a CM through SNMP `docsDevResetNow`, a CWMP CPE through a Reboot task
 /// and a connection request. The outcome is in the device's timeline.
 #[utoipa::path(post, path = "/devices/{mac}/reset", tag = "devices",
-    params(("mac" = String, Path, description = "The device's MAC")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")),
     responses((status = 200, body = schema::ResetDone), Errors))]
 async fn reset_device(
     State(app): State<App>,
@@ -475,15 +489,16 @@ pub(crate) struct PageQuery {
     /// The previous page's `next`.
     after: Option<String>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
 }
 
 impl PageQuery {
-    fn page(self) -> PageRequest {
-        PageRequest {
-            after: self.after,
-            limit: limit_of(self.limit),
-        }
+    fn page(self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest {
+            after: self.after.filter(|a| !a.is_empty()),
+            limit: limit_of(self.limit)?,
+        })
     }
 }
 
@@ -494,14 +509,14 @@ async fn list_subscribers(
     State(app): State<App>,
     Q(q): Q<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let page = q.page();
+    let page = q.page()?;
     let p = blocking(move || Ok(app.svc.store.list_subscribers(&page)?)).await?;
     Ok(axum::Json(p).into_response())
 }
 
 /// One subscriber.
 #[utoipa::path(get, path = "/subscribers/{id}", tag = "subscribers",
-    params(("id" = String, Path, description = "The account id")),
+    params(("id" = String, Path, description = "The account id", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f]*$")),
     responses((status = 200, body = schema::Subscriber, headers(("ETag" = String))), Errors))]
 async fn get_subscriber(
     State(app): State<App>,
@@ -519,9 +534,9 @@ async fn get_subscriber(
 
 /// Creates or replaces a subscriber.
 #[utoipa::path(put, path = "/subscribers/{id}", tag = "subscribers",
-    params(("id" = String, Path, description = "The account id"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\""),
-        ("If-None-Match" = Option<String>, Header, description = "*: create only")),
+    params(("id" = String, Path, description = "The account id", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f]*$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#),
+        ("If-None-Match" = Option<schema::Star>, Header, description = "*: create only", nullable = false)),
     request_body = schema::SubscriberSpec,
     responses((status = 200, body = schema::Subscriber, headers(("ETag" = String))), Errors))]
 async fn put_subscriber(
@@ -540,8 +555,8 @@ async fn put_subscriber(
 
 /// Deletes a subscriber (409 while devices name it).
 #[utoipa::path(delete, path = "/subscribers/{id}", tag = "subscribers",
-    params(("id" = String, Path, description = "The account id"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\"")),
+    params(("id" = String, Path, description = "The account id", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f]*$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#)),
     responses((status = 204, description = "Deleted"), Errors))]
 async fn delete_subscriber(
     State(app): State<App>,
@@ -567,7 +582,7 @@ async fn list_classes(
     Extension(c): Extension<Caller>,
     Q(q): Q<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let page = q.page();
+    let page = q.page()?;
     let mut p = blocking(move || Ok(app.svc.store.list_classes(&page)?)).await?;
     p.items.retain(|k| class_in_scope(&c, &k.spec.name));
     Ok(axum::Json(p).into_response())
@@ -575,7 +590,7 @@ async fn list_classes(
 
 /// One class of service.
 #[utoipa::path(get, path = "/classes/{name}", tag = "classes",
-    params(("name" = String, Path, description = "The class's name")),
+    params(("name" = String, Path, description = "The class's name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
     responses((status = 200, body = schema::ClassOfService, headers(("ETag" = String))), Errors))]
 async fn get_class(
     State(app): State<App>,
@@ -595,9 +610,9 @@ async fn get_class(
 
 /// Creates or replaces a class of service; its devices' next files use it.
 #[utoipa::path(put, path = "/classes/{name}", tag = "classes",
-    params(("name" = String, Path, description = "The class's name"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\""),
-        ("If-None-Match" = Option<String>, Header, description = "*: create only")),
+    params(("name" = String, Path, description = "The class's name", pattern = r"^[A-Za-z0-9_.-]{1,64}$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#),
+        ("If-None-Match" = Option<schema::Star>, Header, description = "*: create only", nullable = false)),
     request_body = schema::ClassSpec,
     responses((status = 200, body = schema::ClassOfService, headers(("ETag" = String))), Errors))]
 async fn put_class(
@@ -621,8 +636,8 @@ async fn put_class(
 
 /// Deletes a class of service (409 while devices name it).
 #[utoipa::path(delete, path = "/classes/{name}", tag = "classes",
-    params(("name" = String, Path, description = "The class's name"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\"")),
+    params(("name" = String, Path, description = "The class's name", pattern = r"^[A-Za-z0-9_.-]{1,64}$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#)),
     responses((status = 204, description = "Deleted"), Errors))]
 async fn delete_class(
     State(app): State<App>,
@@ -641,15 +656,31 @@ async fn delete_class(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MacPageQuery {
+    /// The previous page's `next` (a MAC).
+    #[param(pattern = r"^(([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f])?$")]
+    after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
+    limit: Option<u32>,
+}
+
 /// List reservations, by MAC.
-#[utoipa::path(get, path = "/reservations", tag = "reservations", params(PageQuery),
+#[utoipa::path(get, path = "/reservations", tag = "reservations", params(MacPageQuery),
     responses((status = 200, body = schema::ReservationPage), Errors))]
 async fn list_reservations(
     State(app): State<App>,
     Extension(c): Extension<Caller>,
-    Q(q): Q<PageQuery>,
+    Q(q): Q<MacPageQuery>,
 ) -> Result<Response, ApiError> {
-    let page = q.page();
+    let page = PageQuery {
+        after: q.after,
+        limit: q.limit,
+    }
+    .page()?;
     let p = blocking(move || {
         let mut p = app.svc.store.list_reservations(&page)?;
         if !c.token.scope.is_unlimited() {
@@ -669,7 +700,7 @@ async fn list_reservations(
 
 /// One reservation.
 #[utoipa::path(get, path = "/reservations/{mac}", tag = "reservations",
-    params(("mac" = String, Path, description = "The device's MAC")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")),
     responses((status = 200, body = schema::Reservation, headers(("ETag" = String))), Errors))]
 async fn get_reservation(
     State(app): State<App>,
@@ -691,9 +722,9 @@ async fn get_reservation(
 
 /// Creates or replaces a reservation; the device's next DISCOVER gets the address.
 #[utoipa::path(put, path = "/reservations/{mac}", tag = "reservations",
-    params(("mac" = String, Path, description = "The device's MAC"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\""),
-        ("If-None-Match" = Option<String>, Header, description = "*: create only")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#),
+        ("If-None-Match" = Option<schema::Star>, Header, description = "*: create only", nullable = false)),
     request_body = schema::ReservationSpec,
     responses((status = 200, body = schema::Reservation, headers(("ETag" = String))), Errors))]
 async fn put_reservation(
@@ -717,8 +748,8 @@ async fn put_reservation(
 
 /// Deletes a reservation.
 #[utoipa::path(delete, path = "/reservations/{mac}", tag = "reservations",
-    params(("mac" = String, Path, description = "The device's MAC"),
-        ("If-Match" = Option<String>, Header, description = "\"<version>\"")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$"),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\"", nullable = false, pattern = r#"^(\*|(W/)?"[0-9]{1,19}"|[0-9]{1,19})$"#)),
     responses((status = 204, description = "Deleted"), Errors))]
 async fn delete_reservation(
     State(app): State<App>,
@@ -747,7 +778,7 @@ async fn search_leases(
     Extension(c): Extension<Caller>,
     Q(mut q): Q<LeaseQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = limit_of(q.limit);
+    let limit = limit_of(q.limit)?;
     q.relays_any = c.token.scope.relays.clone();
     let items = blocking(move || {
         let mut items = app.svc.leases.search(&q, limit);
@@ -771,7 +802,7 @@ async fn search_leases(
 
 /// Releases a device's lease, as its DHCPRELEASE would (recorded in its timeline).
 #[utoipa::path(post, path = "/leases/{mac}/release", tag = "leases",
-    params(("mac" = String, Path, description = "The device's MAC")),
+    params(("mac" = String, Path, description = "The device's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")),
     responses((status = 204, description = "Released"), Errors))]
 async fn release_lease(
     State(app): State<App>,
@@ -800,9 +831,14 @@ async fn release_lease(
 
 /// The templates the config names.
 #[utoipa::path(get, path = "/templates", tag = "templates",
-    responses((status = 200, body = Object), Errors))]
+    responses((status = 200, body = schema::ObjectList), Errors))]
 async fn list_templates(State(app): State<App>) -> Response {
-    axum::Json(app.svc.actions.templates()).into_response()
+    let items = match app.svc.actions.templates() {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    axum::Json(serde_json::json!({ "items": items })).into_response()
 }
 
 /// Checks a template without saving it.
@@ -823,6 +859,7 @@ async fn validate_template(
 #[into_params(parameter_in = Query)]
 pub(crate) struct PreviewQuery {
     /// The device.
+    #[param(pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     mac: String,
     /// `cm`, `mta` or `profile`.
     #[param(inline)]
@@ -857,7 +894,7 @@ async fn check_visible(app: &App, c: &Caller, mac: Mac) -> Result<(), ApiError> 
 
 /// An MTA's provisioning record (each flow step with its time), persisted across restarts.
 #[utoipa::path(get, path = "/mta/{mac}", tag = "mta",
-    params(("mac" = String, Path, description = "The MTA's MAC")),
+    params(("mac" = String, Path, description = "The MTA's MAC", pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")),
     responses((status = 200, body = Object), Errors))]
 async fn mta_record(
     State(app): State<App>,
@@ -888,7 +925,7 @@ async fn syslog_events(
         })?;
         check_visible(&app, &c, mac).await?;
     }
-    let limit = limit_of(q.limit);
+    let limit = limit_of(q.limit)?;
     let roles = Arc::clone(&app.svc.roles);
     let items = blocking(move || Ok(roles.syslog_events(&q, limit))).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
@@ -909,6 +946,7 @@ pub(crate) struct AuditQuery {
     /// Entries older than this id (the previous page's `next`).
     before: Option<i64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -921,7 +959,7 @@ async fn audit_log(
     Q(q): Q<AuditQuery>,
 ) -> Result<Response, ApiError> {
     c.require(TokenRole::Operator)?;
-    let limit = limit_of(q.limit);
+    let limit = limit_of(q.limit)?;
     let filter = AuditFilter {
         resource: q.resource,
         key: q.key,
@@ -962,6 +1000,15 @@ async fn create_token(
     {
         return Err(ApiError::invalid(k.clone(), format!("unknown field `{k}`")));
     }
+    if let Some(k) = body.get("scope").and_then(|s| s.as_object()).and_then(|o| {
+        o.keys()
+            .find(|k| !matches!(k.as_str(), "relays" | "classes"))
+    }) {
+        return Err(ApiError::invalid(
+            format!("scope.{k}"),
+            format!("unknown field `{k}`"),
+        ));
+    }
     let mut spec: TokenSpec = decode(body)?;
     let secret = crate::new_secret().map_err(|e| ApiError::backend(format!("random: {e}")))?;
     spec.hash = crate::token_hash(&secret);
@@ -975,7 +1022,7 @@ async fn create_token(
 
 /// Deletes a token; it stops working at once. Admin only.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "The token's name")),
+    params(("id" = String, Path, description = "The token's name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
     responses((status = 204, description = "Deleted"), Errors))]
 async fn delete_token(
     State(app): State<App>,

@@ -6,6 +6,56 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+
+/// Text with no control characters.
+pub(crate) const TEXT: &str = r"^[^\u0000-\u001f\u007f]*$";
+/// A class of service (or token) name.
+pub(crate) const NAME: &str = r"^[A-Za-z0-9_.-]{1,64}$";
+/// A MAC address, with or without separators.
+pub(crate) const MAC: &str = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$";
+
+/// Template variables: names `[A-Za-z_][A-Za-z0-9_]*` (at most 64 bytes), values strings (at
+/// most 4096 bytes), numbers or booleans.
+#[derive(Serialize)]
+pub struct Vars;
+
+impl utoipa::PartialSchema for Vars {
+    fn schema() -> RefOr<Schema> {
+        let scalar = OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(4096)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")),
+            ))
+            .additional_properties(Some(Schema::OneOf(scalar.build())))
+            .into()
+    }
+}
+
+impl ToSchema for Vars {}
+
+/// `*`: the only `If-None-Match` a write takes (create only).
+#[derive(Serialize, ToSchema)]
+pub enum Star {
+    #[serde(rename = "*")]
+    Star,
+}
+
+/// An IPv4 address.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = String, format = Ipv4)]
+pub struct Ipv4(String);
 
 /// `cm`, `mta`, `erouter`, `phone`, `cpe`, `other`.
 #[derive(Serialize, ToSchema)]
@@ -19,21 +69,59 @@ pub enum DeviceType {
     Other,
 }
 
-/// A device as written (`PUT /devices/{mac}`; `mac` may be left out, the path names it).
+/// A device as written (`PUT /devices/{mac}`): the path names the device; a `mac` in the
+/// body must be the same.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
-    #[schema(example = "00:11:22:aa:bb:cc")]
+    /// Read from the path; if given, the same.
+    #[schema(read_only, pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     mac: Option<String>,
+    /// `other` when absent.
+    #[serde(rename = "type", default)]
+    kind: DeviceType,
+    /// An existing subscriber's id.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f]*$"
+    )]
+    subscriber: Option<String>,
+    /// An existing class of service.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+    class_of_service: Option<String>,
+    #[schema(max_length = 128, pattern = r"^[^\u0000-\u001f\u007f]*$")]
+    serial: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f]*$")]
+    device_id: Option<String>,
+    #[schema(pattern = r"^[0-9A-Fa-f:]{1,390}$")]
+    duid: Option<String>,
+    #[serde(default)]
+    vars: Vars,
+}
+
+/// A merge patch (RFC 7386) of a device: the fields given replace the stored ones, `null`
+/// removes one.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
     #[serde(rename = "type")]
     kind: Option<DeviceType>,
-    /// Must exist.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f]*$"
+    )]
     subscriber: Option<String>,
-    /// Must exist.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     class_of_service: Option<String>,
+    #[schema(max_length = 128, pattern = r"^[^\u0000-\u001f\u007f]*$")]
     serial: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f]*$")]
     device_id: Option<String>,
+    #[schema(pattern = r"^[0-9A-Fa-f:]{1,390}$")]
     duid: Option<String>,
-    /// Names `[A-Za-z_][A-Za-z0-9_]*`; values strings, numbers or booleans.
+    /// Merged: a variable set to `null` is removed.
     #[schema(value_type = Option<Object>)]
     vars: Option<serde_json::Value>,
 }
@@ -65,13 +153,17 @@ pub struct DevicePage {
     next: Option<String>,
 }
 
-/// A subscriber as written (`id` may be left out, the path names it).
+/// A subscriber as written: the path names it; an `id` in the body must be the same.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriberSpec {
+    /// Read from the path; if given, the same.
+    #[schema(read_only)]
     id: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f]*$")]
     name: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    vars: Option<serde_json::Value>,
+    #[serde(default)]
+    vars: Vars,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -91,13 +183,17 @@ pub struct SubscriberPage {
     next: Option<String>,
 }
 
-/// A class of service as written (`name` may be left out, the path names it).
+/// A class of service as written: the path names it; a `name` in the body must be the same.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClassSpec {
+    /// Read from the path; if given, the same.
+    #[schema(read_only)]
     name: Option<String>,
+    #[schema(max_length = 1024, pattern = r"^[^\u0000-\u001f\u007f]*$")]
     description: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    vars: Option<serde_json::Value>,
+    #[serde(default)]
+    vars: Vars,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -117,12 +213,21 @@ pub struct ClassPage {
     next: Option<String>,
 }
 
-/// A reservation as written (`mac` may be left out, the path names it).
+/// A reservation as written: the path names the MAC; a `mac` in the body must be the same.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReservationSpec {
+    /// Read from the path; if given, the same.
+    #[schema(read_only, pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     mac: Option<String>,
     #[schema(format = Ipv4)]
     address: String,
+    /// A `[[class]]` of the config.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f]*$"
+    )]
     dhcp_class: Option<String>,
 }
 
@@ -193,9 +298,9 @@ pub struct AuditEntry {
     action: String,
     resource: String,
     key: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     before: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     after: Option<serde_json::Value>,
 }
 
@@ -216,10 +321,18 @@ pub enum TokenRole {
 
 /// Limits what a token sees and changes; empty lists limit nothing.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Scope {
-    relays: Vec<String>,
-    classes: Vec<String>,
+    #[serde(default)]
+    relays: Vec<Ipv4>,
+    #[serde(default)]
+    classes: Vec<ClassName>,
 }
+
+/// A class of service name.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
+pub struct ClassName(String);
 
 #[derive(Serialize, ToSchema)]
 pub struct Token {
@@ -232,10 +345,15 @@ pub struct Token {
 
 /// A token to create.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenSpec {
+    /// Unique; what the audit log names.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     name: String,
     role: TokenRole,
-    scope: Option<Scope>,
+    /// None: unlimited.
+    #[serde(default)]
+    scope: Scope,
 }
 
 /// A created token: the secret is shown this once and never stored.

@@ -72,22 +72,23 @@ pub struct Lease {
 #[into_params(parameter_in = Query)]
 pub struct LeaseQuery {
     /// This MAC.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     pub mac: Option<Mac>,
     /// This address.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Ipv4)]
     pub address: Option<Ipv4Addr>,
     /// Through this relay (giaddr).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Ipv4)]
     pub relay: Option<Ipv4Addr>,
     /// With this option 82 remote-id (hex).
     pub remote_id: Option<String>,
     /// Of this subscriber.
     pub subscriber: Option<String>,
     /// Leases after this MAC (the previous page's `next`).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     pub after: Option<Mac>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
     /// The caller's scope: only through any of these relays (empty: any). Set by the API,
     /// never from the query string.
@@ -185,7 +186,8 @@ pub trait Actions: Send + Sync + std::fmt::Debug {
         force: bool,
         dry_run: bool,
     ) -> BoxFuture<'_, Result<ReloadReport, ServiceError>>;
-    /// The templates the config names (JSON list of `{kind, name, ...}`).
+    /// The templates the config names: a JSON array of `{kind, ...}` objects (served as
+    /// `{"items": [...]}`; a non-array is served as the one item).
     fn templates(&self) -> serde_json::Value;
     /// Renders `kind` for `mac` as it would be served now.
     fn template_preview(
@@ -203,12 +205,13 @@ pub trait Actions: Send + Sync + std::fmt::Debug {
 #[into_params(parameter_in = Query)]
 pub struct SyslogQuery {
     /// From this device.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
     pub mac: Option<Mac>,
     /// From this address.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Ipv4)]
     pub ip: Option<Ipv4Addr>,
     /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -504,6 +504,19 @@ async fn a_body_over_the_limit_is_413() {
     r.put("op", "/api/v1/devices/00:11:22:aa:bb:01", big)
         .await
         .error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None);
+    // An import job has its own, larger limit.
+    let rows: Vec<Value> = (0..100u32)
+        .map(|i| json!({"mac": format!("00:11:22:00:{:02x}:{:02x}", i / 256, i % 256), "serial": "x".repeat(100)}))
+        .collect();
+    r.call(
+        Some("op"),
+        "POST",
+        "/api/v1/jobs/import",
+        Some(Value::Array(rows)),
+        &[],
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
 }
 
 fn from_ip(mut req: Request<Body>, ip: [u8; 4]) -> Request<Body> {
@@ -1114,6 +1127,11 @@ async fn records_stats_templates_and_metrics() {
         (&json!("embedded"), &json!(2), &json!(1)),
         "{s}"
     );
+    let t = r
+        .get("ro", "/api/v1/templates")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(t["items"][0]["kind"], "cm", "{t}");
     r.get("ro", &format!("/api/v1/mta/{MTA}"))
         .await
         .expect(StatusCode::OK);
@@ -1172,12 +1190,11 @@ async fn records_stats_templates_and_metrics() {
         open.call(None, "GET", "/metrics", None, &[]).await.status,
         StatusCode::OK
     );
-    // The ACS routes without an ACS: 503, not a 404 that looks like a missing route.
-    r.get("ro", "/api/v1/acs/stats").await.error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        None,
-    );
+    // The ACS routes without an ACS: a 404 that says so, not one that looks like a missing
+    // route.
+    r.get("ro", "/api/v1/acs/stats")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_configured", None);
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ impl provd_api::Actions for Nothing {
         Box::pin(async { Err(ServiceError::Unavailable(String::new())) })
     }
     fn templates(&self) -> Value {
-        Value::Null
+        Value::Array(vec![])
     }
     fn template_preview(
         &self,

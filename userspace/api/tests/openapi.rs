@@ -31,11 +31,17 @@ impl LeaseIndex for Nothing {
 }
 
 impl provd_api::Actions for Nothing {
-    fn reset(&self, _: Mac) -> BoxFuture<'_, Result<String, ServiceError>> {
-        Box::pin(async { Err(ServiceError::Unavailable("no roles".into())) })
+    fn reset(&self, mac: Mac) -> BoxFuture<'_, Result<String, ServiceError>> {
+        Box::pin(async move { Ok(format!("{mac}: nothing to reset here")) })
     }
     fn reload(&self, _: bool, _: bool) -> BoxFuture<'_, Result<ReloadReport, ServiceError>> {
-        Box::pin(async { Err(ServiceError::Unavailable("no roles".into())) })
+        Box::pin(async {
+            Ok(ReloadReport {
+                applied: false,
+                changes: vec![],
+                orphaned: vec![],
+            })
+        })
     }
     fn templates(&self) -> Value {
         Value::Array(vec![])
@@ -43,12 +49,22 @@ impl provd_api::Actions for Nothing {
     fn template_preview(
         &self,
         _: Mac,
-        _: TemplateKind,
+        kind: TemplateKind,
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
-        Box::pin(async { Err(ServiceError::Unavailable("no roles".into())) })
+        Box::pin(async move {
+            Ok(TemplatePreview {
+                kind,
+                file: None,
+                text: String::new(),
+                verdicts: vec![],
+            })
+        })
     }
     fn validate_template(&self, _: &TemplateCheck) -> Result<TemplateValidation, ServiceError> {
-        Err(ServiceError::Unavailable("no roles".into()))
+        Ok(TemplateValidation {
+            ok: true,
+            problems: vec![],
+        })
     }
 }
 
@@ -214,4 +230,49 @@ async fn every_documented_operation_is_routed_and_the_served_document_is_the_sam
         }
     }
     assert!(n >= 40, "only {n} operations documented");
+}
+
+/// Not a test: serves the API on `PROVD_API_SERVE` (e.g. `127.0.0.1:18080`) over a fresh
+/// SQLite store with an admin token whose secret is `s`, for outside tools (schemathesis) to
+/// run against until it is killed:
+/// `PROVD_API_SERVE=127.0.0.1:18080 cargo test -p provd-api --test openapi -- --ignored serve`.
+#[tokio::test]
+#[ignore]
+async fn serve() {
+    let addr = std::env::var("PROVD_API_SERVE").expect("PROVD_API_SERVE=host:port");
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(provd_store::sqlite::SqliteStore::open(dir.path().join("s.db")).unwrap());
+    store
+        .put_token(
+            &TokenSpec {
+                name: "admin".into(),
+                role: TokenRole::Admin,
+                scope: Scope::default(),
+                hash: provd_api::token_hash("s"),
+            },
+            &Actor::System,
+        )
+        .unwrap();
+    let router = provd_api::router(
+        Services {
+            store,
+            leases: Arc::new(Nothing),
+            actions: Arc::new(Nothing),
+            roles: Arc::new(Nothing),
+            acs: None,
+        },
+        ApiSettings {
+            // The tool sends bad tokens on purpose; it would lock itself out.
+            auth_fail_limit: u32::MAX,
+            ..ApiSettings::default()
+        },
+    );
+    let l = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    axum::serve(
+        l,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+    .unwrap();
 }
