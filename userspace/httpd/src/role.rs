@@ -173,6 +173,15 @@ impl Role for HttpRole {
         c
     }
 
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        let listeners: Vec<_> = self
+            .listeners
+            .iter()
+            .map(|(name, web, _)| (*name, web.entries()))
+            .collect();
+        write_metrics(&self.httpd.counters.entries(), &listeners, out);
+    }
+
     fn finished(&self) -> bool {
         self.listeners.iter().any(|(_, _, t)| t.is_finished())
     }
@@ -192,5 +201,65 @@ impl Role for HttpRole {
         }
         tracing::info!(counters = %self.httpd.counters.snapshot(), listeners = ?web, "http counters");
         result
+    }
+}
+
+/// The HTTP role's families: each service count as `provd_http_<name>_total`; per listener
+/// (`http`, `https`) its connections, handshakes and requests as `_total` counters labelled
+/// `listener`, and its responses as `provd_http_responses_total{listener,class}`.
+fn write_metrics(
+    service: &[(&'static str, u64)],
+    listeners: &[(&str, Vec<(&'static str, u64)>)],
+    out: &mut dyn provd_role::metrics::MetricsSink,
+) {
+    for (name, n) in service {
+        let help = format!("HTTP profile service count {name:?}.");
+        out.counter(&format!("provd_http_{name}_total"), &help, &[], *n);
+    }
+    for (listener, entries) in listeners {
+        for (name, n) in entries {
+            match name.strip_prefix("status_") {
+                Some(class) => out.counter(
+                    "provd_http_responses_total",
+                    "HTTP responses, by listener and status class.",
+                    &[("listener", listener), ("class", class)],
+                    *n,
+                ),
+                None => {
+                    let help = format!("HTTP listener count {name:?}.");
+                    out.counter(
+                        &format!("provd_http_listener_{name}_total"),
+                        &help,
+                        &[("listener", listener)],
+                        *n,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use provd_role::metrics::Exposition;
+
+    #[test]
+    fn service_and_listener_counts_are_typed_and_labelled() {
+        let service = [("profiles_served", 3), ("not_modified", 1)];
+        let listener = |n: u64| vec![("requests", n), ("status_2xx", n), ("status_5xx", 0)];
+        let listeners = [("http", listener(4)), ("https", listener(2))];
+        let mut e = Exposition::new();
+        super::write_metrics(&service, &listeners, &mut e);
+        assert!(e.refused().is_empty(), "{:?}", e.refused());
+        let text = e.finish();
+        for line in [
+            "# TYPE provd_http_profiles_served_total counter",
+            "provd_http_profiles_served_total 3",
+            r#"provd_http_listener_requests_total{listener="https"} 2"#,
+            r#"provd_http_responses_total{listener="http",class="2xx"} 4"#,
+            r#"provd_http_responses_total{listener="https",class="5xx"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
     }
 }

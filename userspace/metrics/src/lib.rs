@@ -113,6 +113,12 @@ pub fn install() -> Metrics {
         .clone()
 }
 
+/// [`Metrics::render`] with the recorder [`install`] set up (installing it if nobody did):
+/// the whole `/metrics` text.
+pub fn render(roles: &RoleSet, extra: &Extra<'_>) -> String {
+    install().render(roles, extra)
+}
+
 /// What the exposition carries besides the roles and the facade.
 #[derive(Debug, Clone, Copy)]
 pub struct Extra<'a> {

@@ -356,6 +356,11 @@ fn install_is_idempotent() {
         ),
         text
     );
+    let extra = Extra {
+        store: None,
+        build: BuildInfo::current(),
+    };
+    assert_eq!(render(&RoleSet::default(), &extra), text);
 }
 
 /// Every metric an expression of the shipped dashboard names is one the exposition has: the

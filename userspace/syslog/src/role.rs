@@ -97,6 +97,83 @@ impl Role for SyslogHandle {
         out
     }
 
+    /// The receiver's counts as counters (parsed by format, malformed by reason), what the
+    /// store holds as gauges.
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        let c = self.counters();
+        let st = self.store().stats();
+        out.counter(
+            "provd_syslog_received_total",
+            "Syslog datagrams received.",
+            &[],
+            c.received,
+        );
+        for f in Format::ALL {
+            out.counter(
+                "provd_syslog_parsed_total",
+                "Syslog messages parsed, by format.",
+                &[("format", f.label())],
+                c.by_format[f.index()],
+            );
+        }
+        for (label, &n) in ParseError::LABELS.iter().zip(&c.malformed) {
+            out.counter(
+                "provd_syslog_malformed_total",
+                "Syslog datagrams not parsed, by reason.",
+                &[("reason", label)],
+                n,
+            );
+        }
+        for (name, help, n) in [
+            (
+                "provd_syslog_truncated_total",
+                "Syslog datagrams longer than the receive buffer.",
+                c.truncated,
+            ),
+            (
+                "provd_syslog_stored_total",
+                "Syslog events filed in the store.",
+                c.stored,
+            ),
+            (
+                "provd_syslog_receive_errors_total",
+                "Errors reading the syslog socket.",
+                c.receive_errors,
+            ),
+            (
+                "provd_syslog_store_evicted_devices_total",
+                "Devices whose events the store evicted to stay in its bounds.",
+                st.evicted_devices,
+            ),
+        ] {
+            out.counter(name, help, &[], n);
+        }
+        for (name, help, n) in [
+            (
+                "provd_syslog_store_devices",
+                "Devices with syslog events in the store.",
+                st.devices,
+            ),
+            (
+                "provd_syslog_store_unknown_devices",
+                "Addresses with events but no device known.",
+                st.unknown_devices,
+            ),
+            (
+                "provd_syslog_store_events",
+                "Syslog events in the store.",
+                st.events,
+            ),
+            (
+                "provd_syslog_store_bytes",
+                "Bytes of syslog events in the store.",
+                st.bytes,
+            ),
+        ] {
+            out.gauge(name, help, &[], n as f64);
+        }
+    }
+
     fn finished(&self) -> bool {
         self.workers.any_finished()
     }

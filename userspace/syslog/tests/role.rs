@@ -110,6 +110,19 @@ fn events_are_filed_by_the_lease_that_is_live_now() {
     ] {
         assert_eq!(counter(&role, name), want, "{name}");
     }
+    let mut e = provd_role::metrics::Exposition::new();
+    role.metrics(&mut e);
+    assert!(e.refused().is_empty(), "{:?}", e.refused());
+    let text = e.finish();
+    for line in [
+        r#"provd_syslog_parsed_total{format="bare"} 4"#,
+        r#"provd_syslog_malformed_total{reason="no_pri"} 1"#,
+        "provd_syslog_stored_total 4",
+        "# TYPE provd_syslog_store_devices gauge",
+        "provd_syslog_store_devices 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
     assert!(!role.finished());
 
     let started = Instant::now();

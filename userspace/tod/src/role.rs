@@ -66,6 +66,14 @@ impl Role for TodHandle {
         .collect()
     }
 
+    /// Every count as `provd_time_<name>_total` (they are all counts).
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        for (name, n) in Role::counters(self) {
+            let help = format!("RFC 868 time server count {name:?}.");
+            out.counter(&format!("provd_time_{name}_total"), &help, &[], n);
+        }
+    }
+
     fn finished(&self) -> bool {
         self.workers.any_finished()
     }

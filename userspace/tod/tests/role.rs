@@ -76,6 +76,16 @@ fn a_burst_of_requests_gets_one_answer_each() {
     assert!(eventually(|| counter(&role, "udp_replies") == 200));
     assert_eq!(counter(&role, "udp_requests"), 200);
     assert_eq!(counter(&role, "udp_ignored"), 0);
+    let mut e = provd_role::metrics::Exposition::new();
+    role.metrics(&mut e);
+    assert!(e.refused().is_empty(), "{:?}", e.refused());
+    let text = e.finish();
+    for line in [
+        "# TYPE provd_time_udp_replies_total counter",
+        "provd_time_udp_replies_total 200",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
     assert!(!role.finished());
 
     let started = Instant::now();
