@@ -186,3 +186,29 @@ impl Drop for Postgres {
         let _ = self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root and Debian's PostgreSQL 15: `cargo test -p provd-rig -- --ignored postgres`.
+    #[test]
+    #[ignore = "needs root (a network namespace) and PostgreSQL 15"]
+    fn postgres_starts_in_a_namespace_answers_there_and_stops() {
+        let ns = Netns::new("pgtest").unwrap();
+        let dir = std::env::temp_dir().join(format!("rig-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut pg = Postgres::start(&ns, &dir, 55499).unwrap();
+        assert_eq!(pg.psql("select 40 + 2").unwrap().trim(), "42");
+        assert!(pg.url().ends_with(":55499/provd"));
+        // Not on the host's loopback: only inside the namespace.
+        let host = std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:55499".parse().unwrap(),
+            Duration::from_millis(300),
+        );
+        assert!(host.is_err(), "the server is reachable from the host's namespace");
+        pg.stop().unwrap();
+        assert!(pg.psql("select 1").is_err(), "still answering after stop");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
