@@ -206,7 +206,10 @@ mod tests {
             &"127.0.0.1:55499".parse().unwrap(),
             Duration::from_millis(300),
         );
-        assert!(host.is_err(), "the server is reachable from the host's namespace");
+        assert!(
+            host.is_err(),
+            "the server is reachable from the host's namespace"
+        );
         pg.stop().unwrap();
         assert!(pg.psql("select 1").is_err(), "still answering after stop");
         let _ = std::fs::remove_dir_all(&dir);
