@@ -31,7 +31,7 @@ PKGS=(
   openssl           # certificates for the HTTPS suite; s_client, s_time, enc (e2e/bench http)
   libxml2-utils     # xmllint: checks XML profiles (e2e http)
   wrk               # HTTP load generator (bench http)
-  prometheus        # promtool: checks provd's /metrics exposition (e2e api)
+  prometheus        # promtool: checks provd's /metrics exposition (provd-metrics tests, e2e api)
   postgresql-15     # the store's PostgreSQL backend: e2e api and bench api start their own
                     # servers from /usr/lib/postgresql/15/bin (no service is started)
   python3-venv python3-pip  # the venv below (openapi-spec-validator, schemathesis)

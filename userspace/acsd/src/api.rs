@@ -235,7 +235,12 @@ impl TaskSpec {
                                 ));
                             }
                         };
-                        let ty = v.ty.unwrap_or_else(|| ty.to_owned());
+                        // GenieACS writes the namespace prefix (`xsd:unsignedInt`); the
+                        // envelope declares `xsd` itself, so the local name is what is kept.
+                        let ty = match v.ty {
+                            Some(t) => t.strip_prefix("xsd:").map(str::to_owned).unwrap_or(t),
+                            None => ty.to_owned(),
+                        };
                         if ty.is_empty() || !ty.bytes().all(|b| b.is_ascii_alphanumeric()) {
                             return Err(format!("{}: bad type {ty:?}", v.name));
                         }

@@ -549,3 +549,81 @@ fn the_role_serves_on_its_sockets_and_writes_its_snapshot_when_it_stops() {
     assert!(saved.contains("SN1"), "{saved}");
     cp.shutdown(std::time::Duration::from_secs(1));
 }
+
+/// GenieACS spells parameter types with their namespace prefix (`xsd:unsignedInt`); the task
+/// API takes that as well as the short spelling, and the SPV reaches the CPE as
+/// `xsi:type="xsd:unsignedInt"`, never as `xsd:xsd:...` nor downgraded to a string.
+#[tokio::test]
+async fn an_spv_with_genieacs_type_spelling_is_accepted_and_reaches_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let acsd = acsd(dir.path(), r#"auth = "none""#);
+    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    let cpe = peer(40100);
+    let r = cwmp(
+        &cwmp_r,
+        &cpe,
+        None,
+        None,
+        inform("SPV1", "http://198.18.0.10:7547/"),
+    )
+    .await;
+    assert!(matches!(r.rpc(), Rpc::InformResponse { .. }), "{}", r.body);
+    let r = cwmp(&cwmp_r, &cpe, None, None, String::new()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    let task = json!({"method": "SetParameterValues", "values": [
+        {"name": "Device.ManagementServer.PeriodicInformInterval", "value": "300", "type": "xsd:unsignedInt"},
+        {"name": "Device.X.Enable", "value": "true", "type": "xsd:boolean"},
+        {"name": "Device.X.Name", "value": "a", "type": "string"},
+    ]});
+    let r = api(
+        &api_r,
+        "POST",
+        "/api/devices/00D09E-SIM-SPV1/tasks",
+        Some(task),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let cpe = peer(40101);
+    let r = cwmp(
+        &cwmp_r,
+        &cpe,
+        None,
+        None,
+        inform("SPV1", "http://198.18.0.10:7547/"),
+    )
+    .await;
+    assert!(matches!(r.rpc(), Rpc::InformResponse { .. }), "{}", r.body);
+    let r = cwmp(&cwmp_r, &cpe, None, None, String::new()).await;
+    assert!(
+        r.body.contains(r#"xsi:type="xsd:unsignedInt">300<"#),
+        "the SPV on the wire: {}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"xsi:type="xsd:boolean">true<"#),
+        "{}",
+        r.body
+    );
+    let Rpc::SetParameterValues { parameters, .. } = r.rpc() else {
+        panic!("expected the queued SetParameterValues, got {}", r.body)
+    };
+    let tys: Vec<&str> = parameters.iter().map(|p| p.ty.as_str()).collect();
+    assert_eq!(tys, ["unsignedInt", "boolean", "string"]);
+
+    // A prefix other than xsd:, or an unknown xsd: type, is still refused by name.
+    for ty in ["foo:int", "xsd:", "xsd:x y"] {
+        let task = json!({"method": "SetParameterValues", "values": [
+            {"name": "Device.Z", "value": "1", "type": ty}]});
+        let r = api(
+            &api_r,
+            "POST",
+            "/api/devices/00D09E-SIM-SPV1/tasks",
+            Some(task),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{ty}: {}", r.body);
+        assert!(r.body.contains("Device.Z"), "{ty}: {}", r.body);
+    }
+}

@@ -157,9 +157,6 @@ impl Policy {
             "classes ({}, first match on option 60 wins):",
             self.classes.len()
         )?;
-        if self.classes.is_empty() {
-            writeln!(o, "  (none: every client is unclassified)")?;
-        }
         for (i, c) in self.classes.iter().enumerate() {
             if c.matcher.is_never() {
                 writeln!(o, "  [{i}] {} (no match: reservations only)", c.name)?;

@@ -381,6 +381,9 @@ pub(crate) struct Index {
     pub catch_all: Option<ClassId>,
 }
 
+/// The name of the class a config without `[[class]]` gets: it matches every client.
+pub const DEFAULT_CLASS: &str = "default";
+
 /// Shortest lease accepted anywhere.
 pub const MIN_LEASE_SECS: u32 = 60;
 /// Largest |time_offset| (option 2).
@@ -416,7 +419,21 @@ impl DhcpCheck {
     }
 
     /// Validates `[[class]]`, recording the valid names for subnets and reservations.
+    ///
+    /// A config with no `[[class]]` at all gets one, [`DEFAULT_CLASS`], matching every client
+    /// (with or without option 60) and handing out nothing beyond the lease: the engine and
+    /// every role then see a class for each client, and "every client gets an address" holds
+    /// without a class to write. A config that does name classes gets exactly those.
     pub(crate) fn classes(&mut self, v: &mut Validator, ws: &[wire::Class]) -> Vec<Class> {
+        if ws.is_empty() {
+            self.class_ids.insert(DEFAULT_CLASS.to_owned(), 0);
+            let w = wire::Class {
+                name: Some(DEFAULT_CLASS.to_owned()),
+                matcher: Some("*".to_owned()),
+                ..wire::Class::default()
+            };
+            return vec![class(v, "class", DEFAULT_CLASS.to_owned(), &w)];
+        }
         if ws.len() > usize::from(ClassId::MAX) + 1 {
             v.err(
                 "class",

@@ -35,7 +35,8 @@
 //! t1_ratio = 0.5                  # 0 < t1 < t2 < 1
 //! t2_ratio = 0.875
 //!
-//! [[class]]                       # ordered: first match on option 60 wins
+//! [[class]]                       # ordered: first match on option 60 wins; with no [[class]]
+//!                                 # at all, one class "default" matches every client
 //! name = "cm"
 //! match = "docsis*"               # '*' any run, '?' one byte; "*" also matches no option 60.
 //!                                 # Without match the class is only reachable by reservation.
@@ -92,6 +93,7 @@
 // Modules in three layers; uses point down only (no cycles: `module_graph` checks).
 // Shared pieces, used by every role.
 mod bootfile;
+mod control;
 mod error;
 mod glob;
 mod parse;
@@ -120,10 +122,11 @@ mod module_graph;
 
 pub use acs::{AcsAuth, AcsSettings, Campaign, DesiredValue, DeviceMatch, Firmware, Preset};
 pub use bootfile::{BootFile, MAX_BOOT_FILE_LEN};
+pub use control::{ApiSettings, ResetSettings, StoreBackend, StoreSettings};
 pub use dhcp::{
-    CableLabsOptions, Class, ClassId, LeaseDefaults, MAX_TIME_OFFSET, MIN_LEASE_SECS, Pool,
-    ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey, SharedNetwork,
-    Subnet,
+    CableLabsOptions, Class, ClassId, DEFAULT_CLASS, LeaseDefaults, MAX_TIME_OFFSET,
+    MIN_LEASE_SECS, Pool, ProvisioningFlow, ProvisioningServer, Realm, Reservation, ReservationKey,
+    SharedNetwork, Subnet,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use files::{ConfigFileKind, ConfigFileSpec, MtaHashAlg, Subscribers, VarValue, Vars};

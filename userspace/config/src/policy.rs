@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::acs::{self, AcsSettings};
+use crate::control::{self, ApiSettings, StoreSettings};
 use crate::dhcp::{
     self, Class, ClassId, DhcpCheck, Index, LeaseDefaults, Pool, Reservation, SharedNetwork, Subnet,
 };
@@ -53,6 +54,10 @@ pub struct Policy {
     pub http: Option<HttpSettings>,
     /// `[[upgrade_rule]]`, in config order.
     pub upgrade_rules: Vec<UpgradeRule>,
+    /// `[store]` (defaults when absent: embedded, in the lease directory).
+    pub store: StoreSettings,
+    /// `[api]`; `None`: no REST API or metrics listener.
+    pub api: Option<ApiSettings>,
     pub(crate) index: Index,
 }
 
@@ -115,7 +120,8 @@ impl Policy {
     }
 
     /// The first class whose `match` glob matches option 60. A client that sent no option 60
-    /// gets the first class whose match is `*`, if any. `None`: unclassified.
+    /// gets the first class whose match is `*`, if any. `None`: unclassified. A config without
+    /// `[[class]]` has one, [`DEFAULT_CLASS`](crate::DEFAULT_CLASS), so there it is never `None`.
     #[inline]
     pub fn classify(&self, vendor_class: Option<&[u8]>) -> Option<ClassId> {
         match vendor_class {
@@ -294,6 +300,8 @@ impl TryFrom<wire::Config> for Policy {
         if mta.is_some() {
             mta_checks(&mut v, &classes, tftp.as_ref());
         }
+        let store = control::store(w.store.as_ref(), &server, &mut v);
+        let api = w.api.as_ref().map(|a| control::api(a, &mut v));
         dhcp.cross_checks(&mut v);
         v.finish(|| {
             let index = dhcp::build_index(&classes, &networks, &reservations);
@@ -312,6 +320,8 @@ impl TryFrom<wire::Config> for Policy {
                 subscribers,
                 http,
                 upgrade_rules,
+                store,
+                api,
                 index,
             }
         })

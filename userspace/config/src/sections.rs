@@ -32,6 +32,8 @@ fn tables(w: &wire::Config) -> Vec<&'static str> {
         subscriber,
         http,
         upgrade_rule,
+        store,
+        api,
     } = w;
     [
         ("server", server.is_some()),
@@ -48,6 +50,8 @@ fn tables(w: &wire::Config) -> Vec<&'static str> {
         ("subscriber", !subscriber.is_empty()),
         ("http", http.is_some()),
         ("upgrade_rule", !upgrade_rule.is_empty()),
+        ("store", store.is_some()),
+        ("api", api.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))

@@ -11,6 +11,7 @@
 use serde::Deserialize;
 
 pub use crate::acs::AcsWire;
+pub use crate::control::wire::{Api, Reset as ApiReset, Store};
 pub use crate::dhcp::wire::{Class, Lease, Pool, Reservation, SharedNetwork, Subnet};
 pub use crate::files::wire::{ConfigFile, Subscriber};
 pub use crate::http::{WireHttp, WireProfile, WireUpgradeRule};
@@ -46,4 +47,8 @@ pub struct Config {
     pub http: Option<WireHttp>,
     #[serde(default)]
     pub upgrade_rule: Vec<WireUpgradeRule>,
+    /// `[store]`: see [`StoreSettings`](crate::StoreSettings).
+    pub store: Option<Store>,
+    /// `[api]`: see [`ApiSettings`](crate::ApiSettings).
+    pub api: Option<Api>,
 }

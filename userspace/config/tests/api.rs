@@ -116,8 +116,13 @@ fn server_and_defaults() {
     assert_eq!(m.lease.default_time, 86_400);
     assert_eq!((m.lease.t1_ratio, m.lease.t2_ratio), (0.5, 0.875));
     assert_eq!(m.pools().count(), 0);
-    assert_eq!(m.classify(None), None);
-    assert_eq!(m.classify(Some(b"docsis3.0")), None);
+    // No [[class]]: one class, "default", takes every client, with option 60 or without.
+    let default = m.class_id(provd_config::DEFAULT_CLASS).unwrap();
+    assert_eq!(m.classes.len(), 1);
+    assert_eq!(m.classify(None), Some(default));
+    assert_eq!(m.classify(Some(b"docsis3.0")), Some(default));
+    let c = m.class(default);
+    assert!(c.boot_file.is_none() && c.lease_time.is_none() && c.cablelabs.is_empty());
 }
 
 #[test]

@@ -16,10 +16,12 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop};
 use provd_lease::{ClientKey, Lease, LeaseLog, LogError, LogSyncer};
+use provd_role::metrics::AtomicHistogram;
 use provd_udp::RateLimit;
 
 use crate::Via;
@@ -72,6 +74,8 @@ pub struct AckBatch {
     pub(crate) data: Vec<u8>,
     pub(crate) replies: Vec<(Range<usize>, Destination, Via)>,
     pub(crate) records: u64,
+    /// When the worker received the datagrams the batch answers.
+    pub(crate) received: Option<Instant>,
 }
 
 impl AckBatch {
@@ -92,6 +96,7 @@ impl AckBatch {
         self.data.clear();
         self.replies.clear();
         self.records = 0;
+        self.received = None;
     }
 }
 
@@ -123,13 +128,26 @@ impl Default for BatchPool {
     }
 }
 
+/// One shard's commit latencies: written by its sync thread once per group commit (never per
+/// packet), read at scrape time. Plain atomics, not the metrics facade: see
+/// [`AtomicHistogram`].
+#[derive(Debug, Default)]
+pub struct CommitTimings {
+    /// From the receipt of a batch to its ACKs handed to the I/O path, the lease log's write
+    /// and sync included; one observation per ACK.
+    pub ack_latency: AtomicHistogram,
+    /// Each sync of the lease log (fdatasync), failed ones included.
+    pub fsync: AtomicHistogram,
+}
+
 /// Batches written to the log but not yet synced; bounded so a stalled disk stops the worker
 /// (and the kernel's socket buffer takes the backlog) instead of growing memory.
 pub const MAX_UNSYNCED_BATCHES: usize = 256;
 
 /// Builds one shard's pipeline: the [`Committer`] stays with the worker, the [`SyncLoop`] goes to
 /// a thread of its own (`std::thread::spawn(move || sync.run())`). `index` names the shard in
-/// log lines; `counters` get the commits and the withheld ACKs.
+/// log lines; `counters` get the commits and the withheld ACKs, `timings` the sync and ACK
+/// latencies.
 pub fn pipeline<W: LeaseWriter, S: LeaseSync, K: AckSink>(
     index: u32,
     writer: W,
@@ -137,6 +155,7 @@ pub fn pipeline<W: LeaseWriter, S: LeaseSync, K: AckSink>(
     sink: K,
     pool: BatchPool,
     counters: Arc<Counters>,
+    timings: Arc<CommitTimings>,
 ) -> (Committer<W>, SyncLoop<S, K>) {
     let (to_sync, unsynced) = crossbeam_channel::bounded(MAX_UNSYNCED_BATCHES);
     let committer = Committer {
@@ -154,6 +173,7 @@ pub fn pipeline<W: LeaseWriter, S: LeaseSync, K: AckSink>(
         unsynced,
         recycle: pool.give,
         counters,
+        timings,
     };
     (committer, sync)
 }
@@ -169,10 +189,19 @@ pub struct Committer<W> {
 }
 
 impl<W: LeaseWriter> Committer<W> {
-    /// Starts a batch, in a recycled [`AckBatch`] when one is back.
+    /// Starts a batch, in a recycled [`AckBatch`] when one is back, for datagrams received
+    /// now.
     #[inline]
     pub fn begin(&mut self) -> Batch<'_, W> {
-        let acks = self.recycled.try_recv().unwrap_or_default();
+        self.begin_at(Instant::now())
+    }
+
+    /// Starts a batch answering datagrams received at `received`: its ACKs' latency is
+    /// measured from there.
+    #[inline]
+    pub fn begin_at(&mut self, received: Instant) -> Batch<'_, W> {
+        let mut acks = self.recycled.try_recv().unwrap_or_default();
+        acks.received = Some(received);
         Batch { c: self, acks }
     }
 
@@ -256,6 +285,7 @@ pub struct SyncLoop<S, K> {
     unsynced: Receiver<AckBatch>,
     recycle: Sender<AckBatch>,
     counters: Arc<Counters>,
+    timings: Arc<CommitTimings>,
 }
 
 impl<S: LeaseSync, K: AckSink> SyncLoop<S, K> {
@@ -268,10 +298,17 @@ impl<S: LeaseSync, K: AckSink> SyncLoop<S, K> {
             group.push(first);
             group.extend(self.unsynced.try_iter());
             // Every batch in `group` was written before it was queued, so before this sync began.
-            match self.syncer.sync() {
+            let began = Instant::now();
+            let synced = self.syncer.sync();
+            self.timings.fsync.observe(began.elapsed());
+            match synced {
                 Ok(()) => {
                     for b in group.drain(..) {
                         self.counters.committed(b.records);
+                        if let Some(at) = b.received {
+                            let acks = b.replies.len() as u64;
+                            self.timings.ack_latency.observe_n(at.elapsed(), acks);
+                        }
                         if let Some(b) = self.sink.deliver(b, &self.counters) {
                             recycle(b, &self.recycle);
                         }

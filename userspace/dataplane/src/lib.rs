@@ -16,7 +16,9 @@ mod choose;
 pub mod commit;
 pub mod frame;
 mod io;
+pub mod metrics;
 pub mod null;
+mod reload;
 mod role;
 mod socket;
 mod uring;
@@ -31,8 +33,9 @@ use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
 use provd_lease::{LeaseLog, LeaseObserver};
 use provd_role::clock::unix_secs_u32;
 
-pub use commit::{AckBatch, AckSink, BatchPool};
+pub use commit::{AckBatch, AckSink, BatchPool, CommitTimings};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
+pub use reload::PolicySwap;
 pub use role::{DhcpRole, DhcpState};
 pub use socket::{BATCH, DhcpSocket, Meta, receive_buffers};
 pub use uring::UringIo;
@@ -100,6 +103,10 @@ pub struct Worker {
     pub settings: WorkerSettings,
     /// Told of lease records and bindings as they are written (see [`LeaseObserver`]).
     pub observer: Option<Arc<dyn LeaseObserver>>,
+    /// Config reloads: looked at once per batch.
+    pub swap: Arc<PolicySwap>,
+    /// The shard's commit latencies, read by [`DhcpRole`]'s metrics.
+    pub timings: Arc<CommitTimings>,
 }
 
 impl Worker {
@@ -112,7 +119,10 @@ impl Worker {
             mut io,
             settings,
             observer,
+            swap,
+            timings,
         } = self;
+        let mut epoch = 0;
         if observer.is_some() {
             shard.collect_bindings();
         }
@@ -120,8 +130,15 @@ impl Worker {
         let syncer = log.syncer().map_err(std::io::Error::other)?;
         let pool = BatchPool::new();
         let sink = io.ack_sink(pool.returns())?;
-        let (mut committer, sync) =
-            commit::pipeline(index, log, syncer, sink, pool, Arc::clone(&counters));
+        let (mut committer, sync) = commit::pipeline(
+            index,
+            log,
+            syncer,
+            sink,
+            pool,
+            Arc::clone(&counters),
+            timings,
+        );
         std::thread::scope(|scope| {
             let sync_thread = std::thread::Builder::new()
                 .name(format!("provd-sync-{index}"))
@@ -136,6 +153,7 @@ impl Worker {
             let mut limit = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
+                let received = Instant::now();
                 let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
@@ -184,7 +202,7 @@ impl Worker {
                 );
                 // ACKs always come with lease records; either one starts a batch for the syncer.
                 if shard.has_pending() || !durable.is_empty() {
-                    let mut batch = committer.begin();
+                    let mut batch = committer.begin_at(received);
                     for (key, lease) in shard.take_pending() {
                         batch.append(&key, &lease);
                         if let Some(o) = &observer {
@@ -197,6 +215,7 @@ impl Worker {
                     batch.submit(durable.iter().map(|(i, d, v)| (out[*i].as_slice(), *d, *v)));
                 }
                 shard.tick(now);
+                swap.check(&mut shard, &mut epoch);
                 let live = shard.table().len() as u64;
                 let log = committer.writer_mut();
                 if log.log_records() >= settings.compact_after_records

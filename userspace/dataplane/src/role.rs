@@ -13,7 +13,9 @@ use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{IoPath, Worker, WorkerSettings};
+use crate::{IoPath, PolicySwap, Worker, WorkerSettings};
+use crate::{CommitTimings, IoPath, Worker, WorkerSettings};
+use provd_role::metrics::MetricsSink;
 
 /// The running DHCP workers.
 #[derive(Debug)]
@@ -23,8 +25,11 @@ pub struct DhcpRole {
     shards: u32,
     settings: WorkerSettings,
     counters: Vec<Arc<Counters>>,
+    /// Per shard, beside `counters`: for the metrics.
+    timings: Vec<(Arc<Counters>, Arc<CommitTimings>)>,
     steering: Option<Arc<Mutex<Steering>>>,
     workers: WorkerSet,
+    swap: Arc<PolicySwap>,
 }
 
 /// What the DHCP role starts from: the engine's shared state and, per shard, the table replay
@@ -58,12 +63,17 @@ impl DhcpRole {
             steering,
         } = choose::choose(&shared.policy, &settings, shards)?;
         let mut counters = Vec::new();
+        let mut timings = Vec::new();
         let mut workers = WorkerSet::new("DHCP");
+        let swap = Arc::new(PolicySwap::new(Arc::clone(&shared), shards));
         for (i, ((table, log), io)) in tables.into_iter().zip(logs).zip(ios).enumerate() {
             let index = u32::try_from(i).context("shard index")?;
             let shard = Shard::new(Arc::clone(&shared), table, index, shards);
             counters.push(shard.counters());
+            let shard_timings = Arc::new(CommitTimings::default());
+            timings.push((shard.counters(), Arc::clone(&shard_timings)));
             let worker = Worker {
+                timings: shard_timings,
                 index,
                 shards,
                 shard,
@@ -71,6 +81,7 @@ impl DhcpRole {
                 io,
                 settings: settings.clone(),
                 observer: observer.clone(),
+                swap: Arc::clone(&swap),
             };
             let stop = Arc::clone(shutdown);
             workers.spawn(format!("provd-shard-{i}"), move || worker.run(&stop))?;
@@ -81,9 +92,16 @@ impl DhcpRole {
             shards,
             settings,
             counters,
+            timings,
             steering,
             workers,
+            swap,
         })
+    }
+
+    /// Where a config reload hands the workers their new policy.
+    pub fn swap(&self) -> &Arc<PolicySwap> {
+        &self.swap
     }
 
     /// The I/O path the workers run on.
@@ -171,6 +189,36 @@ impl Role for DhcpRole {
 
     fn counters(&self) -> provd_role::Counters {
         self.snapshot().entries()
+    }
+
+    /// The families of [`crate::metrics`], the I/O path as `provd_dhcp_io_path_info`, and the
+    /// XDP program's per-verdict counters when the path is XDP (read from its BPF map under
+    /// the steering lock, which no packet path takes).
+    fn metrics(&self, out: &mut dyn MetricsSink) {
+        // The policy the workers decide with now (a reload changes the pools).
+        crate::metrics::write(&self.swap.current(), &self.timings, out);
+        out.gauge(
+            "provd_dhcp_io_path_info",
+            "The I/O path the DHCP workers run on (value 1), and how many shards.",
+            &[
+                ("path", self.path.as_str()),
+                ("shards", &self.shards.to_string()),
+            ],
+            1.0,
+        );
+        let Some(Ok(s)) = self.steering.as_ref().map(|s| s.lock()) else {
+            return;
+        };
+        if let Ok(c) = s.counters() {
+            for (v, n) in provd_common::Verdict::ALL.iter().zip(c) {
+                out.counter(
+                    "provd_xdp_packets_total",
+                    "Packets the XDP program saw, by verdict.",
+                    &[("verdict", v.label())],
+                    n,
+                );
+            }
+        }
     }
 
     fn finished(&self) -> bool {

@@ -10,6 +10,9 @@
 //! [`DeviceView`] is a [`LeaseObserver`]: hand it to the workers (beside others, through a
 //! [`provd_lease::Fanout`]) and it follows every lease record and [`Binding`].
 
+pub mod catalog;
+pub mod timeline;
+
 use std::net::Ipv4Addr;
 
 use dashmap::DashMap;

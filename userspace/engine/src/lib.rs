@@ -9,6 +9,7 @@
 //! always meets the shard that holds its lease.
 
 mod counters;
+mod live;
 mod options;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -22,6 +23,7 @@ use provd_dhcp::{
 use provd_lease::{Binding, ClientKey, Lease, LeaseRecord, LeaseState, LeaseTable, PoolBitmap};
 
 pub use counters::{Counters, Drop, Nak, Snapshot};
+pub use live::LiveReservations;
 pub use options::OptionError;
 
 /// `Lease::pool` of an address that belongs to no pool (a reservation outside the pools, a
@@ -55,6 +57,9 @@ pub struct Shared {
     /// (first, last, id) sorted by first, for address → pool lookups
     ranges: Vec<(u32, u32, u16)>,
     blobs: options::Blobs,
+    /// Reservations made at run time (the store's), beside the config's; shared across
+    /// reloads.
+    pub live: Arc<LiveReservations>,
 }
 
 /// What replaying the lease log restored.
@@ -68,6 +73,14 @@ pub struct RestoreStats {
 
 impl Shared {
     pub fn new(policy: Policy) -> Result<Arc<Self>, EngineError> {
+        Self::with_live(policy, Arc::default())
+    }
+
+    /// As [`Shared::new`], keeping the run-time reservations of `live` (a reload).
+    pub fn with_live(
+        policy: Policy,
+        live: Arc<LiveReservations>,
+    ) -> Result<Arc<Self>, EngineError> {
         let mut pools = Vec::new();
         for net in &policy.networks {
             for subnet in &net.subnets {
@@ -96,6 +109,7 @@ impl Shared {
             pools,
             ranges,
             blobs,
+            live,
         };
         // Reserved addresses inside a pool are claimed for good, so no allocation returns them.
         for r in &shared.policy.reservations {
@@ -116,6 +130,11 @@ impl Shared {
 
     pub fn pool(&self, id: u16) -> Option<&PoolBitmap> {
         self.pools.get(usize::from(id))
+    }
+
+    /// [`Shared::accounting_pool`] as an option.
+    fn accounting_pool_of(&self, addr: Ipv4Addr) -> Option<u16> {
+        Some(self.accounting_pool(addr)).filter(|&p| p != NO_POOL)
     }
 
     /// The pool a lease should be accounted to: none for reserved addresses.
@@ -243,9 +262,20 @@ pub struct Shard {
     st: ShardState,
 }
 
+/// Next-fit cursors spread so shards scan different parts of each pool.
+fn cursors(shared: &Shared, index: u32, shards: u32) -> Vec<u32> {
+    shared
+        .pools
+        .iter()
+        .map(|p| (u64::from(p.len()) * u64::from(index) / u64::from(shards.max(1))) as u32)
+        .collect()
+}
+
 /// The mutable half of a shard, apart from the shared policy so decisions can borrow both.
 #[derive(Debug)]
 struct ShardState {
+    /// (this shard's index, the shard count)
+    position: (u32, u32),
     table: LeaseTable,
     /// Next-fit allocation cursor per pool, spread so shards scan different parts of a pool.
     cursors: Vec<u32>,
@@ -259,12 +289,9 @@ struct ShardState {
 
 impl Shard {
     pub fn new(shared: Arc<Shared>, table: LeaseTable, index: u32, shards: u32) -> Self {
-        let cursors = shared
-            .pools
-            .iter()
-            .map(|p| (u64::from(p.len()) * u64::from(index) / u64::from(shards.max(1))) as u32)
-            .collect();
+        let cursors = cursors(&shared, index, shards);
         let st = ShardState {
+            position: (index, shards),
             table,
             cursors,
             pending: Vec::new(),
@@ -308,6 +335,38 @@ impl Shard {
 
     pub fn has_pending(&self) -> bool {
         !self.st.pending.is_empty()
+    }
+
+    /// The policy this shard decides with.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A reload, step one (every shard parked, none allocating): claims in `next`'s pools the
+    /// address of every lease of this shard that holds a claim in the current pools. `next` is
+    /// not used yet; if the reload is called off it is dropped and nothing here changed.
+    pub fn claim_into(&self, next: &Shared) {
+        for (_, l) in self.st.table.iter() {
+            let held = self
+                .shared
+                .pool(l.pool)
+                .is_some_and(|p| p.is_claimed(l.addr));
+            if held && let Some(id) = next.accounting_pool_of(l.addr) {
+                next.pools[usize::from(id)].try_claim(l.addr);
+            }
+        }
+    }
+
+    /// A reload, step two (every shard has done [`Shard::claim_into`]): decides with `next`
+    /// from now on. Leases are re-numbered to `next`'s pools; a lease whose address is in none
+    /// of them keeps it until it ends (outside every pool), and is not offered it again.
+    pub fn adopt(&mut self, next: Arc<Shared>) {
+        for (_, l) in self.st.table.iter_mut() {
+            l.pool = next.accounting_pool(l.addr);
+        }
+        let (index, shards) = self.st.position;
+        self.st.cursors = cursors(&next, index, shards);
+        self.shared = next;
     }
 
     /// Ends offers whose hold ran out and leases past their time, returning their addresses to
@@ -383,11 +442,20 @@ impl Shard {
             policy.network_for_interface(ingress.local)
         }
         .ok_or(Drop::NoNetwork)?;
-        let reservation = policy.reservation_by_mac(&mac).or_else(|| {
-            relay
-                .flatten()
-                .and_then(|rid| policy.reservation_by_remote_id(&rid))
-        });
+        // A run-time reservation is looked up only when the config has none for the MAC, and
+        // only when there are any (one atomic load otherwise).
+        let live = match policy.reservation_by_mac(&mac) {
+            Some(_) => None,
+            None => sh.live.get(&mac),
+        };
+        let reservation = policy
+            .reservation_by_mac(&mac)
+            .or(live.as_deref())
+            .or_else(|| {
+                relay
+                    .flatten()
+                    .and_then(|rid| policy.reservation_by_remote_id(&rid))
+            });
         let class = match reservation.and_then(|r| r.class) {
             Some(c) => c,
             None => policy
@@ -510,6 +578,9 @@ impl ShardState {
         if let Some(l) = self.table.get(&ctx.key).copied()
             && self.eligible_subnet(ctx, l.addr).is_some()
             && !ctx.sh.policy.is_reserved(l.addr)
+            // Outside every pool, the address was the client's only by a reservation it no
+            // longer has (removed at run time or from the config).
+            && l.pool != NO_POOL
             && self.holds_or_reclaims(ctx, &l, now)
         {
             let bound = l.state == LeaseState::Bound && l.expires_at > now;

@@ -969,3 +969,144 @@ relays = ["198.18.1.1"]
     let (_, offer) = reply_of(o, &out);
     assert!(offer.option(code::VENDOR_SPECIFIC).is_none());
 }
+
+#[test]
+fn a_run_time_reservation_is_the_next_discover_and_its_removal_too() {
+    let shared = Shared::new(policy("")).unwrap();
+    let mut s = Shard::new(Arc::clone(&shared), LeaseTable::new(), 0, 1);
+    let fixed = Ipv4Addr::new(198, 19, 0, 77);
+    assert_eq!(shared.check_live_reservation(fixed), Ok(()));
+    let (o, b) = send(&mut s, T0, &Req::new(MessageType::Discover, mac(3)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "dynamic before");
+    shared.live.set(mac(3), fixed, None);
+    let (o, b) = send(&mut s, T0 + 1, &Req::new(MessageType::Discover, mac(3)));
+    assert_eq!(reply_of(o, &b).1.yiaddr(), fixed, "reserved now");
+    let (o, b) = send(&mut s, T0 + 1, &Req::new(MessageType::Discover, mac(4)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "only for its MAC");
+    shared.live.remove(&mac(3));
+    assert!(shared.live.is_empty());
+    let (o, b) = send(&mut s, T0 + 2, &Req::new(MessageType::Discover, mac(3)));
+    assert_ne!(reply_of(o, &b).1.yiaddr(), fixed, "removed");
+    // Pool addresses, addresses outside every subnet and the config's reserved ones are refused.
+    for (addr, why) in [
+        ([198, 19, 0, 10], "inside a pool"),
+        ([203, 0, 113, 5], "in no configured subnet"),
+    ] {
+        let e = shared
+            .check_live_reservation(Ipv4Addr::from(addr))
+            .unwrap_err();
+        assert!(e.contains(why), "{e}");
+    }
+}
+
+/// A vendor class (option 60) the glob matches: each wildcard stands for one `x`.
+fn sample_of(glob: &str) -> Vec<u8> {
+    glob.bytes()
+        .map(|c| if c == b'*' || c == b'?' { b'x' } else { c })
+        .collect()
+}
+
+/// What a subnet's client says in option 60 to land in a class the subnet serves: no option 60
+/// when that does, else a string one of its classes matches first. `None`: no client can
+/// (e.g. a subnet for reservation-only classes).
+fn client_for(p: &Policy, subnet: &provd_config::Subnet) -> Option<Option<Vec<u8>>> {
+    if p.classify(None).is_some_and(|c| subnet.allows(c))
+        || (p.classes.is_empty() && subnet.allows_unclassified())
+    {
+        return Some(None);
+    }
+    p.classes
+        .iter()
+        .filter(|c| !c.matcher.is_never())
+        .map(|c| sample_of(c.matcher.as_str()))
+        .find(|vc| p.classify(Some(vc)).is_some_and(|c| subnet.allows(c)))
+        .map(Some)
+}
+
+/// Every shipped example config serves: a client of each subnet with a pool that some client
+/// can reach (by its network's relay, its interface, or an address inside it when it names
+/// neither) is OFFERed and ACKed an address from a pool of that network its class may use.
+/// Loading the file is not enough: minimal.toml once loaded and then dropped every client.
+#[test]
+fn every_example_config_serves_a_client() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let p = Policy::from_file(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut s = Shard::new(Shared::new(p.clone()).unwrap(), LeaseTable::new(), 0, 1);
+        let mut served = 0u8;
+        for (ni, net) in p.networks.iter().enumerate() {
+            for subnet in net.subnets.iter().filter(|s| !s.pools.is_empty()) {
+                let Some(vc) = client_for(&p, subnet) else {
+                    continue;
+                };
+                served += 1;
+                let client = mac(served);
+                let (giaddr, local) = match (net.relays.first(), net.interfaces.first()) {
+                    (Some(&r), _) => (r, SERVER),
+                    (None, Some(&i)) => (Ipv4Addr::UNSPECIFIED, i),
+                    // Neither: the network of the subnet holding the arrival address.
+                    (None, None) => (
+                        Ipv4Addr::UNSPECIFIED,
+                        Ipv4Addr::from(u32::from(subnet.prefix) + 1),
+                    ),
+                };
+                let vendor_class: Option<&'static [u8]> =
+                    vc.map(|v| &*Box::leak(v.into_boxed_slice()));
+                let mut req = Req::new(MessageType::Discover, client).class(vendor_class);
+                req.giaddr = giaddr;
+                if giaddr.is_unspecified() {
+                    req.relay_info = None;
+                }
+                let what = format!("{name}: network {} ({:?})", net.name, req.vendor_class);
+                let exchange = |s: &mut Shard, req: &Req| {
+                    let bytes = req.bytes();
+                    let ingress = Ingress {
+                        payload: &bytes,
+                        src: SocketAddrV4::new(
+                            giaddr,
+                            if giaddr.is_unspecified() { 68 } else { 67 },
+                        ),
+                        local,
+                        ifindex: 3,
+                    };
+                    let mut out = Vec::new();
+                    let o = s.handle(T0, &ingress, &mut out);
+                    (o, out)
+                };
+                let (o, out) = exchange(&mut s, &req);
+                assert!(matches!(o, Outcome::Reply(_)), "{what}: DISCOVER got {o:?}");
+                let offer = Message::parse(&out).unwrap();
+                assert_eq!(offer.message_type(), Ok(Some(MessageType::Offer)), "{what}");
+                let addr = offer.yiaddr();
+                let class = p.classify(req.vendor_class).expect("classified");
+                assert!(
+                    p.pools().any(|pool| pool.contains(addr)
+                        && p.network_of_pool(pool.id) == ni
+                        && p.subnet_of_pool(pool.id).1.allows(class)),
+                    "{what}: offered {addr}, in no pool of the network its class may use"
+                );
+                let server_id = p.server.server_id.unwrap_or(local);
+                let request = Req {
+                    kind: MessageType::Request,
+                    requested: Some(addr),
+                    server_id: Some(server_id),
+                    ..req
+                };
+                let (o, out) = exchange(&mut s, &request);
+                assert!(matches!(o, Outcome::Reply(_)), "{what}: REQUEST got {o:?}");
+                let ack = Message::parse(&out).unwrap();
+                assert_eq!(ack.message_type(), Ok(Some(MessageType::Ack)), "{what}");
+                assert_eq!(ack.yiaddr(), addr, "{what}");
+            }
+        }
+        assert!(served > 0, "{name}: no subnet could serve a client");
+    }
+}

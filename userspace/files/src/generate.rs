@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, Vars};
+use provd_devices::catalog::{Catalog, Resolved};
 use provd_devices::{DeviceFacts, DeviceView};
 
 use crate::template::{TypedVars, WatchedTemplate, mac_colon, mac_hex, template_error};
@@ -74,7 +75,8 @@ struct GenClass {
 pub struct Generator {
     classes: Vec<GenClass>,
     vars: Vars,
-    subscribers: provd_config::Subscribers,
+    /// Each device's record, subscriber and class of service (the store's, kept current).
+    catalog: Arc<Catalog>,
     devices: Arc<DeviceView>,
     enforce: bool,
     cache: Mutex<Cache>,
@@ -98,7 +100,8 @@ struct Context<'a> {
     vendor_class: String,
     lease_expires: u32,
     vars: &'a Vars,
-    subscriber: Option<&'a Vars>,
+    /// The device's record in the store, if any.
+    record: Option<Resolved>,
 }
 
 impl Generator {
@@ -122,12 +125,24 @@ impl Generator {
         Ok(Generator {
             classes,
             vars: policy.vars.clone(),
-            subscribers: policy.subscribers.clone(),
+            catalog: Arc::new(Catalog::from_config(&policy.subscribers)),
             devices,
             enforce: policy.tftp.as_ref().is_none_or(|t| t.enforce),
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_BYTES)),
             hasher: foldhash::quality::FixedState::with_seed(0x70726f7664),
         })
+    }
+
+    /// Reads device records from `catalog` (the store's) instead of the config's
+    /// `[[subscriber]]` tables.
+    pub fn with_catalog(mut self, catalog: Arc<Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// The device records this generator reads.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// How often template files are looked at for edits (default [`TEMPLATE_CHECK`]).
@@ -176,11 +191,14 @@ impl Generator {
             kind: class.spec.kind,
         };
         let (generation, env) = class.template.current(&class.name);
-        let key = self.key(class, generation, &mac, facts.as_ref());
+        let record = self.catalog.resolve(&mac);
+        let key = self.key(class, generation, &mac, facts.as_ref(), record.as_ref());
         if let Some(bytes) = self.lock_cache().get(key) {
             return Ok(Some(GeneratedFile { bytes, owner }));
         }
-        let bytes: Arc<[u8]> = self.render(class, &env, &mac, facts.as_ref())?.into();
+        let bytes: Arc<[u8]> = self
+            .render(class, &env, &mac, facts.as_ref(), record)?
+            .into();
         self.lock_cache().insert(key, Arc::clone(&bytes));
         Ok(Some(GeneratedFile { bytes, owner }))
     }
@@ -210,7 +228,7 @@ impl Generator {
                 GenerateError::Render(format!("class {class_name:?} generates no config file"))
             })?;
         let (_, env) = class.template.peek();
-        self.render(class, &env, mac, facts)
+        self.render(class, &env, mac, facts, self.catalog.resolve(mac))
     }
 
     /// Cache entries and bytes held.
@@ -229,6 +247,7 @@ impl Generator {
         generation: u64,
         mac: &[u8; 6],
         facts: Option<&DeviceFacts>,
+        record: Option<&Resolved>,
     ) -> u128 {
         // Two independent 64-bit hashes of the same inputs: a collision would hand one device
         // another's file, so 64 bits are not enough at millions of entries.
@@ -237,6 +256,8 @@ impl Generator {
             generation,
             mac,
             facts.map(|f| (f.addr, f.giaddr, f.vendor_class.as_deref(), f.expires_at)),
+            // The store's record: a tier change or new variables are a new key.
+            record.map(Resolved::fingerprint),
         );
         let a = self.hasher.hash_one(inputs);
         let b = foldhash::quality::FixedState::with_seed(a).hash_one(inputs);
@@ -249,6 +270,7 @@ impl Generator {
         env: &minijinja::Environment<'static>,
         mac: &[u8; 6],
         facts: Option<&DeviceFacts>,
+        record: Option<Resolved>,
     ) -> Result<Vec<u8>, GenerateError> {
         let name = class.template.name();
         let ctx = Context {
@@ -267,7 +289,7 @@ impl Generator {
                 .unwrap_or_default(),
             lease_expires: facts.map_or(0, |f| f.expires_at),
             vars: &self.vars,
-            subscriber: self.subscribers.get(mac),
+            record,
         };
         let text = render_text(env, name, &ctx)?;
         compile(&class.spec, &text).map_err(|e| {
@@ -294,7 +316,16 @@ fn render_text(
         vendor_class => &ctx.vendor_class,
         lease_expires => ctx.lease_expires,
         vars => minijinja::Value::from_serialize(TypedVars(ctx.vars)),
-        subscriber => minijinja::Value::from_serialize(ctx.subscriber.map(TypedVars)),
+        // The device's variables merged over its subscriber's and class of service's; absent
+        // (so `{% if subscriber %}` works) when the store does not know the device.
+        subscriber => minijinja::Value::from_serialize(ctx.record.as_ref().map(Resolved::merged_vars)),
+        cos => minijinja::Value::from_serialize(ctx.record.as_ref().and_then(|r| r.class.as_ref()).map(|c| &c.vars)),
+        device => minijinja::Value::from_serialize(ctx.record.as_ref().map(|r| minijinja::context! {
+            type => r.device.kind.as_str(),
+            class_of_service => r.device.class_of_service.as_deref(),
+            subscriber => r.device.subscriber.as_deref(),
+            version => r.device.version,
+        })),
     };
     tmpl.render(value)
         .map_err(|e| GenerateError::Render(template_error(name, &e)))

@@ -293,3 +293,76 @@ fn errors_name_the_template_and_line() {
     );
     assert!(e.contains("NoSuchThing"), "{e}");
 }
+
+fn class_of_service(name: &str, max_cpe: i64, version: u64) -> provd_store::ClassOfService {
+    provd_store::ClassOfService {
+        spec: provd_store::ClassSpec {
+            name: name.into(),
+            description: None,
+            vars: serde_json::json!({ "max_cpe": max_cpe })
+                .as_object()
+                .unwrap()
+                .clone(),
+        },
+        version,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn device(cos: &str, vars: serde_json::Value, version: u64) -> provd_store::Device {
+    provd_store::Device {
+        spec: provd_store::DeviceSpec {
+            mac: provd_store::Mac(MAC),
+            kind: provd_store::DeviceKind::Cm,
+            class_of_service: Some(cos.into()),
+            vars: vars.as_object().unwrap().clone(),
+            ..Default::default()
+        },
+        version,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+#[test]
+fn the_next_fetch_follows_the_catalog_tier_class_and_device_vars() {
+    use provd_devices::catalog::Catalog;
+    let s = setup(true);
+    let catalog = Arc::new(Catalog::new());
+    let g = Generator::new(&s.policy, Arc::clone(&s.view))
+        .unwrap()
+        .with_catalog(Arc::clone(&catalog));
+    bind(&s.view, LEASED);
+    let max_cpe = || {
+        let bytes = g.file("cm/0015cf123456.cfg", LEASED, NOW).unwrap().unwrap();
+        let text = provd_docsis::text::print(&provd_docsis::decode(&bytes).unwrap().file);
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("MaxCPE ")?
+                    .strip_suffix(';')?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no MaxCPE in {text}"))
+    };
+    assert_eq!(
+        max_cpe(),
+        1,
+        "unknown to the catalog: the template's default"
+    );
+    catalog.put_class(&class_of_service("gold", 16, 1));
+    catalog.put_class(&class_of_service("silver", 2, 1));
+    catalog.put_device(&device("gold", serde_json::json!({}), 1));
+    assert_eq!(max_cpe(), 16, "the class of service's variable");
+    catalog.put_device(&device("silver", serde_json::json!({}), 2));
+    assert_eq!(max_cpe(), 2, "a tier change is the next fetch");
+    catalog.put_class(&class_of_service("silver", 3, 2));
+    assert_eq!(max_cpe(), 3, "a class change reaches its devices");
+    catalog.put_device(&device("silver", serde_json::json!({ "max_cpe": 5 }), 3));
+    assert_eq!(max_cpe(), 5, "the device's own variable wins");
+    // Deleted and made again: version 1 again, other values; not the cached file of before.
+    catalog.put_device(&device("gold", serde_json::json!({}), 1));
+    assert_eq!(max_cpe(), 16);
+}

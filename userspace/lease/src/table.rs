@@ -53,6 +53,11 @@ impl LeaseTable {
         self.map.is_empty()
     }
 
+    /// Every lease, mutable, in no particular order (a reload re-numbers their pools).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ClientKey, &mut Lease)> {
+        self.map.iter_mut()
+    }
+
     /// Every lease, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&ClientKey, &Lease)> {
         self.map.iter()

@@ -13,6 +13,7 @@
 
 pub mod clock;
 mod control_plane;
+pub mod metrics;
 pub mod query;
 mod role;
 mod workers;

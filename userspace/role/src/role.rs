@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::metrics::MetricsSink;
+
 /// A role's counters: name and value, in the role's own order. The same shape for every role,
 /// so the log line, the control socket and (later) the metrics endpoint read them alike.
 pub type Counters = Vec<(String, u64)>;
@@ -25,6 +27,13 @@ pub trait Role: Send + Sync {
 
     /// Its counters now.
     fn counters(&self) -> Counters;
+
+    /// Writes its metrics for a Prometheus scrape: labelled, typed families read from its
+    /// atomics (never a lock a hot path takes). The default writes [`Role::counters`] as
+    /// untyped `provd_<role>_<name>` samples; see [`crate::metrics`].
+    fn metrics(&self, out: &mut dyn MetricsSink) {
+        crate::metrics::counters_as_untyped(self.name(), &self.counters(), out);
+    }
 
     fn health(&self) -> Health {
         Health::Serving
@@ -110,6 +119,23 @@ impl RoleSet {
             })
     }
 
+    /// Writes every role's [`Role::metrics`], and `provd_role_serving{role}` (1 while its
+    /// health is [`Health::Serving`], 0 degraded).
+    pub fn metrics(&self, out: &mut dyn MetricsSink) {
+        for r in &self.roles {
+            let serving = f64::from(u8::from(r.health() == Health::Serving));
+            out.gauge(
+                "provd_role_serving",
+                "1 while the role is serving, 0 while it is degraded (see its log).",
+                &[("role", r.name())],
+                serving,
+            );
+        }
+        for r in &self.roles {
+            r.metrics(out);
+        }
+    }
+
     /// Logs every role's counters, one line each.
     pub fn log_counters(&self) {
         for r in &self.roles {
@@ -187,6 +213,15 @@ mod tests {
             set.answer("mta 0015cf123456")
                 .contains("no role here answers")
         );
+        let mut e = crate::metrics::Exposition::new();
+        set.metrics(&mut e);
+        let text = e.finish();
+        assert!(
+            text.contains("provd_role_serving{role=\"tftp\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("provd_acs_requests 1\n"), "{text}");
+        assert!(e.refused().is_empty());
         assert!(!set.stop(Duration::from_secs(1)));
         assert_eq!(*stopped.lock().unwrap(), ["acs", "tftp", "dhcp"]);
     }

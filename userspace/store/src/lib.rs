@@ -21,9 +21,43 @@
 //! name the version it expects (`If-Match`) and fails with [`StoreError::VersionMismatch`] if
 //! another write came first.
 
+pub mod import;
 pub mod model;
+mod ops;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod suite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use model::*;
+
+/// The schema version this build's migrations bring a store to.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the store is: what the config's `[store]` section names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (created with its directory if absent).
+    Embedded(PathBuf),
+    /// A PostgreSQL database (`postgresql://user@host:port/db` or `key=value` form), with
+    /// `pool` connections (at least one).
+    Postgres { url: String, pool: usize },
+}
+
+/// Opens the store at `loc`, applying the migrations it lacks. PostgreSQL: call it where
+/// blocking is allowed (not on a tokio worker; `spawn_blocking` is fine).
+pub fn open(loc: &Location) -> Result<Arc<dyn Store>> {
+    Ok(match loc {
+        Location::Embedded(path) => Arc::new(sqlite::SqliteStore::open(path)?),
+        Location::Postgres { url, pool } => Arc::new(postgres::PgStore::connect(url, *pool)?),
+    })
+}
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

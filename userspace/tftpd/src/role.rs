@@ -22,6 +22,10 @@ use crate::{
 /// TFTP worker thread: it must not block (a bounded `try_send` is the intended shape).
 pub type MtaServed = Box<dyn Fn([u8; 6]) + Send + Sync>;
 
+/// Told of every generated file served: the request, whose file it is, its bytes (for the
+/// device's timeline). Called on a TFTP worker thread: it must not block.
+pub type FileServed = Box<dyn Fn(&TransferRequest<'_>, [u8; 6], &Arc<[u8]>) + Send + Sync>;
+
 /// Generated files as a TFTP file source, with the refusals and failures counted and logged
 /// (rate-limited: a fleet rebooting behind a misconfigured template must not flood the log).
 pub struct Generated {
@@ -30,6 +34,8 @@ pub struct Generated {
     log_limit: Mutex<RateLimit>,
     /// Told of every MTA file served, once the MTA role runs.
     mta_served: OnceLock<MtaServed>,
+    /// Told of every generated file served, once set.
+    served: OnceLock<FileServed>,
 }
 
 impl std::fmt::Debug for Generated {
@@ -60,6 +66,7 @@ impl Generated {
             counters: GeneratedCounters::default(),
             log_limit: Mutex::new(RateLimit::per_sec(5)),
             mta_served: OnceLock::new(),
+            served: OnceLock::new(),
         }
     }
 
@@ -69,6 +76,11 @@ impl Generated {
 
     pub fn counters(&self) -> &GeneratedCounters {
         &self.counters
+    }
+
+    /// From now on, tell `hook` of each generated file served. Only the first hook set is kept.
+    pub fn notify_served(&self, hook: FileServed) {
+        let _ = self.served.set(hook);
     }
 
     /// From now on, tell `hook` of each MTA file served. Only the first hook set is kept.
@@ -100,6 +112,9 @@ impl FileSource for Generated {
                     && let Some(hook) = self.mta_served.get()
                 {
                     hook(file.owner.mac);
+                }
+                if let Some(hook) = self.served.get() {
+                    hook(req, file.owner.mac, &file.bytes);
                 }
                 Ok(FileContent::from(file.bytes))
             }

@@ -120,6 +120,7 @@ struct Harness {
     sync_thread: JoinHandle<()>,
     events: Events,
     counters: Arc<Counters>,
+    timings: Arc<CommitTimings>,
     /// With a held sync: one message each time a sync begins, and the permits that let it go.
     entered: Receiver<()>,
     permit: Sender<()>,
@@ -130,6 +131,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
     let log = LeaseLog::open(dir.path(), 0, 1).unwrap();
     let events = Events::default();
     let counters = Arc::new(Counters::default());
+    let timings = Arc::new(CommitTimings::default());
     let (entered_tx, entered) = crossbeam_channel::unbounded();
     let (permit, permit_rx) = crossbeam_channel::unbounded();
     let sync = HeldSync {
@@ -154,6 +156,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
         sink,
         BatchPool::new(),
         Arc::clone(&counters),
+        Arc::clone(&timings),
     );
     Harness {
         dir,
@@ -161,6 +164,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
         sync_thread: std::thread::spawn(move || sync_loop.run()),
         events,
         counters,
+        timings,
         entered,
         permit,
     }
@@ -346,6 +350,30 @@ fn a_failed_sync_sends_no_ack_and_counts_each() {
     let snap = counters.snapshot();
     assert_eq!((snap.commits, snap.leases_persisted), (1, 1));
     assert_each_ack_after_its_sync(&events);
+}
+
+#[test]
+fn timings_count_each_sync_and_each_ack_from_its_receipt() {
+    let mut h = start(true, 0, 1);
+    let timings = Arc::clone(&h.timings);
+    h.submit(1, 2);
+    h.wait_for_sync();
+    h.release_sync(); // fails: its ACKs never leave, so they have no latency
+    h.submit(2, 3);
+    h.wait_for_sync();
+    std::thread::sleep(Duration::from_millis(30));
+    h.release_sync();
+    let (events, _, _dir) = h.stop();
+    assert_eq!(sent(&events).len(), 3);
+    let fsync = timings.fsync.snapshot();
+    assert_eq!(fsync.count, 2, "both syncs, the failed one too");
+    assert!(fsync.sum >= 0.03, "the held sync took 30 ms: {fsync:?}");
+    let acks = timings.ack_latency.snapshot();
+    assert_eq!(acks.count, 3, "one observation per ACK sent: {acks:?}");
+    assert!(
+        acks.sum >= 3.0 * 0.03,
+        "each waited for the held sync: {acks:?}"
+    );
 }
 
 /// The XDP path's sink passes synced batches back to the worker (the only producer on its

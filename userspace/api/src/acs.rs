@@ -1,0 +1,159 @@
+//! The ACS's task API under `/api/v1/acs/...`: each documented route hands the request, with
+//! its path mapped to the task API's own (`/api/v1/acs/tasks/7` → `/api/tasks/7`), to the
+//! router the ACS role gave ([`Services::acs`](crate::Services::acs)), after this API's
+//! authentication and roles.
+
+use axum::Extension;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use provd_store::TokenRole;
+use tower::ServiceExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::routes::Errors;
+use crate::{ApiError, App};
+
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(acs_stats))
+        .routes(routes!(acs_campaigns))
+        .routes(routes!(acs_devices))
+        .routes(routes!(acs_device))
+        .routes(routes!(acs_device_task))
+        .routes(routes!(acs_connection_request))
+        .routes(routes!(acs_bulk_task))
+        .routes(routes!(acs_task))
+}
+
+async fn forward(app: &App, c: &Caller, mut req: Request) -> Result<Response, ApiError> {
+    if req.method() != axum::http::Method::GET {
+        c.require(TokenRole::Operator)?;
+    }
+    if !c.token.scope.is_unlimited() {
+        return Err(ApiError::forbidden(
+            "the ACS task API is not scoped; it needs a token without a scope",
+        ));
+    }
+    let Some(acs) = app.svc.acs.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no ACS role is configured ([acs])",
+        ));
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let rest = pq.strip_prefix("/api/v1/acs").unwrap_or(&pq);
+    let uri: Uri = format!("/api{rest}")
+        .parse()
+        .map_err(|e| ApiError::invalid("path", format!("{e}")))?;
+    *req.uri_mut() = uri;
+    match acs.oneshot(req).await {
+        Ok(r) => Ok(r),
+        Err(e) => match e {},
+    }
+}
+
+/// The ACS's counters.
+#[utoipa::path(get, path = "/acs/stats", tag = "acs",
+    responses((status = 200, body = Object), Errors))]
+async fn acs_stats(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// Firmware campaigns and their progress.
+#[utoipa::path(get, path = "/acs/campaigns", tag = "acs",
+    responses((status = 200, body = Object), Errors))]
+async fn acs_campaigns(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// ACS device ids matching a filter (`serial`, `oui`, `product_class`, `*` wildcards).
+#[utoipa::path(get, path = "/acs/devices", tag = "acs",
+    params(("serial" = Option<String>, Query, description = "Serial number, `*` wildcards"),
+        ("oui" = Option<String>, Query, description = "OUI"),
+        ("product_class" = Option<String>, Query, description = "Product class")),
+    responses((status = 200, body = Vec<String>), Errors))]
+async fn acs_devices(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// One ACS device: its record, parameters and queued tasks.
+#[utoipa::path(get, path = "/acs/devices/{id}", tag = "acs",
+    params(("id" = String, Path, description = "TR-069 DeviceId, OUI-ProductClass-Serial")),
+    responses((status = 200, body = Object), Errors))]
+async fn acs_device(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// Queues a task (an RPC: `{"method": "SetParameterValues", "values": [{"name", "value",
+/// "type"}]}`, `Reboot`, `Download` ...) for a device; types may be `xsd:`-prefixed.
+#[utoipa::path(post, path = "/acs/devices/{id}/tasks", tag = "acs",
+    params(("id" = String, Path, description = "TR-069 DeviceId"),
+        ("connection_request" = Option<String>, Query, description = "`http` or `udp`: wake the device now")),
+    request_body = Object,
+    responses((status = 200, body = Object), Errors))]
+async fn acs_device_task(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// Wakes a device now (connection request).
+#[utoipa::path(post, path = "/acs/devices/{id}/connection-request", tag = "acs",
+    params(("id" = String, Path, description = "TR-069 DeviceId")),
+    responses((status = 200, body = Object), Errors))]
+async fn acs_connection_request(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// Queues a task for every device a filter matches (`{"filter": {...}, "task": {...}}`).
+#[utoipa::path(post, path = "/acs/tasks", tag = "acs", request_body = Object,
+    responses((status = 200, body = Object), Errors))]
+async fn acs_bulk_task(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// One task: its state and the device's answer.
+#[utoipa::path(get, path = "/acs/tasks/{n}", tag = "acs",
+    params(("n" = u64, Path, description = "The task's number")),
+    responses((status = 200, body = Object), Errors))]
+async fn acs_task(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}

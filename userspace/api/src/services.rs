@@ -1,0 +1,250 @@
+//! What the API needs from the rest of provd, each behind a small trait the binary implements
+//! over the real roles (the lease view, the SNMP/CWMP reset, the config reload, the template
+//! renderer, the MTA and syslog roles' records, the metrics exporter).
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use provd_store::{Mac, Store};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A boxed future, for the traits' async methods (they are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a service call failed; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    /// 404.
+    NotFound(String),
+    /// 400, naming the field.
+    Invalid { field: String, message: String },
+    /// 409.
+    Conflict(String),
+    /// 503: the role that would answer is not running.
+    Unavailable(String),
+    /// 500: the role failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::NotFound(m)
+            | ServiceError::Conflict(m)
+            | ServiceError::Unavailable(m)
+            | ServiceError::Failed(m) => f.write_str(m),
+            ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// A live DHCP lease, as the lease view knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Lease {
+    /// The client's MAC (`00:11:22:aa:bb:cc`).
+    #[schema(value_type = String, example = "00:11:22:aa:bb:cc")]
+    pub mac: Mac,
+    #[schema(value_type = String, format = Ipv4)]
+    pub address: Ipv4Addr,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// The relay (giaddr, the CMTS) it came through; absent when direct.
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub relay: Option<Ipv4Addr>,
+    /// Option 82 remote-id, hex.
+    pub remote_id: Option<String>,
+    /// Option 82 circuit-id, hex.
+    pub circuit_id: Option<String>,
+    /// The subscriber of the device record, when there is one.
+    pub subscriber: Option<String>,
+    /// The DHCP class (`[[class]]` name) it was served as.
+    pub dhcp_class: Option<String>,
+}
+
+/// Which leases to find. Every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LeaseQuery {
+    /// This MAC.
+    #[param(value_type = Option<String>)]
+    pub mac: Option<Mac>,
+    /// This address.
+    #[param(value_type = Option<String>)]
+    pub address: Option<Ipv4Addr>,
+    /// Through this relay (giaddr).
+    #[param(value_type = Option<String>)]
+    pub relay: Option<Ipv4Addr>,
+    /// With this option 82 remote-id (hex).
+    pub remote_id: Option<String>,
+    /// Of this subscriber.
+    pub subscriber: Option<String>,
+    /// Leases after this MAC (the previous page's `next`).
+    #[param(value_type = Option<String>)]
+    pub after: Option<Mac>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// The caller's scope: only through any of these relays (empty: any). Set by the API,
+    /// never from the query string.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub relays_any: Vec<Ipv4Addr>,
+}
+
+/// The live leases (the binary: over provd-devices' `DeviceView` and the lease log). Called
+/// from the async API: lookups must be in memory; `release` is called in `spawn_blocking`.
+pub trait LeaseIndex: Send + Sync + std::fmt::Debug {
+    /// Leases matching `q`, ordered by MAC, at most `limit`.
+    fn search(&self, q: &LeaseQuery, limit: u32) -> Vec<Lease>;
+    /// Releases the MAC's lease (durably, like a DHCPRELEASE). `NotFound` when it has none.
+    fn release(&self, mac: Mac) -> Result<(), ServiceError>;
+}
+
+/// Which template a preview renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateKind {
+    /// The DOCSIS CM config file.
+    Cm,
+    /// The PacketCable MTA config file.
+    Mta,
+    /// The HTTP phone/ATA profile.
+    Profile,
+}
+
+/// One integrity check on a rendered file (CM MIC, CMTS MIC, MTA hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Verdict {
+    /// `cm_mic`, `cmts_mic`, `mta_hash` ...
+    pub check: String,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
+/// A device's file as it would be served now, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplatePreview {
+    pub kind: TemplateKind,
+    /// The file name it would be served as.
+    pub file: Option<String>,
+    /// The decoded text (docsis tool syntax; the profile itself for `profile`).
+    pub text: String,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// A template to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateCheck {
+    pub kind: TemplateKind,
+    /// The template's source.
+    pub text: String,
+}
+
+/// One problem in a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateProblem {
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+/// What a template check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateValidation {
+    pub ok: bool,
+    pub problems: Vec<TemplateProblem>,
+}
+
+/// A config reload's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReloadReport {
+    /// Whether the new config is in effect (false for a dry run and a refusal).
+    pub applied: bool,
+    /// What changes, one line each (`class gold: option 43 changed`, `pool ... added`).
+    pub changes: Vec<String>,
+    /// Bound leases the new config would orphan (no subnet or pool holds them any more).
+    pub orphaned: Vec<Lease>,
+}
+
+/// What only the binary can do.
+pub trait Actions: Send + Sync + std::fmt::Debug {
+    /// Reboots a device: SNMP `docsDevResetNow` for a CM, a CWMP Reboot task with a
+    /// connection request for a CPE. Returns what was done, for the timeline and the caller.
+    fn reset(&self, mac: Mac) -> BoxFuture<'_, Result<String, ServiceError>>;
+    /// Re-reads the config: validates, diffs, and applies unless `dry_run`; refuses (returns
+    /// the report with `applied: false` and the orphans) when bound leases would be orphaned
+    /// and not `force`.
+    fn reload(
+        &self,
+        force: bool,
+        dry_run: bool,
+    ) -> BoxFuture<'_, Result<ReloadReport, ServiceError>>;
+    /// The templates the config names (JSON list of `{kind, name, ...}`).
+    fn templates(&self) -> serde_json::Value;
+    /// Renders `kind` for `mac` as it would be served now.
+    fn template_preview(
+        &self,
+        mac: Mac,
+        kind: TemplateKind,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>>;
+    /// Checks a template without saving it.
+    fn validate_template(&self, t: &TemplateCheck) -> Result<TemplateValidation, ServiceError>;
+}
+
+/// Which syslog events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SyslogQuery {
+    /// From this device.
+    #[param(value_type = Option<String>)]
+    pub mac: Option<Mac>,
+    /// From this address.
+    #[param(value_type = Option<String>)]
+    pub ip: Option<Ipv4Addr>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// The roles' in-memory records and counters.
+pub trait RoleView: Send + Sync + std::fmt::Debug {
+    /// The MTA role's provisioning record for `mac` (`None`: no such MTA, or no MTA role).
+    fn mta_record(&self, mac: Mac) -> Option<serde_json::Value>;
+    /// Syslog events matching `q`, newest first, at most `limit`.
+    fn syslog_events(&self, q: &SyslogQuery, limit: u32) -> Vec<serde_json::Value>;
+    /// Every role's counters, as a JSON object keyed by role.
+    fn stats(&self) -> serde_json::Value;
+    /// `/metrics` in the Prometheus text format.
+    fn metrics(&self) -> String;
+}
+
+/// Everything the API serves from.
+#[derive(Clone)]
+pub struct Services {
+    /// The system of record (sync: called in `spawn_blocking`).
+    pub store: Arc<dyn Store>,
+    pub leases: Arc<dyn LeaseIndex>,
+    pub actions: Arc<dyn Actions>,
+    pub roles: Arc<dyn RoleView>,
+    /// The ACS's task API (`provd_acsd::Acsd::task_api_router`), served under
+    /// `/api/v1/acs/...`; `None` without `[acs]`.
+    pub acs: Option<axum::Router>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .field("leases", &self.leases)
+            .field("actions", &self.actions)
+            .field("roles", &self.roles)
+            .field("acs", &self.acs.is_some())
+            .finish()
+    }
+}
