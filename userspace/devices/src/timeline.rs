@@ -191,8 +191,7 @@ impl Writer {
     }
 
     fn trim(&self) {
-        let cutoff = now_ms()
-            - i64::from(self.retention.days) * 86_400_000;
+        let cutoff = now_ms() - i64::from(self.retention.days) * 86_400_000;
         match self.store.trim_events(cutoff, self.retention.per_device) {
             Ok(n) => {
                 self.stats.trimmed.fetch_add(n, Ordering::Relaxed);

@@ -1491,7 +1491,12 @@ fn mta_record(ctx: &Ctx, _dir: &Path) -> Result<()> {
         let addr = s.dhcp(
             &iface,
             "dhclient-mta",
-            &format!("send vendor-class-identifier \"{MTA_TYPE_ID}\";\n"),
+            // Option 43 as an MTA sends it: 43.31 its MAC, 43.32 a correlation id.
+            &format!(
+                "send vendor-class-identifier \"{MTA_TYPE_ID}\";\n\
+                 send vendor-encapsulated-options 1f:06:{}:20:04:00:00:a0:02;\n",
+                provd_rig::fmt_mac(&MTA_MAC)
+            ),
         )?;
         let name = format!("mta/{}.bin", mac12(&MTA_MAC));
         let local = s.dir.join("mta-file.bin");
