@@ -7,7 +7,9 @@
 //!
 //! 1. writes N devices as JSON lines and times `provd import devices FILE --config C` (provd
 //!    not yet serving): `import_per_s`;
-//! 2. starts `provd serve` on that store and times it to its `api ready` line: `ready_s`;
+//!    and as many live leases (a Kea memfile CSV through `provd import kea-leases`);
+//! 2. starts `provd serve` on that store and lease log and times it to its `api ready` line:
+//!    `ready_s`, a restart's time to ready with N devices and N leases;
 //! 3. imports N more devices (other MACs) through the API job (`POST /api/v1/jobs/import`,
 //!    JSON lines; `GET /api/v1/jobs/{id}` until it is done): `api_import_per_s`;
 //! 4. drives `GET /api/v1/devices/{mac}` for random known MACs at a fixed rate (default 5,000
@@ -56,7 +58,43 @@ interfaces = ["127.0.0.1"]
     [[shared_network.subnet.pool]]
     start = "127.0.0.100"
     end = "127.0.0.110"
+
+# Room for the restored leases (imported from a Kea memfile CSV): 2 M addresses.
+[[shared_network]]
+name = "cable"
+relays = ["127.0.0.2"]
+  [[shared_network.subnet]]
+  prefix = "10.64.0.0/11"
+    [[shared_network.subnet.pool]]
+    start = "10.64.0.10"
+    end = "10.95.255.250"
 "#;
+
+/// The i-th lease's address in the `cable` subnet.
+fn lease_addr(i: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 64, 0, 10)) + i)
+}
+
+/// N live leases (the file's devices' MACs) as a Kea memfile lease4 CSV.
+fn write_kea_leases(path: &Path, n: u32, now: u64) -> Result<()> {
+    let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    writeln!(
+        w,
+        "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context"
+    )?;
+    let expire = now + 86_400;
+    for i in 0..n {
+        writeln!(
+            w,
+            "{},{},,86400,{expire},1,0,0,,0,",
+            lease_addr(i),
+            mac_of(0x02, i)
+        )?;
+    }
+    w.flush()?;
+    Ok(())
+}
 
 const PG_PORT: u16 = 55433;
 const API: &str = "127.0.0.1:8080";
@@ -192,7 +230,34 @@ fn one(
         "bench: api/{backend}: CLI import {devices} in {import_s:.1} s ({import_per_s:.0}/s)"
     );
 
-    // 2. Serve on that store.
+    // 1b. As many live leases, through `provd import kea-leases` (into the lease log).
+    let leases_file = d.join("kea-leases4.csv");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    write_kea_leases(&leases_file, devices, now)?;
+    let out = cmd::output_kept(
+        ns.command(provd.bin())
+            .args(["import", "kea-leases"])
+            .arg(&leases_file)
+            .arg("--config")
+            .arg(provd.config()),
+        Duration::from_secs(1800),
+        d,
+        "import-leases",
+    )?;
+    let leases = if out.status.success() {
+        devices
+    } else {
+        eprintln!(
+            "bench: api/{backend}: `provd import kea-leases` failed ({}); ready_s is without leases: {}",
+            out.status,
+            provd_rig::child::tail(&cmd::text(&out), 5)
+        );
+        0
+    };
+
+    // 2. Serve on that store (and lease log): the time to ready is a restart's.
     let t = Instant::now();
     provd.start(&ns)?;
     let api = wait_api_line(&mut provd)?;
@@ -258,7 +323,7 @@ fn one(
     let line = format!(
         "RESULT api import_per_s={import_per_s:.0} api_import_per_s={api_import_per_s:.0} \
          get_p99_ms={:.3} get_p50_ms={:.3} get_max_ms={:.3} errors={} sent={} rate={:.0} \
-         ready_s={ready_s:.2} devices={devices} backend={backend}",
+         ready_s={ready_s:.2} devices={devices} leases={leases} backend={backend}",
         m.p99_ms, m.p50_ms, m.max_ms, m.errors, m.sent, m.rate
     );
     if let Some((_, import_target, p99_target)) = TARGETS.iter().find(|t| t.0 == backend) {
@@ -523,5 +588,18 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2]["mac"], "02:00:00:00:00:02");
         assert_eq!(rows[2]["vars"]["n"], 2);
+        let p = dir.path().join("l.csv");
+        write_kea_leases(&p, 2, 1000).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[2],
+            "10.64.0.11,02:00:00:00:00:01,,86400,87400,1,0,0,,0,"
+        );
+        assert_eq!(
+            lease_addr(1_000_000),
+            std::net::Ipv4Addr::new(10, 79, 66, 74)
+        );
     }
 }
