@@ -123,6 +123,8 @@ async fn cwmp(
                 },
                 cookie: c,
                 conn: peer.remote,
+                started: std::time::Instant::now(),
+                recorded: false,
             }));
             srv.sessions.insert(SessionKey::Cookie(c), Arc::clone(&e));
             srv.sessions
@@ -137,11 +139,11 @@ async fn cwmp(
         let path = uri.path();
         let mut d = srv.acs.driver(&mut g.dev, port, path);
         let r = g.session.handle(now, &body, &mut d);
-        (
-            r,
-            g.session.state() == SessionState::Done,
-            (g.cookie, g.conn),
-        )
+        let done = g.session.state() == SessionState::Done;
+        if done {
+            g.ended("ok");
+        }
+        (r, done, (g.cookie, g.conn))
     };
     match &resp.outcome {
         Outcome::BadEnvelope(e) => {

@@ -72,6 +72,23 @@ struct Entry {
     dev: SessionDevice,
     cookie: u64,
     conn: SocketAddr,
+    /// When its first message arrived, for the session duration histogram.
+    started: std::time::Instant,
+    /// Its duration is recorded (once: a session is in the map under two keys).
+    recorded: bool,
+}
+
+impl Entry {
+    /// Records the session's duration through the metrics facade, the first time only:
+    /// `outcome` is `ok` (it reached its end) or `abandoned` (idle past the timeout).
+    fn ended(&mut self, outcome: &'static str) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        use provd_role::metrics::{facade, names};
+        facade::histogram!(names::CWMP_SESSION_DURATION_SECONDS, "outcome" => outcome)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 #[derive(Debug)]
@@ -189,6 +206,45 @@ impl Acsd {
         self.sessions.len() / 2
     }
 
+    /// The ACS's Prometheus families: device records, interned names, open sessions and STUN
+    /// bindings as gauges, every other count of [`provd_acs::Acs::counter_entries`] as a
+    /// `_total` counter. Session durations are the facade's
+    /// `provd_cwmp_session_duration_seconds`.
+    pub fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        for (name, n) in self.acs.counter_entries() {
+            match name {
+                "devices" => out.gauge(
+                    "provd_acs_devices",
+                    "CWMP devices known to the ACS.",
+                    &[],
+                    n as f64,
+                ),
+                "interned" => out.gauge(
+                    "provd_acs_interned_names",
+                    "Parameter names interned by the device store.",
+                    &[],
+                    n as f64,
+                ),
+                _ => {
+                    let help = format!("ACS count {name:?} (see provd_acs::Acs::counter_entries).");
+                    out.counter(&format!("provd_acs_{name}_total"), &help, &[], n);
+                }
+            }
+        }
+        out.gauge(
+            "provd_acs_open_sessions",
+            "CWMP sessions open now.",
+            &[],
+            self.open_sessions() as f64,
+        );
+        out.gauge(
+            "provd_acs_stun_bindings",
+            "CPEs whose STUN binding (UDP connection request address) is known.",
+            &[],
+            self.stun.len() as f64,
+        );
+    }
+
     /// Writes the snapshot of the device index and queued tasks now; the devices written.
     pub fn save_snapshot(&self) -> std::io::Result<usize> {
         provd_acs::persist::save(&self.acs, &self.snapshot_dir)
@@ -209,6 +265,12 @@ impl Acsd {
         for e in idle {
             let mut g = e.lock().unwrap_or_else(|p| p.into_inner());
             let g = &mut *g;
+            let outcome = if g.session.state() == SessionState::Done {
+                "ok"
+            } else {
+                "abandoned"
+            };
+            g.ended(outcome);
             let mut d = self.acs.driver(&mut g.dev, 0, "");
             g.session.close(now, &mut d);
         }

@@ -218,6 +218,10 @@ impl Role for AcsRole {
         c
     }
 
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        self.acsd.metrics(out);
+    }
+
     fn finished(&self) -> bool {
         self.listeners
             .iter()

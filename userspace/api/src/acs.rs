@@ -28,7 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(acs_task))
 }
 
-async fn forward(app: &App, c: &Caller, mut req: Request) -> Result<Response, ApiError> {
+async fn forward(app: &App, c: &Caller, req: Request) -> Result<Response, ApiError> {
     if req.method() != axum::http::Method::GET {
         c.require(TokenRole::Operator)?;
     }
@@ -49,12 +49,24 @@ async fn forward(app: &App, c: &Caller, mut req: Request) -> Result<Response, Ap
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let rest = pq.strip_prefix("/api/v1/acs").unwrap_or(&pq);
+    // Inside the nest the URI has lost `/api/v1`; either way, what follows `/acs` is the
+    // task API's own path.
+    let rest = pq.strip_prefix("/api/v1").unwrap_or(&pq);
+    let rest = rest.strip_prefix("/acs").unwrap_or(rest);
     let uri: Uri = format!("/api{rest}")
         .parse()
         .map_err(|e| ApiError::invalid("path", format!("{e}")))?;
-    *req.uri_mut() = uri;
-    match acs.oneshot(req).await {
+    // A fresh request: this router's matched path and path parameters must not reach the
+    // task API's own extractors; the client's connection (`Peer`) does.
+    let (parts, body) = req.into_parts();
+    let mut fwd = Request::new(body);
+    *fwd.method_mut() = parts.method;
+    *fwd.uri_mut() = uri;
+    *fwd.headers_mut() = parts.headers;
+    if let Some(p) = parts.extensions.get::<provd_web::Peer>() {
+        fwd.extensions_mut().insert(p.clone());
+    }
+    match acs.oneshot(fwd).await {
         Ok(r) => Ok(r),
         Err(e) => match e {},
     }

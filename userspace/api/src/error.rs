@@ -148,6 +148,8 @@ pub(crate) fn serde_field(path: &str, message: &str) -> Option<String> {
         Some(path.to_owned())
     };
     match (path, named) {
+        // serde_path_to_error names an unknown key in the path itself, a missing one not.
+        (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => Some(p),
         (Some(p), Some(n)) => Some(format!("{p}.{n}")),
         (Some(p), None) => Some(p),
         (None, n) => n,

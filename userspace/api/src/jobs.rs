@@ -263,6 +263,7 @@ fn run_import(
         }
     }
     let mut j = lock();
+    j.errors.sort_by_key(|e| e.line);
     j.state = JobState::Done;
     j.finished_at = Some(now_ms());
 }

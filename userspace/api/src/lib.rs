@@ -126,6 +126,7 @@ fn base_doc() -> utoipa::openapi::OpenApi {
         .components(Some(
             ComponentsBuilder::new()
                 .security_scheme("bearer", bearer)
+                .schema_from::<ErrorBody>()
                 .build(),
         ))
         .security(Some(vec![

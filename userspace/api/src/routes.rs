@@ -29,7 +29,7 @@ use crate::{
 pub(crate) enum Errors {
     /// The request is malformed; `field` names what.
     #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorBody),
+    BadRequest(ErrorBody),
     /// No or an unknown token.
     #[response(status = 401)]
     Unauthorized(ErrorBody),

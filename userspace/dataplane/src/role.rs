@@ -13,8 +13,7 @@ use provd_role::{Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{CommitTimings, IoPath, Worker, WorkerSettings};
-use crate::{IoPath, PolicySwap, Worker, WorkerSettings};
+use crate::{CommitTimings, IoPath, PolicySwap, Worker, WorkerSettings};
 use provd_role::metrics::MetricsSink;
 
 /// The running DHCP workers.

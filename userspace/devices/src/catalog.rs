@@ -79,9 +79,19 @@ impl Resolved {
 
 type Map<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
 
+/// Who applies the store's reservations (the DHCP engine's run-time reservations).
+pub trait ReservationSink: Send + Sync + std::fmt::Debug {
+    /// Whether the reservation can be served; `Err` says why not (it names the address).
+    fn check(&self, r: &provd_store::ReservationSpec) -> Result<(), String>;
+    /// The reservation of `mac` is now `r` (`None`: removed).
+    fn apply(&self, mac: Mac, r: Option<&provd_store::Reservation>);
+}
+
 /// Devices, subscribers and classes of service by key.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// Told of reservation changes, once set.
+    reservations: std::sync::OnceLock<Arc<dyn ReservationSink>>,
     devices: Map<[u8; 6], Arc<DeviceEntry>>,
     subscribers: Map<String, Arc<VarsEntry>>,
     classes: Map<String, Arc<VarsEntry>>,
@@ -228,9 +238,34 @@ impl Catalog {
                     self.classes.remove(key);
                 }
             },
-            // Reservations are the DHCP engine's; see provd-engine's live reservations.
-            ChangeKind::Reservation => {}
+            // Reservations are the DHCP engine's (its run-time reservations).
+            ChangeKind::Reservation => {
+                if let (Some(sink), Ok(mac)) = (self.reservations.get(), key.parse::<Mac>()) {
+                    sink.apply(mac, store.get_reservation(mac)?.as_ref());
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Hands every reservation of `store` to `sink`, and from now on every change of one.
+    pub fn follow_reservations(
+        &self,
+        store: &dyn Store,
+        sink: Arc<dyn ReservationSink>,
+    ) -> Result<(), StoreError> {
+        let mut page = PageRequest::first(PageRequest::MAX);
+        loop {
+            let p = store.list_reservations(&page)?;
+            for r in &p.items {
+                sink.apply(r.spec.mac, Some(r));
+            }
+            match p.next {
+                Some(n) => page.after = Some(n),
+                None => break,
+            }
+        }
+        let _ = self.reservations.set(sink);
         Ok(())
     }
 
@@ -412,6 +447,12 @@ impl Store for Following {
         e: Expect,
         who: &Actor,
     ) -> provd_store::Result<Reservation> {
+        if let Some(sink) = self.catalog.reservations.get() {
+            sink.check(r).map_err(|why| StoreError::Invalid {
+                field: "address".into(),
+                why,
+            })?;
+        }
         self.after(self.inner.put_reservation(r, e, who))
     }
     fn delete_reservation(&self, mac: Mac, e: Expect, who: &Actor) -> provd_store::Result<()> {

@@ -142,6 +142,16 @@ impl DeviceView {
         self.map.len()
     }
 
+    /// Every device with a live lease at `now`, in no particular order (for the API's lease
+    /// search; a copy, so no lock is held while the caller filters).
+    pub fn live(&self, now: u32) -> Vec<([u8; 6], DeviceFacts)> {
+        self.map
+            .iter()
+            .filter(|e| e.value().expires_at > now)
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

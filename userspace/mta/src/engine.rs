@@ -258,12 +258,37 @@ pub struct Engine {
     active: usize,
     dedupe: Dedupe,
     events: VecDeque<Event>,
+    /// Flows that ended since the last [`Engine::take_flow_ends`], at most [`MAX_FLOW_ENDS`].
+    flow_ends: Vec<FlowEnd>,
     /// Answers to INFORMs are encoded here.
     scratch: Vec<u8>,
     counters: Counters,
 }
 
+/// An active flow that ended (completed, failed or timed out), for the shell's flow duration
+/// histogram; see [`Engine::take_flow_ends`]. A late status INFORM for a flow already ended is
+/// no second end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEnd {
+    pub flow: Option<Flow>,
+    /// `pass` (the MTA reported a pass, or the flow needs no status and fetched its file),
+    /// `fail` (a failure status, a refused SET, no file) or `timeout`.
+    pub outcome: &'static str,
+    /// The flow's first step: the caller's clock, as passed in.
+    pub started: Millis,
+}
+
+/// At most this many [`FlowEnd`]s wait for [`Engine::take_flow_ends`]; past it, more are not
+/// kept, so a caller that never takes them costs a bounded few kilobytes.
+pub const MAX_FLOW_ENDS: usize = 1024;
+
 impl Engine {
+    /// Flows that ended since the last call, for the caller to time against its clock (it
+    /// calls right after the call that ended them).
+    pub fn take_flow_ends(&mut self) -> std::vec::Drain<'_, FlowEnd> {
+        self.flow_ends.drain(..)
+    }
+
     pub fn new(config: Config) -> Result<Engine, ConfigError> {
         config.validate()?;
         Ok(Engine {
@@ -297,6 +322,7 @@ impl Engine {
                 config.inform_dedupe_capacity,
             ),
             events: VecDeque::new(),
+            flow_ends: Vec::new(),
             scratch: Vec::with_capacity(512),
             counters: Counters::default(),
         })
@@ -1098,11 +1124,28 @@ impl Engine {
     /// Ends a flow in `state` and files its record among the finished, evicting the oldest
     /// finished beyond `max_completed`.
     fn finish(&mut self, mac: Mac, state: State) {
+        let was_active = self.entries.get(&mac).is_some_and(|e| e.active.is_some());
         self.deactivate(mac);
         let seq = self.next_finished;
         let Some(entry) = self.entries.get_mut(&mac) else {
             return;
         };
+        let started = entry.record.steps.iter().map(|(_, at)| at).min();
+        if let Some(started) = started.filter(|_| was_active)
+            && self.flow_ends.len() < MAX_FLOW_ENDS
+        {
+            let outcome = match &state {
+                State::Complete(s) if s.is_pass() => "pass",
+                State::CompleteNoStatus => "pass",
+                State::TimedOut(_) => "timeout",
+                _ => "fail",
+            };
+            self.flow_ends.push(FlowEnd {
+                flow: entry.record.flow,
+                outcome,
+                started,
+            });
+        }
         entry.record.state = state;
         if entry.finished.is_none() {
             self.next_finished += 1;

@@ -69,7 +69,8 @@ use std::str::FromStr;
 pub use config::{Config, ConfigError, ExpectStatus, MibPolicy};
 pub use counters::Counters;
 pub use engine::{
-    Binding, DeviceFacts, Engine, Event, FileError, FromPort, Outgoing, Refused, RejectReason,
+    Binding, DeviceFacts, Engine, Event, FileError, FlowEnd, FromPort, MAX_FLOW_ENDS, Outgoing,
+    Refused, RejectReason,
 };
 pub use flow::{Flow, ProvState, State, Step};
 pub use oids::Mib;

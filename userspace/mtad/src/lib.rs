@@ -362,6 +362,10 @@ impl Role for MtaRole {
         self.lock_stats().counters()
     }
 
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        self.lock_stats().metrics(out);
+    }
+
     fn finished(&self) -> bool {
         self.workers.any_finished()
     }

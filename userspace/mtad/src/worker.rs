@@ -44,6 +44,77 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// Typed Prometheus families from the same snapshot as [`Stats::counters`]: records and
+    /// active flows as gauges, every other engine count as a `_total` counter, statuses by
+    /// reported state, undecodable datagrams by kind, the sockets' counts.
+    pub(crate) fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        let e = &self.engine;
+        out.gauge(
+            "provd_mta_records",
+            "MTA provisioning records kept (active and finished).",
+            &[],
+            self.records as f64,
+        );
+        for (name, n) in e.named() {
+            if name == "flows_active" {
+                out.gauge(
+                    "provd_mta_flows_active",
+                    "MTA provisioning flows in progress.",
+                    &[],
+                    n as f64,
+                );
+                continue;
+            }
+            let help = format!("MTA engine count {name:?} (see provd_mta::Counters).");
+            out.counter(&format!("provd_mta_{name}_total"), &help, &[], n);
+        }
+        for (i, &n) in e.status_by_state.iter().enumerate() {
+            let state = i32::try_from(i)
+                .ok()
+                .and_then(|v| provd_mta::ProvState(v).name())
+                .unwrap_or("other");
+            out.counter(
+                "provd_mta_statuses_by_state_total",
+                "Status INFORMs acted on, by the pktcMtaDevProvisioningState reported.",
+                &[("state", state)],
+                n,
+            );
+        }
+        for &(kind, n) in &e.undecodable_by_kind {
+            out.counter(
+                "provd_mta_undecodable_by_kind_total",
+                "Datagrams on the MTA ports that are not SNMP, by decode error.",
+                &[("kind", kind)],
+                n,
+            );
+        }
+        let io = &self.io;
+        for (name, help, n) in [
+            (
+                "provd_mta_datagrams_received_total",
+                "Datagrams the MTA sockets received.",
+                io.datagrams_received,
+            ),
+            (
+                "provd_mta_datagrams_sent_total",
+                "Datagrams the MTA sockets sent.",
+                io.datagrams_sent,
+            ),
+            (
+                "provd_mta_send_failures_total",
+                "Datagrams the kernel would not take.",
+                io.send_failures,
+            ),
+            (
+                "provd_mta_receive_errors_total",
+                "Errors reading an MTA socket.",
+                io.receive_errors,
+            ),
+        ] {
+            out.counter(name, help, &[], n);
+        }
+    }
+
     pub(crate) fn counters(&self) -> Counters {
         let mut out: Counters = vec![("records".into(), self.records as u64)];
         out.extend(
@@ -180,10 +251,27 @@ impl Worker {
                 self.event(ev);
             }
             self.out.flush();
+            self.record_flow_ends();
             self.publish();
         }
         tracing::debug!("MTA worker stopped");
         Ok(())
+    }
+
+    /// Each flow that ended this turn into the duration histogram: once per flow through the
+    /// metrics facade, timed against the clock the engine was given.
+    fn record_flow_ends(&mut self) {
+        use provd_role::metrics::{facade, names};
+        let now = clock::unix_millis();
+        for e in self.engine.take_flow_ends() {
+            let flow = e.flow.map_or("unknown", provd_mta::Flow::realm_name);
+            facade::histogram!(
+                names::MTA_FLOW_DURATION_SECONDS,
+                "flow" => flow,
+                "outcome" => e.outcome
+            )
+            .record(now.saturating_sub(e.started.0) as f64 / 1000.0);
+        }
     }
 
     fn publish(&self) {

@@ -35,6 +35,9 @@ const TYPE_ID_0: &[u32] = &[1, 3, 6, 1, 4, 1, 4491, 2, 2, 1, 1, 1, 8, 0];
 /// pktcMtaDevConfigFile.0 and pktcMtaDevProvConfigHash.0: what the SET writes.
 const CONFIG_FILE_0: &[u32] = &[1, 3, 6, 1, 4, 1, 4491, 2, 2, 1, 1, 2, 5, 0];
 const CONFIG_HASH_0: &[u32] = &[1, 3, 6, 1, 4, 1, 4491, 2, 2, 1, 1, 2, 7, 0];
+/// pktcMtaDevProvisioningStatus and its pktcMtaDevProvisioningState.0.
+const STATUS_TRAP: &[u32] = &[1, 3, 6, 1, 4, 1, 4491, 2, 2, 1, 2, 0, 2];
+const PROV_STATE_0: &[u32] = &[1, 3, 6, 1, 4, 1, 4491, 2, 2, 1, 1, 1, 9, 0];
 
 struct Lab {
     _dir: tempfile::TempDir,
@@ -163,6 +166,24 @@ fn enrollment(mac: [u8; 6], request_id: i32) -> Vec<u8> {
         .unwrap()
 }
 
+/// The final status INFORM of `mac` (MTA-25): pass.
+fn status_pass(mac: [u8; 6], request_id: i32) -> Vec<u8> {
+    let varbinds = vec![
+        VarBind::new(oid(provd_snmp::SYS_UPTIME_0), Value::TimeTicks(9100)),
+        VarBind::new(
+            oid(provd_snmp::SNMP_TRAP_OID_0),
+            Value::ObjectId(oid(STATUS_TRAP)),
+        ),
+        VarBind::new(oid(MAC_0), Value::OctetString(mac.to_vec())),
+        VarBind::new(oid(CORRELATION_0), Value::Integer(0x1234)),
+        VarBind::new(oid(PROV_STATE_0), Value::Integer(1)),
+    ];
+    let pdu = Pdu::new(PduType::InformRequest, request_id, varbinds);
+    Message::from_pdu(Version::V2c, "private", pdu)
+        .to_bytes()
+        .unwrap()
+}
+
 fn recv_pdu(sock: &UdpSocket) -> (Pdu, SocketAddrV4) {
     let mut buf = [0u8; 65_536];
     let (n, from) = sock.recv_from(&mut buf).expect("a datagram within 5 s");
@@ -181,6 +202,8 @@ fn mta_socket() -> UdpSocket {
 
 #[test]
 fn an_enrollment_is_answered_then_its_file_set_and_served_as_hashed() {
+    // This binary's global recorder: the flow's duration lands in its histogram.
+    let metrics = provd_metrics::install();
     let lab = Lab::start();
     let m = mac(1);
     // The DHCP worker's ACK of the MTA's boot.
@@ -260,6 +283,48 @@ fn an_enrollment_is_answered_then_its_file_set_and_served_as_hashed() {
     }
     assert_eq!(lab.counter("informs_answered"), 1);
     assert!(lab.counter("datagrams_sent") >= 2);
+
+    // The status INFORM ends the HYBRID.2 flow: one flow in the duration histogram.
+    mta.send_to(&status_pass(m, 78), lab.role().notify_addr())
+        .unwrap();
+    assert_eq!(recv_pdu(&mta).0.request_id, 78);
+    let series = r#"provd_mta_flow_duration_seconds_count{flow="HYBRID.2",outcome="pass"} 1"#;
+    let extra = provd_metrics::Extra {
+        store: None,
+        build: provd_metrics::BuildInfo::current(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics.render(&provd_role::RoleSet::default(), &extra);
+        if text.lines().any(|l| l == series) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {series} in\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The role's own families, typed (published at the end of the worker's turn).
+    let want = [
+        "provd_mta_flows_active 0",
+        "# TYPE provd_mta_flows_active gauge",
+        "provd_mta_flows_completed_total 1",
+        r#"provd_mta_statuses_by_state_total{state="pass"} 1"#,
+        "provd_mta_informs_answered_total 2",
+    ];
+    loop {
+        let mut e = provd_role::metrics::Exposition::new();
+        lab.role().metrics(&mut e);
+        assert!(e.refused().is_empty(), "{:?}", e.refused());
+        let text = e.finish();
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|w| !text.lines().any(|l| l == **w))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {missing:?} in\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     lab.stop();
 }
 

@@ -2,8 +2,12 @@
 //! roles the config names from their own crates; the other commands read files or ask a
 //! running server through its query socket.
 
+mod api;
+mod bulk;
+mod control;
 mod docsis_files;
 mod serve;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +71,15 @@ enum Cmd {
     /// The HTTP profile server of a running server.
     #[command(subcommand)]
     Http(HttpCmd),
+    /// REST API tokens, in the store FILE's config names (works while serve runs).
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
+    /// Bulk loads: devices into the store, a Kea lease file into the lease log.
+    #[command(subcommand)]
+    Import(bulk::ImportCmd),
+    /// Bulk dumps of the store, in the formats `import` reads.
+    #[command(subcommand)]
+    Export(bulk::ExportCmd),
     /// `--key` profiles: AES-256-CBC in OpenSSL's salted format, as
     /// `openssl enc -aes-256-cbc -md md5 -k KEY` reads and writes it.
     #[command(subcommand)]
@@ -137,6 +150,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Leases { config } => leases(&config),
+        Cmd::Token(c) => tokens::run(c),
         Cmd::Cfg(c) => docsis_files::run(c),
         Cmd::Syslog(SyslogCmd::Events { config, device }) => {
             ask(&config, &format!("syslog {device}"))
@@ -145,6 +159,8 @@ fn main() -> ExitCode {
         Cmd::XdpStats { config } => ask(&config, "xdp"),
         Cmd::Http(HttpCmd::Status { config, mac }) => ask(&config, &format!("http {mac}")),
         Cmd::Profile(c) => profile_crypt(c),
+        Cmd::Import(c) => bulk::import(c),
+        Cmd::Export(c) => bulk::export(c),
         Cmd::Serve {
             config,
             stats_every,

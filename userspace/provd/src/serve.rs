@@ -20,6 +20,8 @@ use provd_role::clock::unix_secs_u32;
 use provd_role::query::{self, QuerySocket};
 use provd_role::{ControlPlane, Role, RoleSet, workers_for};
 
+use crate::{api, control};
+
 /// How long each role may take to stop once asked (its threads notice the flag within 200 ms;
 /// the control plane's listeners finish the requests in flight).
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -40,14 +42,20 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
     if opts.null_responder {
         tracing::warn!("null responder: canned replies, no leases kept (benchmark ceiling)");
     }
-    let state = restore(policy)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&shutdown))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+    let control = control::open(&policy, &shutdown)?;
+    let state = restore(policy)?;
     let dir = state.dir.clone();
-    let started = start_roles(state, opts.null_responder, &shutdown)?;
+    let started = start_roles(state, &control, opts, &shutdown)?;
     let roles = Arc::new(started.roles);
+    if let Some(view) = &started.roles_view {
+        let _ = view.roles.set(Arc::downgrade(&roles));
+    }
     let answer: query::Answer = {
         let roles = Arc::clone(&roles);
         Arc::new(move |line: &str| roles.answer(line))
@@ -70,6 +78,9 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
             }
             break;
         }
+        if hup.swap(false, Ordering::Relaxed) {
+            started.reloader.on_signal();
+        }
         if opts.stats_every > 0 && last.elapsed() >= Duration::from_secs(opts.stats_every) {
             last = Instant::now();
             roles.log_counters();
@@ -83,12 +94,25 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
         cp.signal_stop();
     }
     query.join();
-    let roles = Arc::try_unwrap(roles)
-        .map_err(|_| anyhow::anyhow!("the query socket still holds the roles"))?;
+    // An API request may hold the roles for a moment (a scrape, a stats call).
+    let mut roles = roles;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let roles = loop {
+        match Arc::try_unwrap(roles) {
+            Ok(r) => break r,
+            Err(back) if Instant::now() < deadline => {
+                roles = back;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => bail!("the query socket or the API still holds the roles"),
+        }
+    };
     let ok = roles.stop(STOP_GRACE);
     if let Some(cp) = started.control_plane {
         cp.shutdown(STOP_GRACE);
     }
+    // The timeline writes what was queued before it stops.
+    control.join();
     if !ok || failed.is_some() {
         bail!("a role failed; see the log above");
     }
@@ -140,14 +164,15 @@ fn restore(policy: Policy) -> Result<Restored> {
         "leases restored"
     );
     let p = &shared.policy;
-    let devices = (p.tftp.is_some() || p.syslog.is_some() || p.http.is_some()).then(|| {
-        let view = Arc::new(DeviceView::new());
-        view.restore(
-            tables.iter().flat_map(|t| t.iter().map(|(_, lease)| lease)),
-            now,
-        );
-        view
-    });
+    let devices = (p.tftp.is_some() || p.syslog.is_some() || p.http.is_some() || p.api.is_some())
+        .then(|| {
+            let view = Arc::new(DeviceView::new());
+            view.restore(
+                tables.iter().flat_map(|t| t.iter().map(|(_, lease)| lease)),
+                now,
+            );
+            view
+        });
     Ok(Restored {
         dir,
         shared,
@@ -162,6 +187,10 @@ struct Started {
     roles: RoleSet,
     control_plane: Option<ControlPlane>,
     ready: Ready,
+    /// SIGHUP's and the API's config reload.
+    reloader: Arc<control::Reloader>,
+    /// The API's view of the roles (it gets the role set once it is built).
+    roles_view: Option<Arc<control::Roles>>,
 }
 
 /// What `provd ready` (and `acs ready`) tell scripts and the log once every listener is bound.
@@ -173,6 +202,7 @@ struct Ready {
     port: u16,
     tftp: Option<std::net::SocketAddrV4>,
     acs: Option<String>,
+    api: Option<String>,
 }
 
 impl Ready {
@@ -188,6 +218,9 @@ impl Ready {
         // Plain lines too, independent of the log format, for scripts waiting on readiness.
         if let Some(acs) = &self.acs {
             eprintln!("acs ready {acs}");
+        }
+        if let Some(api) = &self.api {
+            eprintln!("api ready {api}");
         }
         eprintln!(
             "provd ready path={} workers={}{}{}",
@@ -205,9 +238,11 @@ impl Ready {
 /// roles (HTTP profiles, the ACS).
 fn start_roles(
     state: Restored,
-    null_responder: bool,
+    control: &control::Control,
+    opts: &Options,
     shutdown: &Arc<AtomicBool>,
 ) -> Result<Started> {
+    let null_responder = opts.null_responder;
     let Restored {
         dir,
         shared,
@@ -220,7 +255,8 @@ fn start_roles(
     let generated = match (&devices, &policy.tftp) {
         (Some(view), Some(_)) => Some(Arc::new(provd_tftpd::Generated::new(Arc::new(
             provd_files::Generator::new(policy, Arc::clone(view))
-                .context("loading config-file templates")?,
+                .context("loading config-file templates")?
+                .with_catalog(Arc::clone(&control.catalog)),
         )))),
         _ => None,
     };
@@ -230,6 +266,16 @@ fn start_roles(
     if let Some(view) = &devices {
         observers.push(Arc::clone(view) as Arc<dyn provd_lease::LeaseObserver>);
     }
+    observers.push(Arc::new(control.timeline.clone()));
+    if let Some(g) = &generated {
+        g.notify_served(control::tftp_hook(control.timeline.clone()));
+    }
+    // The store's reservations, before the first DISCOVER; then every change of one.
+    let live = control::LiveSink::new(Arc::clone(&shared));
+    control
+        .catalog
+        .follow_reservations(&*control.store, Arc::clone(&live) as _)
+        .context("loading the store's reservations")?;
     let mut pinned = None;
     if let (Some(m), Some(g), Some(view), Some(t)) =
         (&policy.mta, &generated, &devices, &policy.tftp)
@@ -279,6 +325,13 @@ fn start_roles(
         observer,
         shutdown,
     )?;
+    live.follow(Arc::clone(dhcp.swap()));
+    let reloader = control::Reloader::new(
+        opts.config.clone(),
+        policy.clone(),
+        Arc::clone(dhcp.swap()),
+        devices.clone(),
+    );
     let mut ready = Ready {
         path: dhcp.path().as_str(),
         why: dhcp.why().to_string(),
@@ -287,6 +340,7 @@ fn start_roles(
         port: settings.port,
         tftp: None,
         acs: None,
+        api: None,
     };
 
     let tftp = match (&policy.tftp, &generated) {
@@ -321,7 +375,7 @@ fn start_roles(
     }
 
     // The control plane's roles bind here, before the ready line.
-    let control_plane = if policy.http.is_some() || policy.acs.is_some() {
+    let control_plane = if policy.http.is_some() || policy.acs.is_some() || policy.api.is_some() {
         Some(ControlPlane::start(workers_for(0))?)
     } else {
         None
@@ -334,14 +388,59 @@ fn start_roles(
             devices.clone(),
         )?));
     }
+    let mut acs_api = None;
     if let (Some(cp), Some(a)) = (&control_plane, &policy.acs) {
         let role = provd_acsd::start(cp, a, &dir)?;
         ready.acs = Some(role.listening());
+        acs_api = Some(role.acsd().task_api_router());
         roles.push(Box::new(role));
+    }
+    let mut roles_view = None;
+    if let (Some(cp), Some(a)) = (&control_plane, &policy.api) {
+        let view = Arc::new(control::Roles {
+            roles: std::sync::OnceLock::new(),
+            metrics: provd_metrics::install(),
+            store: Arc::clone(&control.store),
+            timeline: control.timeline.clone(),
+        });
+        let ops = control::Ops {
+            reset: a.reset.clone(),
+            devices: devices.clone(),
+            catalog: Arc::clone(&control.catalog),
+            reloader: std::sync::OnceLock::new(),
+            generator: generated.as_ref().map(|g| Arc::clone(g.generator())),
+            policy: Arc::new(policy.clone()),
+        };
+        let _ = ops.reloader.set(Arc::clone(&reloader));
+        let leases: Arc<dyn provd_api::LeaseIndex> = match &devices {
+            Some(view) => Arc::new(control::Leases {
+                devices: Arc::clone(view),
+                catalog: Arc::clone(&control.catalog),
+                classes: policy.classes.iter().map(|c| c.name.clone()).collect(),
+            }),
+            None => anyhow::bail!("the API needs the device view"),
+        };
+        let services = provd_api::Services {
+            store: Arc::clone(&control.store),
+            leases,
+            actions: Arc::new(ops),
+            roles: Arc::clone(&view) as _,
+            acs: acs_api,
+        };
+        let settings = provd_api::ApiSettings {
+            metrics_open: a.metrics_open,
+            ..provd_api::ApiSettings::default()
+        };
+        let role = api::start(cp, a, services, settings)?;
+        ready.api = Some(role.listening());
+        roles.push(Box::new(role));
+        roles_view = Some(view);
     }
     Ok(Started {
         roles,
         control_plane,
         ready,
+        reloader,
+        roles_view,
     })
 }

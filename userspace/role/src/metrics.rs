@@ -33,13 +33,16 @@ pub mod names {
     /// API request duration, labels `method`, `route` (the route template, not the path) and
     /// `status` (the HTTP status code).
     pub const API_REQUEST_DURATION_SECONDS: &str = "provd_api_request_duration_seconds";
-    /// One TFTP transfer from its request to its last ACK (or its failure), label `outcome`
-    /// (`ok`, `error`).
+    /// One TFTP transfer from its request to its last ACK (or its failure), labels `outcome`
+    /// (`ok`, `failed`: timed out, the peer's ERROR, too large) and `direction` (`read`,
+    /// `write`). A refused request is no transfer.
     pub const TFTP_TRANSFER_DURATION_SECONDS: &str = "provd_tftp_transfer_duration_seconds";
-    /// One PacketCable MTA provisioning flow, from its first step to its final status, label
-    /// `outcome` (`pass`, `fail`).
+    /// One PacketCable MTA provisioning flow, from its first step (the DHCP binding) to its
+    /// end, labels `flow` (`BASIC.1`... `HYBRID.2`, `unknown`) and `outcome` (`pass`, `fail`,
+    /// `timeout`). A late status for a flow already ended is no second flow.
     pub const MTA_FLOW_DURATION_SECONDS: &str = "provd_mta_flow_duration_seconds";
-    /// One CWMP session, from its Inform to its end, label `outcome` (`ok`, `fault`...).
+    /// One CWMP session, from its first message (the Inform) to its end, label `outcome`
+    /// (`ok`: it reached its end; `abandoned`: idle past the session timeout).
     pub const CWMP_SESSION_DURATION_SECONDS: &str = "provd_cwmp_session_duration_seconds";
 
     /// Every facade histogram and its help text.

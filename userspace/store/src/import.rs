@@ -270,6 +270,14 @@ fn var_cell(v: &Value) -> String {
 
 /// Reads a devices CSV (see the module docs): one item per data row, in file order.
 pub fn parse_devices_csv<R: Read>(reader: R) -> impl Iterator<Item = Result<DeviceSpec, RowError>> {
+    parse_devices_csv_numbered(reader).map(|r| r.map(|(_, d)| d))
+}
+
+/// [`parse_devices_csv`], each device with the line its row starts at (for reporting what the
+/// store later refuses).
+pub fn parse_devices_csv_numbered<R: Read>(
+    reader: R,
+) -> impl Iterator<Item = Result<(u64, DeviceSpec), RowError>> {
     let rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -288,7 +296,7 @@ struct DevicesCsv<R> {
 }
 
 impl<R: Read> Iterator for DevicesCsv<R> {
-    type Item = Result<DeviceSpec, RowError>;
+    type Item = Result<(u64, DeviceSpec), RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut rec = csv::ByteRecord::new();
@@ -307,7 +315,7 @@ impl<R: Read> Iterator for DevicesCsv<R> {
                 Ok(true) => {
                     let line = rec.position().map_or(0, csv::Position::line);
                     match &self.cols {
-                        Some(cols) => return Some(cols.row(&rec, line)),
+                        Some(cols) => return Some(cols.row(&rec, line).map(|d| (line, d))),
                         None => match DeviceColumns::from_header(&rec, line) {
                             Ok(cols) => self.cols = Some(cols),
                             Err(e) => {
@@ -378,6 +386,13 @@ pub fn write_devices_csv<'a, W: Write>(
 pub fn parse_devices_jsonl<R: Read>(
     reader: R,
 ) -> impl Iterator<Item = Result<DeviceSpec, RowError>> {
+    parse_devices_jsonl_numbered(reader).map(|r| r.map(|(_, d)| d))
+}
+
+/// [`parse_devices_jsonl`], each device with its line.
+pub fn parse_devices_jsonl_numbered<R: Read>(
+    reader: R,
+) -> impl Iterator<Item = Result<(u64, DeviceSpec), RowError>> {
     Lines::new(reader).filter_map(|item| {
         let (line, bytes) = match item {
             Ok(l) => l,
@@ -386,7 +401,7 @@ pub fn parse_devices_jsonl<R: Read>(
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        Some(device_json(line, &bytes))
+        Some(device_json(line, &bytes).map(|d| (line, d)))
     })
 }
 

@@ -62,5 +62,5 @@ pub use packet::{
     DATA_HEADER_LEN, DEFAULT_BLKSIZE, EncodeError, ErrorCode, MAX_REQUEST_LEN, Mode, Opcode,
     Packet, PacketError, Request, ack, data_header, write_error,
 };
-pub use server::{Event, FileRequest, Incoming, Port, Server, TransferId};
+pub use server::{Ended, Event, FileRequest, Incoming, Port, Server, TransferId};
 pub use transfer::Transmit;

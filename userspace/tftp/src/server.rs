@@ -82,6 +82,21 @@ pub enum Event<'a> {
     },
 }
 
+/// A transfer that ended after it started moving data (a refused request is not one), for
+/// the shell's duration histogram; see [`Server::take_ended`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// True when the last block was acknowledged (read) or received (write).
+    pub ok: bool,
+    pub write: bool,
+    /// From the request to the end.
+    pub elapsed_ms: u32,
+}
+
+/// At most this many [`Ended`] wait for [`Server::take_ended`]; past it, more are not kept, so
+/// a caller that never takes them costs a bounded few kilobytes.
+const MAX_ENDED: usize = 1024;
+
 /// All transfers of one worker.
 #[derive(Debug)]
 pub struct Server {
@@ -97,6 +112,7 @@ pub struct Server {
     /// Outgoing OACK/ERROR packets and netascii DATA are built here.
     scratch: Box<[u8]>,
     counters: Counters,
+    ended: Vec<Ended>,
 }
 
 /// A copy of a transfer's request that arrives within this long of the peer's last packet is a
@@ -116,6 +132,8 @@ pub(crate) struct Transfer {
     /// 32 bits of the clock, compared with wrapping arithmetic (a transfer never idles for the
     /// 49 days it takes to wrap), so the entry stays as small as before.
     heard_at: u32,
+    /// When the request arrived, low 32 bits of the clock like `heard_at`.
+    started_at: u32,
     deadline: Millis,
     state: State,
 }
@@ -168,11 +186,18 @@ impl Server {
             next_serial: 0,
             scratch: vec![0; scratch_len].into_boxed_slice(),
             counters: Counters::default(),
+            ended: Vec::new(),
         })
     }
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Transfers that ended since the last call (at most [`MAX_ENDED`] are kept between calls),
+    /// for the caller to record their durations off the protocol core.
+    pub fn take_ended(&mut self) -> std::vec::Drain<'_, Ended> {
+        self.ended.drain(..)
     }
 
     /// Transfers in the table (deciding, in progress, or dallying).
@@ -282,6 +307,7 @@ impl Server {
                 local: inc.local,
                 request_hash: hash,
                 heard_at: low_ms(now),
+                started_at: low_ms(now),
                 deadline,
                 state: State::Deciding(Pending {
                     write,
@@ -382,6 +408,7 @@ impl Server {
             scratch,
             counters,
             dally_ms,
+            ended,
             ..
         } = self;
         let Some(t) = transfers.get_mut(&inc.peer) else {
@@ -427,6 +454,7 @@ impl Server {
         match (packet, &mut t.state) {
             (Packet::Error { .. }, _) => {
                 io.counters.peer_errors += 1;
+                end(ended, t, now, false);
                 forget(transfers, timers, inc.peer);
                 None
             }
@@ -439,6 +467,7 @@ impl Server {
                     }
                     AckOutcome::Complete => {
                         io.counters.completed += 1;
+                        end(ended, t, now, true);
                         t.state = State::Dallying { final_ack: None };
                         rearm(timers, inc.peer, t, now.plus(*dally_ms));
                     }
@@ -459,6 +488,7 @@ impl Server {
                     }
                     DataOutcome::Complete(data) => {
                         io.counters.writes_completed += 1;
+                        end(ended, t, now, true);
                         t.state = State::Dallying {
                             final_ack: Some(block),
                         };
@@ -467,12 +497,14 @@ impl Server {
                     }
                     DataOutcome::TooLarge => {
                         io.send_error(ErrorCode::DISK_FULL, "File too large");
+                        end(ended, t, now, false);
                         forget(transfers, timers, inc.peer);
                         None
                     }
                     DataOutcome::Oversized => {
                         io.send_error(ErrorCode::ILLEGAL_OPERATION, "DATA exceeds the block size");
                         io.counters.count_drop(DropReason::OversizedData);
+                        end(ended, t, now, false);
                         forget(transfers, timers, inc.peer);
                         dropped(DropReason::OversizedData)
                     }
@@ -589,6 +621,7 @@ impl Server {
             timers,
             scratch,
             counters,
+            ended,
             ..
         } = self;
         while let Some(&(deadline, peer)) = timers.first() {
@@ -622,6 +655,7 @@ impl Server {
                     timers.insert((t.deadline, peer));
                 }
                 None => {
+                    end(ended, t, now, false);
                     transfers.remove(&peer);
                 }
             }
@@ -688,6 +722,23 @@ fn fingerprint(bytes: &[u8]) -> u32 {
 }
 
 /// The low 32 bits of the millisecond clock.
+/// Notes how `t` ended, if it had started moving data (reading or writing); a transfer still
+/// deciding, or dallying after its end, is not noted again.
+fn end(ended: &mut Vec<Ended>, t: &Transfer, now: Millis, ok: bool) {
+    let write = match t.state {
+        State::Reading(_) => false,
+        State::Writing(_) => true,
+        State::Deciding(_) | State::Dallying { .. } => return,
+    };
+    if ended.len() < MAX_ENDED {
+        ended.push(Ended {
+            ok,
+            write,
+            elapsed_ms: low_ms(now).wrapping_sub(t.started_at),
+        });
+    }
+}
+
 fn low_ms(now: Millis) -> u32 {
     now.0 as u32
 }

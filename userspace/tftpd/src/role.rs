@@ -261,6 +261,101 @@ impl Role for TftpRole {
         out
     }
 
+    /// Typed families from the same sources as [`Role::counters`] (summed over workers, read
+    /// from what each worker publishes once per loop turn): transfers in progress, requests by
+    /// op, ERRORs sent by code, drops by reason, every protocol count, the sockets' and the
+    /// generated files' counts. Transfer durations are the facade's
+    /// `provd_tftp_transfer_duration_seconds`.
+    fn metrics(&self, out: &mut dyn provd_role::metrics::MetricsSink) {
+        let h = &self.handle;
+        out.gauge(
+            "provd_tftp_transfers_active",
+            "TFTP transfers in the table: deciding, in progress or dallying.",
+            &[],
+            h.transfers() as f64,
+        );
+        let p = h.counters();
+        for (op, n) in [("read", p.rrq), ("write", p.wrq)] {
+            out.counter(
+                "provd_tftp_requests_total",
+                "TFTP requests received, by op (duplicates included).",
+                &[("op", op)],
+                n,
+            );
+        }
+        for (name, n) in p.named() {
+            let family = match name {
+                "rrq" | "wrq" => continue,
+                "data_bytes_sent" => "provd_tftp_data_sent_bytes_total".to_string(),
+                _ => format!("provd_tftp_{name}_total"),
+            };
+            let help = format!("TFTP protocol count {name:?} (see provd_tftp::Counters).");
+            out.counter(&family, &help, &[], n);
+        }
+        for (code, &n) in p.errors_sent.iter().enumerate() {
+            out.counter(
+                "provd_tftp_errors_sent_total",
+                "TFTP ERROR packets sent, by error code.",
+                &[("code", &code.to_string())],
+                n,
+            );
+        }
+        for (i, &n) in p.dropped.iter().enumerate() {
+            out.counter(
+                "provd_tftp_drops_total",
+                "TFTP datagrams dropped without changing any transfer, by reason.",
+                &[("reason", provd_tftp::DropReason::label_of(i))],
+                n,
+            );
+        }
+        let io = h.io_counters();
+        for (name, help, n) in [
+            (
+                "provd_tftp_datagrams_received_total",
+                "Datagrams the TFTP sockets received.",
+                io.datagrams_received,
+            ),
+            (
+                "provd_tftp_datagrams_sent_total",
+                "Datagrams the TFTP sockets sent.",
+                io.datagrams_sent,
+            ),
+            (
+                "provd_tftp_send_failures_total",
+                "Datagrams the kernel would not take.",
+                io.send_failures,
+            ),
+            (
+                "provd_tftp_receive_errors_total",
+                "Errors reading a TFTP socket.",
+                io.receive_errors,
+            ),
+        ] {
+            out.counter(name, help, &[], n);
+        }
+        let g = self.generated.counters();
+        for (name, help, n) in [
+            (
+                "provd_tftp_generated_files_total",
+                "Generated config files served.",
+                &g.served,
+            ),
+            (
+                "provd_tftp_enforce_refused_total",
+                "Generated files refused by TFTP-enforce (asked from another address than the \
+                 device's lease).",
+                &g.refused,
+            ),
+            (
+                "provd_tftp_generate_failures_total",
+                "Generated files not served: the template did not render or compile.",
+                &g.failed,
+            ),
+        ] {
+            out.counter(name, help, &[], n.load(Ordering::Relaxed));
+        }
+    }
+
     fn finished(&self) -> bool {
         self.handle.any_finished()
     }

@@ -123,6 +123,7 @@ impl Worker {
             turn.server
                 .poll_timeouts(clock(), &mut |t| turn.out.push(t));
             turn.out.flush();
+            record_ended(&mut turn.server);
             if let Ok(mut s) = stats.lock() {
                 s.protocol.clone_from(turn.server.counters());
                 s.io.clone_from(&turn.out.io);
@@ -131,6 +132,22 @@ impl Worker {
         }
         tracing::debug!(worker = index, "TFTP worker stopped");
         Ok(())
+    }
+}
+
+/// Each transfer that ended this turn into the duration histogram: once per transfer through
+/// the metrics facade (not per packet), outside the protocol core.
+fn record_ended(server: &mut Server) {
+    use provd_role::metrics::{facade, names};
+    for e in server.take_ended() {
+        let outcome = if e.ok { "ok" } else { "failed" };
+        let direction = if e.write { "write" } else { "read" };
+        facade::histogram!(
+            names::TFTP_TRANSFER_DURATION_SECONDS,
+            "outcome" => outcome,
+            "direction" => direction
+        )
+        .record(f64::from(e.elapsed_ms) / 1000.0);
     }
 }
 

@@ -116,6 +116,22 @@ fn pinned_then_generated_then_static_and_mta_fetches_reported() {
         counter("rrq")
     );
     assert!(eventually(|| counter("errors_sent_1") == 1));
+    // The same counts as typed Prometheus families.
+    let mut e = provd_role::metrics::Exposition::new();
+    role.metrics(&mut e);
+    assert!(e.refused().is_empty(), "{:?}", e.refused());
+    let text = e.finish();
+    for line in [
+        "# TYPE provd_tftp_requests_total counter",
+        r#"provd_tftp_requests_total{op="read"} 5"#,
+        r#"provd_tftp_errors_sent_total{code="1"} 1"#,
+        r#"provd_tftp_drops_total{reason="unknown_transfer"} 0"#,
+        "provd_tftp_generated_files_total 2",
+        "provd_tftp_completed_total 4",
+        "# TYPE provd_tftp_transfers_active gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
     assert!(!role.finished());
     shutdown.store(true, Ordering::Relaxed);
     Box::new(role).stop(Duration::from_secs(5)).unwrap();

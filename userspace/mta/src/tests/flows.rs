@@ -200,9 +200,25 @@ fn hybrid1_completes_at_the_fetch_and_takes_a_late_status() {
         }]
     );
     assert_eq!(h.engine.active_flows(), 0);
+    let ends: Vec<_> = h.engine.take_flow_ends().collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(
+        (ends[0].flow, ends[0].outcome),
+        (Some(Flow::Hybrid1), "pass")
+    );
+    assert_eq!(
+        Some(ends[0].started),
+        h.engine.record(m).unwrap().steps.get(Step::Dhcp),
+        "a flow starts at its DHCP step"
+    );
     // The MTA sends a status after all: recorded, reported, the flow stays finished.
     h.advance(2000);
     h.notify(mta_src(m), &status(Mib::Ietf, m, 7, 4, 9));
+    assert_eq!(
+        h.engine.take_flow_ends().len(),
+        0,
+        "a late status ends no flow"
+    );
     assert_eq!(h.state(m), State::Complete(ProvState::PASS_WITH_WARNINGS));
     assert_eq!(
         h.take_events(),
@@ -427,6 +443,13 @@ fn an_unanswered_set_is_retransmitted_with_backoff_then_timed_out() {
             step: Step::SetAcked
         }]
     );
+    let ends: Vec<_> = h.engine.take_flow_ends().collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(
+        (ends[0].flow, ends[0].outcome),
+        (Some(Flow::Hybrid2), "timeout")
+    );
+    assert!(h.now.since(ends[0].started) >= 31_000, "{ends:?}");
     let c = h.engine.counters();
     assert_eq!(
         (c.sets_sent, c.sets_retransmitted, c.sets_timed_out),

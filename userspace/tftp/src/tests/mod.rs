@@ -189,7 +189,19 @@ fn plain_lockstep_transfer_of_a_short_last_block() {
     assert_eq!(s[0].from, SERVER_IP, "replies leave from the address asked");
     assert_eq!(data(&h.ack(peer(A), 1)), [(2, file[512..1024].to_vec())]);
     assert_eq!(data(&h.ack(peer(A), 2)), [(3, file[1024..].to_vec())]);
+    assert_eq!(
+        h.server.take_ended().len(),
+        0,
+        "not ended before its last ACK"
+    );
+    h.now = h.now.plus(40);
     assert!(h.ack(peer(A), 3).is_empty());
+    let ok = crate::Ended {
+        ok: true,
+        write: false,
+        elapsed_ms: 40,
+    };
+    assert_eq!(h.server.take_ended().collect::<Vec<_>>(), [ok]);
     assert_eq!(h.counters().completed, 1);
     assert_eq!(h.counters().data_sent, 3);
     assert_eq!(h.counters().retransmits, 0);
@@ -197,6 +209,11 @@ fn plain_lockstep_transfer_of_a_short_last_block() {
     assert_eq!(h.server.transfers(), 1);
     h.advance(1000);
     assert_eq!(h.server.transfers(), 0);
+    assert_eq!(
+        h.server.take_ended().len(),
+        0,
+        "the dally's end is no second end"
+    );
 }
 
 #[test]
@@ -370,6 +387,12 @@ fn timeouts_back_off_exponentially_then_the_transfer_is_forgotten() {
     assert_eq!(h.counters().gave_up, 1);
     assert_eq!(h.counters().timeouts, 6);
     assert_eq!(h.counters().retransmits, 5);
+    let failed = crate::Ended {
+        ok: false,
+        write: false,
+        elapsed_ms: 47_000,
+    };
+    assert_eq!(h.server.take_ended().collect::<Vec<_>>(), [failed]);
     // The client coming back after that is an unknown transfer.
     assert_eq!(error_code(&h.ack(peer(A), 1)), 5);
 }
@@ -664,6 +687,9 @@ fn a_peer_error_ends_the_transfer_quietly() {
     assert_eq!(h.server.transfers(), 0);
     assert_eq!(h.counters().peer_errors, 1);
     assert_eq!(h.server.next_deadline(), None);
+    let ended: Vec<_> = h.server.take_ended().collect();
+    assert_eq!(ended.len(), 1);
+    assert!(!ended[0].ok, "{ended:?}");
 }
 
 #[test]
@@ -835,8 +861,9 @@ fn per_transfer_state_is_small() {
     let entry = std::mem::size_of::<(SocketAddrV4, crate::server::Transfer)>();
     let timer = std::mem::size_of::<(Millis, SocketAddrV4)>();
     eprintln!("bytes per transfer: Transfer {transfer}, table entry {entry}, timer entry {timer}");
-    assert_eq!(transfer, 120);
-    assert!(entry + timer <= 144, "{entry} + {timer} bytes");
+    // 128: 8 of them since the request's time is kept for the transfer duration histogram.
+    assert_eq!(transfer, 128);
+    assert!(entry + timer <= 152, "{entry} + {timer} bytes");
     // Two clones of a file share one allocation.
     let content: FileContent = pattern(8 << 20).into();
     let mut h = Harness::new(ServerConfig::default());
