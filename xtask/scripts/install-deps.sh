@@ -32,6 +32,10 @@ PKGS=(
   libxml2-utils     # xmllint: checks XML profiles (e2e http)
   wrk               # HTTP load generator (bench http)
   prometheus        # promtool: checks provd's /metrics exposition (provd-metrics tests, e2e api)
+  postgresql-15     # the store's PostgreSQL backend: e2e api and bench api start their own
+                    # servers from /usr/lib/postgresql/15/bin (no service is started)
+  python3-venv python3-pip  # the venv below (openapi-spec-validator, schemathesis)
+  util-linux        # setpriv: PostgreSQL runs as the postgres user
   procps psmisc
 )
 
@@ -100,7 +104,25 @@ if [ "${PROVD_NO_EBPF:-0}" != 1 ]; then
   fi
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk; do
+# The outside checks of the REST API (e2e api), pinned, in a venv under the project's target
+# dir: openapi-spec-validator validates the served OpenAPI document, schemathesis tests the
+# live API against it. Debian's own python3, not a pyenv shim on PATH.
+VENV="$(cd "$(dirname "$0")/../.." && pwd)/target/e2e-venv"
+PY_PKGS=(openapi-spec-validator==0.9.0 schemathesis==4.32.5)
+venv_ok() {
+  [ -x "$VENV/bin/schemathesis" ] && [ -x "$VENV/bin/openapi-spec-validator" ] \
+    && "$VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx 'schemathesis==4.32.5' \
+    && "$VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx 'openapi-spec-validator==0.9.0'
+}
+if ! venv_ok; then
+  echo "install-deps: python venv $VENV with ${PY_PKGS[*]}"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_PKGS[@]}"
+  venv_ok || { echo "install-deps: $VENV lacks ${PY_PKGS[*]}" >&2; exit 1; }
+fi
+
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk promtool setpriv; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
+[ -x /usr/lib/postgresql/15/bin/postgres ] || { echo "install-deps: PostgreSQL 15 still missing" >&2; exit 1; }
 echo "install-deps: ok"

@@ -30,12 +30,14 @@ step e2e-mta cargo xtask e2e mta
 step e2e-fastpath cargo xtask e2e fastpath
 step e2e-http cargo xtask e2e http
 step e2e-acs cargo xtask e2e acs
+step e2e-api cargo xtask e2e api
 step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
 step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
 step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke
 step bench-mta-smoke cargo xtask bench mta --seconds 2 --smoke
 step bench-http-smoke cargo xtask bench http --seconds 2 --smoke
 step bench-acs-smoke cargo xtask bench acs --smoke
+step bench-api-smoke cargo xtask bench api --smoke
 step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step lab-demo env LAB_EXIT=1 bash xtask/scripts/lab.sh
 

@@ -28,11 +28,17 @@
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
 //! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
 //!
+//! `cargo xtask bench api [--devices N] [--backend embedded|postgres|both] [--smoke]` imports N
+//! devices through `provd import devices` and the API job, then GETs devices at a fixed 5,000
+//! requests/s, and prints `RESULT api import_per_s=N get_p99_ms=L errors=E backend=B` per backend
+//! (see `api.rs`).
+//!
 //! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
 //! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
 
 mod acs;
+mod api;
 mod http;
 mod mta;
 mod report;
@@ -97,9 +103,12 @@ pub struct Args {
     /// mta: flows in flight [default: 512]; acs: keep-alive connections [default: 64]
     #[arg(long)]
     pub concurrency: Option<u32>,
-    /// acs: known devices [default: 1000000]
+    /// acs, api: known devices [default: 1000000]
     #[arg(long)]
     pub devices: Option<u32>,
+    /// api: the store backend(s): embedded, postgres or both [default: both]
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -136,7 +145,10 @@ pub fn run(args: Args) -> Result<()> {
         "mta" => mta::run(&args),
         "http" => http::run(&args),
         "acs" => acs::run(&args),
-        other => bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs)"),
+        "api" => api::run(&args),
+        other => {
+            bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs, api)")
+        }
     }
 }
 

@@ -19,10 +19,15 @@
 //! `cargo xtask e2e acs` runs the TR-069 ACS suite: provd-cpe-sim devices, curl and xmllint
 //! against provd's `[acs]` role in a namespace of its own (see `acs.rs`).
 //!
+//! `cargo xtask e2e api [--backend embedded|postgres|both]` runs the control-plane suite: the
+//! REST API, the store (embedded, then PostgreSQL 15 started by the suite), tier changes seen in
+//! the next TFTP fetch, resets over SNMP, the timeline, audit, reloads, kill -9 (see `api.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod acs;
+mod api;
 mod dhcp;
 mod fastpath;
 pub(crate) mod http;
@@ -73,6 +78,10 @@ pub struct Args {
     /// scenarios and the rig.
     #[arg(long)]
     pub peer: Option<String>,
+    /// api suite: the store backend(s) to run the scenarios against: embedded, postgres or both
+    /// [default: both].
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 /// A scenario's way of saying it does not apply to this run; printed as `SKIP name: reason`.
@@ -109,7 +118,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The suites, in the order `--help` and errors list them.
-const SUITES: [&str; 6] = ["dhcp", "tftp", "mta", "fastpath", "http", "acs"];
+const SUITES: [&str; 7] = ["dhcp", "tftp", "mta", "fastpath", "http", "acs", "api"];
 
 pub fn run(args: Args) -> Result<()> {
     if !SUITES.contains(&args.suite.as_str()) {
@@ -129,6 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         "fastpath" => fastpath::run(&args),
         "http" => http::run(&args),
         "acs" => acs::run(&args),
+        "api" => api::run(&args),
         _ => run_dhcp(&args),
     }
 }
@@ -274,7 +284,24 @@ pub fn run_scenarios<C>(
     args: &Args,
 ) -> Result<()> {
     let run_dir = std::env::temp_dir().join(format!("provd-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&run_dir).with_context(|| run_dir.display().to_string())?;
+    let (passed, failed) = run_group(suite, about, "", ctx, scenarios, args, &run_dir)?;
+    finish(&run_dir, passed, failed, args)
+}
+
+/// Runs the selected scenarios in order, each in its own directory of `run_dir`, and prints a
+/// PASS/FAIL/SKIP line for each (named `<prefix>/<name>` when `prefix` is not empty): how many
+/// passed and failed. A suite that runs its list more than once (the api suite, per backend)
+/// calls this per round and [`finish`] once.
+pub fn run_group<C>(
+    suite: &str,
+    about: &str,
+    prefix: &str,
+    ctx: &C,
+    scenarios: &Scenarios<C>,
+    args: &Args,
+    run_dir: &Path,
+) -> Result<(u32, u32)> {
+    std::fs::create_dir_all(run_dir).with_context(|| run_dir.display().to_string())?;
     eprintln!("e2e: suite {suite}, {about}, run dir {}", run_dir.display());
 
     let (mut passed, mut failed) = (0u32, 0u32);
@@ -282,25 +309,30 @@ pub fn run_scenarios<C>(
         if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {
             continue;
         }
+        let shown = if prefix.is_empty() {
+            (*name).to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let dir = run_dir.join(name);
         std::fs::create_dir_all(&dir)?;
-        eprintln!("e2e: --- {name}");
+        eprintln!("e2e: --- {shown}");
         let t = Instant::now();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| scenario(ctx, &dir)));
         let secs = t.elapsed().as_secs_f64();
         match result {
             Ok(Ok(())) => {
                 passed += 1;
-                println!("PASS {name} ({secs:.1}s)");
+                println!("PASS {shown} ({secs:.1}s)");
             }
             Ok(Err(e)) if e.downcast_ref::<Skip>().is_some() => {
-                println!("SKIP {name}: {e}");
+                println!("SKIP {shown}: {e}");
             }
             Ok(Err(e)) => {
                 failed += 1;
-                println!("FAIL {name}: {}", one_line(&format!("{e:#}")));
+                println!("FAIL {shown}: {}", one_line(&format!("{e:#}")));
                 eprintln!(
-                    "e2e: {name} failed after {secs:.1}s; logs in {}",
+                    "e2e: {shown} failed after {secs:.1}s; logs in {}",
                     dir.display()
                 );
             }
@@ -311,12 +343,18 @@ pub fn run_scenarios<C>(
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
-                println!("FAIL {name}: panicked: {}", one_line(&msg));
+                println!("FAIL {shown}: panicked: {}", one_line(&msg));
             }
         }
     }
+    Ok((passed, failed))
+}
+
+/// The end of a run: the run directory removed when all passed (kept otherwise or with
+/// `--keep`), the summary line, exit 1 if anything failed.
+pub fn finish(run_dir: &Path, passed: u32, failed: u32, args: &Args) -> Result<()> {
     if failed == 0 && !args.keep {
-        let _ = std::fs::remove_dir_all(&run_dir);
+        let _ = std::fs::remove_dir_all(run_dir);
     } else {
         eprintln!("e2e: run dir kept: {}", run_dir.display());
     }
@@ -354,6 +392,7 @@ mod tests {
             keep: false,
             loadgen: None,
             peer: None,
+            backend: None,
         }
     }
 
