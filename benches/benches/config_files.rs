@@ -86,6 +86,8 @@ fn bind(view: &DeviceView, n: u32) -> Ipv4Addr {
         class: Some(0),
         giaddr: Ipv4Addr::new(10, 0, 0, 1),
         vendor_class: Some(b"docsis3.0"[..].into()),
+        remote_id: None,
+        circuit_id: None,
         restart: true,
     });
     addr

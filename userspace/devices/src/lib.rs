@@ -31,6 +31,9 @@ pub struct DeviceFacts {
     /// The relay (CMTS); unspecified for a direct client or when unknown.
     pub giaddr: Ipv4Addr,
     pub vendor_class: Option<Box<[u8]>>,
+    /// Option 82's remote-id and circuit-id from the request that bound it.
+    pub remote_id: Option<Box<[u8]>>,
+    pub circuit_id: Option<Box<[u8]>>,
 }
 
 /// Bound devices by MAC, shared between the DHCP workers (writers) and the file servers.
@@ -81,6 +84,8 @@ impl DeviceView {
                     f.class = None;
                     f.giaddr = Ipv4Addr::UNSPECIFIED;
                     f.vendor_class = None;
+                    f.remote_id = None;
+                    f.circuit_id = None;
                 }
                 f.addr = lease.addr;
                 f.expires_at = lease.expires_at;
@@ -91,6 +96,8 @@ impl DeviceView {
                 class: None,
                 giaddr: Ipv4Addr::UNSPECIFIED,
                 vendor_class: None,
+                remote_id: None,
+                circuit_id: None,
             });
     }
 
@@ -105,6 +112,8 @@ impl DeviceView {
                 class: b.class,
                 giaddr: b.giaddr,
                 vendor_class: b.vendor_class,
+                remote_id: b.remote_id,
+                circuit_id: b.circuit_id,
             },
         );
         if let Some(old) = old.filter(|o| o.addr != b.addr) {
@@ -193,6 +202,8 @@ mod tests {
             class: Some(1),
             giaddr: Ipv4Addr::new(10, 1, 0, 1),
             vendor_class: Some(b"docsis3.0"[..].into()),
+            remote_id: None,
+            circuit_id: None,
             restart: true,
         });
         v.record(&lease([10, 1, 0, 5], LeaseState::Bound));

@@ -135,6 +135,8 @@ fn the_timeline_lands_in_the_store_newest_first_with_documents_beside() {
         class: Some(0),
         giaddr: Ipv4Addr::new(198, 18, 1, 1),
         vendor_class: Some(b"docsis3.0"[..].into()),
+        remote_id: None,
+        circuit_id: None,
         restart: true,
     });
     let bytes: Arc<[u8]> = Arc::from(&b"abc"[..]);

@@ -705,6 +705,10 @@ impl ShardState {
         self.table.insert(ctx.key.clone(), lease);
         self.pending.push((ctx.key.clone(), lease));
         if let Some(b) = &mut self.bindings {
+            let relay = ctx.msg.relay_agent_info();
+            let relay = relay
+                .as_deref()
+                .and_then(|v| provd_dhcp::relay::RelayAgentInfo::parse(v).ok());
             b.push(Binding {
                 mac: ctx.mac,
                 addr,
@@ -712,6 +716,8 @@ impl ShardState {
                 class: Some(ctx.class),
                 giaddr: ctx.msg.giaddr(),
                 vendor_class: ctx.msg.vendor_class().map(Box::from),
+                remote_id: relay.and_then(|r| r.remote_id()).map(Box::from),
+                circuit_id: relay.and_then(|r| r.circuit_id()).map(Box::from),
                 restart,
             });
         }

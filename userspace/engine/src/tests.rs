@@ -228,7 +228,21 @@ fn bindings_are_collected_only_when_asked_and_say_who_was_bound() {
     assert!(b.expires_at > T0);
     assert_eq!(b.class, Some(0), "the cm class");
     assert!(b.restart, "an ACK in SELECTING state is a (re)start");
+    assert_eq!(
+        b.circuit_id.as_deref(),
+        Some(&[0, 0, 0, 7][..]),
+        "option 82.1"
+    );
+    assert_eq!(
+        b.remote_id.as_deref(),
+        Some(&[0, 0x15, 0xcf, 0xaa, 0xbb, 0xcc][..]),
+        "option 82.2"
+    );
     assert_eq!(got[1].giaddr, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        (got[1].remote_id.as_deref(), got[1].circuit_id.as_deref()),
+        (None, None)
+    );
     assert_eq!(
         got[1].class,
         Some(2),

@@ -81,6 +81,8 @@ fn bind(view: &DeviceView, addr: Ipv4Addr) {
         class: Some(0),
         giaddr: CMTS,
         vendor_class: Some(b"docsis3.0"[..].into()),
+        remote_id: None,
+        circuit_id: None,
         restart: true,
     });
 }

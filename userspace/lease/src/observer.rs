@@ -22,6 +22,11 @@ pub struct Binding {
     pub giaddr: Ipv4Addr,
     /// Option 60 as sent.
     pub vendor_class: Option<Box<[u8]>>,
+    /// Option 82's remote-id (sub-option 2) as the relay sent it: for an MTA or CPE, the MAC of
+    /// the modem it sits behind.
+    pub remote_id: Option<Box<[u8]>>,
+    /// Option 82's circuit-id (sub-option 1).
+    pub circuit_id: Option<Box<[u8]>>,
     /// The device (re)started: an ACK to a REQUEST in SELECTING or INIT-REBOOT state, not a
     /// renewal. PacketCable provisioning restarts on these only.
     pub restart: bool,
@@ -109,6 +114,8 @@ mod tests {
             class: Some(1),
             giaddr: Ipv4Addr::new(10, 1, 0, 1),
             vendor_class: Some(b"docsis3.0"[..].into()),
+            remote_id: None,
+            circuit_id: None,
             restart: true,
         };
         fan.bind(binding.clone());

@@ -214,6 +214,8 @@ fn an_enrollment_is_answered_then_its_file_set_and_served_as_hashed() {
         class: Some(0),
         giaddr: Ipv4Addr::UNSPECIFIED,
         vendor_class: Some(b"pktc1.0"[..].into()),
+        remote_id: None,
+        circuit_id: None,
         restart: true,
     };
     lab.view.bind(binding.clone());

@@ -45,6 +45,8 @@ fn bind(view: &DeviceView, mac: [u8; 6], addr: Ipv4Addr, expires_at: u32) {
         class: None,
         giaddr: Ipv4Addr::UNSPECIFIED,
         vendor_class: None,
+        remote_id: None,
+        circuit_id: None,
         restart: true,
     });
 }
