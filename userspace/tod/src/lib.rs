@@ -121,8 +121,34 @@ pub struct TodCounters {
     pub receive_errors: u64,
 }
 
+/// Told of each time answer sent: the client's address and `"udp"` or `"tcp"`. Called on the
+/// server's thread: it must be quick and must not block. See [`TodHandle::set_tap`].
+pub type Tap = Box<dyn Fn(Ipv4Addr, &'static str) + Send + Sync>;
+
+#[derive(Default)]
+struct TapSlot(std::sync::OnceLock<Tap>);
+
+impl std::fmt::Debug for TapSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "TapSlot(set)"
+        } else {
+            "TapSlot(unset)"
+        })
+    }
+}
+
+impl TapSlot {
+    fn tell(&self, to: Ipv4Addr, proto: &'static str) {
+        if let Some(tap) = self.0.get() {
+            tap(to, proto);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
+    tap: TapSlot,
     udp_requests: AtomicU64,
     udp_replies: AtomicU64,
     udp_ignored: AtomicU64,
@@ -177,6 +203,12 @@ impl TodHandle {
             tcp_write_errors: get(&s.tcp_write_errors),
             receive_errors: get(&s.receive_errors),
         }
+    }
+
+    /// From now on, tells `tap` of every answer sent (for the device timeline). Only the first
+    /// tap set is kept.
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.shared.tap.0.set(tap);
     }
 
     /// Sets the shutdown flag the server was spawned with.
@@ -330,7 +362,12 @@ impl Server {
                 Ok((stream, from)) => {
                     bump(&self.shared.tcp_accepted);
                     match answer(stream) {
-                        Ok(()) => bump(&self.shared.tcp_replies),
+                        Ok(()) => {
+                            bump(&self.shared.tcp_replies);
+                            if let SocketAddr::V4(from) = from {
+                                self.shared.tap.tell(*from.ip(), "tcp");
+                            }
+                        }
                         Err(e) => {
                             bump(&self.shared.tcp_write_errors);
                             tracing::trace!(%from, error = %e, "time server: TCP answer failed");
@@ -383,6 +420,7 @@ fn serve_udp(u: &mut Udp, shared: &Shared) {
             }
             // The batch holds as many answers as a receive takes requests: never full here.
             tx.push(&value, src, local);
+            shared.tap.tell(*src.ip(), "udp");
         }
         add(&shared.udp_requests, n);
         add(&shared.udp_ignored, ignored);

@@ -198,3 +198,30 @@ fn udp_only_and_tcp_only_and_neither() {
     };
     assert!(spawn(neither, flag).is_err());
 }
+
+#[test]
+fn the_tap_hears_of_each_answer_and_who_got_it() {
+    let h = serve();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    h.set_tap(Box::new(move |ip, proto| {
+        sink.lock().unwrap().push((ip, proto));
+    }));
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_now(udp_ask(&client, h.udp_addr().unwrap(), b""));
+    assert_eq!(tcp_ask(h.tcp_addr().unwrap()).len(), 4);
+    assert!(
+        eventually(|| heard.lock().unwrap().len() == 2),
+        "{:?}",
+        heard.lock().unwrap()
+    );
+    let mut got = heard.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [(Ipv4Addr::LOCALHOST, "tcp"), (Ipv4Addr::LOCALHOST, "udp")]
+    );
+}
