@@ -699,6 +699,30 @@ impl Acs {
             .collect()
     }
 
+    /// The declarative presets as configured (`[[acs.preset]]`), in the order they apply.
+    pub fn presets_json(&self) -> serde_json::Value {
+        self.settings
+            .presets
+            .iter()
+            .map(|p| {
+                let m = &p.matches;
+                serde_json::json!({
+                    "name": p.name,
+                    "match": {
+                        "oui": m.oui,
+                        "product_class": m.product_class,
+                        "serial": m.serial.as_ref().map(|g| g.as_str()),
+                        "events": m.events,
+                        "parameters": m.parameters.iter().map(|(n, v)| serde_json::json!({"name": n, "value": v})).collect::<Vec<_>>(),
+                    },
+                    "set": p.set.iter().map(|v| serde_json::json!({"name": v.name, "value": v.value, "type": v.ty})).collect::<Vec<_>>(),
+                    "periodic_inform_interval": p.periodic_inform_interval,
+                    "firmware": p.firmware.as_ref().map(|f| serde_json::json!({"version": f.version, "url": f.url, "file_size": f.file_size})),
+                })
+            })
+            .collect()
+    }
+
     /// Every counter, name and value, in a fixed order: what the ACS role reports.
     pub fn counter_entries(&self) -> Vec<(&'static str, u64)> {
         let c = &self.counters;

@@ -134,6 +134,14 @@ set = { "Device.X.Enable" = true }
         panic!()
     };
     assert_eq!(parameter_key, "preset:p");
+    // What the API lists: the preset as configured.
+    let listed = &a.presets_json()[0];
+    assert_eq!(listed["name"], "p");
+    assert_eq!(listed["match"]["serial"], "A*");
+    assert_eq!(listed["match"]["events"][1], "2 PERIODIC");
+    assert_eq!(listed["periodic_inform_interval"], 300);
+    assert_eq!(listed["set"][0]["name"], "Device.X.Enable");
+    assert_eq!(listed["set"][0]["type"], "boolean");
     let names: Vec<_> = parameters.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,

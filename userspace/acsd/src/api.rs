@@ -23,6 +23,7 @@ pub(crate) fn router(srv: &Arc<Acsd>) -> Router {
     Router::new()
         .route("/api/stats", get(stats))
         .route("/api/campaigns", get(campaigns))
+        .route("/api/presets", get(presets))
         .route("/api/devices", get(devices))
         .route("/api/devices/{id}", get(device))
         .route("/api/devices/{id}/tasks", post(device_task))
@@ -66,6 +67,10 @@ async fn stats(State(srv): State<Arc<Acsd>>) -> Response {
 
 async fn campaigns(State(srv): State<Arc<Acsd>>) -> Response {
     json(srv.acs.campaigns_json())
+}
+
+async fn presets(State(srv): State<Arc<Acsd>>) -> Response {
+    json(srv.acs.presets_json())
 }
 
 #[derive(Deserialize)]

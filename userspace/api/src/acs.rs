@@ -20,6 +20,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(acs_stats))
         .routes(routes!(acs_campaigns))
+        .routes(routes!(acs_presets))
         .routes(routes!(acs_devices))
         .routes(routes!(acs_device))
         .routes(routes!(acs_device_task))
@@ -66,10 +67,43 @@ async fn forward(app: &App, c: &Caller, req: Request) -> Result<Response, ApiErr
     if let Some(p) = parts.extensions.get::<provd_web::Peer>() {
         fwd.extensions_mut().insert(p.clone());
     }
-    match acs.oneshot(fwd).await {
-        Ok(r) => Ok(r),
+    let answer = match acs.oneshot(fwd).await {
+        Ok(r) => r,
         Err(e) => match e {},
+    };
+    if answer.status().is_success() {
+        return Ok(answer);
     }
+    Err(task_api_error(answer).await)
+}
+
+/// The task API says what went wrong as `{"error": "..."}`; this API's errors carry a stable
+/// code and a message ([`crate::ErrorBody`]), whichever route they come from.
+async fn task_api_error(answer: Response) -> ApiError {
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        message
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "failed",
+        _ => "refused",
+    };
+    ApiError::new(status, code, message)
 }
 
 /// The ACS's counters.
@@ -85,8 +119,19 @@ async fn acs_stats(
 
 /// Firmware campaigns and their progress.
 #[utoipa::path(get, path = "/acs/campaigns", tag = "acs",
-    responses((status = 200, body = Object), Errors))]
+    responses((status = 200, body = Vec<Object>), Errors))]
 async fn acs_campaigns(
+    State(app): State<App>,
+    Extension(c): Extension<Caller>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&app, &c, req).await
+}
+
+/// The declarative presets (`[[acs.preset]]`): what each matches and the values it keeps set.
+#[utoipa::path(get, path = "/acs/presets", tag = "acs",
+    responses((status = 200, body = Vec<Object>), Errors))]
+async fn acs_presets(
     State(app): State<App>,
     Extension(c): Extension<Caller>,
     req: Request,

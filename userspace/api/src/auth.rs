@@ -120,7 +120,7 @@ impl FailLimiter {
     }
 
     fn fail(&self, ip: IpAddr) {
-        metrics::counter!("provd_api_auth_failures_total").increment(1);
+        metrics::counter!(provd_role::metrics::names::API_AUTH_FAILURES_TOTAL).increment(1);
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= 100_000 {
             let w = self.window;

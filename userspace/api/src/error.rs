@@ -115,6 +115,9 @@ impl From<crate::ServiceError> for ApiError {
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             E::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             E::Failed(m) => ApiError::backend(m),
+            E::Unreachable(m) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "device_unreachable", m)
+            }
         }
     }
 }

@@ -292,13 +292,13 @@ async fn track(req: Request, next: Next) -> Response {
     let t0 = Instant::now();
     let resp = next.run(req).await;
     metrics::histogram!(
-        "provd_api_request_duration_seconds",
+        provd_role::metrics::names::API_REQUEST_DURATION_SECONDS,
         "route" => route.clone(),
         "method" => method.clone()
     )
     .record(t0.elapsed().as_secs_f64());
     metrics::counter!(
-        "provd_api_requests_total",
+        provd_role::metrics::names::API_REQUESTS_TOTAL,
         "route" => route,
         "method" => method,
         "status" => resp.status().as_u16().to_string()

@@ -57,6 +57,9 @@ pub(crate) enum Errors {
     /// The role that would answer is not running.
     #[response(status = 503)]
     Unavailable(ErrorBody),
+    /// The device did not answer (a reset's SNMP SET): provd is the gateway to it.
+    #[response(status = 504)]
+    Unreachable(ErrorBody),
 }
 
 pub(crate) fn routes() -> OpenApiRouter<App> {
@@ -194,12 +197,97 @@ pub(crate) struct DeviceQuery {
     device_id: Option<String>,
     /// Changed at or after (unix ms).
     updated_since: Option<i64>,
+    /// Holding a live lease through this relay (giaddr: the CMTS).
+    #[param(value_type = Option<String>, format = Ipv4)]
+    relay: Option<std::net::Ipv4Addr>,
+    /// Holding this address (a live lease).
+    #[param(value_type = Option<String>, format = Ipv4)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// `online`: holding a live lease; `offline`: not.
+    #[param(inline)]
+    state: Option<DeviceState>,
     /// The previous page's `next` (a MAC).
     #[param(pattern = r"^(([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f])?$")]
     after: Option<String>,
     /// At most this many (default 100, at most 1000).
     #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
+}
+
+/// Whether a device holds a live lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DeviceState {
+    Online,
+    Offline,
+}
+
+/// Store pages an `offline` listing reads per request before it answers with what it found
+/// (and a `next` to go on from): bounds the work of one request.
+const OFFLINE_SCAN_PAGES: usize = 20;
+
+/// Devices that hold a live lease matching `lq`, in MAC order from `after`, each checked
+/// against `filter`: walks the leases (memory), reads each device from the store.
+fn online_devices(
+    app: &Inner,
+    lq: LeaseQuery,
+    filter: &DeviceFilter,
+    limit: u32,
+) -> Result<provd_store::Page<Device>, ApiError> {
+    let mut items = Vec::new();
+    let mut next = None;
+    for l in app.svc.leases.search(&lq, u32::MAX) {
+        if items.len() >= limit as usize {
+            next = items.last().map(|d: &Device| d.spec.mac.to_string());
+            break;
+        }
+        if let Some(d) = app.svc.store.get_device(l.mac)?
+            && filter.matches(&d)
+        {
+            items.push(d);
+        }
+    }
+    Ok(provd_store::Page { items, next })
+}
+
+/// Devices matching `filter` that hold no live lease: store pages with the online ones left
+/// out, at most [`OFFLINE_SCAN_PAGES`] of them per call.
+fn offline_devices(
+    app: &Inner,
+    filter: &DeviceFilter,
+    mut page: PageRequest,
+    scope_relays: bool,
+) -> Result<provd_store::Page<Device>, ApiError> {
+    let limit = page.effective_limit() as usize;
+    let mut items = Vec::new();
+    for _ in 0..OFFLINE_SCAN_PAGES {
+        let p = app.svc.store.list_devices(filter, &page)?;
+        for d in p.items {
+            let live = LeaseQuery {
+                mac: Some(d.spec.mac),
+                ..LeaseQuery::default()
+            };
+            // A relay-scoped caller sees only devices it can place behind its relays, which
+            // an offline device is not.
+            if scope_relays || !app.svc.leases.search(&live, 1).is_empty() {
+                continue;
+            }
+            items.push(d);
+            if items.len() == limit {
+                let next = items.last().map(|d: &Device| d.spec.mac.to_string());
+                return Ok(provd_store::Page { items, next });
+            }
+        }
+        match p.next {
+            Some(n) => page.after = Some(n),
+            None => return Ok(provd_store::Page { items, next: None }),
+        }
+    }
+    // Read enough for one request: say where to go on from.
+    Ok(provd_store::Page {
+        items,
+        next: page.after,
+    })
 }
 
 fn mac_prefix(p: &str) -> Result<String, ApiError> {
@@ -254,6 +342,39 @@ async fn list_devices(
         after: q.after.filter(|a| !a.is_empty()),
         limit: limit_of(q.limit)?,
     };
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| parse_mac("after", a))
+        .transpose()?;
+    if q.state == Some(DeviceState::Offline) && (q.relay.is_some() || q.ip.is_some()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "an offline device holds no lease: relay and ip select online devices",
+        )
+        .field("state"));
+    }
+    if q.relay.is_some() || q.ip.is_some() || q.state.is_some() {
+        let state = q.state;
+        let page = blocking(move || match state {
+            Some(DeviceState::Offline) => {
+                offline_devices(&app, &filter, page, !c.token.scope.relays.is_empty())
+            }
+            _ => {
+                let lq = LeaseQuery {
+                    relay: q.relay,
+                    address: q.ip,
+                    after,
+                    relays_any: c.token.scope.relays.clone(),
+                    ..LeaseQuery::default()
+                };
+                online_devices(&app, lq, &filter, page.effective_limit())
+            }
+        })
+        .await?;
+        return Ok(axum::Json(page).into_response());
+    }
     let page = blocking(move || {
         let mut p = app.svc.store.list_devices(&filter, &page)?;
         if !c.token.scope.relays.is_empty() {

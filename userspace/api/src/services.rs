@@ -27,6 +27,8 @@ pub enum ServiceError {
     Unavailable(String),
     /// 500: the role failed.
     Failed(String),
+    /// 504: the device the request acts on did not answer (provd is the gateway to it).
+    Unreachable(String),
 }
 
 impl std::fmt::Display for ServiceError {
@@ -35,7 +37,8 @@ impl std::fmt::Display for ServiceError {
             ServiceError::NotFound(m)
             | ServiceError::Conflict(m)
             | ServiceError::Unavailable(m)
-            | ServiceError::Failed(m) => f.write_str(m),
+            | ServiceError::Failed(m)
+            | ServiceError::Unreachable(m) => f.write_str(m),
             ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),
         }
     }

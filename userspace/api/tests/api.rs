@@ -871,6 +871,108 @@ async fn lists_page_by_cursor_and_filter() {
         ),
         3
     );
+
+    // By what the leases say: relay, address, online/offline.
+    let cmts = Ipv4Addr::new(10, 0, 0, 1);
+    for (i, relay) in [(0u8, cmts), (1, cmts), (2, Ipv4Addr::new(10, 1, 0, 1))] {
+        r.leases.0.lock().unwrap().push(Lease {
+            mac: format!("00:11:22:aa:bb:0{i}").parse().unwrap(),
+            address: Ipv4Addr::new(10, 0, 0, 20 + i),
+            expires_at: 1,
+            relay: Some(relay),
+            remote_id: None,
+            circuit_id: None,
+            subscriber: None,
+            dhcp_class: None,
+        });
+    }
+    // A lease of a MAC without a device record lists nothing.
+    r.leases.0.lock().unwrap().push(Lease {
+        mac: "00:11:22:aa:bb:0f".parse().unwrap(),
+        address: Ipv4Addr::new(10, 0, 0, 99),
+        expires_at: 1,
+        relay: Some(cmts),
+        remote_id: None,
+        circuit_id: None,
+        subscriber: None,
+        dhcp_class: None,
+    });
+    let macs = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["mac"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?relay=10.0.0.1")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        ["00:11:22:aa:bb:00", "00:11:22:aa:bb:01"]
+    );
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?relay=10.0.0.1&type=mta")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        ["00:11:22:aa:bb:01"],
+        "the store's filters apply too"
+    );
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?ip=10.0.0.22")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        ["00:11:22:aa:bb:02"]
+    );
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?state=online")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        [
+            "00:11:22:aa:bb:00",
+            "00:11:22:aa:bb:01",
+            "00:11:22:aa:bb:02"
+        ]
+    );
+    let p = r
+        .get("ro", "/api/v1/devices?state=online&limit=2")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(p["next"], "00:11:22:aa:bb:01");
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?state=online&after=00:11:22:aa:bb:01")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        ["00:11:22:aa:bb:02"]
+    );
+    assert_eq!(
+        macs(
+            r.get("ro", "/api/v1/devices?state=offline")
+                .await
+                .expect(StatusCode::OK)
+        ),
+        [
+            "00:11:22:aa:bb:03",
+            "00:11:22:aa:bb:04",
+            "00:99:00:00:00:01"
+        ]
+    );
+    r.get("ro", "/api/v1/devices?state=offline&relay=10.0.0.1")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    r.get("ro", "/api/v1/devices?state=sleeping")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
 }
 
 async fn job_until_done(r: &Rig, id: u64) -> Value {

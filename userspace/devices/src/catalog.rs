@@ -192,6 +192,11 @@ impl Catalog {
         Ok(c)
     }
 
+    /// The last change applied: every change at or below it is in the catalog.
+    pub fn seq(&self) -> i64 {
+        *self.lock_seq()
+    }
+
     fn lock_seq(&self) -> std::sync::MutexGuard<'_, i64> {
         self.seq.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -525,5 +530,9 @@ impl Store for Following {
     }
     fn changes(&self, after: i64, limit: u32) -> provd_store::Result<Vec<Change>> {
         self.inner.changes(after, limit)
+    }
+
+    fn trim_changes(&self, through: i64) -> provd_store::Result<u64> {
+        self.inner.trim_changes(through)
     }
 }

@@ -73,6 +73,9 @@ fn describe() {
     for (name, help) in names::FACADE_HISTOGRAMS {
         metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
     }
+    for (name, help) in names::FACADE_COUNTERS {
+        metrics::describe_counter!(*name, *help);
+    }
 }
 
 /// Renders the facade's metrics; a handle from [`install`] or from [`recorder`].

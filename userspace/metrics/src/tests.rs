@@ -175,6 +175,9 @@ fn rendered() -> String {
         for (name, _) in names::FACADE_HISTOGRAMS {
             metrics::histogram!(*name, "outcome" => "ok").record(0.003);
         }
+        for (name, _) in names::FACADE_COUNTERS {
+            metrics::counter!(*name, "status" => "401").increment(2);
+        }
         metrics::histogram!(
             names::API_REQUEST_DURATION_SECONDS,
             "method" => "GET", "route" => "/api/v1/devices/{mac}", "status" => "200"

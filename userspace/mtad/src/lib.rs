@@ -179,6 +179,9 @@ pub struct Context {
     /// MTA's record as JSON: the device timeline, and the store that keeps records across
     /// restarts. Called on the MTA thread: it must not block.
     pub on_record: Option<RecordHook>,
+    /// Where `mta MAC` looks when the engine holds no record for the MTA: the record kept
+    /// from before a restart (the store). Called on the query thread; it may block briefly.
+    pub recall: Option<RecallHook>,
 }
 
 impl std::fmt::Debug for Context {
@@ -194,6 +197,23 @@ impl std::fmt::Debug for Context {
 
 /// See [`Context::on_record`].
 pub type RecordHook = Arc<dyn Fn([u8; 6], &str, String) + Send + Sync>;
+
+/// See [`Context::recall`]: the MTA's last stored record as JSON, if any.
+pub type RecallHook = Arc<dyn Fn([u8; 6]) -> Option<String> + Send + Sync>;
+
+/// [`RecallHook`] in the role, which is `Debug`.
+#[derive(Clone)]
+struct Recall(Option<RecallHook>);
+
+impl std::fmt::Debug for Recall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Recall({})",
+            if self.0.is_some() { "set" } else { "unset" }
+        )
+    }
+}
 
 impl Context {
     /// A context with the MTAs' agents on UDP 161.
@@ -212,6 +232,7 @@ impl Context {
             enforce,
             agent_port: 161,
             on_record: None,
+            recall: None,
         }
     }
 }
@@ -224,6 +245,7 @@ pub struct MtaRole {
     notify_addr: SocketAddrV4,
     request_addr: SocketAddrV4,
     stats: Arc<Mutex<Stats>>,
+    recall: Recall,
     workers: WorkerSet,
 }
 
@@ -283,6 +305,7 @@ pub fn start(
         to_mta: to_mta.clone(),
     };
     let stats = Arc::new(Mutex::new(Stats::default()));
+    let recall = Recall(ctx.recall.clone());
     let worker = Worker::new(
         engine,
         notify,
@@ -303,6 +326,7 @@ pub fn start(
             notify_addr,
             request_addr,
             stats,
+            recall,
             workers,
         },
         observer,
@@ -361,11 +385,12 @@ impl Role for MtaRole {
     fn query(&self, words: &[&str]) -> Option<String> {
         let ["mta", who] = words else { return None };
         Some(match provd_role::query::Who::parse(who) {
-            Some(provd_role::query::Who::Mac(mac)) => {
-                self.status(mac, Duration::from_secs(2)).unwrap_or_else(|| {
+            Some(provd_role::query::Who::Mac(mac)) => self
+                .status(mac, Duration::from_secs(2))
+                .or_else(|| self.recall.0.as_ref().and_then(|r| r(mac)))
+                .unwrap_or_else(|| {
                     provd_role::query::error_json(format!("no provisioning record for {who}"))
-                })
-            }
+                }),
             _ => provd_role::query::error_json(format!("not a MAC address: {who}")),
         })
     }

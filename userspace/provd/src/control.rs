@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use provd_api::{
@@ -28,6 +28,10 @@ use provd_store::{Actor, DeviceKind, DeviceSpec, Expect, Mac, Source, Store, Sto
 
 /// How often the catalog looks for changes made elsewhere (`provd import`, another node).
 const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// How often the change feed is trimmed, and how many changes behind the catalog it keeps (a
+/// follower further behind than that, e.g. another node down that long, reloads at start).
+const TRIM_CHANGES_EVERY: Duration = Duration::from_secs(600);
+const KEEP_CHANGES: i64 = 1_000_000;
 /// How long a reload waits for every DHCP worker to park.
 const RELOAD_WAIT: Duration = Duration::from_secs(5);
 
@@ -70,10 +74,28 @@ pub fn open(policy: &Policy, shutdown: &Arc<AtomicBool>) -> Result<Control> {
         std::thread::Builder::new()
             .name("provd-catalog".into())
             .spawn(move || {
+                let mut trimmed = Instant::now();
                 while !shutdown.load(Ordering::Relaxed) {
                     std::thread::sleep(CATCH_UP_EVERY);
                     if let Err(e) = catalog.catch_up(&*raw) {
                         tracing::warn!(error = %e, "catalog catch-up failed; retrying");
+                    }
+                    // The change feed grows with every write: keep a window of it behind
+                    // what this catalog has read (room for another node lagging behind).
+                    if trimmed.elapsed() >= TRIM_CHANGES_EVERY {
+                        trimmed = Instant::now();
+                        let through = catalog.seq() - KEEP_CHANGES;
+                        if through > 0 {
+                            match raw.trim_changes(through) {
+                                Ok(n) if n > 0 => {
+                                    tracing::info!(trimmed = n, "change feed trimmed")
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "trimming the change feed failed")
+                                }
+                            }
+                        }
                     }
                 }
             })?
@@ -419,11 +441,34 @@ fn lease_of(mac: [u8; 6], f: &provd_devices::DeviceFacts, subscriber: Option<Str
         address: f.addr,
         expires_at: u64::from(f.expires_at),
         relay: (!f.giaddr.is_unspecified()).then_some(f.giaddr),
-        remote_id: None,
-        circuit_id: None,
+        remote_id: f.remote_id.as_deref().map(hex),
+        circuit_id: f.circuit_id.as_deref().map(hex),
         subscriber,
         dhcp_class: None,
     }
+}
+
+/// Lower-case hex without separators, as the API shows option 82's sub-options.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A remote-id as a query gives it: hex, any case, with or without `:`, `-` or `.` between
+/// bytes; `None` when it is not hex.
+fn remote_id_query(q: &str) -> Option<String> {
+    let digits: String = q
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (!digits.is_empty() && digits.len() % 2 == 0 && digits.chars().all(|c| c.is_ascii_hexdigit()))
+        .then_some(digits)
 }
 
 /// The API's view of live leases: the device view the DHCP workers publish to.
@@ -438,9 +483,30 @@ pub struct Leases {
 
 impl LeaseIndex for Leases {
     fn search(&self, q: &LeaseQuery, limit: u32) -> Vec<Lease> {
-        let mut hits: Vec<Lease> = self
-            .devices
-            .live(unix_secs_u32())
+        // A remote-id that is not hex matches nothing.
+        let remote_id = match q.remote_id.as_deref().map(remote_id_query) {
+            Some(None) => return Vec::new(),
+            Some(Some(r)) => Some(r),
+            None => None,
+        };
+        // By MAC or by address: one lookup. Otherwise every live lease is a candidate.
+        let now = unix_secs_u32();
+        let candidates: Vec<([u8; 6], provd_devices::DeviceFacts)> = match (q.mac, q.address) {
+            (Some(m), _) => self
+                .devices
+                .get(&m.0, now)
+                .map(|f| (m.0, f))
+                .into_iter()
+                .collect(),
+            (None, Some(a)) => self
+                .devices
+                .device_at(a, now)
+                .and_then(|m| self.devices.get(&m, now).map(|f| (m, f)))
+                .into_iter()
+                .collect(),
+            (None, None) => self.devices.live(now),
+        };
+        let mut matched: Vec<([u8; 6], provd_devices::DeviceFacts)> = candidates
             .into_iter()
             .filter(|(mac, f)| {
                 q.mac.is_none_or(|m| m.0 == *mac)
@@ -448,15 +514,19 @@ impl LeaseIndex for Leases {
                     && q.relay.is_none_or(|r| r == f.giaddr)
                     && (q.relays_any.is_empty() || q.relays_any.contains(&f.giaddr))
                     && q.after.is_none_or(|a| *mac > a.0)
+                    && remote_id
+                        .as_deref()
+                        .is_none_or(|r| f.remote_id.as_deref().map(hex).as_deref() == Some(r))
             })
+            .collect();
+        matched.sort_unstable_by_key(|(mac, _)| *mac);
+        // The record (for the subscriber) only for what else matched, and only up to `limit`.
+        matched
+            .into_iter()
             .filter_map(|(mac, f)| {
                 let record = self.catalog.resolve(&mac);
                 let subscriber = record.as_ref().and_then(|r| r.device.subscriber.clone());
                 if q.subscriber.is_some() && q.subscriber != subscriber {
-                    return None;
-                }
-                // Remote-id is not kept for live leases yet: a remote-id query finds none.
-                if q.remote_id.is_some() {
                     return None;
                 }
                 let mut l = lease_of(mac, &f, subscriber);
@@ -465,10 +535,8 @@ impl LeaseIndex for Leases {
                     .and_then(|c| self.classes.get(usize::from(c)).cloned());
                 Some(l)
             })
-            .collect();
-        hits.sort_by_key(|l| l.mac);
-        hits.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        hits
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
     }
 
     /// Through the shard that owns the lease, as a DHCPRELEASE; returns once the record is
@@ -620,9 +688,12 @@ impl Actions for Ops {
                 TemplateKind::Cm => provd_config::ConfigFileKind::Docsis,
                 TemplateKind::Mta => provd_config::ConfigFileKind::Mta,
                 TemplateKind::Profile => {
-                    return Err(ServiceError::Unavailable(
-                        "profile previews: fetch the profile from the HTTP server".into(),
-                    ));
+                    return Err(ServiceError::Invalid {
+                        field: "kind".into(),
+                        message: "a phone profile is previewed by fetching it from the HTTP \
+                                  server ([http]); previews here: cm, mta"
+                            .into(),
+                    });
                 }
             };
             let generator = self.generator.as_ref().ok_or_else(|| {
@@ -758,7 +829,7 @@ async fn snmp_reset(
             };
         }
     }
-    Err(ServiceError::Failed(format!(
+    Err(ServiceError::Unreachable(format!(
         "{addr}:{} did not answer the SNMP SET within {} ms (twice)",
         s.port, s.timeout_ms
     )))
@@ -884,6 +955,17 @@ pub fn mta_hook(timeline: Timeline) -> provd_mtad::RecordHook {
     })
 }
 
+/// An MTA's record as [`mta_hook`] stored it, for `mta MAC` after a restart.
+pub fn mta_recall(store: Arc<dyn Store>) -> provd_mtad::RecallHook {
+    Arc::new(move |mac| {
+        store
+            .get_document(MTA_RECORDS, &Mac(mac).to_string())
+            .ok()
+            .flatten()
+            .map(|d| d.body.to_string())
+    })
+}
+
 /// Each syslog line from a device known by MAC into its timeline.
 pub fn syslog_hook(timeline: Timeline) -> provd_syslog::Tap {
     Box::new(move |mac, msg| {
@@ -898,6 +980,20 @@ pub fn syslog_hook(timeline: Timeline) -> provd_syslog::Tap {
                 "text": msg.text,
             }),
         );
+    })
+}
+
+/// Each time answer into the timeline of the device leased the client's address.
+pub fn tod_hook(timeline: Timeline, devices: Arc<DeviceView>) -> provd_tod::Tap {
+    Box::new(move |ip, proto| {
+        if let Some(mac) = devices.device_at(ip, unix_secs_u32()) {
+            timeline.event(
+                mac,
+                Source::Time,
+                "time-served",
+                serde_json::json!({ "proto": proto }),
+            );
+        }
     })
 }
 
@@ -929,4 +1025,26 @@ pub fn cwmp_hook(timeline: Timeline, devices: Arc<DeviceView>) -> provd_acsd::Se
             );
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hex, remote_id_query};
+
+    #[test]
+    fn remote_id_queries_read_as_the_api_shows_them() {
+        let shown = hex(&[0x00, 0x15, 0xcf, 0x12, 0x34, 0xAB]);
+        assert_eq!(shown, "0015cf1234ab");
+        for q in [
+            "0015cf1234ab",
+            "00:15:CF:12:34:AB",
+            "00-15-cf-12-34-ab",
+            "0015.cf12.34ab",
+        ] {
+            assert_eq!(remote_id_query(q).as_deref(), Some(shown.as_str()), "{q}");
+        }
+        for q in ["", "0", "zz", "00:15:cf:12:34:a", "00 15"] {
+            assert_eq!(remote_id_query(q), None, "{q}");
+        }
+    }
 }

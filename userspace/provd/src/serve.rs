@@ -300,6 +300,7 @@ fn start_roles(
             t.enforce,
         );
         ctx.on_record = Some(control::mta_hook(control.timeline.clone()));
+        ctx.recall = Some(control::mta_recall(Arc::clone(&control.store)));
         let (role, observer) = provd_mtad::start(m, ctx, Arc::clone(shutdown))?;
         g.notify_mta(role.file_served());
         observers.push(Arc::new(observer));
@@ -375,7 +376,14 @@ fn start_roles(
         roles.push(Box::new(syslog));
     }
     if let Some(t) = &policy.time {
-        roles.push(Box::new(provd_tod::start(t, Arc::clone(shutdown))?));
+        let tod = provd_tod::start(t, Arc::clone(shutdown))?;
+        if let Some(view) = &devices {
+            tod.set_tap(control::tod_hook(
+                control.timeline.clone(),
+                Arc::clone(view),
+            ));
+        }
+        roles.push(Box::new(tod));
     }
 
     // The control plane's roles bind here, before the ready line.

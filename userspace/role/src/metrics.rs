@@ -45,6 +45,23 @@ pub mod names {
     /// (`ok`: it reached its end; `abandoned`: idle past the session timeout).
     pub const CWMP_SESSION_DURATION_SECONDS: &str = "provd_cwmp_session_duration_seconds";
 
+    /// API requests answered, labels `method`, `route` and `status`.
+    pub const API_REQUESTS_TOTAL: &str = "provd_api_requests_total";
+    /// API requests refused for a missing or unknown token.
+    pub const API_AUTH_FAILURES_TOTAL: &str = "provd_api_auth_failures_total";
+
+    /// Every facade counter and its help text.
+    pub const FACADE_COUNTERS: &[(&str, &str)] = &[
+        (
+            API_REQUESTS_TOTAL,
+            "API requests answered, by method, route and status.",
+        ),
+        (
+            API_AUTH_FAILURES_TOTAL,
+            "API requests refused for a missing or unknown bearer token.",
+        ),
+    ];
+
     /// Every facade histogram and its help text.
     pub const FACADE_HISTOGRAMS: &[(&str, &str)] = &[
         (

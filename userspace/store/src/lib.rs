@@ -259,6 +259,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// what the catalog (and, later, other nodes) follow. Devices, subscribers, classes and
     /// reservations only.
     fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>>;
+    /// Deletes the changes with a sequence number at or below `through`, which every follower
+    /// has read. Returns how many.
+    fn trim_changes(&self, through: i64) -> Result<u64>;
 }
 
 #[cfg(test)]

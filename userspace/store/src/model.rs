@@ -489,6 +489,32 @@ pub struct DeviceFilter {
     pub updated_since: Option<i64>,
 }
 
+impl DeviceFilter {
+    /// Whether `d` passes the filter, as [`Store::list_devices`](crate::Store::list_devices)
+    /// decides it: for callers that walk devices from elsewhere (the live leases) and check
+    /// each against the same filter.
+    pub fn matches(&self, d: &Device) -> bool {
+        let s = &d.spec;
+        let eq = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        };
+        self.kind.is_none_or(|k| k == s.kind)
+            && eq(&self.subscriber, &s.subscriber)
+            && eq(&self.class_of_service, &s.class_of_service)
+            && (self.classes_any.is_empty()
+                || s.class_of_service
+                    .as_ref()
+                    .is_some_and(|c| self.classes_any.contains(c)))
+            && self
+                .mac_prefix
+                .as_ref()
+                .is_none_or(|p| s.mac.to_string().starts_with(&p.to_ascii_lowercase()))
+            && eq(&self.serial, &s.serial)
+            && eq(&self.device_id, &s.device_id)
+            && self.updated_since.is_none_or(|t| d.updated_at >= t)
+    }
+}
+
 /// Cursor pagination: records after `after` (the last key of the previous page), at most
 /// `limit` (capped at [`PageRequest::MAX`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1392,6 +1392,10 @@ pub(crate) fn counts<C: Conn + ?Sized>(c: &mut C) -> Result<Counts> {
     })
 }
 
+pub(crate) fn trim_changes<C: Conn + ?Sized>(c: &mut C, through: i64) -> Result<u64> {
+    c.exec("DELETE FROM changes WHERE seq <= $1", &[V::I64(through)])
+}
+
 pub(crate) fn changes<C: Conn + ?Sized>(c: &mut C, after: i64, limit: u32) -> Result<Vec<Change>> {
     c.query(
         "SELECT seq, kind, key, version FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",

@@ -777,4 +777,8 @@ impl Store for PgStore {
     fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>> {
         self.read(|c| ops::changes(c, after, limit))
     }
+
+    fn trim_changes(&self, through: i64) -> Result<u64> {
+        self.write(false, |c| ops::trim_changes(c, through))
+    }
 }

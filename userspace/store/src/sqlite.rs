@@ -478,4 +478,8 @@ impl Store for SqliteStore {
     fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>> {
         self.read(|c| ops::changes(c, after, limit))
     }
+
+    fn trim_changes(&self, through: i64) -> Result<u64> {
+        self.write(|c| ops::trim_changes(c, through))
+    }
 }
