@@ -109,6 +109,10 @@ pub struct Args {
     /// api: the store backend(s): embedded, postgres or both [default: both]
     #[arg(long)]
     pub backend: Option<String>,
+    /// dhcp, tftp: also run provd with this many devices in its store and with none,
+    /// alternating, and print `RATIO ... full-store/empty-store`
+    #[arg(long)]
+    pub store_devices: Option<u32>,
 }
 
 static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -194,6 +198,9 @@ fn measure_mode(
     Ok((srv.path.clone(), m))
 }
 
+/// `--store-devices`: how many (empty store, full store) pairs are run, alternating.
+const STORE_ROUNDS: usize = 2;
+
 /// provd's I/O paths, fastest first; the bench forces each in turn.
 const PATHS: [&str; 3] = ["xdp", "io_uring", "sockets"];
 
@@ -211,10 +218,39 @@ fn dhcp(args: &Args) -> Result<()> {
     let mut plan: Vec<(&'static str, Kind, ProvdMode)> = Vec::new();
     if !args.no_provd {
         for io in PATHS {
-            plan.push(("provd", Kind::Provd, ProvdMode { io, null: false }));
+            plan.push((
+                "provd",
+                Kind::Provd,
+                ProvdMode {
+                    io,
+                    ..ProvdMode::default()
+                },
+            ));
         }
         for io in PATHS {
-            plan.push(("null", Kind::Provd, ProvdMode { io, null: true }));
+            plan.push((
+                "null",
+                Kind::Provd,
+                ProvdMode {
+                    io,
+                    null: true,
+                    ..ProvdMode::default()
+                },
+            ));
+        }
+        // With a store of N devices and without, alternating, on the path provd picks itself.
+        if let Some(n) = args.store_devices {
+            for _ in 0..STORE_ROUNDS {
+                plan.push(("provd-empty-store", Kind::Provd, ProvdMode::default()));
+                plan.push((
+                    "provd-full-store",
+                    Kind::Provd,
+                    ProvdMode {
+                        store_devices: n,
+                        ..ProvdMode::default()
+                    },
+                ));
+            }
         }
     }
     let default_peers = ["kea", "dnsmasq", "isc-dhcpd"].map(String::from);
@@ -269,8 +305,9 @@ fn dhcp(args: &Args) -> Result<()> {
         lines.push(l);
     };
     let mut runs: Vec<Run> = Vec::new();
-    for (i, &(label, kind, mode)) in plan.iter().enumerate() {
+    for (i, &(label, kind, mut mode)) in plan.iter().enumerate() {
         check_interrupted()?;
+        mode.store_salt = i as u8;
         let load = Load {
             clients,
             rate: args.rate,
@@ -339,7 +376,7 @@ fn dhcp(args: &Args) -> Result<()> {
             Kind::Provd,
             ProvdMode {
                 io: best_io,
-                null: false,
+                ..ProvdMode::default()
             },
             &bins,
             &load,
@@ -354,6 +391,29 @@ fn dhcp(args: &Args) -> Result<()> {
         notes.push(format!(
             "best provd path: {best_path}; latency at half of its peak is the dhcp-half line"
         ));
+    }
+    if let Some(n) = args.store_devices {
+        let mean = |label: &str| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.label == label)
+                .filter_map(|r| ok(r).map(|(_, m)| m.dora_per_s))
+                .collect();
+            (v.len() == STORE_ROUNDS).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let drops = runs
+            .iter()
+            .filter(|r| r.label.ends_with("-store"))
+            .filter_map(|r| ok(r).map(|(_, m)| m.drops_pct))
+            .fold(0.0f64, f64::max);
+        match (mean("provd-empty-store"), mean("provd-full-store")) {
+            (Some(empty), Some(full)) if empty > 0.0 => say(format!(
+                "RATIO dhcp full-store/empty-store={:.3} devices={n} empty_dora_per_s={empty:.0} \
+                 full_dora_per_s={full:.0} max_drops_pct={drops:.2}",
+                full / empty
+            )),
+            _ => eprintln!("bench: no store ratio: a run with or without the store failed"),
+        }
     }
     let rows: Vec<report::Row> = runs
         .iter()

@@ -101,6 +101,10 @@ pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
 pub struct ProvdMode {
     pub io: &'static str,
     pub null: bool,
+    /// Devices put into provd's store before it starts (`provd import devices`); 0: empty.
+    pub store_devices: u32,
+    /// The load generator's salt for the seeded MACs, so its clients are among the devices.
+    pub store_salt: u8,
 }
 
 impl Default for ProvdMode {
@@ -108,6 +112,8 @@ impl Default for ProvdMode {
         ProvdMode {
             io: "auto",
             null: false,
+            store_devices: 0,
+            store_salt: 0,
         }
     }
 }
@@ -193,6 +199,15 @@ impl Running {
             provd = provd.write_config(&render(PROVD_TOML, &vars)?)?;
             if mode.null {
                 provd = provd.arg("--null-responder");
+            }
+            if mode.store_devices > 0 {
+                super::tools::seed_store(
+                    provd.bin(),
+                    provd.config(),
+                    dir.path(),
+                    mode.store_devices,
+                    mode.store_salt,
+                )?;
             }
             let path = provd
                 .start(&link.server)

@@ -191,6 +191,7 @@ pub fn run(args: &Args) -> Result<()> {
             firmware_sha: &firmware_sha,
             reference: &reference,
             names: &names,
+            store_devices: 0,
         };
         let r = measure(kind, &env);
         match &r {
@@ -229,14 +230,81 @@ pub fn run(args: &Args) -> Result<()> {
             }
         }
     }
-    let failed: Vec<&str> = results
+    let mut failed: Vec<String> = results
         .iter()
         .filter(|(_, r)| r.is_err())
-        .map(|(k, _)| k.name())
+        .map(|(k, _)| k.name().to_owned())
         .collect();
+    if let (Some(n), true) = (args.store_devices, kinds.contains(&Kind::Provd)) {
+        if let Err(e) = store_pairs(
+            n,
+            &bins,
+            &plan,
+            &firmware,
+            &firmware_sha,
+            &reference,
+            &names,
+        ) {
+            eprintln!("bench: tftp store pairs FAILED: {e:#}");
+            failed.push("provd with and without the store".into());
+        }
+    }
     if !failed.is_empty() {
         bail!("bench tftp: no result for {}", failed.join(", "));
     }
+    Ok(())
+}
+
+/// `--store-devices N`: provd with an empty store and with N devices in it, alternating
+/// [`super::STORE_ROUNDS`] times, each serving the same small files; prints the ratio of the
+/// means and the errors and timeouts of those runs.
+fn store_pairs(
+    n: u32,
+    bins: &tools::Binaries,
+    plan: &Plan,
+    firmware: &Path,
+    firmware_sha: &str,
+    reference: &Path,
+    names: &[String],
+) -> Result<()> {
+    let mut empty = Vec::new();
+    let mut full = Vec::new();
+    let mut faults = 0;
+    for _ in 0..super::STORE_ROUNDS {
+        for devices in [0, n] {
+            check_interrupted()?;
+            let env = Env {
+                bins,
+                plan,
+                firmware,
+                firmware_sha,
+                reference,
+                names,
+                store_devices: devices,
+            };
+            let m = measure(Kind::Provd, &env)?;
+            let label = if devices == 0 { "empty" } else { "full" };
+            println!(
+                "RESULT tftp server=provd-{label}-store devices={devices} small_per_s={:.0} \
+                 errors={} timeouts={}",
+                m.small.files_per_s, m.small.errors, m.small.timeouts
+            );
+            faults += m.small.errors + m.small.timeouts;
+            if devices == 0 {
+                empty.push(m.small.files_per_s);
+            } else {
+                full.push(m.small.files_per_s);
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (e, f) = (mean(&empty), mean(&full));
+    ensure!(e > 0.0, "provd with an empty store served no file");
+    println!(
+        "RATIO tftp full-store/empty-store={:.3} devices={n} empty_per_s={e:.0} full_per_s={f:.0} \
+         errors_and_timeouts={faults}",
+        f / e
+    );
     Ok(())
 }
 
@@ -249,6 +317,8 @@ struct Env<'a> {
     firmware_sha: &'a str,
     reference: &'a Path,
     names: &'a [String],
+    /// Devices put into provd's store before it starts.
+    store_devices: u32,
 }
 
 /// One server, fresh namespaces: (provd) the reference pass, the small-file load, the firmware
@@ -546,6 +616,9 @@ impl TftpServer {
                     .interrupt(check_interrupted)
                     .env("RUST_BACKTRACE", "1")
                     .write_config(&server::render(PROVD_TOML, &vars)?)?;
+                if env.store_devices > 0 {
+                    tools::seed_store(p.bin(), p.config(), d, env.store_devices, SALT)?;
+                }
                 // Its ready line comes once every listener is bound; UDP 69 must show too.
                 p.start(&link.server)?;
                 p.wait_udp(Some(SERVER_IP), TFTP_PORT, READY_TIMEOUT)?;

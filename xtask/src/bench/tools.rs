@@ -324,3 +324,47 @@ mod tests {
         assert!(fields("nothing", "LOADGEN").is_none());
     }
 }
+
+/// Puts `n` devices into the store of the provd configured by `config` with `provd import
+/// devices` (provd not running), so that a bench serves with a full system of record. The
+/// devices' MACs are the load generator's (`02:<salt>:<index>`), so the clients the bench runs
+/// are among them. Returns the import's seconds.
+pub fn seed_store(provd: &Path, config: &Path, dir: &Path, n: u32, salt: u8) -> Result<f64> {
+    use std::io::Write as _;
+    let file = dir.join("store-seed.jsonl");
+    {
+        let f = std::fs::File::create(&file).with_context(|| file.display().to_string())?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        for i in 0..n {
+            let b = i.to_be_bytes();
+            writeln!(
+                w,
+                "{{\"mac\":\"02:{salt:02x}:{:02x}:{:02x}:{:02x}:{:02x}\",\"type\":\"cm\",\
+                 \"subscriber\":\"acct-{i}\",\"serial\":\"SN{i:08}\",\"vars\":{{\"n\":{i}}}}}",
+                b[0], b[1], b[2], b[3]
+            )?;
+        }
+        w.flush()?;
+    }
+    let t = Instant::now();
+    let out = Command::new(provd)
+        .args(["import", "devices"])
+        .arg(&file)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .context("running provd import devices")?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "provd import devices ({n} devices) failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+    eprintln!("bench: store seeded with {n} devices in {secs:.1} s");
+    Ok(secs)
+}
