@@ -33,7 +33,7 @@ step e2e-acs cargo xtask e2e acs
 step e2e-api cargo xtask e2e api
 step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
 step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
-step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke
+step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke --store-devices 5000
 step bench-mta-smoke cargo xtask bench mta --seconds 2 --smoke
 step bench-http-smoke cargo xtask bench http --seconds 2 --smoke
 step bench-acs-smoke cargo xtask bench acs --smoke

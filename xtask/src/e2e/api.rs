@@ -141,6 +141,7 @@ pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
     let tools = [
         "ip", "dhclient", "dhcrelay", "tftp", "curl", "snmpd", "snmpget", "promtool", "setpriv",
+        "rdate",
     ];
     let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
     let venv = bins.root.join("target/e2e-venv");
@@ -1024,9 +1025,30 @@ fn reset(ctx: &Ctx, _dir: &Path) -> Result<()> {
     })
 }
 
-/// The timeline: dhcp and tftp events, newest first, each with id/at/source/kind.
-fn timeline(ctx: &Ctx, _dir: &Path) -> Result<()> {
+/// The timeline: dhcp, tftp and time (rdate from the modem) events, newest first, each with
+/// id/at/source/kind.
+fn timeline(ctx: &Ctx, dir: &Path) -> Result<()> {
     with(ctx, |s| {
+        // The modem asks the time (rdate, UDP, from its leased address): a `time` event.
+        let mut c = s.topo.client().command("rdate");
+        c.args(["-p", "-u", &SERVER_IP.to_string()]).env("TZ", "UTC");
+        let out = cmd::output_kept(&mut c, CLIENT_TIMEOUT, dir, "rdate")?;
+        ensure!(
+            out.status.success(),
+            "rdate -u from the modem failed ({}): {}",
+            out.status,
+            cmd::text(&out).trim()
+        );
+        wait::until(
+            "the time answer in the modem's timeline",
+            SETTLE,
+            Duration::from_millis(200),
+            || {
+                Ok(s.timeline(CM_MAC)?
+                    .into_iter()
+                    .find(|e| e["source"] == "time" && e["kind"] == "time-served"))
+            },
+        )?;
         let events = s.timeline(CM_MAC)?;
         for e in &events {
             for k in ["id", "mac", "at", "source", "kind"] {
@@ -1050,10 +1072,11 @@ fn timeline(ctx: &Ctx, _dir: &Path) -> Result<()> {
             "the timeline is not newest first: {ats:?}"
         );
         note(format!(
-            "{} events: {} dhcp, {} tftp, {} api",
+            "{} events: {} dhcp, {} tftp, {} time, {} api",
             events.len(),
             count("dhcp"),
             count("tftp"),
+            count("time"),
             count("api")
         ));
         Ok(())
