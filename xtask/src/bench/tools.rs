@@ -340,7 +340,7 @@ pub fn seed_store(provd: &Path, config: &Path, dir: &Path, n: u32, salt: u8) -> 
             writeln!(
                 w,
                 "{{\"mac\":\"02:{salt:02x}:{:02x}:{:02x}:{:02x}:{:02x}\",\"type\":\"cm\",\
-                 \"subscriber\":\"acct-{i}\",\"serial\":\"SN{i:08}\",\"vars\":{{\"n\":{i}}}}}",
+                 \"serial\":\"SN{i:08}\",\"vars\":{{\"n\":{i}}}}}",
                 b[0], b[1], b[2], b[3]
             )?;
         }
