@@ -365,6 +365,12 @@ pub fn seed_store(provd: &Path, config: &Path, dir: &Path, n: u32, salt: u8) -> 
         );
     }
     let _ = std::fs::remove_file(&file);
+    // The import leaves hundreds of MB for the kernel to write back; the server's own
+    // fdatasyncs must not queue behind that during the measured run.
+    let synced = Command::new("sync").status().context("running sync")?;
+    if !synced.success() {
+        bail!("sync after seeding the store: {synced}");
+    }
     eprintln!("bench: store seeded with {n} devices in {secs:.1} s");
     Ok(secs)
 }
