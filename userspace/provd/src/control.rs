@@ -467,8 +467,10 @@ fn remote_id_query(q: &str) -> Option<String> {
         .filter(|c| !matches!(c, ':' | '-' | '.'))
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    (!digits.is_empty() && digits.len() % 2 == 0 && digits.chars().all(|c| c.is_ascii_hexdigit()))
-        .then_some(digits)
+    (!digits.is_empty()
+        && digits.len().is_multiple_of(2)
+        && digits.chars().all(|c| c.is_ascii_hexdigit()))
+    .then_some(digits)
 }
 
 /// The API's view of live leases: the device view the DHCP workers publish to.

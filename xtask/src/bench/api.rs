@@ -362,7 +362,10 @@ fn one(
     }
     ensure!(m.ok > 0 && after.ok > 0, "no GET succeeded: {line}");
     if smoke {
-        ensure!(m.errors + after.errors == 0, "errors in the smoke run: {line}");
+        ensure!(
+            m.errors + after.errors == 0,
+            "errors in the smoke run: {line}"
+        );
     }
     Ok(line)
 }

@@ -235,8 +235,8 @@ pub fn run(args: &Args) -> Result<()> {
         .filter(|(_, r)| r.is_err())
         .map(|(k, _)| k.name().to_owned())
         .collect();
-    if let (Some(n), true) = (args.store_devices, kinds.contains(&Kind::Provd)) {
-        if let Err(e) = store_pairs(
+    if let (Some(n), true) = (args.store_devices, kinds.contains(&Kind::Provd))
+        && let Err(e) = store_pairs(
             n,
             &bins,
             &plan,
@@ -244,10 +244,10 @@ pub fn run(args: &Args) -> Result<()> {
             &firmware_sha,
             &reference,
             &names,
-        ) {
-            eprintln!("bench: tftp store pairs FAILED: {e:#}");
-            failed.push("provd with and without the store".into());
-        }
+        )
+    {
+        eprintln!("bench: tftp store pairs FAILED: {e:#}");
+        failed.push("provd with and without the store".into());
     }
     if !failed.is_empty() {
         bail!("bench tftp: no result for {}", failed.join(", "));

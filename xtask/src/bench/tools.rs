@@ -307,24 +307,6 @@ pub fn parse_perfdhcp(out: &str) -> Result<Perf> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loadgen_line() {
-        let f = fields(
-            "x\nLOADGEN sent=10 completed=9 dora_per_s=4.5 drops_pct=10.00 naks=0 p50_ms=0.1 \
-             p99_ms=0.2 offers=9 acks=9\n",
-            "LOADGEN",
-        )
-        .unwrap();
-        assert_eq!(num::<u64>(&f, "completed").unwrap(), 9);
-        assert_eq!(num::<f64>(&f, "dora_per_s").unwrap(), 4.5);
-        assert!(fields("nothing", "LOADGEN").is_none());
-    }
-}
-
 /// Puts `n` devices into the store of the provd configured by `config` with `provd import
 /// devices` (provd not running), so that a bench serves with a full system of record. The
 /// devices' MACs are the load generator's (`02:<salt>:<index>`), so the clients the bench runs
@@ -373,4 +355,22 @@ pub fn seed_store(provd: &Path, config: &Path, dir: &Path, n: u32, salt: u8) -> 
     }
     eprintln!("bench: store seeded with {n} devices in {secs:.1} s");
     Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loadgen_line() {
+        let f = fields(
+            "x\nLOADGEN sent=10 completed=9 dora_per_s=4.5 drops_pct=10.00 naks=0 p50_ms=0.1 \
+             p99_ms=0.2 offers=9 acks=9\n",
+            "LOADGEN",
+        )
+        .unwrap();
+        assert_eq!(num::<u64>(&f, "completed").unwrap(), 9);
+        assert_eq!(num::<f64>(&f, "dora_per_s").unwrap(), 4.5);
+        assert!(fields("nothing", "LOADGEN").is_none());
+    }
 }

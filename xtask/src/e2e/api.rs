@@ -1031,7 +1031,8 @@ fn timeline(ctx: &Ctx, dir: &Path) -> Result<()> {
     with(ctx, |s| {
         // The modem asks the time (rdate, UDP, from its leased address): a `time` event.
         let mut c = s.topo.client().command("rdate");
-        c.args(["-p", "-u", &SERVER_IP.to_string()]).env("TZ", "UTC");
+        c.args(["-p", "-u", &SERVER_IP.to_string()])
+            .env("TZ", "UTC");
         let out = cmd::output_kept(&mut c, CLIENT_TIMEOUT, dir, "rdate")?;
         ensure!(
             out.status.success(),
