@@ -180,14 +180,43 @@ struct PgClient {
 struct Pg<'a, C: GenericClient> {
     c: &'a mut C,
     stmts: &'a mut HashMap<String, Statement>,
+    /// Set when an error said the connection is gone (see [`conn_lost`]).
+    lost: bool,
 }
 
-impl<C: GenericClient> Pg<'_, C> {
+/// Whether `e` means the connection is gone (closed, a connection exception, or the server
+/// terminating the backend: `57P01`...), even before the client has noticed the close.
+fn conn_lost(e: &::postgres::Error) -> bool {
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P0")
+        })
+}
+
+impl<'a, C: GenericClient> Pg<'a, C> {
+    fn new(c: &'a mut C, stmts: &'a mut HashMap<String, Statement>) -> Pg<'a, C> {
+        Pg {
+            c,
+            stmts,
+            lost: false,
+        }
+    }
+
+    /// [`pg_err`], noting a lost connection.
+    fn err(&mut self, e: ::postgres::Error) -> StoreError {
+        self.lost |= conn_lost(&e);
+        pg_err(e)
+    }
+
     fn stmt(&mut self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.stmts.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.c.prepare(sql).map_err(pg_err)?;
+        let s = match self.c.prepare(sql) {
+            Ok(s) => s,
+            Err(e) => return Err(self.err(e)),
+        };
         // Statement texts are few (the filters' combinations at most); bound the cache anyway.
         if self.stmts.len() >= 512 {
             self.stmts.clear();
@@ -235,12 +264,18 @@ fn column(r: &::postgres::Row, i: usize, ty: &Type) -> Result<V> {
 impl<C: GenericClient> Conn for Pg<'_, C> {
     fn exec(&mut self, sql: &str, p: &[V]) -> Result<u64> {
         let st = self.stmt(sql)?;
-        self.c.execute(&st, &params(p)).map_err(pg_err)
+        match self.c.execute(&st, &params(p)) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     fn query(&mut self, sql: &str, p: &[V]) -> Result<Vec<Row>> {
         let st = self.stmt(sql)?;
-        let rows = self.c.query(&st, &params(p)).map_err(pg_err)?;
+        let rows = match self.c.query(&st, &params(p)) {
+            Ok(r) => r,
+            Err(e) => return Err(self.err(e)),
+        };
         let types: Vec<Type> = st.columns().iter().map(|c| c.type_().clone()).collect();
         rows.iter()
             .map(|r| {
@@ -370,10 +405,16 @@ impl PgStore {
         loop {
             let mut co = self.checkout()?;
             let PgClient { client, stmts } = co.client.as_mut().ok_or_else(no_client)?;
-            let r = f(&mut Pg { c: client, stmts });
-            if r.is_err() && client.is_closed() && !retried {
-                retried = true;
-                continue;
+            let mut pg = Pg::new(client, stmts);
+            let r = f(&mut pg);
+            let lost = pg.lost || client.is_closed();
+            if r.is_err() && lost {
+                // Not back into the pool: the next checkout of the slot connects afresh.
+                co.client = None;
+                if !retried {
+                    retried = true;
+                    continue;
+                }
             }
             return r;
         }
@@ -382,7 +423,7 @@ impl PgStore {
     /// Runs `f` in one transaction, committed when it returns `Ok`. `records`: it writes
     /// change rows (take the record-write lock first).
     fn write<T>(&self, records: bool, f: impl FnOnce(&mut dyn Conn) -> Result<T>) -> Result<T> {
-        self.write_tx(records, |tx, stmts| f(&mut Pg { c: tx, stmts }))
+        self.write_tx(records, |tx, stmts| f(&mut Pg::new(tx, stmts)))
     }
 
     /// Runs `f` in one transaction. If the connection turns out broken at `BEGIN` (nothing
@@ -410,14 +451,20 @@ impl PgStore {
                     tx.commit().map_err(pg_err)?;
                     return Ok(out);
                 }
-                Err(e) => pg_err(e),
+                Err(e) => {
+                    let lost = conn_lost(&e);
+                    (pg_err(e), lost)
+                }
             };
-            let closed = co.client.as_ref().is_none_or(|c| c.client.is_closed());
-            if closed && !retried {
-                retried = true;
-                continue;
+            let closed = e.1 || co.client.as_ref().is_none_or(|c| c.client.is_closed());
+            if closed {
+                co.client = None;
+                if !retried {
+                    retried = true;
+                    continue;
+                }
             }
-            return Err(e);
+            return Err(e.0);
         }
     }
 }
@@ -450,10 +497,7 @@ fn migrate(c: &mut PgClient) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
     .map_err(pg_err)?;
-    let at = ops::schema_version(&mut Pg {
-        c: &mut tx,
-        stmts: &mut HashMap::new(),
-    })?;
+    let at = ops::schema_version(&mut Pg::new(&mut tx, &mut HashMap::new()))?;
     if at > known {
         return Err(ops::too_new(at, known));
     }
@@ -607,7 +651,7 @@ fn import(
         updated,
         unchanged: (batch.len() as u64).saturating_sub(created + updated),
     };
-    ops::import_audit(&mut Pg { c: tx, stmts }, who, counts, now)?;
+    ops::import_audit(&mut Pg::new(tx, stmts), who, counts, now)?;
     Ok(counts)
 }
 
