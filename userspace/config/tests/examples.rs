@@ -135,7 +135,10 @@ fn harness_templates_load() {
     let templates: [(&str, &[(&str, &str)]); 4] = [
         (
             "tests/e2e/provd.toml.in",
-            &[("@LEASE_DIR@", "/tmp/provd-e2e/leases")],
+            &[
+                ("@LEASE_DIR@", "/tmp/provd-e2e/leases"),
+                ("@STORE_DB@", "/tmp/provd-e2e/store.db"),
+            ],
         ),
         (
             "benches/peers/provd.toml",

@@ -90,7 +90,9 @@ impl Server {
                     .ready_timeout(READY_TIMEOUT)
                     .env("RUST_BACKTRACE", "1")
                     .write_config(
-                        &PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()),
+                        &PROVD_TEMPLATE
+                            .replace("@LEASE_DIR@", &lease_dir.to_string_lossy())
+                            .replace("@STORE_DB@", &dir.join("store.db").to_string_lossy()),
                     )?;
                 provd.check_config()?;
                 Run::Provd(Box::new(provd))
