@@ -297,7 +297,9 @@ fn shape(h: Happening) -> Option<NewEvent> {
     })
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lower-case hex without separators: how the timeline and the API show bytes (a file's hash,
+/// option 82's sub-options).
+pub fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {

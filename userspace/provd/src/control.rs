@@ -20,7 +20,7 @@ use provd_config::{Policy, StoreBackend};
 use provd_dataplane::PolicySwap;
 use provd_devices::DeviceView;
 use provd_devices::catalog::{Catalog, Following, ReservationSink};
-use provd_devices::timeline::{Happening, Retention, Timeline};
+use provd_devices::timeline::{Happening, Retention, Timeline, hex};
 use provd_engine::Shared;
 use provd_role::RoleSet;
 use provd_role::clock::unix_secs_u32;
@@ -448,29 +448,23 @@ fn lease_of(mac: [u8; 6], f: &provd_devices::DeviceFacts, subscriber: Option<Str
     }
 }
 
-/// Lower-case hex without separators, as the API shows option 82's sub-options.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// A remote-id as a query gives it: hex, any case, with or without `:`, `-` or `.` between
-/// bytes; `None` when it is not hex.
-fn remote_id_query(q: &str) -> Option<String> {
-    let digits: String = q
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-' | '.'))
-        .map(|c| c.to_ascii_lowercase())
+/// bytes, as bytes; `None` when it is not hex.
+fn remote_id_query(q: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = q
+        .bytes()
+        .filter(|c| !matches!(c, b':' | b'-' | b'.'))
         .collect();
-    (!digits.is_empty()
-        && digits.len().is_multiple_of(2)
-        && digits.chars().all(|c| c.is_ascii_hexdigit()))
-    .then_some(digits)
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+    {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok())
+        .collect()
 }
 
 /// The API's view of live leases: the device view the DHCP workers publish to.
@@ -518,7 +512,7 @@ impl LeaseIndex for Leases {
                     && q.after.is_none_or(|a| *mac > a.0)
                     && remote_id
                         .as_deref()
-                        .is_none_or(|r| f.remote_id.as_deref().map(hex).as_deref() == Some(r))
+                        .is_none_or(|r| f.remote_id.as_deref() == Some(r))
             })
             .collect();
         matched.sort_unstable_by_key(|(mac, _)| *mac);
@@ -1035,17 +1029,19 @@ mod tests {
 
     #[test]
     fn remote_id_queries_read_as_the_api_shows_them() {
-        let shown = hex(&[0x00, 0x15, 0xcf, 0x12, 0x34, 0xAB]);
+        let id = [0x00, 0x15, 0xcf, 0x12, 0x34, 0xAB];
+        let shown = hex(&id);
         assert_eq!(shown, "0015cf1234ab");
+        assert_eq!(remote_id_query(&shown).as_deref(), Some(&id[..]));
         for q in [
             "0015cf1234ab",
             "00:15:CF:12:34:AB",
             "00-15-cf-12-34-ab",
             "0015.cf12.34ab",
         ] {
-            assert_eq!(remote_id_query(q).as_deref(), Some(shown.as_str()), "{q}");
+            assert_eq!(remote_id_query(q).as_deref(), Some(&id[..]), "{q}");
         }
-        for q in ["", "0", "zz", "00:15:cf:12:34:a", "00 15"] {
+        for q in ["", "0", "zz", "00:15:cf:12:34:a", "00 15", "+1", "é"] {
             assert_eq!(remote_id_query(q), None, "{q}");
         }
     }
