@@ -160,7 +160,7 @@ impl Catalog {
         let c = Catalog::new();
         // The feed position first: a change committed while the lists are read is applied
         // again by the next catch-up, which is harmless (it re-reads the record).
-        *c.lock_seq() = last_seq(store)?;
+        *c.lock_seq() = store.last_change()?;
         let mut page = PageRequest::first(PageRequest::MAX);
         loop {
             let p = store.list_classes(&page)?;
@@ -327,18 +327,6 @@ impl Catalog {
 }
 
 /// The highest change sequence number in the store (0 when none).
-fn last_seq(store: &dyn Store) -> Result<i64, StoreError> {
-    // The feed is ordered; walk it in big steps. Only at start-up.
-    let mut seq = 0;
-    loop {
-        let c = store.changes(seq, 10_000)?;
-        match c.last() {
-            Some(l) => seq = l.seq,
-            None => return Ok(seq),
-        }
-    }
-}
-
 /// Config-file variables as store variables.
 pub fn json_vars(v: &provd_config::Vars) -> Vars {
     v.iter()
@@ -534,5 +522,9 @@ impl Store for Following {
 
     fn trim_changes(&self, through: i64) -> provd_store::Result<u64> {
         self.inner.trim_changes(through)
+    }
+
+    fn last_change(&self) -> provd_store::Result<i64> {
+        self.inner.last_change()
     }
 }

@@ -262,6 +262,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the changes with a sequence number at or below `through`, which every follower
     /// has read. Returns how many.
     fn trim_changes(&self, through: i64) -> Result<u64>;
+    /// The newest change's sequence number (0 when there is none): where a follower that has
+    /// just read everything starts.
+    fn last_change(&self) -> Result<i64>;
 }
 
 #[cfg(test)]

@@ -1392,6 +1392,11 @@ pub(crate) fn counts<C: Conn + ?Sized>(c: &mut C) -> Result<Counts> {
     })
 }
 
+pub(crate) fn last_change<C: Conn + ?Sized>(c: &mut C) -> Result<i64> {
+    c.one("SELECT COALESCE(MAX(seq), 0) FROM changes", &[])?
+        .map_or(Ok(0), |mut r| r.i64(0))
+}
+
 pub(crate) fn trim_changes<C: Conn + ?Sized>(c: &mut C, through: i64) -> Result<u64> {
     c.exec("DELETE FROM changes WHERE seq <= $1", &[V::I64(through)])
 }

@@ -825,4 +825,8 @@ impl Store for PgStore {
     fn trim_changes(&self, through: i64) -> Result<u64> {
         self.write(false, |c| ops::trim_changes(c, through))
     }
+
+    fn last_change(&self) -> Result<i64> {
+        self.read(|c| ops::last_change(c))
+    }
 }

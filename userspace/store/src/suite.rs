@@ -1147,6 +1147,7 @@ pub fn documents(s: &dyn Store) {
 /// delete) in commit order; documents, tokens and events add none.
 pub fn changes_feed(s: &dyn Store) {
     assert!(s.changes(0, 100).unwrap().is_empty());
+    assert_eq!(s.last_change().unwrap(), 0);
     s.put_subscriber(&sub("s1"), Expect::Any, &who()).unwrap();
     s.put_class(&class("gold"), Expect::Any, &who()).unwrap();
     s.put_device(&dev(1), Expect::Any, &who()).unwrap();
@@ -1215,6 +1216,7 @@ pub fn changes_feed(s: &dyn Store) {
     );
     // Trimmed through a sequence number: what is above it stays, in order.
     let all = s.changes(0, 1000).unwrap();
+    assert_eq!(s.last_change().unwrap(), all.last().unwrap().seq);
     assert_eq!(s.trim_changes(ch[4].seq).unwrap(), 5);
     assert_eq!(s.changes(0, 1000).unwrap(), all[5..].to_vec());
     assert_eq!(
