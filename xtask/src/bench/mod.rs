@@ -44,7 +44,7 @@ mod mta;
 mod report;
 mod server;
 mod tftp;
-mod tools;
+pub(crate) mod tools;
 
 use std::sync::Arc;
 use std::sync::OnceLock;

@@ -536,7 +536,7 @@ impl Stack {
 }
 
 /// Waits (bounded) for the `api ready` line.
-fn wait_api_ready(provd: &mut Provd) -> Result<String> {
+pub(super) fn wait_api_ready(provd: &mut Provd) -> Result<String> {
     wait::until(
         "the `api ready` line",
         Duration::from_secs(15),
@@ -550,7 +550,7 @@ fn wait_api_ready(provd: &mut Provd) -> Result<String> {
 }
 
 /// A list answer: a JSON array, or `{items: [...]}`.
-fn items(v: &Value) -> Result<Vec<Value>> {
+pub(super) fn items(v: &Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a.clone()),
         Value::Object(o) => match o.get("items") {
@@ -570,14 +570,14 @@ fn mac12(mac: &[u8; 6]) -> String {
 
 /// An answer: status, headers (names lower-cased), body.
 #[derive(Debug, Clone)]
-struct Resp {
-    status: u16,
+pub(super) struct Resp {
+    pub(super) status: u16,
     headers: BTreeMap<String, String>,
-    body: String,
+    pub(super) body: String,
 }
 
 impl Resp {
-    fn json(&self) -> Result<Value> {
+    pub(super) fn json(&self) -> Result<Value> {
         serde_json::from_str(&self.body).with_context(|| {
             format!(
                 "the answer ({}) is not JSON: {}",
@@ -587,7 +587,7 @@ impl Resp {
         })
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 
@@ -639,7 +639,7 @@ fn parse_curl_i(out: &str) -> Result<Resp> {
     }
 }
 
-fn http(
+pub(super) fn http(
     ns: &Netns,
     method: &str,
     url: &str,
@@ -679,10 +679,10 @@ fn http(
 // value up to the end marker, and the sub-TLVs of the class of service.
 
 #[derive(Debug)]
-struct Tlvs(Vec<(u8, Vec<u8>)>);
+pub(super) struct Tlvs(Vec<(u8, Vec<u8>)>);
 
 impl Tlvs {
-    fn walk(b: &[u8]) -> Result<Tlvs> {
+    pub(super) fn walk(b: &[u8]) -> Result<Tlvs> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < b.len() {
@@ -714,12 +714,12 @@ impl Tlvs {
     }
 
     /// TLV 18, Maximum Number of CPEs.
-    fn max_cpe(&self) -> Option<u8> {
+    pub(super) fn max_cpe(&self) -> Option<u8> {
         self.get(18).filter(|v| v.len() == 1).map(|v| v[0])
     }
 
     /// TLV 4.2, the DOCSIS 1.0 class of service's maximum downstream rate.
-    fn max_rate_down(&self) -> Option<u32> {
+    pub(super) fn max_rate_down(&self) -> Option<u32> {
         let cos = self.get(4)?;
         let sub = Tlvs::walk_sub(cos).ok()?;
         let v = sub.iter().find(|(k, _)| *k == 2)?.1.as_slice();

@@ -23,6 +23,12 @@
 //! REST API, the store (embedded, then PostgreSQL 15 started by the suite), tier changes seen in
 //! the next TFTP fetch, resets over SNMP, the timeline, audit, reloads, kill -9 (see `api.rs`).
 //!
+//! `cargo xtask e2e ui` runs the operators' web UI in headless Chromium (chromedriver, driven
+//! with fantoccini from inside the server namespace) against provd with 100,000 devices in its
+//! store: login, the dashboard under perfdhcp load, search, a tier change seen in the modem's
+//! next TFTP fetch, a template error, read-only pages and forged POSTs, the audit page and every
+//! other page; screenshots in target/ui-screens (see `ui.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
@@ -34,6 +40,7 @@ pub(crate) mod http;
 mod mta;
 mod subject;
 mod tftp;
+mod ui;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -45,7 +52,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta, fastpath, http or acs
+    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api or ui
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -118,7 +125,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The suites, in the order `--help` and errors list them.
-const SUITES: [&str; 7] = ["dhcp", "tftp", "mta", "fastpath", "http", "acs", "api"];
+const SUITES: [&str; 8] = [
+    "dhcp", "tftp", "mta", "fastpath", "http", "acs", "api", "ui",
+];
 
 pub fn run(args: Args) -> Result<()> {
     if !SUITES.contains(&args.suite.as_str()) {
@@ -139,6 +148,7 @@ pub fn run(args: Args) -> Result<()> {
         "http" => http::run(&args),
         "acs" => acs::run(&args),
         "api" => api::run(&args),
+        "ui" => ui::run(&args),
         _ => run_dhcp(&args),
     }
 }
