@@ -36,6 +36,7 @@ PKGS=(
                     # servers from /usr/lib/postgresql/15/bin (no service is started)
   python3-venv python3-pip  # the venv below (openapi-spec-validator, schemathesis)
   util-linux        # setpriv: PostgreSQL runs as the postgres user
+  chromium chromium-driver  # headless Chromium and chromedriver: the web UI suite (e2e ui)
   procps psmisc
 )
 
@@ -121,7 +122,7 @@ if ! venv_ok; then
   venv_ok || { echo "install-deps: $VENV lacks ${PY_PKGS[*]}" >&2; exit 1; }
 fi
 
-for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk promtool setpriv; do
+for bin in ip tcpdump dhclient dhcrelay perfdhcp kea-dhcp4 dnsmasq dhcpd tftp atftp curl in.tftpd atftpd rdate logger snmpinform snmpget snmpd python3 openssl xmllint wrk promtool setpriv chromium chromedriver; do
   command -v "$bin" >/dev/null || [ -x "/usr/sbin/$bin" ] || { echo "install-deps: $bin still missing" >&2; exit 1; }
 done
 [ -x /usr/lib/postgresql/15/bin/postgres ] || { echo "install-deps: PostgreSQL 15 still missing" >&2; exit 1; }
