@@ -1281,7 +1281,7 @@ fn tier_change(ctx: &Ctx, dir: &Path) -> Result<()> {
                 "the timeline to show the new fetch and the change",
                 SHOW,
                 move || async move {
-                    p.goto(&device).await?;
+                    p.goto(device).await?;
                     let t = p.count("#timeline tr[data-kind=\"tftp\"]").await?;
                     let a = p.count("#timeline tr[data-kind=\"api\"]").await?;
                     Ok((t > tftp_before && a > api_before).then_some((t, a)))
