@@ -131,6 +131,22 @@ impl Jobs {
         (id, job)
     }
 
+    /// Every job kept, newest first, without their refused rows (`GET /jobs/{id}` has them).
+    fn list(&self) -> Vec<JobStatus> {
+        let g = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &*g;
+        order
+            .iter()
+            .rev()
+            .filter_map(|id| map.get(id))
+            .map(|j| {
+                let mut s = j.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                s.errors.clear();
+                s
+            })
+            .collect()
+    }
+
     fn get(&self, id: u64) -> Option<JobStatus> {
         let g = self.map.lock().unwrap_or_else(|e| e.into_inner());
         g.0.get(&id)
@@ -147,6 +163,7 @@ pub(crate) fn routes(body_limit: usize) -> OpenApiRouter<App> {
         .routes(routes!(import_devices))
         .layer(DefaultBodyLimit::max(body_limit))
         .routes(routes!(job))
+        .routes(routes!(list_jobs))
 }
 
 /// A row of an import body: its line (item) number and its JSON, or why it is not JSON.
@@ -332,6 +349,23 @@ fn import_batch(
             Ok(())
         }
     }
+}
+
+/// The jobs this node keeps (the last 256), newest first; `errors` is empty here, the count
+/// is in `error_count` and the rows in `GET /jobs/{id}`.
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
+    responses((status = 200, body = JobList), Errors))]
+async fn list_jobs(State(app): State<App>) -> Response {
+    axum::Json(JobList {
+        items: app.jobs.list(),
+    })
+    .into_response()
+}
+
+/// The jobs kept, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JobList {
+    items: Vec<JobStatus>,
 }
 
 /// A job's progress.

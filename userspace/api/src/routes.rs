@@ -88,6 +88,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(audit_log))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(delete_token))
+        .routes(routes!(whoami))
         .routes(routes!(stats))
         .routes(routes!(reload_config))
 }
@@ -1139,6 +1140,14 @@ async fn create_token(
         axum::Json(serde_json::json!({ "token": t, "secret": secret })),
     )
         .into_response())
+}
+
+/// The caller's own token (name, role, scope): what a client (the web UI's login) shows and
+/// decides its controls by. Any role.
+#[utoipa::path(get, path = "/whoami", tag = "tokens",
+    responses((status = 200, body = schema::Token), Errors))]
+async fn whoami(Extension(c): Extension<Caller>) -> Response {
+    axum::Json(c.token).into_response()
 }
 
 /// Deletes a token; it stops working at once. Admin only.

@@ -570,6 +570,19 @@ async fn tokens_roles_and_the_failed_authentication_limit() {
     r.get("op", "/api/v1/tokens")
         .await
         .error(StatusCode::FORBIDDEN, "forbidden", None);
+    // Each role reads its own token (what the UI decides its controls by), never a secret.
+    for (name, role) in [("ro", "read-only"), ("op", "operator"), ("admin", "admin")] {
+        let me = r.get(name, "/api/v1/whoami").await.expect(StatusCode::OK);
+        assert_eq!(
+            (&me["id"], &me["role"]),
+            (&json!(name), &json!(role)),
+            "{me}"
+        );
+        assert!(
+            me.get("hash").is_none() && me.get("secret").is_none(),
+            "{me}"
+        );
+    }
     r.call(Some("op"), "POST", "/api/v1/config/reload", None, &[])
         .await
         .error(StatusCode::FORBIDDEN, "forbidden", None);
@@ -1021,6 +1034,15 @@ async fn an_import_job_lands_good_rows_and_names_bad_ones_by_line_and_field() {
         .unwrap();
     let j = job_until_done(&r, id).await;
     assert_eq!(j["state"], "done", "{j}");
+    // The list has it, newest first, with its counts but not its rows.
+    let list = r.get("ro", "/api/v1/jobs").await.expect(StatusCode::OK);
+    let first = &list["items"][0];
+    assert_eq!(
+        (&first["id"], &first["error_count"]),
+        (&json!(id), &json!(4)),
+        "{list}"
+    );
+    assert_eq!(first["errors"], json!([]), "{list}");
     assert_eq!(
         (&j["total"], &j["done"], &j["created"], &j["error_count"]),
         (&json!(10), &json!(10), &json!(6), &json!(4)),

@@ -17,6 +17,7 @@
 //! client_ca = "/etc/provd/ops-ca.pem" # mutual TLS: clients must present a cert from this CA
 //! allow_insecure_remote = false   # a non-loopback bind without TLS refuses to start unless true
 //! metrics_open = false            # /metrics without a token (for a scraper on loopback)
+//! ui = true                       # the operators' web UI at /ui/ (same tokens and roles)
 //!   [api.reset]                   # POST /devices/{mac}/reset of a cable modem: SNMP SET
 //!   community = "private"         #   docsDevResetNow.0 = true to the modem's leased address
 //!   port = 161
@@ -56,6 +57,7 @@ pub mod wire {
         pub client_ca: Option<String>,
         pub allow_insecure_remote: Option<bool>,
         pub metrics_open: Option<bool>,
+        pub ui: Option<bool>,
         pub reset: Option<Reset>,
     }
 
@@ -97,6 +99,8 @@ pub struct ApiSettings {
     /// Clients must present a certificate from this CA (needs `tls`).
     pub client_ca: Option<PathBuf>,
     pub metrics_open: bool,
+    /// Serve the web UI at `/ui/`.
+    pub ui: bool,
     pub reset: ResetSettings,
 }
 
@@ -210,6 +214,7 @@ pub(crate) fn api(w: &wire::Api, v: &mut Validator) -> ApiSettings {
         tls,
         client_ca,
         metrics_open: w.metrics_open.unwrap_or(false),
+        ui: w.ui.unwrap_or(true),
         reset: ResetSettings {
             community,
             port: v.int("api.reset.port", r.port, 161, 1, 65_535, "a UDP port") as u16,

@@ -1,5 +1,6 @@
 //! The REST API (`[api]`) as a role: its listener bound on the control plane, provd-api's
-//! router served on it (HTTPS, and mutual TLS, when configured).
+//! router served on it (HTTPS, and mutual TLS, when configured), with the web UI (provd-ui)
+//! at `/ui/` beside it unless `ui = false`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,7 +54,21 @@ pub fn start(
         counters: Arc::clone(&counters),
         access_log: true,
     };
-    let app = provd_api::router(services, settings);
+    let api = provd_api::router(services, settings);
+    // The UI calls the API in process, so it is one more client of the same roles, scopes
+    // and audit; both share the listener.
+    let app = if a.ui {
+        let ui = provd_ui::router(
+            api.clone(),
+            provd_ui::UiSettings {
+                secure_cookie: tls.is_some(),
+                ..provd_ui::UiSettings::default()
+            },
+        );
+        api.merge(ui)
+    } else {
+        api
+    };
     let stopping = cp.stopping();
     let is_tls = tls.is_some();
     let task = cp.spawn("api", async move {
