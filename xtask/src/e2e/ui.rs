@@ -1335,11 +1335,22 @@ fn template_error(ctx: &Ctx, dir: &Path) -> Result<()> {
                 original.contains("MaxRateDown"),
                 "textarea#template-text of {name} does not hold the cm template: {original:?}"
             );
-            let kept = original.trim_end_matches('\n');
-            let line = kept.lines().count() + 1;
-            let text = format!("{kept}\n{{% if %}}\n");
-            area.clear().await?;
-            area.send_keys(&text).await?;
+            let before = p.count("#template-problems .problem").await?;
+            ensure!(
+                before == 0,
+                "the cm template shows {before} problems before any edit"
+            );
+            // Typed at the end of the text (WebDriver puts the caret there): a bare `if`.
+            area.send_keys("\n{% if %}").await?;
+            let typed = area.prop("value").await?.unwrap_or_default();
+            ensure!(
+                typed.starts_with(original.trim_end()) && typed.trim_end().ends_with("{% if %}"),
+                "after typing, textarea#template-text holds {typed:?}"
+            );
+            let line = typed
+                .lines()
+                .position(|l| l.contains("{% if %}"))
+                .map_or(0, |i| i + 1);
             let problem = p
                 .wait_for("#template-problems .problem", SHOW)
                 .await
@@ -1554,6 +1565,10 @@ fn pages(ctx: &Ctx, dir: &Path) -> Result<()> {
                     p.find("a#next")
                         .await
                         .context("the device list of 100,000 devices does not paginate")?;
+                    let main = p.text("main").await.unwrap_or_default();
+                    if let Some(l) = main.lines().find(|l| l.contains(" ms")) {
+                        note(format!("/ui/devices says: {}", l.trim()));
+                    }
                 }
                 seen.push(format!("{page}: {:?}", h1.trim()));
             }
