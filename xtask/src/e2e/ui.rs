@@ -1041,7 +1041,11 @@ fn login(ctx: &Ctx, dir: &Path) -> Result<()> {
             );
             let who = p.text("#whoami").await?;
             ensure!(
-                who.contains(OPERATOR) && who.to_ascii_lowercase().contains("operator"),
+                who.contains(OPERATOR)
+                    && who
+                        .replacen(OPERATOR, "", 1)
+                        .to_ascii_lowercase()
+                        .contains("operator"),
                 "#whoami shows {who:?}, expected the token id {OPERATOR} and the role operator"
             );
             ensure!(
@@ -1277,21 +1281,30 @@ fn tier_change(ctx: &Ctx, dir: &Path) -> Result<()> {
             check_rate(&f, "the file after the tier change", SILVER_DOWN)?;
 
             let (p, device) = (&p, &device);
-            let (tftp_after, api_after) = poll(
-                "the timeline to show the new fetch and the change",
-                SHOW,
-                move || async move {
-                    p.goto(device).await?;
-                    let t = p.count("#timeline tr[data-kind=\"tftp\"]").await?;
-                    let a = p.count("#timeline tr[data-kind=\"api\"]").await?;
-                    Ok((t > tftp_before && a > api_before).then_some((t, a)))
-                },
-            )
-            .await
-            .with_context(|| {
-                format!("before the change the timeline had {tftp_before} tftp and {api_before} api rows")
-            })?;
+            let counts = || async move {
+                p.goto(device).await?;
+                let t = p.count("#timeline tr[data-kind=\"tftp\"]").await?;
+                let a = p.count("#timeline tr[data-kind=\"api\"]").await?;
+                Ok::<_, anyhow::Error>((t, a))
+            };
+            // The page read anew until both rows are there (bounded); then each one judged.
+            let t0 = Instant::now();
+            let (tftp_after, api_after) = loop {
+                let (t, a) = counts().await?;
+                if (t > tftp_before && a > api_before) || t0.elapsed() >= SHOW {
+                    break (t, a);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
             p.shot("tier-change").await?;
+            ensure!(
+                tftp_after > tftp_before,
+                "the reloaded device page shows {tftp_after} tr[data-kind=\"tftp\"] rows, as many as before the fetch ({tftp_before})"
+            );
+            ensure!(
+                api_after > api_before,
+                "the reloaded device page shows {api_after} tr[data-kind=\"api\"] rows, as many as before the tier change ({api_before}): the change is not in the timeline"
+            );
             note(format!(
                 "diff: {dels} deleted, {} added lines; {:?}; fetched {} bytes (silver); timeline tftp {tftp_before}→{tftp_after}, api {api_before}→{api_after}",
                 adds.len(),
@@ -1459,8 +1472,12 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
             p.login(&env.tokens.read_only).await?;
             let who = p.text("#whoami").await?;
             ensure!(
-                who.contains(READER),
-                "#whoami shows {who:?}, expected {READER}"
+                who.contains(READER)
+                    && who
+                        .replacen(READER, "", 1)
+                        .to_ascii_lowercase()
+                        .contains("read"),
+                "#whoami shows {who:?}, expected the token id {READER} and the role read-only"
             );
             p.goto(&device).await?;
             p.check_plain("the read-only device page").await?;
