@@ -428,12 +428,45 @@ async fn put_device(
     let mac = parse_mac("mac", &mac)?;
     let expect = expect_of(&headers)?;
     let spec: DeviceSpec = decode(with_key(body, "mac", &mac.to_string())?)?;
+    let by = c.actor().to_string();
+    let a = app.clone();
     let d = blocking(move || {
-        may_write(&app, &c, mac, Some(spec.class_of_service.as_deref()))?;
-        Ok(app.svc.store.put_device(&spec, expect, &c.actor())?)
+        may_write(&a, &c, mac, Some(spec.class_of_service.as_deref()))?;
+        Ok(a.svc.store.put_device(&spec, expect, &c.actor())?)
     })
     .await?;
+    let kind = if d.version == 1 {
+        "device-created"
+    } else {
+        "device-replaced"
+    };
+    device_event(
+        &app,
+        mac,
+        kind,
+        serde_json::json!({ "by": by, "version": d.version,
+        "class_of_service": d.spec.class_of_service, "subscriber": d.spec.subscriber }),
+    )
+    .await;
     Ok(tagged(StatusCode::OK, d.version, &d))
+}
+
+/// A change made through the API, in the device's timeline (beside the audit log's full
+/// before/after), so a support agent reading the timeline sees the change among the DHCP,
+/// TFTP and other steps. Written after the change is durable; a failure to write it is
+/// logged, not the caller's error (the change itself is done and audited).
+async fn device_event(app: &App, mac: Mac, kind: &str, detail: serde_json::Value) {
+    let ev = NewEvent {
+        mac,
+        at: i64::try_from(clock::unix_millis()).unwrap_or(i64::MAX),
+        source: Source::Api,
+        kind: kind.into(),
+        detail,
+    };
+    let store = Arc::clone(&app.svc.store);
+    if let Err(e) = blocking(move || Ok(store.append_events(&[ev])?)).await {
+        tracing::warn!(%mac, error = %e.body.message, "device change not written to its timeline");
+    }
 }
 
 /// Changes some of a device's fields (JSON merge patch, RFC 7386: `null` removes a field).
@@ -466,21 +499,37 @@ async fn patch_device(
             "the patch is a JSON object",
         ));
     }
+    let by = c.actor().to_string();
+    let fields: Vec<String> = patch
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let a = app.clone();
     let d = blocking(move || {
-        let cur = visible(&app, &c, mac)?
+        let app = &a;
+        let cur = visible(app, &c, mac)?
             .ok_or_else(|| ApiError::not_found(format!("no such device {mac}")))?;
         let mut v = serde_json::to_value(&cur.spec)
             .map_err(|e| ApiError::backend(format!("device {mac}: {e}")))?;
         merge(&mut v, &patch);
         let spec: DeviceSpec = decode(with_key(v, "mac", &mac.to_string())?)?;
-        may_write(&app, &c, mac, Some(spec.class_of_service.as_deref()))?;
+        may_write(app, &c, mac, Some(spec.class_of_service.as_deref()))?;
         let expect = match expect {
             Expect::Any => Expect::Version(cur.version),
             e => e,
         };
-        Ok(app.svc.store.put_device(&spec, expect, &c.actor())?)
+        Ok(a.svc.store.put_device(&spec, expect, &c.actor())?)
     })
     .await?;
+    device_event(
+        &app,
+        mac,
+        "device-changed",
+        serde_json::json!({ "by": by, "version": d.version,
+        "fields": fields, "class_of_service": d.spec.class_of_service,
+        "subscriber": d.spec.subscriber }),
+    )
+    .await;
     Ok(tagged(StatusCode::OK, d.version, &d))
 }
 
@@ -518,11 +567,14 @@ async fn delete_device(
     c.require(TokenRole::Operator)?;
     let mac = parse_mac("mac", &mac)?;
     let expect = expect_of(&headers)?;
+    let by = c.actor().to_string();
+    let a = app.clone();
     blocking(move || {
-        may_write(&app, &c, mac, None)?;
-        Ok(app.svc.store.delete_device(mac, expect, &c.actor())?)
+        may_write(&a, &c, mac, None)?;
+        Ok(a.svc.store.delete_device(mac, expect, &c.actor())?)
     })
     .await?;
+    device_event(&app, mac, "device-deleted", serde_json::json!({ "by": by })).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

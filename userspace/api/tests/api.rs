@@ -1188,6 +1188,63 @@ async fn a_reset_is_in_the_timeline_and_a_release_drops_the_lease() {
 }
 
 #[tokio::test]
+async fn device_changes_through_the_api_are_in_its_timeline() {
+    let r = rig();
+    seed(&r).await;
+    let mac = "00:11:22:aa:bb:02";
+    let path = format!("/api/v1/devices/{mac}");
+    r.put(
+        "op",
+        &path,
+        json!({"type": "cm", "class_of_service": "gold"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    r.call(
+        Some("op"),
+        "PATCH",
+        &path,
+        Some(json!({"class_of_service": "silver"})),
+        &[],
+    )
+    .await
+    .expect(StatusCode::OK);
+    r.call(Some("op"), "DELETE", &path, None, &[])
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let t = r
+        .get("ro", &format!("{path}/timeline"))
+        .await
+        .expect(StatusCode::OK);
+    let seen: Vec<(&str, &str, &Value)> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap(),
+                e["kind"].as_str().unwrap(),
+                &e["detail"]["class_of_service"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("api", "device-deleted", &Value::Null),
+            ("api", "device-changed", &json!("silver")),
+            ("api", "device-created", &json!("gold")),
+        ],
+        "{t}"
+    );
+    assert_eq!(
+        t["items"][1]["detail"]["fields"],
+        json!(["class_of_service"])
+    );
+    assert_eq!(t["items"][1]["detail"]["by"], "token:op");
+}
+
+#[tokio::test]
 async fn a_reload_that_would_orphan_leases_is_refused_unless_forced() {
     let r = rig();
     let orphan = Lease {

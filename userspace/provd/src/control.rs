@@ -728,18 +728,7 @@ impl Actions for Ops {
                 .as_ref()
                 .and_then(|s| s.shared_secret.as_deref())
                 .map(str::as_bytes);
-            let verdicts = match provd_docsis::verify(&bytes, secret) {
-                Ok(v) => vec![Verdict {
-                    check: "integrity".into(),
-                    ok: v.all_ok(),
-                    detail: Some(v.to_string()),
-                }],
-                Err(e) => vec![Verdict {
-                    check: "integrity".into(),
-                    ok: false,
-                    detail: Some(e.to_string()),
-                }],
-            };
+            let verdicts = verdicts_of(&bytes, secret);
             Ok(TemplatePreview {
                 kind,
                 file: class.boot_file.as_ref().map(|b| {
@@ -767,6 +756,52 @@ impl Actions for Ops {
             problems,
         })
     }
+}
+
+/// One verdict per integrity value a rendered file carries (`cm_mic`, `cmts_mic`, `mta_hash`),
+/// as the device would check it: a CM file without a CM MIC fails; a CMTS MIC provd cannot
+/// check for want of the shared secret is `ok` with `not checked` in its detail.
+fn verdicts_of(bytes: &[u8], secret: Option<&[u8]>) -> Vec<Verdict> {
+    use provd_docsis::Check;
+    let v = match provd_docsis::verify(bytes, secret) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Verdict {
+                check: "decode".into(),
+                ok: false,
+                detail: Some(e.to_string()),
+            }];
+        }
+    };
+    let hex = provd_devices::timeline::hex;
+    let cm = v.kind == provd_docsis::FileKind::Cm;
+    [
+        ("cm_mic", &v.cm_mic, cm),
+        ("cmts_mic", &v.cmts_mic, false),
+        ("mta_hash", &v.mta_hash, false),
+    ]
+    .into_iter()
+    .filter_map(|(check, c, required)| {
+        let (ok, detail) = match c {
+            Check::Verified { found } => (true, format!("verified {}", hex(found))),
+            Check::NotChecked { found } => (
+                true,
+                format!("{} not checked: no shared secret", hex(found)),
+            ),
+            Check::Mismatch { found, computed } => (
+                false,
+                format!("file has {}, computed {}", hex(found), hex(computed)),
+            ),
+            Check::Absent if required => (false, "absent".to_owned()),
+            Check::Absent => return None,
+        };
+        Some(Verdict {
+            check: check.into(),
+            ok,
+            detail: Some(detail),
+        })
+    })
+    .collect()
 }
 
 /// docsDevResetNow.0 (DOCS-CABLE-DEVICE-MIB): true(1) reboots the modem.
@@ -1025,7 +1060,38 @@ pub fn cwmp_hook(timeline: Timeline, devices: Arc<DeviceView>) -> provd_acsd::Se
 
 #[cfg(test)]
 mod tests {
-    use super::{hex, remote_id_query};
+    use super::{hex, remote_id_query, verdicts_of};
+
+    #[test]
+    fn a_rendered_file_gets_one_verdict_per_integrity_value() {
+        let text = "Main { NetworkAccess 1; MaxCPE 3; }";
+        let file = provd_docsis::text::parse(text).unwrap();
+        let bytes = provd_docsis::encode_cm(&file, b"DOCSIS").unwrap();
+        let seen = |v: Vec<super::Verdict>| -> Vec<(String, bool)> {
+            v.into_iter().map(|v| (v.check, v.ok)).collect()
+        };
+        let ok = |c: &str, ok: bool| (c.to_owned(), ok);
+        assert_eq!(
+            seen(verdicts_of(&bytes, Some(b"DOCSIS"))),
+            [ok("cm_mic", true), ok("cmts_mic", true)]
+        );
+        // Without the secret the CMTS MIC is not checked (not failed); with a wrong one it fails.
+        assert_eq!(
+            seen(verdicts_of(&bytes, None)),
+            [ok("cm_mic", true), ok("cmts_mic", true)]
+        );
+        assert_eq!(
+            seen(verdicts_of(&bytes, Some(b"wrong"))),
+            [ok("cm_mic", true), ok("cmts_mic", false)]
+        );
+        // A changed byte before the MICs breaks both.
+        let mut bad = bytes.clone();
+        bad[2] ^= 1;
+        assert_eq!(
+            seen(verdicts_of(&bad, Some(b"DOCSIS"))),
+            [ok("cm_mic", false), ok("cmts_mic", false)]
+        );
+    }
 
     #[test]
     fn remote_id_queries_read_as_the_api_shows_them() {
