@@ -641,15 +641,7 @@ async fn reset_device(
             serde_json::json!({ "by": c.actor().to_string(), "error": e.to_string() }),
         ),
     };
-    let ev = NewEvent {
-        mac,
-        at: i64::try_from(clock::unix_millis()).unwrap_or(i64::MAX),
-        source: Source::Api,
-        kind: kind.into(),
-        detail,
-    };
-    let store = Arc::clone(&app.svc.store);
-    blocking(move || Ok(store.append_events(&[ev])?)).await?;
+    device_event(&app, mac, kind, detail).await;
     let result = outcome?;
     Ok(axum::Json(serde_json::json!({ "mac": mac, "result": result })).into_response())
 }
