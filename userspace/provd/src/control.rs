@@ -1264,3 +1264,340 @@ mod tests {
         }
     }
 }
+
+/// The template routes over the real pipeline: the API router with [`Ops`], a SQLite store
+/// behind [`Following`], the catalog, and the generator the TFTP role serves from.
+#[cfg(test)]
+mod template_tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use provd_api::{ApiSettings, Services};
+    use provd_devices::DeviceView;
+    use provd_devices::catalog::{Catalog, Following};
+    use provd_store::{Actor, ClassSpec, DeviceKind, DeviceSpec, Expect, Mac, Store, TokenRole};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::Ops;
+
+    const MAC: Mac = Mac([0x00, 0x11, 0x22, 0xaa, 0xbb, 0x01]);
+    const FILE: &str = "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ cos.max_cpe if cos else 1 }};\n}\n";
+
+    #[derive(Debug)]
+    struct NoLeases;
+    impl provd_api::LeaseIndex for NoLeases {
+        fn search(&self, _: &provd_api::LeaseQuery, _: u32) -> Vec<provd_api::Lease> {
+            Vec::new()
+        }
+        fn release(&self, mac: Mac) -> Result<(), provd_api::ServiceError> {
+            Err(provd_api::ServiceError::NotFound(format!("{mac}")))
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoRoles;
+    impl provd_api::RoleView for NoRoles {
+        fn mta_record(&self, _: Mac) -> Option<Value> {
+            None
+        }
+        fn syslog_events(&self, _: &provd_api::SyslogQuery, _: u32) -> Vec<Value> {
+            Vec::new()
+        }
+        fn stats(&self) -> Value {
+            json!({})
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        router: axum::Router,
+        store: Arc<dyn Store>,
+        generator: Arc<provd_files::Generator>,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cm.j2"), FILE).unwrap();
+        let mut policy = provd_config::testing::policy(
+            r#"
+[tftp]
+enforce = false
+[[class]]
+name = "cm"
+match = "docsis*"
+boot_file = "cm/{mac}.cfg"
+[class.config_file]
+template = "cm.j2"
+kind = "docsis"
+shared_secret = ""
+"#,
+        );
+        policy.resolve_paths(dir.path());
+        let raw = provd_store::open(&provd_store::Location::Embedded(
+            dir.path().join("store.db"),
+        ))
+        .unwrap();
+        let catalog = Arc::new(Catalog::load(&*raw).unwrap());
+        let store: Arc<dyn Store> = Arc::new(Following::new(raw, Arc::clone(&catalog)));
+        let view = Arc::new(DeviceView::new());
+        let generator = Arc::new(
+            provd_files::Generator::new(&policy, Arc::clone(&view))
+                .unwrap()
+                .with_catalog(Arc::clone(&catalog)),
+        );
+        store
+            .put_token(
+                &provd_store::TokenSpec {
+                    name: "op".into(),
+                    role: TokenRole::Operator,
+                    scope: Default::default(),
+                    hash: provd_api::token_hash("secret-op"),
+                },
+                &Actor::System,
+            )
+            .unwrap();
+        let ops = Ops {
+            reset: provd_config::ResetSettings {
+                community: "private".into(),
+                port: 161,
+                timeout_ms: 100,
+            },
+            store: Arc::clone(&store),
+            acs: None,
+            devices: Some(view),
+            catalog,
+            reloader: std::sync::OnceLock::new(),
+            generator: Some(Arc::clone(&generator)),
+            policy: Arc::new(policy),
+        };
+        let router = provd_api::router(
+            Services {
+                store: Arc::clone(&store),
+                leases: Arc::new(NoLeases),
+                actions: Arc::new(ops),
+                roles: Arc::new(NoRoles),
+                acs: None,
+            },
+            ApiSettings::default(),
+        );
+        Rig {
+            _dir: dir,
+            router,
+            store,
+            generator,
+        }
+    }
+
+    impl Rig {
+        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer secret-op")
+                .header("content-type", "application/json")
+                .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+                .unwrap();
+            let resp = self.router.clone().oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, v)
+        }
+
+        /// The file the TFTP role would serve the device now: its MaxCPE.
+        fn served_max_cpe(&self) -> u32 {
+            let bytes = self
+                .generator
+                .file(
+                    "cm/001122aabb01.cfg",
+                    std::net::Ipv4Addr::new(10, 1, 0, 20),
+                    1,
+                )
+                .unwrap()
+                .unwrap();
+            max_cpe(&provd_docsis::text::print(
+                &provd_docsis::decode(&bytes).unwrap().file,
+            ))
+        }
+    }
+
+    fn max_cpe(text: &str) -> u32 {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("MaxCPE ")?
+                    .strip_suffix(';')?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no MaxCPE in {text}"))
+    }
+
+    fn problem(v: &Value) -> (Value, Value, Value) {
+        assert_eq!(v["code"], "template_invalid", "{v}");
+        let p = &v["detail"]["problems"][0];
+        (p["stage"].clone(), p["line"].clone(), p["column"].clone())
+    }
+
+    #[tokio::test]
+    async fn a_checked_save_reaches_the_tftp_path_and_invalid_ones_are_refused_where_wrong() {
+        let r = rig();
+        let versions = "/api/v1/templates/cm.j2/versions";
+        let (s, list) = r.call("GET", "/api/v1/templates", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            (
+                &list["items"][0]["name"],
+                &list["items"][0]["version"],
+                &list["items"][0]["source"]
+            ),
+            (&json!("cm.j2"), &json!(0), &json!("file")),
+            "{list}"
+        );
+        let (_, cur) = r.call("GET", "/api/v1/templates/cm.j2", None).await;
+        assert_eq!(cur["text"], FILE);
+        assert_eq!(r.served_max_cpe(), 1, "the file, and now in the cache");
+
+        // Refused where they are wrong, and nothing saved.
+        for (text, want) in [
+            (
+                "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ 1 + }};\n}\n",
+                (json!("syntax"), json!(3), json!(16)),
+            ),
+            (
+                "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ vars.max_cpe }};\n}\n",
+                (json!("render"), json!(3), json!(12)),
+            ),
+            (
+                "Main {\n\tNetworkAccess 1;\n\tNoSuchThing 1;\n}\n",
+                (json!("compile"), Value::Null, Value::Null),
+            ),
+        ] {
+            let (s, e) = r
+                .call("POST", versions, Some(json!({ "text": text })))
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+            assert_eq!(problem(&e), want, "{e}");
+        }
+        assert_eq!(r.store.latest_template_version("cm.j2").unwrap(), None);
+        assert_eq!(r.served_max_cpe(), 1);
+
+        // A valid save: the next fetch renders it, not the cached file.
+        let (s, v) = r
+            .call(
+                "POST",
+                versions,
+                Some(json!({ "text": FILE.replace("cos.max_cpe if cos else 1", "9") })),
+            )
+            .await;
+        assert_eq!((s, &v["version"]), (StatusCode::CREATED, &json!(1)), "{v}");
+        assert_eq!(r.served_max_cpe(), 9, "live, without a restart");
+        let (_, list) = r.call("GET", "/api/v1/templates", None).await;
+        assert_eq!(
+            (&list["items"][0]["version"], &list["items"][0]["source"]),
+            (&json!(1), &json!("store"))
+        );
+
+        // Previews: as another tier, from a stored version, from unsaved text.
+        for (name, max) in [("gold", 16), ("silver", 2)] {
+            let mut vars = provd_store::Vars::new();
+            vars.insert("max_cpe".into(), json!(max));
+            r.store
+                .put_class(
+                    &ClassSpec {
+                        name: name.into(),
+                        description: None,
+                        vars,
+                    },
+                    Expect::Any,
+                    &Actor::System,
+                )
+                .unwrap();
+        }
+        r.store
+            .put_device(
+                &DeviceSpec {
+                    mac: MAC,
+                    kind: DeviceKind::Cm,
+                    class_of_service: Some("silver".into()),
+                    ..Default::default()
+                },
+                Expect::Any,
+                &Actor::System,
+            )
+            .unwrap();
+        let preview = |q: String| {
+            let r = &r;
+            async move {
+                let (s, v) = r
+                    .call("GET", &format!("/api/v1/templates/preview?{q}"), None)
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                max_cpe(v["text"].as_str().unwrap())
+            }
+        };
+        assert_eq!(preview(format!("mac={MAC}&kind=cm")).await, 9, "as served");
+        assert_eq!(
+            preview(format!("mac={MAC}&kind=cm&name=cm.j2&version=0")).await,
+            2,
+            "the file, for a silver device"
+        );
+        assert_eq!(
+            preview(format!(
+                "mac={MAC}&kind=cm&name=cm.j2&version=0&class_of_service=gold"
+            ))
+            .await,
+            16,
+            "the file, as gold"
+        );
+        let (s, v) = r
+            .call(
+                "POST",
+                "/api/v1/templates/preview",
+                Some(json!({"mac": MAC, "kind": "cm", "text": FILE, "class_of_service": "gold"})),
+            )
+            .await;
+        assert_eq!(
+            (s, max_cpe(v["text"].as_str().unwrap_or(""))),
+            (StatusCode::OK, 16)
+        );
+        let (s, e) = r
+            .call(
+                "POST",
+                "/api/v1/templates/preview",
+                Some(json!({"mac": MAC, "kind": "cm", "text": "Main {\n\tMaxCPE {{ cos.nope }};\n}\n"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(problem(&e).0, json!("render"), "{e}");
+        let (s, e) = r
+            .call(
+                "GET",
+                &format!("/api/v1/templates/preview?mac={MAC}&kind=cm&class_of_service=bronze"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, &e["field"]),
+            (StatusCode::BAD_REQUEST, &json!("class_of_service"))
+        );
+
+        // Rollback to the file: the device gets the file's render again (its tier now).
+        let (s, v) = r
+            .call(
+                "POST",
+                "/api/v1/templates/cm.j2/rollback",
+                Some(json!({"version": 0})),
+            )
+            .await;
+        assert_eq!((s, &v["version"]), (StatusCode::CREATED, &json!(2)), "{v}");
+        assert_eq!(r.served_max_cpe(), 2);
+    }
+}
