@@ -31,6 +31,7 @@ PKGS=(
   openssl           # certificates for the HTTPS suite; s_client, s_time, enc (e2e/bench http)
   libxml2-utils     # xmllint: checks XML profiles (e2e http)
   wrk               # HTTP load generator (bench http)
+  socat             # lab.sh: forwards the web UI from provd's namespace to the host's loopback
   prometheus        # promtool: checks provd's /metrics exposition (provd-metrics tests, e2e api)
   postgresql-15     # the store's PostgreSQL backend: e2e api and bench api start their own
                     # servers from /usr/lib/postgresql/15/bin (no service is started)

@@ -105,6 +105,20 @@ ip netns exec "$SRV" curl -sS --fail http://127.0.0.1:7557/api/devices/202BC1-BM
   | head -c 600 | sed 's/^/  /'; echo
 echo "leases provd holds (durable log):"
 "$PROVD" leases --config "$CONFIG"
+# The web UI: an operator token, and the API's loopback port inside the namespace forwarded to
+# the host's loopback (socat), so a browser on this machine opens it.
+TOKEN=$(ip netns exec "$SRV" "$PROVD" token create --config "$CONFIG" --name "lab-$$" --role operator)
+UI_PORT=${LAB_UI_PORT:-8080}
+socat "TCP-LISTEN:$UI_PORT,bind=127.0.0.1,fork,reuseaddr" \
+  "EXEC:ip netns exec $SRV socat STDIO TCP\:127.0.0.1\:8080" 2>"$WORK/socat.log" &
+echo $! > "$WORK/socat.pid"
+sleep 0.3
+if ip netns exec "$SRV" curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/ui/login | grep -q 200 \
+   && curl -sS -o /dev/null "http://127.0.0.1:$UI_PORT/ui/login" 2>/dev/null; then
+  echo "web UI: http://127.0.0.1:$UI_PORT/ui/  (log in with the token $TOKEN)"
+else
+  echo "web UI: not reachable on 127.0.0.1:$UI_PORT (port taken? LAB_UI_PORT=... picks another); inside the namespace: http://127.0.0.1:8080/ui/ token $TOKEN"
+fi
 if [ "${LAB_EXIT:-0}" = 1 ]; then exit 0; fi
 echo "provd is serving in namespace $SRV (log: $WORK/provd.log). Ctrl-C stops it and removes the namespaces."
 wait "$PID"

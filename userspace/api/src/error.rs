@@ -12,14 +12,15 @@ pub struct ErrorBody {
     /// Stable, snake_case: `invalid`, `bad_json`, `invalid_query`, `unauthorized`,
     /// `forbidden`, `not_found`, `no_route`, `method_not_allowed`, `conflict`,
     /// `version_mismatch`, `payload_too_large`, `too_many_failures`, `orphaned_leases`,
-    /// `backend`, `unavailable`.
+    /// `template_invalid`, `backend`, `unavailable`.
     pub code: String,
     /// For a person.
     pub message: String,
     /// The JSON path (body), query parameter or header at fault, when one is.
     pub field: Option<String>,
     /// More about it: `{"current_version": N}` on a 412, the reload report on a refused
-    /// reload.
+    /// reload, `{"problems": [{"line", "column", "message", "stage"}]}` on
+    /// `template_invalid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
@@ -83,6 +84,18 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 400 `template_invalid` at `text`: `detail` is `{"problems": [{line, column, message,
+    /// stage}]}`.
+    pub fn template_invalid(problems: Vec<crate::TemplateProblem>) -> ApiError {
+        let message = match problems.first() {
+            Some(p) => format!("the template has {} problem(s); first: {p}", problems.len()),
+            None => "the template is invalid".to_owned(),
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "template_invalid", message)
+            .field("text")
+            .detail(serde_json::json!({ "problems": problems }))
+    }
+
     /// 500 `backend`: a store or role failure, not the caller's fault.
     pub fn backend(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backend", message)
@@ -118,6 +131,7 @@ impl From<crate::ServiceError> for ApiError {
             E::Unreachable(m) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "device_unreachable", m)
             }
+            E::TemplateInvalid(problems) => ApiError::template_invalid(problems),
         }
     }
 }

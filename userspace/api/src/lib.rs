@@ -29,6 +29,7 @@ mod jobs;
 mod routes;
 mod schema;
 mod services;
+mod templates;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,9 +45,9 @@ use utoipa_axum::router::OpenApiRouter;
 pub use auth::{new_secret, token_hash};
 pub use error::{ApiError, ErrorBody};
 pub use services::{
-    Actions, BoxFuture, Lease, LeaseIndex, LeaseQuery, ReloadReport, RoleView, ServiceError,
-    Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview, TemplateProblem,
-    TemplateValidation, Verdict,
+    Actions, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ProblemStage, ReloadReport,
+    RoleView, ServiceError, Services, SyslogQuery, TemplateCheck, TemplateFile, TemplateKind,
+    TemplatePreview, TemplateProblem, TemplateValidation, Verdict,
 };
 
 /// How the API behaves.
@@ -103,6 +104,7 @@ impl std::ops::Deref for App {
 /// Every documented route, with its handlers, before state and layers.
 fn api_routes(settings: &ApiSettings) -> OpenApiRouter<App> {
     let v1 = routes::routes()
+        .merge(templates::routes())
         .merge(acs::routes())
         .merge(jobs::routes(settings.import_body_limit));
     OpenApiRouter::with_openapi(base_doc()).nest("/api/v1", v1)

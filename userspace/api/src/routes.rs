@@ -19,9 +19,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::extract::{JsonBody, Q, blocking, decode, expect_of, parse_mac, tagged, with_key};
-use crate::{
-    ApiError, App, ErrorBody, Inner, LeaseQuery, SyslogQuery, TemplateCheck, TemplateKind, schema,
-};
+use crate::{ApiError, App, ErrorBody, Inner, LeaseQuery, SyslogQuery, schema};
 
 /// The error answers any route may give (each is an [`ErrorBody`]).
 #[derive(IntoResponses)]
@@ -80,9 +78,6 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         ))
         .routes(routes!(search_leases))
         .routes(routes!(release_lease))
-        .routes(routes!(list_templates))
-        .routes(routes!(validate_template))
-        .routes(routes!(preview_template))
         .routes(routes!(mta_record))
         .routes(routes!(syslog_events))
         .routes(routes!(audit_log))
@@ -161,7 +156,7 @@ fn may_write(
 }
 
 /// A page size: 0 or absent is the default (100); above 1000 is refused.
-fn limit_of(limit: Option<u32>) -> Result<u32, ApiError> {
+pub(crate) fn limit_of(limit: Option<u32>) -> Result<u32, ApiError> {
     if limit.is_some_and(|l| l > PageRequest::MAX) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -641,15 +636,7 @@ async fn reset_device(
             serde_json::json!({ "by": c.actor().to_string(), "error": e.to_string() }),
         ),
     };
-    let ev = NewEvent {
-        mac,
-        at: i64::try_from(clock::unix_millis()).unwrap_or(i64::MAX),
-        source: Source::Api,
-        kind: kind.into(),
-        detail,
-    };
-    let store = Arc::clone(&app.svc.store);
-    blocking(move || Ok(store.append_events(&[ev])?)).await?;
+    device_event(&app, mac, kind, detail).await;
     let result = outcome?;
     Ok(axum::Json(serde_json::json!({ "mac": mac, "result": result })).into_response())
 }
@@ -1001,61 +988,10 @@ async fn release_lease(
     Ok(StatusCode::NO_CONTENT)
 }
 
-// ---- templates, MTA records, syslog ----
-
-/// The templates the config names.
-#[utoipa::path(get, path = "/templates", tag = "templates",
-    responses((status = 200, body = schema::ObjectList), Errors))]
-async fn list_templates(State(app): State<App>) -> Response {
-    let items = match app.svc.actions.templates() {
-        serde_json::Value::Array(a) => a,
-        serde_json::Value::Null => Vec::new(),
-        other => vec![other],
-    };
-    axum::Json(serde_json::json!({ "items": items })).into_response()
-}
-
-/// Checks a template without saving it.
-#[utoipa::path(post, path = "/templates/validate", tag = "templates",
-    request_body = TemplateCheck,
-    responses((status = 200, body = crate::TemplateValidation), Errors))]
-async fn validate_template(
-    State(app): State<App>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let t: TemplateCheck = decode(body)?;
-    let v = blocking(move || Ok(app.svc.actions.validate_template(&t)?)).await?;
-    Ok(axum::Json(v).into_response())
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PreviewQuery {
-    /// The device.
-    #[param(pattern = r"^([0-9A-Fa-f][:.-]?){11}[0-9A-Fa-f]$")]
-    mac: String,
-    /// `cm`, `mta` or `profile`.
-    #[param(inline)]
-    kind: TemplateKind,
-}
-
-/// A device's file rendered as it would be served now, decoded, with MIC/hash verdicts.
-#[utoipa::path(get, path = "/templates/preview", tag = "templates", params(PreviewQuery),
-    responses((status = 200, body = crate::TemplatePreview), Errors))]
-async fn preview_template(
-    State(app): State<App>,
-    Extension(c): Extension<Caller>,
-    Q(q): Q<PreviewQuery>,
-) -> Result<Response, ApiError> {
-    let mac = parse_mac("mac", &q.mac)?;
-    check_visible(&app, &c, mac).await?;
-    let p = app.svc.actions.template_preview(mac, q.kind).await?;
-    Ok(axum::Json(p).into_response())
-}
+// ---- MTA records, syslog (templates: `templates`) ----
 
 /// 404 for a scoped caller and a device outside its scope.
-async fn check_visible(app: &App, c: &Caller, mac: Mac) -> Result<(), ApiError> {
+pub(crate) async fn check_visible(app: &App, c: &Caller, mac: Mac) -> Result<(), ApiError> {
     if c.token.scope.is_unlimited() {
         return Ok(());
     }

@@ -29,6 +29,9 @@ pub enum ServiceError {
     Failed(String),
     /// 504: the device the request acts on did not answer (provd is the gateway to it).
     Unreachable(String),
+    /// 400 `template_invalid`: the template does not parse, render or compile; each problem
+    /// with its line and column.
+    TemplateInvalid(Vec<TemplateProblem>),
 }
 
 impl std::fmt::Display for ServiceError {
@@ -40,6 +43,10 @@ impl std::fmt::Display for ServiceError {
             | ServiceError::Failed(m)
             | ServiceError::Unreachable(m) => f.write_str(m),
             ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            ServiceError::TemplateInvalid(p) => match p.first() {
+                Some(first) => write!(f, "the template has {} problem(s): {}", p.len(), first),
+                None => f.write_str("the template is invalid"),
+            },
         }
     }
 }
@@ -121,6 +128,26 @@ pub enum TemplateKind {
     Profile,
 }
 
+impl From<TemplateKind> for provd_store::TemplateKind {
+    fn from(k: TemplateKind) -> Self {
+        match k {
+            TemplateKind::Cm => provd_store::TemplateKind::Cm,
+            TemplateKind::Mta => provd_store::TemplateKind::Mta,
+            TemplateKind::Profile => provd_store::TemplateKind::Profile,
+        }
+    }
+}
+
+impl From<provd_store::TemplateKind> for TemplateKind {
+    fn from(k: provd_store::TemplateKind) -> Self {
+        match k {
+            provd_store::TemplateKind::Cm => TemplateKind::Cm,
+            provd_store::TemplateKind::Mta => TemplateKind::Mta,
+            provd_store::TemplateKind::Profile => TemplateKind::Profile,
+        }
+    }
+}
+
 /// One integrity check on a rendered file (CM MIC, CMTS MIC, MTA hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Verdict {
@@ -141,21 +168,86 @@ pub struct TemplatePreview {
     pub verdicts: Vec<Verdict>,
 }
 
-/// A template to check.
+/// A template to check: parsed, rendered for a probe device (strict undefined variables, as
+/// served) and, for `cm` and `mta`, compiled to a config file as the TFTP server would.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateCheck {
     pub kind: TemplateKind,
     /// The template's source.
     pub text: String,
+    /// Check it as this template (its class's file kind, secret and hash); default: the
+    /// first class making `kind` files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The device to render it for; default: the store's first device of the kind (lowest
+    /// MAC), else a device the store does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "00:11:22:aa:bb:cc")]
+    pub mac: Option<Mac>,
+}
+
+/// Where a template problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemStage {
+    /// The template does not parse.
+    Syntax,
+    /// It does not render (an undefined variable, a failed filter).
+    Render,
+    /// Its rendered text is not a config file of the kind (line and column are then unknown:
+    /// the message gives the rendered text's).
+    Compile,
 }
 
 /// One problem in a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TemplateProblem {
-    /// 1-based line, when known.
+    /// 1-based line of the template, when known.
     pub line: Option<u32>,
+    /// 1-based column (in characters) of the template, when known.
+    #[serde(default)]
+    pub column: Option<u32>,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<ProblemStage>,
+}
+
+impl std::fmt::Display for TemplateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}: {}", self.message),
+            (Some(l), None) => write!(f, "line {l}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A config-file template's file, as the config names it: its version 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateFile {
+    /// The template's name (its file name; its path where two files share a file name).
+    pub name: String,
+    pub kind: TemplateKind,
+    /// The file's path.
+    pub path: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// A preview with changes: rendered as another class of service, from other text (a stored
+/// version, or unsaved text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreviewRequest {
+    pub mac: Mac,
+    pub kind: Option<TemplateKind>,
+    /// Render as if the device's class of service were this one.
+    pub class_of_service: Option<String>,
+    /// The template (its class); default: the class the device was bound as, else the first
+    /// making `kind` files.
+    pub name: Option<String>,
+    /// Render this text instead of the template's current version.
+    pub text: Option<String>,
 }
 
 /// What a template check found.
@@ -200,6 +292,32 @@ pub trait Actions: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>>;
     /// Checks a template without saving it.
     fn validate_template(&self, t: &TemplateCheck) -> Result<TemplateValidation, ServiceError>;
+    /// The config-file template called `name` (see `templates`): its kind and its file's
+    /// text. `NotFound` when the config names no such template. Blocking (reads the file).
+    fn template_file(&self, name: &str) -> Result<TemplateFile, ServiceError> {
+        Err(ServiceError::NotFound(format!("no template {name:?}")))
+    }
+    /// [`template_preview`](Self::template_preview) with changes. A template that does not
+    /// render or compile is `TemplateInvalid`.
+    fn template_preview_with(
+        &self,
+        req: PreviewRequest,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
+        match req {
+            PreviewRequest {
+                mac,
+                kind: Some(kind),
+                class_of_service: None,
+                name: None,
+                text: None,
+            } => self.template_preview(mac, kind),
+            _ => Box::pin(async {
+                Err(ServiceError::Unavailable(
+                    "previews with changes are not available here".into(),
+                ))
+            }),
+        }
+    }
 }
 
 /// Which syslog events.

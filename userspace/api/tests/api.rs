@@ -14,8 +14,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use provd_api::{
-    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, ReloadReport, RoleView, ServiceError,
-    Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview, TemplateValidation,
+    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ProblemStage,
+    ReloadReport, RoleView, ServiceError, Services, SyslogQuery, TemplateCheck, TemplateFile,
+    TemplateKind, TemplatePreview, TemplateProblem, TemplateValidation,
 };
 use provd_store::{Actor, Mac, Scope, Store, TokenRole, TokenSpec};
 use serde_json::{Value, json};
@@ -64,6 +65,28 @@ impl LeaseIndex for Leases {
 struct Actions {
     resets: Mutex<Vec<Mac>>,
     reload: Mutex<Option<ReloadReport>>,
+    /// Every preview asked for, with its changes.
+    previews: Mutex<Vec<PreviewRequest>>,
+}
+
+/// The one template the test config names (version 0: its file).
+const TEMPLATE: &str = "cm.cfg.txt";
+const TEMPLATE_FILE: &str = "Main {\n\tNetworkAccess 1;\n}\n";
+
+/// The test's template check: `{% bad` anywhere is a syntax error at its line and column.
+fn problems_of(text: &str) -> Vec<TemplateProblem> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let col = l.find("{% bad")?;
+            Some(TemplateProblem {
+                line: Some(i as u32 + 1),
+                column: Some(l[..col].chars().count() as u32 + 1),
+                message: "syntax error: unknown statement bad".into(),
+                stage: Some(ProblemStage::Syntax),
+            })
+        })
+        .collect()
 }
 
 impl provd_api::Actions for Actions {
@@ -83,7 +106,39 @@ impl provd_api::Actions for Actions {
     }
 
     fn templates(&self) -> Value {
-        json!([{"kind": "cm", "name": "cm.cfg.txt"}])
+        json!([{"kind": "cm", "name": TEMPLATE}])
+    }
+
+    fn template_file(&self, name: &str) -> Result<TemplateFile, ServiceError> {
+        if name != TEMPLATE {
+            return Err(ServiceError::NotFound(format!("no template {name:?}")));
+        }
+        Ok(TemplateFile {
+            name: name.into(),
+            kind: TemplateKind::Cm,
+            path: format!("/etc/provd/{name}"),
+            text: TEMPLATE_FILE.into(),
+        })
+    }
+
+    fn template_preview_with(
+        &self,
+        req: PreviewRequest,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
+        self.previews.lock().unwrap().push(req.clone());
+        Box::pin(async move {
+            let text = req.text.unwrap_or_else(|| "current".into());
+            let problems = problems_of(&text);
+            if !problems.is_empty() {
+                return Err(ServiceError::TemplateInvalid(problems));
+            }
+            Ok(TemplatePreview {
+                kind: req.kind.unwrap_or(TemplateKind::Cm),
+                file: Some(format!("{}.cfg", req.mac)),
+                text,
+                verdicts: vec![],
+            })
+        })
     }
 
     fn template_preview(
@@ -102,9 +157,10 @@ impl provd_api::Actions for Actions {
     }
 
     fn validate_template(&self, t: &TemplateCheck) -> Result<TemplateValidation, ServiceError> {
+        let problems = problems_of(&t.text);
         Ok(TemplateValidation {
-            ok: !t.text.is_empty(),
-            problems: vec![],
+            ok: !t.text.is_empty() && problems.is_empty(),
+            problems,
         })
     }
 }
@@ -1463,4 +1519,448 @@ async fn a_token_lookup_is_cached_for_its_ttl_and_no_longer() {
             "ttl {ttl:?}"
         );
     }
+}
+
+// ---- template versions ----
+
+/// Saves are checked first (an invalid one is 400 `template_invalid` with each problem's
+/// line and column, and nothing is saved), numbered 1, 2, 3 with the file as version 0,
+/// listed newest first, read one by one, guarded by If-Match, rolled back by saving the old
+/// text again; read-only tokens read but do not save; unknown names are 404.
+#[tokio::test]
+async fn template_versions_are_checked_saved_listed_and_rolled_back() {
+    let r = rig();
+    let base = format!("/api/v1/templates/{TEMPLATE}");
+    let versions = format!("{base}/versions");
+    let post = |who: &'static str,
+                path: String,
+                body: Value,
+                extra: &'static [(&'static str, &'static str)]| {
+        let r = &r;
+        async move { r.call(Some(who), "POST", &path, Some(body), extra).await }
+    };
+
+    let list = r
+        .get("ro", "/api/v1/templates")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (
+            &list["items"][0]["name"],
+            &list["items"][0]["version"],
+            &list["items"][0]["source"]
+        ),
+        (&json!(TEMPLATE), &json!(0), &json!("file")),
+        "{list}"
+    );
+    let cur = r.get("ro", &base).await;
+    assert_eq!(cur.headers[header::ETAG], "\"0\"");
+    let cur = cur.expect(StatusCode::OK);
+    assert_eq!(
+        (&cur["version"], &cur["source"], &cur["kind"], &cur["text"]),
+        (
+            &json!(0),
+            &json!("file"),
+            &json!("cm"),
+            &json!(TEMPLATE_FILE)
+        ),
+        "{cur}"
+    );
+
+    // Invalid: 400 with the problems, and nothing saved.
+    let bad = "Main {\n\tNetworkAccess 1;\n  é {% bad %}\n}\n";
+    let e = post("op", versions.clone(), json!({"text": bad}), &[])
+        .await
+        .error(StatusCode::BAD_REQUEST, "template_invalid", Some("text"));
+    assert_eq!(
+        e["detail"]["problems"],
+        json!([{"line": 3, "column": 5, "message": "syntax error: unknown statement bad", "stage": "syntax"}]),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("line 3, column 5"),
+        "{e}"
+    );
+    assert_eq!(r.store.latest_template_version(TEMPLATE).unwrap(), None);
+    let h = r.get("ro", &versions).await.expect(StatusCode::OK);
+    assert_eq!(
+        h["items"].as_array().unwrap().len(),
+        1,
+        "only the file: {h}"
+    );
+
+    // Read-only may not save; unknown names are 404.
+    post("ro", versions.clone(), json!({"text": TEMPLATE_FILE}), &[])
+        .await
+        .error(StatusCode::FORBIDDEN, "forbidden", None);
+    post(
+        "op",
+        "/api/v1/templates/nope.j2/versions".into(),
+        json!({"text": "x"}),
+        &[],
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", None);
+    for path in [
+        "/api/v1/templates/nope.j2",
+        "/api/v1/templates/nope.j2/versions",
+        "/api/v1/templates/nope.j2/versions/0",
+    ] {
+        r.get("ro", path)
+            .await
+            .error(StatusCode::NOT_FOUND, "not_found", None);
+    }
+    post(
+        "op",
+        versions.clone(),
+        json!({"text": "x", "extra": 1}),
+        &[],
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid", Some("extra"));
+
+    // Saved: 201, version 1, ETag and Location.
+    let v1_text = "Main {\n\tNetworkAccess 0;\n}\n";
+    let saved = post(
+        "op",
+        versions.clone(),
+        json!({"text": v1_text, "comment": "off for now"}),
+        &[("if-match", "\"0\"")],
+    )
+    .await;
+    assert_eq!(saved.headers[header::ETAG], "\"1\"");
+    assert_eq!(saved.headers[header::LOCATION], format!("{versions}/1"));
+    let v = saved.expect(StatusCode::CREATED);
+    assert_eq!(
+        (
+            &v["version"],
+            &v["source"],
+            &v["actor"],
+            &v["comment"],
+            &v["text"]
+        ),
+        (
+            &json!(1),
+            &json!("store"),
+            &json!("token:op"),
+            &json!("off for now"),
+            &json!(v1_text)
+        ),
+        "{v}"
+    );
+    // Based on the file again, or on a version that is not the newest: 412.
+    let e = post(
+        "op",
+        versions.clone(),
+        json!({"text": "y"}),
+        &[("if-match", "\"0\"")],
+    )
+    .await
+    .error(
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        Some("If-Match"),
+    );
+    assert_eq!(e["detail"]["current_version"], 1);
+    post(
+        "admin",
+        versions.clone(),
+        json!({"text": "two"}),
+        &[("if-match", "\"1\"")],
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    post(
+        "op",
+        versions.clone(),
+        json!({"text": "y"}),
+        &[("if-match", "\"1\"")],
+    )
+    .await
+    .error(
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        Some("If-Match"),
+    );
+
+    let list = r
+        .get("ro", "/api/v1/templates")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&list["items"][0]["version"], &list["items"][0]["source"]),
+        (&json!(2), &json!("store"))
+    );
+    let cur = r.get("ro", &base).await.expect(StatusCode::OK);
+    assert_eq!((&cur["version"], &cur["text"]), (&json!(2), &json!("two")));
+
+    // The history: newest first, the file last; paged by `before`.
+    let h = r.get("ro", &versions).await.expect(StatusCode::OK);
+    let got: Vec<(u64, &str)> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["version"].as_u64().unwrap(),
+                i["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(2, "store"), (1, "store"), (0, "file")]);
+    assert!(h["items"][0].get("text").is_none(), "no text in the list");
+    assert_eq!(h["next"], Value::Null);
+    let p1 = r
+        .get("ro", &format!("{versions}?limit=1"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&p1["items"][0]["version"], &p1["next"]),
+        (&json!(2), &json!(2))
+    );
+    let p2 = r
+        .get("ro", &format!("{versions}?limit=1&before=2"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&p2["items"][0]["version"], &p2["next"]),
+        (&json!(1), &json!(1))
+    );
+    let p3 = r
+        .get("ro", &format!("{versions}?limit=1&before=1"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&p3["items"][0]["version"], &p3["next"]),
+        (&json!(0), &Value::Null)
+    );
+
+    // One version with its text; 0 is the file.
+    let one = r
+        .get("ro", &format!("{versions}/1"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&one["text"], &one["comment"]),
+        (&json!(v1_text), &json!("off for now"))
+    );
+    let zero = r
+        .get("ro", &format!("{versions}/0"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&zero["text"], &zero["source"]),
+        (&json!(TEMPLATE_FILE), &json!("file"))
+    );
+    r.get("ro", &format!("{versions}/9"))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found", None);
+    r.get("ro", &format!("{versions}/x")).await.error(
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        Some("version"),
+    );
+
+    // Rollback: the old text as a new version; history stays linear.
+    let rollback = format!("{base}/rollback");
+    post("ro", rollback.clone(), json!({"version": 1}), &[])
+        .await
+        .error(StatusCode::FORBIDDEN, "forbidden", None);
+    post("op", rollback.clone(), json!({"version": 9}), &[])
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found", None);
+    post(
+        "op",
+        "/api/v1/templates/nope.j2/rollback".into(),
+        json!({"version": 1}),
+        &[],
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", None);
+    let rb = post("op", rollback.clone(), json!({"version": 1}), &[])
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(
+        (&rb["version"], &rb["text"], &rb["comment"]),
+        (&json!(3), &json!(v1_text), &json!("rollback to version 1")),
+        "{rb}"
+    );
+    let rb0 = post(
+        "op",
+        rollback.clone(),
+        json!({"version": 0}),
+        &[("if-match", "\"3\"")],
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    assert_eq!(
+        (&rb0["version"], &rb0["text"]),
+        (&json!(4), &json!(TEMPLATE_FILE))
+    );
+
+    // Every save audited under the token that made it.
+    let a = r
+        .get(
+            "op",
+            &format!("/api/v1/audit?resource=template&key={TEMPLATE}"),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let who: Vec<&str> = a["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["who"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, vec!["token:op", "token:op", "token:admin", "token:op"]);
+}
+
+/// Previews: as another class of service, from a stored version (by name and version), from
+/// unsaved text (400 `template_invalid` with the problems when it does not render); the
+/// check reports line and column.
+#[tokio::test]
+async fn previews_take_a_tier_a_stored_version_or_unsaved_text() {
+    let r = rig();
+    let mac = "00:11:22:aa:bb:01";
+    let last = |r: &Rig| r.actions.previews.lock().unwrap().last().cloned().unwrap();
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=cm&class_of_service=gold"),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let p = last(&r);
+    assert_eq!(
+        (p.class_of_service.as_deref(), p.name, p.text),
+        (Some("gold"), None, None)
+    );
+    r.call(
+        Some("op"),
+        "POST",
+        &format!("/api/v1/templates/{TEMPLATE}/versions"),
+        Some(json!({"text": "stored one"})),
+        &[],
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let pv = r
+        .get(
+            "ro",
+            &format!("/api/v1/templates/preview?mac={mac}&kind=cm&name={TEMPLATE}&version=1"),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(pv["text"], "stored one");
+    assert_eq!(last(&r).name.as_deref(), Some(TEMPLATE));
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=cm&name={TEMPLATE}&version=0"),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(last(&r).text.as_deref(), Some(TEMPLATE_FILE));
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=cm&version=1"),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid_query", Some("name"));
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=cm&name=nope.j2"),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", None);
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=mta&name={TEMPLATE}"),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid_query", Some("kind"));
+    r.get(
+        "ro",
+        &format!("/api/v1/templates/preview?mac={mac}&kind=cm&name={TEMPLATE}&version=7"),
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", None);
+
+    // Unsaved text: the editor's live preview (a POST: operator and above).
+    let body = json!({"mac": mac, "kind": "cm", "text": "draft", "class_of_service": "silver"});
+    let pt = r
+        .call(
+            Some("op"),
+            "POST",
+            "/api/v1/templates/preview",
+            Some(body.clone()),
+            &[],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(pt["text"], "draft");
+    assert_eq!(last(&r).class_of_service.as_deref(), Some("silver"));
+    r.call(
+        Some("ro"),
+        "POST",
+        "/api/v1/templates/preview",
+        Some(body),
+        &[],
+    )
+    .await
+    .error(StatusCode::FORBIDDEN, "forbidden", None);
+    let e = r
+        .call(
+            Some("op"),
+            "POST",
+            "/api/v1/templates/preview",
+            Some(json!({"mac": mac, "kind": "cm", "text": "a\n {% bad"})),
+            &[],
+        )
+        .await
+        .error(StatusCode::BAD_REQUEST, "template_invalid", Some("text"));
+    assert_eq!(
+        (
+            &e["detail"]["problems"][0]["line"],
+            &e["detail"]["problems"][0]["column"]
+        ),
+        (&json!(2), &json!(2)),
+        "{e}"
+    );
+    r.call(
+        Some("op"),
+        "POST",
+        "/api/v1/templates/preview",
+        Some(json!({"mac": mac, "kind": "cm", "text": "x", "name": "nope.j2"})),
+        &[],
+    )
+    .await
+    .error(StatusCode::NOT_FOUND, "not_found", None);
+    r.call(
+        Some("op"),
+        "POST",
+        "/api/v1/templates/preview",
+        Some(json!({"mac": "nope", "kind": "cm", "text": "x"})),
+        &[],
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid", Some("mac"));
+
+    let v = r
+        .call(
+            Some("op"),
+            "POST",
+            "/api/v1/templates/validate",
+            Some(json!({"kind": "cm", "text": "{% bad %}", "name": TEMPLATE})),
+            &[],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (
+            &v["ok"],
+            &v["problems"][0]["line"],
+            &v["problems"][0]["column"]
+        ),
+        (&json!(false), &json!(1), &json!(1)),
+        "{v}"
+    );
 }

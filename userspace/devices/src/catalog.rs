@@ -4,6 +4,9 @@
 //! catalog holds every device's record, with its subscriber's and class of service's, and the
 //! file servers read it (sharded maps, one short lock per lookup, never across a render).
 //!
+//! It also holds the newest stored version of each config-file template (by the template's
+//! name), so a version saved through the API is what the next file is rendered from.
+//!
 //! It follows the store through the store's change feed ([`Store::changes`]): every write
 //! made through [`Following`] catches the catalog up before the write returns (so a device's
 //! next request sees an API change: the write's 2xx comes after), and [`Catalog::catch_up`],
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use provd_store::{
     ChangeKind, ClassOfService, Device, DeviceKind, Mac, PageRequest, Store, StoreError,
-    Subscriber, Vars,
+    Subscriber, TemplateKind, TemplateVersion, Vars,
 };
 
 /// A device's own record, as the catalog keeps it.
@@ -37,6 +40,28 @@ pub struct VarsEntry {
     pub vars: Vars,
     pub version: u64,
     pub fingerprint: u64,
+}
+
+/// The newest stored version of a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateEntry {
+    pub kind: TemplateKind,
+    pub version: u64,
+    pub text: Arc<str>,
+    /// A hash of the version and the text: part of every generated file's cache key, so a
+    /// save is a new key (even against another store that numbered its versions alike).
+    pub fingerprint: u64,
+}
+
+impl TemplateEntry {
+    pub fn of(t: &TemplateVersion) -> TemplateEntry {
+        TemplateEntry {
+            kind: t.info.kind,
+            version: t.info.version,
+            text: t.text.as_str().into(),
+            fingerprint: fingerprint(&(t.info.version, &t.text)),
+        }
+    }
 }
 
 /// A device with its subscriber and class of service looked up.
@@ -95,6 +120,8 @@ pub struct Catalog {
     devices: Map<[u8; 6], Arc<DeviceEntry>>,
     subscribers: Map<String, Arc<VarsEntry>>,
     classes: Map<String, Arc<VarsEntry>>,
+    /// Each template's newest stored version, by name.
+    templates: Map<String, Arc<TemplateEntry>>,
     /// The last change applied (`Store::changes` sequence).
     seq: Mutex<i64>,
 }
@@ -179,6 +206,9 @@ impl Catalog {
                 None => break,
             }
         }
+        for t in store.latest_template_versions()? {
+            c.put_template(&t);
+        }
         let mut page = PageRequest::first(PageRequest::MAX);
         let all = provd_store::DeviceFilter::default();
         loop {
@@ -243,6 +273,12 @@ impl Catalog {
                     self.classes.remove(key);
                 }
             },
+            ChangeKind::Template => match store.latest_template_version(key)? {
+                Some(t) => self.put_template(&t),
+                None => {
+                    self.templates.remove(key);
+                }
+            },
             // Reservations are the DHCP engine's (its run-time reservations).
             ChangeKind::Reservation => {
                 if let (Some(sink), Ok(mac)) = (self.reservations.get(), key.parse::<Mac>()) {
@@ -291,6 +327,25 @@ impl Catalog {
             c.spec.name.clone(),
             Arc::new(VarsEntry::new(c.spec.vars.clone(), c.version)),
         );
+    }
+
+    /// Makes `t` the version of its template that is rendered from (an older version than the
+    /// one held is ignored: changes may be read twice).
+    pub fn put_template(&self, t: &TemplateVersion) {
+        let entry = Arc::new(TemplateEntry::of(t));
+        self.templates
+            .entry(t.info.name.clone())
+            .and_modify(|cur| {
+                if cur.version <= entry.version {
+                    *cur = Arc::clone(&entry);
+                }
+            })
+            .or_insert(entry);
+    }
+
+    /// The newest stored version of the template `name` (`None`: render from its file).
+    pub fn template(&self, name: &str) -> Option<Arc<TemplateEntry>> {
+        self.templates.get(name).map(|e| Arc::clone(&*e))
     }
 
     /// A device with its subscriber and class of service, if the store knows it.
@@ -372,7 +427,7 @@ impl Following {
 use provd_store::{
     Actor, AuditEntry, AuditFilter, Backend, Change, ClassSpec, Counts, DeviceFilter, DeviceSpec,
     Document, Event, Expect, ImportCounts, NewEvent, Page, Reservation, ReservationSpec,
-    SubscriberSpec, Token, TokenSpec,
+    SubscriberSpec, TemplateVersionInfo, TemplateVersionSpec, Token, TokenSpec,
 };
 
 impl Store for Following {
@@ -512,6 +567,35 @@ impl Store for Following {
     }
     fn delete_token(&self, id: &str, who: &Actor) -> provd_store::Result<()> {
         self.inner.delete_token(id, who)
+    }
+    fn template_versions(
+        &self,
+        name: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> provd_store::Result<Vec<TemplateVersionInfo>> {
+        self.inner.template_versions(name, before, limit)
+    }
+    fn get_template_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> provd_store::Result<Option<TemplateVersion>> {
+        self.inner.get_template_version(name, version)
+    }
+    fn latest_template_version(&self, name: &str) -> provd_store::Result<Option<TemplateVersion>> {
+        self.inner.latest_template_version(name)
+    }
+    fn latest_template_versions(&self) -> provd_store::Result<Vec<TemplateVersion>> {
+        self.inner.latest_template_versions()
+    }
+    fn put_template_version(
+        &self,
+        t: &TemplateVersionSpec,
+        e: Expect,
+        who: &Actor,
+    ) -> provd_store::Result<TemplateVersion> {
+        self.after(self.inner.put_template_version(t, e, who))
     }
     fn counts(&self) -> provd_store::Result<Counts> {
         self.inner.counts()

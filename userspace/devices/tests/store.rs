@@ -179,3 +179,35 @@ fn the_timeline_lands_in_the_store_newest_first_with_documents_beside() {
         0
     );
 }
+
+/// Template versions: loaded with the catalog, in it when a save through `Following`
+/// returns, and a save made elsewhere seen at catch-up.
+#[test]
+fn saved_template_versions_are_in_the_catalog() {
+    use provd_store::{TemplateKind, TemplateVersionSpec};
+    let (_dir, raw) = store();
+    let who = Actor::Cli("test".into());
+    let spec = |text: &str| TemplateVersionSpec {
+        name: "cm.cfg.j2".into(),
+        kind: TemplateKind::Cm,
+        text: text.into(),
+        comment: None,
+    };
+    raw.put_template_version(&spec("one"), Expect::Any, &who)
+        .unwrap();
+    let catalog = Arc::new(Catalog::load(&*raw).unwrap());
+    let t1 = catalog.template("cm.cfg.j2").expect("loaded");
+    assert_eq!((t1.version, &*t1.text), (1, "one"));
+    assert!(catalog.template("mta.cfg.j2").is_none());
+    let api = Following::new(Arc::clone(&raw), Arc::clone(&catalog));
+    api.put_template_version(&spec("two"), Expect::Version(1), &who)
+        .unwrap();
+    let t2 = catalog.template("cm.cfg.j2").unwrap();
+    assert_eq!((t2.version, &*t2.text), (2, "two"));
+    assert_ne!(t1.fingerprint, t2.fingerprint);
+    raw.put_template_version(&spec("three"), Expect::Any, &who)
+        .unwrap();
+    assert_eq!(catalog.template("cm.cfg.j2").unwrap().version, 2);
+    catalog.catch_up(&*raw).unwrap();
+    assert_eq!(&*catalog.template("cm.cfg.j2").unwrap().text, "three");
+}

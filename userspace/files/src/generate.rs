@@ -6,22 +6,122 @@
 //! into the docsis tool's text form, which `provd-docsis` compiles to the binary the device
 //! fetches.
 //!
-//! Binaries are cached by their inputs: the template's generation and every value the context
-//! holds. Any change of input is a new key, so nothing stale is ever served; a template edited
+//! A template saved through the API (a version in the store, held by the catalog) is rendered
+//! instead of its file, which stays version 0: the seed.
+//!
+//! Binaries are cached by their inputs: the template's generation, its stored version's
+//! fingerprint, and every value the context holds. Any change of input is a new key, so nothing stale is ever served; a template edited
 //! on disk is noticed within [`TEMPLATE_CHECK`](crate::TEMPLATE_CHECK) and gets a new generation. Retransmissions and
 //! repeated boots get byte-identical files, which PacketCable's hash SET relies on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use provd_config::{BootFile, ConfigFileKind, ConfigFileSpec, MtaHashAlg, Policy, Vars};
-use provd_devices::catalog::{Catalog, Resolved};
+use provd_devices::catalog::{Catalog, DeviceEntry, Resolved};
 use provd_devices::{DeviceFacts, DeviceView};
 
-use crate::template::{TypedVars, WatchedTemplate, mac_colon, mac_hex, template_error};
+use crate::template::{
+    Extend, TypedVars, WatchedTemplate, environment, error_message, mac_colon, mac_hex, position,
+    template_error,
+};
+
+/// What generated-file templates add to the base environment: nothing yet. One value, so that
+/// the file, a stored version and a check compile alike.
+const EXTEND: Extend = |_| {};
+
+/// Each config-file template's name, by its path in `policy`: its file name (`cm.cfg.j2`),
+/// or, where two different files of the config share a file name, its path as resolved
+/// from the config. The name is what the API lists and what stored versions are kept under,
+/// so it stays the same across restarts and reloads as long as the config names the file.
+pub fn template_names(policy: &Policy) -> BTreeMap<PathBuf, String> {
+    let paths: std::collections::BTreeSet<&PathBuf> = policy
+        .classes
+        .iter()
+        .filter_map(|c| c.config_file.as_ref().map(|f| &f.template))
+        .collect();
+    let base = |p: &PathBuf| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for p in &paths {
+        *seen.entry(base(p)).or_default() += 1;
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let b = base(p);
+            let name = if seen.get(&b).copied().unwrap_or(0) > 1 {
+                p.display().to_string()
+            } else {
+                b
+            };
+            (p.clone(), name)
+        })
+        .collect()
+}
+
+/// One problem a template check found. Lines and columns are 1-based, of the template's text
+/// (the column in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub stage: Stage,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+}
+
+/// Where in the pipeline a problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The template does not parse.
+    Syntax,
+    /// It parses but does not render (an undefined variable, a failed filter ...).
+    Render,
+    /// It renders, but the text is not a config file of the class's kind.
+    Compile,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Syntax => "syntax",
+            Stage::Render => "render",
+            Stage::Compile => "compile",
+        }
+    }
+}
+
+/// What a trial render (a preview, a check) changes from what is served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trial<'a> {
+    /// Render this text instead of the template's current version.
+    pub text: Option<&'a str>,
+    /// Render as if the device's class of service were this one (a tier change, before it is
+    /// made).
+    pub class_of_service: Option<&'a str>,
+}
+
+/// Why a trial render gave no file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrialError {
+    /// The template does not parse, render or compile.
+    #[error("the template has {} problem(s): {}", .0.len(), .0.first().map_or("", |p| p.message.as_str()))]
+    Template(Vec<Problem>),
+    /// No class of the config generates files with that name or template.
+    #[error("{0}")]
+    NoClass(String),
+    /// The class of service to render as is not in the store.
+    #[error("no class of service {0:?}")]
+    NoClassOfService(String),
+}
 
 /// Default bound of the binary cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
@@ -68,6 +168,31 @@ struct GenClass {
     spec: ConfigFileSpec,
     /// Its generation is part of every cache key.
     template: WatchedTemplate,
+    /// The file's template, by its name in its environment.
+    file_tmpl: Arc<str>,
+    /// The template's name ([`template_names`]): the catalog's key for its stored versions.
+    store_name: String,
+    /// The newest stored version, compiled (kept until the catalog holds another).
+    stored: RwLock<Option<Arc<StoredTemplate>>>,
+}
+
+/// A stored version of a template, compiled.
+#[derive(Debug)]
+struct StoredTemplate {
+    fingerprint: u64,
+    /// Its name in `env`: `NAME vN`, what errors say.
+    tmpl: Arc<str>,
+    env: Arc<minijinja::Environment<'static>>,
+}
+
+/// What a class renders from, now.
+struct Current {
+    env: Arc<minijinja::Environment<'static>>,
+    tmpl: Arc<str>,
+    /// The file's generation.
+    generation: u64,
+    /// The stored version's fingerprint; 0 when rendering from the file.
+    stored: u64,
 }
 
 /// Renders generated config files for the TFTP (and later HTTP) servers.
@@ -109,17 +234,24 @@ impl Generator {
     /// that cannot be read or does not parse is an error naming the class and the file.
     pub fn new(policy: &Policy, devices: Arc<DeviceView>) -> Result<Generator, GenerateError> {
         let mut classes = Vec::new();
+        let names = template_names(policy);
         for c in &policy.classes {
             let (Some(spec), Some(pattern)) = (&c.config_file, &c.boot_file) else {
                 continue;
             };
             let template =
-                WatchedTemplate::load(&spec.template, |_| {}).map_err(GenerateError::Render)?;
+                WatchedTemplate::load(&spec.template, EXTEND).map_err(GenerateError::Render)?;
             classes.push(GenClass {
                 name: c.name.clone(),
                 pattern: pattern.clone(),
                 spec: spec.clone(),
+                file_tmpl: template.name().into(),
                 template,
+                store_name: names
+                    .get(&spec.template)
+                    .cloned()
+                    .unwrap_or_else(|| spec.template.display().to_string()),
+                stored: RwLock::new(None),
             });
         }
         Ok(Generator {
@@ -190,14 +322,14 @@ impl Generator {
             mac,
             kind: class.spec.kind,
         };
-        let (generation, env) = class.template.current(&class.name);
+        let cur = self.current(class)?;
         let record = self.catalog.resolve(&mac);
-        let key = self.key(class, generation, &mac, facts.as_ref(), record.as_ref());
+        let key = self.key(class, &cur, &mac, facts.as_ref(), record.as_ref());
         if let Some(bytes) = self.lock_cache().get(key) {
             return Ok(Some(GeneratedFile { bytes, owner }));
         }
         let bytes: Arc<[u8]> = self
-            .render(class, &env, &mac, facts.as_ref(), record)?
+            .render(class, &cur, &mac, facts.as_ref(), record)?
             .into();
         self.lock_cache().insert(key, Arc::clone(&bytes));
         Ok(Some(GeneratedFile { bytes, owner }))
@@ -227,8 +359,173 @@ impl Generator {
             .ok_or_else(|| {
                 GenerateError::Render(format!("class {class_name:?} generates no config file"))
             })?;
-        let (_, env) = class.template.peek();
-        self.render(class, &env, mac, facts, self.catalog.resolve(mac))
+        let cur = self.current_peek(class, false)?;
+        self.render(class, &cur, mac, facts, self.catalog.resolve(mac))
+    }
+
+    /// The first class whose template is called `name` ([`template_names`]), and the kind
+    /// of file it makes.
+    pub fn class_of_template(&self, name: &str) -> Option<(&str, ConfigFileKind)> {
+        self.classes
+            .iter()
+            .find(|c| c.store_name == name)
+            .map(|c| (c.name.as_str(), c.spec.kind))
+    }
+
+    /// The name of the template `class_name` renders ([`template_names`]).
+    pub fn template_of_class(&self, class_name: &str) -> Option<&str> {
+        self.classes
+            .iter()
+            .find(|c| c.name == class_name)
+            .map(|c| c.store_name.as_str())
+    }
+
+    /// Renders `class_name`'s file for `mac` as [`render_for`](Self::render_for) does, with
+    /// `trial`'s changes, reporting what is wrong with the template as [`Problem`]s with
+    /// their line and column: the same environment, context and compiler as a served file.
+    pub fn render_trial(
+        &self,
+        class_name: &str,
+        mac: &[u8; 6],
+        facts: Option<&DeviceFacts>,
+        trial: &Trial<'_>,
+    ) -> Result<Vec<u8>, TrialError> {
+        let class = self
+            .classes
+            .iter()
+            .find(|c| c.name == class_name)
+            .ok_or_else(|| {
+                TrialError::NoClass(format!("class {class_name:?} generates no config file"))
+            })?;
+        let cur = match trial.text {
+            Some(text) => {
+                let mut env = environment(EXTEND);
+                let tmpl: Arc<str> = class.store_name.as_str().into();
+                env.add_template_owned(tmpl.to_string(), text.to_owned())
+                    .map_err(|e| TrialError::Template(vec![problem(Stage::Syntax, &e, text)]))?;
+                Current {
+                    env: Arc::new(env),
+                    tmpl,
+                    generation: 0,
+                    stored: 0,
+                }
+            }
+            None => self.current_peek(class, false).map_err(|e| {
+                TrialError::Template(vec![Problem {
+                    stage: Stage::Syntax,
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                }])
+            })?,
+        };
+        let mut record = self.catalog.resolve(mac);
+        if let Some(cos) = trial.class_of_service {
+            let entry = self
+                .catalog
+                .class(cos)
+                .ok_or_else(|| TrialError::NoClassOfService(cos.to_owned()))?;
+            let mut spec = record.as_ref().map_or_else(
+                || provd_store::DeviceSpec {
+                    mac: provd_store::Mac(*mac),
+                    kind: match class.spec.kind {
+                        ConfigFileKind::Docsis => provd_store::DeviceKind::Cm,
+                        ConfigFileKind::Mta => provd_store::DeviceKind::Mta,
+                    },
+                    ..Default::default()
+                },
+                |r| provd_store::DeviceSpec {
+                    mac: provd_store::Mac(*mac),
+                    kind: r.device.kind,
+                    subscriber: r.device.subscriber.clone(),
+                    vars: r.device.vars.clone(),
+                    ..Default::default()
+                },
+            );
+            spec.class_of_service = Some(cos.to_owned());
+            let version = record.as_ref().map_or(0, |r| r.device.version);
+            let device = DeviceEntry::of(&provd_store::Device {
+                spec,
+                version,
+                created_at: 0,
+                updated_at: 0,
+            });
+            record = Some(Resolved {
+                device: Arc::new(device),
+                subscriber: record.and_then(|r| r.subscriber),
+                class: Some(entry),
+            });
+        }
+        let ctx = self.context(class, mac, facts, record);
+        let text = render_text(&cur.env, &cur.tmpl, &ctx).map_err(|e| {
+            let source = cur
+                .env
+                .get_template(&cur.tmpl)
+                .map(|t| t.source().to_owned())
+                .unwrap_or_default();
+            TrialError::Template(vec![problem(Stage::Render, &e, &source)])
+        })?;
+        compile(&class.spec, &text).map_err(|e| {
+            TrialError::Template(vec![Problem {
+                stage: Stage::Compile,
+                line: None,
+                column: None,
+                message: format!("the rendered text does not compile: {e}"),
+            }])
+        })
+    }
+
+    /// What `class` renders from now: its newest stored version when the catalog holds one,
+    /// else its file (re-read if it changed).
+    fn current(&self, class: &GenClass) -> Result<Current, GenerateError> {
+        self.current_peek(class, true)
+    }
+
+    fn current_peek(&self, class: &GenClass, refresh: bool) -> Result<Current, GenerateError> {
+        let Some(entry) = self.catalog.template(&class.store_name) else {
+            let (generation, env) = if refresh {
+                class.template.current(&class.name)
+            } else {
+                class.template.peek()
+            };
+            return Ok(Current {
+                env,
+                tmpl: Arc::clone(&class.file_tmpl),
+                generation,
+                stored: 0,
+            });
+        };
+        let cached = class
+            .stored
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|s| s.fingerprint == entry.fingerprint)
+            .map(Arc::clone);
+        let stored = match cached {
+            Some(s) => s,
+            None => {
+                let tmpl: Arc<str> = format!("{} v{}", class.store_name, entry.version).into();
+                let mut env = environment(EXTEND);
+                env.add_template_owned(tmpl.to_string(), entry.text.to_string())
+                    .map_err(|e| GenerateError::Render(template_error(&tmpl, &e)))?;
+                let s = Arc::new(StoredTemplate {
+                    fingerprint: entry.fingerprint,
+                    tmpl,
+                    env: Arc::new(env),
+                });
+                tracing::info!(class = %class.name, template = %s.tmpl, "rendering from a stored template version");
+                *class.stored.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&s));
+                s
+            }
+        };
+        let (generation, _) = class.template.peek();
+        Ok(Current {
+            env: Arc::clone(&stored.env),
+            tmpl: Arc::clone(&stored.tmpl),
+            generation,
+            stored: stored.fingerprint,
+        })
     }
 
     /// Cache entries and bytes held.
@@ -244,7 +541,7 @@ impl Generator {
     fn key(
         &self,
         class: &GenClass,
-        generation: u64,
+        cur: &Current,
         mac: &[u8; 6],
         facts: Option<&DeviceFacts>,
         record: Option<&Resolved>,
@@ -253,7 +550,9 @@ impl Generator {
         // another's file, so 64 bits are not enough at millions of entries.
         let inputs = (
             class.name.as_str(),
-            generation,
+            cur.generation,
+            // A saved template version: a new key, whatever else stayed.
+            cur.stored,
             mac,
             facts.map(|f| (f.addr, f.giaddr, f.vendor_class.as_deref(), f.expires_at)),
             // The store's record: a tier change or new variables are a new key.
@@ -267,13 +566,28 @@ impl Generator {
     fn render(
         &self,
         class: &GenClass,
-        env: &minijinja::Environment<'static>,
+        cur: &Current,
         mac: &[u8; 6],
         facts: Option<&DeviceFacts>,
         record: Option<Resolved>,
     ) -> Result<Vec<u8>, GenerateError> {
-        let name = class.template.name();
-        let ctx = Context {
+        let name = &*cur.tmpl;
+        let ctx = self.context(class, mac, facts, record);
+        let text = render_text(&cur.env, name, &ctx)
+            .map_err(|e| GenerateError::Render(template_error(name, &e)))?;
+        compile(&class.spec, &text).map_err(|e| {
+            GenerateError::Render(format!("{name}: the rendered text does not compile: {e}"))
+        })
+    }
+
+    fn context<'a>(
+        &'a self,
+        class: &'a GenClass,
+        mac: &[u8; 6],
+        facts: Option<&DeviceFacts>,
+        record: Option<Resolved>,
+    ) -> Context<'a> {
+        Context {
             mac: mac_colon(mac),
             mac12: mac_hex(mac, false),
             mac_upper: mac_hex(mac, true),
@@ -290,11 +604,18 @@ impl Generator {
             lease_expires: facts.map_or(0, |f| f.expires_at),
             vars: &self.vars,
             record,
-        };
-        let text = render_text(env, name, &ctx)?;
-        compile(&class.spec, &text).map_err(|e| {
-            GenerateError::Render(format!("{name}: the rendered text does not compile: {e}"))
-        })
+        }
+    }
+}
+
+/// A minijinja error as a [`Problem`] at its place in `source`.
+fn problem(stage: Stage, e: &minijinja::Error, source: &str) -> Problem {
+    let (line, column) = position(e, source);
+    Problem {
+        stage,
+        line,
+        column,
+        message: error_message(e),
     }
 }
 
@@ -302,10 +623,8 @@ fn render_text(
     env: &minijinja::Environment<'static>,
     name: &str,
     ctx: &Context<'_>,
-) -> Result<String, GenerateError> {
-    let tmpl = env
-        .get_template(name)
-        .map_err(|e| GenerateError::Render(template_error(name, &e)))?;
+) -> Result<String, minijinja::Error> {
+    let tmpl = env.get_template(name)?;
     let value = minijinja::context! {
         mac => &ctx.mac,
         mac12 => &ctx.mac12,
@@ -328,7 +647,6 @@ fn render_text(
         })),
     };
     tmpl.render(value)
-        .map_err(|e| GenerateError::Render(template_error(name, &e)))
 }
 
 /// Compiles docsis-tool text to the binary of `spec`'s kind. The text's kind must be the

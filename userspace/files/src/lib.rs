@@ -8,5 +8,8 @@
 mod generate;
 pub mod template;
 
-pub use generate::{DEFAULT_CACHE_BYTES, GenerateError, GeneratedFile, Generator, Owner, compile};
+pub use generate::{
+    DEFAULT_CACHE_BYTES, GenerateError, GeneratedFile, Generator, Owner, Problem, Stage, Trial,
+    TrialError, compile, template_names,
+};
 pub use template::{TEMPLATE_CHECK, WatchedTemplate};

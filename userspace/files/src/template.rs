@@ -123,14 +123,49 @@ fn compile(path: &Path, name: &str, extend: Extend) -> Result<Compiled, String> 
     let modified = modified(path);
     let source = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+    let mut env = environment(extend);
+    env.add_template_owned(name.to_owned(), source)
+        .map_err(|e| template_error(name, &e))?;
+    Ok((Arc::new(env), modified))
+}
+
+/// The environment every operator template is compiled in, and checked in (a check must see
+/// what is served): strict undefined variables, no auto-escaping, the trailing newline kept,
+/// and `extend`'s filters and functions.
+pub fn environment(extend: Extend) -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_keep_trailing_newline(true);
     extend(&mut env);
-    env.add_template_owned(name.to_owned(), source)
-        .map_err(|e| template_error(name, &e))?;
-    Ok((Arc::new(env), modified))
+    env
+}
+
+/// Where `e` is in `source`: the 1-based line and column (the column counted in characters),
+/// from the error's byte range when minijinja gives one, else its line alone.
+pub fn position(e: &minijinja::Error, source: &str) -> (Option<u32>, Option<u32>) {
+    let line = e.line().and_then(|l| u32::try_from(l).ok());
+    let Some(start) = e.range().map(|r| r.start) else {
+        return (line, None);
+    };
+    let Some(before) = source.get(..start.min(source.len())) else {
+        return (line, None);
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let at_line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    (
+        u32::try_from(at_line).ok().or(line),
+        u32::try_from(column).ok(),
+    )
+}
+
+/// What went wrong, without where: the error's kind and detail.
+pub fn error_message(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    }
 }
 
 /// "FILE line N: what" for an operator.
@@ -245,6 +280,31 @@ mod tests {
             .unwrap_err();
         assert!(template_error(t.name(), &e).contains("undefined"), "{e}");
         assert!(WatchedTemplate::load(&dir.path().join("nope.j2"), no_extension).is_err());
+    }
+
+    #[test]
+    fn positions_are_line_and_column_of_the_error() {
+        let env = environment(no_extension);
+        let src = "one\ntwo {{ x }}\n  {% for %}\n";
+        let e = env.clone().add_template_owned("t", src).unwrap_err();
+        assert_eq!(position(&e, src), (Some(3), Some(10)), "{e:?}");
+        // Multi-byte characters before the error count once each.
+        let src = "é€ {% endif %}";
+        let e = env.clone().add_template_owned("t", src).unwrap_err();
+        assert_eq!(position(&e, src), (Some(1), Some(7)), "{e:?}");
+        // An undefined variable at render time (strict): its line and column.
+        let mut env = environment(no_extension);
+        let src = "a\n  b {{ missing.x }}\n";
+        env.add_template_owned("t", src).unwrap();
+        let e = env
+            .get_template("t")
+            .unwrap()
+            .render(minijinja::context! {})
+            .unwrap_err();
+        let (line, column) = position(&e, src);
+        assert_eq!(line, Some(2), "{e:?}");
+        assert!(column.is_some_and(|c| (5..=10).contains(&c)), "{column:?}");
+        assert!(error_message(&e).contains("undefined"), "{e}");
     }
 
     #[test]

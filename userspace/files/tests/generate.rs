@@ -368,3 +368,183 @@ fn the_next_fetch_follows_the_catalog_tier_class_and_device_vars() {
     catalog.put_device(&device("gold", serde_json::json!({}), 1));
     assert_eq!(max_cpe(), 16);
 }
+
+/// `MaxCPE N` of a CM file's decoded text.
+fn max_cpe_of(bytes: &[u8]) -> u32 {
+    let text = provd_docsis::text::print(&provd_docsis::decode(bytes).unwrap().file);
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("MaxCPE ")?
+                .strip_suffix(';')?
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no MaxCPE in {text}"))
+}
+
+/// A template version saved in the store is what the next fetch renders, without a restart
+/// and never the cached render of the version before; a rollback (the old text saved again)
+/// gives the old file back, byte for byte.
+#[test]
+fn a_saved_template_version_is_the_next_fetch_never_the_cached_one() {
+    use provd_devices::catalog::{Catalog, Following};
+    use provd_store::{Actor, Expect, Store, TemplateKind, TemplateVersionSpec};
+    let s = setup(true);
+    let raw = provd_store::open(&provd_store::Location::Embedded(
+        s.dir.path().join("store.db"),
+    ))
+    .unwrap();
+    let catalog = Arc::new(Catalog::load(&*raw).unwrap());
+    let api = Following::new(Arc::clone(&raw), Arc::clone(&catalog));
+    let g = Generator::new(&s.policy, Arc::clone(&s.view))
+        .unwrap()
+        .with_catalog(Arc::clone(&catalog));
+    assert_eq!(
+        g.class_of_template("cm.j2"),
+        Some(("cm", ConfigFileKind::Docsis))
+    );
+    assert_eq!(g.template_of_class("mta"), Some("mta.j2"));
+    bind(&s.view, LEASED);
+    let fetch = || g.file("cm/0015cf123456.cfg", LEASED, NOW).unwrap().unwrap();
+    let v0 = fetch();
+    assert_eq!(
+        max_cpe_of(&v0),
+        1,
+        "the file; a device the store does not know"
+    );
+    let save = |text: &str| {
+        api.put_template_version(
+            &TemplateVersionSpec {
+                name: "cm.j2".into(),
+                kind: TemplateKind::Cm,
+                text: text.into(),
+                comment: None,
+            },
+            Expect::Any,
+            &Actor::Cli("test".into()),
+        )
+        .unwrap()
+        .info
+        .version
+    };
+    assert_eq!(
+        save(&CM_TEMPLATE.replace("subscriber.max_cpe if subscriber else 1", "42")),
+        1
+    );
+    let v1 = fetch();
+    assert_eq!(max_cpe_of(&v1), 42, "the stored version, at the next fetch");
+    assert_eq!(fetch(), v1, "then from the cache");
+    assert_eq!(save(CM_TEMPLATE), 2);
+    assert_eq!(fetch(), v0, "the file's text saved again: the same bytes");
+    // The MTA class has no stored version: still its file.
+    assert!(g.file("mta/0015CF123456.bin", LEASED, NOW).is_ok());
+    // Saved by another writer (another node): seen when the catalog catches up.
+    raw.put_template_version(
+        &TemplateVersionSpec {
+            name: "cm.j2".into(),
+            kind: TemplateKind::Cm,
+            text: CM_TEMPLATE.replace("subscriber.max_cpe if subscriber else 1", "3"),
+            comment: None,
+        },
+        Expect::Any,
+        &Actor::System,
+    )
+    .unwrap();
+    assert_eq!(max_cpe_of(&fetch()), 1);
+    catalog.catch_up(&*raw).unwrap();
+    assert_eq!(max_cpe_of(&fetch()), 3);
+    assert_eq!(
+        max_cpe_of(&g.render_for("cm", &MAC, None).unwrap()),
+        3,
+        "render_for (provd cfg, previews) reads the same version"
+    );
+}
+
+/// Trial renders report each stage's problem where it is: the syntax error's line and
+/// column, the undefined variable's line (strict, as served), the compiler's complaint;
+/// `class_of_service` renders as if the device had that tier.
+#[test]
+fn trial_renders_report_where_the_template_is_wrong() {
+    use provd_devices::catalog::Catalog;
+    use provd_files::{Problem, Stage, Trial, TrialError};
+    let s = setup(true);
+    let catalog = Arc::new(Catalog::new());
+    catalog.put_class(&class_of_service("gold", 16, 1));
+    catalog.put_class(&class_of_service("silver", 2, 1));
+    catalog.put_device(&device("silver", serde_json::json!({}), 1));
+    let g = Generator::new(&s.policy, Arc::clone(&s.view))
+        .unwrap()
+        .with_catalog(Arc::clone(&catalog));
+    let trial = |text: Option<&str>, cos: Option<&str>| {
+        g.render_trial(
+            "cm",
+            &MAC,
+            None,
+            &Trial {
+                text,
+                class_of_service: cos,
+            },
+        )
+    };
+    assert_eq!(max_cpe_of(&trial(None, None).unwrap()), 2, "as served");
+    assert_eq!(
+        max_cpe_of(&trial(None, Some("gold")).unwrap()),
+        16,
+        "as gold"
+    );
+    assert_eq!(
+        trial(None, Some("bronze")),
+        Err(TrialError::NoClassOfService("bronze".into()))
+    );
+    let one = |r: Result<Vec<u8>, TrialError>| match r {
+        Err(TrialError::Template(p)) if p.len() == 1 => p.into_iter().next().unwrap(),
+        other => panic!("want one problem, got {other:?}"),
+    };
+    let p = one(trial(Some("Main {\n  NetworkAccess {{ 1 + }};\n}\n"), None));
+    assert_eq!(
+        (p.stage, p.line, p.column),
+        (Stage::Syntax, Some(2), Some(24)),
+        "{p:?}"
+    );
+    let p = one(trial(
+        Some("Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ subscriber.max_cpee }};\n}\n"),
+        None,
+    ));
+    assert_eq!((p.stage, p.line), (Stage::Render, Some(3)), "{p:?}");
+    assert!(
+        p.column.is_some() && p.message.contains("undefined"),
+        "{p:?}"
+    );
+    let p: Problem = one(trial(Some("Main {\n\tNoSuchThing 1;\n}\n"), None));
+    assert_eq!((p.stage, p.line), (Stage::Compile, None), "{p:?}");
+    assert!(p.message.contains("NoSuchThing"), "{p:?}");
+    // An MTA file's text for a docsis class: the compiler says so.
+    let p = one(trial(Some(MTA_TEMPLATE), None));
+    assert!(p.message.contains("MTA"), "{p:?}");
+    assert!(matches!(
+        g.render_trial("nope", &MAC, None, &Trial::default()),
+        Err(TrialError::NoClass(_))
+    ));
+}
+
+/// Templates are named by their file name; two different files of the same name by their
+/// paths.
+#[test]
+fn template_names_are_file_names_unless_two_collide() {
+    let s = setup(true);
+    let names = provd_files::template_names(&s.policy);
+    let got: Vec<&str> = names.values().map(String::as_str).collect();
+    assert_eq!(got, vec!["cm.j2", "mta.j2"]);
+    let mut p = s.policy.clone();
+    let other = s.dir.path().join("sub/cm.j2");
+    if let Some(f) = p.classes[1].config_file.as_mut() {
+        f.template = other.clone();
+    }
+    let names = provd_files::template_names(&p);
+    assert_eq!(names[&other], other.display().to_string());
+    assert_eq!(
+        names[&s.dir.path().join("cm.j2")],
+        s.dir.path().join("cm.j2").display().to_string()
+    );
+}

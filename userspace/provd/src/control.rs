@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use provd_api::{
-    Actions, BoxFuture, Lease, LeaseIndex, LeaseQuery, ReloadReport, RoleView, ServiceError,
-    SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview, TemplateProblem, TemplateValidation,
-    Verdict,
+    Actions, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ProblemStage, ReloadReport,
+    RoleView, ServiceError, SyslogQuery, TemplateCheck, TemplateFile, TemplateKind,
+    TemplatePreview, TemplateProblem, TemplateValidation, Verdict,
 };
 use provd_config::{Policy, StoreBackend};
 use provd_dataplane::PolicySwap;
@@ -22,6 +22,7 @@ use provd_devices::DeviceView;
 use provd_devices::catalog::{Catalog, Following, ReservationSink};
 use provd_devices::timeline::{Happening, Retention, Timeline, hex};
 use provd_engine::Shared;
+use provd_files::{Trial, TrialError};
 use provd_role::RoleSet;
 use provd_role::clock::unix_secs_u32;
 use provd_store::{Actor, DeviceKind, DeviceSpec, Expect, Mac, Source, Store, StoreError};
@@ -654,6 +655,7 @@ impl Actions for Ops {
     }
 
     fn templates(&self) -> serde_json::Value {
+        let names = provd_files::template_names(&self.policy);
         let list: Vec<serde_json::Value> = self
             .policy
             .classes
@@ -661,11 +663,9 @@ impl Actions for Ops {
             .filter_map(|c| {
                 let spec = c.config_file.as_ref()?;
                 Some(serde_json::json!({
+                    "name": names.get(&spec.template),
                     "class": c.name,
-                    "kind": match spec.kind {
-                        provd_config::ConfigFileKind::Docsis => "cm",
-                        provd_config::ConfigFileKind::Mta => "mta",
-                    },
+                    "kind": kind_of(spec.kind),
                     "template": spec.template.display().to_string(),
                     "boot_file": c.boot_file.as_ref().map(|b| b.template().to_string()),
                 }))
@@ -679,47 +679,51 @@ impl Actions for Ops {
         mac: Mac,
         kind: TemplateKind,
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
+        self.template_preview_with(PreviewRequest {
+            mac,
+            kind: Some(kind),
+            ..PreviewRequest::default()
+        })
+    }
+
+    fn template_preview_with(
+        &self,
+        req: PreviewRequest,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         Box::pin(async move {
-            let want = match kind {
-                TemplateKind::Cm => provd_config::ConfigFileKind::Docsis,
-                TemplateKind::Mta => provd_config::ConfigFileKind::Mta,
-                TemplateKind::Profile => {
-                    return Err(ServiceError::Invalid {
-                        field: "kind".into(),
-                        message: "a phone profile is previewed by fetching it from the HTTP \
-                                  server ([http]); previews here: cm, mta"
-                            .into(),
-                    });
-                }
-            };
-            let generator = self.generator.as_ref().ok_or_else(|| {
-                ServiceError::Unavailable(
-                    "no class generates config files ([tftp] and [class.config_file])".into(),
-                )
-            })?;
+            let mac = req.mac;
+            let kind = req.kind.unwrap_or(TemplateKind::Cm);
+            let want = config_kind(kind)?;
+            let generator = self.generator()?;
             let facts = self
                 .devices
                 .as_ref()
                 .and_then(|d| d.get(&mac.0, unix_secs_u32()));
-            // The class the device was bound as, else the first class making this kind.
-            let class = facts
-                .as_ref()
-                .and_then(|f| f.class)
-                .and_then(|c| self.policy.classes.get(usize::from(c)))
-                .filter(|c| c.config_file.as_ref().is_some_and(|s| s.kind == want))
-                .or_else(|| {
-                    self.policy
-                        .classes
-                        .iter()
-                        .find(|c| c.config_file.as_ref().is_some_and(|s| s.kind == want))
-                })
-                .ok_or_else(|| ServiceError::NotFound(format!("no class makes {kind:?} files")))?;
+            let class = match &req.name {
+                Some(name) => self.class_of_template(&generator, name, kind)?,
+                // The class the device was bound as, else the first class making this kind.
+                None => facts
+                    .as_ref()
+                    .and_then(|f| f.class)
+                    .and_then(|c| self.policy.classes.get(usize::from(c)))
+                    .filter(|c| c.config_file.as_ref().is_some_and(|s| s.kind == want))
+                    .or_else(|| {
+                        self.policy
+                            .classes
+                            .iter()
+                            .find(|c| c.config_file.as_ref().is_some_and(|s| s.kind == want))
+                    })
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!("no class makes {kind:?} files"))
+                    })?,
+            };
+            let trial = Trial {
+                text: req.text.as_deref(),
+                class_of_service: req.class_of_service.as_deref(),
+            };
             let bytes = generator
-                .render_for(&class.name, &mac.0, facts.as_ref())
-                .map_err(|e| ServiceError::Invalid {
-                    field: "template".into(),
-                    message: e.to_string(),
-                })?;
+                .render_trial(&class.name, &mac.0, facts.as_ref(), &trial)
+                .map_err(trial_error)?;
             let decoded = provd_docsis::decode(&bytes)
                 .map_err(|e| ServiceError::Failed(format!("decoding what was rendered: {e}")))?;
             let text = provd_docsis::text::print(&decoded.file);
@@ -742,19 +746,233 @@ impl Actions for Ops {
         })
     }
 
+    /// The same pipeline as a served file: the generator's environment (strict undefined),
+    /// a render for a probe device, and the compile to the class's kind of file.
     fn validate_template(&self, t: &TemplateCheck) -> Result<TemplateValidation, ServiceError> {
-        let mut env = minijinja::Environment::new();
-        let problems = match env.add_template_owned("check", t.text.clone()) {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![TemplateProblem {
-                line: e.line().and_then(|l| u32::try_from(l).ok()),
-                message: e.to_string(),
-            }],
+        let problems = match config_kind(t.kind) {
+            Ok(want) => {
+                let generator = self.generator()?;
+                let class = match &t.name {
+                    Some(name) => self.class_of_template(&generator, name, t.kind)?,
+                    None => self
+                        .policy
+                        .classes
+                        .iter()
+                        .find(|c| c.config_file.as_ref().is_some_and(|s| s.kind == want))
+                        .ok_or_else(|| {
+                            ServiceError::NotFound(format!("no class makes {:?} files", t.kind))
+                        })?,
+                };
+                let (mac, facts) = self.probe(t.mac, want)?;
+                let trial = Trial {
+                    text: Some(&t.text),
+                    class_of_service: None,
+                };
+                match generator.render_trial(&class.name, &mac.0, Some(&facts), &trial) {
+                    Ok(_) => Vec::new(),
+                    Err(TrialError::Template(p)) => p
+                        .into_iter()
+                        .map(|p| {
+                            let mut p = api_problem(p);
+                            if p.stage == Some(ProblemStage::Render) {
+                                p.message.push_str(&format!(" (rendered for {mac})"));
+                            }
+                            p
+                        })
+                        .collect(),
+                    Err(e) => return Err(trial_error(e)),
+                }
+            }
+            // Phone profiles render in the HTTP role: syntax here.
+            Err(_) => {
+                let mut env = provd_files::template::environment(|_| {});
+                match env.add_template_owned("check", t.text.clone()) {
+                    Ok(()) => Vec::new(),
+                    Err(e) => {
+                        let (line, column) = provd_files::template::position(&e, &t.text);
+                        vec![TemplateProblem {
+                            line,
+                            column,
+                            message: provd_files::template::error_message(&e),
+                            stage: Some(ProblemStage::Syntax),
+                        }]
+                    }
+                }
+            }
         };
         Ok(TemplateValidation {
             ok: problems.is_empty(),
             problems,
         })
+    }
+
+    fn template_file(&self, name: &str) -> Result<TemplateFile, ServiceError> {
+        let names = provd_files::template_names(&self.policy);
+        let (path, kind) = self
+            .policy
+            .classes
+            .iter()
+            .filter_map(|c| c.config_file.as_ref())
+            .find(|s| names.get(&s.template).is_some_and(|n| n == name))
+            .map(|s| (s.template.clone(), s.kind))
+            .ok_or_else(|| ServiceError::NotFound(format!("no template {name:?}")))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ServiceError::Failed(format!("reading template {}: {e}", path.display()))
+        })?;
+        Ok(TemplateFile {
+            name: name.to_owned(),
+            kind: match kind {
+                provd_config::ConfigFileKind::Docsis => TemplateKind::Cm,
+                provd_config::ConfigFileKind::Mta => TemplateKind::Mta,
+            },
+            path: path.display().to_string(),
+            text,
+        })
+    }
+}
+
+fn kind_of(k: provd_config::ConfigFileKind) -> &'static str {
+    match k {
+        provd_config::ConfigFileKind::Docsis => "cm",
+        provd_config::ConfigFileKind::Mta => "mta",
+    }
+}
+
+/// The config-file kind a template kind renders to; phone profiles are not config files.
+fn config_kind(kind: TemplateKind) -> Result<provd_config::ConfigFileKind, ServiceError> {
+    match kind {
+        TemplateKind::Cm => Ok(provd_config::ConfigFileKind::Docsis),
+        TemplateKind::Mta => Ok(provd_config::ConfigFileKind::Mta),
+        TemplateKind::Profile => Err(ServiceError::Invalid {
+            field: "kind".into(),
+            message: "a phone profile is previewed by fetching it from the HTTP server \
+                      ([http]); previews here: cm, mta"
+                .into(),
+        }),
+    }
+}
+
+fn api_problem(p: provd_files::Problem) -> TemplateProblem {
+    TemplateProblem {
+        line: p.line,
+        column: p.column,
+        message: p.message,
+        stage: Some(match p.stage {
+            provd_files::Stage::Syntax => ProblemStage::Syntax,
+            provd_files::Stage::Render => ProblemStage::Render,
+            provd_files::Stage::Compile => ProblemStage::Compile,
+        }),
+    }
+}
+
+fn trial_error(e: TrialError) -> ServiceError {
+    match e {
+        TrialError::Template(p) => {
+            ServiceError::TemplateInvalid(p.into_iter().map(api_problem).collect())
+        }
+        TrialError::NoClass(m) => ServiceError::NotFound(m),
+        TrialError::NoClassOfService(c) => ServiceError::Invalid {
+            field: "class_of_service".into(),
+            message: format!("no class of service {c:?}"),
+        },
+    }
+}
+
+/// The probe a check renders for when it names no device: an address from the
+/// documentation range, behind a documentation relay, with the kind's usual option 60.
+const PROBE_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
+
+impl Ops {
+    /// The generator the roles serve from; without a TFTP role, one made for the call (the
+    /// same templates, the same catalog).
+    fn generator(&self) -> Result<Arc<provd_files::Generator>, ServiceError> {
+        if let Some(g) = &self.generator {
+            return Ok(Arc::clone(g));
+        }
+        provd_files::Generator::new(&self.policy, Arc::new(DeviceView::new()))
+            .map(|g| Arc::new(g.with_catalog(Arc::clone(&self.catalog))))
+            .map_err(|e| ServiceError::Failed(e.to_string()))
+    }
+
+    /// The class rendering template `name`, which must be of `kind`.
+    fn class_of_template(
+        &self,
+        generator: &provd_files::Generator,
+        name: &str,
+        kind: TemplateKind,
+    ) -> Result<&provd_config::Class, ServiceError> {
+        let (class, k) = generator
+            .class_of_template(name)
+            .ok_or_else(|| ServiceError::NotFound(format!("no template {name:?}")))?;
+        if config_kind(kind)? != k {
+            return Err(ServiceError::Invalid {
+                field: "kind".into(),
+                message: format!("template {name:?} is a {} template", kind_of(k)),
+            });
+        }
+        self.policy
+            .classes
+            .iter()
+            .find(|c| c.name == class)
+            .ok_or_else(|| ServiceError::NotFound(format!("no class {class:?}")))
+    }
+
+    /// The device a check renders for, with its lease facts (made up when it holds no
+    /// lease): `mac` if given (it must be in the store), else the store's first device of the
+    /// kind, else a device the store does not know.
+    fn probe(
+        &self,
+        mac: Option<Mac>,
+        kind: provd_config::ConfigFileKind,
+    ) -> Result<(Mac, provd_devices::DeviceFacts), ServiceError> {
+        let failed = |e: StoreError| ServiceError::Failed(e.to_string());
+        let mac = match mac {
+            Some(m) => {
+                if self.store.get_device(m).map_err(failed)?.is_none() {
+                    return Err(ServiceError::Invalid {
+                        field: "mac".into(),
+                        message: format!("no device {m} in the store"),
+                    });
+                }
+                m
+            }
+            None => {
+                let filter = provd_store::DeviceFilter {
+                    kind: Some(match kind {
+                        provd_config::ConfigFileKind::Docsis => DeviceKind::Cm,
+                        provd_config::ConfigFileKind::Mta => DeviceKind::Mta,
+                    }),
+                    ..Default::default()
+                };
+                self.store
+                    .list_devices(&filter, &provd_store::PageRequest::first(1))
+                    .map_err(failed)?
+                    .items
+                    .first()
+                    .map_or(PROBE_MAC, |d| d.spec.mac)
+            }
+        };
+        let now = unix_secs_u32();
+        let facts = self
+            .devices
+            .as_ref()
+            .and_then(|d| d.get(&mac.0, now))
+            .unwrap_or_else(|| provd_devices::DeviceFacts {
+                addr: Ipv4Addr::new(192, 0, 2, 10),
+                expires_at: now.saturating_add(3600),
+                class: None,
+                giaddr: Ipv4Addr::new(192, 0, 2, 1),
+                vendor_class: Some(
+                    match kind {
+                        provd_config::ConfigFileKind::Docsis => &b"docsis3.0"[..],
+                        provd_config::ConfigFileKind::Mta => &b"pktc1.5"[..],
+                    }
+                    .into(),
+                ),
+                remote_id: None,
+                circuit_id: None,
+            });
+        Ok((mac, facts))
     }
 }
 
@@ -1110,5 +1328,342 @@ mod tests {
         for q in ["", "0", "zz", "00:15:cf:12:34:a", "00 15", "+1", "é"] {
             assert_eq!(remote_id_query(q), None, "{q}");
         }
+    }
+}
+
+/// The template routes over the real pipeline: the API router with [`Ops`], a SQLite store
+/// behind [`Following`], the catalog, and the generator the TFTP role serves from.
+#[cfg(test)]
+mod template_tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use provd_api::{ApiSettings, Services};
+    use provd_devices::DeviceView;
+    use provd_devices::catalog::{Catalog, Following};
+    use provd_store::{Actor, ClassSpec, DeviceKind, DeviceSpec, Expect, Mac, Store, TokenRole};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::Ops;
+
+    const MAC: Mac = Mac([0x00, 0x11, 0x22, 0xaa, 0xbb, 0x01]);
+    const FILE: &str = "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ cos.max_cpe if cos else 1 }};\n}\n";
+
+    #[derive(Debug)]
+    struct NoLeases;
+    impl provd_api::LeaseIndex for NoLeases {
+        fn search(&self, _: &provd_api::LeaseQuery, _: u32) -> Vec<provd_api::Lease> {
+            Vec::new()
+        }
+        fn release(&self, mac: Mac) -> Result<(), provd_api::ServiceError> {
+            Err(provd_api::ServiceError::NotFound(format!("{mac}")))
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoRoles;
+    impl provd_api::RoleView for NoRoles {
+        fn mta_record(&self, _: Mac) -> Option<Value> {
+            None
+        }
+        fn syslog_events(&self, _: &provd_api::SyslogQuery, _: u32) -> Vec<Value> {
+            Vec::new()
+        }
+        fn stats(&self) -> Value {
+            json!({})
+        }
+        fn metrics(&self) -> String {
+            String::new()
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        router: axum::Router,
+        store: Arc<dyn Store>,
+        generator: Arc<provd_files::Generator>,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cm.j2"), FILE).unwrap();
+        let mut policy = provd_config::testing::policy(
+            r#"
+[tftp]
+enforce = false
+[[class]]
+name = "cm"
+match = "docsis*"
+boot_file = "cm/{mac}.cfg"
+[class.config_file]
+template = "cm.j2"
+kind = "docsis"
+shared_secret = ""
+"#,
+        );
+        policy.resolve_paths(dir.path());
+        let raw = provd_store::open(&provd_store::Location::Embedded(
+            dir.path().join("store.db"),
+        ))
+        .unwrap();
+        let catalog = Arc::new(Catalog::load(&*raw).unwrap());
+        let store: Arc<dyn Store> = Arc::new(Following::new(raw, Arc::clone(&catalog)));
+        let view = Arc::new(DeviceView::new());
+        let generator = Arc::new(
+            provd_files::Generator::new(&policy, Arc::clone(&view))
+                .unwrap()
+                .with_catalog(Arc::clone(&catalog)),
+        );
+        store
+            .put_token(
+                &provd_store::TokenSpec {
+                    name: "op".into(),
+                    role: TokenRole::Operator,
+                    scope: Default::default(),
+                    hash: provd_api::token_hash("secret-op"),
+                },
+                &Actor::System,
+            )
+            .unwrap();
+        let ops = Ops {
+            reset: provd_config::ResetSettings {
+                community: "private".into(),
+                port: 161,
+                timeout_ms: 100,
+            },
+            store: Arc::clone(&store),
+            acs: None,
+            devices: Some(view),
+            catalog,
+            reloader: std::sync::OnceLock::new(),
+            generator: Some(Arc::clone(&generator)),
+            policy: Arc::new(policy),
+        };
+        let router = provd_api::router(
+            Services {
+                store: Arc::clone(&store),
+                leases: Arc::new(NoLeases),
+                actions: Arc::new(ops),
+                roles: Arc::new(NoRoles),
+                acs: None,
+            },
+            ApiSettings::default(),
+        );
+        Rig {
+            _dir: dir,
+            router,
+            store,
+            generator,
+        }
+    }
+
+    impl Rig {
+        async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer secret-op")
+                .header("content-type", "application/json")
+                .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+                .unwrap();
+            let resp = self.router.clone().oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, v)
+        }
+
+        /// The file the TFTP role would serve the device now: its MaxCPE.
+        fn served_max_cpe(&self) -> u32 {
+            let bytes = self
+                .generator
+                .file(
+                    "cm/001122aabb01.cfg",
+                    std::net::Ipv4Addr::new(10, 1, 0, 20),
+                    1,
+                )
+                .unwrap()
+                .unwrap();
+            max_cpe(&provd_docsis::text::print(
+                &provd_docsis::decode(&bytes).unwrap().file,
+            ))
+        }
+    }
+
+    fn max_cpe(text: &str) -> u32 {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("MaxCPE ")?
+                    .strip_suffix(';')?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no MaxCPE in {text}"))
+    }
+
+    fn problem(v: &Value) -> (Value, Value, Value) {
+        assert_eq!(v["code"], "template_invalid", "{v}");
+        let p = &v["detail"]["problems"][0];
+        (p["stage"].clone(), p["line"].clone(), p["column"].clone())
+    }
+
+    #[tokio::test]
+    async fn a_checked_save_reaches_the_tftp_path_and_invalid_ones_are_refused_where_wrong() {
+        let r = rig();
+        let versions = "/api/v1/templates/cm.j2/versions";
+        let (s, list) = r.call("GET", "/api/v1/templates", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            (
+                &list["items"][0]["name"],
+                &list["items"][0]["version"],
+                &list["items"][0]["source"]
+            ),
+            (&json!("cm.j2"), &json!(0), &json!("file")),
+            "{list}"
+        );
+        let (_, cur) = r.call("GET", "/api/v1/templates/cm.j2", None).await;
+        assert_eq!(cur["text"], FILE);
+        assert_eq!(r.served_max_cpe(), 1, "the file, and now in the cache");
+
+        // Refused where they are wrong, and nothing saved.
+        for (text, want) in [
+            (
+                "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ 1 + }};\n}\n",
+                (json!("syntax"), json!(3), json!(16)),
+            ),
+            (
+                "Main {\n\tNetworkAccess 1;\n\tMaxCPE {{ vars.max_cpe }};\n}\n",
+                (json!("render"), json!(3), json!(12)),
+            ),
+            (
+                "Main {\n\tNetworkAccess 1;\n\tNoSuchThing 1;\n}\n",
+                (json!("compile"), Value::Null, Value::Null),
+            ),
+        ] {
+            let (s, e) = r
+                .call("POST", versions, Some(json!({ "text": text })))
+                .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+            assert_eq!(problem(&e), want, "{e}");
+        }
+        assert_eq!(r.store.latest_template_version("cm.j2").unwrap(), None);
+        assert_eq!(r.served_max_cpe(), 1);
+
+        // A valid save: the next fetch renders it, not the cached file.
+        let (s, v) = r
+            .call(
+                "POST",
+                versions,
+                Some(json!({ "text": FILE.replace("cos.max_cpe if cos else 1", "9") })),
+            )
+            .await;
+        assert_eq!((s, &v["version"]), (StatusCode::CREATED, &json!(1)), "{v}");
+        assert_eq!(r.served_max_cpe(), 9, "live, without a restart");
+        let (_, list) = r.call("GET", "/api/v1/templates", None).await;
+        assert_eq!(
+            (&list["items"][0]["version"], &list["items"][0]["source"]),
+            (&json!(1), &json!("store"))
+        );
+
+        // Previews: as another tier, from a stored version, from unsaved text.
+        for (name, max) in [("gold", 16), ("silver", 2)] {
+            let mut vars = provd_store::Vars::new();
+            vars.insert("max_cpe".into(), json!(max));
+            r.store
+                .put_class(
+                    &ClassSpec {
+                        name: name.into(),
+                        description: None,
+                        vars,
+                    },
+                    Expect::Any,
+                    &Actor::System,
+                )
+                .unwrap();
+        }
+        r.store
+            .put_device(
+                &DeviceSpec {
+                    mac: MAC,
+                    kind: DeviceKind::Cm,
+                    class_of_service: Some("silver".into()),
+                    ..Default::default()
+                },
+                Expect::Any,
+                &Actor::System,
+            )
+            .unwrap();
+        let preview = |q: String| {
+            let r = &r;
+            async move {
+                let (s, v) = r
+                    .call("GET", &format!("/api/v1/templates/preview?{q}"), None)
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                max_cpe(v["text"].as_str().unwrap())
+            }
+        };
+        assert_eq!(preview(format!("mac={MAC}&kind=cm")).await, 9, "as served");
+        assert_eq!(
+            preview(format!("mac={MAC}&kind=cm&name=cm.j2&version=0")).await,
+            2,
+            "the file, for a silver device"
+        );
+        assert_eq!(
+            preview(format!(
+                "mac={MAC}&kind=cm&name=cm.j2&version=0&class_of_service=gold"
+            ))
+            .await,
+            16,
+            "the file, as gold"
+        );
+        let (s, v) = r
+            .call(
+                "POST",
+                "/api/v1/templates/preview",
+                Some(json!({"mac": MAC, "kind": "cm", "text": FILE, "class_of_service": "gold"})),
+            )
+            .await;
+        assert_eq!(
+            (s, max_cpe(v["text"].as_str().unwrap_or(""))),
+            (StatusCode::OK, 16)
+        );
+        let (s, e) = r
+            .call(
+                "POST",
+                "/api/v1/templates/preview",
+                Some(json!({"mac": MAC, "kind": "cm", "text": "Main {\n\tMaxCPE {{ cos.nope }};\n}\n"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(problem(&e).0, json!("render"), "{e}");
+        let (s, e) = r
+            .call(
+                "GET",
+                &format!("/api/v1/templates/preview?mac={MAC}&kind=cm&class_of_service=bronze"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, &e["field"]),
+            (StatusCode::BAD_REQUEST, &json!("class_of_service"))
+        );
+
+        // Rollback to the file: the device gets the file's render again (its tier now).
+        let (s, v) = r
+            .call(
+                "POST",
+                "/api/v1/templates/cm.j2/rollback",
+                Some(json!({"version": 0})),
+            )
+            .await;
+        assert_eq!((s, &v["version"]), (StatusCode::CREATED, &json!(2)), "{v}");
+        assert_eq!(r.served_max_cpe(), 2);
     }
 }

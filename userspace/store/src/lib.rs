@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use model::*;
 
 /// The schema version this build's migrations bring a store to.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where the store is: what the config's `[store]` section names. Its `Debug` hides a
 /// password in the URL.
@@ -252,12 +252,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list_tokens(&self) -> Result<Vec<Token>>;
     fn delete_token(&self, id: &str, who: &Actor) -> Result<()>;
 
+    // ---- template versions ----
+    /// A template's stored versions without their text, newest first, older than `before`
+    /// (a version number) when given, at most `limit`.
+    fn template_versions(
+        &self,
+        name: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TemplateVersionInfo>>;
+    fn get_template_version(&self, name: &str, version: u64) -> Result<Option<TemplateVersion>>;
+    /// The newest stored version of `name` (`None`: only the config's file).
+    fn latest_template_version(&self, name: &str) -> Result<Option<TemplateVersion>>;
+    /// The newest stored version of every template, by name: what the catalog starts from.
+    fn latest_template_versions(&self) -> Result<Vec<TemplateVersion>>;
+    /// Appends a version numbered one more than the newest, in one transaction with its
+    /// audit entry and change row. `expect`: [`Expect::Version`] names the newest version
+    /// the caller saw (`VersionMismatch` if another save came first), [`Expect::Absent`]
+    /// only saves the first one. Audited (before: the newest version without its text; after:
+    /// the new one with it).
+    fn put_template_version(
+        &self,
+        t: &TemplateVersionSpec,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<TemplateVersion>;
+
     // ---- sizes ----
     fn counts(&self) -> Result<Counts>;
 
     /// Every record change with a sequence number above `after`, oldest first, at most `limit`:
-    /// what the catalog (and, later, other nodes) follow. Devices, subscribers, classes and
-    /// reservations only.
+    /// what the catalog (and, later, other nodes) follow. Devices, subscribers, classes,
+    /// reservations and template versions only.
     fn changes(&self, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// Deletes the changes with a sequence number at or below `through`, which every follower
     /// has read. Returns how many.

@@ -576,6 +576,76 @@ pub struct Counts {
     pub tokens: u64,
 }
 
+/// What a stored template renders: a DOCSIS cable modem file, a PacketCable MTA file, or an
+/// HTTP phone profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateKind {
+    Cm,
+    Mta,
+    Profile,
+}
+
+impl TemplateKind {
+    pub const ALL: [TemplateKind; 3] = [TemplateKind::Cm, TemplateKind::Mta, TemplateKind::Profile];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::Cm => "cm",
+            TemplateKind::Mta => "mta",
+            TemplateKind::Profile => "profile",
+        }
+    }
+}
+
+impl FromStr for TemplateKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TemplateKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown template kind {s:?} (one of cm, mta, profile)"))
+    }
+}
+
+/// A new version of a template, as a write gives it. The version number is the store's to
+/// give: one more than the newest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateVersionSpec {
+    /// The template's name, as the API lists it (1..=256 bytes, no control characters).
+    pub name: String,
+    pub kind: TemplateKind,
+    /// The template's source (at most 256 KiB, no NUL).
+    pub text: String,
+    /// Why it changed, for the history (at most 1024 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A stored version of a template without its text: what a history lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateVersionInfo {
+    pub name: String,
+    /// 1, 2, 3 ... per name (0 is the config's file, never stored).
+    pub version: u64,
+    pub kind: TemplateKind,
+    /// Who saved it ([`Actor`]'s display form).
+    pub actor: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A stored version of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateVersion {
+    #[serde(flatten)]
+    pub info: TemplateVersionInfo,
+    pub text: String,
+}
+
 /// Which kind of record changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -584,6 +654,8 @@ pub enum ChangeKind {
     Subscriber,
     Class,
     Reservation,
+    /// A template version was saved (the key is the template's name).
+    Template,
 }
 
 /// One record change, in commit order.
@@ -591,7 +663,7 @@ pub enum ChangeKind {
 pub struct Change {
     pub seq: i64,
     pub kind: ChangeKind,
-    /// The record's key (MAC in colon form, subscriber id, class name).
+    /// The record's key (MAC in colon form, subscriber id, class name, template name).
     pub key: String,
     /// Its version after the change; 0 when deleted.
     pub version: u64,

@@ -1368,6 +1368,169 @@ pub(crate) fn delete_token<C: Conn + ?Sized>(c: &mut C, id: &str, who: &Actor) -
     )
 }
 
+// ---- template versions ----
+
+/// A template's text is at most this many bytes.
+pub(crate) const MAX_TEMPLATE: usize = 256 << 10;
+
+fn check_template(t: &TemplateVersionSpec) -> Result<()> {
+    if t.name.is_empty() {
+        return Err(invalid("name", "a template name is not empty"));
+    }
+    check_text("name", &t.name, 256)?;
+    // Tabs and newlines are a template's own; NUL is refused (PostgreSQL text cannot hold it).
+    if t.text.len() > MAX_TEMPLATE || t.text.contains('\0') {
+        return Err(invalid(
+            "text",
+            format!("a template is at most {MAX_TEMPLATE} bytes with no NUL"),
+        ));
+    }
+    if let Some(c) = &t.comment {
+        check_text("comment", c, 1024)?;
+    }
+    Ok(())
+}
+
+const TEMPLATE_INFO_COLS: &str = "name, version, kind, actor, created_at, comment";
+
+fn template_info_from(r: &mut Row) -> Result<TemplateVersionInfo> {
+    Ok(TemplateVersionInfo {
+        name: r.text(0)?,
+        version: r.u64(1)?,
+        kind: r.text(2)?.parse().map_err(StoreError::Backend)?,
+        actor: r.text(3)?,
+        created_at: r.i64(4)?,
+        comment: r.opt_text(5)?,
+    })
+}
+
+fn template_from(mut r: Row) -> Result<TemplateVersion> {
+    let info = template_info_from(&mut r)?;
+    Ok(TemplateVersion {
+        info,
+        text: r.text(6)?,
+    })
+}
+
+pub(crate) fn template_versions<C: Conn + ?Sized>(
+    c: &mut C,
+    name: &str,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<TemplateVersionInfo>> {
+    c.query(
+        &format!(
+            "SELECT {TEMPLATE_INFO_COLS} FROM template_versions WHERE name = $1 AND version < $2 \
+             ORDER BY version DESC LIMIT $3"
+        ),
+        &[
+            V::Text(name.into()),
+            before.map_or(V::I64(i64::MAX), V::u64),
+            V::I64(list_limit(limit)),
+        ],
+    )?
+    .into_iter()
+    .map(|mut r| template_info_from(&mut r))
+    .collect()
+}
+
+pub(crate) fn get_template_version<C: Conn + ?Sized>(
+    c: &mut C,
+    name: &str,
+    version: u64,
+) -> Result<Option<TemplateVersion>> {
+    c.one(
+        &format!(
+            "SELECT {TEMPLATE_INFO_COLS}, text FROM template_versions WHERE name = $1 AND version = $2"
+        ),
+        &[V::Text(name.into()), V::u64(version)],
+    )?
+    .map(template_from)
+    .transpose()
+}
+
+pub(crate) fn latest_template_version<C: Conn + ?Sized>(
+    c: &mut C,
+    name: &str,
+) -> Result<Option<TemplateVersion>> {
+    c.one(
+        &format!(
+            "SELECT {TEMPLATE_INFO_COLS}, text FROM template_versions WHERE name = $1 \
+             ORDER BY version DESC LIMIT 1"
+        ),
+        &[V::Text(name.into())],
+    )?
+    .map(template_from)
+    .transpose()
+}
+
+pub(crate) fn latest_template_versions<C: Conn + ?Sized>(
+    c: &mut C,
+) -> Result<Vec<TemplateVersion>> {
+    c.query(
+        &format!(
+            "SELECT {TEMPLATE_INFO_COLS}, text FROM template_versions AS t WHERE version = \
+             (SELECT max(version) FROM template_versions WHERE name = t.name) ORDER BY name"
+        ),
+        &[],
+    )?
+    .into_iter()
+    .map(template_from)
+    .collect()
+}
+
+pub(crate) fn put_template_version<C: Conn + ?Sized>(
+    c: &mut C,
+    t: &TemplateVersionSpec,
+    expect: Expect,
+    who: &Actor,
+) -> Result<TemplateVersion> {
+    check_template(t)?;
+    // Both backends serialise this write (SQLite: one writer; PostgreSQL: the record-write
+    // lock), so max + 1 is this save's alone; the primary key would refuse a second anyway.
+    let cur = template_versions(c, &t.name, None, 1)?.into_iter().next();
+    let version = next_version("template", &t.name, cur.as_ref().map(|v| v.version), expect)?;
+    let now = now_ms();
+    let out = TemplateVersion {
+        info: TemplateVersionInfo {
+            name: t.name.clone(),
+            version,
+            kind: t.kind,
+            actor: who.to_string(),
+            created_at: now,
+            comment: t.comment.clone(),
+        },
+        text: t.text.clone(),
+    };
+    c.exec(
+        &format!(
+            "INSERT INTO template_versions ({TEMPLATE_INFO_COLS}, text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ),
+        &[
+            V::Text(t.name.clone()),
+            V::u64(version),
+            V::Text(t.kind.as_str().into()),
+            V::Text(out.info.actor.clone()),
+            V::I64(now),
+            V::opt_text(t.comment.as_deref()),
+            V::Text(t.text.clone()),
+        ],
+    )?;
+    change(c, "template", &t.name, version)?;
+    audit(
+        c,
+        who,
+        action(cur.is_some()),
+        "template",
+        &t.name,
+        cur.as_ref().map(to_json).transpose()?,
+        Some(to_json(&out)?),
+        now,
+    )?;
+    Ok(out)
+}
+
 // ---- sizes and changes ----
 
 pub(crate) fn counts<C: Conn + ?Sized>(c: &mut C) -> Result<Counts> {
@@ -1413,6 +1576,7 @@ pub(crate) fn changes<C: Conn + ?Sized>(c: &mut C, after: i64, limit: u32) -> Re
             "subscriber" => ChangeKind::Subscriber,
             "class" => ChangeKind::Class,
             "reservation" => ChangeKind::Reservation,
+            "template" => ChangeKind::Template,
             k => return Err(StoreError::Backend(format!("stored change kind {k:?}"))),
         };
         Ok(Change {

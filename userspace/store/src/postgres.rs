@@ -27,9 +27,10 @@ use crate::*;
 /// Numbered migrations, applied in order at connect. Keep them parallel to
 /// `sqlite::MIGRATIONS`: same tables, columns, keys and indexes. Keys are `COLLATE "C"` so
 /// lists order (and cursors compare) bytewise, as on SQLite, whatever the database's locale.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r#"
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE subscribers (
     id TEXT COLLATE "C" PRIMARY KEY,
     name TEXT,
@@ -116,7 +117,25 @@ CREATE TABLE changes (
     version BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    // 2: template versions. Append-only: a version is never changed or deleted, so history
+    // is linear (a rollback saves the old text as a new version).
+    (
+        2,
+        r#"
+CREATE TABLE template_versions (
+    name TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    comment TEXT,
+    text TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
+    ),
+];
 
 /// `pg_advisory_xact_lock` keys: "provd" and what they guard.
 const MIGRATION_LOCK: i64 = 0x7072_6f76_6400_0001;
@@ -812,6 +831,36 @@ impl Store for PgStore {
 
     fn delete_token(&self, id: &str, who: &Actor) -> Result<()> {
         self.write(false, |c| ops::delete_token(c, id, who))
+    }
+
+    fn template_versions(
+        &self,
+        name: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TemplateVersionInfo>> {
+        self.read(|c| ops::template_versions(c, name, before, limit))
+    }
+
+    fn get_template_version(&self, name: &str, version: u64) -> Result<Option<TemplateVersion>> {
+        self.read(|c| ops::get_template_version(c, name, version))
+    }
+
+    fn latest_template_version(&self, name: &str) -> Result<Option<TemplateVersion>> {
+        self.read(|c| ops::latest_template_version(c, name))
+    }
+
+    fn latest_template_versions(&self) -> Result<Vec<TemplateVersion>> {
+        self.read(|c| ops::latest_template_versions(c))
+    }
+
+    fn put_template_version(
+        &self,
+        t: &TemplateVersionSpec,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<TemplateVersion> {
+        self.write(true, |c| ops::put_template_version(c, t, expect, who))
     }
 
     fn counts(&self) -> Result<Counts> {

@@ -19,9 +19,10 @@ use crate::*;
 
 /// Numbered migrations, applied in order at open. Keep them parallel to
 /// `postgres::MIGRATIONS`: same tables, columns, keys and indexes.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    r#"
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE subscribers (
     id TEXT PRIMARY KEY NOT NULL,
     name TEXT,
@@ -108,7 +109,25 @@ CREATE TABLE changes (
     version INTEGER NOT NULL
 );
 "#,
-)];
+    ),
+    // 2: template versions. Append-only: a version is never changed or deleted, so history
+    // is linear (a rollback saves the old text as a new version).
+    (
+        2,
+        r#"
+CREATE TABLE template_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    comment TEXT,
+    text TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
+    ),
+];
 
 /// How many reader connections a store keeps.
 const READERS: usize = 4;
@@ -469,6 +488,36 @@ impl Store for SqliteStore {
 
     fn delete_token(&self, id: &str, who: &Actor) -> Result<()> {
         self.write(|c| ops::delete_token(c, id, who))
+    }
+
+    fn template_versions(
+        &self,
+        name: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TemplateVersionInfo>> {
+        self.read(|c| ops::template_versions(c, name, before, limit))
+    }
+
+    fn get_template_version(&self, name: &str, version: u64) -> Result<Option<TemplateVersion>> {
+        self.read(|c| ops::get_template_version(c, name, version))
+    }
+
+    fn latest_template_version(&self, name: &str) -> Result<Option<TemplateVersion>> {
+        self.read(|c| ops::latest_template_version(c, name))
+    }
+
+    fn latest_template_versions(&self) -> Result<Vec<TemplateVersion>> {
+        self.read(|c| ops::latest_template_versions(c))
+    }
+
+    fn put_template_version(
+        &self,
+        t: &TemplateVersionSpec,
+        expect: Expect,
+        who: &Actor,
+    ) -> Result<TemplateVersion> {
+        self.write(|c| ops::put_template_version(c, t, expect, who))
     }
 
     fn counts(&self) -> Result<Counts> {

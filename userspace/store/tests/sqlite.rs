@@ -161,3 +161,44 @@ fn bench_import_and_get() {
 
 #[path = "common/bench.rs"]
 mod bench;
+
+/// A store made by a build that knew only migration 1 (no template versions) opens with
+/// migration 2 applied and its records kept.
+#[test]
+fn a_version_1_store_gains_template_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let d = SqliteStore::open(&path)
+        .unwrap()
+        .put_device(
+            &DeviceSpec {
+                mac: provd_store::suite::mac(1),
+                ..Default::default()
+            },
+            Expect::Any,
+            &who(),
+        )
+        .unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "DROP TABLE template_versions; DELETE FROM schema_migrations WHERE version = 2;",
+    )
+    .unwrap();
+    drop(raw);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.get_device(d.spec.mac).unwrap(), Some(d));
+    let v = s
+        .put_template_version(
+            &TemplateVersionSpec {
+                name: "cm.cfg.j2".into(),
+                kind: TemplateKind::Cm,
+                text: "Main {\n}\n".into(),
+                comment: None,
+            },
+            Expect::Absent,
+            &who(),
+        )
+        .unwrap();
+    assert_eq!(v.info.version, 1);
+}

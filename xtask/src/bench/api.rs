@@ -28,7 +28,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +38,7 @@ use serde_json::Value;
 
 use super::Args;
 
-const TOML: &str = r#"
+pub(super) const TOML: &str = r#"
 [server]
 lease_dir = "@DIR@/state"
 bind = "127.0.0.1"
@@ -73,12 +72,12 @@ relays = ["127.0.0.2"]
 "#;
 
 /// The i-th lease's address in the `cable` subnet.
-fn lease_addr(i: u32) -> std::net::Ipv4Addr {
+pub(super) fn lease_addr(i: u32) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 64, 0, 10)) + i)
 }
 
 /// N live leases (the file's devices' MACs) as a Kea memfile lease4 CSV.
-fn write_kea_leases(path: &Path, n: u32, now: u64) -> Result<()> {
+pub(super) fn write_kea_leases(path: &Path, n: u32, now: u64) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     writeln!(
@@ -107,7 +106,7 @@ const TARGETS: [(&str, f64, f64); 2] = [("embedded", 60.0, 2.0), ("postgres", 12
 
 /// The i-th device's MAC: a locally administered prefix per set (`02` for the file, `06` for
 /// the API job), then i.
-fn mac_of(set: u8, i: u32) -> String {
+pub(super) fn mac_of(set: u8, i: u32) -> String {
     let b = i.to_be_bytes();
     format!(
         "{set:02x}:00:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -116,7 +115,7 @@ fn mac_of(set: u8, i: u32) -> String {
 }
 
 /// N devices as JSON lines.
-fn write_devices(path: &Path, set: u8, n: u32) -> Result<()> {
+pub(super) fn write_devices(path: &Path, set: u8, n: u32) -> Result<()> {
     let f = std::fs::File::create(path).with_context(|| path.display().to_string())?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     for i in 0..n {
@@ -146,19 +145,7 @@ pub fn run(args: &Args) -> Result<()> {
         )
     };
     ensure!(devices > 0, "--devices must be at least 1");
-    let root = super::tools::workspace_root();
-    let provd_bin = match &args.provd_bin {
-        Some(p) => p.clone(),
-        None => {
-            let ok = Command::new(super::tools::cargo())
-                .args(["build", "--release", "-p", "provd"])
-                .current_dir(&root)
-                .status()?
-                .success();
-            ensure!(ok, "cargo build --release -p provd failed");
-            super::tools::target_dir(&root)?.join("release/provd")
-        }
-    };
+    let provd_bin = super::tools::release_provd(args.provd_bin.as_deref())?;
     let mut failed = Vec::new();
     for backend in backends {
         match one(&provd_bin, backend, devices, seconds, rate, args.smoke) {
@@ -370,7 +357,7 @@ fn one(
     Ok(line)
 }
 
-fn wait_api_line(provd: &mut Provd) -> Result<String> {
+pub(super) fn wait_api_line(provd: &mut Provd) -> Result<String> {
     provd_rig::wait::until(
         "the `api ready` line",
         Duration::from_secs(300),

@@ -33,6 +33,10 @@
 //! requests/s, and prints `RESULT api import_per_s=N get_p99_ms=L errors=E backend=B` per backend
 //! (see `api.rs`).
 //!
+//! `cargo xtask bench ui [--devices N] [--smoke]` fetches every page of the web UI with N
+//! devices and N leases in the store and prints `PAGE ui ...` per page and `RESULT ui
+//! worst_p99_ms=… over_300ms=K errors=E` (see `ui.rs`).
+//!
 //! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
 //! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
@@ -45,6 +49,7 @@ mod report;
 mod server;
 mod tftp;
 pub(crate) mod tools;
+mod ui;
 
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -150,8 +155,11 @@ pub fn run(args: Args) -> Result<()> {
         "http" => http::run(&args),
         "acs" => acs::run(&args),
         "api" => api::run(&args),
+        "ui" => ui::run(&args),
         other => {
-            bail!("unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs, api)")
+            bail!(
+                "unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs, api, ui)"
+            )
         }
     }
 }

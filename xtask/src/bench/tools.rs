@@ -19,6 +19,23 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// `--provd-bin`, or provd built in release here (`cargo build --release -p provd`).
+pub fn release_provd(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_owned());
+    }
+    let root = workspace_root();
+    let ok = Command::new(cargo())
+        .args(["build", "--release", "-p", "provd"])
+        .current_dir(&root)
+        .status()?
+        .success();
+    if !ok {
+        bail!("cargo build --release -p provd failed");
+    }
+    Ok(target_dir(&root)?.join("release/provd"))
+}
+
 /// The workspace's target directory as cargo sees it (honours CARGO_TARGET_DIR and config).
 pub fn target_dir(root: &Path) -> Result<PathBuf> {
     let out = Command::new(cargo())
