@@ -393,6 +393,9 @@ impl Stack {
         F: FnOnce(Page, Env) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + 'static,
     {
+        if let Some(st) = self.driver.try_wait()? {
+            bail!("chromedriver exited ({st}): {}", self.driver.stderr_tail(5));
+        }
         self.sessions += 1;
         let profile = self
             .dir
@@ -478,7 +481,14 @@ fn wait_driver(ns: &Netns, driver: &mut Child) -> Result<()> {
 fn kill_browsers(ns: &Netns) {
     for pid in ns.pids() {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-        if exe.starts_with("/usr/lib/chromium") {
+        // The browser and its crash handler; not chromedriver, which lives in the same
+        // directory and serves the next session.
+        if exe.starts_with("/usr/lib/chromium")
+            && matches!(
+                exe.file_name().and_then(|n| n.to_str()),
+                Some("chromium" | "chrome_crashpad_handler")
+            )
+        {
             // SAFETY: kill(2) with a PID read from the namespace just now; SIGKILL.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
@@ -730,6 +740,35 @@ impl Page {
             .await?;
         let at = self.wait_left(&from, SHOW).await?;
         Ok(at)
+    }
+
+    /// `/ui/templates`, then its first cm template's link (`a[data-template]`): the editor.
+    /// Screenshots the list as `shot` when given. The template's name.
+    async fn open_cm_template(&self, shot: Option<&str>) -> Result<String> {
+        self.goto("/ui/templates").await?;
+        self.check_plain("/ui/templates").await?;
+        let links = self.all("a[data-template]").await?;
+        let mut chosen = None;
+        for l in &links {
+            let name = l.attr("data-template").await?.unwrap_or_default();
+            let text = l.text().await?;
+            if name.contains("cm") || text.contains("cm") {
+                chosen = Some((l.clone(), name));
+                break;
+            }
+        }
+        let (link, name) = chosen.with_context(|| {
+            format!(
+                "/ui/templates lists {} a[data-template] links, none of a cm template",
+                links.len()
+            )
+        })?;
+        if let Some(shot) = shot {
+            self.shot(shot).await?;
+        }
+        link.click().await?;
+        self.wait_for("textarea#template-text", SHOW).await?;
+        Ok(name)
     }
 
     /// Fails if the page shows `.flash.error`; needs an `h1`.
@@ -1322,25 +1361,10 @@ fn template_error(ctx: &Ctx, dir: &Path) -> Result<()> {
     with(ctx, |s| {
         s.browse(ctx, dir, "template-error", |p, env| async move {
             p.login(&env.tokens.operator).await?;
-            p.goto("/ui/templates").await?;
-            p.check_plain("/ui/templates").await?;
-            let links = p.all("a[data-template]").await?;
-            let mut chosen = None;
-            for l in &links {
-                let name = l.attr("data-template").await?.unwrap_or_default();
-                let text = l.text().await?;
-                if name.contains("cm") || text.contains("cm") {
-                    chosen = Some((l.clone(), name));
-                    break;
-                }
-            }
-            let (link, name) = chosen.with_context(|| {
-                format!("/ui/templates lists {} a[data-template] links, none of a cm template", links.len())
-            })?;
-            p.shot("template-list").await?;
-            link.click().await?;
+            let name = p.open_cm_template(Some("template-list")).await?;
             let area = p.wait_for("textarea#template-text", SHOW).await?;
-            let versions_css = "#template-versions tr, #template-versions li";
+            // The versions' rows (a table's body rows, or a list's items).
+            let versions_css = "#template-versions tbody tr, #template-versions li";
             p.find("#template-versions").await?;
             let versions = p.count(versions_css).await?;
             let original = area.prop("value").await?.unwrap_or_default();
@@ -1421,11 +1445,11 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
             };
             let tier = format!("{device}/tier");
             let op_device = p.count("[data-write]").await?;
-            p.goto("/ui/templates").await?;
+            p.open_cm_template(None).await?;
             let op_templates = p.count("[data-write]").await?;
             ensure!(
                 op_device > 0 && op_templates > 0,
-                "the operator's device page has {op_device} and templates page {op_templates} [data-write] elements; both should have some"
+                "the operator's device page has {op_device} and cm template page {op_templates} [data-write] elements; both should have some"
             );
             p.goto(&device).await?;
             let op_cookie = p
@@ -1451,7 +1475,7 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
             );
             // The control: the same session with its own CSRF token may post (the class it
             // already has: no change).
-            let st = form_post(
+            let good = form_post(
                 &env,
                 &tier,
                 &op_cookie,
@@ -1459,8 +1483,8 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
                 "op-good",
             )?;
             ensure!(
-                (200..400).contains(&st),
-                "POST {tier} from the operator's session with its CSRF token: {st}; the forged posts' 403s prove nothing"
+                (200..400).contains(&good),
+                "POST {tier} from the operator's session with its CSRF token: {good}; the forged posts' 403s prove nothing"
             );
 
             p.logout().await?;
@@ -1483,13 +1507,13 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
             p.check_plain("the read-only device page").await?;
             let ro_device = p.count("[data-write]").await?;
             p.shot("read-only-device").await?;
-            p.goto("/ui/templates").await?;
-            p.check_plain("the read-only templates page").await?;
+            p.open_cm_template(Some("read-only-templates")).await?;
+            p.check_plain("the read-only cm template page").await?;
             let ro_templates = p.count("[data-write]").await?;
             p.shot("read-only").await?;
             ensure!(
                 ro_device == 0 && ro_templates == 0,
-                "the read-only token's device page has {ro_device} and templates page {ro_templates} [data-write] elements, expected none"
+                "the read-only token's device page has {ro_device} and cm template page {ro_templates} [data-write] elements, expected none"
             );
             p.goto(&device).await?;
             let ro_cookie = p
@@ -1513,7 +1537,7 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
                 "the read-only session's forged POST changed the device's class"
             );
             note(format!(
-                "[data-write]: operator {op_device} (device) / {op_templates} (templates), read-only 0 / 0; forged POSTs 403, the operator's own {st}"
+                "[data-write]: operator {op_device} (device) / {op_templates} (templates), read-only 0 / 0; forged POSTs 403, the operator's own {good}"
             ));
             Ok(())
         })
@@ -1537,7 +1561,13 @@ fn audit(ctx: &Ctx, dir: &Path) -> Result<()> {
             for r in &rows {
                 let t = r.text().await?;
                 let l = t.to_ascii_lowercase();
-                if spellings.iter().any(|m| l.contains(m)) && t.contains(OPERATOR) {
+                // The tier change: gold before, silver after (not the read-only scenario's
+                // no-op post, silver to silver).
+                if spellings.iter().any(|m| l.contains(m))
+                    && t.contains(OPERATOR)
+                    && t.contains("gold")
+                    && t.contains("silver")
+                {
                     found = Some(t);
                     break;
                 }
@@ -1545,7 +1575,7 @@ fn audit(ctx: &Ctx, dir: &Path) -> Result<()> {
             p.shot("audit").await?;
             let row = found.with_context(|| {
                 format!(
-                    "#audit has {} rows, none with the modem's MAC and {OPERATOR} (the tier change)",
+                    "#audit has {} rows, none with the modem's MAC, {OPERATOR}, gold and silver (the tier change)",
                     rows.len()
                 )
             })?;
