@@ -1401,6 +1401,12 @@ fn template_error(ctx: &Ctx, dir: &Path) -> Result<()> {
                 "#template-problems shows problems on lines {lines:?} ({:?}), expected line {line}",
                 problem.text().await.unwrap_or_default()
             );
+            // The problems sit under the 28-row textarea: in view for the screenshot.
+            p.c.execute(
+                "document.querySelector('#template-problems').scrollIntoView({block: 'center'})",
+                vec![],
+            )
+            .await?;
             p.shot("template-error").await?;
             let editor = p.path().await?;
             p.find("#template-save").await?.click().await?;
