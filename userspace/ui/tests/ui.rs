@@ -16,9 +16,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use provd_api::{
-    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, ReloadReport, RoleView, ServiceError,
-    Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview, TemplateValidation,
-    Verdict,
+    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ReloadReport, RoleView,
+    ServiceError, Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview,
+    TemplateValidation, Verdict,
 };
 use provd_store::{Actor, Mac, Scope, Store, TokenRole, TokenSpec};
 use serde_json::{Value, json};
@@ -62,19 +62,37 @@ impl provd_api::Actions for Actions {
         json!([{"class": "cm", "kind": "cm", "template": "templates/cm.cfg.j2"}])
     }
 
-    /// The file as the device's class of service makes it: its `down` variable in the text.
     fn template_preview(
         &self,
         mac: Mac,
         kind: TemplateKind,
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
+        self.template_preview_with(PreviewRequest {
+            mac,
+            kind: Some(kind),
+            class_of_service: None,
+            name: None,
+            text: None,
+        })
+    }
+
+    /// The file as the device's class of service (or the one asked for) makes it: its `down`
+    /// variable in the text.
+    fn template_preview_with(
+        &self,
+        req: PreviewRequest,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         let store = Arc::clone(&self.0);
         Box::pin(async move {
-            let class = store
-                .get_device(mac)
-                .ok()
-                .flatten()
-                .and_then(|d| d.spec.class_of_service);
+            let mac = req.mac;
+            let kind = req.kind.unwrap_or(TemplateKind::Cm);
+            let class = req.class_of_service.or_else(|| {
+                store
+                    .get_device(mac)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.spec.class_of_service)
+            });
             let down = match class.as_deref() {
                 Some("silver") => 100_000_000,
                 _ => 50_000_000,
@@ -425,6 +443,28 @@ async fn writes_need_the_csrf_token_and_a_role_that_may_write() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
     assert_eq!(r.class_of().as_deref(), Some("gold"));
+
+    // The preview of the change: the changed TLV, old and new, and the save button.
+    let diff = r
+        .get(&format!("/ui/devices/{CM}/tier-preview?class=silver"), &op)
+        .await;
+    let body = diff.ok();
+    assert!(
+        body.contains("<span class=\"diff-del\">- \tMaxRateDown 50000000;")
+            && body.contains("<span class=\"diff-add\">+ \tMaxRateDown 100000000;"),
+        "{body}"
+    );
+    assert!(body.contains("id=\"tier-save\""));
+    // Two lines of context: `{` is shown, `Main` (three lines up) is not.
+    assert!(
+        !body.contains("Main"),
+        "unchanged lines far from the change: {body}"
+    );
+    assert_eq!(
+        r.class_of().as_deref(),
+        Some("gold"),
+        "a preview changed the record"
+    );
 
     // The operator's: done, audited as its token, in the timeline, and the page says so.
     let p = r
