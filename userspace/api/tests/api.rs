@@ -133,6 +133,7 @@ impl provd_api::Actions for Actions {
                 return Err(ServiceError::TemplateInvalid(problems));
             }
             Ok(TemplatePreview {
+                sha256: None,
                 kind: req.kind.unwrap_or(TemplateKind::Cm),
                 file: Some(format!("{}.cfg", req.mac)),
                 text,
@@ -148,6 +149,7 @@ impl provd_api::Actions for Actions {
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         Box::pin(async move {
             Ok(TemplatePreview {
+                sha256: None,
                 kind,
                 file: Some(format!("{mac}.cfg")),
                 text: "Main\n{\n}\n".into(),

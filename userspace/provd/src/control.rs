@@ -733,8 +733,10 @@ impl Actions for Ops {
                 .and_then(|s| s.shared_secret.as_deref())
                 .map(str::as_bytes);
             let verdicts = verdicts_of(&bytes, secret);
+            let sha256 = Some(hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
             Ok(TemplatePreview {
                 kind,
+                sha256,
                 file: class.boot_file.as_ref().map(|b| {
                     let mut s = String::new();
                     b.render_into(&mac.0, &mut s);

@@ -63,6 +63,9 @@ mod tests {
             [("same", "c"), ("del", "d"), ("add", "D"), ("same", "e")]
         );
         assert!(lines(old, old, 3).is_empty());
-        assert!(lines("a\nb\n", "a\nb", 3).is_empty(), "the last newline is no change");
+        assert!(
+            lines("a\nb\n", "a\nb", 3).is_empty(),
+            "the last newline is no change"
+        );
     }
 }

@@ -98,6 +98,8 @@ impl provd_api::Actions for Actions {
                 _ => 50_000_000,
             };
             Ok(TemplatePreview {
+                // Stands in for the file's hash: one per rate.
+                sha256: Some(format!("{down:064x}")),
                 kind,
                 file: Some(format!("cm/{}.cfg", mac.to_string().replace(':', ""))),
                 text: format!("Main\n{{\n\tNetworkAccess 1;\n\tMaxRateDown {down};\n}}\n"),
@@ -391,6 +393,36 @@ async fn the_device_page_shows_its_lease_file_verdicts_and_why_it_is_not_online(
         body.contains("data-step=\"tftp\" data-state=\"fail\""),
         "{body}"
     );
+
+    // It fetched the gold file: same hash as now. After the tier change: not the same.
+    r.store
+        .append_events(&[provd_store::NewEvent {
+            mac: CM.parse().unwrap(),
+            at: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap(),
+            source: provd_store::Source::Tftp,
+            kind: "file-served".into(),
+            detail: json!({"file": "cm/001095e2a001.cfg", "bytes": 300,
+                "sha256": format!("{:064x}", 50_000_000), "peer": "198.18.2.100:1024"}),
+        }])
+        .unwrap();
+    let body = r.get(&format!("/ui/devices/{CM}"), &s).await.body;
+    assert!(body.contains("id=\"file-same\""), "{body}");
+    r.store
+        .put_device(
+            &serde_json::from_value(json!({"mac": CM, "type": "cm", "class_of_service": "silver"}))
+                .unwrap(),
+            provd_store::Expect::Any,
+            &Actor::Cli("test".into()),
+        )
+        .unwrap();
+    let body = r.get(&format!("/ui/devices/{CM}"), &s).await.body;
+    assert!(body.contains("id=\"file-changed\""), "{body}");
 }
 
 #[tokio::test]

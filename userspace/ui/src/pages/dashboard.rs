@@ -75,7 +75,10 @@ fn funnel(all: &[Series]) -> Vec<(&'static str, f64)> {
     /// A metric and the labels it must have.
     type Metric = (&'static str, &'static [(&'static str, &'static str)]);
     let steps: &[(&str, &[Metric])] = &[
-        ("DHCP bound (ACKs)", &[("provd_dhcp_messages_sent_total", ACKS)]),
+        (
+            "DHCP bound (ACKs)",
+            &[("provd_dhcp_messages_sent_total", ACKS)],
+        ),
         (
             "config files served (TFTP)",
             &[("provd_tftp_transfer_duration_seconds_count", &[])],
@@ -92,7 +95,10 @@ fn funnel(all: &[Series]) -> Vec<(&'static str, f64)> {
             "MTA flows finished",
             &[("provd_mta_flow_duration_seconds_count", &[])],
         ),
-        ("phone profiles served", &[("provd_http_responses_total", OK)]),
+        (
+            "phone profiles served",
+            &[("provd_http_responses_total", OK)],
+        ),
         (
             "CWMP sessions",
             &[("provd_cwmp_session_duration_seconds_count", &[])],
