@@ -450,7 +450,7 @@ async fn put_device(
 /// before/after), so a support agent reading the timeline sees the change among the DHCP,
 /// TFTP and other steps. Written after the change is durable; a failure to write it is
 /// logged, not the caller's error (the change itself is done and audited).
-async fn device_event(app: &App, mac: Mac, kind: &str, detail: serde_json::Value) {
+pub(crate) async fn device_event(app: &App, mac: Mac, kind: &str, detail: serde_json::Value) {
     let ev = NewEvent {
         mac,
         at: i64::try_from(clock::unix_millis()).unwrap_or(i64::MAX),
