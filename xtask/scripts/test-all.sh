@@ -39,6 +39,7 @@ step bench-mta-smoke cargo xtask bench mta --seconds 2 --smoke
 step bench-http-smoke cargo xtask bench http --seconds 2 --smoke
 step bench-acs-smoke cargo xtask bench acs --smoke
 step bench-api-smoke cargo xtask bench api --smoke
+step bench-ui-smoke cargo xtask bench ui --smoke
 step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step lab-demo env LAB_EXIT=1 bash xtask/scripts/lab.sh
 

@@ -4,7 +4,7 @@
 //! authentication and roles.
 
 use axum::Extension;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use provd_store::TokenRole;
@@ -175,9 +175,55 @@ async fn acs_device(
 async fn acs_device_task(
     State(app): State<App>,
     Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&app, &c, req).await
+    let by = c.actor().to_string();
+    let (parts, body) = req.into_parts();
+    let sent = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()))?;
+    let method = serde_json::from_slice::<serde_json::Value>(&sent)
+        .ok()
+        .and_then(|v| v["method"].as_str().map(str::to_owned));
+    let req = Request::from_parts(parts, axum::body::Body::from(sent));
+    let answer = forward(&app, &c, req).await?;
+    // The task in the timeline of the device whose record has this DeviceId (a CPE provd
+    // has no record of has no timeline).
+    let (parts, body) = answer.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::backend(format!("the ACS's answer: {e}")))?;
+    let store = std::sync::Arc::clone(&app.svc.store);
+    let device_id = id.clone();
+    let mac = crate::extract::blocking(move || {
+        let filter = provd_store::DeviceFilter {
+            device_id: Some(device_id),
+            ..provd_store::DeviceFilter::default()
+        };
+        let page = provd_store::PageRequest {
+            after: None,
+            limit: 1,
+        };
+        Ok(store
+            .list_devices(&filter, &page)?
+            .items
+            .first()
+            .map(|d| d.spec.mac))
+    })
+    .await?;
+    if let Some(mac) = mac {
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        crate::routes::device_event(
+            &app,
+            mac,
+            "cwmp-task-queued",
+            serde_json::json!({ "by": by, "device_id": id, "method": method,
+                "task": answer["task"] }),
+        )
+        .await;
+    }
+    Ok(Response::from_parts(parts, axum::body::Body::from(body)))
 }
 
 /// Wakes a device now (connection request).

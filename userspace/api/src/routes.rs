@@ -222,28 +222,46 @@ pub(crate) enum DeviceState {
 /// (and a `next` to go on from): bounds the work of one request.
 const OFFLINE_SCAN_PAGES: usize = 20;
 
+/// Lease pages an `online` listing reads per request before it answers with what it found.
+const ONLINE_SCAN_PAGES: usize = 20;
+
 /// Devices that hold a live lease matching `lq`, in MAC order from `after`, each checked
 /// against `filter`: walks the leases (memory), reads each device from the store.
 fn online_devices(
     app: &Inner,
-    lq: LeaseQuery,
+    mut lq: LeaseQuery,
     filter: &DeviceFilter,
     limit: u32,
 ) -> Result<provd_store::Page<Device>, ApiError> {
+    // Leases a page at a time (each a pass over the live leases), each device read from the
+    // store; at most ONLINE_SCAN_PAGES of them per request, then `next` says where to go on.
+    let chunk = limit.clamp(64, 1000);
     let mut items = Vec::new();
-    let mut next = None;
-    for l in app.svc.leases.search(&lq, u32::MAX) {
-        if items.len() >= limit as usize {
-            next = items.last().map(|d: &Device| d.spec.mac.to_string());
-            break;
+    for _ in 0..ONLINE_SCAN_PAGES {
+        let batch = app.svc.leases.search(&lq, chunk);
+        let full = batch.len() == chunk as usize;
+        for l in batch {
+            lq.after = Some(l.mac);
+            if let Some(d) = app.svc.store.get_device(l.mac)?
+                && filter.matches(&d)
+            {
+                items.push(d);
+                if items.len() == limit as usize {
+                    return Ok(provd_store::Page {
+                        items,
+                        next: Some(l.mac.to_string()),
+                    });
+                }
+            }
         }
-        if let Some(d) = app.svc.store.get_device(l.mac)?
-            && filter.matches(&d)
-        {
-            items.push(d);
+        if !full {
+            return Ok(provd_store::Page { items, next: None });
         }
     }
-    Ok(provd_store::Page { items, next })
+    Ok(provd_store::Page {
+        items,
+        next: lq.after.map(|m| m.to_string()),
+    })
 }
 
 /// Devices matching `filter` that hold no live lease: store pages with the online ones left
@@ -450,7 +468,7 @@ async fn put_device(
 /// before/after), so a support agent reading the timeline sees the change among the DHCP,
 /// TFTP and other steps. Written after the change is durable; a failure to write it is
 /// logged, not the caller's error (the change itself is done and audited).
-async fn device_event(app: &App, mac: Mac, kind: &str, detail: serde_json::Value) {
+pub(crate) async fn device_event(app: &App, mac: Mac, kind: &str, detail: serde_json::Value) {
     let ev = NewEvent {
         mac,
         at: i64::try_from(clock::unix_millis()).unwrap_or(i64::MAX),

@@ -166,6 +166,10 @@ pub struct TemplatePreview {
     /// The decoded text (docsis tool syntax; the profile itself for `profile`).
     pub text: String,
     pub verdicts: Vec<Verdict>,
+    /// SHA-256 of the rendered file, hex: what a device's timeline shows for the file it was
+    /// served (`file-served`'s `sha256`), so the two can be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// A template to check: parsed, rendered for a probe device (strict undefined variables, as

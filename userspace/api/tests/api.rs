@@ -133,6 +133,7 @@ impl provd_api::Actions for Actions {
                 return Err(ServiceError::TemplateInvalid(problems));
             }
             Ok(TemplatePreview {
+                sha256: None,
                 kind: req.kind.unwrap_or(TemplateKind::Cm),
                 file: Some(format!("{}.cfg", req.mac)),
                 text,
@@ -148,6 +149,7 @@ impl provd_api::Actions for Actions {
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         Box::pin(async move {
             Ok(TemplatePreview {
+                sha256: None,
                 kind,
                 file: Some(format!("{mac}.cfg")),
                 text: "Main\n{\n}\n".into(),
@@ -1480,6 +1482,43 @@ async fn the_acs_task_api_is_served_under_api_v1_acs_with_genieacs_types() {
         .await
         .expect(StatusCode::OK);
     let n = t["task"].as_u64().unwrap();
+    // Queued for a CPE the store knows by its DeviceId: in that device's timeline.
+    r.put(
+        "op",
+        "/api/v1/devices/00:11:22:aa:bb:09",
+        json!({"type": "cpe", "device_id": id}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    r.call(
+        Some("op"),
+        "POST",
+        &format!("/api/v1/acs/devices/{id}/tasks"),
+        Some(json!({"method": "Reboot"})),
+        &[],
+    )
+    .await
+    .expect(StatusCode::OK);
+    let tl = r
+        .get("ro", "/api/v1/devices/00:11:22:aa:bb:09/timeline")
+        .await
+        .expect(StatusCode::OK);
+    let ev = &tl["items"][0];
+    assert_eq!(
+        (
+            &ev["source"],
+            &ev["kind"],
+            &ev["detail"]["method"],
+            &ev["detail"]["by"]
+        ),
+        (
+            &json!("api"),
+            &json!("cwmp-task-queued"),
+            &json!("Reboot"),
+            &json!("token:op")
+        ),
+        "{tl}"
+    );
     let t = r
         .get("ro", &format!("/api/v1/acs/tasks/{n}"))
         .await

@@ -53,6 +53,7 @@ impl provd_api::Actions for Nothing {
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         Box::pin(async move {
             Ok(TemplatePreview {
+                sha256: None,
                 kind,
                 file: None,
                 text: String::new(),

@@ -161,8 +161,68 @@ impl DeviceView {
             .collect()
     }
 
+    /// The first `n` devices by MAC, after `after`, with a live lease at `now` that `keep`
+    /// accepts, in MAC order: one pass over the view, cloning only the facts that make the
+    /// running first `n` (a page of the API's lease search costs no sort and no copy of a
+    /// million leases).
+    pub fn live_first(
+        &self,
+        now: u32,
+        after: Option<[u8; 6]>,
+        n: usize,
+        mut keep: impl FnMut(&[u8; 6], &DeviceFacts) -> bool,
+    ) -> Vec<([u8; 6], DeviceFacts)> {
+        if n == 0 {
+            return Vec::new();
+        }
+        // A max-heap of the n smallest MACs seen; its top is the one to beat.
+        let mut best: std::collections::BinaryHeap<([u8; 6], HeapFacts)> =
+            std::collections::BinaryHeap::with_capacity(n.min(4096) + 1);
+        for e in self.map.iter() {
+            let (mac, f) = (e.key(), e.value());
+            if f.expires_at <= now || after.is_some_and(|a| *mac <= a) {
+                continue;
+            }
+            if best.len() == n && best.peek().is_some_and(|(top, _)| mac >= top) {
+                continue;
+            }
+            if !keep(mac, f) {
+                continue;
+            }
+            best.push((*mac, HeapFacts(f.clone())));
+            if best.len() > n {
+                best.pop();
+            }
+        }
+        let mut out: Vec<([u8; 6], DeviceFacts)> =
+            best.into_iter().map(|(m, HeapFacts(f))| (m, f)).collect();
+        out.sort_unstable_by_key(|(m, _)| *m);
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// Facts in [`DeviceView::live_first`]'s heap, which orders by MAC alone (MACs are unique).
+#[derive(Debug)]
+struct HeapFacts(DeviceFacts);
+
+impl PartialEq for HeapFacts {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for HeapFacts {}
+impl PartialOrd for HeapFacts {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeapFacts {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
     }
 }
 
@@ -190,6 +250,58 @@ mod tests {
             chaddr: MAC,
             pool: 0,
         }
+    }
+
+    #[test]
+    fn live_first_is_the_sorted_live_list_cut_after_and_filtered() {
+        let v = DeviceView::new();
+        // 500 devices in a scrambled order, every third one expired, every fifth one behind
+        // relay .2; the rest behind .1.
+        for i in 0u32..500 {
+            let k = i.wrapping_mul(7919) % 500;
+            let mac = [2, 0, 0, 0, (k >> 8) as u8, k as u8];
+            v.bind(Binding {
+                mac,
+                addr: Ipv4Addr::from(0x0a00_0000 + k),
+                expires_at: if k % 3 == 0 { 10 } else { 1000 },
+                class: None,
+                giaddr: Ipv4Addr::new(10, 1, 0, if k % 5 == 0 { 2 } else { 1 }),
+                vendor_class: None,
+                remote_id: None,
+                circuit_id: None,
+                restart: true,
+            });
+        }
+        let mut all: Vec<([u8; 6], DeviceFacts)> = v.live(100);
+        all.sort_unstable_by_key(|(m, _)| *m);
+        let macs = |v: &[([u8; 6], DeviceFacts)]| v.iter().map(|(m, _)| *m).collect::<Vec<_>>();
+        for (after, n) in [
+            (None, 10),
+            (None, 1000),
+            (Some(all[40].0), 25),
+            (Some(all[all.len() - 1].0), 5),
+        ] {
+            let want: Vec<[u8; 6]> = all
+                .iter()
+                .map(|(m, _)| *m)
+                .filter(|m| after.is_none_or(|a| *m > a))
+                .take(n)
+                .collect();
+            assert_eq!(
+                macs(&v.live_first(100, after, n, |_, _| true)),
+                want,
+                "{after:?} {n}"
+            );
+        }
+        let relay2: Vec<[u8; 6]> = all
+            .iter()
+            .filter(|(_, f)| f.giaddr == Ipv4Addr::new(10, 1, 0, 2))
+            .map(|(m, _)| *m)
+            .take(7)
+            .collect();
+        let got = v.live_first(100, None, 7, |_, f| f.giaddr == Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(macs(&got), relay2);
+        assert!(v.live_first(100, None, 0, |_, _| true).is_empty());
     }
 
     #[test]

@@ -486,53 +486,53 @@ impl LeaseIndex for Leases {
             Some(Some(r)) => Some(r),
             None => None,
         };
-        // By MAC or by address: one lookup. Otherwise every live lease is a candidate.
         let now = unix_secs_u32();
-        let candidates: Vec<([u8; 6], provd_devices::DeviceFacts)> = match (q.mac, q.address) {
+        let n = usize::try_from(limit).unwrap_or(usize::MAX);
+        let subscriber_of = |mac: &[u8; 6]| {
+            self.catalog
+                .resolve(mac)
+                .and_then(|r| r.device.subscriber.clone())
+        };
+        let keep = |mac: &[u8; 6], f: &provd_devices::DeviceFacts| {
+            q.mac.is_none_or(|m| m.0 == *mac)
+                && q.address.is_none_or(|a| a == f.addr)
+                && q.relay.is_none_or(|r| r == f.giaddr)
+                && (q.relays_any.is_empty() || q.relays_any.contains(&f.giaddr))
+                && q.after.is_none_or(|a| *mac > a.0)
+                && remote_id
+                    .as_deref()
+                    .is_none_or(|r| f.remote_id.as_deref() == Some(r))
+                && (q.subscriber.is_none() || q.subscriber == subscriber_of(mac))
+        };
+        // By MAC or by address: one lookup. Otherwise one pass over the live leases keeping
+        // the first `limit` by MAC (no sort or copy of them all).
+        let matched: Vec<([u8; 6], provd_devices::DeviceFacts)> = match (q.mac, q.address) {
             (Some(m), _) => self
                 .devices
                 .get(&m.0, now)
                 .map(|f| (m.0, f))
                 .into_iter()
+                .filter(|(mac, f)| keep(mac, f))
                 .collect(),
             (None, Some(a)) => self
                 .devices
                 .device_at(a, now)
                 .and_then(|m| self.devices.get(&m, now).map(|f| (m, f)))
                 .into_iter()
+                .filter(|(mac, f)| keep(mac, f))
                 .collect(),
-            (None, None) => self.devices.live(now),
+            (None, None) => self.devices.live_first(now, q.after.map(|a| a.0), n, keep),
         };
-        let mut matched: Vec<([u8; 6], provd_devices::DeviceFacts)> = candidates
-            .into_iter()
-            .filter(|(mac, f)| {
-                q.mac.is_none_or(|m| m.0 == *mac)
-                    && q.address.is_none_or(|a| a == f.addr)
-                    && q.relay.is_none_or(|r| r == f.giaddr)
-                    && (q.relays_any.is_empty() || q.relays_any.contains(&f.giaddr))
-                    && q.after.is_none_or(|a| *mac > a.0)
-                    && remote_id
-                        .as_deref()
-                        .is_none_or(|r| f.remote_id.as_deref() == Some(r))
-            })
-            .collect();
-        matched.sort_unstable_by_key(|(mac, _)| *mac);
-        // The record (for the subscriber) only for what else matched, and only up to `limit`.
         matched
             .into_iter()
-            .filter_map(|(mac, f)| {
-                let record = self.catalog.resolve(&mac);
-                let subscriber = record.as_ref().and_then(|r| r.device.subscriber.clone());
-                if q.subscriber.is_some() && q.subscriber != subscriber {
-                    return None;
-                }
-                let mut l = lease_of(mac, &f, subscriber);
+            .take(n)
+            .map(|(mac, f)| {
+                let mut l = lease_of(mac, &f, subscriber_of(&mac));
                 l.dhcp_class = f
                     .class
                     .and_then(|c| self.classes.get(usize::from(c)).cloned());
-                Some(l)
+                l
             })
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect()
     }
 
@@ -733,8 +733,10 @@ impl Actions for Ops {
                 .and_then(|s| s.shared_secret.as_deref())
                 .map(str::as_bytes);
             let verdicts = verdicts_of(&bytes, secret);
+            let sha256 = Some(hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
             Ok(TemplatePreview {
                 kind,
+                sha256,
                 file: class.boot_file.as_ref().map(|b| {
                     let mut s = String::new();
                     b.render_into(&mac.0, &mut s);

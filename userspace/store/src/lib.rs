@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use model::*;
 
 /// The schema version this build's migrations bring a store to.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Where the store is: what the config's `[store]` section names. Its `Debug` hides a
 /// password in the URL.

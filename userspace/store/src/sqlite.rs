@@ -127,6 +127,8 @@ CREATE TABLE template_versions (
 );
 "#,
     ),
+    // 3: a device-type listing (`type=mta`) in MAC order reads only that type's rows.
+    (3, "CREATE INDEX devices_kind_mac ON devices (kind, mac);"),
 ];
 
 /// How many reader connections a store keeps.

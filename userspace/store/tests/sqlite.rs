@@ -181,12 +181,13 @@ fn a_version_1_store_gains_template_versions() {
         .unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     raw.execute_batch(
-        "DROP TABLE template_versions; DELETE FROM schema_migrations WHERE version = 2;",
+        "DROP TABLE template_versions; DROP INDEX devices_kind_mac; \
+         DELETE FROM schema_migrations WHERE version >= 2;",
     )
     .unwrap();
     drop(raw);
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), provd_store::SCHEMA_VERSION);
     assert_eq!(s.get_device(d.spec.mac).unwrap(), Some(d));
     let v = s
         .put_template_version(

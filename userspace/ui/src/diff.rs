@@ -14,7 +14,16 @@ pub(crate) struct Row {
 
 /// The rows of `old` → `new`, keeping `context` unchanged lines around each change.
 pub(crate) fn lines(old: &str, new: &str, context: usize) -> Vec<Row> {
-    let d = TextDiff::from_lines(old, new);
+    // A missing newline at the end is not a change anyone wants to see.
+    let eol = |s: &str| {
+        if s.is_empty() || s.ends_with('\n') {
+            s.to_owned()
+        } else {
+            format!("{s}\n")
+        }
+    };
+    let (old, new) = (eol(old), eol(new));
+    let d = TextDiff::from_lines(&old, &new);
     let mut out = Vec::new();
     for (i, group) in d.grouped_ops(context).iter().enumerate() {
         if i > 0 {
@@ -54,5 +63,9 @@ mod tests {
             [("same", "c"), ("del", "d"), ("add", "D"), ("same", "e")]
         );
         assert!(lines(old, old, 3).is_empty());
+        assert!(
+            lines("a\nb\n", "a\nb", 3).is_empty(),
+            "the last newline is no change"
+        );
     }
 }

@@ -16,9 +16,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use provd_api::{
-    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, ReloadReport, RoleView, ServiceError,
-    Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview, TemplateValidation,
-    Verdict,
+    ApiSettings, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ReloadReport, RoleView,
+    ServiceError, Services, SyslogQuery, TemplateCheck, TemplateKind, TemplatePreview,
+    TemplateValidation, Verdict,
 };
 use provd_store::{Actor, Mac, Scope, Store, TokenRole, TokenSpec};
 use serde_json::{Value, json};
@@ -62,24 +62,44 @@ impl provd_api::Actions for Actions {
         json!([{"class": "cm", "kind": "cm", "template": "templates/cm.cfg.j2"}])
     }
 
-    /// The file as the device's class of service makes it: its `down` variable in the text.
     fn template_preview(
         &self,
         mac: Mac,
         kind: TemplateKind,
     ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
+        self.template_preview_with(PreviewRequest {
+            mac,
+            kind: Some(kind),
+            class_of_service: None,
+            name: None,
+            text: None,
+        })
+    }
+
+    /// The file as the device's class of service (or the one asked for) makes it: its `down`
+    /// variable in the text.
+    fn template_preview_with(
+        &self,
+        req: PreviewRequest,
+    ) -> BoxFuture<'_, Result<TemplatePreview, ServiceError>> {
         let store = Arc::clone(&self.0);
         Box::pin(async move {
-            let class = store
-                .get_device(mac)
-                .ok()
-                .flatten()
-                .and_then(|d| d.spec.class_of_service);
+            let mac = req.mac;
+            let kind = req.kind.unwrap_or(TemplateKind::Cm);
+            let class = req.class_of_service.or_else(|| {
+                store
+                    .get_device(mac)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.spec.class_of_service)
+            });
             let down = match class.as_deref() {
                 Some("silver") => 100_000_000,
                 _ => 50_000_000,
             };
             Ok(TemplatePreview {
+                // Stands in for the file's hash: one per rate.
+                sha256: Some(format!("{down:064x}")),
                 kind,
                 file: Some(format!("cm/{}.cfg", mac.to_string().replace(':', ""))),
                 text: format!("Main\n{{\n\tNetworkAccess 1;\n\tMaxRateDown {down};\n}}\n"),
@@ -373,6 +393,36 @@ async fn the_device_page_shows_its_lease_file_verdicts_and_why_it_is_not_online(
         body.contains("data-step=\"tftp\" data-state=\"fail\""),
         "{body}"
     );
+
+    // It fetched the gold file: same hash as now. After the tier change: not the same.
+    r.store
+        .append_events(&[provd_store::NewEvent {
+            mac: CM.parse().unwrap(),
+            at: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap(),
+            source: provd_store::Source::Tftp,
+            kind: "file-served".into(),
+            detail: json!({"file": "cm/001095e2a001.cfg", "bytes": 300,
+                "sha256": format!("{:064x}", 50_000_000), "peer": "198.18.2.100:1024"}),
+        }])
+        .unwrap();
+    let body = r.get(&format!("/ui/devices/{CM}"), &s).await.body;
+    assert!(body.contains("id=\"file-same\""), "{body}");
+    r.store
+        .put_device(
+            &serde_json::from_value(json!({"mac": CM, "type": "cm", "class_of_service": "silver"}))
+                .unwrap(),
+            provd_store::Expect::Any,
+            &Actor::Cli("test".into()),
+        )
+        .unwrap();
+    let body = r.get(&format!("/ui/devices/{CM}"), &s).await.body;
+    assert!(body.contains("id=\"file-changed\""), "{body}");
 }
 
 #[tokio::test]
@@ -425,6 +475,28 @@ async fn writes_need_the_csrf_token_and_a_role_that_may_write() {
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
     assert_eq!(r.class_of().as_deref(), Some("gold"));
+
+    // The preview of the change: the changed TLV, old and new, and the save button.
+    let diff = r
+        .get(&format!("/ui/devices/{CM}/tier-preview?class=silver"), &op)
+        .await;
+    let body = diff.ok();
+    assert!(
+        body.contains("<span class=\"diff-del\">- \tMaxRateDown 50000000;")
+            && body.contains("<span class=\"diff-add\">+ \tMaxRateDown 100000000;"),
+        "{body}"
+    );
+    assert!(body.contains("id=\"tier-save\""));
+    // Two lines of context: `{` is shown, `Main` (three lines up) is not.
+    assert!(
+        !body.contains("Main"),
+        "unchanged lines far from the change: {body}"
+    );
+    assert_eq!(
+        r.class_of().as_deref(),
+        Some("gold"),
+        "a preview changed the record"
+    );
 
     // The operator's: done, audited as its token, in the timeline, and the page says so.
     let p = r

@@ -194,12 +194,14 @@ fn login(ns: &Netns, token: &str) -> Result<String> {
         .with_context(|| format!("login answered no session cookie:\n{out}"))
 }
 
-/// `n` GETs of `path` over one keep-alive connection: each one's time (ms), and the count of
-/// answers other than 200.
+/// `n` GETs of `path` over one keep-alive connection (redirects followed): each one's time
+/// (ms), and the count of final answers other than 200.
 fn fetch(ns: &Netns, session: &str, path: &str, n: usize) -> Result<(Vec<f64>, usize)> {
     let url = format!("{BASE}{path}");
     let mut c = ns.command("curl");
-    c.args(["-s", "-S", "--max-time", "120"])
+    // A search that finds one device answers with a redirect to its page: followed, and timed
+    // as the whole (search and page).
+    c.args(["-s", "-S", "-L", "--max-time", "120"])
         .args(["-b", &format!("provd_session={session}")])
         .args(["-w", "%{http_code} %{time_total}\\n"]);
     for _ in 0..n {

@@ -66,41 +66,60 @@ fn pools(all: &[Series]) -> Vec<Pool> {
     out
 }
 
-/// Cumulative counts at each provisioning step since start, in the order a device goes.
+/// Cumulative counts at each provisioning step since start, in the order a device goes: each
+/// step is the sum of its metrics (with their labels); a step whose metrics the server does not
+/// export (its role is not configured) is left out.
 fn funnel(all: &[Series]) -> Vec<(&'static str, f64)> {
-    let steps: &[prom::Counter] = &[
+    const ACKS: &[(&str, &str)] = &[("type", "ack")];
+    const OK: &[(&str, &str)] = &[("status", "200")];
+    /// A metric and the labels it must have.
+    type Metric = (&'static str, &'static [(&'static str, &'static str)]);
+    let steps: &[(&str, &[Metric])] = &[
         (
             "DHCP bound (ACKs)",
-            "provd_dhcp_messages_sent_total",
-            &[("type", "ack")],
+            &[("provd_dhcp_messages_sent_total", ACKS)],
         ),
         (
             "config files served (TFTP)",
-            "provd_tftp_transfer_duration_seconds_count",
-            &[],
+            &[("provd_tftp_transfer_duration_seconds_count", &[])],
         ),
-        ("time answers", "provd_tod_requests_total", &[]),
-        ("syslog lines", "provd_syslog_received_total", &[]),
+        (
+            "time answers",
+            &[
+                ("provd_time_udp_replies_total", &[]),
+                ("provd_time_tcp_replies_total", &[]),
+            ],
+        ),
+        ("syslog lines", &[("provd_syslog_received_total", &[])]),
         (
             "MTA flows finished",
-            "provd_mta_flow_duration_seconds_count",
-            &[],
+            &[("provd_mta_flow_duration_seconds_count", &[])],
         ),
         (
             "phone profiles served",
-            "provd_http_responses_total",
-            &[("status", "200")],
+            &[("provd_http_responses_total", OK)],
         ),
         (
             "CWMP sessions",
-            "provd_cwmp_session_duration_seconds_count",
-            &[],
+            &[("provd_cwmp_session_duration_seconds_count", &[])],
         ),
     ];
     steps
         .iter()
-        .filter(|(_, name, _)| all.iter().any(|s| s.name == *name))
-        .map(|(label, name, with)| (*label, prom::sum(all, name, with)))
+        .filter(|(_, metrics)| {
+            metrics
+                .iter()
+                .any(|(name, _)| all.iter().any(|s| s.name == *name))
+        })
+        .map(|(label, metrics)| {
+            (
+                *label,
+                metrics
+                    .iter()
+                    .map(|(name, with)| prom::sum(all, name, with))
+                    .sum(),
+            )
+        })
         .collect()
 }
 
