@@ -516,6 +516,13 @@ async fn writes_need_the_csrf_token_and_a_role_that_may_write() {
     assert!(body.contains("data-kind=\"api\" data-event=\"device-changed\""));
     let audit = r.get("/ui/audit", &op).await;
     assert!(audit.ok().contains("token:op") && audit.body.contains(CM));
+    assert!(
+        audit
+            .body
+            .contains("<strong>class_of_service</strong>: <del>gold</del> → <ins>silver</ins>"),
+        "the audit row does not show what changed: {}",
+        audit.body
+    );
 }
 
 #[tokio::test]
