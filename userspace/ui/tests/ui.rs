@@ -516,6 +516,13 @@ async fn writes_need_the_csrf_token_and_a_role_that_may_write() {
     assert!(body.contains("data-kind=\"api\" data-event=\"device-changed\""));
     let audit = r.get("/ui/audit", &op).await;
     assert!(audit.ok().contains("token:op") && audit.body.contains(CM));
+    assert!(
+        audit
+            .body
+            .contains("<strong>class_of_service</strong>: <del>gold</del> → <ins>silver</ins>"),
+        "the audit row does not show what changed: {}",
+        audit.body
+    );
 }
 
 #[tokio::test]
@@ -576,4 +583,53 @@ async fn the_dashboard_turns_counters_into_rates_and_warns_of_full_pools() {
         "99 of 101 assigned, no warning"
     );
     assert!(body.contains("wrong_address"));
+}
+
+#[tokio::test]
+async fn a_bulk_import_from_the_jobs_page_lands_with_its_progress() {
+    let r = rig();
+    let s = r.login("op").await;
+    let csrf = r.csrf(&s).await;
+    let body = "{\"mac\":\"02:00:00:00:10:01\",\"type\":\"cm\"}\n\
+                {\"mac\":\"02:00:00:00:10:02\",\"type\":\"mta\"}\n\
+                {\"mac\":\"nope\"}\n";
+    let send = |token: Option<&str>| {
+        let mut b = Request::post("/ui/jobs/import")
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .header(header::COOKIE, format!("{}={s}", provd_ui::SESSION_COOKIE));
+        if let Some(t) = token {
+            b = b.header("x-csrf-token", t);
+        }
+        r.app.clone().oneshot(b.body(Body::from(body)).unwrap())
+    };
+    // The page's script sends the CSRF token as a header; without it, nothing is imported.
+    assert_eq!(send(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let resp = send(Some(&csrf)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("class=\"job\""), "{html}");
+    // The job finishes; the jobs page lists it with its refused row counted.
+    for _ in 0..100 {
+        if r.store
+            .get_device("02:00:00:00:10:02".parse().unwrap())
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        r.store
+            .get_device("02:00:00:00:10:01".parse().unwrap())
+            .unwrap()
+            .is_some()
+    );
+    let jobs = r.get("/ui/jobs", &s).await;
+    let body = jobs.ok();
+    assert!(body.contains("data-job=\"1\""), "{body}");
+    assert!(body.contains("2 / 3") || body.contains("3 / 3"), "{body}");
 }
