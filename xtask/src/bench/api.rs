@@ -254,7 +254,7 @@ fn one(
     eprintln!(
         "bench: api/{backend}: {api} ready {ready_s:.1} s after the start, with {devices} devices"
     );
-    let token = token(&ns, &provd, d)?;
+    let token = token(&ns, &provd, d, "bench", "operator")?;
 
     // 3. GET at a fixed rate, on the store as a restart leaves it (the target's measure).
     eprintln!("bench: api/{backend}: GET /api/v1/devices/{{mac}} at {rate}/s for {seconds} s");
@@ -372,12 +372,19 @@ pub(super) fn wait_api_line(provd: &mut Provd) -> Result<String> {
     )
 }
 
-fn token(ns: &Netns, provd: &Provd, dir: &Path) -> Result<String> {
+/// `provd token create --name NAME --role ROLE` while serve runs: the secret.
+pub(super) fn token(
+    ns: &Netns,
+    provd: &Provd,
+    dir: &Path,
+    name: &str,
+    role: &str,
+) -> Result<String> {
     let out = cmd::output_kept(
         ns.command(provd.bin())
             .args(["token", "create", "--config"])
             .arg(provd.config())
-            .args(["--name", "bench", "--role", "operator"]),
+            .args(["--name", name, "--role", role]),
         Duration::from_secs(60),
         dir,
         "token",

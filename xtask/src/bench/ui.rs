@@ -13,7 +13,6 @@
 //! `RESULT ui devices=N pages=P worst_page=… worst_p99_ms=… over_300ms=K errors=E`.
 //! `--smoke`: 5,000 devices, 3 fetches a page; fails on any error.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -76,7 +75,7 @@ pub fn run(args: &Args) -> Result<()> {
     provd.start(&ns)?;
     let api = wait_api_line(&mut provd)?;
     eprintln!("bench: ui: {api} ready with {devices} devices");
-    let token = admin_token(&ns, &provd, d)?;
+    let token = super::api::token(&ns, &provd, d, "bench-ui", "admin")?;
     let session = login(&ns, &token)?;
 
     // Random devices and addresses of the N (a fixed seed: the same pages each run).
@@ -157,24 +156,6 @@ pub fn run(args: &Args) -> Result<()> {
         ensure!(errors == 0, "errors in the smoke run: {line}");
     }
     Ok(())
-}
-
-fn admin_token(ns: &Netns, provd: &Provd, dir: &Path) -> Result<String> {
-    let out = cmd::output_kept(
-        ns.command(provd.bin())
-            .args(["token", "create", "--config"])
-            .arg(provd.config())
-            .args(["--name", "bench-ui", "--role", "admin"]),
-        Duration::from_secs(60),
-        dir,
-        "token",
-    )?;
-    ensure!(
-        out.status.success(),
-        "provd token create: {}",
-        cmd::text(&out)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Logs in: the session cookie's value.

@@ -173,6 +173,34 @@ pub fn run(args: &Args) -> Result<()> {
     super::finish(&run_dir, passed, failed, args)
 }
 
+/// `provd token create --name NAME --role ROLE` in `ns` while serve runs: the secret it prints
+/// (the api and ui suites).
+pub(super) fn create_token(
+    ns: &Netns,
+    provd: &Provd,
+    dir: &Path,
+    name: &str,
+    role: &str,
+) -> Result<String> {
+    let mut c = ns.command(provd.bin());
+    c.args(["token", "create", "--config"])
+        .arg(provd.config())
+        .args(["--name", name, "--role", role]);
+    let out = cmd::output_kept(&mut c, CLIENT_TIMEOUT, dir, &format!("token-{name}"))?;
+    ensure!(
+        out.status.success(),
+        "`provd token create --name {name} --role {role}` failed ({}): {}",
+        out.status,
+        cmd::text(&out).trim()
+    );
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    ensure!(
+        !secret.is_empty() && !secret.contains(char::is_whitespace),
+        "`provd token create` printed {secret:?}, expected one secret on one line"
+    );
+    Ok(secret)
+}
+
 fn note(msg: impl AsRef<str>) {
     eprintln!("  {}", msg.as_ref());
 }
@@ -339,23 +367,7 @@ impl Stack {
     /// `provd token create`, in the server namespace (PostgreSQL listens there), while serve
     /// runs: the secret it prints.
     fn token(&self, name: &str, role: &str) -> Result<String> {
-        let mut c = self.topo.server.command(self.provd.bin());
-        c.args(["token", "create", "--config"])
-            .arg(self.provd.config())
-            .args(["--name", name, "--role", role]);
-        let out = cmd::output_kept(&mut c, CLIENT_TIMEOUT, &self.dir, &format!("token-{name}"))?;
-        ensure!(
-            out.status.success(),
-            "`provd token create --name {name} --role {role}` failed ({}): {}",
-            out.status,
-            cmd::text(&out).trim()
-        );
-        let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        ensure!(
-            !secret.is_empty() && !secret.contains(char::is_whitespace),
-            "`provd token create` printed {secret:?}, expected one secret on one line"
-        );
-        Ok(secret)
+        create_token(&self.topo.server, &self.provd, &self.dir, name, role)
     }
 
     fn call(

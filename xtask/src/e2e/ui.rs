@@ -326,23 +326,7 @@ impl Stack {
 
     /// `provd token create` while serve runs: the secret it prints.
     fn token(&self, name: &str, role: &str) -> Result<String> {
-        let mut c = self.topo.server.command(self.provd.bin());
-        c.args(["token", "create", "--config"])
-            .arg(self.provd.config())
-            .args(["--name", name, "--role", role]);
-        let out = cmd::output_kept(&mut c, CLIENT_TIMEOUT, &self.dir, &format!("token-{name}"))?;
-        ensure!(
-            out.status.success(),
-            "`provd token create --name {name} --role {role}` failed ({}): {}",
-            out.status,
-            cmd::text(&out).trim()
-        );
-        let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        ensure!(
-            !secret.is_empty() && !secret.contains(char::is_whitespace),
-            "`provd token create` printed {secret:?}, expected one secret on one line"
-        );
-        Ok(secret)
+        super::api::create_token(&self.topo.server, &self.provd, &self.dir, name, role)
     }
 
     /// An API request (curl in the server namespace) with the admin token that must answer
