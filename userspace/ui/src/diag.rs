@@ -123,6 +123,20 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Diagnosis {
                 text: format!("its config file cannot be generated now: {why}"),
             }),
             Some(Ok(p)) => {
+                let served = newest(f.events, "tftp", &["file-served"]);
+                if let (Some(s), Some(now)) = (
+                    served.and_then(|e| e["detail"]["sha256"].as_str()),
+                    p["sha256"].as_str(),
+                ) && s != now
+                {
+                    steps.push(Step {
+                        name: "config file",
+                        state: "warn",
+                        text: "changed since it was last served (tier, class or template): it \
+                               runs the old one until its next fetch (a reset makes that now)"
+                            .into(),
+                    });
+                }
                 let bad: Vec<String> = p["verdicts"]
                     .as_array()
                     .into_iter()
@@ -347,6 +361,46 @@ mod tests {
         });
         assert!(
             d.summary.contains("has not fetched its config file since"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_served_is_a_warning_not_a_failure() {
+        let dev = json!({"type": "cm"});
+        let lease = json!({"address": "198.18.2.100"});
+        let mut served = ev("tftp", "file-served", 2000);
+        served["detail"]["sha256"] = json!("aa");
+        let events = [
+            ev("dhcp", "ack", 1000),
+            served,
+            ev("time", "time-served", 2100),
+        ];
+        let now = |sha: &str| json!({"verdicts": [], "sha256": sha});
+        let same = now("aa");
+        let d = diagnose(&Facts {
+            device: Some(&dev),
+            lease: Some(&lease),
+            events: &events,
+            file: Some(Ok(&same)),
+            mta: None,
+            now_ms: 5000,
+        });
+        assert!(d.steps.iter().all(|s| s.state == "ok"), "{d:?}");
+        let changed = now("bb");
+        let d = diagnose(&Facts {
+            device: Some(&dev),
+            lease: Some(&lease),
+            events: &events,
+            file: Some(Ok(&changed)),
+            mta: None,
+            now_ms: 5000,
+        });
+        assert!(d.online, "{d:?}");
+        assert!(
+            d.steps
+                .iter()
+                .any(|s| s.state == "warn" && s.text.contains("changed since")),
             "{d:?}"
         );
     }
