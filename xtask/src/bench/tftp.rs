@@ -11,9 +11,12 @@
 //!   in a row (size checked), median time reported; provd asked for blksize 1428 and windowsize
 //!   16, the peers with plain requests.
 //!
-//! Prints `RESULT tftp server=NAME small_per_s=N firmware_s=S` per server, then
-//! `RATIO tftp provd/NAME=X` (small files per second) and `RATIO tftp-firmware NAME/provd=X`
-//! (firmware time) per peer. A server that delivers nothing fails the run.
+//! Prints `RESULT tftp server=NAME small_per_s=N firmware_s=S errors=E timeouts=T attempts=A
+//! firmware_errors=… firmware_timeouts=… firmware_attempts=…` per server (errors are ERROR
+//! packets, such as a refusal for too many transfers), then `RATIO tftp provd/NAME=X` (small
+//! files per second) and `RATIO tftp-firmware NAME/provd=X` (firmware time) per peer; a ratio
+//! over a run whose errors and timeouts exceed 0.1 % of its attempts carries
+//! `degraded=NAME:P%` (it is not a clean ratio). A server that delivers nothing fails the run.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -96,6 +99,53 @@ struct LoadRun {
     all_ok: bool,
     line: String,
     detail: String,
+}
+
+/// Errors and timeouts above this share of a run's attempts make its ratio `degraded`
+/// (issue 17: a rate bought with refusals is not a clean rate).
+const DEGRADED_SHARE: f64 = 0.001;
+
+impl LoadRun {
+    /// Transfers started: delivered, refused (an ERROR packet, e.g. `Too many transfers`)
+    /// and timed out.
+    fn attempts(&self) -> u64 {
+        self.files + self.errors + self.timeouts
+    }
+
+    /// The share of attempts that failed.
+    fn fault_share(&self) -> f64 {
+        let a = self.attempts();
+        if a == 0 {
+            0.0
+        } else {
+            (self.errors + self.timeouts) as f64 / a as f64
+        }
+    }
+
+    /// `errors=E timeouts=T attempts=A`, each key after `prefix`, for RESULT lines.
+    fn faults(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}errors={} {prefix}timeouts={} {prefix}attempts={}",
+            self.errors,
+            self.timeouts,
+            self.attempts()
+        )
+    }
+}
+
+/// A RATIO line's verdict on the two runs it compares: empty when both are clean, else
+/// ` degraded=NAME:P%,...` naming each run over [`DEGRADED_SHARE`].
+fn degraded(runs: &[(&str, &LoadRun)]) -> String {
+    let bad: Vec<String> = runs
+        .iter()
+        .filter(|(_, r)| r.fault_share() > DEGRADED_SHARE)
+        .map(|(n, r)| format!("{n}:{:.2}%", 100.0 * r.fault_share()))
+        .collect();
+    if bad.is_empty() {
+        String::new()
+    } else {
+        format!(" degraded={}", bad.join(","))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -196,10 +246,12 @@ pub fn run(args: &Args) -> Result<()> {
         let r = measure(kind, &env);
         match &r {
             Ok(m) => println!(
-                "RESULT tftp server={} small_per_s={:.0} firmware_s={:.3}",
+                "RESULT tftp server={} small_per_s={:.0} firmware_s={:.3} {} {}",
                 kind.name(),
                 m.small.files_per_s,
-                m.firmware_s()
+                m.firmware_s(),
+                m.small.faults(""),
+                m.firmware.faults("firmware_")
             ),
             Err(e) => eprintln!("bench: {} FAILED: {e:#}", kind.name()),
         }
@@ -216,16 +268,18 @@ pub fn run(args: &Args) -> Result<()> {
             };
             if m.small.files_per_s > 0.0 {
                 println!(
-                    "RATIO tftp provd/{}={:.2}",
+                    "RATIO tftp provd/{}={:.2}{}",
                     kind.name(),
-                    p.small.files_per_s / m.small.files_per_s
+                    p.small.files_per_s / m.small.files_per_s,
+                    degraded(&[("provd", &p.small), (kind.name(), &m.small)])
                 );
             }
             if p.firmware_s() > 0.0 {
                 println!(
-                    "RATIO tftp-firmware {}/provd={:.2}",
+                    "RATIO tftp-firmware {}/provd={:.2}{}",
                     kind.name(),
-                    m.firmware_s() / p.firmware_s()
+                    m.firmware_s() / p.firmware_s(),
+                    degraded(&[("provd", &p.firmware), (kind.name(), &m.firmware)])
                 );
             }
         }
@@ -270,6 +324,7 @@ fn store_pairs(
     let mut empty = Vec::new();
     let mut full = Vec::new();
     let mut faults = 0;
+    let mut attempts = 0;
     for _ in 0..super::STORE_ROUNDS {
         for devices in [0, n] {
             check_interrupted()?;
@@ -285,11 +340,12 @@ fn store_pairs(
             let m = measure(Kind::Provd, &env)?;
             let label = if devices == 0 { "empty" } else { "full" };
             println!(
-                "RESULT tftp server=provd-{label}-store devices={devices} small_per_s={:.0} \
-                 errors={} timeouts={}",
-                m.small.files_per_s, m.small.errors, m.small.timeouts
+                "RESULT tftp server=provd-{label}-store devices={devices} small_per_s={:.0} {}",
+                m.small.files_per_s,
+                m.small.faults("")
             );
             faults += m.small.errors + m.small.timeouts;
+            attempts += m.small.attempts();
             if devices == 0 {
                 empty.push(m.small.files_per_s);
             } else {
@@ -300,10 +356,20 @@ fn store_pairs(
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (e, f) = (mean(&empty), mean(&full));
     ensure!(e > 0.0, "provd with an empty store served no file");
+    let share = if attempts == 0 {
+        0.0
+    } else {
+        faults as f64 / attempts as f64
+    };
     println!(
         "RATIO tftp full-store/empty-store={:.3} devices={n} empty_per_s={e:.0} full_per_s={f:.0} \
-         errors_and_timeouts={faults}",
-        f / e
+         errors_and_timeouts={faults} attempts={attempts}{}",
+        f / e,
+        if share > DEGRADED_SHARE {
+            format!(" degraded=provd:{:.2}%", 100.0 * share)
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
@@ -784,5 +850,35 @@ mod tests {
         assert!(parse_load(true, "", "").is_none());
         assert_eq!(Kind::parse("tftpd-hpa").unwrap(), Kind::TftpdHpa);
         assert!(Kind::parse("kea").is_err());
+    }
+
+    #[test]
+    fn a_ratio_over_refusals_says_degraded() {
+        let run = |files, errors, timeouts| LoadRun {
+            files,
+            files_per_s: 1.0,
+            p50_ms: 1.0,
+            errors,
+            timeouts,
+            all_ok: errors + timeouts == 0,
+            line: String::new(),
+            detail: String::new(),
+        };
+        // The finding of issue 17: 131,551 refusals of 644,034 requests.
+        let provd = run(644_034 - 131_551, 131_551, 0);
+        let peer = run(100_000, 0, 0);
+        assert_eq!(provd.attempts(), 644_034);
+        assert_eq!(
+            degraded(&[("provd", &provd), ("tftpd-hpa", &peer)]),
+            " degraded=provd:20.43%"
+        );
+        assert_eq!(degraded(&[("tftpd-hpa", &peer)]), "");
+        // 0.1 % is still clean; above it is not.
+        assert_eq!(degraded(&[("x", &run(999, 1, 0))]), "");
+        assert_eq!(degraded(&[("x", &run(998, 1, 1))]), " degraded=x:0.20%");
+        assert_eq!(
+            provd.faults("firmware_"),
+            "firmware_errors=131551 firmware_timeouts=0 firmware_attempts=644034"
+        );
     }
 }
