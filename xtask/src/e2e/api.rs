@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
-use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_UP_IF, SERVER_IP};
+use provd_rig::topo::{CLIENT_IF, SERVER_IP};
 use provd_rig::{Child, Netns, Postgres, Provd, Topology, cmd, wait};
 use serde_json::{Value, json};
 
@@ -320,23 +320,7 @@ impl Stack {
         provd.check_config()?;
         provd.start(&topo.server)?;
         let api = wait_api_ready(&mut provd)?;
-        let relay = topo.relay().spawn(
-            "dhcrelay",
-            "dhcrelay",
-            &[
-                "-4",
-                "-d",
-                "-a",
-                "-id",
-                RELAY_DOWN_IF,
-                "-iu",
-                RELAY_UP_IF,
-                &SERVER_IP.to_string(),
-            ],
-            dir,
-        )?;
-        wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
-            .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+        let relay = super::start_dhcrelay(&topo, dir)?;
         let mut s = Stack {
             snmpd: None,
             clients: Vec::new(),

@@ -13,10 +13,10 @@ use provd_rig::dhclient::{Dhclient, iface_addrs};
 use provd_rig::pcap::{DhcpPacket, read_dhcp};
 use provd_rig::perfdhcp::{self, Load};
 use provd_rig::topo::{
-    CLIENT_IF, DIRECT_POOL, LOAD_GIADDR, LOAD_IF, LOAD_POOL, RELAY_DOWN_IF, RELAY_GIADDR,
-    RELAY_UP_IF, RELAYED_POOL, SERVER_IF, SERVER_IP, in_pool,
+    CLIENT_IF, DIRECT_POOL, LOAD_GIADDR, LOAD_IF, LOAD_POOL, RELAY_GIADDR, RELAYED_POOL, SERVER_IF,
+    SERVER_IP, in_pool,
 };
-use provd_rig::{Capture, Netns, Topology, cmd, fmt_mac, hex, leases, wait};
+use provd_rig::{Capture, Netns, Topology, cmd, fmt_mac, hex, leases};
 
 use super::Ctx;
 use super::subject::Server;
@@ -256,23 +256,7 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
     let topo = Topology::relayed()?;
     let mut server = Server::start(ctx, &topo.server, dir)?;
     let cap = Capture::start(&topo.server, SERVER_IF, DHCP_FILTER, "server-side", dir)?;
-    let mut relay = topo.relay().spawn(
-        "dhcrelay",
-        "dhcrelay",
-        &[
-            "-4",
-            "-d",
-            "-a",
-            "-id",
-            RELAY_DOWN_IF,
-            "-iu",
-            RELAY_UP_IF,
-            &SERVER_IP.to_string(),
-        ],
-        dir,
-    )?;
-    wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
-        .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+    let mut relay = super::start_dhcrelay(&topo, dir)?;
     let mac = topo.links[1].b.mac()?;
     let dh = Dhclient::new(&dir.join("dhclient"), CLIENT_IF, Some(RENEW_AFTER))?;
     let mut client = dh.start(topo.client(), "dhclient", dir)?;

@@ -244,6 +244,30 @@ fn binaries(args: &Args, build: &[&str]) -> Result<Bins> {
 
 /// A program's path: on PATH, then in the sbin directories (install-deps.sh puts atftpd in
 /// /usr/local/sbin).
+/// ISC dhcrelay in the relayed topology's relay namespace (`-a`: adds option 82), relaying
+/// from the client link to provd's address, once it listens on port 67.
+pub fn start_dhcrelay(topo: &provd_rig::Topology, dir: &Path) -> Result<provd_rig::Child> {
+    use provd_rig::topo::{RELAY_DOWN_IF, RELAY_UP_IF, SERVER_IP};
+    let relay = topo.relay().spawn(
+        "dhcrelay",
+        "dhcrelay",
+        &[
+            "-4",
+            "-d",
+            "-a",
+            "-id",
+            RELAY_DOWN_IF,
+            "-iu",
+            RELAY_UP_IF,
+            &SERVER_IP.to_string(),
+        ],
+        dir,
+    )?;
+    provd_rig::wait::udp_port(topo.relay(), None, 67, std::time::Duration::from_secs(10))
+        .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+    Ok(relay)
+}
+
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::pcap::{self, UdpDatagram};
-use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_GIADDR, RELAY_UP_IF, SERVER_IP};
+use provd_rig::topo::{CLIENT_IF, RELAY_GIADDR, SERVER_IP};
 use provd_rig::{Capture, Child, Provd, Topology, cmd, wait};
 use serde_json::Value;
 
@@ -628,23 +628,7 @@ impl Rig {
                 .with_context(|| format!("{what} is not listening"))?;
         }
         let capture = Capture::start(topo.client(), CLIENT_IF, "udp", "mta-link", dir)?;
-        let relay = topo.relay().spawn(
-            "dhcrelay",
-            "dhcrelay",
-            &[
-                "-4",
-                "-d",
-                "-a",
-                "-id",
-                RELAY_DOWN_IF,
-                "-iu",
-                RELAY_UP_IF,
-                &SERVER_IP.to_string(),
-            ],
-            dir,
-        )?;
-        wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
-            .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+        let relay = super::start_dhcrelay(&topo, dir)?;
         let seed = unix_ms() ^ (u64::from(std::process::id()) << 20) ^ u64::from(mac[5]);
         Ok(Rig {
             agent: None,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::dhclient::Dhclient;
-use provd_rig::topo::{CLIENT_IF, RELAY_DOWN_IF, RELAY_UP_IF, SERVER_IP};
+use provd_rig::topo::{CLIENT_IF, SERVER_IP};
 use provd_rig::{Child, Netns, Provd, Topology, cmd, wait};
 
 use super::{Args, Scenarios, Skip};
@@ -923,23 +923,7 @@ fn cm_boot(ctx: &Ctx, dir: &Path) -> Result<()> {
     let topo = Topology::relayed()?;
     let fix = Fixture::create(dir, false)?;
     let mut server = TftpServer::start(ctx, &topo.server, &fix)?;
-    let mut relay = topo.relay().spawn(
-        "dhcrelay",
-        "dhcrelay",
-        &[
-            "-4",
-            "-d",
-            "-a",
-            "-id",
-            RELAY_DOWN_IF,
-            "-iu",
-            RELAY_UP_IF,
-            &SERVER_IP.to_string(),
-        ],
-        dir,
-    )?;
-    wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
-        .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+    let mut relay = super::start_dhcrelay(&topo, dir)?;
     let mac = topo.links[1].b.mac()?;
     let dh = Dhclient::new(&dir.join("dhclient"), CLIENT_IF, None)?;
     // What a DOCSIS 3.0 modem sends as option 60.

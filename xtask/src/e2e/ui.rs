@@ -49,10 +49,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::netns::command_in;
 use provd_rig::perfdhcp::{self, Load};
-use provd_rig::topo::{
-    CLIENT_IF, LOAD_GIADDR, LOAD_IF, PEER_IP, RELAY_DOWN_IF, RELAY_UP_IF, SERVER_IP,
-};
-use provd_rig::{Child, Netns, Provd, Topology, VethPair, cmd, wait};
+use provd_rig::topo::{CLIENT_IF, LOAD_GIADDR, LOAD_IF, PEER_IP, SERVER_IP};
+use provd_rig::{Child, Netns, Provd, Topology, VethPair, cmd};
 use serde_json::{Value, json};
 
 use super::api::{Tlvs, http, items, wait_api_ready};
@@ -276,23 +274,7 @@ impl Stack {
         crate::bench::tools::seed_store(provd.bin(), provd.config(), dir, SEED_DEVICES, SEED_SALT)?;
         provd.start(&topo.server)?;
         let api = wait_api_ready(&mut provd)?;
-        let relay = topo.relay().spawn(
-            "dhcrelay",
-            "dhcrelay",
-            &[
-                "-4",
-                "-d",
-                "-a",
-                "-id",
-                RELAY_DOWN_IF,
-                "-iu",
-                RELAY_UP_IF,
-                &SERVER_IP.to_string(),
-            ],
-            dir,
-        )?;
-        wait::udp_port(topo.relay(), None, 67, Duration::from_secs(10))
-            .with_context(|| format!("dhcrelay stderr:\n{}", relay.stderr_tail(10)))?;
+        let relay = super::start_dhcrelay(&topo, dir)?;
         let mut driver = topo.server.spawn(
             "chromedriver",
             CHROMEDRIVER,
