@@ -69,8 +69,6 @@ pub(crate) struct Ctx {
     pub(crate) sess: Arc<Session>,
     peer: Option<provd_web::Peer>,
     conn: Option<ConnectInfo<SocketAddr>>,
-    /// The request's own path, for the navigation's highlight.
-    pub(crate) path: String,
 }
 
 impl FromRequestParts<Ui> for Ctx {
@@ -85,7 +83,6 @@ impl FromRequestParts<Ui> for Ctx {
             sess,
             peer: parts.extensions.get::<provd_web::Peer>().cloned(),
             conn: parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned(),
-            path: parts.uri.path().to_owned(),
         })
     }
 }
@@ -268,7 +265,6 @@ impl Ctx {
                 admin => self.sess.is_admin(),
             },
             csrf => self.sess.csrf,
-            path => self.path,
             flash => flash.map(|(k, t)| minijinja::context! { kind => k, text => t }),
             now_ms => crate::time::now_ms(),
         };

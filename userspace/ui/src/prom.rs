@@ -144,7 +144,6 @@ pub(crate) const RATES: &[Counter] = &[
     ("cwmp", "provd_cwmp_session_duration_seconds_count", &[]),
     ("naks", "provd_dhcp_naks_total", &[]),
     ("drops", "provd_dhcp_drops_total", &[]),
-    ("api", "provd_api_requests_total", &[]),
 ];
 
 /// One reading of the rate counters.

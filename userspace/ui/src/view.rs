@@ -90,13 +90,6 @@ fn abstime(v: Value) -> String {
     )
 }
 
-fn reltime(v: Value) -> String {
-    int_of(&v).map_or_else(
-        || "—".into(),
-        |t| crate::time::relative(crate::time::to_ms(t), crate::time::now_ms()),
-    )
-}
-
 /// `1.2 k`, `3.4 M` for counts; plain below 1,000.
 fn si(v: Value) -> String {
     let Ok(f) = f64::try_from(v) else {
@@ -139,7 +132,6 @@ impl Views {
         }
         env.add_filter("when", when);
         env.add_filter("abstime", abstime);
-        env.add_filter("reltime", reltime);
         env.add_filter("si", si);
         env.add_filter("fixed", fixed);
         env.add_filter("compact", compact);

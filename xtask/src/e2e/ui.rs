@@ -697,6 +697,17 @@ impl Page {
         Ok(())
     }
 
+    /// The modem's page: at `known` (the search scenario's landing), else found by search.
+    async fn open_modem(&self, known: Option<&str>) -> Result<String> {
+        match known {
+            Some(d) => {
+                self.goto(d).await?;
+                Ok(d.to_owned())
+            }
+            None => self.search_modem().await,
+        }
+    }
+
     /// The device page: `#q` with the modem's MAC in another spelling, Enter.
     async fn search_modem(&self) -> Result<String> {
         let from = self.path().await?;
@@ -1239,13 +1250,7 @@ fn tier_change(ctx: &Ctx, dir: &Path) -> Result<()> {
     with(ctx, |s| {
         s.browse(ctx, dir, "tier-change", |p, env| async move {
             p.login(&env.tokens.operator).await?;
-            let device = match &env.device_path {
-                Some(d) => {
-                    p.goto(d).await?;
-                    d.clone()
-                }
-                None => p.search_modem().await?,
-            };
+            let device = p.open_modem(env.device_path.as_deref()).await?;
             let tftp_before = p.count("#timeline tr[data-kind=\"tftp\"]").await?;
             let api_before = p.count("#timeline tr[data-kind=\"api\"]").await?;
             let select = p.find("select#tier-class").await?;
@@ -1408,13 +1413,7 @@ fn read_only(ctx: &Ctx, dir: &Path) -> Result<()> {
     with(ctx, |s| {
         s.browse(ctx, dir, "read-only", |p, env| async move {
             p.login(&env.tokens.operator).await?;
-            let device = match &env.device_path {
-                Some(d) => {
-                    p.goto(d).await?;
-                    d.clone()
-                }
-                None => p.search_modem().await?,
-            };
+            let device = p.open_modem(env.device_path.as_deref()).await?;
             let tier = format!("{device}/tier");
             let op_device = p.count("[data-write]").await?;
             p.open_cm_template(None).await?;

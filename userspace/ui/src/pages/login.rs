@@ -16,10 +16,9 @@ use crate::Ui;
 use crate::session::{cookie_of, set_cookie};
 
 fn page(ui: &Ui, error: Option<&str>, status: StatusCode) -> Response {
-    let html = ui.views.render(
-        "login.html",
-        minijinja::context! { error => error, me => (), path => "/ui/login" },
-    );
+    let html = ui
+        .views
+        .render("login.html", minijinja::context! { error => error });
     match html {
         Ok(h) => (status, Html(h)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
