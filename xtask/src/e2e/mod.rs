@@ -29,6 +29,9 @@
 //! next TFTP fetch, a template error, read-only pages and forged POSTs, the audit page and every
 //! other page; screenshots in target/ui-screens (see `ui.rs`).
 //!
+//! `cargo xtask e2e hardening` runs one scenario per finding of the security review: each
+//! attack as the review ran it, and what provd now does about it (see `hardening/mod.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
@@ -36,6 +39,7 @@ mod acs;
 mod api;
 mod dhcp;
 mod fastpath;
+mod hardening;
 pub(crate) mod http;
 mod mta;
 mod subject;
@@ -52,7 +56,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api or ui
+    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api, ui or hardening
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -125,8 +129,16 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The suites, in the order `--help` and errors list them.
-const SUITES: [&str; 8] = [
-    "dhcp", "tftp", "mta", "fastpath", "http", "acs", "api", "ui",
+const SUITES: [&str; 9] = [
+    "dhcp",
+    "tftp",
+    "mta",
+    "fastpath",
+    "http",
+    "acs",
+    "api",
+    "ui",
+    "hardening",
 ];
 
 pub fn run(args: Args) -> Result<()> {
@@ -149,6 +161,7 @@ pub fn run(args: Args) -> Result<()> {
         "acs" => acs::run(&args),
         "api" => api::run(&args),
         "ui" => ui::run(&args),
+        "hardening" => hardening::run(&args),
         _ => run_dhcp(&args),
     }
 }

@@ -1,0 +1,47 @@
+//! The `hardening` suite: one scenario per finding of the security and reliability review
+//! (issue 18), each a reproduction of the attack as the review ran it, judged on what crosses
+//! the wire and what provd counts. The review's numbers are the failing baseline each scenario
+//! names; every scenario holds now.
+//!
+//! The scenarios are grouped by role, one module each, so that every role's attacks and
+//! defences sit side by side:
+//! - `dhcp`: a failed lease-log write, and one relay trying to take a whole pool (items 1, 2);
+//! - `tftp`: reflection and slot exhaustion by spoofed requests (item 3);
+//! - `web`: the ACS's namespace bombs and brute force, phone-profile enforce and the task API
+//!   (items 4, 6, 7);
+//! - `mta`: forged and hijacking enrollment INFORMs (item 5);
+//! - `misc`: check-config on an unrenderable template, time and syslog floods (item 8).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{Args, Scenarios};
+
+/// Everything a hardening scenario needs to know about the run.
+#[derive(Debug)]
+#[allow(dead_code)] // until the role modules land; removed at integration
+pub struct Ctx {
+    pub provd: PathBuf,
+    /// `provd-loadgen`, for load and verification.
+    pub loadgen: PathBuf,
+}
+
+/// Every module's scenarios, in the order of the issue's items.
+pub fn scenarios() -> Scenarios<Ctx> {
+    // Each role's module adds its scenarios here, one `extend` line per module.
+    Vec::new()
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let scenarios = scenarios();
+    let tools = [
+        "ip", "tcpdump", "dhclient", "dhcrelay", "perfdhcp", "curl", "sysctl",
+    ];
+    let bins = super::prepare(args, &scenarios, &tools, &["provd", "provd-loadgen"])?;
+    let ctx = Ctx {
+        provd: bins.provd,
+        loadgen: bins.loadgen,
+    };
+    super::run_scenarios("hardening", "server provd", &ctx, &scenarios, args)
+}
