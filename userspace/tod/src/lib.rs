@@ -84,8 +84,9 @@ pub fn unix_from_time_value(value: [u8; 4], near_unix: u64) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TodSettings {
     pub bind: Ipv4Addr,
-    /// 37, or 0 for any free port (tests; UDP and TCP may then get different ports, see
-    /// [`TodHandle::udp_addr`] and [`TodHandle::tcp_addr`]).
+    /// 37, or 0 for any free port (tests): one number for both unless
+    /// `SAME_PORT_TRIES` draws all found the TCP twin taken; see [`TodHandle::udp_addr`] and
+    /// [`TodHandle::tcp_addr`].
     pub port: u16,
     pub udp: bool,
     pub tcp: bool,
@@ -253,6 +254,35 @@ fn bind_tcp(addr: SocketAddrV4) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
+/// How many free UDP ports `port = 0` tries before it settles for different numbers.
+const SAME_PORT_TRIES: usize = 32;
+
+/// The sockets `settings` asks for. With port 0 both get one number: a UDP port is drawn, and
+/// if its TCP twin is taken (a shared machine) another is drawn, up to [`SAME_PORT_TRIES`].
+fn bind_sockets(settings: &TodSettings) -> io::Result<(Option<UdpSocket>, Option<TcpListener>)> {
+    let at = |port| SocketAddrV4::new(settings.bind, port);
+    if !settings.udp {
+        return Ok((None, Some(bind_tcp(at(settings.port))?)));
+    }
+    if !settings.tcp {
+        return Ok((Some(bind_udp(at(settings.port))?), None));
+    }
+    if settings.port != 0 {
+        return Ok((
+            Some(bind_udp(at(settings.port))?),
+            Some(bind_tcp(at(settings.port))?),
+        ));
+    }
+    for _ in 0..SAME_PORT_TRIES {
+        let udp = bind_udp(at(0))?;
+        let port = udp.local_addr()?.port();
+        if let Ok(tcp) = bind_tcp(at(port)) {
+            return Ok((Some(udp), Some(tcp)));
+        }
+    }
+    Ok((Some(bind_udp(at(0))?), Some(bind_tcp(at(0))?)))
+}
+
 /// Binds the sockets, then starts the server thread; a port in use comes back here.
 pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<TodHandle> {
     if !settings.udp && !settings.tcp {
@@ -261,24 +291,8 @@ pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<Tod
             "the time server needs UDP or TCP",
         ));
     }
-    let udp = if settings.udp {
-        Some(bind_udp(SocketAddrV4::new(settings.bind, settings.port))?)
-    } else {
-        None
-    };
+    let (udp, tcp) = bind_sockets(&settings)?;
     let udp_addr = udp.as_ref().map(UdpSocket::local_addr).transpose()?;
-    let tcp = if settings.tcp {
-        // With port 0, try UDP's port first so that both answer on one number.
-        let same = udp_addr
-            .filter(|_| settings.port == 0)
-            .and_then(|a| bind_tcp(a).ok());
-        match same {
-            Some(l) => Some(l),
-            None => Some(bind_tcp(SocketAddrV4::new(settings.bind, settings.port))?),
-        }
-    } else {
-        None
-    };
     let tcp_addr = tcp
         .as_ref()
         .map(|s| s.local_addr().and_then(v4))
