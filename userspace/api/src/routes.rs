@@ -1172,15 +1172,16 @@ async fn delete_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The store's sizes and every role's counters.
+/// The store's sizes, every role's counters and its health.
 #[utoipa::path(get, path = "/stats", tag = "stats",
     responses((status = 200, body = schema::Stats), Errors))]
 async fn stats(State(app): State<App>) -> Result<Response, ApiError> {
-    let (backend, counts, roles) = blocking(move || {
+    let (backend, counts, roles, health) = blocking(move || {
         Ok((
             app.svc.store.backend(),
             app.svc.store.counts()?,
             app.svc.roles.stats(),
+            app.svc.roles.health(),
         ))
     })
     .await?;
@@ -1188,6 +1189,7 @@ async fn stats(State(app): State<App>) -> Result<Response, ApiError> {
         "backend": backend.as_str(),
         "store": counts,
         "roles": roles,
+        "health": health,
     }))
     .into_response())
 }

@@ -383,6 +383,9 @@ pub struct Stats {
     /// Each role's counters.
     #[schema(value_type = Object)]
     roles: serde_json::Value,
+    /// Each role's health: `{"serving": true}`, or `{"serving": false, "problem": "..."}`.
+    #[schema(value_type = Object)]
+    health: serde_json::Value,
 }
 
 /// The outcome of a reset.

@@ -350,6 +350,11 @@ pub trait RoleView: Send + Sync + std::fmt::Debug {
     fn stats(&self) -> serde_json::Value;
     /// `/metrics` in the Prometheus text format.
     fn metrics(&self) -> String;
+    /// Each role's health, keyed by role: `{"serving": true}`, or `{"serving": false,
+    /// "problem": "..."}` while it is degraded (a lease log that lost durability).
+    fn health(&self) -> serde_json::Value {
+        serde_json::Value::Object(serde_json::Map::new())
+    }
 }
 
 /// Everything the API serves from.

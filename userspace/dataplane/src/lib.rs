@@ -33,7 +33,7 @@ use provd_engine::{Counters, Destination, Drop, Ingress, Outcome, Shard};
 use provd_lease::{LeaseLog, LeaseObserver};
 use provd_role::clock::unix_secs_u32;
 
-pub use commit::{AckBatch, AckSink, BatchPool, CommitTimings};
+pub use commit::{AckBatch, AckSink, BatchPool, CommitStats};
 pub use io::{IoAckSink, SocketIo, Via, WorkerIo, XdpIface, XdpIo};
 pub use reload::PolicySwap;
 pub use role::{DhcpRole, DhcpState, ShardCommands};
@@ -46,6 +46,9 @@ pub use xsk::{BindMode, FRAME, Xsk};
 /// The I/O path the workers run on: the config's `server.io` names the one wanted (or `Auto`),
 /// [`DhcpRole::path`] the one taken (never `Auto`).
 pub use provd_config::IoPath;
+
+/// How often a worker whose lease log lost durability tries to start it afresh.
+const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Settings the workers need beyond the engine's policy.
 #[derive(Debug, Clone)]
@@ -119,7 +122,7 @@ pub struct Worker {
     /// Operators' requests to this shard (a lease release), drained once per batch.
     pub commands: crossbeam_channel::Receiver<ShardCommand>,
     /// The shard's commit latencies, read by [`DhcpRole`]'s metrics.
-    pub timings: Arc<CommitTimings>,
+    pub timings: Arc<CommitStats>,
 }
 
 impl Worker {
@@ -165,17 +168,34 @@ impl Worker {
                 out.resize_with(2 * BATCH, || Vec::with_capacity(600));
             }
             let mut limit = RateLimit::per_sec(5);
+            let mut last_recovery: Option<Instant> = None;
             while !shutdown.load(Ordering::Relaxed) {
                 let n = io.recv(&counters)?;
                 let received = Instant::now();
                 let now = unix_secs_u32();
                 quick.clear();
                 durable.clear();
+                // Without a durable log no ACK can leave, so nothing is decided: an OFFER now
+                // would hold an address for a REQUEST that cannot be ACKed. Once a second the
+                // log is started afresh from the table, which heals a disk that was freed.
+                if committer.durability_lost()
+                    && last_recovery.is_none_or(|t| received.duration_since(t) >= RECOVER_EVERY)
+                {
+                    last_recovery = Some(received);
+                    // Decided records not yet written are in the table the recovery writes.
+                    shard.take_pending().for_each(drop);
+                    committer.recover(shard.table());
+                }
+                let lost = committer.durability_lost();
                 for (i, reply) in out.iter_mut().enumerate().take(n) {
                     let (payload, meta, via) = io.get(i);
                     // Broadcasts reach every socket of the group, not just the steered one: only
                     // the shard owning the client answers. (Unicast is steered: a no-op there.)
                     if shards > 1 && owner(payload, shards) != index {
+                        continue;
+                    }
+                    if lost {
+                        counters.dropped(Drop::DurabilityLost);
                         continue;
                     }
                     if settings.null_responder {
@@ -217,6 +237,11 @@ impl Worker {
                 let mut released = Vec::new();
                 for cmd in commands.try_iter() {
                     match cmd {
+                        ShardCommand::Release { reply, .. } if lost => {
+                            let _ = reply.send(Err(
+                                "the lease log is not durable (see the DHCP role's health)".into(),
+                            ));
+                        }
                         ShardCommand::Release { mac, reply } => match shard.release_mac(mac, now) {
                             Some(addr) => released.push(commit::Durable::new(move |r| {
                                 let _ = reply.send(r.map(|()| Some(addr)));
@@ -246,7 +271,9 @@ impl Worker {
                 swap.check(&mut shard, &mut epoch);
                 let live = shard.table().len() as u64;
                 let log = committer.writer_mut();
-                if log.log_records() >= settings.compact_after_records
+                if !lost
+                    && !log.is_poisoned()
+                    && log.log_records() >= settings.compact_after_records
                     && log.log_records() >= 2 * live
                 {
                     // Safe while the sync thread works: the snapshot holds every lease whose ACK

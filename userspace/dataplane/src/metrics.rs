@@ -1,5 +1,5 @@
 //! The DHCP role's Prometheus families, read at scrape time from what the workers already keep:
-//! each shard's [`Counters`] (relaxed atomics only its thread writes), its [`CommitTimings`]
+//! each shard's [`Counters`] (relaxed atomics only its thread writes), its [`CommitStats`]
 //! (histograms its sync thread updates once per group commit) and the pools' bitmaps (the
 //! atomics allocation claims through). Nothing here runs on the packet path, and nothing on the
 //! packet path knows this exists.
@@ -35,13 +35,13 @@ use provd_dhcp::MessageType;
 use provd_engine::{Counters, Drop, Nak, Shared};
 use provd_role::metrics::MetricsSink;
 
-use crate::CommitTimings;
+use crate::CommitStats;
 
 /// Writes the DHCP families of the module docs: `shards` in shard order (index = label), the
 /// pools of `shared`'s policy.
 pub fn write(
     shared: &Shared,
-    shards: &[(Arc<Counters>, Arc<CommitTimings>)],
+    shards: &[(Arc<Counters>, Arc<CommitStats>)],
     out: &mut dyn MetricsSink,
 ) {
     for (i, (counters, _)) in shards.iter().enumerate() {
@@ -109,6 +109,31 @@ pub fn write(
             "Time each sync (fdatasync) of the shard's lease log took.",
             &[("shard", &i.to_string())],
             &timings.fsync.snapshot(),
+        );
+    }
+    for (i, (_, stats)) in shards.iter().enumerate() {
+        out.gauge(
+            "provd_dhcp_lease_log_durable",
+            "1 while the shard's lease log makes leases durable, 0 after a failed write or sync \
+             until it recovers (the shard answers no DHCP meanwhile).",
+            &[("shard", &i.to_string())],
+            f64::from(u8::from(!stats.durability.is_lost())),
+        );
+    }
+    for (i, (_, stats)) in shards.iter().enumerate() {
+        out.counter(
+            "provd_dhcp_lease_log_failures_total",
+            "Failed writes and syncs of the shard's lease log.",
+            &[("shard", &i.to_string())],
+            stats.durability.failures(),
+        );
+    }
+    for (i, (_, stats)) in shards.iter().enumerate() {
+        out.counter(
+            "provd_dhcp_lease_log_recoveries_total",
+            "Times the shard's lease log was started afresh from its table after a failure.",
+            &[("shard", &i.to_string())],
+            stats.durability.recoveries(),
         );
     }
     write_pools(shared, out);
@@ -245,7 +270,7 @@ relays = ["198.18.1.1"]
         let log = LeaseLog::open(dir.path(), 0, 1).unwrap();
         let syncer = log.syncer().unwrap();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let timings = Arc::new(CommitTimings::default());
+        let timings = Arc::new(CommitStats::default());
         let (mut committer, sync) = commit::pipeline(
             0,
             log,
@@ -312,6 +337,9 @@ relays = ["198.18.1.1"]
                 "provd_dhcp_lease_commits_total",
                 "provd_dhcp_ack_latency_seconds",
                 "provd_dhcp_lease_fsync_seconds",
+                "provd_dhcp_lease_log_durable",
+                "provd_dhcp_lease_log_failures_total",
+                "provd_dhcp_lease_log_recoveries_total",
                 "provd_dhcp_pool_addresses",
                 "provd_dhcp_pool_assigned_addresses",
                 "provd_dhcp_pool_free_addresses",

@@ -9,11 +9,11 @@ use anyhow::{Context, Result};
 use provd_common::SteerConfig;
 use provd_engine::{Counters, Shard, Shared, Snapshot};
 use provd_lease::{LeaseLog, LeaseObserver, LeaseTable};
-use provd_role::{Role, WorkerSet};
+use provd_role::{Health, Role, WorkerSet};
 use provd_xdp::Steering;
 
 use crate::choose::{self, Chosen};
-use crate::{CommitTimings, IoPath, PolicySwap, ShardCommand, Worker, WorkerSettings};
+use crate::{CommitStats, IoPath, PolicySwap, ShardCommand, Worker, WorkerSettings};
 use provd_role::metrics::MetricsSink;
 
 /// The running DHCP workers.
@@ -25,7 +25,7 @@ pub struct DhcpRole {
     settings: WorkerSettings,
     counters: Vec<Arc<Counters>>,
     /// Per shard, beside `counters`: for the metrics.
-    timings: Vec<(Arc<Counters>, Arc<CommitTimings>)>,
+    timings: Vec<(Arc<Counters>, Arc<CommitStats>)>,
     steering: Option<Arc<Mutex<Steering>>>,
     workers: WorkerSet,
     swap: Arc<PolicySwap>,
@@ -80,7 +80,7 @@ impl DhcpRole {
             let index = u32::try_from(i).context("shard index")?;
             let shard = Shard::new(Arc::clone(&shared), table, index, shards);
             counters.push(shard.counters());
-            let shard_timings = Arc::new(CommitTimings::default());
+            let shard_timings = Arc::new(CommitStats::default());
             timings.push((shard.counters(), Arc::clone(&shard_timings)));
             let worker = Worker {
                 timings: shard_timings,
@@ -243,6 +243,26 @@ impl Role for DhcpRole {
                     n,
                 );
             }
+        }
+    }
+
+    /// Degraded while any shard's lease log has lost durability (a full or failing disk): that
+    /// shard answers no DHCP until its worker recovers the log.
+    fn health(&self) -> Health {
+        let lost: Vec<String> = self
+            .timings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, s))| {
+                s.durability
+                    .lost_since()
+                    .map(|(at, why)| format!("shard {i} lease log not durable since {at}: {why}"))
+            })
+            .collect();
+        if lost.is_empty() {
+            Health::Serving
+        } else {
+            Health::Degraded(lost.join("; "))
         }
     }
 

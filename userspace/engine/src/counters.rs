@@ -48,6 +48,7 @@ reasons! {
         ReleaseUnknown => "release_unknown",
         ReplyTooLarge => "reply_too_large",
         PersistFailed => "persist_failed",
+        DurabilityLost => "durability_lost",
         SendFailed => "send_failed",
     }
 }
@@ -116,7 +117,11 @@ impl Counters {
         bump(&self.received[t as usize - 1], 1);
     }
     pub fn sent(&self, t: MessageType) {
-        bump(&self.sent[t as usize - 1], 1);
+        self.sent_n(t, 1);
+    }
+    /// `n` replies of type `t` handed to the I/O path.
+    pub fn sent_n(&self, t: MessageType, n: u64) {
+        bump(&self.sent[t as usize - 1], n);
     }
     pub fn dropped(&self, d: Drop) {
         bump(&self.drops[d as usize], 1);

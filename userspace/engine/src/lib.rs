@@ -408,7 +408,12 @@ impl Shard {
     pub fn handle(&mut self, now: u32, ingress: &Ingress<'_>, out: &mut Vec<u8>) -> Outcome {
         match self.decide(now, ingress, out) {
             Ok(o) => {
-                if let Outcome::Reply(r) = o {
+                // A durable reply (an ACK) is counted once its lease record is durable and it is
+                // handed to the I/O path (see provd-dataplane's commit pipeline): one withheld
+                // for a failed write was never sent.
+                if let Outcome::Reply(r) = o
+                    && !r.durable
+                {
                     self.st.counters.sent(r.kind);
                 }
                 o

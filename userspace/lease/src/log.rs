@@ -215,6 +215,25 @@ impl LeaseLog {
         Ok(())
     }
 
+    /// Whether a write or sync failed: nothing more can be written until [`LeaseLog::recover`].
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Starts the log afresh after a failed write or sync, once writing works again: reopens
+    /// the file (cutting a torn tail back to the last whole record) and compacts `table` into
+    /// it, so that the shard's whole state is durable again whatever the failed writes left
+    /// behind (after a failed fdatasync the kernel may have dropped pages it still shows).
+    /// `table` must hold every lease the shard decided, acknowledged or not. On Ok the log
+    /// writes again, and syncers made before must be replaced by [`LeaseLog::syncer`]; on Err
+    /// (the disk still full) nothing changed and the log stays poisoned: try again later.
+    pub fn recover(&mut self, table: &LeaseTable) -> Result<(), LogError> {
+        let mut fresh = LeaseLog::open(&self.dir, self.shard, self.next_seq)?;
+        fresh.compact(table)?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// A handle that makes this log's written bytes durable from another thread.
     pub fn syncer(&self) -> Result<LogSyncer, LogError> {
         Ok(LogSyncer {
@@ -588,6 +607,57 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LeaseState;
+    use std::net::Ipv4Addr;
+
+    fn lease(n: u8) -> (ClientKey, Lease) {
+        let mac = [2, 0, 0, 0, 0, n];
+        let l = Lease {
+            addr: Ipv4Addr::new(10, 0, 0, n),
+            expires_at: 1000,
+            state: LeaseState::Bound,
+            chaddr: mac,
+            pool: 0,
+        };
+        (ClientKey::from_hw(1, &mac), l)
+    }
+
+    /// A failed write or sync poisons the log for good; `recover` starts it afresh from the
+    /// table, which then is exactly what replay finds, and the log writes again.
+    #[test]
+    fn recover_after_a_failure_makes_the_table_durable_and_writes_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = LeaseLog::open(tmp.path(), 0, 1).unwrap();
+        let mut table = LeaseTable::new();
+        for n in 1..=3 {
+            let (k, l) = lease(n);
+            log.append(&k, &l);
+            table.insert(k, l);
+        }
+        log.commit().unwrap();
+        // Leases 4 and 5 were decided (in the table) but their write "failed".
+        for n in 4..=5 {
+            let (k, l) = lease(n);
+            log.append(&k, &l);
+            table.insert(k, l);
+        }
+        log.poisoned.store(true, Ordering::Release);
+        assert!(log.is_poisoned());
+        assert!(matches!(log.commit(), Err(LogError::Poisoned { shard: 0 })));
+
+        log.recover(&table).unwrap();
+        assert!(!log.is_poisoned());
+        let (k, l) = lease(6);
+        log.append(&k, &l);
+        table.insert(k, l);
+        log.commit().unwrap();
+        drop(log);
+
+        let r = crate::replay(tmp.path()).unwrap();
+        let mut got: Vec<_> = r.records.iter().map(|r| r.lease.addr.octets()[3]).collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    }
 
     #[test]
     fn shard_names_parse_canonically() {

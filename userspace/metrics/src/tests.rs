@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provd_config::Policy;
-use provd_dataplane::CommitTimings;
+use provd_dataplane::CommitStats;
 use provd_dhcp::{Header, Message, MessageType, MessageWriter, code};
 use provd_engine::{Counters, Ingress, Outcome, Shard, Shared};
 use provd_lease::LeaseTable;
@@ -27,7 +27,7 @@ const NOW: u32 = 1_800_000_000;
 /// The DHCP role's metrics over a shard driven here, without its sockets and threads.
 struct DhcpSamples {
     shared: Arc<Shared>,
-    shards: Vec<(Arc<Counters>, Arc<CommitTimings>)>,
+    shards: Vec<(Arc<Counters>, Arc<CommitStats>)>,
 }
 
 impl Role for DhcpSamples {
@@ -125,7 +125,7 @@ relays = ["198.18.1.1"]
     .unwrap_or_else(|e| panic!("{e}"));
     let shared = Shared::new(policy).unwrap();
     let mut shard = Shard::new(Arc::clone(&shared), LeaseTable::new(), 0, 2);
-    let timings = Arc::new(CommitTimings::default());
+    let timings = Arc::new(CommitStats::default());
     let mut send = |payload: &[u8]| {
         let ingress = Ingress {
             payload,

@@ -23,8 +23,8 @@ use provd_devices::catalog::{Catalog, Following, ReservationSink};
 use provd_devices::timeline::{Happening, Retention, Timeline, hex};
 use provd_engine::Shared;
 use provd_files::{Trial, TrialError};
-use provd_role::RoleSet;
 use provd_role::clock::unix_secs_u32;
+use provd_role::{Health, RoleSet};
 use provd_store::{Actor, DeviceKind, DeviceSpec, Expect, Mac, Source, Store, StoreError};
 
 /// How often the catalog looks for changes made elsewhere (`provd import`, another node).
@@ -1160,6 +1160,18 @@ impl RoleView for Roles {
                 "write_failed": t.write_failed.load(Ordering::Relaxed),
             }),
         );
+        out.into()
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for role in self.roles().iter().flat_map(|r| r.iter()) {
+            let h = match role.health() {
+                Health::Serving => serde_json::json!({ "serving": true }),
+                Health::Degraded(why) => serde_json::json!({ "serving": false, "problem": why }),
+            };
+            out.insert(role.name().to_string(), h);
+        }
         out.into()
     }
 

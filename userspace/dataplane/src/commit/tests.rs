@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use provd_engine::{Counters, Destination, Drop};
-use provd_lease::{ClientKey, Lease, LeaseLog, LeaseState, LogError, LogSyncer};
+use provd_lease::{ClientKey, Lease, LeaseLog, LeaseState, LeaseTable, LogError, LogSyncer};
 
 use super::*;
 
@@ -28,6 +28,8 @@ enum Event {
     },
     /// An ACK reached the sink.
     Sent(String),
+    /// The log was started afresh from the table.
+    Recovered,
 }
 
 type Events = Arc<Mutex<Vec<Event>>>;
@@ -53,6 +55,7 @@ struct Writer {
 }
 
 impl LeaseWriter for Writer {
+    type Sync = HeldSync;
     fn append(&mut self, key: &ClientKey, lease: &Lease) {
         self.log.append(key, lease);
         self.last = u32::from_be_bytes(lease.addr.octets());
@@ -65,6 +68,16 @@ impl LeaseWriter for Writer {
         self.log.write()?;
         push(&self.events, Event::Wrote(self.last));
         Ok(())
+    }
+    fn recover(&mut self, table: &LeaseTable) -> Result<HeldSync, LogError> {
+        self.log.recover(table)?;
+        push(&self.events, Event::Recovered);
+        Ok(HeldSync {
+            inner: self.log.syncer()?,
+            hold: None,
+            fail_syncs: 0,
+            events: Arc::clone(&self.events),
+        })
     }
 }
 
@@ -120,7 +133,7 @@ struct Harness {
     sync_thread: JoinHandle<()>,
     events: Events,
     counters: Arc<Counters>,
-    timings: Arc<CommitTimings>,
+    timings: Arc<CommitStats>,
     /// With a held sync: one message each time a sync begins, and the permits that let it go.
     entered: Receiver<()>,
     permit: Sender<()>,
@@ -131,7 +144,7 @@ fn start(hold: bool, fail_writes: usize, fail_syncs: usize) -> Harness {
     let log = LeaseLog::open(dir.path(), 0, 1).unwrap();
     let events = Events::default();
     let counters = Arc::new(Counters::default());
-    let timings = Arc::new(CommitTimings::default());
+    let timings = Arc::new(CommitStats::default());
     let (entered_tx, entered) = crossbeam_channel::unbounded();
     let (permit, permit_rx) = crossbeam_channel::unbounded();
     let sync = HeldSync {
@@ -350,6 +363,79 @@ fn a_failed_sync_sends_no_ack_and_counts_each() {
     let snap = counters.snapshot();
     assert_eq!((snap.commits, snap.leases_persisted), (1, 1));
     assert_each_ack_after_its_sync(&events);
+}
+
+fn acks_sent(c: &Counters) -> u64 {
+    c.snapshot().sent_count(provd_dhcp::MessageType::Ack)
+}
+
+/// A failed write loses durability (the worker then answers nothing); `recover` starts the log
+/// afresh from the table, durability comes back, and later batches are ACKed again. Only the
+/// ACKs that reached the sink count as sent.
+#[test]
+fn a_failed_write_loses_durability_until_recover_and_then_acks_flow_again() {
+    let mut h = start(false, 1, 0);
+    let stats = Arc::clone(&h.timings);
+    assert!(!h.committer.durability_lost());
+    h.submit(1, 2);
+    assert!(h.committer.durability_lost(), "the failed write lost it");
+    assert_eq!(stats.durability.failures(), 1);
+    let (since, why) = stats.durability.lost_since().expect("lost");
+    assert!(since > 0 && why.contains("injected write failure"), "{why}");
+
+    // Leases 1 and 2 were decided (in the table); 1's write failed, 2 was never written.
+    let mut table = LeaseTable::new();
+    table.insert(key(1), lease(1));
+    table.insert(key(2), lease(2));
+    assert!(h.committer.recover(&table));
+    assert!(!h.committer.durability_lost());
+    assert_eq!(stats.durability.recoveries(), 1);
+    assert_eq!(stats.durability.lost_since(), None);
+    h.submit(3, 1);
+    let (events, counters, dir) = h.stop();
+    assert_eq!(sent(&events), [ack(3, 0)]);
+    assert!(events.contains(&Event::Recovered));
+    assert_each_ack_after_its_sync(&events);
+    assert_eq!(
+        acks_sent(&counters),
+        1,
+        "the two withheld ACKs were never sent"
+    );
+    assert_eq!(persist_failed(&counters), 2);
+    // The recovered log holds the whole table and what came after.
+    let replayed = provd_lease::replay(dir.path()).unwrap();
+    let mut addrs: Vec<u32> = replayed
+        .records
+        .iter()
+        .map(|r| u32::from(r.lease.addr))
+        .collect();
+    addrs.sort_unstable();
+    assert_eq!(addrs, [1, 2, 3]);
+}
+
+/// A failed sync loses durability too, from the sync thread; a recovered log's syncer takes
+/// over behind the batches queued before it.
+#[test]
+fn a_failed_sync_loses_durability_and_the_recovered_syncer_takes_over() {
+    let mut h = start(true, 0, 1);
+    let stats = Arc::clone(&h.timings);
+    h.submit(1, 1);
+    h.wait_for_sync();
+    h.release_sync(); // fails
+    let lost = (0..1000).any(|_| {
+        std::thread::sleep(Duration::from_millis(5));
+        stats.durability.is_lost()
+    });
+    assert!(lost, "a failed sync marks the shard's durability lost");
+    let mut table = LeaseTable::new();
+    table.insert(key(1), lease(1));
+    assert!(h.committer.recover(&table));
+    // The new syncer is not held: batch 2's ACK leaves without a permit.
+    h.submit(2, 1);
+    let (events, counters, _dir) = h.stop();
+    assert_eq!(sent(&events), [ack(2, 0)]);
+    assert_eq!(acks_sent(&counters), 1);
+    assert!(!stats.durability.is_lost());
 }
 
 #[test]
