@@ -27,8 +27,32 @@ use provd_devices::{DeviceFacts, DeviceView};
 
 use crate::template::{
     Extend, TypedVars, WatchedTemplate, environment, error_message, mac_colon, mac_hex, position,
-    template_error,
+    reads_any, template_error, unknown_variables,
 };
+
+/// Every variable a config-file template's render context sets (see `render_text`).
+pub const FILE_CONTEXT: [&str; 12] = [
+    "mac",
+    "mac12",
+    "mac_upper",
+    "class",
+    "ip",
+    "giaddr",
+    "vendor_class",
+    "lease_expires",
+    "vars",
+    "subscriber",
+    "cos",
+    "device",
+];
+
+/// The context variables only a device the store knows has: a template that reads them may
+/// fail for a device without a record (a guard like `{% if subscriber %}` is its choice).
+const RECORD_CONTEXT: [&str; 3] = ["subscriber", "cos", "device"];
+
+/// The device `provd check-config` renders each template for: a locally administered MAC from
+/// the documentation range (RFC 7042), never a real device's.
+pub const PROBE_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
 
 /// What generated-file templates add to the base environment: nothing yet. One value, so that
 /// the file, a stored version and a check compile alike.
@@ -378,6 +402,51 @@ impl Generator {
             .iter()
             .find(|c| c.name == class_name)
             .map(|c| c.store_name.as_str())
+    }
+
+    /// What `provd check-config` finds wrong with the classes' templates beyond their syntax
+    /// (which [`Generator::new`] checked), one line each naming the class and the template:
+    /// a variable the render context does not set (every render would fail), or a render and
+    /// compile for a [`PROBE_MAC`] device without a store record that fails. A template that
+    /// reads the record's variables (`subscriber`, `cos`, `device`) may need a record to
+    /// render; only its variables are checked.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for class in &self.classes {
+            let Ok(cur) = self.current_peek(class, false) else {
+                continue;
+            };
+            let unknown = unknown_variables(&cur.env, &cur.tmpl, &FILE_CONTEXT);
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "class {:?}: template {} reads {}, which no render sets (it knows {}): every file it generates would fail",
+                    class.name,
+                    class.store_name,
+                    unknown.join(", "),
+                    FILE_CONTEXT.join(", ")
+                ));
+                continue;
+            }
+            if reads_any(&cur.env, &cur.tmpl, &RECORD_CONTEXT) {
+                continue;
+            }
+            if let Err(TrialError::Template(found)) =
+                self.render_trial(&class.name, &PROBE_MAC, None, &Trial::default())
+            {
+                for p in found {
+                    let at = p.line.map(|l| format!(" line {l}")).unwrap_or_default();
+                    problems.push(format!(
+                        "class {:?}: template {}{at} does not {} for a probe device ({}): {}",
+                        class.name,
+                        class.store_name,
+                        p.stage.as_str(),
+                        mac_colon(&PROBE_MAC),
+                        p.message
+                    ));
+                }
+            }
+        }
+        problems
     }
 
     /// Renders `class_name`'s file for `mac` as [`render_for`](Self::render_for) does, with

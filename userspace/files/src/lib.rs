@@ -9,7 +9,7 @@ mod generate;
 pub mod template;
 
 pub use generate::{
-    DEFAULT_CACHE_BYTES, GenerateError, GeneratedFile, Generator, Owner, Problem, Stage, Trial,
-    TrialError, compile, template_names,
+    DEFAULT_CACHE_BYTES, FILE_CONTEXT, GenerateError, GeneratedFile, Generator, Owner, PROBE_MAC,
+    Problem, Stage, Trial, TrialError, compile, template_names,
 };
 pub use template::{TEMPLATE_CHECK, WatchedTemplate};

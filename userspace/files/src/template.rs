@@ -141,6 +141,36 @@ pub fn environment(extend: Extend) -> minijinja::Environment<'static> {
     env
 }
 
+/// The top-level variables template `name` reads that neither `known` (its render context)
+/// nor the environment's globals give, sorted: under strict undefined each fails every render
+/// that reaches it. A static analysis: control flow is not considered.
+pub fn unknown_variables(
+    env: &minijinja::Environment<'_>,
+    name: &str,
+    known: &[&str],
+) -> Vec<String> {
+    let Ok(tmpl) = env.get_template(name) else {
+        return Vec::new();
+    };
+    let globals: Vec<&str> = env.globals().map(|(n, _)| n).collect();
+    let mut unknown: Vec<String> = tmpl
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !known.contains(&v.as_str()) && !globals.contains(&v.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Whether template `name` reads any of `vars` (at the top level).
+pub fn reads_any(env: &minijinja::Environment<'_>, name: &str, vars: &[&str]) -> bool {
+    env.get_template(name).is_ok_and(|t| {
+        t.undeclared_variables(false)
+            .iter()
+            .any(|v| vars.contains(&v.as_str()))
+    })
+}
+
 /// Where `e` is in `source`: the 1-based line and column (the column counted in characters),
 /// from the error's byte range when minijinja gives one, else its line alone.
 pub fn position(e: &minijinja::Error, source: &str) -> (Option<u32>, Option<u32>) {

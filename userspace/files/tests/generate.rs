@@ -548,3 +548,48 @@ fn template_names_are_file_names_unless_two_collide() {
         s.dir.path().join("cm.j2").display().to_string()
     );
 }
+
+/// check-config's render check: the good templates pass; one reading a variable no render sets,
+/// one that parses but fails for every device (a filter on the wrong type) and one whose text
+/// does not compile are each named with their class; one that needs a store record is left to
+/// the devices that have one.
+#[test]
+fn check_renders_each_template_and_names_what_cannot() {
+    let s = setup(true);
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    assert_eq!(g.check(), Vec::<String>::new());
+
+    let cases = [
+        (
+            "Main {\n\tMaxCPE {{ max_cpe }};\n}\n",
+            "reads max_cpe, which no render sets",
+        ),
+        (
+            "Main {\n\tMaxCPE {{ vars.site + 1 }};\n}\n",
+            "does not render for a probe device",
+        ),
+        (
+            "Main {\n\tNoSuchTlv {{ mac }};\n}\n",
+            "does not compile for a probe device",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(s.dir.path().join("cm.j2"), text).unwrap();
+        let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+        let problems = g.check();
+        assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+        assert!(
+            problems[0].starts_with("class \"cm\": template ") && problems[0].contains(want),
+            "{text}: {problems:?}"
+        );
+    }
+    // Needs the device's record: unguarded, it fails for a device the store does not know,
+    // which is the template's choice; its variables are still checked.
+    std::fs::write(
+        s.dir.path().join("cm.j2"),
+        "Main {\n\tMaxCPE {{ subscriber.max_cpe }};\n}\n",
+    )
+    .unwrap();
+    let g = Generator::new(&s.policy, Arc::clone(&s.view)).unwrap();
+    assert_eq!(g.check(), Vec::<String>::new());
+}

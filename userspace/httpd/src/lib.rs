@@ -61,9 +61,14 @@ pub enum HttpdError {
 }
 
 /// Reads and compiles every profile template of `policy` without starting anything (for
-/// `provd check-config`): the number of profile classes, or the first template error.
+/// `provd check-config`), then checks each as [`render::ProfileClass::check`] does: the number
+/// of profile classes, or the first problem.
 pub fn check_templates(policy: &Policy) -> Result<usize, HttpdError> {
-    render::ProfileClass::load_all(policy).map(|c| c.len())
+    let classes = render::ProfileClass::load_all(policy)?;
+    for c in &classes {
+        c.check(&policy.vars)?;
+    }
+    Ok(classes.len())
 }
 
 /// What the server has done since it started.

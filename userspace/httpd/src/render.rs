@@ -20,8 +20,26 @@ use std::sync::Arc;
 
 use minijinja::value::Value;
 use provd_config::{Policy, ProfileSpec, Vars};
+use provd_files::PROBE_MAC;
 use provd_files::WatchedTemplate;
-use provd_files::template::{TypedVars, mac_colon, mac_hex, template_error};
+use provd_files::template::{
+    TypedVars, mac_colon, mac_hex, reads_any, template_error, unknown_variables,
+};
+
+/// Every variable a profile template's render context sets (see [`ProfileClass::render`]).
+pub(crate) const PROFILE_CONTEXT: [&str; 11] = [
+    "mac",
+    "mac12",
+    "mac_upper",
+    "class",
+    "ip",
+    "model",
+    "swver",
+    "upgrade",
+    "profile_rule",
+    "vars",
+    "subscriber",
+];
 
 use crate::HttpdError;
 
@@ -65,6 +83,39 @@ impl ProfileClass {
             });
         }
         Ok(out)
+    }
+
+    /// For `provd check-config`: the template reads no variable the render does not set, and,
+    /// unless it reads `subscriber` (which needs the device's record), renders for a probe
+    /// device (a documentation-range MAC and address, no model, no upgrade).
+    pub(crate) fn check(&self, vars: &Vars) -> Result<(), HttpdError> {
+        let (_, env) = self.template.peek();
+        let name = self.template.name();
+        let err = |message: String| HttpdError::Template {
+            class: self.name.clone(),
+            message,
+        };
+        let unknown = unknown_variables(&env, name, &PROFILE_CONTEXT);
+        if !unknown.is_empty() {
+            return Err(err(format!(
+                "template {name} reads {}, which no render sets (it knows {}): every profile it renders would fail",
+                unknown.join(", "),
+                PROFILE_CONTEXT.join(", ")
+            )));
+        }
+        if reads_any(&env, name, &["subscriber"]) {
+            return Ok(());
+        }
+        let probe = Inputs {
+            ip: "192.0.2.1".into(),
+            model: String::new(),
+            swver: String::new(),
+            upgrade: None,
+            record: None,
+        };
+        self.render(&env, &PROBE_MAC, &probe, vars, None)
+            .map(drop)
+            .map_err(|e| err(format!("does not render for a probe device: {e}")))
     }
 
     /// The current template (re-read first if its file changed and the check is due).

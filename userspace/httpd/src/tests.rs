@@ -385,3 +385,32 @@ async fn a_changed_device_record_is_the_next_profile_with_a_bumped_version() {
     );
     assert_ne!(text.lines().next().unwrap(), v1, "version bumped: {text}");
 }
+
+/// check-config's profile check: the good template passes; one reading a variable no render
+/// sets and one failing for every device are refused naming the class; one that needs the
+/// device's subscriber record is left to the devices that have one.
+#[test]
+fn check_templates_renders_each_profile_for_a_probe_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "");
+    assert_eq!(crate::check_templates(&p).unwrap(), 1);
+    for (text, want) in [
+        (
+            "SIP={{ sip_server }}\n",
+            "reads sip_server, which no render sets",
+        ),
+        (
+            "N={{ vars.sip + 1 }}\n",
+            "does not render for a probe device",
+        ),
+    ] {
+        write(dir.path(), "fv.j2", text);
+        let e = crate::check_templates(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("class \"ata\": ") && e.contains(want),
+            "{text}: {e}"
+        );
+    }
+    write(dir.path(), "fv.j2", "LINE={{ subscriber.line1 }}\n");
+    assert_eq!(crate::check_templates(&p).unwrap(), 1);
+}

@@ -206,12 +206,23 @@ fn check_config(path: &Path) -> Result<ExitCode> {
     match Policy::from_file(path) {
         Ok(p) => {
             // Templates are part of the config: a syntax error refuses the start, so say it now.
-            if let Err(e) =
-                provd_files::Generator::new(&p, Arc::new(provd_devices::DeviceView::new()))
-            {
-                println!("{e}");
-                eprintln!("{}: template error", path.display());
-                return Ok(ExitCode::FAILURE);
+            match provd_files::Generator::new(&p, Arc::new(provd_devices::DeviceView::new())) {
+                Err(e) => {
+                    println!("{e}");
+                    eprintln!("{}: template error", path.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+                // A template that parses but cannot render would fail every fetch of its file.
+                Ok(g) => {
+                    let problems = g.check();
+                    if !problems.is_empty() {
+                        for p in &problems {
+                            println!("{p}");
+                        }
+                        eprintln!("{}: {} template error(s)", path.display(), problems.len());
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
             if let Err(e) = provd_httpd::check_templates(&p) {
                 println!("{e}");
