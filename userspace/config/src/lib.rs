@@ -22,6 +22,11 @@
 //! workers = 0                     # optional, 0 = one per core
 //! lease_dir = "/var/lib/provd"    # required
 //! offer_hold_secs = 30            # optional, >= 1
+//! offer_reuse_after_secs = 2      # optional; a pool out of addresses re-offers offers older
+//! agent_new_clients_burst = 32    # optional; new clients per option 82 remote-id (else
+//! agent_new_clients_per_sec = 1   #   circuit-id): a token bucket, burst 0 = no limit
+//! relay_new_clients_burst = 0     # optional; the same per relay (giaddr), off by default
+//! relay_new_clients_per_sec = 0
 //! decline_quarantine_secs = 600   # optional
 //! forget_after_secs = 86400       # optional
 //! compact_after_records = 200000  # optional, >= 1
@@ -137,7 +142,7 @@ pub use http::{
 };
 pub use mta::MtaSettings;
 pub use policy::Policy;
-pub use server::{IoPath, LogFormat, ServerSettings, XdpMode};
+pub use server::{IoPath, LogFormat, ServerSettings, SourceLimit, XdpMode};
 pub use syslog::SyslogSettings;
 pub use tftp::TftpSettings;
 pub use time::TimeSettings;

@@ -21,6 +21,11 @@ pub mod wire {
         pub workers: Option<i64>,
         pub lease_dir: Option<String>,
         pub offer_hold_secs: Option<i64>,
+        pub offer_reuse_after_secs: Option<i64>,
+        pub agent_new_clients_burst: Option<i64>,
+        pub agent_new_clients_per_sec: Option<i64>,
+        pub relay_new_clients_burst: Option<i64>,
+        pub relay_new_clients_per_sec: Option<i64>,
         pub decline_quarantine_secs: Option<i64>,
         pub forget_after_secs: Option<i64>,
         pub compact_after_records: Option<i64>,
@@ -57,6 +62,14 @@ pub struct ServerSettings {
     pub workers: usize,
     pub lease_dir: PathBuf,
     pub offer_hold_secs: u32,
+    /// When a pool has no free address, an offer nobody took up within this long goes to the
+    /// next client instead (an OFFER is no promise): DISCOVERs alone cannot pin a pool.
+    pub offer_reuse_after_secs: u32,
+    /// New clients (no lease yet) per relay agent's subscriber: by option 82 remote-id, else
+    /// circuit-id. `burst` 0 turns the limit off.
+    pub agent_limit: SourceLimit,
+    /// New clients per relay (giaddr); off by default: a CMTS's whole plant reboots at once.
+    pub relay_limit: SourceLimit,
     pub decline_quarantine_secs: u32,
     pub forget_after_secs: u32,
     pub compact_after_records: u64,
@@ -66,6 +79,24 @@ pub struct ServerSettings {
     /// The interface the XDP program attaches to; `None`: the one holding `bind`.
     pub xdp_interface: Option<String>,
     pub xdp_mode: XdpMode,
+}
+
+/// A token bucket: up to `burst` at once, refilled at `per_sec`; `burst` 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLimit {
+    pub burst: u32,
+    pub per_sec: u32,
+}
+
+impl SourceLimit {
+    pub const OFF: SourceLimit = SourceLimit {
+        burst: 0,
+        per_sec: 0,
+    };
+
+    pub fn is_off(self) -> bool {
+        self.burst == 0
+    }
 }
 
 /// `server.io`: the DHCP I/O path; `Auto` tries each in order and logs why it settled.
@@ -154,6 +185,51 @@ pub(crate) fn validate(s: Option<wire::Server>, v: &mut Validator) -> ServerSett
         Some(d) => PathBuf::from(d),
     };
     let offer_hold_secs = v.u32_secs("server.offer_hold_secs", s.offer_hold_secs, 30, 1);
+    let offer_reuse_after_secs = v.u32_secs(
+        "server.offer_reuse_after_secs",
+        s.offer_reuse_after_secs,
+        2,
+        0,
+    );
+    let mut limit = |name: &str, burst: Option<i64>, per_sec: Option<i64>, default: SourceLimit| {
+        let burst = v.int(
+            &format!("server.{name}_new_clients_burst"),
+            burst,
+            default.burst.into(),
+            0,
+            1_000_000,
+            "clients (0 = no limit)",
+        );
+        let per_sec = v.int(
+            &format!("server.{name}_new_clients_per_sec"),
+            per_sec,
+            default.per_sec.into(),
+            0,
+            1_000_000,
+            "clients per second",
+        );
+        SourceLimit {
+            burst: u32::try_from(burst).unwrap_or(0),
+            per_sec: u32::try_from(per_sec).unwrap_or(0),
+        }
+    };
+    // A cable modem and the CPEs behind it share the remote-id (the modem's MAC): 32 at once
+    // and one a second more is far above any MaxCPE and far below a pool.
+    let agent_limit = limit(
+        "agent",
+        s.agent_new_clients_burst,
+        s.agent_new_clients_per_sec,
+        SourceLimit {
+            burst: 32,
+            per_sec: 1,
+        },
+    );
+    let relay_limit = limit(
+        "relay",
+        s.relay_new_clients_burst,
+        s.relay_new_clients_per_sec,
+        SourceLimit::OFF,
+    );
     let decline_quarantine_secs = v.u32_secs(
         "server.decline_quarantine_secs",
         s.decline_quarantine_secs,
@@ -234,6 +310,9 @@ pub(crate) fn validate(s: Option<wire::Server>, v: &mut Validator) -> ServerSett
         workers: usize::try_from(workers).unwrap_or(0),
         lease_dir,
         offer_hold_secs,
+        offer_reuse_after_secs,
+        agent_limit,
+        relay_limit,
         decline_quarantine_secs,
         forget_after_secs,
         compact_after_records: u64::try_from(compact_after_records).unwrap_or(200_000),

@@ -82,6 +82,12 @@ pub fn write(
             );
         }
         out.counter(
+            "provd_dhcp_offers_reused_total",
+            "Offers nobody took up, given to another client of a pool out of addresses.",
+            &[("shard", &shard)],
+            s.offers_reused,
+        );
+        out.counter(
             "provd_dhcp_lease_records_persisted_total",
             "Lease records made durable in the shard's lease log.",
             &[("shard", &shard)],
@@ -333,6 +339,7 @@ relays = ["198.18.1.1"]
                 "provd_dhcp_messages_sent_total",
                 "provd_dhcp_drops_total",
                 "provd_dhcp_naks_total",
+                "provd_dhcp_offers_reused_total",
                 "provd_dhcp_lease_records_persisted_total",
                 "provd_dhcp_lease_commits_total",
                 "provd_dhcp_ack_latency_seconds",

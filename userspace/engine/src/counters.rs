@@ -40,6 +40,8 @@ reasons! {
         NoNetwork => "no_network",
         NoClass => "no_class",
         PoolExhausted => "pool_exhausted",
+        AgentLimit => "agent_limit",
+        RelayLimit => "relay_limit",
         OtherServerChosen => "other_server_chosen",
         UnknownClient => "unknown_client",
         NotOurBinding => "not_our_binding",
@@ -92,6 +94,7 @@ pub struct Counters {
     naks: Vec<AtomicU64>,
     leases_persisted: AtomicU64,
     commits: AtomicU64,
+    offers_reused: AtomicU64,
 }
 
 impl Default for Counters {
@@ -103,6 +106,7 @@ impl Default for Counters {
             naks: Nak::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             leases_persisted: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            offers_reused: AtomicU64::new(0),
         }
     }
 }
@@ -129,6 +133,10 @@ impl Counters {
     pub fn nak(&self, n: Nak) {
         bump(&self.naks[n as usize], 1);
     }
+    /// An offer nobody took up went to another client of a pool out of addresses.
+    pub fn offer_reused(&self) {
+        bump(&self.offers_reused, 1);
+    }
     pub fn committed(&self, records: u64) {
         bump(&self.leases_persisted, records);
         bump(&self.commits, 1);
@@ -143,6 +151,7 @@ impl Counters {
             naks: self.naks.iter().map(load).collect(),
             leases_persisted: load(&self.leases_persisted),
             commits: load(&self.commits),
+            offers_reused: load(&self.offers_reused),
         }
     }
 }
@@ -156,6 +165,7 @@ pub struct Snapshot {
     pub naks: Vec<u64>,
     pub leases_persisted: u64,
     pub commits: u64,
+    pub offers_reused: u64,
 }
 
 impl Snapshot {
@@ -173,6 +183,7 @@ impl Snapshot {
         sum(&mut self.naks, &o.naks);
         self.leases_persisted += o.leases_persisted;
         self.commits += o.commits;
+        self.offers_reused += o.offers_reused;
     }
 
     pub fn drop_count(&self, d: Drop) -> u64 {
@@ -203,6 +214,7 @@ impl Snapshot {
         }
         v.push(("leases_persisted".into(), self.leases_persisted));
         v.push(("commits".into(), self.commits));
+        v.push(("offers_reused".into(), self.offers_reused));
         v.retain(|(_, n)| *n != 0);
         v
     }

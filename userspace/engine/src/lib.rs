@@ -9,6 +9,7 @@
 //! always meets the shard that holds its lease.
 
 mod counters;
+mod limits;
 mod live;
 mod options;
 
@@ -255,6 +256,9 @@ struct Ctx<'m, 'p> {
     ifindex: u32,
 }
 
+/// Option 82's (remote-id, circuit-id), when a relay agent added it.
+type AgentIds = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// One worker's share of the server: its clients' leases and counters.
 #[derive(Debug)]
 pub struct Shard {
@@ -285,11 +289,13 @@ struct ShardState {
     counters: Arc<Counters>,
     last_sweep: u32,
     scratch: String,
+    limits: limits::Limits,
 }
 
 impl Shard {
     pub fn new(shared: Arc<Shared>, table: LeaseTable, index: u32, shards: u32) -> Self {
         let cursors = cursors(&shared, index, shards);
+        let server = &shared.policy.server;
         let st = ShardState {
             position: (index, shards),
             table,
@@ -299,6 +305,7 @@ impl Shard {
             counters: Arc::new(Counters::default()),
             last_sweep: 0,
             scratch: String::new(),
+            limits: limits::Limits::new(server.agent_limit, server.relay_limit, shards),
         };
         Shard { shared, st }
     }
@@ -366,6 +373,12 @@ impl Shard {
         }
         let (index, shards) = self.st.position;
         self.st.cursors = cursors(&next, index, shards);
+        let (was, now) = (&self.shared.policy.server, &next.policy.server);
+        if (was.agent_limit, was.relay_limit) != (now.agent_limit, now.relay_limit) {
+            let offers = std::mem::take(&mut self.st.limits.offers);
+            self.st.limits = limits::Limits::new(now.agent_limit, now.relay_limit, shards);
+            self.st.limits.offers = offers;
+        }
         self.shared = next;
     }
 
@@ -444,13 +457,15 @@ impl Shard {
         let Some(mac) = msg.mac() else {
             return Err(Drop::UnsupportedHardware);
         };
-        let relay = match msg.relay_agent_info() {
-            Some(v) => Some(
-                RelayAgentInfo::parse(&v)
-                    .map_err(|_| Drop::BadRelayInfo)?
-                    .remote_id()
-                    .map(<[u8]>::to_vec),
-            ),
+        // (remote-id, circuit-id) of option 82, when a relay agent added it.
+        let agent = match msg.relay_agent_info() {
+            Some(v) => {
+                let info = RelayAgentInfo::parse(&v).map_err(|_| Drop::BadRelayInfo)?;
+                Some((
+                    info.remote_id().map(<[u8]>::to_vec),
+                    info.circuit_id().map(<[u8]>::to_vec),
+                ))
+            }
             None => None,
         };
         let sh: &Shared = &self.shared;
@@ -478,9 +493,10 @@ impl Shard {
             .reservation_by_mac(&mac)
             .or(live.as_deref())
             .or_else(|| {
-                relay
-                    .flatten()
-                    .and_then(|rid| policy.reservation_by_remote_id(&rid))
+                agent
+                    .as_ref()
+                    .and_then(|(rid, _)| rid.as_deref())
+                    .and_then(|rid| policy.reservation_by_remote_id(rid))
             });
         let class = match reservation.and_then(|r| r.class) {
             Some(c) => c,
@@ -505,7 +521,10 @@ impl Shard {
             ifindex: ingress.ifindex,
         };
         match kind {
-            MessageType::Discover => self.st.discover(now, &ctx, out),
+            MessageType::Discover => {
+                self.st.admit(now, &ctx, giaddr, agent)?;
+                self.st.discover(now, &ctx, out)
+            }
             MessageType::Request => self.st.request(now, &ctx, out),
             MessageType::Decline => self.st.decline(now, &ctx),
             MessageType::Release => self.st.release(now, &ctx),
@@ -547,6 +566,82 @@ impl ShardState {
         }
     }
 
+    /// Whether a DISCOVER may start a new client: one the table does not know and no
+    /// reservation names takes a token from its relay agent's subscriber (option 82
+    /// remote-id, else circuit-id) and from its relay. A known client is never limited: a
+    /// storm of reboots is made of those.
+    fn admit(
+        &mut self,
+        now: u32,
+        ctx: &Ctx<'_, '_>,
+        giaddr: Ipv4Addr,
+        agent: Option<AgentIds>,
+    ) -> Result<(), Drop> {
+        if ctx.reservation.is_some() || self.table.get(&ctx.key).is_some() {
+            return Ok(());
+        }
+        if let Some((rid, cid)) = agent {
+            // Tagged, so a remote-id and a circuit-id with the same bytes stay apart.
+            let id = match (rid, cid) {
+                (Some(mut r), _) => {
+                    r.push(1);
+                    Some(r)
+                }
+                (None, Some(mut c)) => {
+                    c.push(2);
+                    Some(c)
+                }
+                (None, None) => None,
+            };
+            if let Some(id) = id
+                && !self.limits.agents.take(&id, now)
+            {
+                return Err(Drop::AgentLimit);
+            }
+        }
+        if !giaddr.is_unspecified() && !self.limits.relays.take(&giaddr, now) {
+            return Err(Drop::RelayLimit);
+        }
+        Ok(())
+    }
+
+    /// A pool out of addresses: the oldest offer of this shard made at least
+    /// `offer_reuse_after_secs` ago that this client may have (same network, a subnet its
+    /// class may use) is taken from the client it was made to, whose REQUEST for it will be
+    /// NAKed. The address stays claimed: it changes hands, not state.
+    fn reuse_offer(&mut self, now: u32, ctx: &Ctx<'_, '_>) -> Option<(Ipv4Addr, u16)> {
+        let server = &ctx.sh.policy.server;
+        let (hold, min_age) = (server.offer_hold_secs, server.offer_reuse_after_secs);
+        let net = ctx.sh.policy.network(ctx.net);
+        let table = &self.table;
+        let taken = self
+            .limits
+            .reuse_offer(now, hold, min_age, |expires_at, key| match table.get(key) {
+                Some(l)
+                    if l.state == LeaseState::Offered
+                        && l.expires_at == expires_at
+                        && l.expires_at > now
+                        && *key != ctx.key =>
+                {
+                    let usable = l.pool != NO_POOL
+                        && net
+                            .subnets
+                            .iter()
+                            .any(|s| s.contains(l.addr) && s.allows(ctx.class));
+                    if usable {
+                        limits::Reuse::Take((key.clone(), l.addr, l.pool))
+                    } else {
+                        limits::Reuse::Elsewhere
+                    }
+                }
+                _ => limits::Reuse::Stale,
+            });
+        let (victim, addr, pool) = taken?;
+        self.table.remove(&victim);
+        self.counters.offer_reused();
+        Some((addr, pool))
+    }
+
     fn discover(
         &mut self,
         now: u32,
@@ -574,6 +669,10 @@ impl ShardState {
             && matches!(p.state, LeaseState::Bound | LeaseState::Offered)
         {
             ctx.sh.release(&p);
+        }
+        if lease.state == LeaseState::Offered {
+            self.limits
+                .push_offer(lease.expires_at, ctx.key.clone(), now);
         }
         self.table.insert(ctx.key.clone(), lease);
         let reply = self.write_reply(
@@ -633,7 +732,10 @@ impl ShardState {
                 }
             }
         }
-        Err(Drop::PoolExhausted)
+        match self.reuse_offer(now, ctx) {
+            Some((a, pool)) => Ok((a, pool, false)),
+            None => Err(Drop::PoolExhausted),
+        }
     }
 
     fn request(&mut self, now: u32, ctx: &Ctx<'_, '_>, out: &mut Vec<u8>) -> Result<Outcome, Drop> {

@@ -1154,3 +1154,154 @@ fn an_operator_release_ends_the_bound_lease_and_frees_its_address() {
         "back in its pool"
     );
 }
+
+/// Option 82 with this remote-id (and a fixed circuit-id).
+fn agent(remote: u8) -> Option<Vec<u8>> {
+    Some(vec![
+        1, 4, 0, 0, 0, 7, 2, 6, 0, 0x15, 0xcf, 0xaa, 0xbb, remote,
+    ])
+}
+
+fn discover_from(s: &mut Shard, now: u32, mac: [u8; 6], relay_info: Option<Vec<u8>>) -> Outcome {
+    let req = Req {
+        relay_info,
+        vendor_class: Some(b"pktc1.0"),
+        ..Req::new(MessageType::Discover, mac)
+    };
+    send(s, now, &req).0
+}
+
+fn many_mac(n: u32) -> [u8; 6] {
+    let b = n.to_be_bytes();
+    [0x02, 0xee, b[0], b[1], b[2], b[3]]
+}
+
+/// The review's flood: thousands of random MACs behind one relay agent's subscriber. The
+/// subscriber gets its burst (32 by default) and one a second; another subscriber and a client
+/// the table already knows are served all along; each refusal is counted.
+#[test]
+fn one_subscriber_flooding_new_macs_gets_its_burst_and_others_are_still_served() {
+    let mut s = shard("");
+    let mut offered = 0;
+    for n in 0..2000 {
+        match discover_from(&mut s, T0, many_mac(n), agent(1)) {
+            Outcome::Reply(_) => offered += 1,
+            Outcome::Dropped(Drop::AgentLimit) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(offered, 32, "the default burst");
+    assert_eq!(
+        s.counters().snapshot().drop_count(Drop::AgentLimit),
+        2000 - 32
+    );
+    // Another subscriber behind the same relay, and one without option 82, are served.
+    assert!(matches!(
+        discover_from(&mut s, T0, mac(1), agent(2)),
+        Outcome::Reply(_)
+    ));
+    assert!(matches!(
+        discover_from(&mut s, T0, mac(2), None),
+        Outcome::Reply(_)
+    ));
+    // A client the table knows is never limited (a reboot storm is made of those).
+    assert!(matches!(
+        discover_from(&mut s, T0, many_mac(0), agent(1)),
+        Outcome::Reply(_)
+    ));
+    // One more new client a second.
+    assert!(matches!(
+        discover_from(&mut s, T0 + 1, many_mac(5000), agent(1)),
+        Outcome::Reply(_)
+    ));
+    assert!(matches!(
+        discover_from(&mut s, T0 + 1, many_mac(5001), agent(1)),
+        Outcome::Dropped(Drop::AgentLimit)
+    ));
+}
+
+#[test]
+fn a_relay_limit_is_off_by_default_and_counts_per_giaddr_when_set() {
+    let mut s = shard("");
+    for n in 0..150 {
+        assert!(
+            matches!(
+                discover_from(&mut s, T0, many_mac(n), agent(n as u8)),
+                Outcome::Reply(_)
+            ),
+            "{n}"
+        );
+    }
+    let mut p = policy("");
+    p.server.relay_limit = provd_config::SourceLimit {
+        burst: 10,
+        per_sec: 5,
+    };
+    let mut s = Shard::new(Shared::new(p).unwrap(), LeaseTable::new(), 0, 1);
+    let served = (0..50)
+        .filter(|n| {
+            matches!(
+                discover_from(&mut s, T0, many_mac(*n), agent(*n as u8)),
+                Outcome::Reply(_)
+            )
+        })
+        .count();
+    assert_eq!(served, 10);
+    assert_eq!(s.counters().snapshot().drop_count(Drop::RelayLimit), 40);
+    // Unrelayed clients have no relay to limit.
+    let direct = Req::new(MessageType::Discover, mac(9)).direct();
+    assert!(matches!(send(&mut s, T0, &direct).0, Outcome::Reply(_)));
+}
+
+/// DISCOVERs alone cannot pin a pool: once it is out of addresses, an offer nobody took up
+/// for `offer_reuse_after_secs` goes to the next client; the first client's REQUEST for it is
+/// NAKed, and a bound lease is never taken.
+#[test]
+fn a_pool_out_of_addresses_reuses_old_offers_never_bindings() {
+    let mut s = shard("");
+    // The cm subnet's pool has 2 addresses: one bound, one offered.
+    let base = |m| Req {
+        relay_info: agent(m),
+        ..Req::new(MessageType::Discover, mac(m))
+    };
+    let bound = dora(&mut s, T0, &base(1));
+    let (o, out) = send(&mut s, T0, &base(2));
+    let (_, offer) = reply_of(o, &out);
+    let offered = offer.yiaddr();
+    assert_ne!(bound, offered);
+    // Too young to reuse (default 2 s): the pool is exhausted.
+    assert!(matches!(
+        send(&mut s, T0 + 1, &base(3)).0,
+        Outcome::Dropped(Drop::PoolExhausted)
+    ));
+    // Old enough: client 3 gets client 2's offer, never client 1's binding.
+    let (o, out) = send(&mut s, T0 + 2, &base(3));
+    let (_, offer3) = reply_of(o, &out);
+    assert_eq!(offer3.yiaddr(), offered);
+    assert_eq!(s.counters().snapshot().offers_reused, 1);
+    let taken = Req {
+        kind: MessageType::Request,
+        requested: Some(offered),
+        server_id: Some(SERVER),
+        ..base(2)
+    };
+    let (o, out) = send(&mut s, T0 + 3, &taken);
+    let (_, nak) = reply_of(o, &out);
+    assert_eq!(nak.message_type(), Ok(Some(MessageType::Nak)));
+    // Client 3 completes; client 4 finds nothing to take.
+    let req3 = Req {
+        kind: MessageType::Request,
+        requested: Some(offered),
+        server_id: Some(SERVER),
+        ..base(3)
+    };
+    let (o, out) = send(&mut s, T0 + 3, &req3);
+    assert_eq!(
+        reply_of(o, &out).1.message_type(),
+        Ok(Some(MessageType::Ack))
+    );
+    assert!(matches!(
+        send(&mut s, T0 + 10, &base(4)).0,
+        Outcome::Dropped(Drop::PoolExhausted)
+    ));
+}
