@@ -10,13 +10,17 @@
 //! - `web`: the ACS's namespace bombs and brute force, phone-profile enforce and the task API
 //!   (items 4, 6, 7);
 //! - `mta`: forged and hijacking enrollment INFORMs (item 5);
-//! - `misc`: check-config on an unrenderable template, time and syslog floods (item 8).
+//! - `config`: check-config on an unrenderable template (item 8a);
+//! - `misc`: time and syslog floods (item 8b, 8c).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::{Args, Scenarios};
+
+mod config;
+mod dhcp;
 
 /// Everything a hardening scenario needs to know about the run.
 #[derive(Debug)]
@@ -30,7 +34,10 @@ pub struct Ctx {
 /// Every module's scenarios, in the order of the items.
 pub fn scenarios() -> Scenarios<Ctx> {
     // Each role's module adds its scenarios here, one `extend` line per module.
-    Vec::new()
+    let mut all = Vec::new();
+    all.extend(dhcp::scenarios());
+    all.extend(config::scenarios());
+    all
 }
 
 pub fn run(args: &Args) -> Result<()> {
