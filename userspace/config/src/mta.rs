@@ -10,6 +10,7 @@
 //! get_community = "private"       # GET of capabilities
 //! get_capabilities = false
 //! max_flows = 100000
+//! accept_unknown_dhcp = false      # act on INFORMs only from the address holding the MTA's lease
 //! ```
 //!
 //! The MTA files are generated ([`crate::ConfigFileSpec`] with `kind = "mta"`) and served over
@@ -35,6 +36,7 @@ pub mod wire {
         pub get_community: Option<String>,
         pub get_capabilities: Option<bool>,
         pub max_flows: Option<i64>,
+        pub accept_unknown_dhcp: Option<bool>,
     }
 }
 
@@ -53,6 +55,9 @@ pub struct MtaSettings {
     pub get_capabilities: bool,
     /// Flows in progress at most; beyond, new enrollments are answered but not provisioned.
     pub max_flows: usize,
+    /// Act on INFORMs from MTAs this server did not lease, or from another address than the
+    /// MTA's lease (off: an MTA plant whose DHCP is another server turns it on).
+    pub accept_unknown_dhcp: bool,
 }
 
 fn community(v: &mut Validator, path: &str, c: &str) {
@@ -98,5 +103,6 @@ pub(crate) fn validate(w: &wire::Mta, server: &ServerSettings, v: &mut Validator
             10_000_000,
             "the flows in progress",
         ) as usize,
+        accept_unknown_dhcp: w.accept_unknown_dhcp.unwrap_or(false),
     }
 }

@@ -59,6 +59,12 @@ pub struct Config {
     /// early is harmless: a flow also recognises a repeated enrollment by its correlation id
     /// and a repeated status by its value.
     pub inform_dedupe_capacity: usize,
+    /// Act on enrollments and statuses from MTAs the DHCP side never reported, and from an
+    /// address other than the one holding the MTA's lease. Off by default: anyone who knows
+    /// the community could otherwise open flows for made-up MACs (each SET and its
+    /// retransmissions sent where the INFORM claimed to come from) or take a leased MTA's SET
+    /// (its file URL and hash) and record. On for an MTA plant whose DHCP is another server.
+    pub accept_unknown_dhcp: bool,
     /// The request-id of the engine's first GET or SET; the next ones count up (wrapping to 1
     /// after `i32::MAX`). Tests seed it to reproduce captured requests exactly.
     pub first_request_id: i32,
@@ -78,6 +84,7 @@ impl Default for Config {
             get_capabilities: false,
             max_flows: 100_000,
             max_completed: 250_000,
+            accept_unknown_dhcp: false,
             provisioning_timer: Duration::from_secs(600),
             expect_status: ExpectStatus::default(),
             mib: MibPolicy::Detect,

@@ -75,6 +75,9 @@ counters! {
     statuses_duplicate,
     /// Notifications from MTAs without a DHCP binding (records opened by an INFORM).
     unknown_dhcp,
+    /// Enrollments and statuses not from the address holding the MTA's DHCP lease (forged,
+    /// or an MTA another server leased while `accept_unknown_dhcp` is off): answered, ignored.
+    not_lease_holder,
     /// DHCP bindings reported.
     dhcp_bindings,
     /// DHCP bindings identical to an active flow's (a retransmitted REQUEST): ignored.
@@ -174,6 +177,6 @@ mod tests {
         assert_eq!(sum.undecodable_by_kind.len(), 1);
         assert_eq!(sum.status_by_state[1], 2);
         assert_eq!(sum.status_by_state[0], 2);
-        assert_eq!(sum.named().len(), 40);
+        assert_eq!(sum.named().len(), 41);
     }
 }

@@ -132,6 +132,9 @@ pub enum RejectReason {
     TooManyFlows,
     /// A Response to no request in flight (late, or from an address we did not ask).
     UnmatchedResponse,
+    /// An enrollment or status not from the address holding the MTA's DHCP lease (and
+    /// [`Config::accept_unknown_dhcp`] is off): answered, nothing done.
+    NotLeaseHolder,
 }
 
 impl RejectReason {
@@ -144,6 +147,7 @@ impl RejectReason {
             RejectReason::InvalidNotification => "invalid_notification",
             RejectReason::TooManyFlows => "too_many_flows",
             RejectReason::UnmatchedResponse => "unmatched_response",
+            RejectReason::NotLeaseHolder => "not_lease_holder",
         }
     }
 }
@@ -169,6 +173,15 @@ pub enum FileError {
     HashLength { len: usize, mib: Mib },
     #[error("URL of {len} bytes, pktcMtaDevConfigFile holds at most {max}")]
     UrlTooLong { len: usize, max: usize },
+}
+
+/// Where the DHCP side says an MTA's lease is now (see [`Engine::set_lease_lookup`]).
+pub struct LeaseLookup(Box<dyn Fn(Mac) -> Option<Ipv4Addr> + Send>);
+
+impl std::fmt::Debug for LeaseLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseLookup")
+    }
 }
 
 /// One MTA: its record, and the run-time state of its flow while one is in progress.
@@ -242,6 +255,8 @@ pub struct Engine {
     get_capabilities: bool,
     max_flows: usize,
     max_completed: usize,
+    accept_unknown_dhcp: bool,
+    lease_of: Option<LeaseLookup>,
     provisioning_ms: u64,
     expect_status: ExpectStatus,
     mib_policy: MibPolicy,
@@ -307,6 +322,8 @@ impl Engine {
             get_capabilities: config.get_capabilities,
             max_flows: config.max_flows,
             max_completed: config.max_completed,
+            accept_unknown_dhcp: config.accept_unknown_dhcp,
+            lease_of: None,
             provisioning_ms: ms(config.provisioning_timer),
             expect_status: config.expect_status,
             mib_policy: config.mib,
@@ -326,6 +343,16 @@ impl Engine {
             scratch: Vec::with_capacity(512),
             counters: Counters::default(),
         })
+    }
+
+    /// Asks `lease_of` where an MTA's DHCP lease is when a notification claims it, instead
+    /// of the address of its last [`Engine::on_dhcp`]: the DHCP side's table survives what
+    /// the engine does not (a restart mid-flow, a report lost).
+    pub fn set_lease_lookup(
+        &mut self,
+        lease_of: impl Fn(Mac) -> Option<Ipv4Addr> + Send + 'static,
+    ) {
+        self.lease_of = Some(LeaseLookup(Box::new(lease_of)));
     }
 
     pub fn counters(&self) -> &Counters {
@@ -555,6 +582,9 @@ impl Engine {
             self.reject(src, RejectReason::InvalidNotification);
             return;
         };
+        if !self.sent_by_lease_holder(mac, src) {
+            return;
+        }
         enum Go {
             New,
             Proceed,
@@ -656,12 +686,36 @@ impl Engine {
     }
 
     /// MTA-25.
+    /// Whether a notification claiming `mac` may act: it comes from the address the DHCP side
+    /// leased to `mac`, or [`Config::accept_unknown_dhcp`] is on. Otherwise it is counted and
+    /// rejected (it was answered already).
+    fn sent_by_lease_holder(&mut self, mac: Mac, src: SocketAddrV4) -> bool {
+        if self.accept_unknown_dhcp {
+            return true;
+        }
+        let holds = match &self.lease_of {
+            Some(LeaseLookup(lease_of)) => lease_of(mac) == Some(*src.ip()),
+            None => self.entries.get(&mac).is_some_and(|e| {
+                // Opened by on_dhcp (not by an INFORM), at the address it leased.
+                !e.record.unknown_dhcp && e.record.addr == *src.ip()
+            }),
+        };
+        if !holds {
+            self.counters.not_lease_holder += 1;
+            self.reject(src, RejectReason::NotLeaseHolder);
+        }
+        holds
+    }
+
     fn on_status(&mut self, now: Millis, src: SocketAddrV4, s: Status) {
         let (Some(mac), Some(state)) = (s.mac, s.state) else {
             self.counters.notifications_invalid += 1;
             self.reject(src, RejectReason::InvalidNotification);
             return;
         };
+        if !self.sent_by_lease_holder(mac, src) {
+            return;
+        }
         self.counters.count_status(state);
         if state == ProvState::IN_PROGRESS {
             // Not an outcome: the MTA is still at it, the flow waits on.

@@ -289,9 +289,14 @@ pub fn start(
         agent_port: ctx.agent_port,
         get_capabilities: settings.get_capabilities,
         max_flows: settings.max_flows,
+        accept_unknown_dhcp: settings.accept_unknown_dhcp,
         ..provd_mta::Config::default()
     };
-    let engine = Engine::new(config).map_err(|e| anyhow::anyhow!("mta: {e}"))?;
+    let mut engine = Engine::new(config).map_err(|e| anyhow::anyhow!("mta: {e}"))?;
+    // An enrollment acts only from the address the DHCP workers leased to its MAC: their
+    // view, which survives what the engine's records do not (a restart mid-flow).
+    let leases = Arc::clone(&ctx.devices);
+    engine.set_lease_lookup(move |mac| leases.get(&mac.0, clock::unix_secs_u32()).map(|f| f.addr));
     let (to_mta, from_rest) = crossbeam_channel::bounded(QUEUE);
     let pinned = Arc::new(Pinned {
         files: DashMap::new(),

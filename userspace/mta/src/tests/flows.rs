@@ -567,7 +567,10 @@ fn a_wrong_community_gets_no_answer() {
 
 #[test]
 fn an_inform_from_an_unknown_mta_is_answered_and_provisioned() {
-    let mut h = Harness::default();
+    let mut h = Harness::new(Config {
+        accept_unknown_dhcp: true,
+        ..Config::default()
+    });
     let m = mac(15);
     let src = SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 2000);
     let sent = h.notify(src, &enrollment(Mib::Ietf, m, 3, 8, "public"));
@@ -721,6 +724,7 @@ fn a_file_that_cannot_be_made_fails_the_flow() {
 fn max_flows_bounds_the_flows_in_progress() {
     let mut h = Harness::new(Config {
         max_flows: 2,
+        accept_unknown_dhcp: true,
         ..Config::default()
     });
     h.dhcp(binding(mac(1), Flow::Hybrid2)).unwrap();
@@ -871,4 +875,86 @@ fn mac_text_round_trips() {
     ] {
         assert!(bad.parse::<Mac>().is_err(), "{bad}");
     }
+}
+
+/// The review's forgeries, with `accept_unknown_dhcp` off (the default): enrollments for MACs
+/// nobody leased, from made-up sources, are answered (or the sender retransmits) but open no
+/// flow and send no SET; one claiming a leased MTA's MAC from another address neither moves
+/// its record nor gets its SET; the MTA itself, from its lease's address, is provisioned.
+#[test]
+fn forged_enrollments_open_no_flow_and_cannot_hijack_a_leased_mta() {
+    let mut h = Harness::default();
+    for n in 0..200u8 {
+        let src = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, n), 162);
+        let forged = mac(100u8.wrapping_add(n));
+        let sent = h.notify(
+            src,
+            &enrollment(Mib::Ietf, forged, 1, i32::from(n), "public"),
+        );
+        assert_eq!(sent.len(), 1, "every INFORM is answered");
+        assert!(h.engine.record(forged).is_none());
+    }
+    assert_eq!(h.engine.active_flows(), 0);
+    assert_eq!(h.engine.counters().not_lease_holder, 200);
+    assert!(h.take_events().iter().all(|e| matches!(
+        e,
+        Event::Rejected {
+            reason: RejectReason::NotLeaseHolder,
+            ..
+        }
+    )));
+
+    let m = mac(20);
+    h.dhcp(binding(m, Flow::Hybrid2)).unwrap();
+    let thief = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 250), 162);
+    h.notify(thief, &enrollment(Mib::Ietf, m, 9, 1, "public"));
+    assert_eq!(
+        h.take_events(),
+        [Event::Rejected {
+            src: thief,
+            reason: RejectReason::NotLeaseHolder
+        }]
+    );
+    let r = h.engine.record(m).unwrap();
+    assert_eq!((r.addr, &r.state), (mta_ip(m), &State::Waiting));
+    // A status from the thief changes nothing either.
+    h.notify(thief, &status(Mib::Ietf, m, 9, 1, 2));
+    assert_eq!(h.state(m), State::Waiting);
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Rejected {
+            reason: RejectReason::NotLeaseHolder,
+            ..
+        }]
+    ));
+    // The MTA from its lease's address: its flow goes on, and the SET goes there.
+    h.notify(mta_src(m), &enrollment(Mib::Ietf, m, 7, 3, "public"));
+    assert!(matches!(h.take_events()[..], [Event::NeedFile { .. }]));
+    let sent = h.file_ready(m, "tftp://f/m.bin", &[0; 20]).unwrap();
+    assert_eq!(sent[0].to, SocketAddrV4::new(mta_ip(m), 161));
+}
+
+/// With a lease lookup (the DHCP workers' view), the lease decides, not the engine's record:
+/// an MTA whose lease moved enrolls from its new address; the old address is refused.
+#[test]
+fn the_lease_lookup_decides_who_may_enroll() {
+    let mut h = Harness::default();
+    let m = mac(21);
+    let moved = Ipv4Addr::new(10, 1, 9, 9);
+    h.engine
+        .set_lease_lookup(move |x| (x == m).then_some(moved));
+    h.dhcp(binding(m, Flow::Hybrid2)).unwrap();
+    h.notify(mta_src(m), &enrollment(Mib::Ietf, m, 7, 1, "public"));
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Rejected {
+            reason: RejectReason::NotLeaseHolder,
+            ..
+        }]
+    ));
+    h.notify(
+        SocketAddrV4::new(moved, 1024),
+        &enrollment(Mib::Ietf, m, 7, 2, "public"),
+    );
+    assert!(matches!(h.take_events()[..], [Event::NeedFile { .. }]));
 }
