@@ -132,7 +132,18 @@ pub fn scenarios() -> Scenarios<Ctx> {
         ("repeated-inform", repeated_inform),
         ("syslog", syslog),
         ("time", time_of_day),
+        ("forged-inform", forged_inform),
     ]
+}
+
+impl Ctx {
+    /// For another suite running one of this suite's scenarios.
+    pub(crate) fn new(provd: PathBuf) -> Result<Ctx> {
+        Ok(Ctx {
+            provd,
+            python: which("python3").context("python3 not found")?,
+        })
+    }
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -918,6 +929,35 @@ impl Rig {
             log.trim()
         );
         Ok(false)
+    }
+
+    /// An enrollment claiming `mac` with `correlation_id`, sent from `from` (an address of the
+    /// MTA's namespace that is not its lease): answered or not.
+    fn forged_enrollment(
+        &self,
+        label: &str,
+        from: Ipv4Addr,
+        mac: [u8; 6],
+        correlation_id: u32,
+    ) -> Result<bool> {
+        let mut c = self.topo.client().command("snmpinform");
+        c.arg(format!("--clientaddr={from}"))
+            .args(["-v", "2c", "-c", "private", "-t", "1", "-r", "0"])
+            .arg(format!("{}:{NOTIFY_PORT}", self.snmp_entity))
+            .arg(self.uptime())
+            .arg(TRAP_ENROLLMENT);
+        for (oid, typ, value) in [
+            (OID_SYS_DESCR, "s", SYS_DESCR.to_owned()),
+            (OID_SW_VERS, "s", SW_VERSION.to_owned()),
+            (OID_TYPE_ID, "s", TYPE_ID.to_owned()),
+            (OID_IF_PHYS_ADDRESS, "x", mac12(&mac)),
+            (OID_CORRELATION_ID, "u", correlation_id.to_string()),
+        ] {
+            c.args([oid, typ, value.as_str()]);
+        }
+        self.snmp_env(&mut c);
+        let out = run_client(c, &self.dir, label)?;
+        Ok(out.status.success())
     }
 
     /// pktcMtaDevProvisioningEnrollment (MTA-15), snmp-mta.md §3.
@@ -1930,6 +1970,82 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Issue 18 item 5, the review's forgeries from a host beside a leased MTA: an enrollment
+/// claiming the MTA's MAC from another address (the review's baseline: it got the MTA's SET,
+/// file URL and hash, and moved its record), then enrollments for made-up MACs (the baseline:
+/// each opened a flow and drew a SET and four retransmissions toward its claimed source). All
+/// are answered; none opens a flow or draws a SET; the MTA itself is then provisioned as usual.
+pub(crate) fn forged_inform(ctx: &Ctx, dir: &Path) -> Result<()> {
+    const FORGED: u32 = 40;
+    let rig = Rig::boot(ctx, dir, Flow::Hybrid2, scenario_mac(10))?;
+    // The attacker: another address on the MTA's link, in the relayed subnet, outside the pool.
+    let attacker = Ipv4Addr::new(198, 18, 2, 66);
+    rig.topo
+        .client()
+        .ip(&["addr", "add", &format!("{attacker}/24"), "dev", CLIENT_IF])?;
+    let hijack = rig.forged_enrollment("inform-hijack", attacker, rig.mac, 0x0bad_cafe)?;
+    note(format!(
+        "enrollment claiming {} from {attacker}: answered {hijack}",
+        provd_rig::fmt_mac(&rig.mac)
+    ));
+    let mut answered = 0;
+    for i in 0..FORGED {
+        let mac = [0x00, 0x15, 0xcf, 0xf0, (i >> 8) as u8, i as u8];
+        answered += u32::from(rig.forged_enrollment(
+            &format!("inform-forged-{i}"),
+            attacker,
+            mac,
+            i + 1,
+        )?);
+    }
+    note(format!(
+        "{FORGED} enrollments for made-up MACs from {attacker}: {answered} answered"
+    ));
+    std::thread::sleep(QUIET);
+    let mut problems = Vec::new();
+    let to_attacker: Vec<String> = rig
+        .snmp_on_wire()?
+        .iter()
+        .filter(|s| *s.dst.ip() == attacker && s.msg.pdu == ber::SET)
+        .map(|s| s.msg.summary())
+        .collect();
+    if !to_attacker.is_empty() {
+        problems.push(format!(
+            "provd sent {} SETs to the forging address {attacker}: {:?}",
+            to_attacker.len(),
+            to_attacker.iter().take(3).collect::<Vec<_>>()
+        ));
+    }
+    if !hijack || answered < FORGED {
+        problems.push(format!(
+            "forged INFORMs must still be answered (or they are retransmitted): hijack {hijack}, {answered}/{FORGED}"
+        ));
+    }
+    if let Some(rec) = rig.status()? {
+        let addr = rec.get("addr").and_then(Value::as_str).unwrap_or_default();
+        if addr != rig.addr.to_string() || step_at(&rec, STEP_ENROLL).is_some() {
+            problems.push(format!(
+                "the hijacking enrollment moved or enrolled the MTA's record: {rec}"
+            ));
+        }
+    }
+    if !rig.sets()?.is_empty() {
+        problems.push(format!("the MTA's agent was SET: {:?}", rig.sets()?));
+    }
+    // The rig works: the MTA from its lease's address is enrolled and SET.
+    ensure!(
+        rig.enrollment("inform-mta", "private", 2, 2)?,
+        "provd did not answer the MTA's own enrollment; {}",
+        rig.provd_tail()
+    );
+    rig.wait_set()?;
+    note("the MTA's own enrollment from its lease address: answered and SET");
+    if !problems.is_empty() {
+        bail!(problems.join("; "));
+    }
+    rig.finish()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use super::{Args, Scenarios};
 
 mod config;
 mod dhcp;
+mod mta;
 
 /// Everything a hardening scenario needs to know about the run.
 #[derive(Debug)]
@@ -36,6 +37,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
     // Each role's module adds its scenarios here, one `extend` line per module.
     let mut all = Vec::new();
     all.extend(dhcp::scenarios());
+    all.extend(mta::scenarios());
     all.extend(config::scenarios());
     all
 }
@@ -43,7 +45,16 @@ pub fn scenarios() -> Scenarios<Ctx> {
 pub fn run(args: &Args) -> Result<()> {
     let scenarios = scenarios();
     let tools = [
-        "ip", "tcpdump", "dhclient", "dhcrelay", "perfdhcp", "curl", "sysctl",
+        "ip",
+        "tcpdump",
+        "dhclient",
+        "dhcrelay",
+        "perfdhcp",
+        "curl",
+        "sysctl",
+        "snmpd",
+        "snmpinform",
+        "python3",
     ];
     let bins = super::prepare(args, &scenarios, &tools, &["provd", "provd-loadgen"])?;
     let ctx = Ctx {
