@@ -311,7 +311,7 @@ pub fn parse(input: &[u8], limits: &Limits) -> Result<Node, Error> {
     let mut root: Option<Node> = None;
     loop {
         events = events.wrapping_add(1);
-        if events % DEADLINE_EVERY == 0
+        if events.is_multiple_of(DEADLINE_EVERY)
             && let Some(d) = limits.deadline
             && std::time::Instant::now() >= d
         {
