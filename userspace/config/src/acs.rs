@@ -19,7 +19,7 @@
 //! max_devices = 2000000           #   but no more devices than this (fault 8001 beyond)
 //! new_devices_per_sec = 100       #   and new ones at this rate at most (fault 8005: retry)
 //! new_devices_burst = 1000        #   after a quiet spell, this many at once
-//! request_budget_ms = 250         # CPU/time budget of one CWMP request's envelope
+//! request_budget_ms = 2000        # time budget of one CWMP request's envelope parse
 //! events_per_device = 16          # event history kept per device
 //! cr_username = "acs"             # connection requests (HTTP digest and UDP HMAC-SHA1)
 //! cr_password = "secret"
@@ -559,7 +559,7 @@ pub(crate) fn validate(w: &AcsWire, server: &ServerSettings, v: &mut Validator) 
         request_budget_ms: v.int(
             "acs.request_budget_ms",
             w.request_budget_ms,
-            250,
+            2000,
             10,
             60_000,
             "milliseconds",
