@@ -362,10 +362,14 @@ fn namespace_bombs(ctx: &Ctx, dir: &Path) -> Result<()> {
             .map(|_| {
                 let (bomb, stop) = (Arc::clone(&bomb), Arc::clone(&s2));
                 std::thread::spawn(move || -> Result<Vec<(f64, u16, bool)>> {
+                    // One keep-alive connection per sender, as a CPE holds it: the first
+                    // bomb opens the session (authenticated), the next ones go on in it.
+                    // (A fresh connection per bomb could reuse the source port of an
+                    // earlier one and be taken for its session.)
                     let mut out = Vec::new();
+                    let mut c = Conn::open(None, BOMB_TIMEOUT)?;
+                    let mut d = Digest::new(&mut c)?;
                     while !stop.load(Ordering::Relaxed) && out.len() < MAX_BOMBS {
-                        let mut c = Conn::open(None, BOMB_TIMEOUT)?;
-                        let mut d = Digest::new(&mut c)?;
                         let auth = d.authorization(PASS)?;
                         let t = Instant::now();
                         // No answer within the timeout: status 0 (the unfixed ACS).
@@ -374,6 +378,9 @@ fn namespace_bombs(ctx: &Ctx, dir: &Path) -> Result<()> {
                             Err(_) => (0, false),
                         };
                         out.push((t.elapsed().as_secs_f64(), status, fault));
+                        if status == 0 {
+                            break;
+                        }
                     }
                     Ok(out)
                 })
