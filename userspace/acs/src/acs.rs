@@ -29,6 +29,8 @@ pub struct Counters {
     pub informs: AtomicU64,
     pub informs_refused: AtomicU64,
     pub new_devices: AtomicU64,
+    /// Informs of unknown devices refused by `max_devices` or the new-device rate.
+    pub new_devices_refused: AtomicU64,
     pub requests_sent: AtomicU64,
     pub answers: AtomicU64,
     pub cpe_faults: AtomicU64,
@@ -39,6 +41,12 @@ pub struct Counters {
     pub bad_envelopes: AtomicU64,
     pub out_of_order: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Authentication attempts refused unchecked: their source or username is locked out
+    /// after failed guesses ([`crate::throttle`]).
+    pub auth_throttled: AtomicU64,
+    /// Envelopes refused for the work they would cost (size, elements, attributes, namespace
+    /// declarations, the time budget): fault 8004.
+    pub envelopes_over_limit: AtomicU64,
     pub sessions: AtomicU64,
     /// Task journal appends that failed (see [`crate::journal`]).
     pub journal_errors: AtomicU64,
@@ -100,6 +108,30 @@ pub struct Acs {
     /// (exclusive) by a snapshot while it rotates the journal: so a task journaled before the
     /// rotation is in memory, hence in the snapshot, before the old journal is dropped.
     pub(crate) queue_gate: std::sync::RwLock<()>,
+    /// The new-device rate (`new_devices_per_sec`, `new_devices_burst`).
+    new_device_gate: std::sync::Mutex<TokenBucket>,
+}
+
+/// Tokens refilled `rate` a second up to `burst`, at one-second resolution.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: u64,
+    last: u32,
+}
+
+impl TokenBucket {
+    fn take(&mut self, now: u32, rate: u32, burst: u32) -> bool {
+        let elapsed = u64::from(now.saturating_sub(self.last));
+        self.tokens = (self.tokens + elapsed * u64::from(rate)).min(u64::from(burst));
+        self.last = self.last.max(now);
+        match self.tokens.checked_sub(1) {
+            Some(t) => {
+                self.tokens = t;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Why a task was not queued.
@@ -120,6 +152,7 @@ struct Syms {
 
 impl Acs {
     pub fn new(settings: AcsSettings) -> Self {
+        let burst = settings.new_devices_burst;
         let store = Store::default();
         let syms = Syms {
             empty: store.names.intern(""),
@@ -141,6 +174,10 @@ impl Acs {
             journal: std::sync::OnceLock::new(),
             snapshot_lock: std::sync::Mutex::new(()),
             queue_gate: std::sync::RwLock::new(()),
+            new_device_gate: std::sync::Mutex::new(TokenBucket {
+                tokens: u64::from(burst),
+                last: 0,
+            }),
         }
     }
 
@@ -183,6 +220,36 @@ impl Acs {
     // -----------------------------------------------------------------------------------------
     // Informs
 
+    /// May an unknown device be registered at `now`? Refused over `max_devices` (fault 8001,
+    /// the operator must raise the cap) or over the new-device rate (fault 8005: the CPE
+    /// retries with its own backoff). Holders of the shared CPE credentials could otherwise
+    /// fill the store with made-up devices (2,000 in 0.8 s in the review).
+    fn admit_new_device(&self, now: u32, rated: bool) -> Result<(), Fault> {
+        let s = &self.settings;
+        let verdict = if self.store.len() >= s.max_devices {
+            Err(Fault::new(provd_cwmp::fault::REQUEST_DENIED))
+        } else if rated
+            && !self
+                .new_device_gate
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(now, s.new_devices_per_sec, s.new_devices_burst)
+        {
+            Err(Fault::new(provd_cwmp::fault::RETRY_REQUEST))
+        } else {
+            Ok(())
+        };
+        if verdict.is_err() {
+            self.counters
+                .new_devices_refused
+                .fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .informs_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        verdict
+    }
+
     /// Files an Inform: the device record, its events and parameters, and what presets and
     /// campaigns want queued. `Err` refuses the session.
     pub fn on_inform(
@@ -192,6 +259,20 @@ impl Acs {
         inform: &Inform,
         port: u16,
         path: &str,
+    ) -> Result<DeviceKey, Fault> {
+        self.file_inform(now, env, inform, port, path, true)
+    }
+
+    /// [`on_inform`](Self::on_inform); `rated`: a new device counts against the new-device
+    /// rate (a CPE's Inform), or only against `max_devices` (the operator's seed).
+    fn file_inform(
+        &self,
+        now: u32,
+        env: &Envelope,
+        inform: &Inform,
+        port: u16,
+        path: &str,
+        rated: bool,
     ) -> Result<DeviceKey, Fault> {
         let id = &inform.device_id;
         if id.oui.is_empty()
@@ -212,6 +293,7 @@ impl Acs {
         let mut dev = match self.store.devices.get_mut(&key) {
             Some(d) => d,
             None if self.settings.auto_register => {
+                self.admit_new_device(now, rated)?;
                 self.counters.new_devices.fetch_add(1, Ordering::Relaxed);
                 self.store
                     .devices
@@ -614,7 +696,8 @@ impl Acs {
     /// through the task API): through the same path an Inform takes.
     pub fn seed(&self, now: u32, inform: &Inform) -> Result<DeviceKey, Fault> {
         let env = Envelope::new(provd_cwmp::Version::V1_2, None, Rpc::GetRpcMethods);
-        self.on_inform(now, &env, inform, 0, "/")
+        // An operator's bulk registration: held to `max_devices`, not to the CPEs' rate.
+        self.file_inform(now, &env, inform, 0, "/", false)
     }
 
     /// The device's record as JSON (task API).
@@ -733,6 +816,7 @@ impl Acs {
             ("informs", l(&c.informs)),
             ("informs_refused", l(&c.informs_refused)),
             ("new_devices", l(&c.new_devices)),
+            ("new_devices_refused", l(&c.new_devices_refused)),
             ("requests_sent", l(&c.requests_sent)),
             ("answers", l(&c.answers)),
             ("cpe_faults", l(&c.cpe_faults)),
@@ -743,6 +827,8 @@ impl Acs {
             ("bad_envelopes", l(&c.bad_envelopes)),
             ("out_of_order", l(&c.out_of_order)),
             ("auth_failures", l(&c.auth_failures)),
+            ("auth_throttled", l(&c.auth_throttled)),
+            ("envelopes_over_limit", l(&c.envelopes_over_limit)),
             ("journal_errors", l(&c.journal_errors)),
             ("interned", self.store.names.len() as u64),
         ]

@@ -125,6 +125,25 @@ impl Credentials {
     pub fn password(&self, user: &str) -> Option<&str> {
         self.map.get(user).map(String::as_str)
     }
+
+    /// Whether `user` has a password here.
+    pub fn knows(&self, user: &str) -> bool {
+        self.map.contains_key(user)
+    }
+}
+
+/// The username an Authorization header (Basic or Digest) claims, unchecked: what the
+/// failed-authentication throttle keys on before the password is looked at.
+pub fn claimed_username(header: Option<&str>) -> Option<String> {
+    let h = header?;
+    if let Some(b) = h.strip_prefix("Basic ") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()?;
+        let s = String::from_utf8(raw).ok()?;
+        return s.split_once(':').map(|(u, _)| u.to_owned());
+    }
+    parse_params(h.strip_prefix("Digest ")?).remove("username")
 }
 
 /// What an Authorization header earned.
@@ -141,6 +160,20 @@ pub enum Verdict {
     Denied {
         why: &'static str,
     },
+}
+
+impl Verdict {
+    /// A password guess that was evaluated and wrong (what the throttle counts); other
+    /// denials (malformed headers, replays, foreign nonces) tell the sender nothing about a
+    /// password.
+    pub fn is_wrong_guess(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Denied {
+                why: "wrong credentials" | "unknown user"
+            }
+        )
+    }
 }
 
 /// Basic authentication.
@@ -189,6 +222,11 @@ impl Digest {
             seen: DashMap::default(),
             serial: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Who may log in.
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
     }
 
     fn mac(&self, expiry: u32, serial: u32) -> String {

@@ -9,6 +9,7 @@
 //!   protection) for CPEs, and the client half of Digest for connection requests.
 //! * [`cr`]: UDP connection requests (HMAC-SHA1 signed), STUN Binding (RFC 5389 / TR-111),
 //!   the connection-request limiter.
+//! * [`throttle`]: failed-authentication backoff per source address and per username.
 //! * [`persist`]: the device index, queued tasks and campaign marks as a JSON-lines snapshot;
 //!   [`journal`]: the API's tasks, synced before they are acknowledged, between snapshots.
 //!
@@ -21,6 +22,7 @@ pub mod intern;
 pub mod journal;
 pub mod persist;
 pub mod store;
+pub mod throttle;
 
 pub use acs::{Acs, AcsDriver, Filter, QueueError, SessionDevice, TaskInfo, TaskState};
 pub use store::{DeviceKey, Store};

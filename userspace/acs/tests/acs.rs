@@ -458,3 +458,54 @@ fn credentials_bound_to_a_device_are_refused_for_another() {
             .is_some_and(|k| a.store.devices.contains_key(&k))
     );
 }
+
+/// New devices at `now` (unix seconds): how many of `n` Informs of unknown serials were
+/// accepted, and the faults of the rest.
+fn register(acs: &Acs, now: u64, first: usize, n: usize) -> (usize, Vec<u32>) {
+    let mut ok = 0;
+    let mut faults = Vec::new();
+    for i in first..first + n {
+        let mut dev = SessionDevice::default();
+        let mut s = Session::new(now, 0, Limits::default());
+        let mut d = acs.driver(&mut dev, 7547, "/");
+        let r = s.handle(
+            now,
+            &inform(&format!("NEW{i}"), &["0 BOOTSTRAP"], "1"),
+            &mut d,
+        );
+        match Envelope::parse(r.body.as_bytes(), &Limits::default())
+            .unwrap()
+            .body
+        {
+            Rpc::InformResponse { .. } => ok += 1,
+            Rpc::Fault(f) => faults.push(f.code),
+            o => panic!("{o:?}"),
+        }
+    }
+    (ok, faults)
+}
+
+/// The review registered 2,000 made-up devices in 0.8 s with the shared credentials.
+#[test]
+fn new_devices_are_held_to_their_rate_and_cap() {
+    let acs = acs("new_devices_per_sec = 10\nnew_devices_burst = 50\nmax_devices = 80");
+    let (ok, faults) = register(&acs, 1_000, 0, 2_000);
+    assert_eq!(ok, 50);
+    assert!(faults.iter().all(|&f| f == 8005), "{faults:?}");
+    // Two seconds later: 20 more tokens.
+    let (ok, _) = register(&acs, 1_002, 2_000, 100);
+    assert_eq!(ok, 20);
+    // Much later the bucket is full again, but the cap holds: 80 devices at most.
+    let (ok, faults) = register(&acs, 5_000, 3_000, 100);
+    assert_eq!(ok, 10);
+    assert!(faults.iter().all(|&f| f == 8001), "{faults:?}");
+    assert_eq!(acs.store.len(), 80);
+    let c = &acs.counters;
+    assert_eq!(
+        c.new_devices_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1950 + 80 + 90
+    );
+    // A known device still informs under the cap.
+    assert_eq!(register(&acs, 5_000, 0, 1).0, 1);
+}

@@ -15,7 +15,7 @@ use provd_cwmp::{Outcome, Session, SessionState};
 use provd_role::clock;
 use provd_web::Peer;
 
-use crate::{Acsd, Auth, Entry, SessionKey, random_u64};
+use crate::{Acsd, Auth, Entry, INLINE_MAX, SessionKey, random_u64};
 
 /// The router of every CWMP listener (plain and TLS).
 pub(crate) fn router(srv: &Arc<Acsd>) -> Router {
@@ -95,6 +95,33 @@ async fn cwmp(
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
             let target = uri.path_and_query().map_or("/", |p| p.as_str());
+            let src = peer.remote.ip();
+            let now_ms = clock::unix_millis();
+            let creds = match &srv.auth {
+                Auth::None => None,
+                Auth::Basic(c) => Some(c),
+                Auth::Digest(d) => Some(d.credentials()),
+            };
+            let claimed = creds.and_then(|_| auth::claimed_username(authz));
+            if creds.is_some() {
+                let locked = srv
+                    .throttle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .check(now_ms, src, claimed.as_deref());
+                if let Err(locked) = locked {
+                    // Refused unchecked, with the same answer as a wrong guess: the sender
+                    // cannot tell a lockout from a wrong password.
+                    srv.acs
+                        .counters
+                        .auth_throttled
+                        .fetch_add(1, Ordering::Relaxed);
+                    if srv.may_log() {
+                        tracing::info!(remote = %peer.remote, ?locked, "ACS authentication throttled");
+                    }
+                    return unauthorized(&srv, now, false);
+                }
+            }
             let verdict = match &srv.auth {
                 Auth::None => Verdict::Ok {
                     username: String::new(),
@@ -102,6 +129,15 @@ async fn cwmp(
                 Auth::Basic(c) => auth::check_basic(c, authz),
                 Auth::Digest(d) => d.check(now as u32, "POST", target, authz),
             };
+            if let Some(c) = creds {
+                let mut t = srv.throttle.lock().unwrap_or_else(|p| p.into_inner());
+                if verdict.is_wrong_guess() {
+                    let known = claimed.as_deref().filter(|u| c.knows(u));
+                    t.failed(now_ms, src, known);
+                } else if matches!(verdict, Verdict::Ok { .. }) {
+                    t.succeeded(now_ms, src);
+                }
+            }
             let username = match verdict {
                 Verdict::Ok { username } => (!username.is_empty()).then_some(username),
                 Verdict::Challenge { stale } => return unauthorized(&srv, now, stale),
@@ -132,20 +168,22 @@ async fn cwmp(
             e
         }
     };
-    let (resp, done, keys) = {
-        let mut g = entry.lock().unwrap_or_else(|p| p.into_inner());
-        let g = &mut *g;
-        let port = peer.local.port();
-        let path = uri.path();
-        let mut d = srv.acs.driver(&mut g.dev, port, path);
-        let r = g.session.handle(now, &body, &mut d);
-        let done = g.session.state() == SessionState::Done;
-        if done {
-            g.ended("ok");
-            let id = g.dev.key.as_ref().map(|k| srv.acs.store.display(k));
-            srv.session_ended(peer.remote, id, "ok");
+    let (resp, done, keys) = if body.len() <= INLINE_MAX {
+        handle(&srv, &entry, &peer, uri.path(), now, &body)
+    } else {
+        // A large envelope: parsed on the blocking pool once a permit is free, so that no
+        // number of them holds the control plane's threads.
+        let Ok(_permit) = Arc::clone(&srv.parse_permits).acquire_owned().await else {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
+        let s2 = Arc::clone(&srv);
+        let path = uri.path().to_owned();
+        let p2 = peer.clone();
+        let work = tokio::task::spawn_blocking(move || handle(&s2, &entry, &p2, &path, now, &body));
+        match work.await {
+            Ok(r) => r,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         }
-        (r, done, (g.cookie, g.conn))
     };
     match &resp.outcome {
         Outcome::BadEnvelope(e) => {
@@ -153,6 +191,12 @@ async fn cwmp(
                 .counters
                 .bad_envelopes
                 .fetch_add(1, Ordering::Relaxed);
+            if e.is_over_limit() {
+                srv.acs
+                    .counters
+                    .envelopes_over_limit
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             if srv.may_log() {
                 tracing::info!(remote = %peer.remote, error = %e, kind = e.kind(), "bad CWMP envelope");
             }
@@ -196,4 +240,29 @@ async fn cwmp(
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// One request's turn in its session, under the time budget: the answer, whether the session
+/// is done, and its two keys.
+fn handle(
+    srv: &Acsd,
+    entry: &Mutex<Entry>,
+    peer: &Peer,
+    path: &str,
+    now: u64,
+    body: &[u8],
+) -> (provd_cwmp::Response, bool, (u64, std::net::SocketAddr)) {
+    let mut g = entry.lock().unwrap_or_else(|p| p.into_inner());
+    let g = &mut *g;
+    g.session
+        .set_deadline(Some(std::time::Instant::now() + srv.budget));
+    let mut d = srv.acs.driver(&mut g.dev, peer.local.port(), path);
+    let r = g.session.handle(now, body, &mut d);
+    let done = g.session.state() == SessionState::Done;
+    if done {
+        g.ended("ok");
+        let id = g.dev.key.as_ref().map(|k| srv.acs.store.display(k));
+        srv.session_ended(peer.remote, id, "ok");
+    }
+    (r, done, (g.cookie, g.conn))
 }

@@ -12,10 +12,16 @@
 //! do not keep cookies, by the TCP connection (remote address and port). A session that stays
 //! idle past `session_timeout_secs` is dropped and its outstanding request goes back to the
 //! device's queue. Authentication is checked until it succeeds once in a session; a failed
-//! check creates no session state at all.
+//! check creates no session state at all, and wrong guesses lock their source and username
+//! out for a while (`provd_acs::throttle`): attempts in a lockout are refused unchecked.
+//!
+//! An envelope's parse has a time budget (`request_budget_ms`, fault 8004 past it); large
+//! envelopes are parsed on the blocking pool, a bounded number at once, so the ACS cannot
+//! hold the control-plane threads the other roles (HTTP profiles, the API) are served on.
 //!
 //! Task API (JSON; its listener is `[acs] admin_bind`/`admin_port`, keys kept from when it was
-//! called the admin API):
+//! called the admin API). `provd serve` puts it behind the `/api/v1` bearer tokens
+//! (`provd_api::guard`: read-only tokens GET, operator tokens queue tasks, each task audited):
 //! * `GET  /api/stats`, `GET /api/campaigns`
 //! * `GET  /api/devices?oui=&product_class=&serial=&limit=` — ids of matching devices
 //! * `GET  /api/devices/{id}` — record, cached parameters, events, queue (`id` is
@@ -52,6 +58,19 @@ use provd_cwmp::{Limits, Session, SessionState};
 use tokio::net::UdpSocket;
 
 pub use role::{AcsRole, start};
+
+/// Envelopes up to this size are parsed where they arrive: linear-time parsing keeps them
+/// well under a millisecond, less than a hop to another thread costs.
+const INLINE_MAX: usize = 64 << 10;
+
+/// Blocking threads parsing large envelopes at once: all cores but one, so one is always
+/// left for the other roles.
+fn parse_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1)
+}
 
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
@@ -122,6 +141,14 @@ pub struct Acsd {
     udp: Option<Arc<UdpSocket>>,
     snapshot_dir: PathBuf,
     log_gate: provd_web::LogGate,
+    /// Failed-authentication backoff per source and per username.
+    throttle: Mutex<provd_acs::throttle::Throttle>,
+    /// Envelopes over [`INLINE_MAX`] bytes are parsed on the blocking pool, this many at
+    /// once: a heavy envelope never holds a control-plane thread (the HTTP profile server and
+    /// the API share them), and a crowd of them holds at most these threads.
+    parse_permits: Arc<tokio::sync::Semaphore>,
+    /// The time budget of one request's envelope (`request_budget_ms`).
+    budget: std::time::Duration,
     /// Told of each CWMP session that ended, once set: the device timeline.
     on_session: std::sync::OnceLock<Hooked>,
 }
@@ -213,6 +240,9 @@ impl Acsd {
             udp: None,
             snapshot_dir,
             log_gate: provd_web::LogGate::per_sec(10),
+            throttle: Mutex::default(),
+            parse_permits: Arc::new(tokio::sync::Semaphore::new(parse_threads())),
+            budget: std::time::Duration::from_millis(u64::from(s.request_budget_ms)),
             on_session: std::sync::OnceLock::new(),
         })
     }
@@ -310,6 +340,10 @@ impl Acsd {
         if let Auth::Digest(d) = &self.auth {
             d.sweep(u32::try_from(now).unwrap_or(u32::MAX));
         }
+        self.throttle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sweep(now.saturating_mul(1000));
     }
 
     /// What the ACS has seen: changes when a session files something or a device is added.

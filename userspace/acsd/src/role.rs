@@ -29,7 +29,14 @@ pub struct AcsRole {
 /// Restores the ACS state from `lease_dir/acs`, binds every listener `s` names (CWMP plain and
 /// TLS, the task API, STUN) so that a port in use refuses the start, then serves them and runs
 /// the housekeeping (idle sessions, nonces, snapshots every `snapshot_secs`) on `cp`.
-pub fn start(cp: &ControlPlane, s: &AcsSettings, lease_dir: &Path) -> Result<AcsRole> {
+/// `guard` wraps the task API's router before it is served: the binary puts it behind the
+/// API's bearer tokens (`provd_api::guard`), so that it is no open door on loopback.
+pub fn start(
+    cp: &ControlPlane,
+    s: &AcsSettings,
+    lease_dir: &Path,
+    guard: impl FnOnce(axum::Router) -> axum::Router,
+) -> Result<AcsRole> {
     let mut acsd = Acsd::new(s, lease_dir.join("acs"))?;
     let udp = match s.stun_port {
         Some(p) => Some(Arc::new(
@@ -103,7 +110,7 @@ pub fn start(cp: &ControlPlane, s: &AcsSettings, lease_dir: &Path) -> Result<Acs
                 .context("ACS listener")
         }));
     }
-    let app = acsd.task_api_router();
+    let app = guard(acsd.task_api_router());
     let stopping = cp.stopping();
     role.listeners.push(cp.spawn("acs-api", async move {
         provd_web::serve(api, None, app, provd_web::Limits::default(), stopping)

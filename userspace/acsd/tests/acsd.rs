@@ -520,7 +520,7 @@ fn the_role_serves_on_its_sockets_and_writes_its_snapshot_when_it_stops() {
     (s.bind, s.admin_bind) = ([127, 0, 0, 1].into(), [127, 0, 0, 1].into());
     (s.port, s.admin_port) = (0, 0);
     let cp = provd_role::ControlPlane::start(1).unwrap();
-    let role = provd_acsd::start(&cp, &s, dir.path()).unwrap();
+    let role = provd_acsd::start(&cp, &s, dir.path(), |r| r).unwrap();
     let [cwmp] = role.cwmp_addrs() else {
         panic!("{:?}", role.cwmp_addrs())
     };

@@ -151,7 +151,18 @@ pub(crate) async fn caller_of(
     ip: IpAddr,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
-    if let Some(secs) = app.failures.blocked(ip) {
+    caller_from(&app.svc.store, &app.tokens, &app.failures, ip, headers).await
+}
+
+/// [`caller_of`] over the parts it needs: the store, a token cache and a failure limiter.
+async fn caller_from(
+    store: &std::sync::Arc<dyn provd_store::Store>,
+    tokens: &TokenCache,
+    failures: &FailLimiter,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    if let Some(secs) = failures.blocked(ip) {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_failures",
@@ -173,26 +184,26 @@ pub(crate) async fn caller_of(
         .map(str::trim)
         .filter(|s| !s.is_empty());
     let Some(secret) = secret else {
-        app.failures.fail(ip);
+        failures.fail(ip);
         return Err(
             ApiError::unauthorized("Authorization is not a Bearer token").field("Authorization"),
         );
     };
     let h = token_hash(secret);
-    if let Some(token) = app.tokens.get(&h) {
+    if let Some(token) = tokens.get(&h) {
         return Ok(Caller { token });
     }
-    let store = std::sync::Arc::clone(&app.svc.store);
+    let store = std::sync::Arc::clone(store);
     let found = tokio::task::spawn_blocking(move || store.token_by_hash(&h))
         .await
         .map_err(|e| ApiError::backend(format!("token lookup: {e}")))??;
     match found {
         Some(token) => {
-            app.tokens.put(h, token.clone());
+            tokens.put(h, token.clone());
             Ok(Caller { token })
         }
         None => {
-            app.failures.fail(ip);
+            failures.fail(ip);
             Err(ApiError::unauthorized("unknown token").field("Authorization"))
         }
     }
@@ -213,4 +224,91 @@ pub(crate) async fn authenticate(State(app): State<App>, mut req: Request, next:
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// What [`guard`] keeps: this API's token checks for another listener.
+struct Gate {
+    store: std::sync::Arc<dyn provd_store::Store>,
+    tokens: TokenCache,
+    failures: FailLimiter,
+    resource: &'static str,
+}
+
+/// Puts another listener's `router` behind this API's tokens (the ACS task API on its own
+/// port): the same store, the same roles (read-only may only GET, operator for the rest;
+/// tokens with a scope are refused, the router knows no scopes), the same failure limit per
+/// client address. Every request it answers with success that is not a GET or HEAD is
+/// audited as `resource`, with the method, path and JSON body, under the token's name. The
+/// token cache is its own: a deleted token is refused here within the cache's TTL.
+pub fn guard(
+    router: axum::Router,
+    store: std::sync::Arc<dyn provd_store::Store>,
+    settings: &crate::ApiSettings,
+    resource: &'static str,
+) -> axum::Router {
+    let gate = std::sync::Arc::new(Gate {
+        store,
+        tokens: TokenCache::new(settings.token_cache_ttl),
+        failures: FailLimiter::new(settings.auth_fail_limit, settings.auth_fail_window),
+        resource,
+    });
+    router.layer(axum::middleware::from_fn_with_state(gate, gated))
+}
+
+async fn gated(State(gate): State<std::sync::Arc<Gate>>, req: Request, next: Next) -> Response {
+    let ip = client_ip(&req);
+    let caller =
+        match caller_from(&gate.store, &gate.tokens, &gate.failures, ip, req.headers()).await {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if !read && let Err(e) = caller.require(TokenRole::Operator) {
+        return e.into_response();
+    }
+    if !caller.token.scope.is_unlimited() {
+        return ApiError::forbidden("this API is not scoped; it needs a token without a scope")
+            .into_response();
+    }
+    if read {
+        return next.run(req).await;
+    }
+    // Writes: the body is kept for the audit entry (the routes behind take small JSON).
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is over 1 MiB",
+        )
+        .into_response();
+    };
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_owned();
+    let detail = serde_json::json!({
+        "method": method,
+        "path": path,
+        "body": serde_json::from_slice::<serde_json::Value>(&bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned().into()),
+    });
+    let resp = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await;
+    if resp.status().is_success() {
+        let who = caller.actor();
+        tracing::info!(target: "audit", who = %who, method, path, resource = gate.resource, "audit");
+        let g = std::sync::Arc::clone(&gate);
+        let r = tokio::task::spawn_blocking(move || {
+            g.store
+                .audit_action("request", g.resource, &path, Some(detail), &who)
+        })
+        .await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::error!(
+                resource = gate.resource,
+                "the audit entry could not be written"
+            );
+        }
+    }
+    resp
 }

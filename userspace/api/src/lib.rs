@@ -42,7 +42,7 @@ use axum::routing::get;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{new_secret, token_hash};
+pub use auth::{guard, new_secret, token_hash};
 pub use error::{ApiError, ErrorBody};
 pub use services::{
     Actions, BoxFuture, Lease, LeaseIndex, LeaseQuery, PreviewRequest, ProblemStage, ReloadReport,

@@ -16,6 +16,10 @@
 //! session_timeout_secs = 30       # an idle session is dropped after this long
 //! nonce_lifetime_secs = 300
 //! auto_register = true            # unknown devices are created on their first Inform
+//! max_devices = 2000000           #   but no more devices than this (fault 8001 beyond)
+//! new_devices_per_sec = 100       #   and new ones at this rate at most (fault 8005: retry)
+//! new_devices_burst = 1000        #   after a quiet spell, this many at once
+//! request_budget_ms = 2000        # time budget of one CWMP request's envelope parse
 //! events_per_device = 16          # event history kept per device
 //! cr_username = "acs"             # connection requests (HTTP digest and UDP HMAC-SHA1)
 //! cr_password = "secret"
@@ -79,6 +83,10 @@ pub struct AcsWire {
     pub session_timeout_secs: Option<i64>,
     pub nonce_lifetime_secs: Option<i64>,
     pub auto_register: Option<bool>,
+    pub max_devices: Option<i64>,
+    pub new_devices_per_sec: Option<i64>,
+    pub new_devices_burst: Option<i64>,
+    pub request_budget_ms: Option<i64>,
     pub events_per_device: Option<i64>,
     pub cr_username: Option<String>,
     pub cr_password: Option<String>,
@@ -213,6 +221,13 @@ pub struct AcsSettings {
     pub session_timeout_secs: u32,
     pub nonce_lifetime_secs: u32,
     pub auto_register: bool,
+    /// Device records at most: an unknown device's Inform beyond it is refused.
+    pub max_devices: usize,
+    /// New devices registered per second at most, and in one burst.
+    pub new_devices_per_sec: u32,
+    pub new_devices_burst: u32,
+    /// How long one CWMP request's envelope may take to parse (ms): past it, fault 8004.
+    pub request_budget_ms: u32,
     pub events_per_device: usize,
     pub cr_username: String,
     pub cr_password: String,
@@ -517,6 +532,38 @@ pub(crate) fn validate(w: &AcsWire, server: &ServerSettings, v: &mut Validator) 
             "seconds",
         ) as u32,
         auto_register: w.auto_register.unwrap_or(true),
+        max_devices: v.int(
+            "acs.max_devices",
+            w.max_devices,
+            2_000_000,
+            1,
+            100_000_000,
+            "the device records kept",
+        ) as usize,
+        new_devices_per_sec: v.int(
+            "acs.new_devices_per_sec",
+            w.new_devices_per_sec,
+            100,
+            1,
+            1_000_000,
+            "new devices per second",
+        ) as u32,
+        new_devices_burst: v.int(
+            "acs.new_devices_burst",
+            w.new_devices_burst,
+            1000,
+            1,
+            10_000_000,
+            "new devices at once",
+        ) as u32,
+        request_budget_ms: v.int(
+            "acs.request_budget_ms",
+            w.request_budget_ms,
+            2000,
+            10,
+            60_000,
+            "milliseconds",
+        ) as u32,
         events_per_device: v.int(
             "acs.events_per_device",
             w.events_per_device,
@@ -604,7 +651,8 @@ mod tests {
     #[test]
     fn errors_name_their_fields() {
         let e = AcsSettings::from_toml(
-            "[acs]\nauth = \"kerberos\"\nport = 0\n[[acs.preset]]\nname = \"\"\noui = \"xyz\"\n\
+            "[acs]\nauth = \"kerberos\"\nport = 0\nmax_devices = 0\nnew_devices_per_sec = -1\n\
+             request_budget_ms = 1\n[[acs.preset]]\nname = \"\"\noui = \"xyz\"\n\
              [[acs.campaign]]\nname = \"c\"\nurl = \"ftp://x\"\n",
         )
         .unwrap_err()
@@ -616,6 +664,9 @@ mod tests {
             "acs.preset[0].oui",
             "acs.preset[0]",
             "acs.campaign[0].version",
+            "acs.max_devices",
+            "acs.new_devices_per_sec",
+            "acs.request_budget_ms",
         ] {
             assert!(e.contains(path), "{path} missing in {e}");
         }

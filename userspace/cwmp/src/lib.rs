@@ -60,6 +60,14 @@ pub enum Error {
     TextTooLong { len: usize, max: usize },
     #[error("attribute value of {len} bytes is over the limit of {max}")]
     AttrTooLong { len: usize, max: usize },
+    #[error("more than {max} attributes on <{element}>")]
+    TooManyAttributes { element: String, max: usize },
+    #[error("more than {max} namespace declarations on <{element}>")]
+    TooManyNamespaces { element: String, max: usize },
+    #[error("more than {max} namespace declarations in scope")]
+    TooManyNamespacesInScope { max: usize },
+    #[error("the envelope took longer than its time budget")]
+    OverBudget,
     #[error("DOCTYPE (and entity definitions) refused")]
     DocType,
     #[error("malformed XML: {0}")]
@@ -91,9 +99,21 @@ impl Error {
     pub fn fault_code(&self) -> u32 {
         match self {
             Error::UnknownMethod { .. } => 8000,
-            Error::TooLarge { .. } | Error::TooManyElements { .. } => 8004,
+            Error::TooLarge { .. }
+            | Error::TooManyElements { .. }
+            | Error::TooManyAttributes { .. }
+            | Error::TooManyNamespaces { .. }
+            | Error::TooManyNamespacesInScope { .. }
+            | Error::OverBudget => 8004,
             _ => 8003,
         }
+    }
+
+    /// A limit on the work one envelope may cost was reached (size, elements, attributes,
+    /// namespace declarations, the time budget): the answer is fault 8004, and the shell
+    /// counts these apart from malformed input.
+    pub fn is_over_limit(&self) -> bool {
+        self.fault_code() == 8004
     }
 
     /// A short stable name for counters and logs.
@@ -104,6 +124,10 @@ impl Error {
             Error::TooManyElements { .. } => "too_many_elements",
             Error::TextTooLong { .. } => "text_too_long",
             Error::AttrTooLong { .. } => "attr_too_long",
+            Error::TooManyAttributes { .. } => "too_many_attributes",
+            Error::TooManyNamespaces { .. } => "too_many_namespaces",
+            Error::TooManyNamespacesInScope { .. } => "too_many_namespaces_in_scope",
+            Error::OverBudget => "over_budget",
             Error::DocType => "doctype",
             Error::Xml(_) => "xml",
             Error::NotEnvelope => "not_envelope",

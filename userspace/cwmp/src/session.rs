@@ -126,6 +126,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// The time budget of the envelopes that follow ([`Limits::deadline`]): the shell sets
+    /// one per request.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.limits.deadline = deadline;
+    }
+
     pub fn new(now: u64, id_prefix: u32, limits: Limits) -> Self {
         Session {
             state: SessionState::AwaitInform,

@@ -565,6 +565,16 @@ impl Store for Following {
     fn list_tokens(&self) -> provd_store::Result<Vec<Token>> {
         self.inner.list_tokens()
     }
+    fn audit_action(
+        &self,
+        action: &str,
+        resource: &str,
+        key: &str,
+        detail: Option<serde_json::Value>,
+        who: &Actor,
+    ) -> provd_store::Result<()> {
+        self.inner.audit_action(action, resource, key, detail, who)
+    }
     fn delete_token(&self, id: &str, who: &Actor) -> provd_store::Result<()> {
         self.inner.delete_token(id, who)
     }

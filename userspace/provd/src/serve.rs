@@ -406,7 +406,11 @@ fn start_roles(
     }
     let mut acs_api = None;
     if let (Some(cp), Some(a)) = (&control_plane, &policy.acs) {
-        let role = provd_acsd::start(cp, a, &dir)?;
+        // The task API takes the same bearer tokens as /api/v1, and audits what they do.
+        let store = Arc::clone(&control.store);
+        let role = provd_acsd::start(cp, a, &dir, |r| {
+            provd_api::guard(r, store, &provd_api::ApiSettings::default(), "acs_task_api")
+        })?;
         if let Some(view) = &devices {
             role.acsd().notify_sessions(control::cwmp_hook(
                 control.timeline.clone(),

@@ -244,6 +244,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<AuditEntry>>;
 
+    /// Records an action that changes no record here (a task queued on the ACS's own task
+    /// API, say): one audit entry, `detail` as its `after`.
+    fn audit_action(
+        &self,
+        action: &str,
+        resource: &str,
+        key: &str,
+        detail: Option<serde_json::Value>,
+        who: &Actor,
+    ) -> Result<()>;
+
     // ---- tokens ----
     /// Stores a token by the SHA-256 of its secret (the secret itself is never stored).
     /// Audited.

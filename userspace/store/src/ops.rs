@@ -167,6 +167,18 @@ fn audit<C: Conn + ?Sized>(
     Ok(())
 }
 
+/// One audit entry for an action outside the store's records.
+pub(crate) fn audit_action<C: Conn + ?Sized>(
+    c: &mut C,
+    action: &str,
+    resource: &str,
+    key: &str,
+    detail: Option<serde_json::Value>,
+    who: &Actor,
+) -> Result<()> {
+    audit(c, who, action, resource, key, None, detail, now_ms())
+}
+
 fn change<C: Conn + ?Sized>(c: &mut C, kind: &str, key: &str, version: u64) -> Result<()> {
     c.exec(
         "INSERT INTO changes (kind, key, version) VALUES ($1, $2, $3)",

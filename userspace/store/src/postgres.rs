@@ -831,6 +831,19 @@ impl Store for PgStore {
         self.read(|c| ops::list_tokens(c))
     }
 
+    fn audit_action(
+        &self,
+        action: &str,
+        resource: &str,
+        key: &str,
+        detail: Option<serde_json::Value>,
+        who: &Actor,
+    ) -> Result<()> {
+        self.write(false, |c| {
+            ops::audit_action(c, action, resource, key, detail.clone(), who)
+        })
+    }
+
     fn delete_token(&self, id: &str, who: &Actor) -> Result<()> {
         self.write(false, |c| ops::delete_token(c, id, who))
     }

@@ -488,6 +488,17 @@ impl Store for SqliteStore {
         self.read(|c| ops::list_tokens(c))
     }
 
+    fn audit_action(
+        &self,
+        action: &str,
+        resource: &str,
+        key: &str,
+        detail: Option<serde_json::Value>,
+        who: &Actor,
+    ) -> Result<()> {
+        self.write(|c| ops::audit_action(c, action, resource, key, detail.clone(), who))
+    }
+
     fn delete_token(&self, id: &str, who: &Actor) -> Result<()> {
         self.write(|c| ops::delete_token(c, id, who))
     }

@@ -124,6 +124,9 @@ pub fn run(args: &Args) -> Result<()> {
         .context("provd started without its ACS")?;
     let (api, cwmp) = (acs.api, acs.cwmp[0]);
     let pid = provd.pid();
+    // The task API takes the `/api/v1` bearer tokens.
+    let token = crate::e2e::api::create_token(&ns, &provd, d, "bench-acs", "operator")?;
+    let bearer = format!("Authorization: Bearer {token}");
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = rss_bytes(pid)?;
     let t = Instant::now();
@@ -134,6 +137,8 @@ pub fn run(args: &Args) -> Result<()> {
             "600",
             "-X",
             "POST",
+            "-H",
+            &bearer,
             &format!("http://{api}/api/seed"),
             "-d",
             &format!("{{\"count\": {devices}}}"),
@@ -206,7 +211,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let stats = provd_rig::cmd::run(
         ns.command("curl")
-            .args(["-s", &format!("http://{api}/api/stats")]),
+            .args(["-s", "-H", &bearer, &format!("http://{api}/api/stats")]),
         Duration::from_secs(10),
     )
     .unwrap_or_default();

@@ -40,6 +40,8 @@ pub struct Suite {
     xsd: PathBuf,
     samples: PathBuf,
     fw_size: usize,
+    /// An operator token: the task API takes the `/api/v1` bearer tokens.
+    token: String,
     ns: Netns,
 }
 
@@ -124,7 +126,9 @@ pub fn run(args: &Args) -> Result<()> {
     ])
     .arg(dir.join("www"));
     let http = Child::spawn("http-server", c, &dir)?;
+    let token = super::api::create_token(&ns, &provd, &dir, "e2e-acs", "operator")?;
     let suite = Suite {
+        token,
         ns,
         provd: Mutex::new(provd),
         _http: http,
@@ -194,6 +198,8 @@ impl Suite {
             "-H",
             "Content-Type: application/json",
         ];
+        let auth = format!("Authorization: Bearer {}", self.token);
+        args.extend(["-H", &auth]);
         if let Some(b) = body {
             args.extend(["--data-binary", b]);
         }

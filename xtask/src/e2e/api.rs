@@ -175,7 +175,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// `provd token create --name NAME --role ROLE` in `ns` while serve runs: the secret it prints
 /// (the api and ui suites).
-pub(super) fn create_token(
+pub(crate) fn create_token(
     ns: &Netns,
     provd: &Provd,
     dir: &Path,
@@ -1598,7 +1598,7 @@ fn acs_task(ctx: &Ctx, _dir: &Path) -> Result<()> {
         let r = s.call(
             "POST",
             &format!("{ACS_API}/api/seed"),
-            None,
+            Some(&s.tokens.operator),
             Some(&json!({"count": 1})),
         )?;
         ensure!(
@@ -1608,7 +1608,12 @@ fn acs_task(ctx: &Ctx, _dir: &Path) -> Result<()> {
             r.body.trim()
         );
         let devs = s
-            .call("GET", &format!("{ACS_API}/api/devices"), None, None)?
+            .call(
+                "GET",
+                &format!("{ACS_API}/api/devices"),
+                Some(&s.tokens.operator),
+                None,
+            )?
             .json()?;
         let id = devs
             .as_array()
@@ -1621,7 +1626,7 @@ fn acs_task(ctx: &Ctx, _dir: &Path) -> Result<()> {
         let r = s.call(
             "POST",
             &format!("{ACS_API}/api/devices/{id}/tasks"),
-            None,
+            Some(&s.tokens.operator),
             Some(&task),
         )?;
         ensure!(
@@ -1631,7 +1636,12 @@ fn acs_task(ctx: &Ctx, _dir: &Path) -> Result<()> {
             r.body.trim()
         );
         let n = r.json()?["task"].as_u64().context("the task's number")?;
-        let t = s.call("GET", &format!("{ACS_API}/api/tasks/{n}"), None, None)?;
+        let t = s.call(
+            "GET",
+            &format!("{ACS_API}/api/tasks/{n}"),
+            Some(&s.tokens.operator),
+            None,
+        )?;
         ensure!(t.status == 200, "GET task {n}: {}", t.status);
         note(format!("task {n} for {id}: {}", t.body.trim()));
         s.acs_task = Some((n, t.json()?));
@@ -1694,7 +1704,12 @@ fn kill9_restart(ctx: &Ctx, _dir: &Path) -> Result<()> {
             .acs_task
             .clone()
             .context("no ACS task was queued before")?;
-        let t = s.call("GET", &format!("{ACS_API}/api/tasks/{n}"), None, None)?;
+        let t = s.call(
+            "GET",
+            &format!("{ACS_API}/api/tasks/{n}"),
+            Some(&s.tokens.operator),
+            None,
+        )?;
         ensure!(
             t.status == 200,
             "ACS task {n} after kill -9: {} {}",

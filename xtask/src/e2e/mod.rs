@@ -36,7 +36,7 @@
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod acs;
-mod api;
+pub(crate) mod api;
 mod dhcp;
 mod fastpath;
 mod hardening;

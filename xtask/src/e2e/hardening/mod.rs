@@ -22,6 +22,7 @@ use super::{Args, Scenarios};
 mod config;
 mod dhcp;
 mod mta;
+mod web;
 
 /// Everything a hardening scenario needs to know about the run.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
     // Each role's module adds its scenarios here, one `extend` line per module.
     let mut all = Vec::new();
     all.extend(dhcp::scenarios());
+    all.extend(web::scenarios());
     all.extend(mta::scenarios());
     all.extend(config::scenarios());
     all
