@@ -166,6 +166,7 @@ impl Worker {
             }
             let mut limit = RateLimit::per_sec(5);
             while !shutdown.load(Ordering::Relaxed) {
+                provd_role::beat();
                 let n = io.recv(&counters)?;
                 let received = Instant::now();
                 let now = unix_secs_u32();
