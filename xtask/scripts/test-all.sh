@@ -33,6 +33,7 @@ step e2e-acs cargo xtask e2e acs
 step e2e-api cargo xtask e2e api
 step e2e-ui cargo xtask e2e ui
 step e2e-hardening cargo xtask e2e hardening
+step e2e-package cargo xtask e2e package
 step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
 step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
 step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke --store-devices 5000

@@ -170,6 +170,7 @@ impl Worker {
             let mut limit = RateLimit::per_sec(5);
             let mut last_recovery: Option<Instant> = None;
             while !shutdown.load(Ordering::Relaxed) {
+                provd_role::beat();
                 let n = io.recv(&counters)?;
                 let received = Instant::now();
                 let now = unix_secs_u32();

@@ -226,6 +226,7 @@ impl Worker {
         let mut rx = RecvBatch::new(BATCH, SLOT);
         tracing::debug!("MTA worker started");
         while !shutdown.load(Ordering::Relaxed) {
+            provd_role::beat();
             let now = Millis(clock::unix_millis());
             let wait = self.engine.next_deadline().map_or(POLL_CAP, |d| {
                 Duration::from_millis(d.since(now)).min(POLL_CAP)

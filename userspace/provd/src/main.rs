@@ -7,6 +7,7 @@ mod bulk;
 mod control;
 mod docsis_files;
 mod serve;
+mod systemd;
 mod tokens;
 
 use std::path::{Path, PathBuf};

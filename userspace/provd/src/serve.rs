@@ -64,11 +64,16 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
     };
     let query = QuerySocket::start(query::socket_path(&dir), answer, Arc::clone(&shutdown))?;
     started.ready.announce(opts.null_responder);
+    // The service manager hears it only now: every role the config names has bound its sockets.
+    let status = started.ready.status(&roles);
+    let mut notifier = crate::systemd::Notifier::from_env();
+    notifier.notify(&format!("READY=1\nSTATUS={status}"));
 
     let mut last = Instant::now();
     let mut failed = None;
     loop {
         std::thread::sleep(Duration::from_millis(100));
+        notifier.tick(provd_role::Liveness::global(), &status);
         // A signal stops every role's threads: look at the flag before asking who ended.
         if shutdown.load(Ordering::Relaxed) {
             break;
@@ -91,6 +96,7 @@ pub fn serve(opts: &Options) -> Result<ExitCode> {
     if let Some(name) = failed {
         tracing::error!(role = name, "a role ended on its own; stopping");
     }
+    notifier.notify("STOPPING=1\nSTATUS=stopping");
     shutdown.store(true, Ordering::Relaxed);
     if let Some(cp) = &started.control_plane {
         cp.signal_stop();
@@ -208,6 +214,18 @@ struct Ready {
 }
 
 impl Ready {
+    /// The `STATUS=` systemd shows: the DHCP I/O path, why, and the roles serving.
+    fn status(&self, roles: &RoleSet) -> String {
+        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        format!(
+            "serving: dhcp path={} workers={} roles={} ({})",
+            self.path,
+            self.workers,
+            names.join(","),
+            self.why.replace('\n', " ")
+        )
+    }
+
     fn announce(&self, null_responder: bool) {
         tracing::info!(
             path = self.path,

@@ -14,6 +14,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::liveness::Liveness;
+
 /// The tokio runtime every async role shares.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -38,6 +40,15 @@ impl ControlPlane {
             .enable_all()
             .build()?;
         let (stop, _) = watch::channel(false);
+        // The runtime's heartbeat: a task that beats only while the runtime runs its tasks (every
+        // worker blocked, or the timer driver stuck, silences it).
+        let hb = Liveness::global().register("provd-ctl", std::time::Instant::now());
+        rt.spawn(async move {
+            loop {
+                hb.beat();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
         Ok(ControlPlane { rt, stop })
     }
 

@@ -8,17 +8,20 @@
 //! through [`Role`]: its counters and health the same way for every role, whether it ended on
 //! its own, and a stop with bounded grace.
 //!
-//! Also here, because every shell needs them once: the wall clock ([`clock`]) and the
-//! "0 workers means one per core" rule ([`workers_for`]).
+//! Also here, because every shell needs them once: the wall clock ([`clock`]), the
+//! "0 workers means one per core" rule ([`workers_for`]) and the heartbeats the service
+//! manager's watchdog is fed from ([`liveness`]).
 
 pub mod clock;
 mod control_plane;
+pub mod liveness;
 pub mod metrics;
 pub mod query;
 mod role;
 mod workers;
 
 pub use control_plane::{ControlPlane, Task};
+pub use liveness::{Liveness, beat};
 pub use query::QuerySocket;
 pub use role::{Counters, Health, Role, RoleSet};
 pub use workers::{WorkerSet, workers_for};

@@ -4,6 +4,8 @@ use std::io;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::liveness::{self, Liveness};
+
 /// How many workers a `workers = N` setting means: 0 is one per core.
 pub fn workers_for(n: usize) -> usize {
     match n {
@@ -28,14 +30,21 @@ impl WorkerSet {
         }
     }
 
-    /// Starts one thread named `name` running `f`.
+    /// Starts one thread named `name` running `f`, with a heartbeat of that name in
+    /// [`Liveness::global`]: `f`'s loop calls [`crate::liveness::beat`] once per turn.
     pub fn spawn(
         &mut self,
         name: String,
         f: impl FnOnce() -> io::Result<()> + Send + 'static,
     ) -> io::Result<()> {
+        let hb = Liveness::global().register(name.clone(), Instant::now());
         self.threads
-            .push(std::thread::Builder::new().name(name).spawn(f)?);
+            .push(std::thread::Builder::new().name(name).spawn(move || {
+                liveness::set_current(hb);
+                let r = f();
+                liveness::clear_current();
+                r
+            })?);
         Ok(())
     }
 

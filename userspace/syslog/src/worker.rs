@@ -88,6 +88,7 @@ impl Worker {
         let mut warnings = RateLimits::default();
         tracing::debug!(worker = index, "syslog worker started");
         while !shutdown.load(Ordering::Relaxed) {
+            provd_role::beat();
             let n = match socket.recv_batch(&mut rx, Wait::ForOne) {
                 Ok(n) => n,
                 Err(e) => {

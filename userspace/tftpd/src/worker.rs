@@ -108,6 +108,7 @@ impl Worker {
         };
         tracing::debug!(worker = index, "TFTP worker started");
         while !shutdown.load(Ordering::Relaxed) {
+            provd_role::beat();
             let now = clock();
             let wait = turn.server.next_deadline().map_or(POLL_CAP, |d| {
                 Duration::from_millis(d.since(now)).min(POLL_CAP)

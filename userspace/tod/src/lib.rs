@@ -357,6 +357,7 @@ impl Server {
             self.tcp.as_ref().map_or(-1, AsRawFd::as_raw_fd),
         ];
         while !shutdown.load(Ordering::Relaxed) {
+            provd_role::beat();
             let [udp_ready, tcp_ready] = poll_readable(fds, POLL_CAP)?;
             if udp_ready && let Some(u) = &mut self.udp {
                 serve_udp(u, &self.shared);

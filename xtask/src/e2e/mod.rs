@@ -32,6 +32,11 @@
 //! `cargo xtask e2e hardening` runs one scenario per finding of the security review: each
 //! attack as the review ran it, and what provd now does about it (see `hardening/mod.rs`).
 //!
+//! `cargo xtask e2e package` builds the .deb (`cargo xtask package`), installs it, runs the
+//! installed unit's command as its user with its capabilities against dhclient, watches
+//! readiness and the watchdog over NOTIFY_SOCKET, scores the unit with `systemd-analyze` and
+//! purges the package (see `package.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
@@ -42,6 +47,7 @@ mod fastpath;
 mod hardening;
 pub(crate) mod http;
 mod mta;
+mod package;
 mod subject;
 mod tftp;
 mod ui;
@@ -56,7 +62,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api, ui or hardening
+    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api, ui, hardening or package
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -129,7 +135,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The suites, in the order `--help` and errors list them.
-const SUITES: [&str; 9] = [
+const SUITES: [&str; 10] = [
     "dhcp",
     "tftp",
     "mta",
@@ -139,6 +145,7 @@ const SUITES: [&str; 9] = [
     "api",
     "ui",
     "hardening",
+    "package",
 ];
 
 pub fn run(args: Args) -> Result<()> {
@@ -162,6 +169,7 @@ pub fn run(args: Args) -> Result<()> {
         "api" => api::run(&args),
         "ui" => ui::run(&args),
         "hardening" => hardening::run(&args),
+        "package" => package::run(&args),
         _ => run_dhcp(&args),
     }
 }
