@@ -100,14 +100,15 @@ ip netns exec "$CLI" "$CPE_SIM" run --acs http://198.18.0.1:7547/ \
   --model tests/data/cwmp/datamodels/genieacs-sim_data_model_202BC1-BM632w.csv \
   --serial-prefix LAB --acs-user cpe --acs-pass lab-cpe-secret \
   --cr-host "${CPE_IP:-127.0.0.1}" --cr-port 17547 --seconds 3 2>/dev/null | head -5 | sed 's/^/  /'
+# An operator token: the task API and the web UI take the same bearer tokens as /api/v1.
+TOKEN=$(ip netns exec "$SRV" "$PROVD" token create --config "$CONFIG" --name "lab-$$" --role operator)
 echo "what the ACS knows of it (task API, GET /api/devices/202BC1-BM632w-LAB0000):"
-ip netns exec "$SRV" curl -sS --fail http://127.0.0.1:7557/api/devices/202BC1-BM632w-LAB0000 \
-  | head -c 600 | sed 's/^/  /'; echo
+ip netns exec "$SRV" curl -sS --fail -H "Authorization: Bearer $TOKEN" \
+  http://127.0.0.1:7557/api/devices/202BC1-BM632w-LAB0000 | head -c 600 | sed 's/^/  /'; echo
 echo "leases provd holds (durable log):"
 "$PROVD" leases --config "$CONFIG"
-# The web UI: an operator token, and the API's loopback port inside the namespace forwarded to
-# the host's loopback (socat), so a browser on this machine opens it.
-TOKEN=$(ip netns exec "$SRV" "$PROVD" token create --config "$CONFIG" --name "lab-$$" --role operator)
+# The web UI: the API's loopback port inside the namespace forwarded to the host's loopback
+# (socat), so a browser on this machine opens it with the token above.
 UI_PORT=${LAB_UI_PORT:-8080}
 socat "TCP-LISTEN:$UI_PORT,bind=127.0.0.1,fork,reuseaddr" \
   "EXEC:ip netns exec $SRV socat STDIO TCP\:127.0.0.1\:8080" 2>"$WORK/socat.log" &

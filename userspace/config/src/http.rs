@@ -32,6 +32,7 @@
 //! key = "SecretPhrase1234"        # serve AES-256-CBC encrypted (openssl enc -md md5 format)
 //! allow_plain = true              # false: only over HTTPS
 //! client_cert = false             # true: HTTPS with a certificate naming the device's MAC
+//! enforce = true                  # only to the device's leased address, or its certificate
 //! profile_rule = "http://198.18.0.1/p/$MA.cfg"  # handed out by DHCP (devices expand macros)
 //! rule_option = 66                # which DHCP option carries profile_rule: 66 or 160
 //! option_150 = ["198.18.0.1"]     # Cisco TFTP server list (option 150)
@@ -92,6 +93,7 @@ pub struct WireProfile {
     pub key: Option<String>,
     pub allow_plain: Option<bool>,
     pub client_cert: Option<bool>,
+    pub enforce: Option<bool>,
     pub profile_rule: Option<String>,
     pub rule_option: Option<i64>,
     #[serde(default)]
@@ -177,6 +179,9 @@ pub struct ProfileSpec {
     pub key: Option<String>,
     pub allow_plain: bool,
     pub client_cert: bool,
+    /// Serve a device's profile only to the address holding its DHCP lease, or over HTTPS to
+    /// a client certificate naming it (TFTP's enforce rule); refused as unknown (404).
+    pub enforce: bool,
     pub profile_rule: Option<String>,
     pub rule_option: RuleOption,
     pub option_150: Vec<Ipv4Addr>,
@@ -428,6 +433,7 @@ pub(crate) fn profile(path: &str, w: &WireProfile, v: &mut Validator) -> Option<
         key: w.key.clone().filter(|k| !k.is_empty()),
         allow_plain: w.allow_plain.unwrap_or(true),
         client_cert: w.client_cert.unwrap_or(false),
+        enforce: w.enforce.unwrap_or(true),
         profile_rule: w.profile_rule.clone(),
         rule_option,
         option_150,

@@ -22,6 +22,7 @@
 mod firmware;
 pub mod guard;
 mod profile;
+mod refusals;
 mod render;
 mod role;
 mod status;
@@ -82,6 +83,11 @@ pub struct HttpCounters {
     pub refused_plain: AtomicU64,
     pub refused_cert: AtomicU64,
     pub unknown_device: AtomicU64,
+    /// Profile requests not from the device's leased address (nor with its certificate):
+    /// answered exactly as an unknown device is.
+    pub refused_lease: AtomicU64,
+    /// Profile requests refused because their source spent its budget of refusals.
+    pub rate_limited: AtomicU64,
     pub bad_path: AtomicU64,
     pub not_found: AtomicU64,
     pub firmware_served: AtomicU64,
@@ -100,6 +106,8 @@ impl HttpCounters {
             ("refused_plain", g(&self.refused_plain)),
             ("refused_cert", g(&self.refused_cert)),
             ("unknown_device", g(&self.unknown_device)),
+            ("refused_lease", g(&self.refused_lease)),
+            ("rate_limited", g(&self.rate_limited)),
             ("bad_path", g(&self.bad_path)),
             ("not_found", g(&self.not_found)),
             ("firmware_served", g(&self.firmware_served)),
@@ -134,6 +142,7 @@ pub struct Httpd {
     log_gate: provd_web::LogGate,
     /// Told of every profile served (200), once set: the device timeline.
     on_served: std::sync::OnceLock<Hook>,
+    refusals: refusals::Refusals,
 }
 
 /// A [`ProfileServed`] in a field of a `Debug` struct.
@@ -200,6 +209,7 @@ impl Httpd {
             counters: HttpCounters::default(),
             log_gate: provd_web::LogGate::per_sec(10),
             on_served: std::sync::OnceLock::new(),
+            refusals: refusals::Refusals::default(),
         })
     }
 
@@ -233,6 +243,22 @@ impl Httpd {
                 .devices
                 .as_ref()
                 .is_some_and(|d| d.get(mac, now).is_some())
+    }
+
+    /// A refusal answered exactly as a device nobody knows (404 `not found`), so that a
+    /// guess cannot tell a known device from an unknown one; `why` goes to the log only. Each
+    /// spends one of the source's [`refusals::REFUSALS_BURST`].
+    fn refuse_as_unknown(
+        &self,
+        counter: &AtomicU64,
+        peer: &Peer,
+        path: &str,
+        why: &str,
+    ) -> Response {
+        self.refusals
+            .spend(peer.remote.ip(), provd_role::clock::unix_secs());
+        let _ = self.refuse(counter, StatusCode::NOT_FOUND, peer, path, why);
+        plain_status(StatusCode::NOT_FOUND, "not found")
     }
 
     /// A refusal: counted, logged (rate-limited), answered.

@@ -63,6 +63,10 @@ pub(crate) async fn serve(
             httpd.refuse(counter, StatusCode::FORBIDDEN, peer, path, why),
         )
     };
+    if httpd.refusals.exhausted(peer.remote.ip(), now) {
+        httpd.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return plain_status(StatusCode::TOO_MANY_REQUESTS, "too many refused requests");
+    }
     if !peer.tls && !spec.allow_plain {
         return forbid(
             &httpd.counters.refused_plain,
@@ -87,13 +91,28 @@ pub(crate) async fn serve(
         _ => {}
     }
     if !known {
-        return httpd.refuse(
+        return httpd.refuse_as_unknown(
             &httpd.counters.unknown_device,
-            StatusCode::NOT_FOUND,
             peer,
             path,
             "unknown device",
         );
+    }
+    // TFTP's enforce rule: the device itself, by its lease or its certificate. Refused exactly
+    // as an unknown device is, so a guess learns nothing.
+    let cert_names_it = peer
+        .client_cert
+        .as_ref()
+        .is_some_and(|c| c.macs().contains(&mac));
+    if spec.enforce && !cert_names_it {
+        let held = match (&httpd.devices, peer.remote.ip()) {
+            (Some(d), std::net::IpAddr::V4(ip)) => d.enforce(&mac, ip, now32),
+            (Some(_), _) => Err("not an IPv4 client".to_owned()),
+            (None, _) => Err("no DHCP lease view in this process (set enforce = false)".to_owned()),
+        };
+        if let Err(why) = held {
+            return httpd.refuse_as_unknown(&httpd.counters.refused_lease, peer, path, &why);
+        }
     }
     let inputs = inputs(httpd, peer, req, &mac, now32);
     let (generation, env) = class.current();

@@ -20,6 +20,13 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn policy(dir: &Path, extra_profile: &str) -> Policy {
+    // These tests fetch without a lease view; the enforce rule has its own test.
+    let no_enforce = format!("{extra_profile}\nenforce = false");
+    let extra_profile = if extra_profile.contains("enforce") {
+        extra_profile
+    } else {
+        no_enforce.as_str()
+    };
     write(
         dir,
         "fv.j2",
@@ -413,4 +420,77 @@ fn check_templates_renders_each_profile_for_a_probe_device() {
     }
     write(dir.path(), "fv.j2", "LINE={{ subscriber.line1 }}\n");
     assert_eq!(crate::check_templates(&p).unwrap(), 1);
+}
+
+/// TFTP's enforce rule for profiles (on by default): served to the address holding the
+/// device's lease, or over HTTPS to a certificate naming it; another host asking for a known
+/// device gets exactly what a guess of an unknown MAC gets (404 "not found"), and a source
+/// that keeps being refused is answered 429 until its budget refills.
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_are_enforced_like_tftp_and_refusals_look_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), "enforce = true");
+    let view = Arc::new(provd_devices::DeviceView::new());
+    let now = u32::try_from(provd_role::clock::unix_secs()).unwrap();
+    view.bind(provd_lease::Binding {
+        mac: [0x00, 0x15, 0xcf, 0x12, 0x34, 0x56],
+        addr: "198.18.0.10".parse().unwrap(),
+        expires_at: now + 3600,
+        class: Some(0),
+        giaddr: std::net::Ipv4Addr::UNSPECIFIED,
+        vendor_class: None,
+        remote_id: None,
+        circuit_id: None,
+        restart: true,
+    });
+    let httpd = Arc::new(Httpd::new(&p, Some(view)).unwrap());
+    let path = format!("/p/{MAC}.cfg");
+    // The lease holder (peer() is 198.18.0.10).
+    let (s, _, _) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    // Another host: the same answer as for a MAC nobody knows.
+    let other = |tls: bool, cn: Option<&str>| {
+        let mut p = peer(tls, cn);
+        p.remote = "198.18.0.60:40000".parse().unwrap();
+        p
+    };
+    let refused = get(&httpd, &path, other(false, None), &[]).await;
+    let unknown = get(&httpd, "/p/0015cf999999.cfg", other(false, None), &[]).await;
+    assert_eq!(refused.0, StatusCode::NOT_FOUND);
+    assert_eq!((refused.0, &refused.2), (unknown.0, &unknown.2));
+    assert_eq!(refused.2, b"not found\n");
+    assert_eq!(
+        httpd
+            .counters
+            .refused_lease
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // Over HTTPS with a certificate naming the device, from anywhere.
+    let (s, _, _) = get(&httpd, &path, other(true, Some("0015cf123456")), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    // A guesser: its burst of refusals, then 429 whatever it asks.
+    let guesser = || {
+        let mut p = peer(false, None);
+        p.remote = "198.18.0.61:40000".parse().unwrap();
+        p
+    };
+    let mut answers = Vec::new();
+    for i in 0..30u32 {
+        let (s, _, _) = get(&httpd, &format!("/p/0015cf00{i:04x}.cfg"), guesser(), &[]).await;
+        answers.push(s);
+    }
+    let not_found = answers
+        .iter()
+        .filter(|s| **s == StatusCode::NOT_FOUND)
+        .count();
+    assert_eq!(not_found, 20, "{answers:?}");
+    assert!(
+        answers[20..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    // The lease holder is not held back by the guesser.
+    let (s, _, _) = get(&httpd, &path, peer(false, None), &[]).await;
+    assert_eq!(s, StatusCode::OK);
 }

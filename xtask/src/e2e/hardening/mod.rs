@@ -22,6 +22,7 @@ use super::{Args, Scenarios};
 mod config;
 mod dhcp;
 mod mta;
+mod profile;
 mod web;
 
 /// Everything a hardening scenario needs to know about the run.
@@ -39,6 +40,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
     let mut all = Vec::new();
     all.extend(dhcp::scenarios());
     all.extend(web::scenarios());
+    all.extend(profile::scenarios());
     all.extend(mta::scenarios());
     all.extend(config::scenarios());
     all
