@@ -18,6 +18,8 @@ use anyhow::Result;
 
 use super::{Args, Scenarios};
 
+mod tftp;
+
 /// Everything a hardening scenario needs to know about the run.
 #[derive(Debug)]
 #[allow(dead_code)] // until the role modules land; removed at integration
@@ -30,7 +32,9 @@ pub struct Ctx {
 /// Every module's scenarios, in the order of the items.
 pub fn scenarios() -> Scenarios<Ctx> {
     // Each role's module adds its scenarios here, one `extend` line per module.
-    Vec::new()
+    let mut all = Vec::new();
+    all.extend(tftp::scenarios());
+    all
 }
 
 pub fn run(args: &Args) -> Result<()> {
