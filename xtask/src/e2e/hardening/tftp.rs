@@ -17,6 +17,9 @@
 //! - `tftp-slot-exhaustion`: 22,000 spoofed RRQs from 250 addresses, then 60 real GETs
 //!   (tftp-hpa and atftp, alternating). The review: 47 of 60 got ERROR 3. Holds when all 60
 //!   get the file.
+//! - `time-per-source-limit` (item 8, on the same rig): 2,000 RFC 868 time requests from one
+//!   address in a second. Before: every one answered. Holds when that source gets no more than
+//!   its burst and rate (10 + 5/s) and another address is still answered.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -71,6 +74,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
         ),
         ("tftp-reflection-plain", reflection_plain),
         ("tftp-slot-exhaustion", slot_exhaustion),
+        ("time-per-source-limit", time_per_source_limit),
     ]
 }
 
@@ -165,8 +169,9 @@ impl Rig {
             .ready_timeout(Duration::from_secs(30))
             .env("RUST_BACKTRACE", "1");
         let lease_dir = p.lease_dir()?;
-        let mut provd =
-            p.write_config(&PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy()))?;
+        let config = PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy())
+            + &format!("\n[time]\nbind = \"{SERVER_IP}\"\nport = 37\n");
+        let mut provd = p.write_config(&config)?;
         provd.check_config()?;
         provd.start(&server)?;
         provd.wait_udp(Some(SERVER_IP), 69, Duration::from_secs(5))?;
@@ -501,5 +506,58 @@ fn slot_exhaustion(ctx: &Ctx, dir: &Path) -> Result<()> {
         "{} of {LEGIT_GETS} legitimate GETs failed after the spoofed flood",
         failed.len()
     );
+    Ok(())
+}
+
+/// The time server's flood: one address asks 2,000 times within a second.
+fn time_per_source_limit(ctx: &Ctx, dir: &Path) -> Result<()> {
+    const REQUESTS: u32 = 2_000;
+    /// The configured burst (10) and rate (5/s) over the flood's second and the drain, with
+    /// room for the flood taking longer on a loaded machine.
+    const MAX_ANSWERS: u32 = 40;
+    let rig = Rig::start(ctx, dir)?;
+    rig.attacker
+        .ip(&["addr", "add", "198.18.0.3/24", "dev", ATTACKER_IF])?;
+    let (answered, other) = rig.attacker.run_in(|| -> Result<(u32, bool)> {
+        let to = SocketAddrV4::new(SERVER_IP, 37);
+        let s = UdpSocket::bind(SocketAddrV4::new(ATTACKER_IP, 0))?;
+        s.set_nonblocking(true)?;
+        let mut buf = [0u8; 64];
+        let mut answered = 0;
+        let started = Instant::now();
+        for i in 0..REQUESTS {
+            s.send_to(&[], to)?;
+            while s.recv_from(&mut buf).is_ok() {
+                answered += 1;
+            }
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the flood took over 30 s"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        while s.recv_from(&mut buf).is_ok() {
+            answered += 1;
+        }
+        // Another address, right after: answered.
+        let o = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 0))?;
+        o.set_read_timeout(Some(Duration::from_secs(2)))?;
+        o.send_to(&[], to)?;
+        let other = matches!(o.recv_from(&mut buf), Ok((4, _)));
+        Ok((answered, other))
+    })?;
+    note(format!(
+        "{REQUESTS} time requests from one address: {answered} answered; another address \
+         answered: {other} (before: every request answered)"
+    ));
+    rig.finish()?;
+    ensure!(
+        answered <= MAX_ANSWERS,
+        "{answered} of {REQUESTS} requests from one source answered (limit {MAX_ANSWERS})"
+    );
+    ensure!(other, "another address got no answer");
     Ok(())
 }
