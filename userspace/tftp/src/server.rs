@@ -186,15 +186,28 @@ impl Sources {
         }
     }
 
+    /// A transfer finished (it now only dallies): it no longer counts against its source.
+    fn finished(&mut self, peer: SocketAddrV4, t: &mut Transfer) {
+        if std::mem::take(&mut t.counted) {
+            self.uncount(*peer.ip(), t.credited);
+            t.credited = false;
+        }
+    }
+
     /// A transfer left the table: its source's counts, its port to close.
     fn release(&mut self, peer: SocketAddrV4, t: &Transfer) {
         if t.port != 0 {
             self.closed_ports.push(t.port);
         }
-        let ip = *peer.ip();
+        if t.counted {
+            self.uncount(*peer.ip(), t.credited);
+        }
+    }
+
+    fn uncount(&mut self, ip: Ipv4Addr, credited: bool) {
         if let Some(s) = self.by_ip.get_mut(&ip) {
             s.transfers = s.transfers.saturating_sub(1);
-            if t.credited {
+            if credited {
                 s.credited = s.credited.saturating_sub(1);
             }
             if s.transfers == 0 {
@@ -214,6 +227,8 @@ pub(crate) struct Transfer {
     budget: Budget,
     /// Holds its source's first-datagram credit until proven or gone.
     credited: bool,
+    /// Counts against its source's `max_transfers_per_source` (until it finishes).
+    counted: bool,
     /// Unproven, it is freed at this time.
     unproven_until: Millis,
     /// Fingerprint of the request that started it, to recognise a retransmitted request.
@@ -462,6 +477,7 @@ impl Server {
                 port: 0,
                 budget,
                 credited,
+                counted: true,
                 unproven_until,
                 request_hash: hash,
                 heard_at: low_ms(now),
@@ -724,6 +740,7 @@ impl Server {
                     AckOutcome::Complete => {
                         io.counters.completed += 1;
                         end(ended, t, now, true);
+                        sources.finished(inc.peer, t);
                         t.state = State::Dallying { final_ack: None };
                         rearm(timers, inc.peer, t, now.plus(*dally_ms));
                     }
@@ -745,6 +762,7 @@ impl Server {
                     DataOutcome::Complete(data) => {
                         io.counters.writes_completed += 1;
                         end(ended, t, now, true);
+                        sources.finished(inc.peer, t);
                         t.state = State::Dallying {
                             final_ack: Some(block),
                         };

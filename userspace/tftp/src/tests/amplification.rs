@@ -257,6 +257,25 @@ fn a_source_holds_at_most_max_transfers_per_source() {
 }
 
 #[test]
+fn finished_transfers_do_not_count_against_their_source() {
+    // A busy client fetching file after file: the finished ones dally a second, but only the
+    // running ones count (the bench's 4,000 files/s from one address once hit the cap).
+    let config = ServerConfig {
+        max_transfers_per_source: 2,
+        ..ServerConfig::default()
+    };
+    let mut d = Driver::new(config, 100);
+    for p in 1..=10 {
+        assert_eq!(d.rrq(victim(p), Options::default()), 1, "request {p}");
+        let own = d.port_of(victim(p));
+        d.deliver(Port::Own(own), victim(p), &ack(1));
+    }
+    assert_eq!(d.server.counters().completed, 10);
+    assert_eq!(d.server.counters().too_many_from_source, 0);
+    assert_eq!(d.server.transfers(), 10, "dallying");
+}
+
+#[test]
 fn the_budget_can_be_turned_off() {
     let config = ServerConfig {
         amplification_factor: 0,
