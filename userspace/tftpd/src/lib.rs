@@ -198,7 +198,10 @@ pub fn spawn_with_uploads(
         .server
         .validate()
         .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
-    raise_fd_limit(settings.workers * settings.server.max_transfers + 1024);
+    // Sockets for transfers' own ports, per worker: what the descriptor limit leaves after the
+    // reserve.
+    let limit = raise_fd_limit(settings.workers * settings.server.max_transfers + FD_RESERVE);
+    let max_sockets = (limit.saturating_sub(FD_RESERVE) / settings.workers).max(16);
     let max_datagram = usize::from(settings.server.max_blksize).max(512) + 4;
     let mut port = settings.port;
     let mut workers = Vec::with_capacity(settings.workers);
@@ -236,6 +239,7 @@ pub fn spawn_with_uploads(
             transfer,
             listen_port: port,
             bind: settings.bind,
+            max_sockets,
             server,
             source: Arc::clone(&source),
             uploads: uploads.clone(),
@@ -276,21 +280,26 @@ pub fn spawn_with_uploads(
     })
 }
 
+/// Descriptors kept back from transfer sockets: files being read, the other roles, the store.
+const FD_RESERVE: usize = 1024;
+
 /// Every transfer holds a socket: the soft descriptor limit goes up to what a full table needs
-/// (at most the hard limit). Short of it, the workers evict unproven transfers and refuse the
-/// rest, counted as `transfer_socket_failures`.
-fn raise_fd_limit(want: usize) {
+/// (at most the hard limit). Returns the soft limit in force; the workers share what it leaves
+/// after [`FD_RESERVE`], evict unproven transfers at their share and refuse the rest, counted
+/// as `transfer_socket_failures`.
+fn raise_fd_limit(want: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a live rlimit the kernel fills.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
+        return want;
     }
+    let as_usize = |v: libc::rlim_t| usize::try_from(v).unwrap_or(usize::MAX);
     let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
     if lim.rlim_cur >= want {
-        return;
+        return as_usize(lim.rlim_cur);
     }
     let raised = libc::rlimit {
         rlim_cur: want.min(lim.rlim_max),
@@ -303,11 +312,14 @@ fn raise_fd_limit(want: usize) {
             soft = lim.rlim_cur,
             "could not raise the descriptor limit for TFTP transfers"
         );
-    } else if raised.rlim_cur < want {
+        return as_usize(lim.rlim_cur);
+    }
+    if raised.rlim_cur < want {
         tracing::warn!(
             want,
             limit = raised.rlim_cur,
             "TFTP: fewer descriptors than transfers; unproven transfers give way first"
         );
     }
+    as_usize(raised.rlim_cur)
 }

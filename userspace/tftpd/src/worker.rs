@@ -46,6 +46,8 @@ pub(crate) struct Worker {
     pub listen_port: u16,
     /// The address each transfer's own socket binds (port 0: the kernel picks a random one).
     pub bind: Ipv4Addr,
+    /// Transfer sockets this worker may hold (its share of the descriptor limit).
+    pub max_sockets: usize,
     pub server: Server,
     pub source: Arc<dyn FileSource>,
     /// `None`: every WRQ is refused.
@@ -170,6 +172,7 @@ impl Worker {
             transfer,
             listen_port,
             bind,
+            max_sockets,
             server,
             source,
             uploads,
@@ -188,6 +191,7 @@ impl Worker {
             listen_fd: listen.fd(),
             listen,
             bind,
+            max_sockets,
             epoll_fd: epoll.fd.as_raw_fd(),
             server,
             source,
@@ -259,6 +263,7 @@ struct Turn {
     listen_fd: RawFd,
     listen: UdpSocket,
     bind: Ipv4Addr,
+    max_sockets: usize,
     epoll_fd: RawFd,
     server: Server,
     source: Arc<dyn FileSource>,
@@ -417,7 +422,18 @@ impl Turn {
         // Sockets of transfers that ended close now (what they queued goes first), so their
         // descriptors are free for this one.
         self.close_ended();
-        let mut bound = bind(self.epoll_fd);
+        // At its share of descriptors, an unproven transfer (maybe spoofed) gives way first:
+        // descriptors must remain for the files themselves.
+        if self.out.own.len() >= self.max_sockets && self.server.evict_oldest_unproven() {
+            self.close_ended();
+        }
+        let mut bound = if self.out.own.len() >= self.max_sockets {
+            Err(io::Error::other(
+                "the worker's share of descriptors is in use",
+            ))
+        } else {
+            bind(self.epoll_fd)
+        };
         if bound.is_err() && self.server.evict_oldest_unproven() {
             // Out of descriptors (or ports): an unproven transfer, maybe spoofed, gives way.
             self.close_ended();
