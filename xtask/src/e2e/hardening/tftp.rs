@@ -296,6 +296,10 @@ fn learn_transfer_ports(probes: u16) -> Result<BTreeSet<u16>> {
         let (_, from) = s.recv_from(&mut buf).context("no answer to a probe RRQ")?;
         ports.insert(from.port());
         s.send_to(b"\x00\x05\x00\x00probe done\x00", from)?;
+        // Let the ERROR end the probe before the next request: an address that has not proven
+        // itself has one first-DATA credit at a time, and an aborted transfer gives it back
+        // only when it is gone.
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(ports)
 }
