@@ -31,6 +31,21 @@ pub struct ServerConfig {
     pub allow_write: bool,
     /// Largest upload accepted, in bytes.
     pub max_write_size: usize,
+    /// Until a peer proves its address (a packet on the transfer's own port, which only a
+    /// receiver of our packets knows), it gets at most this many times the bytes it sent
+    /// (QUIC's rule, RFC 9000 §8.1). 0 turns the limit off.
+    pub amplification_factor: u8,
+    /// An unproven transfer is freed this long after its request: a spoofed request holds a
+    /// slot no longer.
+    pub unproven_timeout: Duration,
+    /// Transfers one source address holds at once in one server; its requests beyond are
+    /// refused.
+    pub max_transfers_per_source: usize,
+    /// How long an address that proved itself stays trusted: its next requests start proven.
+    pub validated_ttl: Duration,
+    /// Addresses remembered as proven (per server); past it the expired ones are swept, then
+    /// all are forgotten.
+    pub max_validated: usize,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +62,11 @@ impl Default for ServerConfig {
             max_transfers: 10_000,
             allow_write: false,
             max_write_size: 1 << 20,
+            amplification_factor: 3,
+            unproven_timeout: Duration::from_secs(3),
+            max_transfers_per_source: 256,
+            validated_ttl: Duration::from_secs(600),
+            max_validated: 65_536,
         }
     }
 }
@@ -63,6 +83,10 @@ pub enum ConfigError {
     RtoBounds { min: Duration, max: Duration },
     #[error("max_transfers must be at least 1")]
     MaxTransfers,
+    #[error("max_transfers_per_source must be at least 1")]
+    MaxTransfersPerSource,
+    #[error("unproven_timeout must be at least 100 ms (a peer needs a round trip to prove itself)")]
+    UnprovenTimeout,
 }
 
 impl ServerConfig {
@@ -83,6 +107,12 @@ impl ServerConfig {
         }
         if self.max_transfers == 0 {
             return Err(ConfigError::MaxTransfers);
+        }
+        if self.max_transfers_per_source == 0 {
+            return Err(ConfigError::MaxTransfersPerSource);
+        }
+        if self.unproven_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::UnprovenTimeout);
         }
         Ok(())
     }

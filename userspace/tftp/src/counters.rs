@@ -130,6 +130,17 @@ counters! {
     duplicate_acks,
     /// Datagrams on the transfer port from a peer without a transfer.
     unknown_tid,
+    /// Datagrams held back because a peer that has not proven its address would have got more
+    /// than `amplification_factor` times the bytes it sent.
+    amplification_limited,
+    /// Transfers whose peer proved its address (a packet on the transfer's own port).
+    proven,
+    /// Unproven transfers freed after `unproven_timeout`.
+    unproven_expired,
+    /// Unproven transfers evicted to make room for a new request when the table was full.
+    evicted_unproven,
+    /// Requests refused because their source already held `max_transfers_per_source`.
+    too_many_from_source,
 }
 
 impl Counters {
@@ -181,6 +192,6 @@ mod tests {
         assert_eq!(sum.rrq, 2);
         assert_eq!(sum.errors_sent[5], 2);
         assert_eq!(sum.dropped_for(DropReason::Unexpected), 2);
-        assert_eq!(sum.named().len(), 22);
+        assert_eq!(sum.named().len(), 27);
     }
 }

@@ -1,17 +1,26 @@
 //! The transfer table of one worker and the dispatch of every datagram to it.
 //!
-//! A worker owns two ports: the listen port (69) where requests arrive, and its transfer port,
-//! from which every reply leaves. RFC 1350 has the server pick a fresh port per transfer, but the
-//! transfer ID is the pair of ports *and addresses*, so one port serves any number of peers:
-//! transfers are keyed by the peer's address and port alone. A packet on the transfer port from
+//! A worker owns a listen port (69) where requests arrive, a shared port for ERRORs, and gives
+//! each accepted transfer a port of its own ([`Server::set_port`]; the caller binds a socket to
+//! a random ephemeral port), its TID as RFC 1350 intends. Transfers are keyed by the peer's
+//! address and port; a packet counts for a transfer only on the transfer's port. A packet from
 //! a peer without a transfer gets ERROR 5 and changes nothing else.
+//!
+//! Spoofed requests (issue 18): until a packet arrives on the transfer's own port, which only a
+//! receiver of our packets can know, the peer is unproven and gets at most
+//! `amplification_factor` times the bytes it sent ([`crate::transfer::Budget`]); one read
+//! without options per unproven source may send its first DATA regardless (there is no smaller
+//! first answer), never a retransmission. Unproven transfers are freed after
+//! `unproven_timeout`, are evicted first when the table is full, and a source address holds at
+//! most `max_transfers_per_source`. An address that proved itself starts proven for
+//! `validated_ttl`.
 //!
 //! Finding the file is not decided here: a request becomes an [`Event::Read`] and the transfer
 //! waits until the caller calls [`Server::respond`] (now or later, from whatever thread renders
 //! files). Timers live in one ordered set holding exactly one deadline per transfer, so
 //! [`Server::next_deadline`] is a lookup and [`Server::poll_timeouts`] touches only what is due.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::clock::Millis;
@@ -20,15 +29,28 @@ use crate::content::{FileContent, Refusal};
 use crate::counters::{Counters, DropReason};
 use crate::options::Options;
 use crate::packet::{ErrorCode, Mode, Opcode, Packet, Request};
-use crate::transfer::{AckOutcome, DataOutcome, Io, Limits, Reader, Transmit, Writer};
+use crate::transfer::{AckOutcome, Budget, DataOutcome, Io, Limits, Reader, Transmit, Writer};
 
 /// Which of a worker's two sockets a datagram arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
     /// The well-known port (69): requests only.
     Listen,
-    /// The worker's own port that all its transfers use.
+    /// The worker's shared transfer port: ERRORs, and transfers without a port of their own.
     Transfer,
+    /// A transfer's own port (see [`Server::set_port`]): its TID, random, known only to a peer
+    /// that received our packets.
+    Own(u16),
+}
+
+impl Port {
+    /// The local port number a transfer datagram arrived on, 0 for the shared socket.
+    fn tid(self) -> u16 {
+        match self {
+            Port::Own(p) => p,
+            Port::Listen | Port::Transfer => 0,
+        }
+    }
 }
 
 /// One received datagram and where it came from.
@@ -108,6 +130,18 @@ pub struct Server {
     transfers: HashMap<SocketAddrV4, Transfer>,
     /// Exactly one `(deadline, peer)` per transfer, in deadline order.
     timers: BTreeSet<(Millis, SocketAddrV4)>,
+    /// Per source address: transfers held and first-datagram credits out, and ports to close.
+    sources: Sources,
+    /// Addresses that proved themselves, until when they are trusted.
+    validated: HashMap<Ipv4Addr, Millis>,
+    /// Unproven transfers in the order they came, oldest first (entries of transfers since
+    /// proven or gone are skipped when met): the first to go when the table is full.
+    unproven: VecDeque<(SocketAddrV4, u32)>,
+    amplification_factor: u8,
+    unproven_ms: u64,
+    max_per_source: u32,
+    validated_ms: u64,
+    max_validated: usize,
     next_serial: u32,
     /// Outgoing OACK/ERROR packets and netascii DATA are built here.
     scratch: Box<[u8]>,
@@ -121,11 +155,82 @@ pub struct Server {
 /// original by about a round trip.
 const STRAY_REQUEST_MS: u64 = 1000;
 
+/// What the server keeps per source address, and the transfer ports released for the caller.
+#[derive(Debug, Default)]
+struct Sources {
+    by_ip: HashMap<Ipv4Addr, PerSource>,
+    closed_ports: Vec<u16>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PerSource {
+    transfers: u32,
+    /// Unproven transfers holding the source's one first-datagram credit (0 or 1).
+    credited: u32,
+}
+
+impl Sources {
+    fn get(&self, ip: Ipv4Addr) -> PerSource {
+        self.by_ip.get(&ip).copied().unwrap_or_default()
+    }
+
+    fn add(&mut self, ip: Ipv4Addr, credited: bool) {
+        let s = self.by_ip.entry(ip).or_default();
+        s.transfers += 1;
+        s.credited += u32::from(credited);
+    }
+
+    fn uncredit(&mut self, ip: Ipv4Addr) {
+        if let Some(s) = self.by_ip.get_mut(&ip) {
+            s.credited = s.credited.saturating_sub(1);
+        }
+    }
+
+    /// A transfer finished (it now only dallies): it no longer counts against its source.
+    fn finished(&mut self, peer: SocketAddrV4, t: &mut Transfer) {
+        if std::mem::take(&mut t.counted) {
+            self.uncount(*peer.ip(), t.credited);
+            t.credited = false;
+        }
+    }
+
+    /// A transfer left the table: its source's counts, its port to close.
+    fn release(&mut self, peer: SocketAddrV4, t: &Transfer) {
+        if t.port != 0 {
+            self.closed_ports.push(t.port);
+        }
+        if t.counted {
+            self.uncount(*peer.ip(), t.credited);
+        }
+    }
+
+    fn uncount(&mut self, ip: Ipv4Addr, credited: bool) {
+        if let Some(s) = self.by_ip.get_mut(&ip) {
+            s.transfers = s.transfers.saturating_sub(1);
+            if credited {
+                s.credited = s.credited.saturating_sub(1);
+            }
+            if s.transfers == 0 {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
+}
+
 /// The state of one peer's transfer: a few integers and a shared file reference.
 #[derive(Debug)]
 pub(crate) struct Transfer {
     serial: u32,
     local: Ipv4Addr,
+    /// Its own local port (its TID), 0 while it has none (the shared socket).
+    port: u16,
+    budget: Budget,
+    /// Holds its source's first-datagram credit until proven or gone.
+    credited: bool,
+    /// Counts against its source's `max_transfers_per_source` (until it finishes).
+    counted: bool,
+    /// Unproven, it is freed at this time.
+    unproven_until: Millis,
     /// Fingerprint of the request that started it, to recognise a retransmitted request.
     request_hash: u32,
     /// When the peer was last heard from on this transfer (its request, ACKs, DATA): the low
@@ -183,6 +288,14 @@ impl Server {
             decision_ms: ms(config.decision_timeout),
             transfers: HashMap::new(),
             timers: BTreeSet::new(),
+            sources: Sources::default(),
+            validated: HashMap::new(),
+            unproven: VecDeque::new(),
+            amplification_factor: config.amplification_factor,
+            unproven_ms: ms(config.unproven_timeout),
+            max_per_source: u32::try_from(config.max_transfers_per_source).unwrap_or(u32::MAX),
+            validated_ms: ms(config.validated_ttl),
+            max_validated: config.max_validated,
             next_serial: 0,
             scratch: vec![0; scratch_len].into_boxed_slice(),
             counters: Counters::default(),
@@ -205,6 +318,34 @@ impl Server {
         self.transfers.len()
     }
 
+    /// Gives a transfer still waiting for [`Server::respond`] its own local port (a socket the
+    /// caller bound to a random port): every packet of the transfer then leaves from it
+    /// ([`Transmit::port`]) and only packets arriving on it ([`Port::Own`]) belong to it. A
+    /// spoofer never sees the port, so a packet there proves the peer receives what we send.
+    /// False (and nothing changes) if the transfer no longer waits; the caller closes the port.
+    pub fn set_port(&mut self, id: TransferId, port: u16) -> bool {
+        match self.transfers.get_mut(&id.peer) {
+            Some(t)
+                if t.serial == id.serial
+                    && t.port == 0
+                    && matches!(t.state, State::Deciding(_)) =>
+            {
+                t.port = port;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ports of transfers that left the table since the last call: the caller closes them.
+    pub fn take_closed_ports(&mut self) -> std::vec::Drain<'_, u16> {
+        self.sources.closed_ports.drain(..)
+    }
+
+    fn is_validated(&self, ip: Ipv4Addr, now: Millis) -> bool {
+        self.validated.get(&ip).is_some_and(|&until| until > now)
+    }
+
     /// When [`Server::poll_timeouts`] next has work.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.first().map(|(d, _)| *d)
@@ -219,7 +360,7 @@ impl Server {
     ) -> Option<Event<'a>> {
         match incoming.port {
             Port::Listen => self.on_listen(now, incoming, out),
-            Port::Transfer => self.on_transfer(now, incoming, out),
+            Port::Transfer | Port::Own(_) => self.on_transfer(now, incoming, out),
         }
     }
 
@@ -286,7 +427,18 @@ impl Server {
             self.counters.writes_refused += 1;
             return refuse(self, ErrorCode::ACCESS_VIOLATION, "Writes are not accepted");
         }
-        if self.transfers.len() >= self.max_transfers {
+        let ip = *inc.peer.ip();
+        let validated = self.is_validated(ip, now);
+        let source = self.sources.get(ip);
+        if source.transfers >= self.max_per_source {
+            self.counters.too_many_from_source += 1;
+            if !validated {
+                // Maybe spoofed: an ERROR would only feed a reflection.
+                return None;
+            }
+            return refuse(self, ErrorCode::DISK_FULL, "Too many transfers");
+        }
+        if self.transfers.len() >= self.max_transfers && !self.evict_unproven() {
             self.counters.too_many_transfers += 1;
             return refuse(self, ErrorCode::DISK_FULL, "Too many transfers");
         }
@@ -299,12 +451,34 @@ impl Server {
         }
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let deadline = now.plus(self.decision_ms);
+        let unproven_until = now.plus(self.unproven_ms);
+        let (budget, credited) = if validated || self.amplification_factor == 0 {
+            (Budget::proven(), false)
+        } else {
+            // A read without options can only be answered with its first DATA: one per
+            // source at a time may go beyond the budget.
+            let credit = !write && req.options.is_empty() && source.credited == 0;
+            self.unproven.push_back((inc.peer, serial));
+            (
+                Budget::unproven(self.amplification_factor, inc.bytes.len(), credit),
+                credit,
+            )
+        };
+        self.sources.add(ip, credited);
+        let mut deadline = now.plus(self.decision_ms);
+        if !budget.proven {
+            deadline = deadline.min(unproven_until);
+        }
         self.transfers.insert(
             inc.peer,
             Transfer {
                 serial,
                 local: inc.local,
+                port: 0,
+                budget,
+                credited,
+                counted: true,
+                unproven_until,
                 request_hash: hash,
                 heard_at: low_ms(now),
                 started_at: low_ms(now),
@@ -318,6 +492,7 @@ impl Server {
             },
         );
         self.timers.insert((deadline, inc.peer));
+        self.trim_unproven();
         let request = FileRequest {
             id: TransferId {
                 peer: inc.peer,
@@ -358,12 +533,20 @@ impl Server {
         if t.request_hash != hash {
             return false;
         }
+        // A repeated request adds to what the peer sent; a credited read may send its first
+        // datagram once more (one DATA per request, never more).
+        t.budget.on_received(inc.bytes.len());
+        if t.credited {
+            t.budget.credit = true;
+        }
         let mut io = Io {
             to: inc.peer,
             from: t.local,
+            port: t.port,
             scratch,
             counters,
             out,
+            budget: Some(&mut t.budget),
         };
         let rto = match &mut t.state {
             State::Deciding(_) => return true,
@@ -394,10 +577,79 @@ impl Server {
         inc: Incoming<'a>,
         out: &mut dyn FnMut(Transmit<'_>),
     ) -> Option<Event<'a>> {
+        let mut proven = false;
+        let event = self.on_transfer_packet(now, inc, out, &mut proven);
+        if proven {
+            self.on_proven(*inc.peer.ip(), now, out);
+        }
+        event
+    }
+
+    /// A peer proved its address: remember it, and let its other unproven transfers send what
+    /// their budget held back.
+    fn on_proven(&mut self, ip: Ipv4Addr, now: Millis, out: &mut dyn FnMut(Transmit<'_>)) {
+        if self.validated.len() >= self.max_validated {
+            self.validated.retain(|_, until| *until > now);
+            if self.validated.len() >= self.max_validated {
+                self.validated.clear();
+            }
+        }
+        self.validated.insert(ip, now.plus(self.validated_ms));
+        if self.sources.get(ip).transfers <= 1 {
+            return;
+        }
+        let waiting: Vec<SocketAddrV4> = self
+            .transfers
+            .iter()
+            .filter(|(p, t)| *p.ip() == ip && !t.budget.proven)
+            .map(|(p, _)| *p)
+            .collect();
+        let Server {
+            transfers,
+            timers,
+            scratch,
+            counters,
+            sources,
+            ..
+        } = self;
+        for peer in waiting {
+            let Some(t) = transfers.get_mut(&peer) else {
+                continue;
+            };
+            let held = t.budget.held;
+            t.budget = Budget::proven();
+            if std::mem::take(&mut t.credited) {
+                sources.uncredit(ip);
+            }
+            counters.proven += 1;
+            if let (true, State::Reading(r)) = (held, &mut t.state) {
+                let mut io = Io {
+                    to: peer,
+                    from: t.local,
+                    port: t.port,
+                    scratch,
+                    counters,
+                    out,
+                    budget: None,
+                };
+                r.on_proven(now, &mut io);
+                let d = now.plus(r.rto_ms());
+                rearm(timers, peer, t, d);
+            }
+        }
+    }
+
+    fn on_transfer_packet<'a>(
+        &mut self,
+        now: Millis,
+        inc: Incoming<'a>,
+        out: &mut dyn FnMut(Transmit<'_>),
+        proven: &mut bool,
+    ) -> Option<Event<'a>> {
         let dropped = |reason| {
             Some(Event::Dropped {
                 peer: inc.peer,
-                port: Port::Transfer,
+                port: inc.port,
                 reason,
             })
         };
@@ -409,9 +661,13 @@ impl Server {
             counters,
             dally_ms,
             ended,
+            sources,
             ..
         } = self;
-        let Some(t) = transfers.get_mut(&inc.peer) else {
+        let Some(t) = transfers
+            .get_mut(&inc.peer)
+            .filter(|t| t.port == inc.port.tid())
+        else {
             counters.unknown_tid += 1;
             counters.count_drop(DropReason::UnknownTransfer);
             // Never answer an ERROR (RFC 1350): two confused hosts would bounce them forever.
@@ -421,9 +677,11 @@ impl Server {
                 let mut io = Io {
                     to: inc.peer,
                     from: inc.local,
+                    port: inc.port.tid(),
                     scratch,
                     counters,
                     out,
+                    budget: None,
                 };
                 io.send_error(code, code.default_message());
             }
@@ -432,6 +690,18 @@ impl Server {
         let packet = match Packet::parse(inc.bytes) {
             Ok(p) => {
                 t.heard_at = low_ms(now);
+                t.budget.on_received(inc.bytes.len());
+                // Only a receiver of our packets knows the transfer's own port: the peer's
+                // address is real. (A transfer without one, the caller's choice, has only the
+                // shared port's secrecy, i.e. none.)
+                if !t.budget.proven && !matches!(p, Packet::Error { .. }) {
+                    t.budget = Budget::proven();
+                    if std::mem::take(&mut t.credited) {
+                        sources.uncredit(*inc.peer.ip());
+                    }
+                    counters.proven += 1;
+                    *proven = true;
+                }
                 p
             }
             Err(e) => {
@@ -447,15 +717,17 @@ impl Server {
         let mut io = Io {
             to: inc.peer,
             from: t.local,
+            port: t.port,
             scratch,
             counters,
             out,
+            budget: Some(&mut t.budget),
         };
         match (packet, &mut t.state) {
             (Packet::Error { .. }, _) => {
                 io.counters.peer_errors += 1;
                 end(ended, t, now, false);
-                forget(transfers, timers, inc.peer);
+                forget(transfers, timers, sources, inc.peer);
                 None
             }
             (Packet::Ack { block }, State::Reading(r)) => {
@@ -468,6 +740,7 @@ impl Server {
                     AckOutcome::Complete => {
                         io.counters.completed += 1;
                         end(ended, t, now, true);
+                        sources.finished(inc.peer, t);
                         t.state = State::Dallying { final_ack: None };
                         rearm(timers, inc.peer, t, now.plus(*dally_ms));
                     }
@@ -489,6 +762,7 @@ impl Server {
                     DataOutcome::Complete(data) => {
                         io.counters.writes_completed += 1;
                         end(ended, t, now, true);
+                        sources.finished(inc.peer, t);
                         t.state = State::Dallying {
                             final_ack: Some(block),
                         };
@@ -498,14 +772,14 @@ impl Server {
                     DataOutcome::TooLarge => {
                         io.send_error(ErrorCode::DISK_FULL, "File too large");
                         end(ended, t, now, false);
-                        forget(transfers, timers, inc.peer);
+                        forget(transfers, timers, sources, inc.peer);
                         None
                     }
                     DataOutcome::Oversized => {
                         io.send_error(ErrorCode::ILLEGAL_OPERATION, "DATA exceeds the block size");
                         io.counters.count_drop(DropReason::OversizedData);
                         end(ended, t, now, false);
-                        forget(transfers, timers, inc.peer);
+                        forget(transfers, timers, sources, inc.peer);
                         dropped(DropReason::OversizedData)
                     }
                 }
@@ -568,6 +842,7 @@ impl Server {
             timers,
             scratch,
             counters,
+            sources,
             ..
         } = self;
         let pending = match transfers.get(&id.peer).map(|t| (t.serial, &t.state)) {
@@ -583,9 +858,11 @@ impl Server {
         let mut io = Io {
             to: id.peer,
             from: t.local,
+            port: t.port,
             scratch,
             counters,
             out,
+            budget: Some(&mut t.budget),
         };
         match start(&pending, limits) {
             Ok(mut state) => {
@@ -605,8 +882,12 @@ impl Server {
             }
             Err(refusal) => {
                 io.counters.refused += 1;
+                // A refusal leaves from the shared port, outside the budget: an ERROR is no
+                // larger than the request that drew it.
+                io.budget = None;
+                io.port = 0;
                 io.send_error(refusal.code, &refusal.message);
-                forget(transfers, timers, id.peer);
+                forget(transfers, timers, sources, id.peer);
             }
         }
         true
@@ -622,6 +903,7 @@ impl Server {
             scratch,
             counters,
             ended,
+            sources,
             ..
         } = self;
         while let Some(&(deadline, peer)) = timers.first() {
@@ -633,12 +915,24 @@ impl Server {
                 debug_assert!(false, "timer without a transfer");
                 continue;
             };
+            if !t.budget.proven && now >= t.unproven_until && !matches!(t.state, State::Deciding(_))
+            {
+                // Never proven: maybe spoofed, certainly not worth a slot any longer.
+                counters.unproven_expired += 1;
+                end(ended, t, now, false);
+                if let Some(t) = transfers.remove(&peer) {
+                    sources.release(peer, &t);
+                }
+                continue;
+            }
             let mut io = Io {
                 to: peer,
                 from: t.local,
+                port: t.port,
                 scratch,
                 counters,
                 out,
+                budget: Some(&mut t.budget),
             };
             let rto = match &mut t.state {
                 State::Deciding(_) => {
@@ -651,12 +945,14 @@ impl Server {
             };
             match rto {
                 Some(rto) => {
-                    t.deadline = now.plus(rto);
+                    t.deadline = clamp(t, now.plus(rto));
                     timers.insert((t.deadline, peer));
                 }
                 None => {
                     end(ended, t, now, false);
-                    transfers.remove(&peer);
+                    if let Some(t) = transfers.remove(&peer) {
+                        sources.release(peer, &t);
+                    }
                 }
             }
         }
@@ -671,29 +967,82 @@ impl Server {
         Io {
             to,
             from,
+            port: 0,
             scratch: &mut self.scratch,
             counters: &mut self.counters,
             out,
+            budget: None,
         }
     }
 
     /// Drops a peer's transfer, if any; true if there was one.
     fn forget(&mut self, peer: SocketAddrV4) -> bool {
-        forget(&mut self.transfers, &mut self.timers, peer)
+        forget(
+            &mut self.transfers,
+            &mut self.timers,
+            &mut self.sources,
+            peer,
+        )
+    }
+
+    /// Frees the oldest transfer still unproven, if there is one (its port comes out of
+    /// [`Server::take_closed_ports`]): for a caller short of sockets for a new transfer.
+    pub fn evict_oldest_unproven(&mut self) -> bool {
+        self.evict_unproven()
+    }
+
+    /// The table is full: frees the oldest transfer still unproven, if there is one. Spoofed
+    /// requests never prove themselves, so they cannot keep a real client out.
+    fn evict_unproven(&mut self) -> bool {
+        while let Some((peer, serial)) = self.unproven.pop_front() {
+            let live = self
+                .transfers
+                .get(&peer)
+                .is_some_and(|t| t.serial == serial && !t.budget.proven);
+            if live {
+                self.forget(peer);
+                self.counters.evicted_unproven += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Keeps the unproven queue no longer than the table it points into.
+    fn trim_unproven(&mut self) {
+        if self.unproven.len() > 2 * self.max_transfers + 64 {
+            let transfers = &self.transfers;
+            self.unproven.retain(|(peer, serial)| {
+                transfers
+                    .get(peer)
+                    .is_some_and(|t| t.serial == *serial && !t.budget.proven)
+            });
+        }
     }
 }
 
 fn forget(
     transfers: &mut HashMap<SocketAddrV4, Transfer>,
     timers: &mut BTreeSet<(Millis, SocketAddrV4)>,
+    sources: &mut Sources,
     peer: SocketAddrV4,
 ) -> bool {
     match transfers.remove(&peer) {
         Some(t) => {
             timers.remove(&(t.deadline, peer));
+            sources.release(peer, &t);
             true
         }
         None => false,
+    }
+}
+
+/// An unproven transfer's timers never reach past the moment it is freed.
+fn clamp(t: &Transfer, deadline: Millis) -> Millis {
+    if t.budget.proven {
+        deadline
+    } else {
+        deadline.min(t.unproven_until)
     }
 }
 
@@ -704,6 +1053,7 @@ fn rearm(
     t: &mut Transfer,
     deadline: Millis,
 ) {
+    let deadline = clamp(t, deadline);
     if t.deadline != deadline {
         timers.remove(&(t.deadline, peer));
         t.deadline = deadline;

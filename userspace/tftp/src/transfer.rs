@@ -22,6 +22,9 @@ use crate::rto::{Rto, RtoBounds};
 #[derive(Debug, Clone, Copy)]
 pub struct Transmit<'a> {
     pub to: SocketAddrV4,
+    /// The local port to send from: the transfer's own port (its TID, see
+    /// [`Server::set_port`](crate::Server::set_port)), or 0 for the worker's shared socket.
+    pub port: u16,
     /// Source address for the datagram (unspecified: let the kernel choose).
     pub from: Ipv4Addr,
     pub header: &'a [u8],
@@ -61,58 +64,152 @@ pub(crate) struct Limits {
     pub max_write: usize,
 }
 
+/// The anti-amplification budget of one transfer (QUIC's rule, RFC 9000 §8): until the peer
+/// proves it receives what we send (a packet from it on the transfer's own, unpredictable
+/// port), we send it at most `factor` times the bytes it sent us. A request without options
+/// has no smaller first answer than its first DATA, so such a read may get a one-time `credit`
+/// for its first datagram (granted per source, see the server); retransmissions never get one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    pub proven: bool,
+    /// The first datagram may go regardless of the budget (once).
+    pub credit: bool,
+    pub factor: u8,
+    /// UDP payload bytes received from the peer on this transfer (its request(s) included).
+    pub received: u32,
+    /// UDP payload bytes sent to it while unproven.
+    pub sent: u32,
+    /// Something was held back: it goes when the peer proves itself.
+    pub held: bool,
+}
+
+impl Budget {
+    pub(crate) fn unproven(factor: u8, received: usize, credit: bool) -> Self {
+        Budget {
+            proven: false,
+            credit,
+            factor,
+            received: u32::try_from(received).unwrap_or(u32::MAX),
+            sent: 0,
+            held: false,
+        }
+    }
+
+    pub(crate) fn proven() -> Self {
+        Budget {
+            proven: true,
+            credit: false,
+            factor: 0,
+            received: 0,
+            sent: 0,
+            held: false,
+        }
+    }
+
+    pub(crate) fn on_received(&mut self, len: usize) {
+        self.received = self
+            .received
+            .saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
+    }
+
+    /// May `len` more bytes go? Takes them from the budget if so.
+    pub(crate) fn take(&mut self, len: usize) -> bool {
+        if self.proven {
+            return true;
+        }
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        if self.credit {
+            self.credit = false;
+        } else if u64::from(self.sent) + u64::from(len)
+            > u64::from(self.received) * u64::from(self.factor)
+        {
+            self.held = true;
+            return false;
+        }
+        self.sent = self.sent.saturating_add(len);
+        true
+    }
+}
+
 /// Where one transfer's packets go and what they may use: the server lends these for the
 /// duration of one call.
 pub(crate) struct Io<'s> {
     pub to: SocketAddrV4,
     pub from: Ipv4Addr,
+    /// The local port to send from (0: the shared socket).
+    pub port: u16,
     pub scratch: &'s mut [u8],
     pub counters: &'s mut Counters,
     pub out: &'s mut dyn FnMut(Transmit<'_>),
+    /// The transfer's budget; `None` for the server's own replies (ERRORs to requests).
+    pub budget: Option<&'s mut Budget>,
 }
 
 /// Longest ERROR message sent; the file source's messages may be longer.
 const MAX_ERROR_MESSAGE: usize = 200;
 
 impl Io<'_> {
-    pub(crate) fn send(&mut self, header: &[u8], payload: &[u8]) {
+    /// Whether `len` bytes may go to this peer now; counts a refusal.
+    pub(crate) fn allow(&mut self, len: usize) -> bool {
+        let allowed = self.budget.as_deref_mut().is_none_or(|b| b.take(len));
+        if !allowed {
+            self.counters.amplification_limited += 1;
+        }
+        allowed
+    }
+
+    /// Sends one datagram unless the budget forbids it; true if it went.
+    pub(crate) fn send(&mut self, header: &[u8], payload: &[u8]) -> bool {
+        if !self.allow(header.len() + payload.len()) {
+            return false;
+        }
         (self.out)(Transmit {
             to: self.to,
+            port: self.port,
             from: self.from,
             header,
             payload,
         });
+        true
     }
 
     /// Sends the first `len` bytes of the scratch buffer as one packet.
-    fn send_scratch(&mut self, len: usize) {
+    fn send_scratch(&mut self, len: usize) -> bool {
+        if !self.allow(len) {
+            return false;
+        }
         (self.out)(Transmit {
             to: self.to,
+            port: self.port,
             from: self.from,
             header: &self.scratch[..len],
             payload: &[],
         });
+        true
     }
 
     pub(crate) fn send_error(&mut self, code: ErrorCode, message: &str) {
         let room = (MAX_ERROR_MESSAGE + 5).min(self.scratch.len());
         let n = packet::write_error(&mut self.scratch[..room], code, message);
-        self.counters.error_sent(code);
-        self.send_scratch(n);
+        if self.send_scratch(n) {
+            self.counters.error_sent(code);
+        }
     }
 
     fn send_oack(&mut self, options: &Options) {
         // Options in range always encode; the scratch buffer (>= 516 bytes) always fits the
         // four of them (under 60 bytes).
-        if let Ok(n) = Packet::Oack(*options).encode(self.scratch) {
+        if let Ok(n) = Packet::Oack(*options).encode(self.scratch)
+            && self.send_scratch(n)
+        {
             self.counters.oack_sent += 1;
-            self.send_scratch(n);
         }
     }
 
     fn send_ack(&mut self, block: u16) {
-        self.counters.acks_sent += 1;
-        self.send(&packet::ack(block), &[]);
+        if self.send(&packet::ack(block), &[]) {
+            self.counters.acks_sent += 1;
+        }
     }
 }
 
@@ -263,6 +360,17 @@ impl Reader {
         self.send_first(now, io, false);
     }
 
+    /// The peer just proved its address: what the budget held back goes now (the OACK or the
+    /// window in flight, again from its base).
+    pub(crate) fn on_proven(&mut self, now: Millis, io: &mut Io<'_>) {
+        if self.oack.is_some() {
+            self.send_oack(now, io, false);
+        } else {
+            let previously_sent = self.next;
+            self.send_window(now, io, previously_sent);
+        }
+    }
+
     fn send_first(&mut self, now: Millis, io: &mut Io<'_>, fresh: bool) {
         if self.oack.is_some() {
             self.send_oack(now, io, fresh);
@@ -296,6 +404,9 @@ impl Reader {
         let end = end as u32;
         let block = u64::from(self.blksize);
         let mut cursor = self.netascii;
+        // Past what an unproven peer's budget allows, the window stops short: the rest goes
+        // when the peer has proven its address (or never).
+        let mut sent_to = self.base;
         for i in self.base..end {
             let header = packet::data_header(wire_block(i));
             let sent = match &mut cursor {
@@ -304,15 +415,21 @@ impl Reader {
                     let stop = (start + block).min(self.len);
                     // start <= stop <= len == content.len() in octet mode.
                     let payload = &self.content[start as usize..stop as usize];
-                    io.send(&header, payload);
+                    if !io.send(&header, payload) {
+                        break;
+                    }
                     payload.len()
                 }
                 Some(at) => {
                     let (n, after) =
                         netascii::encode(&self.content, *at, &mut io.scratch[..block as usize]);
+                    if !io.allow(header.len() + n) {
+                        break;
+                    }
                     *at = after;
                     (io.out)(Transmit {
                         to: io.to,
+                        port: io.port,
                         from: io.from,
                         header: &header,
                         payload: &io.scratch[..n],
@@ -320,9 +437,11 @@ impl Reader {
                     n
                 }
             };
+            sent_to = i + 1;
             io.counters.data_sent += 1;
             io.counters.data_bytes_sent += sent as u64;
         }
+        let end = sent_to;
         let resent = previously_sent
             .saturating_sub(self.base)
             .min(end - self.base);

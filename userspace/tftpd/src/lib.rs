@@ -7,12 +7,15 @@
 //!                │          │              │
 //!            worker 0   worker 1   …   worker N-1      each: one provd_tftp::Server,
 //!                │          │              │            FileSource::open inline
-//!   DATA ◄── [xfer p0]  [xfer p1]  …  [xfer pN-1]      one transfer port per worker,
-//!   ACK  ──►                                           shared by all its transfers
+//!   DATA ◄── [own port] [own port] …               one socket per transfer, bound to a
+//!   ACK  ──►  (random)   (random)                  random ephemeral port: its TID
+//!   ERROR ◄── [shared p0] … [shared pN-1]           refusals and unknown TIDs
 //! ```
 //!
-//! A transfer's ID is the client's address and port with the worker's transfer port, so one
-//! socket per worker serves thousands of transfers, and no state is shared between workers.
+//! A transfer's ID is the client's address and port with the transfer's own port, which the
+//! kernel picks at random (RFC 1350): a spoofer who never saw our first packet cannot answer
+//! it, so [`provd_tftp::Server`]'s anti-amplification budget holds until the peer does. Each
+//! worker waits on all its sockets with epoll; no state is shared between workers.
 //! [`spawn`] starts the workers; [`TftpHandle`] reports counters and joins them after the
 //! shutdown flag is set (they notice within ~50 ms). [`role::start`] is the TFTP role of
 //! `provd serve` on top: pinned, generated and static files, driven as a [`provd_role::Role`].
@@ -70,6 +73,8 @@ pub struct IoCounters {
     pub send_failures: u64,
     /// Errors reading a socket (typically ICMP unreachable from a client that left).
     pub receive_errors: u64,
+    /// Transfers refused because no socket could be bound for their own port.
+    pub transfer_socket_failures: u64,
 }
 
 impl IoCounters {
@@ -78,6 +83,7 @@ impl IoCounters {
         self.datagrams_sent += o.datagrams_sent;
         self.send_failures += o.send_failures;
         self.receive_errors += o.receive_errors;
+        self.transfer_socket_failures += o.transfer_socket_failures;
     }
 }
 
@@ -192,6 +198,10 @@ pub fn spawn_with_uploads(
         .server
         .validate()
         .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
+    // Sockets for transfers' own ports, per worker: what the descriptor limit leaves after the
+    // reserve.
+    let limit = raise_fd_limit(settings.workers * settings.server.max_transfers + FD_RESERVE);
+    let max_sockets = (limit.saturating_sub(FD_RESERVE) / settings.workers).max(16);
     let max_datagram = usize::from(settings.server.max_blksize).max(512) + 4;
     let mut port = settings.port;
     let mut workers = Vec::with_capacity(settings.workers);
@@ -228,6 +238,8 @@ pub fn spawn_with_uploads(
             listen,
             transfer,
             listen_port: port,
+            bind: settings.bind,
+            max_sockets,
             server,
             source: Arc::clone(&source),
             uploads: uploads.clone(),
@@ -266,4 +278,48 @@ pub fn spawn_with_uploads(
         workers: threads,
         shutdown,
     })
+}
+
+/// Descriptors kept back from transfer sockets: files being read, the other roles, the store.
+const FD_RESERVE: usize = 1024;
+
+/// Every transfer holds a socket: the soft descriptor limit goes up to what a full table needs
+/// (at most the hard limit). Returns the soft limit in force; the workers share what it leaves
+/// after [`FD_RESERVE`], evict unproven transfers at their share and refuse the rest, counted
+/// as `transfer_socket_failures`.
+fn raise_fd_limit(want: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live rlimit the kernel fills.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return want;
+    }
+    let as_usize = |v: libc::rlim_t| usize::try_from(v).unwrap_or(usize::MAX);
+    let want = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
+    if lim.rlim_cur >= want {
+        return as_usize(lim.rlim_cur);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want.min(lim.rlim_max),
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `raised` is a live rlimit the kernel only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        tracing::warn!(
+            want,
+            soft = lim.rlim_cur,
+            "could not raise the descriptor limit for TFTP transfers"
+        );
+        return as_usize(lim.rlim_cur);
+    }
+    if raised.rlim_cur < want {
+        tracing::warn!(
+            want,
+            limit = raised.rlim_cur,
+            "TFTP: fewer descriptors than transfers; unproven transfers give way first"
+        );
+    }
+    as_usize(raised.rlim_cur)
 }

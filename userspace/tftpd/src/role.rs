@@ -251,6 +251,10 @@ impl Role for TftpRole {
             ("datagrams_sent".into(), io.datagrams_sent),
             ("send_failures".into(), io.send_failures),
             ("receive_errors".into(), io.receive_errors),
+            (
+                "transfer_socket_failures".into(),
+                io.transfer_socket_failures,
+            ),
         ]);
         let g = self.generated.counters();
         out.extend([
@@ -329,6 +333,11 @@ impl Role for TftpRole {
                 "provd_tftp_receive_errors_total",
                 "Errors reading a TFTP socket.",
                 io.receive_errors,
+            ),
+            (
+                "provd_tftp_transfer_socket_failures_total",
+                "Transfers refused for want of a socket on a port of their own.",
+                io.transfer_socket_failures,
             ),
         ] {
             out.counter(name, help, &[], n);

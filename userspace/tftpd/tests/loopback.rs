@@ -62,12 +62,20 @@ fn replies_come_from_a_transfer_port_and_the_address_asked() {
         ServerConfig::default(),
     );
     let asked = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), s.addr().port());
-    let got = fetch(asked, "f", Mode::Octet, plain()).unwrap();
-    assert_eq!(got.data, file);
-    let from = got.server.unwrap();
-    assert_eq!(from.ip(), Ipv4Addr::new(127, 0, 0, 2));
-    assert_eq!(from.port(), s.handle.transfer_ports()[0]);
-    assert_ne!(from.port(), s.addr().port());
+    let mut ports = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let got = fetch(asked, "f", Mode::Octet, plain()).unwrap();
+        assert_eq!(got.data, file);
+        let from = got.server.unwrap();
+        assert_eq!(from.ip(), Ipv4Addr::new(127, 0, 0, 2));
+        // Each transfer has its own port (RFC 1350's TID), neither 69's nor the shared one.
+        assert_ne!(from.port(), s.handle.transfer_ports()[0]);
+        assert_ne!(from.port(), s.addr().port());
+        ports.insert(from.port());
+    }
+    // The kernel picks them at random from the ephemeral range: 8 transfers, (almost surely)
+    // 8 ports, not a sequence.
+    assert!(ports.len() >= 7, "ports {ports:?}");
 }
 
 #[test]

@@ -19,6 +19,10 @@
 //! quote, chargen, time) and from port 0 are not answered: a forged request naming one of them
 //! as its source would start an endless ping-pong between the two servers.
 //!
+//! Each source address gets at most 10 UDP answers at once and 5 a second after that
+//! ([`SourceLimit`], issue 18): a modem asks once per boot, and a flood from one address, or
+//! forged in a victim's name, is cut to that (counted as `udp_rate_limited`).
+//!
 //! TCP: a connection gets its 4 bytes as soon as it is accepted and is closed, so no connection
 //! outlives its accept; the listen backlog bounds how many wait. There is no thread per
 //! connection and nothing to time out.
@@ -90,6 +94,10 @@ pub struct TodSettings {
     pub port: u16,
     pub udp: bool,
     pub tcp: bool,
+    /// UDP answers per second to one source address, and how many at once (issue 18): a modem
+    /// asks once per boot, a flood from one address (or forged in its name) is cut to this.
+    pub per_source_rate: u32,
+    pub per_source_burst: u32,
 }
 
 impl Default for TodSettings {
@@ -99,9 +107,57 @@ impl Default for TodSettings {
             port: 37,
             udp: true,
             tcp: true,
+            per_source_rate: 5,
+            per_source_burst: 10,
         }
     }
 }
+
+/// Per-source token buckets, sans-IO: `rate` a second and `burst` at once per address, over a
+/// bounded table (past `max_sources`, buckets that are full again are swept, then all).
+#[derive(Debug)]
+pub struct SourceLimit {
+    /// Milli-tokens added per millisecond = answers per second.
+    rate: u64,
+    burst_milli: u64,
+    max_sources: usize,
+    buckets: std::collections::HashMap<Ipv4Addr, (u64, u64)>,
+}
+
+impl SourceLimit {
+    pub fn new(rate: u32, burst: u32, max_sources: usize) -> Self {
+        SourceLimit {
+            rate: u64::from(rate),
+            burst_milli: u64::from(burst.max(1)) * 1000,
+            max_sources: max_sources.max(1),
+            buckets: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether `ip` may have one more answer at `now_ms`; takes it if so.
+    pub fn allow(&mut self, ip: Ipv4Addr, now_ms: u64) -> bool {
+        if self.buckets.len() >= self.max_sources && !self.buckets.contains_key(&ip) {
+            let (rate, full) = (self.rate, self.burst_milli);
+            self.buckets
+                .retain(|_, (tokens, at)| *tokens + now_ms.saturating_sub(*at) * rate < full);
+            if self.buckets.len() >= self.max_sources {
+                self.buckets.clear();
+            }
+        }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst_milli, now_ms));
+        *tokens = (*tokens + now_ms.saturating_sub(*at) * self.rate).min(self.burst_milli);
+        *at = now_ms;
+        if *tokens >= 1000 {
+            *tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Sources remembered by the UDP rate limit.
+const MAX_SOURCES: usize = 65_536;
 
 /// What the server has done since it started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +176,8 @@ pub struct TodCounters {
     pub tcp_write_errors: u64,
     /// Errors reading the UDP socket or accepting (e.g. out of file descriptors).
     pub receive_errors: u64,
+    /// Datagrams not answered: their source was over its per-source rate.
+    pub udp_rate_limited: u64,
 }
 
 /// Told of each time answer sent: the client's address and `"udp"` or `"tcp"`. Called on the
@@ -158,6 +216,7 @@ struct Shared {
     tcp_replies: AtomicU64,
     tcp_write_errors: AtomicU64,
     receive_errors: AtomicU64,
+    udp_rate_limited: AtomicU64,
 }
 
 fn bump(a: &AtomicU64) {
@@ -203,6 +262,7 @@ impl TodHandle {
             tcp_replies: get(&s.tcp_replies),
             tcp_write_errors: get(&s.tcp_write_errors),
             receive_errors: get(&s.receive_errors),
+            udp_rate_limited: get(&s.udp_rate_limited),
         }
     }
 
@@ -298,8 +358,13 @@ pub fn spawn(settings: TodSettings, shutdown: Arc<AtomicBool>) -> io::Result<Tod
         .map(|s| s.local_addr().and_then(v4))
         .transpose()?;
     let shared = Arc::new(Shared::default());
+    let limit = SourceLimit::new(
+        settings.per_source_rate,
+        settings.per_source_burst,
+        MAX_SOURCES,
+    );
     let server = Server {
-        udp: udp.map(Udp::new),
+        udp: udp.map(|s| Udp::new(s, limit)),
         tcp,
         shared: Arc::clone(&shared),
     };
@@ -321,14 +386,18 @@ struct Udp {
     socket: UdpSocket,
     rx: RecvBatch,
     tx: SendBatch,
+    limit: SourceLimit,
+    epoch: std::time::Instant,
 }
 
 impl Udp {
-    fn new(socket: UdpSocket) -> Udp {
+    fn new(socket: UdpSocket, limit: SourceLimit) -> Udp {
         Udp {
             socket,
             rx: RecvBatch::new(BATCH, REQUEST_SLOT),
             tx: SendBatch::new(BATCH, 4),
+            limit,
+            epoch: std::time::Instant::now(),
         }
     }
 }
@@ -409,7 +478,14 @@ impl Server {
 /// Answers the datagrams queued, a bounded number per turn: each batch read with one
 /// `recvmmsg`, its answers sent with one `sendmmsg`, one answer per request not refused.
 fn serve_udp(u: &mut Udp, shared: &Shared) {
-    let Udp { socket, rx, tx } = u;
+    let Udp {
+        socket,
+        rx,
+        tx,
+        limit,
+        epoch,
+    } = u;
+    let mut limited = 0;
     let mut taken = 0;
     while taken < PER_TURN {
         let n = match socket.recv_batch(rx, Wait::No) {
@@ -425,6 +501,7 @@ fn serve_udp(u: &mut Udp, shared: &Shared) {
         };
         taken += n;
         let value = time_value(clock::unix_secs());
+        let now_ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut ignored = 0;
         for i in 0..n {
             let (_, Meta { src, local, .. }) = rx.get(i);
@@ -433,12 +510,17 @@ fn serve_udp(u: &mut Udp, shared: &Shared) {
                 tracing::debug!(from = %src, "time server: not answering a source that could loop");
                 continue;
             }
+            if !limit.allow(*src.ip(), now_ms) {
+                limited += 1;
+                continue;
+            }
             // The batch holds as many answers as a receive takes requests: never full here.
             tx.push(&value, src, local);
             shared.tap.tell(*src.ip(), "udp");
         }
         add(&shared.udp_requests, n);
         add(&shared.udp_ignored, ignored);
+        add(&shared.udp_rate_limited, std::mem::take(&mut limited));
         let answers = tx.len();
         let failed = socket.send_batch(tx);
         add(&shared.udp_replies, answers - failed);
@@ -472,6 +554,29 @@ mod tests {
 
     /// 2036-02-07T06:28:16Z: 2^32 seconds after 1900.
     const WRAP: u64 = (1 << 32) - SECONDS_1900_TO_1970;
+
+    #[test]
+    fn a_source_gets_its_burst_then_its_rate_and_others_are_not_affected() {
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let b = Ipv4Addr::new(10, 0, 0, 2);
+        let mut l = SourceLimit::new(5, 10, 100);
+        let first: usize = (0..1000).filter(|_| l.allow(a, 0)).count();
+        assert_eq!(first, 10, "the burst");
+        assert!(l.allow(b, 0), "another source is not affected");
+        // One second later: 5 more.
+        assert_eq!((0..1000).filter(|_| l.allow(a, 1000)).count(), 5);
+        // Idle for a long time: back to the burst, never more.
+        assert_eq!((0..1000).filter(|_| l.allow(a, 100_000)).count(), 10);
+    }
+
+    #[test]
+    fn the_source_table_stays_bounded() {
+        let mut l = SourceLimit::new(5, 10, 64);
+        for i in 0..10_000u32 {
+            assert!(l.allow(Ipv4Addr::from(i), u64::from(i)));
+            assert!(l.buckets.len() <= 64);
+        }
+    }
 
     #[test]
     fn value_at_known_dates() {
@@ -508,7 +613,7 @@ mod tests {
     fn a_batch_of_requests_gets_one_answer_each_from_the_address_asked() {
         let socket = bind_udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let port = socket.local_addr().unwrap().port();
-        let mut udp = Udp::new(socket);
+        let mut udp = Udp::new(socket, SourceLimit::new(5, 10, 64));
         let shared = Shared::default();
         // Four clients, each asking a different local address of the wildcard socket, ten
         // requests each: 40 queued before the server reads, more than one receive takes.

@@ -22,6 +22,7 @@ pub fn start(
             port: config.port,
             udp: config.udp,
             tcp: config.tcp,
+            ..TodSettings::default()
         },
         shutdown,
     )
@@ -60,6 +61,7 @@ impl Role for TodHandle {
             ("tcp_replies", c.tcp_replies),
             ("tcp_write_errors", c.tcp_write_errors),
             ("receive_errors", c.receive_errors),
+            ("udp_rate_limited", c.udp_rate_limited),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -23,15 +23,13 @@ mod config;
 mod dhcp;
 mod mta;
 mod profile;
+mod tftp;
 mod web;
 
 /// Everything a hardening scenario needs to know about the run.
 #[derive(Debug)]
-#[allow(dead_code)] // until the role modules land; removed at integration
 pub struct Ctx {
     pub provd: PathBuf,
-    /// `provd-loadgen`, for load and verification.
-    pub loadgen: PathBuf,
 }
 
 /// Every module's scenarios, in the order of the items.
@@ -39,6 +37,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
     // Each role's module adds its scenarios here, one `extend` line per module.
     let mut all = Vec::new();
     all.extend(dhcp::scenarios());
+    all.extend(tftp::scenarios());
     all.extend(web::scenarios());
     all.extend(profile::scenarios());
     all.extend(mta::scenarios());
@@ -59,11 +58,10 @@ pub fn run(args: &Args) -> Result<()> {
         "snmpd",
         "snmpinform",
         "python3",
+        "tftp",
+        "atftp",
     ];
-    let bins = super::prepare(args, &scenarios, &tools, &["provd", "provd-loadgen"])?;
-    let ctx = Ctx {
-        provd: bins.provd,
-        loadgen: bins.loadgen,
-    };
+    let bins = super::prepare(args, &scenarios, &tools, &["provd"])?;
+    let ctx = Ctx { provd: bins.provd };
     super::run_scenarios("hardening", "server provd", &ctx, &scenarios, args)
 }
