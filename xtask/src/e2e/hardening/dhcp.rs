@@ -196,12 +196,7 @@ fn lease_disk_full(ctx: &Ctx, dir: &Path) -> Result<()> {
             .replace("@LEASE_DIR@", &fs.path.join("db").to_string_lossy())
             .replace("@STORE_DB@", &dir.join("store.db").to_string_lossy())
     );
-    let mut provd = Provd::new(&ctx.provd, dir)
-        .label("provd")
-        .write_config(&config)?;
-    provd.check_config()?;
-    provd.start(&topo.server)?;
-    provd.wait_udp(None, 67, Duration::from_secs(10))?;
+    let mut provd = ctx.start_dhcp_server(dir, &config, &topo.server)?;
     let r = disk_full_run(&topo, dir, &fs, &mut provd);
     let stopped = provd.stop();
     let problems = match r {
@@ -629,12 +624,7 @@ fn relay_flood(ctx: &Ctx, dir: &Path) -> Result<()> {
     let topo = Topology::load()?;
     topo.load_ns()
         .ip(&["addr", "add", &format!("{OTHER_RELAY}/32"), "dev", LOAD_IF])?;
-    let mut provd = Provd::new(&ctx.provd, dir)
-        .label("provd")
-        .write_config(&flood_config(dir))?;
-    provd.check_config()?;
-    provd.start(&topo.server)?;
-    provd.wait_udp(None, 67, Duration::from_secs(10))?;
+    let mut provd = ctx.start_dhcp_server(dir, &flood_config(dir), &topo.server)?;
     let r = relay_flood_run(&topo);
     let m = scrape(&topo.server).unwrap_or_default();
     let stopped = provd.stop();

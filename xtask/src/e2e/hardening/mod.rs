@@ -13,9 +13,11 @@
 //! - `config`: check-config on an unrenderable template (item 8a);
 //! - `misc`: time and syslog floods (item 8b, 8c).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Result;
+use provd_rig::{Netns, Provd};
 
 use super::{Args, Scenarios};
 
@@ -30,6 +32,19 @@ mod web;
 #[derive(Debug)]
 pub struct Ctx {
     pub provd: PathBuf,
+}
+
+impl Ctx {
+    /// provd with `config` (checked by `provd check-config` first) in `ns`, serving DHCP.
+    pub fn start_dhcp_server(&self, dir: &Path, config: &str, ns: &Netns) -> Result<Provd> {
+        let mut provd = Provd::new(&self.provd, dir)
+            .label("provd")
+            .write_config(config)?;
+        provd.check_config()?;
+        provd.start(ns)?;
+        provd.wait_udp(None, 67, Duration::from_secs(10))?;
+        Ok(provd)
+    }
 }
 
 /// Every module's scenarios, in the order of the items.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use provd_rig::dhclient::Dhclient;
 use provd_rig::topo::CLIENT_IF;
-use provd_rig::{Netns, Provd, Topology, cmd};
+use provd_rig::{Netns, Topology, cmd};
 
 use super::{Ctx, Scenarios};
 
@@ -91,12 +91,7 @@ interfaces = ["198.18.0.1"]
 "#,
         d = dir.display()
     );
-    let mut provd = Provd::new(&ctx.provd, dir)
-        .label("provd")
-        .write_config(&config)?;
-    provd.check_config()?;
-    provd.start(&topo.server)?;
-    provd.wait_udp(None, 67, Duration::from_secs(10))?;
+    let mut provd = ctx.start_dhcp_server(dir, &config, &topo.server)?;
     let r = run(&topo, dir);
     let stopped = provd.stop();
     if let Err(e) = r {
