@@ -7,6 +7,8 @@
 //! workers = 0                     # 0 = one per core
 //! events_per_device = 64          # newest kept
 //! max_devices = 1000000
+//! per_source_rate = 20            # events a second kept per source address (beyond: dropped)
+//! per_source_burst = 200          #   and at once
 //! ```
 
 use std::net::Ipv4Addr;
@@ -27,6 +29,8 @@ pub mod wire {
         pub workers: Option<i64>,
         pub events_per_device: Option<i64>,
         pub max_devices: Option<i64>,
+        pub per_source_rate: Option<i64>,
+        pub per_source_burst: Option<i64>,
     }
 }
 
@@ -39,6 +43,10 @@ pub struct SyslogSettings {
     pub workers: usize,
     pub events_per_device: usize,
     pub max_devices: usize,
+    /// Events a second, and at once, kept per source address: a forged flood cannot fill the
+    /// store, and a chatty device cannot crowd out the rest.
+    pub per_source_rate: u32,
+    pub per_source_burst: u32,
 }
 
 /// Validates `[syslog]`.
@@ -74,5 +82,21 @@ pub(crate) fn validate(
             100_000_000,
             "the devices kept",
         ) as usize,
+        per_source_rate: v.int(
+            "syslog.per_source_rate",
+            w.per_source_rate,
+            20,
+            1,
+            1_000_000,
+            "events a second per source",
+        ) as u32,
+        per_source_burst: v.int(
+            "syslog.per_source_burst",
+            w.per_source_burst,
+            200,
+            1,
+            1_000_000,
+            "events at once per source",
+        ) as u32,
     }
 }

@@ -72,6 +72,11 @@ pub struct SyslogSettings {
     pub port: u16,
     /// Receiver threads, each with its own socket in the port's reuseport group.
     pub workers: usize,
+    /// Events a second, and at once, stored per source address; beyond, dropped and counted
+    /// (`rate_limited`). The kernel steers a source to one socket of the group, so each
+    /// worker's own table is the source's whole budget.
+    pub per_source_rate: u32,
+    pub per_source_burst: u32,
 }
 
 impl Default for SyslogSettings {
@@ -80,6 +85,8 @@ impl Default for SyslogSettings {
             bind: Ipv4Addr::UNSPECIFIED,
             port: 514,
             workers: 2,
+            per_source_rate: 20,
+            per_source_burst: 200,
         }
     }
 }
@@ -101,6 +108,11 @@ pub struct SyslogCounters {
     pub truncated: u64,
     /// Events filed in the store.
     pub stored: u64,
+    /// Events dropped: their source was over its per-source rate.
+    pub rate_limited: u64,
+    /// Events stored from an address no live lease holds (filed under the address, marked
+    /// `leased: false`).
+    pub unleased: u64,
     /// Errors reading a socket.
     pub receive_errors: u64,
 }
@@ -144,6 +156,8 @@ impl SyslogHandle {
             malformed: std::array::from_fn(|i| get(&s.malformed[i])),
             truncated: get(&s.truncated),
             stored: get(&s.stored),
+            rate_limited: get(&s.rate_limited),
+            unleased: get(&s.unleased),
             receive_errors: get(&s.receive_errors),
         }
     }
@@ -204,6 +218,11 @@ pub fn spawn(
             store: Arc::clone(&store),
             device_of: Arc::clone(&device_of),
             shared: Arc::clone(&shared),
+            limit: provd_udp::SourceLimit::new(
+                settings.per_source_rate,
+                settings.per_source_burst,
+                worker::MAX_SOURCES,
+            ),
         };
         let flag = Arc::clone(&shutdown);
         if let Err(e) = workers.spawn(format!("provd-syslog-{index}"), move || w.run(&flag)) {

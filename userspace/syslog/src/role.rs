@@ -31,6 +31,8 @@ pub fn start(
             bind: config.bind,
             port: config.port,
             workers: workers_for(config.workers),
+            per_source_rate: config.per_source_rate,
+            per_source_burst: config.per_source_burst,
         },
         store,
         Arc::new(device_of),
@@ -87,6 +89,8 @@ impl Role for SyslogHandle {
         out.extend([
             ("truncated".into(), c.truncated),
             ("stored".into(), c.stored),
+            ("rate_limited".into(), c.rate_limited),
+            ("unleased".into(), c.unleased),
             ("receive_errors".into(), c.receive_errors),
             ("store_devices".into(), n(st.devices)),
             ("store_unknown_devices".into(), n(st.unknown_devices)),
@@ -134,6 +138,16 @@ impl Role for SyslogHandle {
                 "provd_syslog_stored_total",
                 "Syslog events filed in the store.",
                 c.stored,
+            ),
+            (
+                "provd_syslog_rate_limited_total",
+                "Syslog datagrams dropped: their source was over its per-source rate.",
+                c.rate_limited,
+            ),
+            (
+                "provd_syslog_unleased_total",
+                "Syslog events stored from an address no live lease held.",
+                c.unleased,
             ),
             (
                 "provd_syslog_receive_errors_total",
@@ -199,6 +213,8 @@ fn event_json(e: &crate::Event) -> String {
         "msg_id": e.msg_id.as_deref(),
         "text": &*e.text,
         "truncated": e.truncated,
+        // From an address no live lease held: anyone may have sent it.
+        "leased": e.leased,
     })
     .to_string()
 }

@@ -98,6 +98,9 @@ pub struct Event {
     pub text: Box<str>,
     /// The text (or the datagram) was cut.
     pub truncated: bool,
+    /// Its source held a live lease (the event is filed under that device's MAC); false:
+    /// filed under the address, and anyone may have sent it (syslog is unauthenticated UDP).
+    pub leased: bool,
 }
 
 impl Event {
@@ -392,6 +395,7 @@ impl Store {
             msg_id: field(&msg.msg_id),
             text: Box::from(text),
             truncated: text_cut || msg.truncated,
+            leased: matches!(device, DeviceKey::Mac(_)),
         };
         lock(self.shard(device)).insert(device, event, self.config.events_per_device);
         seq

@@ -16,6 +16,8 @@ use crate::store::{DeviceOf, Store, device_key};
 const BATCH: usize = 32;
 /// One byte more than the parser reads, so that it sees (and marks) a longer datagram as cut.
 const SLOT: usize = MAX_DATAGRAM + 1;
+/// Sources a worker keeps a rate budget for (see [`provd_udp::SourceLimit`]).
+pub(crate) const MAX_SOURCES: usize = 65_536;
 /// How long a receive waits before the worker looks at the shutdown flag again.
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub malformed: [AtomicU64; ParseError::KINDS],
     pub truncated: AtomicU64,
     pub stored: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub unleased: AtomicU64,
     pub receive_errors: AtomicU64,
 }
 
@@ -40,6 +44,8 @@ struct Tally {
     malformed: [u64; ParseError::KINDS],
     truncated: u64,
     stored: u64,
+    rate_limited: u64,
+    unleased: u64,
 }
 
 impl Tally {
@@ -61,6 +67,8 @@ impl Tally {
         }
         add(&to.truncated, self.truncated);
         add(&to.stored, self.stored);
+        add(&to.rate_limited, self.rate_limited);
+        add(&to.unleased, self.unleased);
         to.received.fetch_add(self.received, Ordering::Release);
         *self = Tally::default();
     }
@@ -72,6 +80,7 @@ pub(crate) struct Worker {
     pub store: Arc<Store>,
     pub device_of: Arc<dyn DeviceOf>,
     pub shared: Arc<Shared>,
+    pub limit: provd_udp::SourceLimit,
 }
 
 impl Worker {
@@ -82,6 +91,7 @@ impl Worker {
             store,
             device_of,
             shared,
+            mut limit,
         } = self;
         let mut rx = RecvBatch::new(BATCH, SLOT);
         let mut tally = Tally::default();
@@ -109,6 +119,10 @@ impl Worker {
                 let (bytes, meta) = rx.get(i);
                 let src = meta.src;
                 tally.received += 1;
+                if !limit.allow(*src.ip(), now) {
+                    tally.rate_limited += 1;
+                    continue;
+                }
                 match parse(bytes, now) {
                     Ok(msg) => {
                         tally.parsed += 1;
@@ -119,6 +133,9 @@ impl Worker {
                         let key = device_key(&*device_of, *src.ip());
                         let seq = store.insert(key, *src.ip(), &msg);
                         tally.stored += 1;
+                        if matches!(key, crate::DeviceKey::Addr(_)) {
+                            tally.unleased += 1;
+                        }
                         tracing::trace!(
                             worker = index, %src, device = %key, seq,
                             severity = msg.severity, text = %msg.text, "syslog event"

@@ -30,6 +30,7 @@ fn settings(workers: usize) -> SyslogSettings {
         bind: Ipv4Addr::LOCALHOST,
         port: 0,
         workers,
+        ..SyslogSettings::default()
     }
 }
 
@@ -92,6 +93,7 @@ fn datagrams_are_filed_under_their_device() {
     assert_eq!(texts[2], "T3 time-out");
     assert_eq!(texts[3].len(), 480, "cut to the store's text limit");
     assert!(events.iter().all(|e| e.source == Ipv4Addr::LOCALHOST));
+    assert!(events.iter().all(|e| e.leased), "from a leased address");
     let mta = events.iter().find(|e| e.msg_id.as_deref() == Some("MTA24"));
     assert_eq!(mta.map(|e| (e.facility, e.severity)), Some((16, 5)));
     let now_ms = std::time::SystemTime::now()
@@ -107,6 +109,8 @@ fn datagrams_are_filed_under_their_device() {
     let stranger_events = store.events(DeviceKey::Addr(Ipv4Addr::new(127, 0, 0, 2)));
     assert_eq!(stranger_events.len(), 1);
     assert_eq!(&*stranger_events[0].text, "hello from nowhere");
+    assert!(!stranger_events[0].leased, "no lease: marked, anyone may have sent it");
+    assert_eq!(h.counters().unleased, 1);
     assert_eq!(store.recent(100).len(), 5);
     assert_eq!(store.recent(1).len(), 1);
 
@@ -179,4 +183,51 @@ fn zero_workers_and_a_port_in_use_are_errors() {
     };
     let e = spawn(taken, store, Arc::new(ByAddress), flag).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+}
+
+/// The review's flood: one source (forged or not) sending as fast as it can keeps at most its
+/// burst and rate in the store; another source is not affected. Each drop is counted.
+#[test]
+fn one_source_keeps_its_burst_and_rate_and_others_are_not_affected() {
+    let store = Arc::new(Store::default());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let h = spawn(
+        SyslogSettings {
+            per_source_rate: 1,
+            per_source_burst: 10,
+            ..settings(1)
+        },
+        Arc::clone(&store),
+        Arc::new(ByAddress),
+        Arc::clone(&shutdown),
+    )
+    .unwrap();
+    let flood = UdpSocket::bind("127.0.3.1:0").unwrap();
+    let quiet = UdpSocket::bind("127.0.3.2:0").unwrap();
+    let started = Instant::now();
+    for i in 0..500 {
+        flood
+            .send_to(format!("<134>flood {i}").as_bytes(), h.local_addr())
+            .unwrap();
+    }
+    quiet.send_to(b"<134>hello", h.local_addr()).unwrap();
+    assert!(
+        eventually(|| h.counters().received == 501),
+        "{:?}",
+        h.counters()
+    );
+    let c = h.counters();
+    // The burst, plus one a second for however long the sending took.
+    let allowed = 10 + started.elapsed().as_secs() + 1;
+    assert!(c.stored <= allowed + 1, "{c:?}");
+    assert_eq!(c.stored + c.rate_limited, 501, "{c:?}");
+    assert!(c.rate_limited >= 500 - allowed, "{c:?}");
+    assert_eq!(
+        store
+            .events(DeviceKey::Addr(Ipv4Addr::new(127, 0, 3, 2)))
+            .len(),
+        1
+    );
+    h.shutdown();
+    h.join().unwrap();
 }

@@ -34,6 +34,8 @@ fn config() -> provd_config::SyslogSettings {
         workers: 0,
         events_per_device: 2,
         max_devices: 100,
+        per_source_rate: 20,
+        per_source_burst: 200,
     }
 }
 

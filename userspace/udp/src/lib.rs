@@ -18,10 +18,12 @@
 //! crate's `unsafe` is the C interface of those calls; each block says why it is sound.
 
 mod batch;
+mod limit;
 mod rate;
 
 pub use batch::{
     CMSG_WORDS, InterfaceMtus, Meta, Options, Outgoing, RecvBatch, SendBatch, UdpSocket, Wait,
     pktinfo, poll_readable, set_pktinfo,
 };
+pub use limit::SourceLimit;
 pub use rate::RateLimit;
