@@ -29,6 +29,7 @@ fn logger_rfc5424_and_rfc3164_are_stored() {
             bind: Ipv4Addr::LOCALHOST,
             port: 0,
             workers: 1,
+            ..SyslogSettings::default()
         },
         Arc::clone(&store),
         Arc::new(ByAddress),

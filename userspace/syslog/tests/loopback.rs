@@ -109,7 +109,10 @@ fn datagrams_are_filed_under_their_device() {
     let stranger_events = store.events(DeviceKey::Addr(Ipv4Addr::new(127, 0, 0, 2)));
     assert_eq!(stranger_events.len(), 1);
     assert_eq!(&*stranger_events[0].text, "hello from nowhere");
-    assert!(!stranger_events[0].leased, "no lease: marked, anyone may have sent it");
+    assert!(
+        !stranger_events[0].leased,
+        "no lease: marked, anyone may have sent it"
+    );
     assert_eq!(h.counters().unleased, 1);
     assert_eq!(store.recent(100).len(), 5);
     assert_eq!(store.recent(1).len(), 1);

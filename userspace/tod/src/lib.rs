@@ -42,9 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use provd_role::{WorkerSet, clock};
-use provd_udp::{
-    Meta, Options, RecvBatch, SendBatch, SourceLimit, UdpSocket, Wait, poll_readable,
-};
+use provd_udp::{Meta, Options, RecvBatch, SendBatch, SourceLimit, UdpSocket, Wait, poll_readable};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use role::start;

@@ -48,7 +48,6 @@ impl SourceLimit {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +74,4 @@ mod tests {
             assert!(l.buckets.len() <= 64);
         }
     }
-
 }
