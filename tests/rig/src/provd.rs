@@ -580,6 +580,19 @@ impl Provd {
         leases::parse_provd(&String::from_utf8_lossy(&out.stdout))
     }
 
+    /// `provd <args> --config <its config>` in provd's namespace (a query of the running
+    /// server through its control socket): what it printed.
+    pub fn query(&self, args: &[&str]) -> Result<String> {
+        let ns = self.netns.as_deref().context("provd was never started")?;
+        cmd::run(
+            netns::command_in(ns, &self.bin)
+                .args(args)
+                .arg("--config")
+                .arg(&self.config),
+            Duration::from_secs(10),
+        )
+    }
+
     /// `provd xdp-stats` in provd's namespace: the attach mode and the program's counters.
     pub fn xdp_stats(&self) -> Result<(String, BTreeMap<String, u64>)> {
         let ns = self.netns.as_deref().context("provd was never started")?;

@@ -20,6 +20,11 @@
 //! - `time-per-source-limit` (item 8, on the same rig): 2,000 RFC 868 time requests from one
 //!   address in a second. Before: every one answered. Holds when that source gets no more than
 //!   its burst and rate (10 + 5/s) and another address is still answered.
+//! - `syslog-per-source-limit` (item 8, same rig): 5,000 syslog messages forged from the
+//!   victim's address within about a second. Before: every one stored (the per-device ring, here
+//!   1,000, was the only bound). Holds when the store keeps no more than the default burst and
+//!   rate (200 + 20/s) from that source, marks them as from an unleased source, and keeps every
+//!   message of another address that sends a few right after.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -65,6 +70,8 @@ const SMALL_LEN: usize = 2_000;
 const WIRE_OVERHEAD: u64 = 42;
 /// The issue's bound: the victim gets at most this many times what the attacker sent.
 const MAX_AMPLIFICATION: f64 = 3.0;
+/// Events the syslog store keeps per source in these scenarios.
+const SYSLOG_RING: usize = 1_000;
 
 pub fn scenarios() -> Scenarios<Ctx> {
     vec![
@@ -75,6 +82,7 @@ pub fn scenarios() -> Scenarios<Ctx> {
         ("tftp-reflection-plain", reflection_plain),
         ("tftp-slot-exhaustion", slot_exhaustion),
         ("time-per-source-limit", time_per_source_limit),
+        ("syslog-per-source-limit", syslog_per_source_limit),
     ]
 }
 
@@ -170,7 +178,12 @@ impl Rig {
             .env("RUST_BACKTRACE", "1");
         let lease_dir = p.lease_dir()?;
         let config = PROVD_TEMPLATE.replace("@LEASE_DIR@", &lease_dir.to_string_lossy())
-            + &format!("\n[time]\nbind = \"{SERVER_IP}\"\nport = 37\n");
+            + &format!("\n[time]\nbind = \"{SERVER_IP}\"\nport = 37\n")
+            // A ring longer than the per-source burst, so that what a flood leaves in the
+            // store is the rate limit's doing, not the ring's.
+            + &format!(
+                "\n[syslog]\nbind = \"{SERVER_IP}\"\nport = 514\nevents_per_device = {SYSLOG_RING}\n"
+            );
         let mut provd = p.write_config(&config)?;
         provd.check_config()?;
         provd.start(&server)?;
@@ -563,5 +576,92 @@ fn time_per_source_limit(ctx: &Ctx, dir: &Path) -> Result<()> {
         "{answered} of {REQUESTS} requests from one source answered (limit {MAX_ANSWERS})"
     );
     ensure!(other, "another address got no answer");
+    Ok(())
+}
+
+/// The syslog flood: one forged source sends as fast as it can, then an honest one a few.
+fn syslog_per_source_limit(ctx: &Ctx, dir: &Path) -> Result<()> {
+    const FLOOD: u32 = 5_000;
+    const HONEST: usize = 10;
+    /// The defaults: `per_source_burst` and `per_source_rate`.
+    const BURST: f64 = 200.0;
+    const RATE: f64 = 20.0;
+    const HONEST_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+    let rig = Rig::start(ctx, dir)?;
+    rig.attacker.ip(&[
+        "addr",
+        "add",
+        &format!("{HONEST_IP}/24"),
+        "dev",
+        ATTACKER_IF,
+    ])?;
+    rig.provd
+        .wait_udp(Some(SERVER_IP), 514, Duration::from_secs(5))?;
+    let to = SocketAddrV4::new(SERVER_IP, 514);
+    let flood_secs = rig.attacker.run_in(move || -> Result<f64> {
+        let forged = spoofing_socket(SocketAddrV4::new(VICTIM_IP, 514))?;
+        let started = Instant::now();
+        for i in 0..FLOOD {
+            let line = format!("<134>1 2026-12-07T10:00:00Z forger app - - - forged message {i}");
+            forged.send_to(line.as_bytes(), to)?;
+            if i % 500 == 499 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "the flood took over 30 s"
+            );
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let honest = UdpSocket::bind(SocketAddrV4::new(HONEST_IP, 0))?;
+        for i in 0..HONEST {
+            let line = format!("<134>1 2026-12-07T10:00:01Z honest app - - - message {i}");
+            honest.send_to(line.as_bytes(), to)?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(secs)
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let events = |who: Ipv4Addr| -> Result<Vec<serde_json::Value>> {
+        rig.provd
+            .query(&["syslog", "events", &who.to_string()])?
+            .lines()
+            .map(|l| serde_json::from_str(l).with_context(|| format!("event line {l:?}")))
+            .collect()
+    };
+    let forged = events(VICTIM_IP)?;
+    let honest = events(HONEST_IP)?;
+    let marked = forged
+        .iter()
+        .chain(&honest)
+        .filter(|e| e["leased"] == serde_json::Value::Bool(false))
+        .count();
+    // The burst, the rate over the flood and the query, and a second's slack for a slow run.
+    let limit = (BURST + RATE * (flood_secs + 2.0)).ceil() as usize;
+    note(format!(
+        "{FLOOD} messages forged from {VICTIM_IP} in {flood_secs:.1} s: {} stored (limit {limit}, \
+         before: {SYSLOG_RING}, the ring); {} of {HONEST} from {HONEST_IP} stored; {marked} of {} \
+         marked as from an unleased source",
+        forged.len(),
+        honest.len(),
+        forged.len() + honest.len()
+    ));
+    rig.finish()?;
+    ensure!(
+        forged.len() <= limit,
+        "{} messages from one forged source stored (limit {limit})",
+        forged.len()
+    );
+    ensure!(
+        honest.len() == HONEST,
+        "{} of {HONEST} messages from another source stored",
+        honest.len()
+    );
+    ensure!(
+        marked == forged.len() + honest.len(),
+        "{} of {} events from unleased sources marked leased: false",
+        marked,
+        forged.len() + honest.len()
+    );
     Ok(())
 }
