@@ -754,6 +754,102 @@ relays = [\"198.18.4.2\"]
     start = \"198.19.0.10\"
     end = \"198.19.255.250\"
 ";
+/// The operator's ACS, so that a task queued before the upgrade can be looked for after it.
+const ACS_SECTION: &str = "
+[acs]
+port = 7547
+username = \"cpe\"
+password = \"e2e-package\"
+";
+/// The ACS task API (`[acs] admin_port`, on loopback by default) in provd's namespace.
+const TASK_API: &str = "http://127.0.0.1:7557";
+
+/// `curl` against the ACS task API with an operator token, in `ns`: status and JSON body.
+fn task_api(
+    ns: &Netns,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, serde_json::Value)> {
+    let mut c = ns.command("curl");
+    c.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{TASK_API}{path}"));
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "--data", b]);
+    }
+    let out = cmd::run(&mut c, Duration::from_secs(15))?;
+    let (text, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    let code: u16 = code
+        .parse()
+        .with_context(|| format!("{method} {path}: curl printed {out:?}"))?;
+    let v = serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_string()));
+    Ok((code, v))
+}
+
+/// The tasks queued for device `id`, in order, as the task API shows them.
+fn queued_tasks(ns: &Netns, token: &str, id: &str) -> Result<Vec<serde_json::Value>> {
+    let (code, v) = task_api(ns, token, "GET", &format!("/api/devices/{id}"), None)?;
+    ensure!(code == 200, "GET /api/devices/{id}: {code} {v}");
+    Ok(v["queued"].as_array().cloned().unwrap_or_default())
+}
+
+/// Before the upgrade: an operator token, one device, a snapshot, and then a Reboot queued
+/// for it (the API journals the task before its 200). Returns the token, the device and its
+/// queue.
+fn queue_task_before_upgrade(
+    ns: &Netns,
+    user: &str,
+) -> Result<(String, String, Vec<serde_json::Value>)> {
+    let out = cmd::run(
+        Command::new("setpriv")
+            .args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+            .args([BIN_PATH, "token", "create", "--config", CONFIG_PATH])
+            .args(["--name", "e2e-package", "--role", "operator"]),
+        Duration::from_secs(30),
+    )?;
+    let token = out.trim().to_string();
+    ensure!(
+        !token.is_empty() && !token.contains(char::is_whitespace),
+        "`provd token create` printed {out:?}"
+    );
+    let (code, v) = task_api(
+        ns,
+        &token,
+        "POST",
+        "/api/seed",
+        Some(r#"{"count": 1, "serial_prefix": "PKG"}"#),
+    )?;
+    ensure!(code == 200, "POST /api/seed: {code} {v}");
+    let (code, v) = task_api(ns, &token, "GET", "/api/devices", None)?;
+    ensure!(code == 200, "GET /api/devices: {code} {v}");
+    let id = v
+        .as_array()
+        .or_else(|| v["devices"].as_array())
+        .and_then(|a| a.first())
+        .and_then(|d| d.as_str().or_else(|| d["id"].as_str()))
+        .with_context(|| format!("no device in {v}"))?
+        .to_string();
+    let (code, v) = task_api(ns, &token, "POST", "/api/snapshot", None)?;
+    ensure!(code == 200, "POST /api/snapshot: {code} {v}");
+    let task = r#"{"method": "Reboot", "command_key": "across-upgrade"}"#;
+    let (code, v) = task_api(
+        ns,
+        &token,
+        "POST",
+        &format!("/api/devices/{id}/tasks"),
+        Some(task),
+    )?;
+    ensure!(code == 200, "queueing a Reboot: {code} {v}");
+    let queued = queued_tasks(ns, &token, &id)?;
+    ensure!(
+        queued.iter().any(|t| t["method"] == "Reboot"),
+        "the Reboot is not in the queue: {queued:?}"
+    );
+    Ok((token, id, queued))
+}
+
 /// perfdhcp's rate during the upgrade (the machines are 2 cores shared by the suites).
 const UPGRADE_RATE: u32 = 1000;
 /// Load before and after the upgrade.
@@ -762,7 +858,8 @@ const UPGRADE_SETTLE: Duration = Duration::from_secs(5);
 /// `dpkg -i` of the next revision over the running service under perfdhcp load, then what
 /// postinst's `systemctl try-restart` does (SIGTERM, the new ExecStart, READY=1): the operator's
 /// conffile edit is kept, provd serves through dpkg's unpack, every ACK the wire showed is in
-/// the durable table afterwards, and the gap in ACKs is measured (RESULT line).
+/// the durable table afterwards, an ACS task queued before is still queued after, and the gap
+/// in ACKs is measured (RESULT line).
 fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
     use provd_dhcp::{MessageType, Op};
     use provd_rig::topo::{LOAD_GIADDR, LOAD_IF, SERVER_IP};
@@ -771,6 +868,7 @@ fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
     let installed = Installed::install(&ctx.deb, dir)?;
     let mut conf = std::fs::read_to_string(CONFIG_PATH)?;
     conf.push_str(LOAD_NETWORK);
+    conf.push_str(ACS_SECTION);
     std::fs::write(CONFIG_PATH, &conf)?;
     let unit = read_unit(&std::fs::read_to_string(UNIT_PATH)?)?;
     let topo = Topology::load()?;
@@ -779,6 +877,7 @@ fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
     notify
         .wait_for("READY=1", Duration::ZERO, READY_TIMEOUT)
         .with_context(|| format!("provd stderr:\n{}", provd.stderr_tail(20)))?;
+    let (token, device, queued_before) = queue_task_before_upgrade(&topo.server, &unit.user)?;
 
     let cap = provd_rig::Capture::start(topo.load_ns(), LOAD_IF, "udp port 67", "load-side", dir)?;
     let load = provd_rig::perfdhcp::Load {
@@ -839,6 +938,7 @@ fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
         .wait_for("READY=1", since, READY_TIMEOUT)
         .with_context(|| format!("new provd stderr:\n{}", provd.stderr_tail(20)))?;
     let restarted = t.elapsed();
+    let queued_after = queued_tasks(&topo.server, &token, &device)?;
     std::thread::sleep(UPGRADE_SETTLE);
     ensure!(
         pd.try_wait()?.is_none(),
@@ -917,10 +1017,22 @@ fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
         before,
         check.matched
     ));
+    let show = |q: &[serde_json::Value]| serde_json::Value::from(q.to_vec()).to_string();
+    note(format!(
+        "ACS tasks queued for {device}: {} before the upgrade, {} after it",
+        show(&queued_before),
+        show(&queued_after)
+    ));
     ensure!(
         check.ok(),
         "ACKed leases lost across the upgrade: {}",
         check.describe()
+    );
+    ensure!(
+        queued_after == queued_before,
+        "the ACS queue of {device} changed across the upgrade: {} before, {} after",
+        show(&queued_before),
+        show(&queued_after)
     );
     drop(topo);
     installed.purge()
