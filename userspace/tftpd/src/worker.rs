@@ -229,6 +229,7 @@ impl Worker {
             turn.server
                 .poll_timeouts(clock(), &mut |t| turn.out.push(t));
             turn.close_ended();
+            turn.out.flush();
             record_ended(&mut turn.server);
             if let Ok(mut s) = stats.lock() {
                 s.protocol.clone_from(turn.server.counters());
@@ -386,10 +387,15 @@ impl Turn {
 
     /// Sends what is queued, then closes the sockets of transfers that left the table.
     fn close_ended(&mut self) {
-        self.out.flush();
+        let out = &mut self.out;
         for port in self.server.take_closed_ports() {
+            // What the batch holds for this socket goes first (the batch holds one port's
+            // datagrams); other batches keep filling, one send for many datagrams.
+            if out.batch_port == port {
+                out.flush();
+            }
             // Dropping the socket closes it, which also takes it out of the epoll set.
-            self.out.own.remove(&port);
+            out.own.remove(&port);
         }
     }
 

@@ -118,7 +118,10 @@ impl UdpSocket {
         if opts.pktinfo {
             setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, &1i32)?;
         }
-        sock.set_read_timeout(opts.read_timeout)?;
+        if opts.read_timeout.is_some() {
+            // A new socket has none: one system call fewer for the sockets made per transfer.
+            sock.set_read_timeout(opts.read_timeout)?;
+        }
         sock.bind(&addr.into())?;
         Ok(UdpSocket {
             sock,
