@@ -10,7 +10,9 @@
 //! * its notifications: `snmpinform` (SNMPv2c INFORM; exits 0 only once the Response came);
 //! * its file download: tftp-hpa from the leased address, of the URL that was SET (HYBRID) or
 //!   of siaddr + file from the ACK (BASIC);
-//! * syslog (`logger`) and time of day (`rdate`) toward the servers of options 7 and 4.
+//! * syslog (`logger`) and time of day (`rdate`) toward the servers of options 7 and 4;
+//! * `forged-inform`: another host on the MTA's link forging its enrollment and others' (issue
+//!   18 item 5; also run by `cargo xtask e2e hardening`).
 //!
 //! Verdicts come from what those peers report and record, from the packets on the MTA's link
 //! (tcpdump, SNMP decoded here with a small BER reader independent of provd's), from the file
@@ -2205,7 +2207,8 @@ mod tests {
                 "wrong-community",
                 "repeated-inform",
                 "syslog",
-                "time"
+                "time",
+                "forged-inform"
             ]
         );
     }
