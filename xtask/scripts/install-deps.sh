@@ -39,6 +39,7 @@ PKGS=(
   util-linux        # setpriv: PostgreSQL runs as the postgres user
   chromium chromium-driver  # headless Chromium and chromedriver: the web UI suite (e2e ui)
   procps psmisc
+  binutils          # objcopy: the .deb ships provd without debug info (cargo xtask package)
 )
 
 missing=()
