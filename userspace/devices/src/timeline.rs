@@ -21,6 +21,8 @@ use sha2::Digest;
 const QUEUE: usize = 65_536;
 /// At most this many events per store transaction.
 const BATCH: usize = 2_000;
+/// How long the writer waits for more events before it commits what it has.
+const GATHER: Duration = Duration::from_millis(100);
 /// How often the timelines are trimmed.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
 
@@ -162,8 +164,11 @@ impl Writer {
             match self.rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(h) => {
                     self.take(h, &mut batch);
+                    // What else comes within GATHER goes into the same transaction: a commit
+                    // (WAL frames of the same index pages, an fsync) costs more than the rows.
+                    let until = Instant::now() + GATHER;
                     while batch.len() < BATCH {
-                        match self.rx.try_recv() {
+                        match self.rx.recv_deadline(until) {
                             Ok(h) => self.take(h, &mut batch),
                             Err(_) => break,
                         }
