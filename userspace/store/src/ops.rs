@@ -1193,12 +1193,28 @@ pub(crate) fn timeline<C: Conn + ?Sized>(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Event>> {
+    // Newest first by when it happened: events reach the store in batches from the roles'
+    // writer and one at a time from the API, so their ids are not in time order. The cursor
+    // is an event: what comes after it in that order (by id alone if it was trimmed since).
+    let cursor = match before {
+        None => None,
+        Some(id) => Some(
+            c.query("SELECT at FROM events WHERE id = $1", &[V::I64(id)])?
+                .into_iter()
+                .next()
+                .map(|mut r| r.i64(0))
+                .transpose()?
+                .map_or((i64::MAX, id), |at| (at, id)),
+        ),
+    };
+    let (at, id) = cursor.unwrap_or((i64::MAX, i64::MAX));
     c.query(
-        "SELECT id, mac, at, source, kind, detail FROM events WHERE mac = $1 AND id < $2 \
-         ORDER BY id DESC LIMIT $3",
+        "SELECT id, mac, at, source, kind, detail FROM events WHERE mac = $1 \
+         AND (at < $2 OR (at = $2 AND id < $3)) ORDER BY at DESC, id DESC LIMIT $4",
         &[
             V::Text(mac.to_string()),
-            V::I64(before.unwrap_or(i64::MAX)),
+            V::I64(at),
+            V::I64(id),
             V::I64(list_limit(limit)),
         ],
     )?
@@ -1215,7 +1231,7 @@ pub(crate) fn trim_events<C: Conn + ?Sized>(
     let old = c.exec("DELETE FROM events WHERE at < $1", &[V::I64(older_than_ms)])?;
     let over = c.exec(
         "DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER \
-         (PARTITION BY mac ORDER BY id DESC) AS rn FROM events) AS ranked WHERE rn > $1)",
+         (PARTITION BY mac ORDER BY at DESC, id DESC) AS rn FROM events) AS ranked WHERE rn > $1)",
         &[V::I64(i64::from(keep))],
     )?;
     Ok(old + over)

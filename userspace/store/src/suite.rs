@@ -967,17 +967,38 @@ pub fn timeline_order_and_trim(s: &dyn Store) {
         ["a2", "a1"]
     );
     assert!(s.timeline(mac(3), None, 10).unwrap().is_empty());
+    // Stored out of time order (a batch from the roles' writer after an API event): read back
+    // newest first by time, and paged through in that order.
+    s.append_events(&[ev(4, t0 + 5, "api")]).unwrap();
+    s.append_events(&[ev(4, t0 + 3, "dhcp"), ev(4, t0 + 4, "tftp")])
+        .unwrap();
+    let kinds = |tl: Vec<Event>| tl.into_iter().map(|e| e.event.kind).collect::<Vec<_>>();
+    let d = s.timeline(mac(4), None, 100).unwrap();
+    assert_eq!(kinds(d.clone()), ["api", "tftp", "dhcp"]);
+    assert_eq!(
+        kinds(s.timeline(mac(4), Some(d[0].id), 1).unwrap()),
+        ["tftp"]
+    );
+    assert_eq!(
+        kinds(s.timeline(mac(4), Some(d[1].id), 5).unwrap()),
+        ["dhcp"]
+    );
     // Batches larger than one statement.
     let many: Vec<NewEvent> = (0..700).map(|i| ev(3, t0 + 10 + i, "bulk")).collect();
     s.append_events(&many).unwrap();
-    assert_eq!(s.counts().unwrap().events, 708);
+    assert_eq!(s.counts().unwrap().events, 711);
     assert_eq!(s.timeline(mac(3), None, 1).unwrap()[0].event.at, t0 + 709);
 
     // Older than t0+1: a0 and b0 go.
     assert_eq!(s.trim_events(t0 + 1, 1000).unwrap(), 2);
     assert_eq!(s.timeline(mac(1), None, 100).unwrap().len(), 4);
     // Keep 2 per device: a1, a2 go; b1 stays with b2; device 3 keeps 2 of 700.
-    assert_eq!(s.trim_events(0, 2).unwrap(), 2 + 698);
+    // Device 4 keeps its two newest by time (the API's event, stored first, among them).
+    assert_eq!(s.trim_events(0, 2).unwrap(), 2 + 698 + 1);
+    assert_eq!(
+        kinds(s.timeline(mac(4), None, 100).unwrap()),
+        ["api", "tftp"]
+    );
     assert_eq!(
         s.timeline(mac(1), None, 100)
             .unwrap()
@@ -987,10 +1008,10 @@ pub fn timeline_order_and_trim(s: &dyn Store) {
         ["a4", "a3"]
     );
     assert_eq!(s.timeline(mac(2), None, 100).unwrap().len(), 2);
-    assert_eq!(s.counts().unwrap().events, 6);
+    assert_eq!(s.counts().unwrap().events, 8);
     assert_eq!(s.trim_events(0, 2).unwrap(), 0);
     expect_invalid(s.append_events(&[ev(1, t0, "")]), "events[0].kind");
-    assert_eq!(s.counts().unwrap().events, 6);
+    assert_eq!(s.counts().unwrap().events, 8);
 }
 
 /// Tokens are found by the hash of their secret; names and hashes are unique; the hash never
