@@ -83,7 +83,7 @@ async fn cwmp(
         })
         .or_else(|| {
             srv.sessions
-                .get(&SessionKey::Conn(peer.remote))
+                .get(&SessionKey::Conn(peer.conn))
                 .map(|e| Arc::clone(&e))
         });
     let mut new_cookie = None;
@@ -158,13 +158,13 @@ async fn cwmp(
                     username,
                 },
                 cookie: c,
-                conn: peer.remote,
+                conn: peer.conn,
                 started: std::time::Instant::now(),
                 recorded: false,
             }));
             srv.sessions.insert(SessionKey::Cookie(c), Arc::clone(&e));
             srv.sessions
-                .insert(SessionKey::Conn(peer.remote), Arc::clone(&e));
+                .insert(SessionKey::Conn(peer.conn), Arc::clone(&e));
             e
         }
     };
@@ -251,7 +251,7 @@ fn handle(
     path: &str,
     now: u64,
     body: &[u8],
-) -> (provd_cwmp::Response, bool, (u64, std::net::SocketAddr)) {
+) -> (provd_cwmp::Response, bool, (u64, u64)) {
     let mut g = entry.lock().unwrap_or_else(|p| p.into_inner());
     let g = &mut *g;
     g.session

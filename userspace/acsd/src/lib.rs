@@ -41,7 +41,7 @@ mod cwmp;
 mod role;
 mod wake;
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,9 @@ fn random_u64() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum SessionKey {
     Cookie(u64),
-    Conn(SocketAddr),
+    /// The TCP connection ([`provd_web::Peer::conn`]), not its address: a new connection from
+    /// the same address and port is not the old one's session.
+    Conn(u64),
 }
 
 #[derive(Debug)]
@@ -90,7 +92,7 @@ struct Entry {
     session: Session,
     dev: SessionDevice,
     cookie: u64,
-    conn: SocketAddr,
+    conn: u64,
     /// When its first message arrived, for the session duration histogram.
     started: std::time::Instant,
     /// Its duration is recorded (once: a session is in the map under two keys).

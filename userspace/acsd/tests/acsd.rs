@@ -47,6 +47,7 @@ fn acsd(dir: &Path, extra: &str) -> Arc<Acsd> {
 /// A CPE's TCP connection to the ACS.
 fn peer(port: u16) -> Peer {
     Peer {
+        conn: u64::from(port),
         remote: SocketAddr::from(([198, 18, 0, 10], port)),
         local: "198.18.0.1:7547".parse().unwrap(),
         tls: false,
@@ -205,6 +206,57 @@ async fn an_inform_session_runs_to_its_end_and_picks_up_a_queued_task() {
     req.extensions_mut().insert(cpe.clone());
     let r = send(&cwmp_r, req).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// A session without a cookie is its TCP connection's, not its address's: a new connection
+/// from the same address and port (a NAT reusing it, or a spoofer who took it over) gets a
+/// session of its own and not the device's queued task.
+#[tokio::test]
+async fn a_new_connection_from_the_same_address_and_port_is_not_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let acsd = acsd(dir.path(), r#"auth = "none""#);
+    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    let device = peer(40010);
+    let r = cwmp(
+        &cwmp_r,
+        &device,
+        None,
+        None,
+        inform("SN9", "http://198.18.0.10:7547/"),
+    )
+    .await;
+    assert!(matches!(r.rpc(), Rpc::InformResponse { .. }));
+    let task = json!({"method": "GetParameterValues", "names": ["Device.DeviceInfo.UpTime"]});
+    let r = api(
+        &api_r,
+        "POST",
+        "/api/devices/00D09E-SIM-SN9/tasks",
+        Some(task),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The same address and port, another connection, no cookie: the empty POST that would
+    // draw the queued RPC.
+    let other = Peer {
+        conn: 1_000_000,
+        ..device.clone()
+    };
+    assert_eq!(other.remote, device.remote);
+    let r = cwmp(&cwmp_r, &other, None, None, String::new()).await;
+    assert!(
+        !r.body.contains("GetParameterValues"),
+        "another connection was handed the device's task: {} {}",
+        r.status,
+        r.body
+    );
+    // The device's own connection still gets it.
+    let r = cwmp(&cwmp_r, &device, None, None, String::new()).await;
+    assert!(
+        r.body.contains("GetParameterValues"),
+        "the device's connection lost its task: {} {}",
+        r.status,
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use tower::ServiceExt;
 
 fn peer(port: u16) -> Peer {
     Peer {
+        conn: u64::from(port),
         remote: SocketAddr::from(([198, 18, 0, 10], port)),
         local: "198.18.0.1:7547".parse().unwrap(),
         tls: false,

@@ -67,6 +67,7 @@ version = "2.0"
 
 fn peer(tls: bool, cert_cn: Option<&str>) -> Peer {
     Peer {
+        conn: 1,
         remote: "198.18.0.10:40000".parse::<SocketAddr>().unwrap(),
         local: "198.18.0.1:80".parse::<SocketAddr>().unwrap(),
         tls,

@@ -23,9 +23,15 @@ use tower::ServiceExt;
 
 use crate::ClientCert;
 
+/// Numbers the accepted connections ([`Peer::conn`]).
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Who sent a request: inserted into every request's extensions.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// This connection among all the process accepted (never reused): what ties requests to
+    /// one TCP connection when the client's address and port come back on a new one.
+    pub conn: u64,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     /// Whether the request came over TLS.
@@ -173,6 +179,7 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             peer: Peer {
+                conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
                 remote,
                 local,
                 tls: acceptor.is_some(),
