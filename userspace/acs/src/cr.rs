@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use crate::auth::hex;
+use provd_limit::{Bucket, Rate};
 
 /// `sig = hex(HMAC-SHA1(password, ts || id || un || cn))`, upper case.
 pub fn udp_signature(password: &str, ts: u64, id: u32, un: &str, cn: &str) -> String {
@@ -188,34 +189,27 @@ pub fn parse_binding_response(b: &[u8]) -> Option<std::net::SocketAddrV4> {
 }
 
 /// How many connection requests the ACS may send: a token bucket of `per_second` a second,
-/// bursts of one second. (Not `provd_udp::RateLimit`, which gates log lines.)
+/// bursts of one second, on a clock in milliseconds. (Not `provd_udp::RateLimit`, which gates
+/// log lines.)
 #[derive(Debug)]
 pub struct CrLimiter {
-    per_second: f64,
-    tokens: f64,
-    last_ms: u64,
+    rate: Rate,
+    bucket: Bucket,
 }
 
 impl CrLimiter {
     pub fn new(per_second: u32) -> Self {
+        let per_second = per_second.max(1);
+        let rate = Rate::per_ms(per_second, per_second);
         CrLimiter {
-            per_second: f64::from(per_second.max(1)),
-            tokens: f64::from(per_second.max(1)),
-            last_ms: 0,
+            rate,
+            bucket: Bucket::full(rate, 0),
         }
     }
 
     /// Takes a token at `now_ms` if one is left.
     pub fn take(&mut self, now_ms: u64) -> bool {
-        let dt = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
-        self.last_ms = self.last_ms.max(now_ms);
-        self.tokens = (self.tokens + dt * self.per_second).min(self.per_second);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.take(self.rate, now_ms)
     }
 }
 

@@ -6,12 +6,13 @@
 //! it, so each bucket holds the shard's share of the configured limit (rounded up). No lock, no
 //! cross-shard traffic; a source's limit is exact to within one client per shard.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::net::Ipv4Addr;
 
 use provd_config::SourceLimit;
 use provd_lease::ClientKey;
+use provd_limit::{Rate, TOKEN};
 
 /// Sources a shard keeps a bucket for; past it, full (idle) buckets are dropped, then all.
 const MAX_SOURCES: usize = 65_536;
@@ -19,66 +20,30 @@ const MAX_SOURCES: usize = 65_536;
 /// bounded scan.
 const MAX_REUSE_SCAN: usize = 256;
 
-/// A token bucket per source, in thousandths of a client.
+/// A token bucket per source holding the shard's share of the configured limit (in
+/// thousandths of a client, so a share below one a second is exact); the clock is in seconds.
 #[derive(Debug)]
-pub(crate) struct Buckets<K> {
-    /// Per shard, in milli-clients: capacity and refill per second. Capacity 0: no limit.
-    capacity: u64,
-    refill: u64,
-    map: HashMap<K, Bucket>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    milli: u64,
-    at: u32,
-}
+pub(crate) struct Buckets<K>(provd_limit::Buckets<K>);
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
     pub(crate) fn new(limit: SourceLimit, shards: u32) -> Self {
         let shards = u64::from(shards.max(1));
-        Buckets {
-            capacity: u64::from(limit.burst).div_ceil(shards) * 1000,
-            refill: u64::from(limit.per_sec) * 1000 / shards,
-            map: HashMap::new(),
-        }
+        let rate = Rate {
+            // Capacity 0 (burst 0): no limit.
+            capacity: u64::from(limit.burst).div_ceil(shards) * TOKEN,
+            refill: u64::from(limit.per_sec) * TOKEN / shards,
+        };
+        Buckets(provd_limit::Buckets::new(rate, MAX_SOURCES))
     }
 
     /// Takes one client from `key`'s bucket at `now`; false when it is empty.
     pub(crate) fn take(&mut self, key: &K, now: u32) -> bool {
-        if self.capacity == 0 {
-            return true;
-        }
-        let (capacity, refill) = (self.capacity, self.refill);
-        let level = |b: &Bucket| {
-            let dt = u64::from(now.saturating_sub(b.at));
-            (b.milli + dt * refill).min(capacity)
-        };
-        if !self.map.contains_key(key) && self.map.len() >= MAX_SOURCES {
-            self.map.retain(|_, b| level(b) < capacity);
-            if self.map.len() >= MAX_SOURCES {
-                self.map.clear();
-            }
-        }
-        let b = self.map.entry(key.clone()).or_insert(Bucket {
-            milli: capacity,
-            at: now,
-        });
-        let milli = level(b);
-        if milli < 1000 {
-            *b = Bucket { milli, at: now };
-            return false;
-        }
-        *b = Bucket {
-            milli: milli - 1000,
-            at: now,
-        };
-        true
+        self.0.take(key, u64::from(now))
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.0.len()
     }
 }
 

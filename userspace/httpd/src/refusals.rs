@@ -3,9 +3,10 @@
 //! enumerating devices costs it time. Only refusals spend; a device fetching its own profile
 //! never does.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+
+use provd_limit::{Buckets, Rate};
 
 /// Refusals a source may have at once, and how many come back a second.
 pub const REFUSALS_BURST: u32 = 20;
@@ -13,43 +14,30 @@ pub const REFUSALS_PER_SEC: u32 = 1;
 /// Sources remembered; past it, those with a full budget are forgotten, then all.
 const MAX_SOURCES: usize = 65_536;
 
-#[derive(Debug, Default)]
-pub(crate) struct Refusals {
-    /// Source → (refusals left, unix seconds of the last update).
-    map: Mutex<HashMap<IpAddr, (u32, u64)>>,
-}
+/// Each source's refusals left (the clock in unix seconds).
+#[derive(Debug)]
+pub(crate) struct Refusals(Mutex<Buckets<IpAddr>>);
 
-fn level((left, at): (u32, u64), now: u64) -> u32 {
-    let back = now
-        .saturating_sub(at)
-        .saturating_mul(u64::from(REFUSALS_PER_SEC));
-    u32::try_from(u64::from(left).saturating_add(back))
-        .unwrap_or(u32::MAX)
-        .min(REFUSALS_BURST)
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals(Mutex::new(Buckets::new(
+            Rate::per_sec(REFUSALS_BURST, REFUSALS_PER_SEC),
+            MAX_SOURCES,
+        )))
+    }
 }
 
 impl Refusals {
     /// Whether `src` has spent its budget (it is then answered 429 whatever it asks).
     pub(crate) fn exhausted(&self, src: IpAddr, now: u64) -> bool {
-        let Ok(map) = self.map.lock() else {
-            return false;
-        };
-        map.get(&src).is_some_and(|b| level(*b, now) == 0)
+        self.0.lock().is_ok_and(|b| b.empty(&src, now))
     }
 
     /// One refusal of `src`.
     pub(crate) fn spend(&self, src: IpAddr, now: u64) {
-        let Ok(mut map) = self.map.lock() else {
-            return;
-        };
-        if !map.contains_key(&src) && map.len() >= MAX_SOURCES {
-            map.retain(|_, b| level(*b, now) < REFUSALS_BURST);
-            if map.len() >= MAX_SOURCES {
-                map.clear();
-            }
+        if let Ok(mut b) = self.0.lock() {
+            b.take(&src, now);
         }
-        let b = map.entry(src).or_insert((REFUSALS_BURST, now));
-        *b = (level(*b, now).saturating_sub(1), now);
     }
 }
 

@@ -1,50 +1,24 @@
 //! Per-source token buckets for the UDP roles that answer anyone (time, syslog): one address
 //! cannot take more than its share, whatever it sends or forges.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
+
+use provd_limit::{Buckets, Rate};
 
 /// Per-source token buckets, sans-IO (the caller's clock in milliseconds): `rate` a second and
 /// `burst` at once per address, over a bounded table (past `max_sources`, buckets that are
 /// full again are swept, then all).
 #[derive(Debug)]
-pub struct SourceLimit {
-    /// Milli-tokens added per millisecond = answers per second.
-    rate: u64,
-    burst_milli: u64,
-    max_sources: usize,
-    buckets: HashMap<Ipv4Addr, (u64, u64)>,
-}
+pub struct SourceLimit(Buckets<Ipv4Addr>);
 
 impl SourceLimit {
     pub fn new(rate: u32, burst: u32, max_sources: usize) -> Self {
-        SourceLimit {
-            rate: u64::from(rate),
-            burst_milli: u64::from(burst.max(1)) * 1000,
-            max_sources: max_sources.max(1),
-            buckets: HashMap::new(),
-        }
+        SourceLimit(Buckets::new(Rate::per_ms(burst.max(1), rate), max_sources))
     }
 
     /// Whether `ip` may have one more answer at `now_ms`; takes it if so.
     pub fn allow(&mut self, ip: Ipv4Addr, now_ms: u64) -> bool {
-        if self.buckets.len() >= self.max_sources && !self.buckets.contains_key(&ip) {
-            let (rate, full) = (self.rate, self.burst_milli);
-            self.buckets
-                .retain(|_, (tokens, at)| *tokens + now_ms.saturating_sub(*at) * rate < full);
-            if self.buckets.len() >= self.max_sources {
-                self.buckets.clear();
-            }
-        }
-        let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst_milli, now_ms));
-        *tokens = (*tokens + now_ms.saturating_sub(*at) * self.rate).min(self.burst_milli);
-        *at = now_ms;
-        if *tokens >= 1000 {
-            *tokens -= 1000;
-            true
-        } else {
-            false
-        }
+        self.0.take(&ip, now_ms)
     }
 }
 
@@ -71,7 +45,7 @@ mod tests {
         let mut l = SourceLimit::new(5, 10, 64);
         for i in 0..10_000u32 {
             assert!(l.allow(Ipv4Addr::from(i), u64::from(i)));
-            assert!(l.buckets.len() <= 64);
+            assert!(l.0.len() <= 64);
         }
     }
 }
