@@ -125,6 +125,34 @@ async fn api(router: &Router, method: &str, path: &str, body: Option<Value>) -> 
     send(router, req.unwrap()).await
 }
 
+/// An ACS without authentication, and its CWMP and task API routers.
+fn open_acs(dir: &Path) -> (Arc<Acsd>, Router, Router) {
+    let acsd = acsd(dir, r#"auth = "none""#);
+    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    (acsd, cwmp_r, api_r)
+}
+
+/// Device `serial`'s boot Inform from `peer`, with no cookie and no credentials.
+async fn boot_inform(router: &Router, peer: &Peer, serial: &str) -> Reply {
+    cwmp(
+        router,
+        peer,
+        None,
+        None,
+        inform(serial, "http://198.18.0.10:7547/"),
+    )
+    .await
+}
+
+/// A GetParameterValues of the uptime queued for device `serial` through the task API.
+async fn queue_uptime(router: &Router, serial: &str) -> Reply {
+    let task = json!({"method": "GetParameterValues", "names": ["Device.DeviceInfo.UpTime"]});
+    let path = format!("/api/devices/00D09E-SIM-{serial}/tasks");
+    let r = api(router, "POST", &path, Some(task)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r
+}
+
 fn inform(serial: &str, cr_url: &str) -> String {
     let i = Inform::simulated("00D09E", "SIM", serial, "1 BOOT", cr_url.into());
     Envelope::new(Version::V1_2, Some("1".into()), Rpc::Inform(Box::new(i))).to_xml()
@@ -137,19 +165,11 @@ fn answer(id: Option<String>, rpc: Rpc) -> String {
 #[tokio::test]
 async fn an_inform_session_runs_to_its_end_and_picks_up_a_queued_task() {
     let dir = tempfile::tempdir().unwrap();
-    let acsd = acsd(dir.path(), r#"auth = "none""#);
-    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    let (acsd, cwmp_r, api_r) = open_acs(dir.path());
     let cpe = peer(40000);
 
     // First session: Inform, InformResponse with a cookie; the empty POST ends it (204).
-    let r = cwmp(
-        &cwmp_r,
-        &cpe,
-        None,
-        None,
-        inform("SN1", "http://198.18.0.10:7547/"),
-    )
-    .await;
+    let r = boot_inform(&cwmp_r, &cpe, "SN1").await;
     assert!(matches!(r.rpc(), Rpc::InformResponse { .. }), "{}", r.body);
     let cookie = r.cookie();
     assert!(cookie.starts_with("provd_session="), "{cookie}");
@@ -161,25 +181,10 @@ async fn an_inform_session_runs_to_its_end_and_picks_up_a_queued_task() {
 
     // A task queued through the API goes out on the device's next session, found this time by
     // its connection (the CPE keeps no cookie), and its answer is filed.
-    let task = json!({"method": "GetParameterValues", "names": ["Device.DeviceInfo.UpTime"]});
-    let r = api(
-        &api_r,
-        "POST",
-        "/api/devices/00D09E-SIM-SN1/tasks",
-        Some(task),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = queue_uptime(&api_r, "SN1").await;
     let id = r.json()["task"].as_u64().unwrap();
     let cpe = peer(40001);
-    let r = cwmp(
-        &cwmp_r,
-        &cpe,
-        None,
-        None,
-        inform("SN1", "http://198.18.0.10:7547/"),
-    )
-    .await;
+    let r = boot_inform(&cwmp_r, &cpe, "SN1").await;
     assert!(matches!(r.rpc(), Rpc::InformResponse { .. }));
     let r = cwmp(&cwmp_r, &cpe, None, None, String::new()).await;
     let req = Envelope::parse(r.body.as_bytes(), &Limits::default()).unwrap();
@@ -214,27 +219,11 @@ async fn an_inform_session_runs_to_its_end_and_picks_up_a_queued_task() {
 #[tokio::test]
 async fn a_new_connection_from_the_same_address_and_port_is_not_the_session() {
     let dir = tempfile::tempdir().unwrap();
-    let acsd = acsd(dir.path(), r#"auth = "none""#);
-    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    let (_acsd, cwmp_r, api_r) = open_acs(dir.path());
     let device = peer(40010);
-    let r = cwmp(
-        &cwmp_r,
-        &device,
-        None,
-        None,
-        inform("SN9", "http://198.18.0.10:7547/"),
-    )
-    .await;
+    let r = boot_inform(&cwmp_r, &device, "SN9").await;
     assert!(matches!(r.rpc(), Rpc::InformResponse { .. }));
-    let task = json!({"method": "GetParameterValues", "names": ["Device.DeviceInfo.UpTime"]});
-    let r = api(
-        &api_r,
-        "POST",
-        "/api/devices/00D09E-SIM-SN9/tasks",
-        Some(task),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    queue_uptime(&api_r, "SN9").await;
     // The same address and port, another connection, no cookie: the empty POST that would
     // draw the queued RPC.
     let other = Peer {
@@ -608,17 +597,9 @@ fn the_role_serves_on_its_sockets_and_writes_its_snapshot_when_it_stops() {
 #[tokio::test]
 async fn an_spv_with_genieacs_type_spelling_is_accepted_and_reaches_the_wire() {
     let dir = tempfile::tempdir().unwrap();
-    let acsd = acsd(dir.path(), r#"auth = "none""#);
-    let (cwmp_r, api_r) = (acsd.cwmp_router(), acsd.task_api_router());
+    let (_acsd, cwmp_r, api_r) = open_acs(dir.path());
     let cpe = peer(40100);
-    let r = cwmp(
-        &cwmp_r,
-        &cpe,
-        None,
-        None,
-        inform("SPV1", "http://198.18.0.10:7547/"),
-    )
-    .await;
+    let r = boot_inform(&cwmp_r, &cpe, "SPV1").await;
     assert!(matches!(r.rpc(), Rpc::InformResponse { .. }), "{}", r.body);
     let r = cwmp(&cwmp_r, &cpe, None, None, String::new()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
@@ -638,14 +619,7 @@ async fn an_spv_with_genieacs_type_spelling_is_accepted_and_reaches_the_wire() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
     let cpe = peer(40101);
-    let r = cwmp(
-        &cwmp_r,
-        &cpe,
-        None,
-        None,
-        inform("SPV1", "http://198.18.0.10:7547/"),
-    )
-    .await;
+    let r = boot_inform(&cwmp_r, &cpe, "SPV1").await;
     assert!(matches!(r.rpc(), Rpc::InformResponse { .. }), "{}", r.body);
     let r = cwmp(&cwmp_r, &cpe, None, None, String::new()).await;
     assert!(
