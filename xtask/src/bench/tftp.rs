@@ -24,6 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::e2e::tftp::pseudo_random;
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Child, Provd, cmd};
 
@@ -593,20 +594,6 @@ fn file_sizes(reference: &Path, names: &[String]) -> Result<(u64, u64)> {
         range = (range.0.min(len), range.1.max(len));
     }
     Ok(range)
-}
-
-/// Deterministic bytes (xorshift64*).
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A file's SHA-1 as coreutils' `sha1sum` computes it.

@@ -49,7 +49,7 @@ pub(crate) mod http;
 mod mta;
 mod package;
 mod subject;
-mod tftp;
+pub(crate) mod tftp;
 mod ui;
 
 use std::panic::AssertUnwindSafe;

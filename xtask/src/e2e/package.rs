@@ -624,16 +624,7 @@ fn serve_notify_watchdog(ctx: &Ctx, dir: &Path) -> Result<()> {
     );
     drop(client);
     let leases = cmd::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                &unit.user,
-                "--regid",
-                &unit.user,
-                "--init-groups",
-                "--",
-            ])
-            .args([BIN_PATH, "leases", "--config", CONFIG_PATH]),
+        as_user(&unit.user).args([BIN_PATH, "leases", "--config", CONFIG_PATH]),
         Duration::from_secs(30),
     )?;
     let table = provd_rig::leases::parse_provd(&leases)?;
@@ -754,6 +745,13 @@ relays = [\"198.18.4.2\"]
     start = \"198.19.0.10\"
     end = \"198.19.255.250\"
 ";
+/// A command run as `user` with its groups (setpriv), as the unit runs provd's own commands.
+fn as_user(user: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", user, "--regid", user, "--init-groups", "--"]);
+    c
+}
+
 /// The operator's ACS, so that a task queued before the upgrade can be looked for after it.
 const ACS_SECTION: &str = "
 [acs]
@@ -803,8 +801,7 @@ fn queue_task_before_upgrade(
     user: &str,
 ) -> Result<(String, String, Vec<serde_json::Value>)> {
     let out = cmd::run(
-        Command::new("setpriv")
-            .args(["--reuid", user, "--regid", user, "--init-groups", "--"])
+        as_user(user)
             .args([BIN_PATH, "token", "create", "--config", CONFIG_PATH])
             .args(["--name", "e2e-package", "--role", "operator"]),
         Duration::from_secs(30),
@@ -975,16 +972,7 @@ fn upgrade_under_load(ctx: &Ctx, dir: &Path) -> Result<()> {
         .max()
         .unwrap_or_default();
     let table = provd_rig::leases::parse_provd(&cmd::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                &unit.user,
-                "--regid",
-                &unit.user,
-                "--init-groups",
-                "--",
-            ])
-            .args([BIN_PATH, "leases", "--config", CONFIG_PATH]),
+        as_user(&unit.user).args([BIN_PATH, "leases", "--config", CONFIG_PATH]),
         Duration::from_secs(60),
     )?)?;
     let check = provd_rig::leases::check_table(&acked, &table);

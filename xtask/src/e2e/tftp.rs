@@ -131,7 +131,7 @@ fn note(msg: impl AsRef<str>) {
 // Fixtures: the TFTP root and what lies outside it.
 
 /// Deterministic bytes (xorshift64*), so a failure can be reproduced byte for byte.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

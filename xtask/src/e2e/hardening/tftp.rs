@@ -33,6 +33,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::e2e::tftp::pseudo_random;
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Netns, Provd, VethPair, cmd};
 
@@ -88,20 +89,6 @@ pub fn scenarios() -> Scenarios<Ctx> {
 
 fn note(msg: impl AsRef<str>) {
     eprintln!("  {}", msg.as_ref());
-}
-
-/// Deterministic bytes (xorshift64*).
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        out.extend_from_slice(&s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// The three namespaces, their links and provd. Fields drop in order: provd first, then the
