@@ -33,6 +33,8 @@ mod io;
 mod mta;
 mod packet;
 mod run;
+mod storm;
+mod sys;
 mod tftp;
 mod tls;
 mod verify;
@@ -68,6 +70,9 @@ enum Cmd {
     Tftp(TftpArgs),
     /// A fleet of simulated PacketCable MTAs, each through a whole HYBRID.2 flow.
     Mta(MtaArgs),
+    /// A region's power comes back: cable modems and eMTAs behind simulated CMTSs, each
+    /// through its whole boot (see `storm/mod.rs`).
+    Storm(StormArgs),
     /// New mutual-TLS handshakes (rustls clients, resumption off), as fast as they go.
     Tls(TlsArgs),
 }
@@ -292,6 +297,86 @@ struct MtaArgs {
     blksize: Option<u16>,
 }
 
+#[derive(Args, Debug)]
+struct StormArgs {
+    /// The provisioning server: relayed DHCP goes to its port 67; TFTP, time, syslog and SNMP
+    /// go where the ACKs say.
+    #[arg(long)]
+    server: Ipv4Addr,
+    /// giaddr of the first CMTS's modems; CMTS k relays its modems from BASE + 2k and its MTAs
+    /// from BASE + 2k + 1 (all local to this host).
+    #[arg(long)]
+    relay_base: Ipv4Addr,
+    /// Simulated CMTSs.
+    #[arg(long, default_value_t = 20)]
+    relays: u32,
+    #[arg(long, default_value_t = 1000)]
+    cms: u32,
+    /// MTA k is modem k's embedded MTA.
+    #[arg(long, default_value_t = 1000)]
+    mtas: u32,
+    /// Power-on times spread uniformly over this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    spread_ms: u64,
+    /// Devices not online this many seconds after the first power-on are lost.
+    #[arg(long, default_value_t = 120.0)]
+    deadline_s: f64,
+    /// The CMTS shared secret the modems check their file's CMTS MIC with.
+    #[arg(long)]
+    shared_secret: String,
+    /// Community of the MTAs' INFORMs.
+    #[arg(long, default_value = "private")]
+    community: String,
+    /// Community a SET must carry to be taken.
+    #[arg(long, default_value = "private")]
+    set_community: String,
+    #[arg(long, default_value_t = 161)]
+    agent_port: u16,
+    /// Second byte of the modems' MACs (the MTAs' is one more).
+    #[arg(long, default_value_t = 0x5c)]
+    salt: u8,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write devices online over time here (CSV: t_s,cm_online,mta_online).
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+    /// Write every device not online at the deadline here (MAC, kind, phase).
+    #[arg(long)]
+    lost: Option<PathBuf>,
+}
+
+fn storm_config(a: StormArgs) -> Result<storm::Config> {
+    anyhow::ensure!(
+        a.relays >= 1 && a.relays <= storm::MAX_RELAYS,
+        "--relays must be in 1..={}",
+        storm::MAX_RELAYS
+    );
+    let base = u32::from(a.relay_base);
+    let cmtss = (0..a.relays)
+        .map(|k| storm::Cmts {
+            cm_giaddr: Ipv4Addr::from(base.wrapping_add(2 * k)),
+            mta_giaddr: Ipv4Addr::from(base.wrapping_add(2 * k + 1)),
+        })
+        .collect();
+    Ok(storm::Config {
+        server: a.server,
+        cmtss,
+        cms: a.cms,
+        mtas: a.mtas,
+        spread: Duration::from_millis(a.spread_ms),
+        deadline: seconds(a.deadline_s, "--deadline-s")?,
+        shared_secret: a.shared_secret,
+        community: a.community,
+        set_community: a.set_community,
+        agent_port: a.agent_port,
+        salt: a.salt,
+        seed: a.seed,
+        tftp: tftp::packet::RequestOptions::default(),
+        timeline: a.timeline,
+        lost_file: a.lost,
+    })
+}
+
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     mta::msg::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address"))
 }
@@ -402,6 +487,18 @@ fn real_main() -> Result<ExitCode> {
         }
         Some(Cmd::Mta(a)) => {
             let report = mta::run(mta_config(a)?)?;
+            eprintln!("{}", report.detail());
+            println!("{}", report.line());
+            Ok(if report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Cmd::Storm(a)) => {
+            let cfg = storm_config(a)?;
+            let report = storm::run(cfg.clone())?;
+            storm::write_files(&cfg, &report)?;
             eprintln!("{}", report.detail());
             println!("{}", report.line());
             Ok(if report.all_ok() {

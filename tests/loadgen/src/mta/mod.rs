@@ -26,12 +26,13 @@ pub mod msg;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::hist::Histogram;
+use crate::sys::{Epoll, cpu_time, ensure_open_files, set_buffers};
 use crate::tftp::packet::RequestOptions;
 use flow::{Failure, Flow, FlowSetup, Progress};
 use msg::Identity;
@@ -605,127 +606,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// An epoll set: level-triggered, readable, with a u64 token per descriptor.
-#[derive(Debug)]
-struct Epoll(OwnedFd);
-
-impl Epoll {
-    fn new() -> Result<Epoll> {
-        // SAFETY: plain syscall; the descriptor it returns is owned by the OwnedFd below.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("epoll_create1");
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn add(&self, fd: RawFd, token: u64) -> Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: both descriptors are open; `ev` is a valid epoll_event for the call.
-        let r =
-            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
-        if r < 0 {
-            return Err(io::Error::last_os_error()).context("epoll_ctl(ADD)");
-        }
-        Ok(())
-    }
-
-    /// Waits up to `timeout` (rounded up to a millisecond) for readable descriptors.
-    fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> Result<usize> {
-        let ms = timeout.as_micros().div_ceil(1000).min(1000) as i32;
-        // SAFETY: `events` is a valid, exclusively borrowed array of the length given.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.0.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len().min(i32::MAX as usize) as i32,
-                ms,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(0);
-            }
-            return Err(e).context("epoll_wait");
-        }
-        Ok(n as usize)
-    }
-}
-
-/// Sets a socket's receive and send buffers to `bytes`, past the system limits when allowed
-/// (root), else as far as they let it; best effort.
-fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
-    let set = |opt: libc::c_int| {
-        // SAFETY: the descriptor is open; the value is a valid c_int of the length given.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&raw const bytes).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        if !set(force) {
-            set(plain);
-        }
-    }
-}
-
-/// User + system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes one rusage into the valid, exclusively borrowed `ru`.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::new(
-            t.tv_sec.max(0) as u64,
-            (t.tv_usec.clamp(0, 999_999) as u32) * 1000,
-        )
-    };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// Raises the soft open-files limit to `need` if the hard limit allows.
-fn ensure_open_files(need: u64) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
-        return Err(io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-    }
-    if lim.rlim_cur >= need {
-        return Ok(());
-    }
-    if lim.rlim_max < need {
-        bail!(
-            "--concurrency needs {need} open files, the hard limit is {}",
-            lim.rlim_max
-        );
-    }
-    lim.rlim_cur = need;
-    // SAFETY: setrlimit reads one valid rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
-        return Err(io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -231,7 +231,6 @@ pub fn tftp_url(url: &[u8]) -> Option<(SocketAddrV4, String)> {
 }
 
 /// The 12 lower-case hex digits of a MAC.
-#[cfg(test)]
 pub fn mac12(mac: [u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,892 @@
+//! `provd-loadgen storm`: a region's power comes back. A fleet of cable modems and their
+//! embedded MTAs, behind simulated CMTSs, powers on within `--spread-ms` and each device runs
+//! its whole boot against the server's real ports with the real retry timing (see `device.rs`
+//! and `dhcp.rs`), until every device is online or the deadline passes.
+//!
+//! One thread drives everything through epoll: per CMTS two relay sockets (the modems' giaddr
+//! and the MTAs'), bound to `GIADDR:67` where the relayed replies come back; one socket per
+//! device from its ACK until it is online, bound to its leased address (the harness routes the
+//! client network to this host as local, so every leased address can be bound); and one agent
+//! socket on `0.0.0.0:161` that answers the server's SETs from the MTA's own address and hands
+//! them to the MTA the URL names.
+//!
+//! The last line printed is
+//!
+//! `RESULT storm devices=N cms=N mtas=N online=N lost=N all_online_s=S cm_p50_s=… cm_p90_s=…
+//! cm_p99_s=… cm_max_s=… mta_p50_s=… mta_p90_s=… mta_p99_s=… mta_max_s=… tftp_refused=N
+//! double_allocations=N dhcp_resends=N naks=N file_retries=N flow_retries=N setbacks=N`
+//!
+//! where the times count from each device's power-on, `all_online_s` from the first power-on
+//! to the last device online (`never` when some were lost), `setbacks` counts every failed step
+//! a device had to retry (by reason on stderr), and `double_allocations` the ACKs that gave an
+//! address another device of the run already held. Exit status 0 iff every device came online
+//! and no address was given twice.
+
+pub mod device;
+pub mod dhcp;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::fmt::Write as _;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::hist::Histogram;
+use crate::mta::msg;
+use crate::packet::client_mac;
+use crate::sys::{Epoll, cpu_time, ensure_open_files, send_from, set_buffers};
+use crate::tftp::packet::RequestOptions;
+use device::{Device, Effects, Kind, Phase, Shared};
+use dhcp::Relay;
+
+/// The most devices one run may hold (an xid names its device in 20 bits).
+pub const MAX_DEVICES: u32 = dhcp::MAX_DEVICES;
+pub const MAX_RELAYS: u32 = 1000;
+const AGENT_TOKEN: u64 = u64::MAX;
+const RELAY_TOKEN_BASE: u64 = 1 << 40;
+/// Relay and agent sockets take every burst of the storm.
+const BIG_BUFFER: libc::c_int = 32 << 20;
+/// Option 60 of the modems and the MTAs.
+const CM_VENDOR_CLASS: &[u8] =
+    b"docsis3.0:053501010102010203010104010105010106010107010f0110011201130114011501";
+const MTA_VENDOR_CLASS: &[u8] = b"pktc1.5:051a0101010201020301000401010901000b02060910010912020007";
+/// What the modems ask for: mask, time offset, router, time server, log server, and 122 for the
+/// MTA's sake; the MTAs: mask, router, DNS, domain, 122.
+const CM_PARAMS: &[u8] = &[1, 2, 3, 4, 7, 51, 54, 122];
+const MTA_PARAMS: &[u8] = &[1, 3, 6, 15, 51, 54, 122];
+/// Resolution of the online-over-time series.
+const TIMELINE_STEP: Duration = Duration::from_millis(250);
+/// Lost devices named on stderr (all of them go to `--lost FILE`).
+const LOST_SHOWN: usize = 20;
+
+/// A small, fast, seeded generator (xorshift64*): jitter and power-on times.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `0..n` (n > 0), bias below 2^-32 for the sizes used here.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next() >> 32) * u128::from(n)) >> 32) as u64
+    }
+}
+
+/// One simulated CMTS: the giaddr its modems are relayed from, and its MTAs'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cmts {
+    pub cm_giaddr: Ipv4Addr,
+    pub mta_giaddr: Ipv4Addr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The DHCP server (relayed requests go to its port 67).
+    pub server: Ipv4Addr,
+    pub cmtss: Vec<Cmts>,
+    pub cms: u32,
+    /// MTA k is the embedded MTA of modem k (same CMTS; 82.2 is the modem's MAC) while there
+    /// are modems; the rest stand alone.
+    pub mtas: u32,
+    /// Power-on times are spread uniformly over this.
+    pub spread: Duration,
+    /// From the first power-on; devices not online by then are lost.
+    pub deadline: Duration,
+    pub shared_secret: String,
+    pub community: String,
+    pub set_community: String,
+    pub agent_port: u16,
+    /// Second byte of every MAC: modems `02:<salt>:…`, MTAs `02:<salt+1>:…`.
+    pub salt: u8,
+    pub seed: u64,
+    pub tftp: RequestOptions,
+    pub timeline: Option<PathBuf>,
+    pub lost_file: Option<PathBuf>,
+}
+
+impl Config {
+    fn check(&self) -> Result<()> {
+        let n = u64::from(self.cms) + u64::from(self.mtas);
+        if n == 0 || n > u64::from(MAX_DEVICES) {
+            bail!("--cms + --mtas must be in 1..={MAX_DEVICES}");
+        }
+        if self.cmtss.is_empty() || self.cmtss.len() > MAX_RELAYS as usize {
+            bail!("--relays must be in 1..={MAX_RELAYS}");
+        }
+        if self.deadline.is_zero() || self.deadline > Duration::from_secs(3600) {
+            bail!("--deadline-s must be in (0, 3600]");
+        }
+        if self.spread > self.deadline {
+            bail!("--spread-ms must not exceed the deadline");
+        }
+        if self.shared_secret.is_empty() || self.community.is_empty() {
+            bail!("--shared-secret and --community must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// A reason some devices had to retry, with how many times and the first device's MAC.
+#[derive(Debug, Clone)]
+pub struct Reason {
+    pub count: u64,
+    pub first_mac: [u8; 6],
+}
+
+/// What one storm measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cms: u32,
+    pub mtas: u32,
+    pub online_cm: u32,
+    pub online_mta: u32,
+    /// First power-on to the last device online.
+    pub last_online: Option<Duration>,
+    /// Power-on to online, milliseconds.
+    pub cm_ms: Histogram,
+    pub mta_ms: Histogram,
+    /// Per type, devices that reached: DHCP offer, ACK, file (MTA: SET), second step (modem:
+    /// time; MTA: file), online.
+    pub funnel: BTreeMap<Kind, [u32; 5]>,
+    pub dhcp_resends: u64,
+    pub naks: u64,
+    pub dhcp_restarts: u64,
+    pub file_retries: u64,
+    pub flow_retries: u64,
+    pub redhcp: u64,
+    pub setbacks: u64,
+    pub tftp_refused: u64,
+    pub double_allocations: u64,
+    pub reasons: BTreeMap<String, Reason>,
+    /// Devices not online at the deadline: MAC, kind, phase.
+    pub lost: Vec<([u8; 6], Kind, Phase)>,
+    pub sets_answered: u64,
+    pub sets_unknown: u64,
+    pub agent_rejected: u64,
+    pub stray_replies: u64,
+    pub datagrams_sent: u64,
+    pub datagrams_received: u64,
+    pub send_errors: u64,
+    pub recv_errors: u64,
+    pub socket_errors: u64,
+    pub wall: Duration,
+    pub cpu: Duration,
+    /// Online devices per [`TIMELINE_STEP`], cumulative: (t, modems, MTAs).
+    pub timeline: Vec<(f64, u32, u32)>,
+}
+
+fn s(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+impl Report {
+    pub fn devices(&self) -> u32 {
+        self.cms + self.mtas
+    }
+    pub fn online(&self) -> u32 {
+        self.online_cm + self.online_mta
+    }
+    pub fn all_ok(&self) -> bool {
+        self.online() == self.devices() && self.double_allocations == 0
+    }
+
+    pub fn line(&self) -> String {
+        let all = match self.last_online {
+            Some(d) if self.online() == self.devices() => format!("{:.3}", d.as_secs_f64()),
+            _ => "never".into(),
+        };
+        format!(
+            "RESULT storm devices={} cms={} mtas={} online={} lost={} all_online_s={all} \
+             cm_p50_s={:.3} cm_p90_s={:.3} cm_p99_s={:.3} cm_max_s={:.3} mta_p50_s={:.3} \
+             mta_p90_s={:.3} mta_p99_s={:.3} mta_max_s={:.3} tftp_refused={} \
+             double_allocations={} dhcp_resends={} naks={} file_retries={} flow_retries={} \
+             setbacks={}",
+            self.devices(),
+            self.cms,
+            self.mtas,
+            self.online(),
+            self.devices() - self.online(),
+            s(self.cm_ms.quantile(0.5)),
+            s(self.cm_ms.quantile(0.9)),
+            s(self.cm_ms.quantile(0.99)),
+            s(self.cm_ms.max()),
+            s(self.mta_ms.quantile(0.5)),
+            s(self.mta_ms.quantile(0.9)),
+            s(self.mta_ms.quantile(0.99)),
+            s(self.mta_ms.max()),
+            self.tftp_refused,
+            self.double_allocations,
+            self.dhcp_resends,
+            self.naks,
+            self.file_retries,
+            self.flow_retries,
+            self.setbacks,
+        )
+    }
+
+    /// The funnel, the retries by reason, the lost devices and the I/O counters, for stderr.
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        for (kind, f) in &self.funnel {
+            let (third, fourth) = match kind {
+                Kind::Cm => ("file", "time"),
+                Kind::Mta => ("set", "file"),
+            };
+            let _ = writeln!(
+                out,
+                "storm funnel {}: powered={} offered={} acked={} {third}={} {fourth}={} online={}",
+                kind.name(),
+                match kind {
+                    Kind::Cm => self.cms,
+                    Kind::Mta => self.mtas,
+                },
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "storm retries: dhcp_resends={} naks={} dhcp_restarts={} file_retries={} \
+             flow_retries={} back_to_dhcp={} tftp_refused={}",
+            self.dhcp_resends,
+            self.naks,
+            self.dhcp_restarts,
+            self.file_retries,
+            self.flow_retries,
+            self.redhcp,
+            self.tftp_refused
+        );
+        for (why, r) in &self.reasons {
+            let _ = writeln!(
+                out,
+                "storm setback: {} x {why} (first: {})",
+                r.count,
+                msg::mac_colons(r.first_mac)
+            );
+        }
+        for (mac, kind, phase) in self.lost.iter().take(LOST_SHOWN) {
+            let _ = writeln!(
+                out,
+                "storm lost: {} {} in {}",
+                kind.name(),
+                msg::mac_colons(*mac),
+                phase.name()
+            );
+        }
+        if self.lost.len() > LOST_SHOWN {
+            let _ = writeln!(
+                out,
+                "storm lost: ... and {} more",
+                self.lost.len() - LOST_SHOWN
+            );
+        }
+        let _ = write!(
+            out,
+            "storm io: sent={} received={} send_errors={} recv_errors={} socket_errors={} \
+             sets_answered={} sets_unknown={} agent_rejected={} stray_replies={} wall_s={:.3} \
+             cpu_s={:.3}",
+            self.datagrams_sent,
+            self.datagrams_received,
+            self.send_errors,
+            self.recv_errors,
+            self.socket_errors,
+            self.sets_answered,
+            self.sets_unknown,
+            self.agent_rejected,
+            self.stray_replies,
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64()
+        );
+        out
+    }
+
+    /// `t_s,cm_online,mta_online` per [`TIMELINE_STEP`].
+    pub fn timeline_csv(&self) -> String {
+        let mut out = String::from("t_s,cm_online,mta_online\n");
+        for (t, c, m) in &self.timeline {
+            let _ = writeln!(out, "{t:.2},{c},{m}");
+        }
+        out
+    }
+}
+
+/// Counts of what the sockets did, apart from the report so sends can borrow it alone.
+#[derive(Debug, Default)]
+struct Io {
+    sent: u64,
+    send_errors: u64,
+}
+
+fn send_counted(sock: &UdpSocket, to: SocketAddrV4, bytes: &[u8], io: &mut Io) {
+    match sock.send_to(bytes, to) {
+        Ok(_) => io.sent += 1,
+        Err(_) => io.send_errors += 1,
+    }
+}
+
+struct Engine {
+    cfg: Config,
+    shared: Shared,
+    /// Index `2 * cmts + (0 modems | 1 MTAs)`.
+    relays: Vec<Relay>,
+    relay_socks: Vec<UdpSocket>,
+    agent: UdpSocket,
+    epoll: Epoll,
+    devices: Vec<Device>,
+    socks: Vec<Option<UdpSocket>>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    armed: Vec<Option<Instant>>,
+    /// MTA MAC → device, for the SETs.
+    by_mac: HashMap<[u8; 6], u32>,
+    /// Leased address → device holding it.
+    holders: HashMap<Ipv4Addr, u32>,
+    rng: Rng,
+    io: Io,
+    r: Report,
+    t0: Instant,
+}
+
+pub fn run(cfg: Config) -> Result<Report> {
+    cfg.check()?;
+    let n = cfg.cms + cfg.mtas;
+    // A socket per device at most, and the relays'.
+    ensure_open_files(u64::from(n) + 2 * cfg.cmtss.len() as u64 + 64)?;
+    let epoll = Epoll::new()?;
+    let mut relays = Vec::with_capacity(cfg.cmtss.len() * 2);
+    let mut relay_socks = Vec::with_capacity(cfg.cmtss.len() * 2);
+    for (k, c) in cfg.cmtss.iter().enumerate() {
+        for (giaddr, ifname) in [(c.cm_giaddr, "cable1/0"), (c.mta_giaddr, "cable1/0.voice")] {
+            let sock = UdpSocket::bind(SocketAddrV4::new(giaddr, 67))
+                .with_context(|| format!("binding relay socket {giaddr}:67"))?;
+            sock.set_nonblocking(true)?;
+            set_buffers(&sock, BIG_BUFFER);
+            epoll.add(
+                sock.as_raw_fd(),
+                RELAY_TOKEN_BASE + relay_socks.len() as u64,
+            )?;
+            relay_socks.push(sock);
+            relays.push(Relay {
+                giaddr,
+                circuit_id: format!("cmts{}:{ifname}", k + 1).into_bytes(),
+            });
+        }
+    }
+    let agent_addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.agent_port);
+    let agent = UdpSocket::bind(agent_addr)
+        .with_context(|| format!("binding the MTA agent socket {agent_addr}"))?;
+    agent.set_nonblocking(true)?;
+    set_buffers(&agent, BIG_BUFFER);
+    epoll.add(agent.as_raw_fd(), AGENT_TOKEN)?;
+
+    let mut rng = Rng::new(cfg.seed);
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let spread_ms = cfg.spread.as_millis() as u64;
+    let mut devices = Vec::with_capacity(n as usize);
+    let ncmts = cfg.cmtss.len() as u32;
+    for k in 0..cfg.cms {
+        let mac = client_mac(cfg.salt, k);
+        let who = dhcp::Identity {
+            mac,
+            vendor_class: CM_VENDOR_CLASS,
+            remote_id: mac,
+            params: CM_PARAMS,
+        };
+        let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
+        devices.push(Device::new(
+            Kind::Cm,
+            k,
+            who,
+            (2 * (k % ncmts)) as usize,
+            at,
+        ));
+    }
+    for k in 0..cfg.mtas {
+        let mac = client_mac(cfg.salt.wrapping_add(1), k);
+        let remote_id = if k < cfg.cms {
+            client_mac(cfg.salt, k)
+        } else {
+            mac
+        };
+        let who = dhcp::Identity {
+            mac,
+            vendor_class: MTA_VENDOR_CLASS,
+            remote_id,
+            params: MTA_PARAMS,
+        };
+        let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
+        let index = cfg.cms + k;
+        devices.push(Device::new(
+            Kind::Mta,
+            index,
+            who,
+            (2 * (k % ncmts) + 1) as usize,
+            at,
+        ));
+    }
+    let by_mac = devices
+        .iter()
+        .filter(|d| d.kind == Kind::Mta)
+        .map(|d| (d.who.mac, d.index))
+        .collect();
+    let shared = Shared {
+        shared_secret: cfg.shared_secret.as_bytes().to_vec(),
+        community: cfg.community.as_bytes().to_vec(),
+        tftp: cfg.tftp,
+        // A modem's TFTP client: 1 s per packet, 3 resends per try (then the try failed and the
+        // backoff of `device.rs` applies).
+        tftp_timeout: Duration::from_secs(1),
+        tftp_retries: 3,
+        // PacketCable's SNMP INFORM timing: 1 s, 3 resends; a flow may take 60 s.
+        inform_timeout: Duration::from_secs(1),
+        inform_retries: 3,
+        flow_timeout: Duration::from_secs(60),
+    };
+    let mut e = Engine {
+        r: Report {
+            cms: cfg.cms,
+            mtas: cfg.mtas,
+            ..Report::default()
+        },
+        shared,
+        relays,
+        relay_socks,
+        agent,
+        epoll,
+        socks: (0..n).map(|_| None).collect(),
+        timers: BinaryHeap::with_capacity(n as usize * 2),
+        armed: vec![None; n as usize],
+        by_mac,
+        holders: HashMap::with_capacity(n as usize),
+        devices,
+        rng,
+        io: Io::default(),
+        t0,
+        cfg,
+    };
+    for i in 0..n {
+        e.rearm(i);
+    }
+    let cpu0 = cpu_time();
+    let wall0 = Instant::now();
+    e.run()?;
+    e.r.cpu = cpu_time().saturating_sub(cpu0);
+    e.r.wall = wall0.elapsed();
+    e.finish();
+    Ok(e.r)
+}
+
+impl Engine {
+    fn rearm(&mut self, i: u32) {
+        let next = self.devices[i as usize].next_timer();
+        if next != self.armed[i as usize] {
+            self.armed[i as usize] = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, i)));
+            }
+        }
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let end = self.t0 + self.cfg.deadline;
+        let total = self.cfg.cms + self.cfg.mtas;
+        let mut buf = vec![0u8; 65_536];
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+        loop {
+            let now = Instant::now();
+            while let Some(&Reverse((t, i))) = self.timers.peek() {
+                if t > now {
+                    break;
+                }
+                self.timers.pop();
+                if self.armed[i as usize] != Some(t) {
+                    continue;
+                }
+                self.armed[i as usize] = None;
+                self.tick(i, now);
+            }
+            if self.r.online() == total || now >= end {
+                return Ok(());
+            }
+            let next = self
+                .timers
+                .peek()
+                .map_or(end, |r| r.0.0)
+                .min(end)
+                .min(now + Duration::from_millis(50));
+            let n = self
+                .epoll
+                .wait(&mut events, next.saturating_duration_since(now))?;
+            for ev in &events[..n] {
+                let token = ev.u64;
+                match token {
+                    AGENT_TOKEN => self.drain_agent(&mut buf),
+                    t if t >= RELAY_TOKEN_BASE => {
+                        self.drain_relay((t - RELAY_TOKEN_BASE) as usize, &mut buf)
+                    }
+                    t => self.read_device(t as u32, &mut buf),
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, i: u32, now: Instant) {
+        let d = &mut self.devices[i as usize];
+        let io = &mut self.io;
+        let sock = self.socks[i as usize].as_ref();
+        let fx = d.on_tick(
+            &self.shared,
+            &self.relays,
+            now,
+            &mut self.rng,
+            &mut |to, b| {
+                if let Some(s) = sock {
+                    send_counted(s, to, b, io);
+                }
+            },
+        );
+        self.apply(i, fx, now);
+    }
+
+    /// Carries out what a device asked for, then re-arms its timer.
+    fn apply(&mut self, i: u32, fx: Effects, now: Instant) {
+        let d = &self.devices[i as usize];
+        if fx.dhcp
+            && let Some(c) = d.dhcp.as_ref()
+        {
+            send_counted(
+                &self.relay_socks[d.relay],
+                SocketAddrV4::new(self.cfg.server, 67),
+                &c.out,
+                &mut self.io,
+            );
+        }
+        for s in &fx.setbacks {
+            self.r.setbacks += 1;
+            if s.refused {
+                self.r.tftp_refused += 1;
+            }
+            let mac = d.who.mac;
+            self.r
+                .reasons
+                .entry(s.kind.clone())
+                .or_insert(Reason {
+                    count: 0,
+                    first_mac: mac,
+                })
+                .count += 1;
+        }
+        if fx.close {
+            self.socks[i as usize] = None;
+        }
+        if fx.online {
+            let d = &self.devices[i as usize];
+            let took = now.saturating_duration_since(d.boot);
+            let ms = took.as_millis().min(u128::from(u64::MAX)) as u64;
+            match d.kind {
+                Kind::Cm => {
+                    self.r.online_cm += 1;
+                    self.r.cm_ms.record(ms);
+                }
+                Kind::Mta => {
+                    self.r.online_mta += 1;
+                    self.r.mta_ms.record(ms);
+                }
+            }
+            self.r.last_online = Some(now.saturating_duration_since(self.t0));
+        }
+        if let Some(lease) = fx.bound {
+            self.bound(i, &lease, now);
+        }
+        self.rearm(i);
+    }
+
+    /// The ACK came: check no one else holds the address, open the socket, go on.
+    fn bound(&mut self, i: u32, lease: &dhcp::Lease, now: Instant) {
+        match self.holders.insert(lease.addr, i) {
+            Some(other) if other != i => {
+                self.r.double_allocations += 1;
+                let mac = self.devices[i as usize].who.mac;
+                let other_mac = self.devices[other as usize].who.mac;
+                self.r
+                    .reasons
+                    .entry(format!(
+                        "DOUBLE ALLOCATION of {} (also held by {})",
+                        lease.addr,
+                        msg::mac_colons(other_mac)
+                    ))
+                    .or_insert(Reason {
+                        count: 0,
+                        first_mac: mac,
+                    })
+                    .count += 1;
+            }
+            _ => {}
+        }
+        let sock = match UdpSocket::bind(SocketAddrV4::new(lease.addr, 0)).and_then(|s| {
+            s.set_nonblocking(true)?;
+            Ok(s)
+        }) {
+            Ok(s) => s,
+            Err(_) => {
+                // The harness did not route the client network here: the device can't go on.
+                self.r.socket_errors += 1;
+                return;
+            }
+        };
+        if self.epoll.add(sock.as_raw_fd(), u64::from(i)).is_err() {
+            self.r.socket_errors += 1;
+            return;
+        }
+        let io = &mut self.io;
+        let fx = self.devices[i as usize].begin(&self.shared, now, &mut |to, b| {
+            send_counted(&sock, to, b, io)
+        });
+        self.socks[i as usize] = Some(sock);
+        self.apply(i, fx, now);
+    }
+
+    fn drain_relay(&mut self, k: usize, buf: &mut [u8]) {
+        // Bounded so the timers and the other sockets get their turn in a burst.
+        for _ in 0..256 {
+            let n = match self.relay_socks[k].recv_from(buf) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.r.recv_errors += 1;
+                    continue;
+                }
+            };
+            self.r.datagrams_received += 1;
+            let Some(reply) = dhcp::read_reply(&buf[..n]) else {
+                self.r.stray_replies += 1;
+                continue;
+            };
+            let i = dhcp::Client::device_of(reply.xid);
+            if i >= self.cfg.cms + self.cfg.mtas {
+                self.r.stray_replies += 1;
+                continue;
+            }
+            let now = Instant::now();
+            let d = &mut self.devices[i as usize];
+            let relay = &self.relays[d.relay];
+            let fx = d.on_dhcp(&reply, relay, now, &mut self.rng);
+            self.apply(i, fx, now);
+        }
+    }
+
+    fn read_device(&mut self, i: u32, buf: &mut [u8]) {
+        let Some(sock) = self.socks.get(i as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let (n, from) = match sock.recv_from(buf) {
+            Ok((n, SocketAddr::V4(from))) => (n, from),
+            Ok(_) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                // ICMP errors (port unreachable while the server restarts) surface here.
+                self.r.recv_errors += 1;
+                return;
+            }
+        };
+        self.r.datagrams_received += 1;
+        let now = Instant::now();
+        let io = &mut self.io;
+        let fx = self.devices[i as usize].on_datagram(
+            &self.shared,
+            from,
+            &buf[..n],
+            now,
+            &mut |to, b| send_counted(sock, to, b, io),
+        );
+        self.apply(i, fx, now);
+    }
+
+    fn drain_agent(&mut self, buf: &mut [u8]) {
+        for _ in 0..256 {
+            let (n, from) = match self.agent.recv_from(buf) {
+                Ok((n, SocketAddr::V4(from))) => (n, from),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.r.recv_errors += 1;
+                    continue;
+                }
+            };
+            self.r.datagrams_received += 1;
+            let Ok(set) = msg::read_set(&buf[..n], self.cfg.set_community.as_bytes()) else {
+                self.r.agent_rejected += 1;
+                continue;
+            };
+            let device = set
+                .url
+                .as_deref()
+                .and_then(msg::mac_in_url)
+                .and_then(|mac| self.by_mac.get(&mac).copied());
+            let Some(i) = device else {
+                self.r.sets_unknown += 1;
+                continue;
+            };
+            let Some(addr) = self.devices[i as usize].lease.as_ref().map(|l| l.addr) else {
+                self.r.sets_unknown += 1;
+                continue;
+            };
+            // The agent answers from the MTA's own address, where the SET was sent.
+            match send_from(&self.agent, addr, from, &msg::set_response(&set)) {
+                Ok(_) => self.io.sent += 1,
+                Err(_) => self.io.send_errors += 1,
+            }
+            self.r.sets_answered += 1;
+            let now = Instant::now();
+            let io = &mut self.io;
+            let sock = self.socks[i as usize].as_ref();
+            let fx = self.devices[i as usize].on_set(
+                set.url.as_deref(),
+                set.hash.as_deref(),
+                now,
+                &mut |to, b| {
+                    if let Some(s) = sock {
+                        send_counted(s, to, b, io);
+                    }
+                },
+            );
+            self.apply(i, fx, now);
+        }
+    }
+
+    /// Tallies the funnel, the retries, the lost devices and the timeline.
+    fn finish(&mut self) {
+        let r = &mut self.r;
+        r.datagrams_sent = self.io.sent;
+        r.send_errors = self.io.send_errors;
+        let mut online_at: Vec<(Duration, Kind)> = Vec::new();
+        for d in &self.devices {
+            let f = r.funnel.entry(d.kind).or_insert([0; 5]);
+            let m = &d.marks;
+            for (slot, mark) in [m.offered, m.acked, m.file, m.second, m.online]
+                .into_iter()
+                .enumerate()
+            {
+                if mark.is_some() {
+                    f[slot] += 1;
+                }
+            }
+            if let Some(c) = &d.dhcp {
+                r.dhcp_resends += u64::from(c.resends);
+                r.naks += u64::from(c.naks);
+                r.dhcp_restarts += u64::from(c.restarts);
+            }
+            match d.kind {
+                Kind::Cm => r.file_retries += u64::from(d.retries),
+                Kind::Mta => r.flow_retries += u64::from(d.retries),
+            }
+            r.redhcp += u64::from(d.redhcp);
+            match m.online {
+                Some(t) => online_at.push((t.saturating_duration_since(self.t0), d.kind)),
+                None => r.lost.push((d.who.mac, d.kind, d.phase)),
+            }
+        }
+        online_at.sort_unstable();
+        let horizon = online_at
+            .last()
+            .map_or(Duration::ZERO, |l| l.0)
+            .max(self.cfg.spread);
+        let (mut c, mut m, mut j) = (0u32, 0u32, 0usize);
+        let mut t = Duration::ZERO;
+        loop {
+            while j < online_at.len() && online_at[j].0 <= t {
+                match online_at[j].1 {
+                    Kind::Cm => c += 1,
+                    Kind::Mta => m += 1,
+                }
+                j += 1;
+            }
+            r.timeline.push((t.as_secs_f64(), c, m));
+            if t >= horizon {
+                break;
+            }
+            t += TIMELINE_STEP;
+        }
+    }
+}
+
+/// Writes the report's files (timeline CSV, lost devices) where the config says.
+pub fn write_files(cfg: &Config, r: &Report) -> Result<()> {
+    if let Some(p) = &cfg.timeline {
+        std::fs::write(p, r.timeline_csv()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &cfg.lost_file {
+        let mut text = String::new();
+        for (mac, kind, phase) in &r.lost {
+            let _ = writeln!(
+                text,
+                "{} {} {}",
+                msg::mac_colons(*mac),
+                kind.name(),
+                phase.name()
+            );
+        }
+        std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_below_stays_in_range_and_spreads() {
+        let mut r = Rng::new(42);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            let v = r.below(10);
+            seen[v as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        assert_eq!(r.below(1), 0);
+    }
+
+    #[test]
+    fn the_result_line_says_never_when_devices_are_lost() {
+        let mut r = Report {
+            cms: 2,
+            mtas: 1,
+            online_cm: 2,
+            online_mta: 0,
+            last_online: Some(Duration::from_millis(1500)),
+            ..Report::default()
+        };
+        assert!(
+            r.line().contains("online=2 lost=1 all_online_s=never"),
+            "{}",
+            r.line()
+        );
+        assert!(!r.all_ok());
+        r.online_mta = 1;
+        assert!(
+            r.line().contains("lost=0 all_online_s=1.500"),
+            "{}",
+            r.line()
+        );
+        assert!(r.all_ok());
+        r.double_allocations = 1;
+        assert!(!r.all_ok());
+    }
+}

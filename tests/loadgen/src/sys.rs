@@ -1,0 +1,187 @@
+//! The few system calls the event-driven generators share: an epoll set, socket buffer sizes,
+//! the process's CPU time and its open-files limit.
+
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// An epoll set: level-triggered, readable, with a u64 token per descriptor.
+#[derive(Debug)]
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> Result<Epoll> {
+        // SAFETY: plain syscall; the descriptor it returns is owned by the OwnedFd below.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("epoll_create1");
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn add(&self, fd: RawFd, token: u64) -> Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open; `ev` is a valid epoll_event for the call.
+        let r =
+            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
+        if r < 0 {
+            return Err(io::Error::last_os_error()).context("epoll_ctl(ADD)");
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` (rounded up to a millisecond) for readable descriptors.
+    pub fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> Result<usize> {
+        let ms = timeout.as_micros().div_ceil(1000).min(1000) as i32;
+        // SAFETY: `events` is a valid, exclusively borrowed array of the length given.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len().min(i32::MAX as usize) as i32,
+                ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e).context("epoll_wait");
+        }
+        Ok(n as usize)
+    }
+}
+
+/// Sets a socket's receive and send buffers to `bytes`, past the system limits when allowed
+/// (root), else as far as they let it; best effort.
+pub fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
+    let set = |opt: libc::c_int| {
+        // SAFETY: the descriptor is open; the value is a valid c_int of the length given.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const bytes).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if !set(force) {
+            set(plain);
+        }
+    }
+}
+
+/// User + system CPU time of this process so far.
+pub fn cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage into the valid, exclusively borrowed `ru`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            (t.tv_usec.clamp(0, 999_999) as u32) * 1000,
+        )
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Raises the soft open-files limit to `need` if the hard limit allows.
+pub fn ensure_open_files(need: u64) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return Err(io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if lim.rlim_cur >= need {
+        return Ok(());
+    }
+    if lim.rlim_max < need {
+        bail!(
+            "the run needs {need} open files, the hard limit is {}",
+            lim.rlim_max
+        );
+    }
+    lim.rlim_cur = need;
+    // SAFETY: setrlimit reads one valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
+        return Err(io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+    }
+    Ok(())
+}
+
+/// Sends `bytes` to `to` from the address `src` (IP_PKTINFO), as an agent bound to the wildcard
+/// address answers from the address it was asked at.
+pub fn send_from(
+    sock: &UdpSocket,
+    src: std::net::Ipv4Addr,
+    to: std::net::SocketAddrV4,
+    bytes: &[u8],
+) -> io::Result<usize> {
+    let mut dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(to.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let info = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    // Room for one cmsghdr with an in_pktinfo, aligned as cmsghdr needs.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut dst).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as usize;
+    debug_assert!(space <= size_of_val(&control));
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `space` bytes of `control`, enough for one header and its
+    // data; CMSG_FIRSTHDR and CMSG_DATA stay inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&raw const msg);
+        (*c).cmsg_level = libc::IPPROTO_IP;
+        (*c).cmsg_type = libc::IP_PKTINFO;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+    }
+    // SAFETY: `msg` is fully initialised and every buffer it names is live for the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
