@@ -47,6 +47,7 @@ mod http;
 mod mta;
 mod report;
 mod server;
+pub(crate) mod storm;
 mod tftp;
 pub(crate) mod tools;
 mod ui;
@@ -114,6 +115,25 @@ pub struct Args {
     /// api: the store backend(s): embedded, postgres or both [default: both]
     #[arg(long)]
     pub backend: Option<String>,
+    /// storm: cable modems [default: 100000; smoke 300]
+    #[arg(long)]
+    pub cms: Option<u32>,
+    /// storm: embedded MTAs, MTA k behind modem k [default: 100000; smoke 300]
+    #[arg(long)]
+    pub mtas: Option<u32>,
+    /// storm: simulated CMTSs (relays) [default: 20; smoke 4]
+    #[arg(long)]
+    pub relays: Option<u32>,
+    /// storm: power-on times spread over this many milliseconds [default: 1000]
+    #[arg(long)]
+    pub spread_ms: Option<u64>,
+    /// storm: devices not online this long after the first power-on are lost [default: 180;
+    /// smoke 60]
+    #[arg(long)]
+    pub deadline_s: Option<f64>,
+    /// storm: SIGKILL provd this many seconds into the storm and start it again
+    #[arg(long)]
+    pub kill_at_s: Option<f64>,
     /// dhcp, tftp: also run provd with this many devices in its store and with none,
     /// alternating, and print `RATIO ... full-store/empty-store`
     #[arg(long)]
@@ -156,9 +176,11 @@ pub fn run(args: Args) -> Result<()> {
         "acs" => acs::run(&args),
         "api" => api::run(&args),
         "ui" => ui::run(&args),
+        "storm" => storm::run(&args),
         other => {
             bail!(
-                "unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs, api, ui)"
+                "unknown bench {other:?} (known: dhcp, dhcp-check, tftp, mta, http, acs, api, \
+                 ui, storm)"
             )
         }
     }

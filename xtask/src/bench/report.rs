@@ -66,12 +66,23 @@ pub fn write(
     Ok((md, png))
 }
 
-fn chart(png: &Path, title: &str, rows: &[Row]) -> Result<()> {
+/// Registers [`FONT`] as plotters' "sans-serif", once per process.
+pub fn register_font() -> Result<()> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
     let bytes = std::fs::read(FONT)
         .with_context(|| format!("reading {FONT} (apt-get install fonts-dejavu-core)"))?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| anyhow!("{FONT} is not a usable font"))?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+fn chart(png: &Path, title: &str, rows: &[Row]) -> Result<()> {
+    register_font()?;
     let root = BitMapBackend::new(png, (1200, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let n = rows.len().max(1);

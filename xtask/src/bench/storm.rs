@@ -1,0 +1,713 @@
+//! `cargo xtask bench storm [--cms N] [--mtas N] [--relays N] [--spread-ms MS] [--deadline-s S]
+//! [--kill-at-s S] [--smoke]`: a region's power comes back.
+//!
+//! provd runs in a fresh server namespace with every role a cable plant needs (DHCP, TFTP with
+//! enforce, generated CM files with a CMTS MIC and MTA files, the MTA role on HYBRID.2, time,
+//! syslog), one shared network per simulated CMTS (a modem subnet and an MTA subnet, each
+//! relayed from its own giaddr), written by [`provd_toml`]. `provd-loadgen storm` runs in the
+//! load namespace: every modem and eMTA powers on within `--spread-ms` and runs its whole boot
+//! with the real retry timing (see `tests/loadgen/src/storm/`). The load namespace routes the
+//! giaddrs and the client network to itself as local, so each device binds its leased address.
+//!
+//! Prints the generator's `RESULT storm …` line and writes `target/bench-report/storm.md` with
+//! the chart of devices online over time (`storm.png`). Fails unless every device came online
+//! and no address was given twice. `--kill-at-s S` SIGKILLs provd S seconds into the storm and
+//! starts it again at once (the e2e suite uses it). `--smoke`: 300 modems and 300 MTAs behind 4
+//! CMTSs, same checks.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use plotters::prelude::*;
+use provd_rig::topo::{BENCH_RELAY_IP as LOAD_IP, BENCH_SERVER_IP as SERVER_IP};
+use provd_rig::{Child, Provd, Topology, cmd};
+
+use super::{Args, check_interrupted, tools};
+
+const CM_TEMPLATE: &str = include_str!("../../../userspace/config/examples/templates/cm.cfg.j2");
+const MTA_TEMPLATE: &str = include_str!("../../../benches/peers/mta/mta.cfg.j2");
+/// The CMTSs' giaddrs: CMTS k relays its modems from `.1 + 2k`, its MTAs from `.2 + 2k`.
+const GIADDR_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 0);
+/// Client addresses, when the fleet fits: inside the test network.
+const CLIENT_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 0, 0), 16);
+/// When it does not (more than ~60,000 devices): the shared address space operators number
+/// their modems from (RFC 6598). It is routed only between the two namespaces.
+const LARGE_CLIENT_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(100, 64, 0, 0), 10);
+pub const SHARED_SECRET: &str = "storm-cmts-secret";
+const WORKERS: u32 = 2;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const NOTIFY_PORT: u16 = 162;
+
+/// What the storm is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub cms: u32,
+    pub mtas: u32,
+    pub relays: u32,
+    pub spread_ms: u64,
+    pub deadline_s: f64,
+    /// SIGKILL provd this long into the storm, then start it again.
+    pub kill_at: Option<Duration>,
+    /// Capture DHCP on the load side, to hold provd to every ACK afterwards.
+    pub capture: bool,
+}
+
+impl Plan {
+    fn new(args: &Args) -> Plan {
+        let smoke = args.smoke;
+        Plan {
+            cms: args.cms.unwrap_or(if smoke { 300 } else { 100_000 }),
+            mtas: args.mtas.unwrap_or(if smoke { 300 } else { 100_000 }),
+            relays: args.relays.unwrap_or(if smoke { 4 } else { 20 }),
+            spread_ms: args.spread_ms.unwrap_or(1000),
+            deadline_s: args.deadline_s.unwrap_or(if smoke { 60.0 } else { 180.0 }),
+            kill_at: args.kill_at_s.map(Duration::from_secs_f64),
+            capture: false,
+        }
+    }
+}
+
+/// One subnet of the plan: a CMTS's modems or its MTAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subnet {
+    net: Ipv4Addr,
+    len: u8,
+}
+
+impl Subnet {
+    fn size(self) -> u32 {
+        1 << (32 - self.len)
+    }
+    fn at(self, k: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.net) + k)
+    }
+}
+
+/// The address plan: giaddrs and, per CMTS, a modem subnet and an MTA subnet carved from the
+/// client network, each with room for its devices plus a quarter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressPlan {
+    pub client_net: (Ipv4Addr, u8),
+    cmts: Vec<(Ipv4Addr, Subnet, Ipv4Addr, Subnet)>,
+}
+
+/// Pool addresses left out at the start of each subnet.
+const POOL_OFFSET: u32 = 10;
+
+impl AddressPlan {
+    pub fn new(plan: &Plan) -> Result<AddressPlan> {
+        ensure!(
+            (1..=126).contains(&plan.relays),
+            "--relays must be in 1..=126 (the giaddrs share {GIADDR_NET}/24)"
+        );
+        let per = |n: u32| n.div_ceil(plan.relays);
+        let len_for = |devices: u32| -> u8 {
+            let need = devices + devices / 4 + POOL_OFFSET + 2;
+            (32 - need.next_power_of_two().trailing_zeros()).min(29) as u8
+        };
+        let (cm_len, mta_len) = (len_for(per(plan.cms)), len_for(per(plan.mtas)));
+        let total = u64::from(plan.relays) * ((1u64 << (32 - cm_len)) + (1u64 << (32 - mta_len)));
+        let client_net = if total <= 1 << (32 - CLIENT_NET.1) {
+            CLIENT_NET
+        } else {
+            LARGE_CLIENT_NET
+        };
+        ensure!(
+            total <= 1 << (32 - client_net.1),
+            "{} modems and {} MTAs need {total} addresses, more than {}/{} holds",
+            plan.cms,
+            plan.mtas,
+            client_net.0,
+            client_net.1
+        );
+        // Larger subnets first keeps every one aligned on its size.
+        let mut next = u32::from(client_net.0);
+        let mut carve = |len: u8| {
+            let s = Subnet {
+                net: Ipv4Addr::from(next),
+                len,
+            };
+            next += s.size();
+            s
+        };
+        let mut cms = Vec::new();
+        let mut mtas = Vec::new();
+        let (first, second) = if cm_len <= mta_len {
+            (cm_len, mta_len)
+        } else {
+            (mta_len, cm_len)
+        };
+        let mut big = Vec::new();
+        let mut small = Vec::new();
+        for _ in 0..plan.relays {
+            big.push(carve(first));
+        }
+        for _ in 0..plan.relays {
+            small.push(carve(second));
+        }
+        if cm_len <= mta_len {
+            cms = big;
+            mtas = small;
+        } else {
+            mtas.append(&mut big);
+            cms.append(&mut small);
+        }
+        let g = u32::from(GIADDR_NET);
+        let cmts = (0..plan.relays)
+            .map(|k| {
+                (
+                    Ipv4Addr::from(g + 1 + 2 * k),
+                    cms[k as usize],
+                    Ipv4Addr::from(g + 2 + 2 * k),
+                    mtas[k as usize],
+                )
+            })
+            .collect();
+        Ok(AddressPlan { client_net, cmts })
+    }
+
+    /// The first CMTS's modem giaddr: the generator's `--relay-base`.
+    pub fn relay_base(&self) -> Ipv4Addr {
+        self.cmts[0].0
+    }
+}
+
+/// provd's config for the storm: every role a cable plant needs, one shared network per CMTS.
+pub fn provd_toml(plan: &Plan, addrs: &AddressPlan, dir: &Path) -> String {
+    let server = SERVER_IP;
+    let mut t = format!(
+        "# Written by `cargo xtask bench storm`: {cms} modems and {mtas} eMTAs behind {relays} CMTSs.
+[server]
+server_id = \"{server}\"
+lease_dir = \"{dir}/leases\"
+workers = {WORKERS}
+
+[lease]
+default_time = 86400
+
+[tftp]
+bind = \"{server}\"
+workers = {WORKERS}
+# A device's file goes only to the address leased to it.
+enforce = true
+
+[time]
+bind = \"{server}\"
+
+[syslog]
+bind = \"{server}\"
+
+[mta]
+bind = \"{server}\"
+port = {NOTIFY_PORT}
+inform_communities = [\"private\"]
+set_community = \"private\"
+get_capabilities = false
+max_flows = {max_flows}
+
+[vars]
+default_tier = \"basic\"
+down_basic = 50000000
+up_basic = 5000000
+noc_contact = \"noc@storm.example\"
+nms = \"{server}\"
+ro_community = \"storm-ro\"
+
+[[class]]
+name = \"cm\"
+match = \"docsis*\"
+next_server = \"{server}\"
+boot_file = \"cm/{{mac}}.cfg\"
+time_servers = [\"{server}\"]
+log_servers = [\"{server}\"]
+time_offset = 0
+primary_dhcp = \"{server}\"
+  [class.config_file]
+  template = \"cm.cfg.j2\"
+  kind = \"docsis\"
+  shared_secret = \"{SHARED_SECRET}\"
+
+[[class]]
+name = \"mta\"
+match = \"pktc*\"
+next_server = \"{server}\"
+boot_file = \"mta/{{mac}}.bin\"
+provisioning_server = \"{server}\"
+flow = \"HYBRID.2\"
+log_servers = [\"{server}\"]
+  [class.config_file]
+  template = \"mta.cfg.j2\"
+  kind = \"mta\"
+
+[[class]]
+name = \"other\"
+match = \"*\"
+",
+        cms = plan.cms,
+        mtas = plan.mtas,
+        relays = plan.relays,
+        dir = dir.display(),
+        max_flows = (plan.mtas + 1000).max(100_000),
+    );
+    for (k, (cm_g, cm, mta_g, mta)) in addrs.cmts.iter().enumerate() {
+        let _ = write!(
+            t,
+            "
+[[shared_network]]
+name = \"cmts{n}\"
+relays = [\"{cm_g}\", \"{mta_g}\"]
+  [[shared_network.subnet]]
+  prefix = \"{cm_net}/{cm_len}\"
+  classes = [\"cm\"]
+    [[shared_network.subnet.pool]]
+    start = \"{cm_start}\"
+    end = \"{cm_end}\"
+  [[shared_network.subnet]]
+  prefix = \"{mta_net}/{mta_len}\"
+  classes = [\"mta\"]
+    [[shared_network.subnet.pool]]
+    start = \"{mta_start}\"
+    end = \"{mta_end}\"
+",
+            n = k + 1,
+            cm_net = cm.net,
+            cm_len = cm.len,
+            cm_start = cm.at(POOL_OFFSET),
+            cm_end = cm.at(cm.size() - 2),
+            mta_net = mta.net,
+            mta_len = mta.len,
+            mta_start = mta.at(POOL_OFFSET),
+            mta_end = mta.at(mta.size() - 2),
+        );
+    }
+    t
+}
+
+/// The storm's network: the bench link, the giaddrs and the client network local to the load
+/// namespace, and routed there from the server's.
+pub fn storm_topology(addrs: &AddressPlan) -> Result<Topology> {
+    let link = Topology::bench()?;
+    let load = link.load_ns();
+    let giaddrs = format!("{GIADDR_NET}/24");
+    let clients = format!("{}/{}", addrs.client_net.0, addrs.client_net.1);
+    for net in [&giaddrs, &clients] {
+        load.ip(&["route", "add", "local", net, "dev", "lo"])?;
+        link.server
+            .ip(&["route", "add", net, "via", &LOAD_IP.to_string()])?;
+    }
+    Ok(link)
+}
+
+/// provd under the storm, its directory and config.
+pub struct StormServer {
+    pub provd: Provd,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl StormServer {
+    pub fn start(link: &Topology, provd: &Path, plan: &Plan, addrs: &AddressPlan) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("provd-storm-")
+            .tempdir()
+            .context("making a temporary directory")?;
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("leases"))?;
+        std::fs::write(d.join("cm.cfg.j2"), CM_TEMPLATE)?;
+        std::fs::write(d.join("mta.cfg.j2"), MTA_TEMPLATE)?;
+        let mut provd = Provd::new(provd, d)
+            .ready_timeout(READY_TIMEOUT)
+            .stop_grace(STOP_GRACE)
+            .interrupt(check_interrupted)
+            .env("RUST_BACKTRACE", "1")
+            .write_config(&provd_toml(plan, addrs, d))?;
+        provd.check_config()?;
+        let config = provd.config().to_path_buf();
+        provd.start(&link.server)?;
+        provd.wait_udp(Some(SERVER_IP), NOTIFY_PORT, READY_TIMEOUT)?;
+        Ok(StormServer { provd, config, dir })
+    }
+
+    /// The durable lease table, read with `provd leases` (provd stopped).
+    pub fn durable_leases(&self) -> Result<Vec<provd_rig::leases::Lease>> {
+        let out = cmd::run(
+            Command::new(self.provd.bin())
+                .args(["leases", "--config"])
+                .arg(&self.config),
+            Duration::from_secs(120),
+        )?;
+        provd_rig::leases::parse_provd(&out)
+    }
+}
+
+/// The generator's `RESULT storm` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StormResult {
+    pub fields: BTreeMap<String, String>,
+    pub line: String,
+}
+
+impl StormResult {
+    pub fn parse(stdout: &str) -> Option<StormResult> {
+        let fields = tools::fields(stdout, "RESULT storm ")?;
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("RESULT storm "))?
+            .to_owned();
+        Some(StormResult { fields, line })
+    }
+    pub fn num(&self, k: &str) -> Option<f64> {
+        self.fields.get(k)?.parse().ok()
+    }
+    pub fn count(&self, k: &str) -> Option<u64> {
+        self.fields.get(k)?.parse().ok()
+    }
+}
+
+/// What one storm run gave.
+pub struct StormRun {
+    pub result: StormResult,
+    pub exit_ok: bool,
+    pub stderr: String,
+    pub timeline: Vec<(f64, u32, u32)>,
+    /// When provd was killed and when it was ready again, from the storm's start.
+    pub kill: Option<(Duration, Duration)>,
+}
+
+/// Runs the generator against `srv`, killing and restarting provd on the way if the plan says.
+pub fn run_storm(
+    loadgen: &Path,
+    link: &Topology,
+    srv: &mut StormServer,
+    plan: &Plan,
+    addrs: &AddressPlan,
+    log_dir: &Path,
+) -> Result<StormRun> {
+    let timeline = log_dir.join("storm-timeline.csv");
+    let lost = log_dir.join("storm-lost.txt");
+    let mut c = link.load_ns().command(loadgen);
+    c.args(["storm", "--server", &SERVER_IP.to_string()])
+        .args(["--relay-base", &addrs.relay_base().to_string()])
+        .args(["--relays", &plan.relays.to_string()])
+        .args(["--cms", &plan.cms.to_string()])
+        .args(["--mtas", &plan.mtas.to_string()])
+        .args(["--spread-ms", &plan.spread_ms.to_string()])
+        .args(["--deadline-s", &plan.deadline_s.to_string()])
+        .args(["--shared-secret", SHARED_SECRET])
+        .arg("--timeline")
+        .arg(&timeline)
+        .arg("--lost")
+        .arg(&lost);
+    let limit = Duration::from_secs_f64(plan.deadline_s + 60.0);
+    let started = Instant::now();
+    let mut child = Child::spawn("storm", c, log_dir)?;
+    let mut kill = None;
+    if let Some(at) = plan.kill_at {
+        while started.elapsed() < at {
+            check_interrupted()?;
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait()?.is_none() {
+            let killed = started.elapsed();
+            srv.provd.kill9()?;
+            srv.provd.restart()?;
+            srv.provd
+                .wait_udp(Some(SERVER_IP), NOTIFY_PORT, READY_TIMEOUT)?;
+            kill = Some((killed, started.elapsed()));
+        }
+    }
+    let status = tools::wait_bounded(&mut child, limit, "provd-loadgen storm")?;
+    let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
+    let result = StormResult::parse(&stdout).with_context(|| {
+        format!("provd-loadgen storm ({status}) printed no RESULT line: {stdout}{stderr}")
+    })?;
+    let timeline = std::fs::read_to_string(&timeline)
+        .map(|t| parse_timeline(&t))
+        .unwrap_or_default();
+    Ok(StormRun {
+        result,
+        exit_ok: status.success(),
+        stderr,
+        timeline,
+        kill,
+    })
+}
+
+fn parse_timeline(csv: &str) -> Vec<(f64, u32, u32)> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// What is wrong with a storm's result: lost devices, double allocations, refusals.
+pub fn problems(r: &StormResult, exit_ok: bool) -> Vec<String> {
+    let mut p = Vec::new();
+    let n = |k: &str| r.count(k).unwrap_or(u64::MAX);
+    if n("lost") != 0 {
+        p.push(format!("{} devices not online at the deadline", n("lost")));
+    }
+    if n("double_allocations") != 0 {
+        p.push(format!(
+            "{} ACKs gave an address another device held",
+            n("double_allocations")
+        ));
+    }
+    if n("devices") == 0 || n("online") != n("devices") {
+        p.push(format!("online {} of {}", n("online"), n("devices")));
+    }
+    if !exit_ok && p.is_empty() {
+        p.push("the generator failed".into());
+    }
+    p
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let plan = Plan::new(args);
+    let addrs = AddressPlan::new(&plan)?;
+    let bins = tools::build(true, args.provd_bin.as_deref())?;
+    let provd = bins
+        .provd
+        .clone()
+        .context("provd did not build; nothing to measure")?;
+    if addrs.client_net != CLIENT_NET {
+        eprintln!(
+            "bench: storm: {} devices do not fit {}/{}; numbering them from {}/{} (RFC 6598), \
+             routed only between the two namespaces",
+            plan.cms + plan.mtas,
+            CLIENT_NET.0,
+            CLIENT_NET.1,
+            addrs.client_net.0,
+            addrs.client_net.1
+        );
+    }
+    let link = storm_topology(&addrs)?;
+    let mut srv = StormServer::start(&link, &provd, &plan, &addrs)?;
+    eprintln!(
+        "bench: storm: provd ready (pid {}, dir {}); {} modems + {} MTAs behind {} CMTSs, \
+         powered on within {} ms",
+        srv.provd.pid(),
+        srv.dir.path().display(),
+        plan.cms,
+        plan.mtas,
+        plan.relays,
+        plan.spread_ms
+    );
+    check_interrupted()?;
+    let cpu0 = super::mta::thread_cpu(srv.provd.pid());
+    let t0 = Instant::now();
+    let log_dir = srv.dir.path().to_path_buf();
+    let run = run_storm(&bins.loadgen, &link, &mut srv, &plan, &addrs, &log_dir);
+    let wall = t0.elapsed();
+    let cpu1 = super::mta::thread_cpu(srv.provd.pid());
+    let run = run?;
+    for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
+        eprintln!("bench: {l}");
+    }
+    if plan.kill_at.is_none() {
+        eprintln!(
+            "bench: storm: provd CPU by thread, seconds per second: {}",
+            super::mta::cpu_summary(&cpu0, &cpu1, wall)
+        );
+    }
+    if let Some((k, r)) = run.kill {
+        eprintln!(
+            "bench: storm: provd SIGKILLed {:.1} s in, ready again {:.1} s in",
+            k.as_secs_f64(),
+            r.as_secs_f64()
+        );
+    }
+    println!("{}", run.result.line);
+    let report_dir = tools::workspace_root().join("target/bench-report");
+    match write_report(&report_dir, &plan, &run) {
+        Ok(md) => eprintln!("bench: storm: report {}", md.display()),
+        Err(e) => eprintln!("bench: storm: writing the report failed: {e:#}"),
+    }
+    let problems = problems(&run.result, run.exit_ok);
+    srv.provd.terminate()?;
+    if !problems.is_empty() {
+        bail!(
+            "bench storm: {}; provd log tail:\n{}",
+            problems.join("; "),
+            srv.provd.log_tail(15)
+        );
+    }
+    Ok(())
+}
+
+/// `storm.md` (the RESULT line, the funnel, the chart) and `storm.png`.
+fn write_report(dir: &Path, plan: &Plan, run: &StormRun) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let md = dir.join("storm.md");
+    let png = dir.join("storm.png");
+    let mut t = format!(
+        "# Boot storm: {} modems and {} eMTAs behind {} CMTSs, powered on within {} ms\n\n",
+        plan.cms, plan.mtas, plan.relays, plan.spread_ms
+    );
+    if let Some((k, r)) = run.kill {
+        let _ = writeln!(
+            t,
+            "provd SIGKILLed {:.1} s into the storm and started again (ready at {:.1} s).\n",
+            k.as_secs_f64(),
+            r.as_secs_f64()
+        );
+    }
+    let _ = writeln!(t, "![devices online over time](storm.png)\n\n```");
+    let _ = writeln!(t, "{}", run.result.line);
+    for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
+        let _ = writeln!(t, "{l}");
+    }
+    let _ = writeln!(t, "```");
+    std::fs::write(&md, t)?;
+    chart(&png, plan, &run.timeline)?;
+    Ok(md)
+}
+
+fn chart(png: &Path, plan: &Plan, timeline: &[(f64, u32, u32)]) -> Result<()> {
+    super::report::register_font()?;
+    let root = BitMapBackend::new(png, (1200, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let t_max = timeline.last().map_or(1.0, |l| l.0).max(1.0);
+    let top = f64::from(plan.cms.max(plan.mtas)).max(1.0) * 1.05;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Devices online after power-on ({} modems, {} eMTAs, {} CMTSs)",
+                plan.cms, plan.mtas, plan.relays
+            ),
+            ("sans-serif", 24),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..t_max, 0f64..top)
+        .map_err(|e| anyhow!("{e}"))?;
+    c.configure_mesh()
+        .x_desc("seconds since the first power-on")
+        .y_desc("devices online")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (name, colour, pick) in [
+        ("cable modems", RGBColor(31, 119, 180), 1usize),
+        ("eMTAs", RGBColor(214, 110, 40), 2),
+    ] {
+        let pts: Vec<(f64, f64)> = timeline
+            .iter()
+            .map(|&(t, a, b)| (t, f64::from(if pick == 1 { a } else { b })))
+            .collect();
+        c.draw_series(LineSeries::new(pts, colour.stroke_width(3)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+            });
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(cms: u32, mtas: u32, relays: u32) -> Plan {
+        Plan {
+            cms,
+            mtas,
+            relays,
+            spread_ms: 1000,
+            deadline_s: 60.0,
+            kill_at: None,
+            capture: false,
+        }
+    }
+
+    #[test]
+    fn the_address_plan_fits_each_cmts_and_overlaps_nothing() {
+        for (cms, mtas, relays) in [(300, 300, 4), (10_000, 10_000, 20), (100_000, 100_000, 20)] {
+            let p = plan(cms, mtas, relays);
+            let a = AddressPlan::new(&p).unwrap();
+            let mut ranges: Vec<(u32, u32)> = Vec::new();
+            for (cm_g, cm, mta_g, mta) in &a.cmts {
+                assert!(cm.size() - POOL_OFFSET - 2 >= cms.div_ceil(relays));
+                assert!(mta.size() - POOL_OFFSET - 2 >= mtas.div_ceil(relays));
+                for s in [cm, mta] {
+                    assert_eq!(u32::from(s.net) % s.size(), 0, "{s:?} aligned");
+                    ranges.push((u32::from(s.net), u32::from(s.net) + s.size() - 1));
+                }
+                assert_eq!(u32::from(*cm_g) >> 8, u32::from(GIADDR_NET) >> 8);
+                assert_eq!(u32::from(*mta_g), u32::from(*cm_g) + 1);
+            }
+            ranges.sort_unstable();
+            for w in ranges.windows(2) {
+                assert!(w[0].1 < w[1].0, "{w:?} overlap");
+            }
+            let net = u32::from(a.client_net.0);
+            let end = net + ((1u64 << (32 - a.client_net.1)) - 1) as u32;
+            assert!(ranges.iter().all(|r| r.0 >= net && r.1 <= end));
+            let small = cms + mtas <= 40_000;
+            assert_eq!(a.client_net == CLIENT_NET, small, "{cms}+{mtas}");
+        }
+        assert!(AddressPlan::new(&plan(1, 1, 0)).is_err());
+        assert!(AddressPlan::new(&plan(1, 1, 127)).is_err());
+    }
+
+    #[test]
+    fn the_config_names_every_cmts_and_role() {
+        let p = plan(1000, 1000, 3);
+        let a = AddressPlan::new(&p).unwrap();
+        let t = provd_toml(&p, &a, Path::new("/tmp/x"));
+        assert_eq!(t.matches("[[shared_network]]").count(), 3);
+        for section in ["[tftp]", "[time]", "[syslog]", "[mta]", "enforce = true"] {
+            assert!(t.contains(section), "{section}");
+        }
+        assert!(t.contains(&format!("shared_secret = \"{SHARED_SECRET}\"")));
+        assert!(t.contains("relays = [\"198.18.3.5\", \"198.18.3.6\"]"));
+    }
+
+    #[test]
+    fn a_result_with_lost_devices_or_doubles_is_a_problem() {
+        let ok = StormResult::parse(
+            "x\nRESULT storm devices=4 cms=2 mtas=2 online=4 lost=0 double_allocations=0\n",
+        )
+        .unwrap();
+        assert!(problems(&ok, true).is_empty());
+        assert_eq!(problems(&ok, false), ["the generator failed"]);
+        let lost = StormResult::parse(
+            "RESULT storm devices=4 cms=2 mtas=2 online=3 lost=1 double_allocations=1\n",
+        )
+        .unwrap();
+        let p = problems(&lost, false);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(StormResult::parse("RESULT stormy x=1").is_none());
+        assert_eq!(
+            parse_timeline("t_s,cm_online,mta_online\n0.00,0,0\n0.25,3,1\nbad\n"),
+            [(0.0, 0, 0), (0.25, 3, 1)]
+        );
+    }
+}
