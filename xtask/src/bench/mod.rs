@@ -43,6 +43,7 @@
 
 mod acs;
 mod api;
+mod faults;
 mod http;
 mod mta;
 mod report;

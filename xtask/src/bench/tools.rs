@@ -189,19 +189,23 @@ pub fn fields(text: &str, tag: &str) -> Option<BTreeMap<String, String>> {
     )
 }
 
-fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T> {
-    f.get(k)
-        .with_context(|| format!("no {k}="))?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad {k}= value"))
+/// The value of `k=` among `fields`, parsed: an error names the key when it is missing or
+/// does not parse.
+pub fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T> {
+    let v = f.get(k).with_context(|| format!("no {k}="))?;
+    v.parse()
+        .map_err(|_| anyhow::anyhow!("bad {k}= value {v:?}"))
 }
 
 /// What one load run measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
+    /// DORA exchanges started.
     pub sent: u64,
+    /// Exchanges that ended in an ACK.
     pub completed: u64,
     pub dora_per_s: f64,
+    /// Exchanges not completed (timed out or NAKed), per cent of those started.
     pub drops_pct: f64,
     pub naks: u64,
     pub p50_ms: f64,
