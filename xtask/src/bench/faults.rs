@@ -31,6 +31,15 @@ impl Faults {
     pub fn is_degraded(self) -> bool {
         self.share() > DEGRADED_SHARE
     }
+
+    /// ` degraded=P%` for a RESULT line with no ratio; empty when the run is clean.
+    pub fn marker(self) -> String {
+        if self.is_degraded() {
+            format!(" degraded={}", percent(self.share()))
+        } else {
+            String::new()
+        }
+    }
 }
 
 impl std::ops::Add for Faults {
@@ -75,6 +84,11 @@ mod tests {
 
     #[test]
     fn over_a_thousandth_is_degraded() {
+        // 0.1 % is still clean; above it is not.
+        assert_eq!(Faults::new(1, 1000).marker(), "");
+        assert_eq!(Faults::new(2, 1000).marker(), " degraded=0.20%");
+        assert_eq!(Faults::new(0, 0).marker(), "");
+        assert_eq!(Faults::new(3, 0).marker(), " degraded=100.00%");
         assert_eq!(
             degraded(&[("provd", Faults::new(5, 100)), ("kea", Faults::new(0, 100))]),
             " degraded=provd:5.00%"
