@@ -31,7 +31,7 @@
 //!
 //! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
-//! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
+//! `RESULT mta flows_per_s=N p99_ms=L started=S failed=F timeouts=T` (see `mta.rs`).
 //!
 //! `cargo xtask bench api [--devices N] [--backend embedded|postgres|both] [--smoke]` imports N
 //! devices through `provd import devices` and the API job, then GETs devices at a fixed 5,000
