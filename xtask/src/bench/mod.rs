@@ -27,7 +27,8 @@
 //!
 //! `cargo xtask bench acs [--devices N] [--seconds S] [--smoke]` runs complete TR-069 Inform
 //! sessions (`provd-cpe-sim load`) against provd's ACS with N known devices and prints
-//! `RESULT acs sessions_per_s=N bytes_per_device=B` (see `acs.rs`).
+//! `RESULT acs sessions_per_s=N bytes_per_device=B sessions=S errors=E attempts=A` (see
+//! `acs.rs`).
 //!
 //! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
