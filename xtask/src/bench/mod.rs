@@ -45,7 +45,8 @@
 //!
 //! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
-//! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
+//! `RESULT http rps=N tls_handshakes_per_s=M errors=E attempts=A tls_handshakes=H` (see
+//! `http.rs`).
 
 mod acs;
 mod api;
