@@ -1,5 +1,10 @@
 //! Whole-server benchmarks, side by side in one run.
 //!
+//! Every RESULT line carries its run's failure counts (drops, refusals, errors, timeouts) and
+//! what they are out of; a run whose failures exceed 0.1 % of its attempts is named in its
+//! RATIO line with `degraded=NAME:P%`, or, with no ratio, marked in its RESULT line with
+//! `degraded=P%`: its figure is not a clean one (issue 17; see `faults.rs`).
+//!
 //! `cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds N` runs provd on each I/O path
 //! (xdp, io_uring, sockets), the null responder on each path, and then each peer (`kea` meaning
 //! Kea memfile persist single- and multi-threaded),
@@ -36,12 +41,14 @@
 //!
 //! `cargo xtask bench api [--devices N] [--backend embedded|postgres|both] [--smoke]` imports N
 //! devices through `provd import devices` and the API job, then GETs devices at a fixed 5,000
-//! requests/s, and prints `RESULT api import_per_s=N get_p99_ms=L errors=E backend=B` per backend
-//! (see `api.rs`).
+//! requests/s, and prints `RESULT api import_per_s=N ... get_p99_ms=L ... errors=E sent=S ...
+//! backend=B` per backend, with `degraded=get:P%` when a GET run's errors exceed 0.1 % (see
+//! `api.rs`).
 //!
 //! `cargo xtask bench ui [--devices N] [--smoke]` fetches every page of the web UI with N
 //! devices and N leases in the store and prints `PAGE ui ...` per page and `RESULT ui
-//! worst_p99_ms=… over_300ms=K errors=E` (see `ui.rs`).
+//! worst_p99_ms=… over_300ms=K errors=E`, with `degraded=P%` when errors exceed 0.1 % of the
+//! fetches (see `ui.rs`).
 //!
 //! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
