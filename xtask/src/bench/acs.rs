@@ -9,8 +9,11 @@
 //! complete sessions — Inform, InformResponse, empty POST, 204 — over C keep-alive
 //! connections for S seconds, cycling through the known devices.
 //!
-//! Prints `RESULT acs sessions_per_s=N bytes_per_device=B` (targets: >= 20,000 sessions/s,
-//! <= 2,048 bytes per device), the generator's `RESULT acs-load ...` line, and CPU use.
+//! Prints `RESULT acs sessions_per_s=N bytes_per_device=B sessions=S errors=E attempts=A`
+//! (targets: >= 20,000 sessions/s, <= 2,048 bytes per device; errors are the generator's
+//! failed sessions and connects, attempts the sessions completed plus those), ending in
+//! `degraded=P%` when errors exceed 0.1 % of the attempts (see `faults.rs`), then the
+//! generator's `RESULT acs-load ...` line, and CPU use.
 //! `--smoke`: 20,000 devices, 2 s. Fails if no session completed or any failed.
 
 use std::path::Path;
@@ -21,6 +24,8 @@ use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Netns, Provd};
 
 use super::Args;
+use super::faults::Faults;
+use super::tools;
 
 const TOML: &str = r#"
 [server]
@@ -186,23 +191,13 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     let stdout = String::from_utf8_lossy(&load.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("RESULT acs-load"))
-        .with_context(|| {
-            format!(
-                "no RESULT from the generator: {stdout}{}",
-                String::from_utf8_lossy(&load.stderr)
-            )
-        })?
-        .to_owned();
-    let field = |k: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let (sessions, rate, errors) = (field("sessions"), field("sessions_per_s"), field("errors"));
+    let gen_run = parse_load(&stdout).with_context(|| {
+        format!(
+            "provd-cpe-sim load ({}) said: {stdout}{}",
+            load.status,
+            String::from_utf8_lossy(&load.stderr)
+        )
+    })?;
     let rss2 = rss_bytes(pid)?;
     eprintln!(
         "bench: acs: provd used {:.2} CPU-seconds per second over the run ({wall:.1} s); RSS after the load {:.1} MiB",
@@ -217,8 +212,9 @@ pub fn run(args: &Args) -> Result<()> {
     .unwrap_or_default();
     eprintln!("bench: acs: provd counters: {}", stats.trim());
     let _ = provd.terminate();
-    println!("RESULT acs sessions_per_s={rate:.0} bytes_per_device={per_device:.0}");
-    println!("{line}");
+    let rate = gen_run.sessions_per_s;
+    println!("{}", gen_run.result_line(per_device));
+    println!("{}", gen_run.line);
     println!(
         "TARGET acs sessions_per_s>={TARGET_SESSIONS:.0} ({}) bytes_per_device<={TARGET_BYTES:.0} ({})",
         if rate >= TARGET_SESSIONS {
@@ -232,8 +228,91 @@ pub fn run(args: &Args) -> Result<()> {
             "missed"
         }
     );
-    ensure!(sessions > 0.0, "no session completed");
-    ensure!(errors == 0.0, "{errors} sessions failed");
+    ensure!(gen_run.sessions > 0, "no session completed");
+    ensure!(gen_run.errors == 0, "{} sessions failed", gen_run.errors);
     let _ = Path::new(d);
     Ok(())
+}
+
+/// The generator's `RESULT acs-load sessions=N sessions_per_s=R errors=E ...` line.
+#[derive(Debug, Clone)]
+struct LoadRun {
+    sessions: u64,
+    sessions_per_s: f64,
+    /// Sessions that failed, and connects that did (each is retried).
+    errors: u64,
+    line: String,
+}
+
+fn parse_load(stdout: &str) -> Result<LoadRun> {
+    let f = tools::fields(stdout, "RESULT acs-load").context("no RESULT acs-load line")?;
+    Ok(LoadRun {
+        sessions: tools::num(&f, "sessions")?,
+        sessions_per_s: tools::num(&f, "sessions_per_s")?,
+        errors: tools::num(&f, "errors")?,
+        line: stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("RESULT acs-load"))
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+impl LoadRun {
+    /// Errors of the sessions and connects attempted.
+    fn faults(&self) -> Faults {
+        Faults::new(self.errors, self.sessions + self.errors)
+    }
+
+    /// `RESULT acs sessions_per_s=N bytes_per_device=B sessions=S errors=E attempts=A`, and
+    /// ` degraded=P%` when errors exceed 0.1 % of the attempts.
+    fn result_line(&self, bytes_per_device: f64) -> String {
+        let f = self.faults();
+        format!(
+            "RESULT acs sessions_per_s={:.0} bytes_per_device={bytes_per_device:.0} sessions={} \
+             errors={} attempts={}{}",
+            self.sessions_per_s,
+            self.sessions,
+            self.errors,
+            f.attempts,
+            f.marker()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_over_failed_sessions_says_degraded() {
+        let out = "RESULT acs-load sessions=99000 sessions_per_s=9900 errors=1000 p50_ms=2.500 \
+                   p99_ms=6.900 seconds=10.00\n";
+        let r = parse_load(out).unwrap();
+        assert_eq!(r.line, out.trim_end());
+        assert_eq!(
+            r.result_line(1234.4),
+            "RESULT acs sessions_per_s=9900 bytes_per_device=1234 sessions=99000 errors=1000 \
+             attempts=100000 degraded=1.00%"
+        );
+        let clean = parse_load(
+            "RESULT acs-load sessions=100000 sessions_per_s=10000 errors=0 p50_ms=2.500 \
+             p99_ms=6.900 seconds=10.00\n",
+        )
+        .unwrap();
+        assert_eq!(
+            clean.result_line(1234.0),
+            "RESULT acs sessions_per_s=10000 bytes_per_device=1234 sessions=100000 errors=0 \
+             attempts=100000"
+        );
+    }
+
+    #[test]
+    fn generator_output_without_its_counts_is_an_error() {
+        let e = parse_load("thread panicked").unwrap_err();
+        assert_eq!(e.to_string(), "no RESULT acs-load line");
+        let e = parse_load("RESULT acs-load sessions=5 sessions_per_s=1 p50_ms=1").unwrap_err();
+        assert_eq!(e.to_string(), "no errors=");
+    }
 }

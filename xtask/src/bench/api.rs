@@ -20,7 +20,10 @@
 //!    still settling: checkpoints, PostgreSQL's autovacuum). `errors` counts both runs.
 //!
 //! Prints `RESULT api import_per_s=… api_import_per_s=… get_p99_ms=… get_p50_ms=… errors=…
-//! rate=… ready_s=… devices=N backend=…` per backend. Targets (issue 13): import ≤ 60 s
+//! sent=… rate=… after_job_get_p99_ms=… after_job_errors=… ready_s=… devices=N backend=…` per
+//! backend (`sent` GETs in each run; `errors` over both), ending in
+//! `degraded=get:P%,after_job_get:P%` naming each GET run whose errors exceed 0.1 % of its
+//! requests (see `faults.rs`). Targets (issue 13): import ≤ 60 s
 //! (embedded) / ≤ 120 s (PostgreSQL) for 1 M devices; p99 ≤ 2 ms / ≤ 5 ms at 5,000 req/s.
 //! `--smoke`: 2,000 devices, 2 s, 1,000 req/s; fails on any error.
 
@@ -37,6 +40,7 @@ use provd_rig::{Netns, Postgres, Provd, cmd};
 use serde_json::Value;
 
 use super::Args;
+use super::faults;
 
 pub(super) const TOML: &str = r#"
 [server]
@@ -315,19 +319,11 @@ fn one(
     provd.check_alive()?;
     provd.stop()?;
     drop(pg);
-    let line = format!(
-        "RESULT api import_per_s={import_per_s:.0} api_import_per_s={api_import_per_s:.0} \
-         get_p99_ms={:.3} get_p50_ms={:.3} get_max_ms={:.3} errors={} sent={} rate={:.0} \
-         after_job_get_p99_ms={:.3} after_job_errors={} ready_s={ready_s:.2} devices={devices} \
-         leases={leases} backend={backend}",
-        m.p99_ms,
-        m.p50_ms,
-        m.max_ms,
-        m.errors + after.errors,
-        m.sent,
-        m.rate,
-        after.p99_ms,
-        after.errors
+    let line = result_line(
+        &format!("import_per_s={import_per_s:.0} api_import_per_s={api_import_per_s:.0}"),
+        &m,
+        &after,
+        &format!("ready_s={ready_s:.2} devices={devices} leases={leases} backend={backend}"),
     );
     if let Some((_, import_target, p99_target)) = TARGETS.iter().find(|t| t.0 == backend) {
         let per_million = 1e6 / import_per_s;
@@ -355,6 +351,31 @@ fn one(
         );
     }
     Ok(line)
+}
+
+/// `RESULT api HEAD get_p99_ms=… get_p50_ms=… get_max_ms=… errors=… sent=… rate=…
+/// after_job_get_p99_ms=… after_job_errors=… TAIL`, and ` degraded=get:P%,after_job_get:P%`
+/// naming each GET run whose errors exceed 0.1 % of its requests.
+fn result_line(head: &str, m: &Measured, after: &Measured, tail: &str) -> String {
+    format!(
+        "RESULT api {head} get_p99_ms={:.3} get_p50_ms={:.3} get_max_ms={:.3} errors={} sent={} \
+         rate={:.0} after_job_get_p99_ms={:.3} after_job_errors={} {tail}{}",
+        m.p99_ms,
+        m.p50_ms,
+        m.max_ms,
+        m.errors + after.errors,
+        m.sent,
+        m.rate,
+        after.p99_ms,
+        after.errors,
+        faults::degraded(&[
+            ("get", faults::Faults::new(m.errors, m.sent)),
+            (
+                "after_job_get",
+                faults::Faults::new(after.errors, after.sent)
+            ),
+        ])
+    )
 }
 
 pub(super) fn wait_api_line(provd: &mut Provd) -> Result<String> {
@@ -584,6 +605,34 @@ mod tests {
         assert_eq!(parse_answer(c).unwrap(), Some((404, c.len())));
         assert_eq!(parse_answer(&c[..c.len() - 2]).unwrap(), None);
         assert!(parse_answer(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_result_over_failed_gets_says_degraded() {
+        let run = |errors| Measured {
+            sent: 10_000,
+            ok: 10_000 - errors,
+            errors,
+            p50_ms: 0.5,
+            p99_ms: 1.5,
+            max_ms: 9.0,
+            rate: 5000.0,
+        };
+        assert_eq!(
+            result_line("import_per_s=1", &run(0), &run(25), "backend=embedded"),
+            "RESULT api import_per_s=1 get_p99_ms=1.500 get_p50_ms=0.500 get_max_ms=9.000 \
+             errors=25 sent=10000 rate=5000 after_job_get_p99_ms=1.500 after_job_errors=25 \
+             backend=embedded degraded=after_job_get:0.25%"
+        );
+        // 0.1 % of each run is still clean.
+        let clean = result_line("h", &run(10), &run(10), "t");
+        assert!(
+            clean.ends_with(
+                " errors=20 sent=10000 rate=5000 after_job_get_p99_ms=1.500 \
+                                 after_job_errors=10 t"
+            ),
+            "{clean}"
+        );
     }
 
     #[test]

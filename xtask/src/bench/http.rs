@@ -19,8 +19,16 @@
 //!   3.0's s_time spends more CPU per handshake than the server, and client and server share
 //!   the machine's two cores.
 //!
-//! Prints `RESULT http rps=N tls_handshakes_per_s=M` (wrk, s_time) and the targets beside it,
-//! the CPU each provd thread used, and provd's own CPU per request and per handshake. `--smoke`: 2 s each, 100 MACs, same checks.
+//! Prints `RESULT http rps=N tls_handshakes_per_s=M errors=E attempts=A tls_handshakes=H`
+//! (wrk, s_time): errors are wrk's non-2xx/3xx responses and socket errors (connect, read,
+//! write, timeout), attempts its requests plus its connect, read and write errors; the line
+//! ends in `degraded=P%` when errors exceed 0.1 % of the attempts (see `faults.rs`). s_time
+//! counts no failures (it stops at the first failed connection, which fails the run, as a
+//! failed handshake in provd's log does), so its figure is clean or absent. Then
+//! `RESULT http-rustls-client tls_handshakes_per_s=N provd_us_per_handshake=U handshakes=H
+//! failed=F` (with `degraded=P%` the same way), the targets, the CPU each provd thread used,
+//! and provd's own CPU per request and per handshake. `--smoke`: 2 s each, 100 MACs, same
+//! checks.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Provd, cmd};
 
+use super::faults::Faults;
 use super::{Args, check_interrupted};
 use provd_rig::Topology;
 use provd_rig::topo::BENCH_SERVER_IP as SERVER_IP;
@@ -139,6 +148,12 @@ pub fn run(args: &Args) -> Result<()> {
         load.p99,
         cpu_summary(&cpu0, &cpu1, wall_rps)
     );
+    if load.socket_errors() > 0 {
+        eprintln!(
+            "bench: http: wrk socket errors: connect {}, read {}, write {}, timeout {}",
+            load.socket[0], load.socket[1], load.socket[2], load.socket[3]
+        );
+    }
     let rps_cost = per_unit_us(&cpu0, &cpu1, load.requests);
     check_interrupted()?;
 
@@ -182,14 +197,8 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let rustls_cost = per_unit_us(&cpu0, &cpu1, rustls_run.ok);
     srv.stop()?;
-    println!(
-        "RESULT http rps={:.0} tls_handshakes_per_s={:.0}",
-        load.rps, hs_per_s
-    );
-    println!(
-        "RESULT http-rustls-client tls_handshakes_per_s={:.0} provd_us_per_handshake={rustls_cost:.1}",
-        rustls_run.per_s
-    );
+    println!("{}", result_line(&load, hs_per_s, hs.connections));
+    println!("{}", rustls_run.result_line(rustls_cost));
     println!(
         "TARGET http rps>={RPS_TARGET:.0} ({}) tls_handshakes_per_s>={TLS_TARGET:.0} ({})",
         if load.rps >= RPS_TARGET {
@@ -354,11 +363,48 @@ end
     )
 }
 
+#[derive(Debug)]
 struct WrkRun {
+    /// Responses wrk read, whatever their status.
     requests: u64,
     rps: f64,
+    /// wrk's "Non-2xx or 3xx responses" (statuses over 399).
     bad: u64,
+    /// wrk's "Socket errors: connect C, read R, write W, timeout T" (none when it prints no
+    /// such line).
+    socket: [u64; 4],
     p99: String,
+}
+
+impl WrkRun {
+    fn socket_errors(&self) -> u64 {
+        self.socket.iter().sum()
+    }
+
+    /// Bad responses and socket errors, of the requests answered plus the connects, reads and
+    /// writes that failed (a timed-out request may still be answered and counted, so timeouts
+    /// are not added to the attempts).
+    fn faults(&self) -> Faults {
+        let [connect, read, write, _timeout] = self.socket;
+        Faults::new(
+            self.bad + self.socket_errors(),
+            self.requests + connect + read + write,
+        )
+    }
+}
+
+/// `RESULT http rps=N tls_handshakes_per_s=M errors=E attempts=A tls_handshakes=H`, and
+/// ` degraded=P%` when wrk's errors exceed 0.1 % of its attempts.
+fn result_line(load: &WrkRun, hs_per_s: f64, handshakes: u64) -> String {
+    let f = load.faults();
+    format!(
+        "RESULT http rps={:.0} tls_handshakes_per_s={hs_per_s:.0} errors={} attempts={} \
+         tls_handshakes={handshakes}{}",
+        load.rps,
+        f.failed,
+        f.attempts,
+        f.marker()
+    )
 }
 
 fn wrk(link: &Topology, script: &Path, threads: u32, conns: u32, seconds: f64) -> Result<WrkRun> {
@@ -396,11 +442,33 @@ fn parse_wrk(t: &str) -> Result<WrkRun> {
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .context("no Requests/sec line")?;
-    let bad = t
+    // wrk prints these two lines only when their counts are not zero.
+    let bad = match t
         .lines()
         .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    {
+        Some(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("bad 'Non-2xx or 3xx responses:' count {v:?}"))?,
+        None => 0,
+    };
+    let mut socket = [0u64; 4];
+    if let Some(v) = t
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+    {
+        for (n, key) in socket
+            .iter_mut()
+            .zip(["connect", "read", "write", "timeout"])
+        {
+            *n = v
+                .split(',')
+                .find_map(|w| w.trim().strip_prefix(key))
+                .and_then(|c| c.trim().parse().ok())
+                .with_context(|| format!("no '{key} N' in 'Socket errors:{v}'"))?;
+        }
+    }
     let p99 = t
         .lines()
         .find_map(|l| l.trim().strip_prefix("99%"))
@@ -410,6 +478,7 @@ fn parse_wrk(t: &str) -> Result<WrkRun> {
         requests,
         rps,
         bad,
+        socket,
         p99,
     })
 }
@@ -469,10 +538,27 @@ fn s_time(link: &Topology, pki: &Path, procs: u32, seconds: f64) -> Result<Hands
     })
 }
 
+#[derive(Debug)]
 struct LoadgenTls {
     ok: u64,
+    failed: u64,
     per_s: f64,
     line: String,
+}
+
+impl LoadgenTls {
+    /// `RESULT http-rustls-client tls_handshakes_per_s=N provd_us_per_handshake=U
+    /// handshakes=H failed=F`, and ` degraded=P%` when failures exceed 0.1 % of the attempts.
+    fn result_line(&self, provd_us_per_handshake: f64) -> String {
+        format!(
+            "RESULT http-rustls-client tls_handshakes_per_s={:.0} \
+             provd_us_per_handshake={provd_us_per_handshake:.1} handshakes={} failed={}{}",
+            self.per_s,
+            self.ok,
+            self.failed,
+            Faults::new(self.failed, self.ok + self.failed).marker()
+        )
+    }
 }
 
 /// `provd-loadgen tls` from the load namespace: `threads` rustls clients, every handshake
@@ -501,20 +587,21 @@ fn loadgen_tls(
         "provd-loadgen tls failed: {t}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = t
-        .lines()
-        .find(|l| l.starts_with("RESULT tls-load"))
-        .with_context(|| format!("no RESULT tls-load line in: {t}"))?
-        .to_string();
-    let field = |k: &str| -> Option<f64> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-    };
+    parse_loadgen_tls(&t).with_context(|| format!("provd-loadgen tls said: {t}"))
+}
+
+fn parse_loadgen_tls(t: &str) -> Result<LoadgenTls> {
+    let f = super::tools::fields(t, "RESULT tls-load").context("no RESULT tls-load line")?;
     Ok(LoadgenTls {
-        ok: field("handshakes").context("handshakes=")? as u64,
-        per_s: field("handshakes_per_s").context("handshakes_per_s=")?,
-        line,
+        ok: super::tools::num(&f, "handshakes")?,
+        failed: super::tools::num(&f, "failed")?,
+        per_s: super::tools::num(&f, "handshakes_per_s")?,
+        line: t
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("RESULT tls-load"))
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 
@@ -547,9 +634,67 @@ mod tests {
     fn wrk_output_parses() {
         let t = "Running 2s test @ http://198.18.2.2/\n  1 threads and 16 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   200.00us  100.00us   2.00ms   90.00%\n  Latency Distribution\n     50%  180.00us\n     75%  220.00us\n     90%  300.00us\n     99%  800.00us\n  120000 requests in 2.00s, 50.00MB read\n  Non-2xx or 3xx responses: 3\nRequests/sec:  60000.12\nTransfer/sec:     25.00MB\n";
         let r = parse_wrk(t).unwrap();
-        assert_eq!((r.requests, r.bad), (120_000, 3));
+        assert_eq!((r.requests, r.bad, r.socket), (120_000, 3, [0; 4]));
         assert!((r.rps - 60000.12).abs() < 1e-6);
         assert_eq!(r.p99, "800.00us");
+    }
+
+    /// wrk's summary after a run with failures.
+    const WRK_ERRORS: &str = "Running 10s test @ http://198.18.2.2/\n  2 threads and 64 connections\n  Latency Distribution\n     99%  900.00us\n  500000 requests in 10.00s, 200.00MB read\n  Socket errors: connect 0, read 250, write 0, timeout 40\n  Non-2xx or 3xx responses: 310\nRequests/sec:  50000.00\nTransfer/sec:     20.00MB\n";
+
+    #[test]
+    fn a_result_over_wrk_errors_says_degraded() {
+        let r = parse_wrk(WRK_ERRORS).unwrap();
+        assert_eq!(
+            (r.requests, r.bad, r.socket),
+            (500_000, 310, [0, 250, 0, 40])
+        );
+        assert_eq!(
+            result_line(&r, 917.4, 9174),
+            "RESULT http rps=50000 tls_handshakes_per_s=917 errors=600 attempts=500250 \
+             tls_handshakes=9174 degraded=0.12%"
+        );
+        let clean = WRK_ERRORS
+            .replace(
+                "read 250, write 0, timeout 40",
+                "read 0, write 0, timeout 1",
+            )
+            .replace("310", "9");
+        assert_eq!(
+            result_line(&parse_wrk(&clean).unwrap(), 917.4, 9174),
+            "RESULT http rps=50000 tls_handshakes_per_s=917 errors=10 attempts=500000 \
+             tls_handshakes=9174"
+        );
+    }
+
+    #[test]
+    fn odd_wrk_output_is_an_error_naming_what_is_missing() {
+        let e = parse_wrk(&WRK_ERRORS.replace(", timeout 40", "")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no 'timeout N' in 'Socket errors: connect 0, read 250, write 0'"
+        );
+        let e = parse_wrk(&WRK_ERRORS.replace("responses: 310", "responses: many")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad 'Non-2xx or 3xx responses:' count \" many\""
+        );
+        assert!(parse_wrk("unable to connect to 198.18.2.2:80").is_err());
+    }
+
+    #[test]
+    fn the_rustls_client_line_carries_its_failures() {
+        let r = parse_loadgen_tls(
+            "RESULT tls-load handshakes=9989 failed=11 seconds=2.00 handshakes_per_s=4995\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r.result_line(210.04),
+            "RESULT http-rustls-client tls_handshakes_per_s=4995 provd_us_per_handshake=210.0 \
+             handshakes=9989 failed=11 degraded=0.11%"
+        );
+        let e = parse_loadgen_tls("RESULT tls-load handshakes=1 seconds=1").unwrap_err();
+        assert_eq!(e.to_string(), "no failed=");
     }
 
     #[test]

@@ -1,16 +1,26 @@
 //! Whole-server benchmarks, side by side in one run.
 //!
+//! Every RESULT line carries its run's failure counts (drops, refusals, errors, timeouts) and
+//! what they are out of; a run whose failures exceed 0.1 % of its attempts is named in its
+//! RATIO line with `degraded=NAME:P%`, or, with no ratio, marked in its RESULT line with
+//! `degraded=P%`: its figure is not a clean one (issue 17; see `faults.rs`).
+//!
 //! `cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds N` runs provd on each I/O path
 //! (xdp, io_uring, sockets), the null responder on each path, and then each peer (`kea` meaning
 //! Kea memfile persist single- and multi-threaded),
 //! each alone in a fresh server network namespace joined by veth to a fresh load namespace, under
 //! the same load: provd-loadgen as the relay 198.18.2.1, at `--rate` (0 = as fast as `--window`
 //! outstanding exchanges allow) for N seconds. It prints, per server,
-//! `RESULT dhcp server=NAME path=PATH dora_per_s=N drops_pct=P p50_ms=L p99_ms=L`, then
-//! `RATIO dhcp provd/NAME=X` per peer (provd on its best path), `RATIO dhcp provd/null=X` (the
-//! null responder on that path), and `RESULT dhcp-half ...`: provd on its best path at half of its
-//! peak rate, for the latency target. It writes `target/bench-report/dhcp.md` and `dhcp.png`. A
-//! server that completes no exchange fails the run.
+//! `RESULT dhcp server=NAME path=PATH dora_per_s=N drops_pct=P p50_ms=L p99_ms=L sent=S
+//! drops=D naks=K` (exchanges started, timed out, NAKed; drops_pct counts both failures), then
+//! `RATIO dhcp provd/NAME=X` per peer (provd on its best path), `RATIO dhcp provd/null=X
+//! path=PATH` (the null responder on that path), and `RESULT dhcp-half ... sent=S drops=D
+//! naks=K`: provd on its best path at half of its peak rate, for the latency target. A ratio
+//! over a run whose drops and NAKs exceed 0.1 % of its exchanges ends in `degraded=NAME:P%`
+//! (see `faults.rs`); the dhcp-half line, with no ratio, ends in `degraded=P%`. With
+//! `--store-devices N`: `RATIO dhcp full-store/empty-store=X ... sent=S drops=D naks=K`, the
+//! same way. It writes `target/bench-report/dhcp.md` and `dhcp.png`. A server that completes
+//! no exchange fails the run.
 //!
 //! `cargo xtask bench dhcp-check --rate R --seconds N [--server kea|provd]` runs perfdhcp and
 //! provd-loadgen at the same fixed rate against fresh instances of the same server and prints
@@ -22,27 +32,32 @@
 //!
 //! `cargo xtask bench acs [--devices N] [--seconds S] [--smoke]` runs complete TR-069 Inform
 //! sessions (`provd-cpe-sim load`) against provd's ACS with N known devices and prints
-//! `RESULT acs sessions_per_s=N bytes_per_device=B` (see `acs.rs`).
+//! `RESULT acs sessions_per_s=N bytes_per_device=B sessions=S errors=E attempts=A` (see
+//! `acs.rs`).
 //!
 //! `cargo xtask bench mta --seconds N [--concurrency C]` runs a fleet of simulated PacketCable
 //! MTAs (`provd-loadgen mta`) through complete HYBRID.2 flows against provd and prints
-//! `RESULT mta flows_per_s=N p99_ms=L` (see `mta.rs`).
+//! `RESULT mta flows_per_s=N p99_ms=L started=S failed=F timeouts=T` (see `mta.rs`).
 //!
 //! `cargo xtask bench api [--devices N] [--backend embedded|postgres|both] [--smoke]` imports N
 //! devices through `provd import devices` and the API job, then GETs devices at a fixed 5,000
-//! requests/s, and prints `RESULT api import_per_s=N get_p99_ms=L errors=E backend=B` per backend
-//! (see `api.rs`).
+//! requests/s, and prints `RESULT api import_per_s=N ... get_p99_ms=L ... errors=E sent=S ...
+//! backend=B` per backend, with `degraded=get:P%` when a GET run's errors exceed 0.1 % (see
+//! `api.rs`).
 //!
 //! `cargo xtask bench ui [--devices N] [--smoke]` fetches every page of the web UI with N
 //! devices and N leases in the store and prints `PAGE ui ...` per page and `RESULT ui
-//! worst_p99_ms=… over_300ms=K errors=E` (see `ui.rs`).
+//! worst_p99_ms=… over_300ms=K errors=E`, with `degraded=P%` when errors exceed 0.1 % of the
+//! fetches (see `ui.rs`).
 //!
 //! `cargo xtask bench http --seconds N` loads provd's profile server with wrk (cached profiles
 //! over keep-alive) and `openssl s_time -new` (mutual-TLS handshakes) and prints
-//! `RESULT http rps=N tls_handshakes_per_s=M` (see `http.rs`).
+//! `RESULT http rps=N tls_handshakes_per_s=M errors=E attempts=A tls_handshakes=H` (see
+//! `http.rs`).
 
 mod acs;
 mod api;
+mod faults;
 mod http;
 mod mta;
 mod report;
@@ -348,11 +363,7 @@ fn dhcp(args: &Args) -> Result<()> {
         };
         let result = measure_mode(kind, mode, &bins, &load);
         match &result {
-            Ok((path, m)) => say(format!(
-                "RESULT dhcp server={label} path={path} dora_per_s={:.0} drops_pct={:.2} \
-                 p50_ms={:.3} p99_ms={:.3}",
-                m.dora_per_s, m.drops_pct, m.p50_ms, m.p99_ms
-            )),
+            Ok((path, m)) => say(result_line(label, path, m)),
             Err(e) => eprintln!("bench: {label} ({}) FAILED: {e:#}", mode.io),
         }
         runs.push(Run {
@@ -373,11 +384,7 @@ fn dhcp(args: &Args) -> Result<()> {
     if let Some((best_io, best_path, best_m)) = &best {
         for r in runs.iter().filter(|r| r.kind != Kind::Provd) {
             if let Some((_, m)) = ok(r).filter(|(_, m)| m.dora_per_s > 0.0) {
-                say(format!(
-                    "RATIO dhcp provd/{}={:.2}",
-                    r.label,
-                    best_m.dora_per_s / m.dora_per_s
-                ));
+                say(ratio_line(best_m, r.label, &m, ""));
             }
         }
         let null = runs
@@ -385,9 +392,11 @@ fn dhcp(args: &Args) -> Result<()> {
             .find(|r| r.label == "null" && r.mode.io == *best_io)
             .and_then(ok);
         if let Some((_, n)) = null.filter(|(_, n)| n.dora_per_s > 0.0) {
-            say(format!(
-                "RATIO dhcp provd/null={:.2} path={best_path}",
-                best_m.dora_per_s / n.dora_per_s
+            say(ratio_line(
+                best_m,
+                "null",
+                &n,
+                &format!(" path={best_path}"),
             ));
         }
         // Latency at half of provd's peak, on its best path, open loop at a fixed rate.
@@ -411,11 +420,7 @@ fn dhcp(args: &Args) -> Result<()> {
             &bins,
             &load,
         ) {
-            Ok((path, m)) => say(format!(
-                "RESULT dhcp-half server=provd path={path} target_rate={half} dora_per_s={:.0} \
-                 drops_pct={:.2} p50_ms={:.3} p99_ms={:.3}",
-                m.dora_per_s, m.drops_pct, m.p50_ms, m.p99_ms
-            )),
+            Ok((path, m)) => say(half_line(&path, half, &m)),
             Err(e) => eprintln!("bench: provd at half of peak FAILED: {e:#}"),
         }
         notes.push(format!(
@@ -423,26 +428,15 @@ fn dhcp(args: &Args) -> Result<()> {
         ));
     }
     if let Some(n) = args.store_devices {
-        let mean = |label: &str| {
-            let v: Vec<f64> = runs
-                .iter()
+        let of = |label: &str| -> Vec<Measured> {
+            runs.iter()
                 .filter(|r| r.label == label)
-                .filter_map(|r| ok(r).map(|(_, m)| m.dora_per_s))
-                .collect();
-            (v.len() == STORE_ROUNDS).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                .filter_map(|r| ok(r).map(|(_, m)| m))
+                .collect()
         };
-        let drops = runs
-            .iter()
-            .filter(|r| r.label.ends_with("-store"))
-            .filter_map(|r| ok(r).map(|(_, m)| m.drops_pct))
-            .fold(0.0f64, f64::max);
-        match (mean("provd-empty-store"), mean("provd-full-store")) {
-            (Some(empty), Some(full)) if empty > 0.0 => say(format!(
-                "RATIO dhcp full-store/empty-store={:.3} devices={n} empty_dora_per_s={empty:.0} \
-                 full_dora_per_s={full:.0} max_drops_pct={drops:.2}",
-                full / empty
-            )),
-            _ => eprintln!("bench: no store ratio: a run with or without the store failed"),
+        match store_ratio(n, &of("provd-empty-store"), &of("provd-full-store")) {
+            Some(line) => say(line),
+            None => eprintln!("bench: no store ratio: a run with or without the store failed"),
         }
     }
     let rows: Vec<report::Row> = runs
@@ -488,6 +482,77 @@ fn dhcp(args: &Args) -> Result<()> {
         bail!("bench dhcp: no result for {}", failed.join(", "));
     }
     tftp
+}
+
+/// `RESULT dhcp server=NAME path=PATH dora_per_s=N drops_pct=P p50_ms=L p99_ms=L sent=S
+/// drops=D naks=K`: one server's run, with its exchanges started, timed out and NAKed.
+fn result_line(label: &str, path: &str, m: &Measured) -> String {
+    format!(
+        "RESULT dhcp server={label} path={path} dora_per_s={:.0} drops_pct={:.2} p50_ms={:.3} \
+         p99_ms={:.3} {}",
+        m.dora_per_s,
+        m.drops_pct,
+        m.p50_ms,
+        m.p99_ms,
+        m.counts()
+    )
+}
+
+/// `RATIO dhcp provd/NAME=X` (then `tail`), with ` degraded=NAME:P%` naming each side whose
+/// drops and NAKs exceed 0.1 % of the exchanges it started.
+fn ratio_line(provd: &Measured, label: &str, m: &Measured, tail: &str) -> String {
+    format!(
+        "RATIO dhcp provd/{label}={:.2}{tail}{}",
+        provd.dora_per_s / m.dora_per_s,
+        faults::degraded(&[("provd", provd.faults()), (label, m.faults())])
+    )
+}
+
+/// `RESULT dhcp-half server=provd path=PATH target_rate=R dora_per_s=N drops_pct=P p50_ms=L
+/// p99_ms=L sent=S drops=D naks=K`, and ` degraded=P%` past 0.1 % drops and NAKs: it has no
+/// ratio to say so in.
+fn half_line(path: &str, half: u64, m: &Measured) -> String {
+    format!(
+        "RESULT dhcp-half server=provd path={path} target_rate={half} dora_per_s={:.0} \
+         drops_pct={:.2} p50_ms={:.3} p99_ms={:.3} {}{}",
+        m.dora_per_s,
+        m.drops_pct,
+        m.p50_ms,
+        m.p99_ms,
+        m.counts(),
+        m.faults().marker()
+    )
+}
+
+/// `RATIO dhcp full-store/empty-store=X devices=N empty_dora_per_s=E full_dora_per_s=F
+/// max_drops_pct=P sent=S drops=D naks=K` over the runs with an empty and a full store (the
+/// means of each side, the counts summed over both), ` degraded=provd-empty-store:P%,...`
+/// naming a side whose drops and NAKs exceed 0.1 %. None unless each side has all its
+/// [`STORE_ROUNDS`] runs and the empty store served.
+fn store_ratio(n: u32, empty: &[Measured], full: &[Measured]) -> Option<String> {
+    if empty.len() != STORE_ROUNDS || full.len() != STORE_ROUNDS {
+        return None;
+    }
+    let mean = |v: &[Measured]| v.iter().map(|m| m.dora_per_s).sum::<f64>() / v.len() as f64;
+    let (e, f) = (mean(empty), mean(full));
+    if e <= 0.0 {
+        return None;
+    }
+    let all = || empty.iter().chain(full);
+    let max_drops = all().map(|m| m.drops_pct).fold(0.0f64, f64::max);
+    let side = |v: &[Measured]| v.iter().map(Measured::faults).sum::<faults::Faults>();
+    Some(format!(
+        "RATIO dhcp full-store/empty-store={:.3} devices={n} empty_dora_per_s={e:.0} \
+         full_dora_per_s={f:.0} max_drops_pct={max_drops:.2} sent={} drops={} naks={}{}",
+        f / e,
+        all().map(|m| m.sent).sum::<u64>(),
+        all().map(Measured::drops).sum::<u64>(),
+        all().map(|m| m.naks).sum::<u64>(),
+        faults::degraded(&[
+            ("provd-empty-store", side(empty)),
+            ("provd-full-store", side(full))
+        ])
+    ))
 }
 
 fn dhcp_check(args: &Args) -> Result<()> {
@@ -564,4 +629,87 @@ fn dhcp_check(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run as provd-loadgen reports it: `sent` exchanges, `acked` of them ACKed, `naks`
+    /// NAKed, the rest timed out.
+    fn run(sent: u64, acked: u64, naks: u64, dora_per_s: f64) -> Measured {
+        let drops_pct = 100.0 * (sent - acked) as f64 / sent as f64;
+        tools::parse_loadgen(
+            &format!(
+                "LOADGEN sent={sent} completed={acked} dora_per_s={dora_per_s} \
+                 drops_pct={drops_pct:.2} naks={naks} p50_ms=0.500 p99_ms=2.000 offers={acked} \
+                 acks={acked}\n"
+            ),
+            "",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn result_lines_carry_exchanges_drops_and_naks() {
+        let m = run(100_000, 99_000, 200, 10_000.0);
+        assert_eq!(
+            result_line("kea", "-", &m),
+            "RESULT dhcp server=kea path=- dora_per_s=10000 drops_pct=1.00 p50_ms=0.500 \
+             p99_ms=2.000 sent=100000 drops=800 naks=200"
+        );
+    }
+
+    #[test]
+    fn a_ratio_over_drops_says_degraded() {
+        let clean = run(100_000, 99_900, 0, 30_000.0);
+        let dropping = run(100_000, 99_000, 200, 10_000.0);
+        assert_eq!(
+            ratio_line(&clean, "kea", &dropping, ""),
+            "RATIO dhcp provd/kea=3.00 degraded=kea:1.00%"
+        );
+        assert_eq!(
+            ratio_line(&dropping, "null", &clean, " path=xdp"),
+            "RATIO dhcp provd/null=0.33 path=xdp degraded=provd:1.00%"
+        );
+        // Exactly 0.1 % of the exchanges lost is still clean.
+        assert_eq!(
+            ratio_line(&clean, "kea", &clean, ""),
+            "RATIO dhcp provd/kea=1.00"
+        );
+    }
+
+    #[test]
+    fn the_half_rate_line_says_degraded_itself() {
+        let line = half_line("xdp", 5000, &run(50_000, 49_000, 0, 4_900.0));
+        assert_eq!(
+            line,
+            "RESULT dhcp-half server=provd path=xdp target_rate=5000 dora_per_s=4900 \
+             drops_pct=2.00 p50_ms=0.500 p99_ms=2.000 sent=50000 drops=1000 naks=0 \
+             degraded=2.00%"
+        );
+        let clean = half_line("xdp", 5000, &run(50_000, 50_000, 0, 5_000.0));
+        assert!(clean.ends_with("sent=50000 drops=0 naks=0"), "{clean}");
+    }
+
+    #[test]
+    fn the_store_ratio_names_a_degraded_side() {
+        let empty = [
+            run(10_000, 10_000, 0, 1000.0),
+            run(10_000, 10_000, 0, 1000.0),
+        ];
+        let full = [
+            run(10_000, 9_900, 50, 900.0),
+            run(10_000, 10_000, 0, 1100.0),
+        ];
+        assert_eq!(
+            store_ratio(7, &empty, &full).unwrap(),
+            "RATIO dhcp full-store/empty-store=1.000 devices=7 empty_dora_per_s=1000 \
+             full_dora_per_s=1000 max_drops_pct=1.00 sent=40000 drops=50 naks=50 \
+             degraded=provd-full-store:0.50%"
+        );
+        let clean = store_ratio(7, &empty, &empty).unwrap();
+        assert!(!clean.contains("degraded"), "{clean}");
+        assert!(store_ratio(7, &empty, &full[..1]).is_none());
+    }
 }

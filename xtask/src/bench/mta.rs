@@ -9,8 +9,11 @@
 //! the hash checked, the status INFORM (pass). `--concurrency` flows in flight (default 512,
 //! enough to keep provd busy) for `--seconds` (default 10).
 //!
-//! Prints `RESULT mta flows_per_s=N p99_ms=L` and the load generator's `RESULT mta-load ...`
-//! line, then how much CPU each provd thread and the fleet used. Fails unless every flow started
+//! Prints `RESULT mta flows_per_s=N p99_ms=L started=S failed=F timeouts=T` (flows the fleet
+//! started, and of those the ones that failed or timed out), ending in `degraded=P%` when
+//! failures and timeouts exceed 0.1 % of the flows started (see `faults.rs`), and the load
+//! generator's `RESULT mta-load ...` line, then how much CPU each provd thread and the fleet
+//! used. Fails unless every flow started
 //! completed with a matching hash, and unless `provd mta status` shows the first and the last
 //! completed MTA as complete/pass (the first only while provd still keeps its record).
 //! `--smoke`: 2 s, 16 flows in flight, same checks.
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Child, Provd, cmd};
 
+use super::faults::Faults;
 use super::{Args, check_interrupted, server, tools};
 use provd_rig::Topology;
 use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
@@ -75,6 +79,9 @@ impl Plan {
 /// The fleet's `RESULT mta-load` line and what it said on stderr.
 #[derive(Debug, Clone)]
 struct FleetRun {
+    /// Flows started (from the fleet's stderr: its RESULT line has no such field); every one
+    /// completed, failed or timed out.
+    started: u64,
     flows: u64,
     flows_per_s: f64,
     p99_ms: f64,
@@ -149,10 +156,7 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
 
-    println!(
-        "RESULT mta flows_per_s={:.0} p99_ms={:.3}",
-        fleet.flows_per_s, fleet.p99_ms
-    );
+    println!("{}", fleet.result_line());
     println!("{}", fleet.line);
 
     let mut problems = Vec::new();
@@ -222,22 +226,26 @@ fn run_fleet(loadgen: &Path, link: &Topology, plan: &Plan, log_dir: &Path) -> Re
     let status = tools::wait_bounded(&mut child, limit, "provd-loadgen mta")?;
     let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
     parse_fleet(status.success(), &stdout, &stderr).with_context(|| {
-        format!("provd-loadgen mta ({status}) printed no RESULT line: {stdout}{stderr}")
+        format!("provd-loadgen mta ({status}) printed no usable result: {stdout}{stderr}")
     })
 }
 
-fn parse_fleet(success: bool, stdout: &str, stderr: &str) -> Option<FleetRun> {
-    let f: BTreeMap<String, String> = tools::fields(stdout, "RESULT mta-load")?;
-    let num = |k: &str| -> Option<f64> { f.get(k)?.parse().ok() };
+fn parse_fleet(success: bool, stdout: &str, stderr: &str) -> Result<FleetRun> {
+    let f: BTreeMap<String, String> =
+        tools::fields(stdout, "RESULT mta-load").context("no RESULT mta-load line")?;
     let word =
         |key: &str| -> Option<&str> { stderr.split_whitespace().find_map(|w| w.strip_prefix(key)) };
     let mac = |key: &str| word(key).filter(|m| *m != "-").map(str::to_owned);
-    Some(FleetRun {
-        flows: num("flows")? as u64,
-        flows_per_s: num("flows_per_s")?,
-        p99_ms: num("p99_ms")?,
-        failed: num("failed")? as u64,
-        timeouts: num("timeouts")? as u64,
+    let started = word("started=").context("no started= on the fleet's stderr")?;
+    Ok(FleetRun {
+        started: started
+            .parse()
+            .with_context(|| format!("bad started= value {started:?}"))?,
+        flows: tools::num(&f, "flows")?,
+        flows_per_s: tools::num(&f, "flows_per_s")?,
+        p99_ms: tools::num(&f, "p99_ms")?,
+        failed: tools::num(&f, "failed")?,
+        timeouts: tools::num(&f, "timeouts")?,
         cpu_s: word("cpu_s=").and_then(|v| v.parse().ok()),
         first_completed: mac("first_completed="),
         last_completed: mac("last_completed="),
@@ -250,6 +258,27 @@ fn parse_fleet(success: bool, stdout: &str, stderr: &str) -> Option<FleetRun> {
             .to_owned(),
         detail: stderr.trim().to_owned(),
     })
+}
+
+impl FleetRun {
+    /// Failed and timed-out flows of those started.
+    fn faults(&self) -> Faults {
+        Faults::new(self.failed + self.timeouts, self.started)
+    }
+
+    /// `RESULT mta flows_per_s=N p99_ms=L started=S failed=F timeouts=T`, and ` degraded=P%`
+    /// when failures and timeouts exceed 0.1 % of the flows started.
+    fn result_line(&self) -> String {
+        format!(
+            "RESULT mta flows_per_s={:.0} p99_ms={:.3} started={} failed={} timeouts={}{}",
+            self.flows_per_s,
+            self.p99_ms,
+            self.started,
+            self.failed,
+            self.timeouts,
+            self.faults().marker()
+        )
+    }
 }
 
 /// Whether a `provd mta status` record shows a finished flow that the MTA reported as passed,
@@ -534,14 +563,56 @@ mod tests {
         let stderr = "loadgen mta: started=15 cpu_s=1.250 x\nloadgen mta: first_completed=02:4d:54:00:00:00 \
                       last_completed=02:4d:54:00:00:0b\n";
         let r = parse_fleet(false, stdout, stderr).unwrap();
-        assert_eq!((r.flows, r.failed, r.timeouts, r.all_ok), (12, 1, 2, false));
+        assert_eq!(
+            (r.started, r.flows, r.failed, r.timeouts, r.all_ok),
+            (15, 12, 1, 2, false)
+        );
         assert_eq!((r.flows_per_s, r.p99_ms), (3456.7, 9.25));
         assert_eq!(r.first_completed.as_deref(), Some("02:4d:54:00:00:00"));
         assert_eq!(r.last_completed.as_deref(), Some("02:4d:54:00:00:0b"));
         assert_eq!(r.cpu_s, Some(1.25));
-        let none = parse_fleet(false, stdout, "first_completed=- last_completed=-").unwrap();
+        let none = parse_fleet(
+            false,
+            stdout,
+            "started=15 first_completed=- last_completed=-",
+        )
+        .unwrap();
         assert_eq!(none.last_completed, None);
-        assert!(parse_fleet(true, "", "").is_none());
+        let e = parse_fleet(true, "", "started=1").unwrap_err();
+        assert_eq!(e.to_string(), "no RESULT mta-load line");
+        let e = parse_fleet(true, stdout, "cpu_s=1").unwrap_err();
+        assert_eq!(e.to_string(), "no started= on the fleet's stderr");
+        let e = parse_fleet(true, stdout, "started=x").unwrap_err();
+        assert_eq!(e.to_string(), "bad started= value \"x\"");
+        let e = parse_fleet(
+            true,
+            "RESULT mta-load flows=1 flows_per_s=1 p99_ms=1",
+            "started=1",
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "no failed=");
+    }
+
+    #[test]
+    fn a_result_over_failed_flows_says_degraded() {
+        let fleet = |failed: u64, timeouts: u64| {
+            let stdout = format!(
+                "RESULT mta-load flows={} flows_per_s=4000.0 p50_ms=1.000 p99_ms=20.500 \
+                 failed={failed} timeouts={timeouts}\n",
+                10_000 - failed - timeouts
+            );
+            parse_fleet(false, &stdout, "loadgen mta: started=10000 flows=…\n").unwrap()
+        };
+        assert_eq!(
+            fleet(12, 3).result_line(),
+            "RESULT mta flows_per_s=4000 p99_ms=20.500 started=10000 failed=12 timeouts=3 \
+             degraded=0.15%"
+        );
+        // 0.1 % is still clean.
+        assert_eq!(
+            fleet(0, 10).result_line(),
+            "RESULT mta flows_per_s=4000 p99_ms=20.500 started=10000 failed=0 timeouts=10"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::e2e::tftp::pseudo_random;
 use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Child, Provd, cmd};
 
+use super::faults::{Faults, degraded};
 use super::{Args, check_interrupted, server, tools};
 use provd_rig::Topology;
 use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
@@ -102,10 +103,6 @@ struct LoadRun {
     detail: String,
 }
 
-/// Errors and timeouts above this share of a run's attempts make its ratio `degraded`
-/// (issue 17: a rate bought with refusals is not a clean rate).
-const DEGRADED_SHARE: f64 = 0.001;
-
 impl LoadRun {
     /// Transfers started: delivered, refused (an ERROR packet, e.g. `Too many transfers`)
     /// and timed out.
@@ -113,14 +110,9 @@ impl LoadRun {
         self.files + self.errors + self.timeouts
     }
 
-    /// The share of attempts that failed.
-    fn fault_share(&self) -> f64 {
-        let a = self.attempts();
-        if a == 0 {
-            0.0
-        } else {
-            (self.errors + self.timeouts) as f64 / a as f64
-        }
+    /// Errors and timeouts of the run's attempts, for its ratios' `degraded=` verdict.
+    fn counts(&self) -> Faults {
+        Faults::new(self.errors + self.timeouts, self.attempts())
     }
 
     /// `errors=E timeouts=T attempts=A`, each key after `prefix`, for RESULT lines.
@@ -131,21 +123,6 @@ impl LoadRun {
             self.timeouts,
             self.attempts()
         )
-    }
-}
-
-/// A RATIO line's verdict on the two runs it compares: empty when both are clean, else
-/// ` degraded=NAME:P%,...` naming each run over [`DEGRADED_SHARE`].
-fn degraded(runs: &[(&str, &LoadRun)]) -> String {
-    let bad: Vec<String> = runs
-        .iter()
-        .filter(|(_, r)| r.fault_share() > DEGRADED_SHARE)
-        .map(|(n, r)| format!("{n}:{:.2}%", 100.0 * r.fault_share()))
-        .collect();
-    if bad.is_empty() {
-        String::new()
-    } else {
-        format!(" degraded={}", bad.join(","))
     }
 }
 
@@ -272,7 +249,7 @@ pub fn run(args: &Args) -> Result<()> {
                     "RATIO tftp provd/{}={:.2}{}",
                     kind.name(),
                     p.small.files_per_s / m.small.files_per_s,
-                    degraded(&[("provd", &p.small), (kind.name(), &m.small)])
+                    degraded(&[("provd", p.small.counts()), (kind.name(), m.small.counts())])
                 );
             }
             if p.firmware_s() > 0.0 {
@@ -280,7 +257,10 @@ pub fn run(args: &Args) -> Result<()> {
                     "RATIO tftp-firmware {}/provd={:.2}{}",
                     kind.name(),
                     m.firmware_s() / p.firmware_s(),
-                    degraded(&[("provd", &p.firmware), (kind.name(), &m.firmware)])
+                    degraded(&[
+                        ("provd", p.firmware.counts()),
+                        (kind.name(), m.firmware.counts())
+                    ])
                 );
             }
         }
@@ -324,8 +304,8 @@ fn store_pairs(
 ) -> Result<()> {
     let mut empty = Vec::new();
     let mut full = Vec::new();
-    let mut faults = 0;
-    let mut attempts = 0;
+    // Errors and timeouts over attempts, per side: (empty store, full store).
+    let mut counts = (Faults::default(), Faults::default());
     for _ in 0..super::STORE_ROUNDS {
         for devices in [0, n] {
             check_interrupted()?;
@@ -345,32 +325,29 @@ fn store_pairs(
                 m.small.files_per_s,
                 m.small.faults("")
             );
-            faults += m.small.errors + m.small.timeouts;
-            attempts += m.small.attempts();
             if devices == 0 {
                 empty.push(m.small.files_per_s);
+                counts.0 = counts.0 + m.small.counts();
             } else {
                 full.push(m.small.files_per_s);
+                counts.1 = counts.1 + m.small.counts();
             }
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (e, f) = (mean(&empty), mean(&full));
     ensure!(e > 0.0, "provd with an empty store served no file");
-    let share = if attempts == 0 {
-        0.0
-    } else {
-        faults as f64 / attempts as f64
-    };
+    let all = counts.0 + counts.1;
     println!(
         "RATIO tftp full-store/empty-store={:.3} devices={n} empty_per_s={e:.0} full_per_s={f:.0} \
-         errors_and_timeouts={faults} attempts={attempts}{}",
+         errors_and_timeouts={} attempts={}{}",
         f / e,
-        if share > DEGRADED_SHARE {
-            format!(" degraded=provd:{:.2}%", 100.0 * share)
-        } else {
-            String::new()
-        }
+        all.failed,
+        all.attempts,
+        degraded(&[
+            ("provd-empty-store", counts.0),
+            ("provd-full-store", counts.1)
+        ])
     );
     Ok(())
 }
@@ -534,19 +511,19 @@ fn run_load(c: Command, limit: Duration, label: &str, log_dir: &Path) -> Result<
     let status = tools::wait_bounded(&mut child, limit, &format!("{label}: provd-loadgen"))?;
     let (stdout, stderr) = (child.stdout_text(), child.stderr_text());
     parse_load(status.success(), &stdout, &stderr).with_context(|| {
-        format!("{label}: provd-loadgen ({status}) printed no RESULT line: {stdout}{stderr}")
+        format!("{label}: provd-loadgen ({status}) printed no usable RESULT line: {stdout}{stderr}")
     })
 }
 
-fn parse_load(success: bool, stdout: &str, stderr: &str) -> Option<LoadRun> {
-    let f: BTreeMap<String, String> = tools::fields(stdout, "RESULT tftp-load")?;
-    let num = |k: &str| -> Option<f64> { f.get(k)?.parse().ok() };
-    Some(LoadRun {
-        files: num("files")? as u64,
-        files_per_s: num("files_per_s")?,
-        p50_ms: num("p50_ms")?,
-        errors: num("errors")? as u64,
-        timeouts: num("timeouts")? as u64,
+fn parse_load(success: bool, stdout: &str, stderr: &str) -> Result<LoadRun> {
+    let f: BTreeMap<String, String> =
+        tools::fields(stdout, "RESULT tftp-load").context("no RESULT tftp-load line")?;
+    Ok(LoadRun {
+        files: tools::num(&f, "files")?,
+        files_per_s: tools::num(&f, "files_per_s")?,
+        p50_ms: tools::num(&f, "p50_ms")?,
+        errors: tools::num(&f, "errors")?,
+        timeouts: tools::num(&f, "timeouts")?,
         all_ok: success,
         line: stdout
             .lines()
@@ -834,7 +811,18 @@ mod tests {
         assert_eq!(r.files_per_s, 3456.7);
         assert_eq!(r.p50_ms, 1.5);
         assert_eq!(r.detail, "loadgen tftp: ...");
-        assert!(parse_load(true, "", "").is_none());
+        let e = parse_load(true, "", "").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("no RESULT tftp-load line"),
+            "{e:#}"
+        );
+        let e = parse_load(
+            true,
+            "RESULT tftp-load files=1 files_per_s=1 p50_ms=1 errors=0",
+            "",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("no timeouts="), "{e:#}");
         assert_eq!(Kind::parse("tftpd-hpa").unwrap(), Kind::TftpdHpa);
         assert!(Kind::parse("kea").is_err());
     }
@@ -856,13 +844,16 @@ mod tests {
         let peer = run(100_000, 0, 0);
         assert_eq!(provd.attempts(), 644_034);
         assert_eq!(
-            degraded(&[("provd", &provd), ("tftpd-hpa", &peer)]),
+            degraded(&[("provd", provd.counts()), ("tftpd-hpa", peer.counts())]),
             " degraded=provd:20.43%"
         );
-        assert_eq!(degraded(&[("tftpd-hpa", &peer)]), "");
+        assert_eq!(degraded(&[("tftpd-hpa", peer.counts())]), "");
         // 0.1 % is still clean; above it is not.
-        assert_eq!(degraded(&[("x", &run(999, 1, 0))]), "");
-        assert_eq!(degraded(&[("x", &run(998, 1, 1))]), " degraded=x:0.20%");
+        assert_eq!(degraded(&[("x", run(999, 1, 0).counts())]), "");
+        assert_eq!(
+            degraded(&[("x", run(998, 1, 1).counts())]),
+            " degraded=x:0.20%"
+        );
         assert_eq!(
             provd.faults("firmware_"),
             "firmware_errors=131551 firmware_timeouts=0 firmware_attempts=644034"

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::faults::Faults;
 use provd_rig::Topology;
 use provd_rig::topo::{BENCH_RELAY_IP as RELAY_IP, BENCH_SERVER_IP as SERVER_IP};
 
@@ -189,25 +190,54 @@ pub fn fields(text: &str, tag: &str) -> Option<BTreeMap<String, String>> {
     )
 }
 
-fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T> {
-    f.get(k)
-        .with_context(|| format!("no {k}="))?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad {k}= value"))
+/// The value of `k=` among `fields`, parsed: an error names the key when it is missing or
+/// does not parse.
+pub fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T> {
+    let v = f.get(k).with_context(|| format!("no {k}="))?;
+    v.parse()
+        .map_err(|_| anyhow::anyhow!("bad {k}= value {v:?}"))
 }
 
 /// What one load run measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
+    /// DORA exchanges started.
     pub sent: u64,
+    /// Exchanges that ended in an ACK.
     pub completed: u64,
     pub dora_per_s: f64,
+    /// Exchanges not completed (timed out or NAKed), per cent of those started.
     pub drops_pct: f64,
     pub naks: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub line: String,
     pub detail: String,
+}
+
+impl Measured {
+    /// Exchanges that had no answer within the timeout (the loadgen's `drops`): started, not
+    /// ACKed and not NAKed.
+    pub fn drops(&self) -> u64 {
+        self.sent
+            .saturating_sub(self.completed)
+            .saturating_sub(self.naks)
+    }
+
+    /// Exchanges that did not end in an ACK (drops and NAKs) of those started.
+    pub fn faults(&self) -> Faults {
+        Faults::new(self.sent.saturating_sub(self.completed), self.sent)
+    }
+
+    /// `sent=S drops=D naks=K` for RESULT lines.
+    pub fn counts(&self) -> String {
+        format!(
+            "sent={} drops={} naks={}",
+            self.sent,
+            self.drops(),
+            self.naks
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -236,7 +266,13 @@ pub fn loadgen(bin: &Path, link: &Topology, load: &Load) -> Result<Measured> {
         .args(["--salt", &load.salt.to_string()]);
     let limit = Duration::from_secs_f64(load.seconds + load.timeout_ms as f64 / 1000.0 + 20.0);
     let (out, err) = run_bounded(cmd, limit, "provd-loadgen")?;
-    let f = fields(&out, "LOADGEN").with_context(|| format!("no LOADGEN line in:\n{out}{err}"))?;
+    parse_loadgen(&out, &err).with_context(|| format!("provd-loadgen said:\n{out}{err}"))
+}
+
+/// provd-loadgen's `LOADGEN sent=N completed=N dora_per_s=X drops_pct=P naks=N p50_ms=L
+/// p99_ms=L ...` line (the last one in `out`), with its stderr as the detail.
+pub fn parse_loadgen(out: &str, err: &str) -> Result<Measured> {
+    let f = fields(out, "LOADGEN").context("no LOADGEN line")?;
     Ok(Measured {
         sent: num(&f, "sent")?,
         completed: num(&f, "completed")?,
@@ -389,5 +425,25 @@ mod tests {
         assert_eq!(num::<u64>(&f, "completed").unwrap(), 9);
         assert_eq!(num::<f64>(&f, "dora_per_s").unwrap(), 4.5);
         assert!(fields("nothing", "LOADGEN").is_none());
+    }
+
+    #[test]
+    fn loadgen_output_gives_drops_and_naks_as_counts() {
+        let m = parse_loadgen(
+            "LOADGEN sent=200 completed=100 dora_per_s=50.0 drops_pct=50.00 naks=10 \
+             p50_ms=0.100 p99_ms=0.200 offers=110 acks=100\n",
+            "loadgen: drops=90\n",
+        )
+        .unwrap();
+        assert_eq!((m.sent, m.completed, m.naks, m.drops()), (200, 100, 10, 90));
+        assert_eq!(m.counts(), "sent=200 drops=90 naks=10");
+        assert_eq!(m.faults(), Faults::new(100, 200));
+        assert_eq!(m.detail, "loadgen: drops=90");
+        let e = parse_loadgen("loadgen: bind failed", "").unwrap_err();
+        assert_eq!(e.to_string(), "no LOADGEN line");
+        let e = parse_loadgen("LOADGEN sent=1 completed=1 dora_per_s=x", "").unwrap_err();
+        assert_eq!(e.to_string(), "bad dora_per_s= value \"x\"");
+        let e = parse_loadgen("LOADGEN sent=1 completed=1 dora_per_s=1", "").unwrap_err();
+        assert_eq!(e.to_string(), "no drops_pct=");
     }
 }

@@ -10,7 +10,9 @@
 //! but 200 is an error.
 //!
 //! Prints per page `PAGE ui path=… p50_ms=… p99_ms=… max_ms=…`, then
-//! `RESULT ui devices=N pages=P worst_page=… worst_p99_ms=… over_300ms=K errors=E`.
+//! `RESULT ui devices=N pages=P repeat=R worst_page=… worst_p99_ms=… over_300ms=K errors=E`
+//! (E of the P×R fetches), ending in `degraded=P%` when errors exceed 0.1 % of the fetches
+//! (see `faults.rs`).
 //! `--smoke`: 5,000 devices, 3 fetches a page; fails on any error.
 
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use provd_rig::{Netns, Provd, cmd};
 
 use super::Args;
 use super::api::{TOML, lease_addr, mac_of, wait_api_line, write_devices, write_kea_leases};
+use super::faults::Faults;
 
 const BASE: &str = "http://127.0.0.1:8080";
 /// The quality bar per page, server side, ms.
@@ -144,18 +147,31 @@ pub fn run(args: &Args) -> Result<()> {
     }
     provd.check_alive()?;
     provd.stop()?;
-    let line = format!(
-        "RESULT ui devices={devices} pages={} repeat={repeat} worst_page={} worst_p99_ms={:.1} \
-         over_{BAR_MS:.0}ms={over} errors={errors}",
-        pages.len(),
-        worst.0,
-        worst.1
-    );
+    let line = result_line(devices, pages.len(), repeat, &worst, over, errors);
     println!("{line}");
     if args.smoke {
         ensure!(errors == 0, "errors in the smoke run: {line}");
     }
     Ok(())
+}
+
+/// `RESULT ui devices=N pages=P repeat=R worst_page=… worst_p99_ms=… over_300ms=K errors=E`,
+/// and ` degraded=P%` when errors exceed 0.1 % of the P×R fetches.
+fn result_line(
+    devices: u32,
+    pages: usize,
+    repeat: usize,
+    worst: &(String, f64),
+    over: usize,
+    errors: usize,
+) -> String {
+    format!(
+        "RESULT ui devices={devices} pages={pages} repeat={repeat} worst_page={} \
+         worst_p99_ms={:.1} over_{BAR_MS:.0}ms={over} errors={errors}{}",
+        worst.0,
+        worst.1,
+        Faults::new(errors as u64, (pages * repeat) as u64).marker()
+    )
 }
 
 /// Logs in: the session cookie's value.
@@ -221,4 +237,24 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // an index into s
     let i = ((s.len() - 1) as f64 * q).round() as usize;
     s[i.min(s.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_over_failed_fetches_says_degraded() {
+        let worst = ("devices".to_owned(), 120.04);
+        assert_eq!(
+            result_line(1000, 23, 20, &worst, 0, 1),
+            "RESULT ui devices=1000 pages=23 repeat=20 worst_page=devices worst_p99_ms=120.0 \
+             over_300ms=0 errors=1 degraded=0.22%"
+        );
+        assert_eq!(
+            result_line(1000, 23, 20, &worst, 0, 0),
+            "RESULT ui devices=1000 pages=23 repeat=20 worst_page=devices worst_p99_ms=120.0 \
+             over_300ms=0 errors=0"
+        );
+    }
 }
