@@ -88,6 +88,13 @@ pub fn write(
             s.offers_reused,
         );
         out.counter(
+            "provd_dhcp_lost_offers_honoured_total",
+            "REQUESTs for an offer the server no longer held (a restart, or past offer_hold_secs) \
+             ACKed because the address was still free.",
+            &[("shard", &shard)],
+            s.lost_offers_honoured,
+        );
+        out.counter(
             "provd_dhcp_lease_records_persisted_total",
             "Lease records made durable in the shard's lease log.",
             &[("shard", &shard)],
@@ -340,6 +347,7 @@ relays = ["198.18.1.1"]
                 "provd_dhcp_drops_total",
                 "provd_dhcp_naks_total",
                 "provd_dhcp_offers_reused_total",
+                "provd_dhcp_lost_offers_honoured_total",
                 "provd_dhcp_lease_records_persisted_total",
                 "provd_dhcp_lease_commits_total",
                 "provd_dhcp_ack_latency_seconds",

@@ -95,6 +95,7 @@ pub struct Counters {
     leases_persisted: AtomicU64,
     commits: AtomicU64,
     offers_reused: AtomicU64,
+    lost_offers_honoured: AtomicU64,
 }
 
 impl Default for Counters {
@@ -107,6 +108,7 @@ impl Default for Counters {
             leases_persisted: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             offers_reused: AtomicU64::new(0),
+            lost_offers_honoured: AtomicU64::new(0),
         }
     }
 }
@@ -137,6 +139,10 @@ impl Counters {
     pub fn offer_reused(&self) {
         bump(&self.offers_reused, 1);
     }
+    /// A REQUEST for an offer this server no longer held was ACKed (the address was free).
+    pub fn lost_offer_honoured(&self) {
+        bump(&self.lost_offers_honoured, 1);
+    }
     pub fn committed(&self, records: u64) {
         bump(&self.leases_persisted, records);
         bump(&self.commits, 1);
@@ -152,6 +158,7 @@ impl Counters {
             leases_persisted: load(&self.leases_persisted),
             commits: load(&self.commits),
             offers_reused: load(&self.offers_reused),
+            lost_offers_honoured: load(&self.lost_offers_honoured),
         }
     }
 }
@@ -166,6 +173,7 @@ pub struct Snapshot {
     pub leases_persisted: u64,
     pub commits: u64,
     pub offers_reused: u64,
+    pub lost_offers_honoured: u64,
 }
 
 impl Snapshot {
@@ -184,6 +192,7 @@ impl Snapshot {
         self.leases_persisted += o.leases_persisted;
         self.commits += o.commits;
         self.offers_reused += o.offers_reused;
+        self.lost_offers_honoured += o.lost_offers_honoured;
     }
 
     pub fn drop_count(&self, d: Drop) -> u64 {
@@ -215,6 +224,7 @@ impl Snapshot {
         v.push(("leases_persisted".into(), self.leases_persisted));
         v.push(("commits".into(), self.commits));
         v.push(("offers_reused".into(), self.offers_reused));
+        v.push(("lost_offers_honoured".into(), self.lost_offers_honoured));
         v.retain(|(_, n)| *n != 0);
         v
     }

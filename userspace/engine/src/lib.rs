@@ -525,7 +525,7 @@ impl Shard {
                 self.st.admit(now, &ctx, giaddr, agent)?;
                 self.st.discover(now, &ctx, out)
             }
-            MessageType::Request => self.st.request(now, &ctx, out),
+            MessageType::Request => self.st.request(now, &ctx, giaddr, agent, out),
             MessageType::Decline => self.st.decline(now, &ctx),
             MessageType::Release => self.st.release(now, &ctx),
             MessageType::Inform => self.st.inform(&ctx, out),
@@ -564,6 +564,30 @@ impl ShardState {
                 None => lease.pool == NO_POOL && ctx.sh.policy.is_reserved(lease.addr),
             },
         }
+    }
+
+    /// Claims `requested` for a client whose offer this server no longer holds: in this
+    /// client's network and class, reserved for no one, in a pool and free there. A client
+    /// new to the table must pass [`Self::admit`] first, as its DISCOVER did.
+    fn claim_lost_offer(
+        &mut self,
+        now: u32,
+        ctx: &Ctx<'_, '_>,
+        requested: Ipv4Addr,
+        giaddr: Ipv4Addr,
+        agent: Option<AgentIds>,
+    ) -> Result<bool, Drop> {
+        if self.eligible_subnet(ctx, requested).is_none()
+            || ctx.sh.policy.is_reserved(requested)
+            || ctx.reservation.is_some()
+        {
+            return Ok(false);
+        }
+        let Some(pool) = ctx.sh.pool_of(requested) else {
+            return Ok(false);
+        };
+        self.admit(now, ctx, giaddr, agent)?;
+        Ok(ctx.sh.pools[usize::from(pool)].try_claim(requested))
     }
 
     /// Whether a DISCOVER may start a new client: one the table does not know and no
@@ -738,7 +762,14 @@ impl ShardState {
         }
     }
 
-    fn request(&mut self, now: u32, ctx: &Ctx<'_, '_>, out: &mut Vec<u8>) -> Result<Outcome, Drop> {
+    fn request(
+        &mut self,
+        now: u32,
+        ctx: &Ctx<'_, '_>,
+        giaddr: Ipv4Addr,
+        agent: Option<AgentIds>,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, Drop> {
         let existing = self.table.get(&ctx.key).copied();
         let kind = ctx.msg.request_kind();
         let restart = matches!(
@@ -763,6 +794,15 @@ impl ShardState {
                         requested
                     }
                     Some(l) if l.addr == requested => return self.nak(ctx, Nak::AddressTaken, out),
+                    // Our offer is gone (provd restarted, or the client took longer than
+                    // offer_hold_secs): honour it while the address is free rather than NAK and
+                    // send the client back through DISCOVER with its backoff, which in a storm
+                    // after a restart is most of the fleet. A client new to the table is
+                    // admitted as its DISCOVER would have been.
+                    None if self.claim_lost_offer(now, ctx, requested, giaddr, agent)? => {
+                        self.counters.lost_offer_honoured();
+                        requested
+                    }
                     _ => return self.nak(ctx, Nak::NotOffered, out),
                 }
             }

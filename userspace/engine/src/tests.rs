@@ -481,10 +481,11 @@ fn selecting_another_server_frees_the_offer() {
     );
     let p = s.shared.pool_of(a).unwrap();
     assert!(!s.shared.pool(p).unwrap().is_claimed(a), "offer released");
-    // A REQUEST for an address never offered is NAK'd, relayed with the broadcast bit.
+    // A REQUEST for an address never offered and outside every pool is NAK'd, relayed with the
+    // broadcast bit.
     let bogus = Req {
         kind: MessageType::Request,
-        requested: Some(Ipv4Addr::new(198, 19, 0, 11)),
+        requested: Some(Ipv4Addr::new(198, 19, 0, 50)),
         server_id: Some(SERVER),
         ..Req::new(MessageType::Request, mac(9))
     };
@@ -1169,6 +1170,82 @@ fn discover_from(s: &mut Shard, now: u32, mac: [u8; 6], relay_info: Option<Vec<u
         ..Req::new(MessageType::Discover, mac)
     };
     send(s, now, &req).0
+}
+
+/// A SELECTING REQUEST naming this server and `addr`, as a client whose OFFER came from it.
+fn select(mac: [u8; 6], addr: Ipv4Addr) -> Req {
+    Req {
+        requested: Some(addr),
+        server_id: Some(SERVER),
+        ..Req::new(MessageType::Request, mac)
+    }
+}
+
+/// A restart loses the offers (they are not durable): the clients that took one REQUEST it from
+/// the new process. While the address is free it is theirs, without a NAK and a new DISCOVER
+/// after their backoff; an address someone holds, one outside the pools or one reserved for
+/// another client is still NAK'd.
+#[test]
+fn a_request_for_a_lost_offer_is_acked_while_the_address_is_free() {
+    let extra = r#"
+[[reservation]]
+mac = "00:15:cf:00:00:30"
+address = "198.19.0.10"
+class = "cm"
+"#;
+    let mut s = shard(extra);
+    let (o, b) = send(&mut s, T0, &select(mac(5), Ipv4Addr::new(198, 19, 0, 11)));
+    let (r, ack) = reply_of(o, &b);
+    assert_eq!(r.kind, MessageType::Ack);
+    assert_eq!(ack.yiaddr(), Ipv4Addr::new(198, 19, 0, 11));
+    assert!(matches!(o, Outcome::Reply(Reply { durable: true, .. })));
+    assert_eq!(s.counters().snapshot().lost_offers_honoured, 1);
+    // The address is claimed: another client asking for it, as if offered it too, is NAK'd,
+    // and the pool's other address is reserved, so a DISCOVER finds the pool exhausted.
+    let (o, b) = send(&mut s, T0, &select(mac(6), Ipv4Addr::new(198, 19, 0, 11)));
+    assert_eq!(reply_of(o, &b).0.kind, MessageType::Nak);
+    let (o, b) = send(&mut s, T0, &select(mac(7), Ipv4Addr::new(198, 19, 0, 10)));
+    assert_eq!(
+        reply_of(o, &b).0.kind,
+        MessageType::Nak,
+        "reserved for another"
+    );
+    let (o, _) = send(&mut s, T0, &Req::new(MessageType::Discover, mac(8)));
+    assert_eq!(o, Outcome::Dropped(Drop::PoolExhausted));
+    let snap = s.counters().snapshot();
+    assert_eq!(snap.nak_count(Nak::NotOffered), 2);
+    assert_eq!(snap.lost_offers_honoured, 1);
+    // The client holding it renews as usual.
+    let (o, b) = send(
+        &mut s,
+        T0 + 5,
+        &select(mac(5), Ipv4Addr::new(198, 19, 0, 11)),
+    );
+    assert_eq!(reply_of(o, &b).0.kind, MessageType::Ack);
+    assert_eq!(s.counters().snapshot().lost_offers_honoured, 1);
+}
+
+/// A client new to the table skipping DISCOVER is admitted as its DISCOVER would have been: a
+/// subscriber over its burst cannot take addresses with forged SELECTING REQUESTs.
+#[test]
+fn lost_offer_requests_pass_the_same_admission_as_discovers() {
+    let mut s = shard("");
+    let mut acked = 0;
+    for n in 0..100u32 {
+        let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 1, 10)) + n);
+        let req = Req {
+            relay_info: agent(1),
+            vendor_class: Some(b"pktc1.0"),
+            ..select(many_mac(n), addr)
+        };
+        match send(&mut s, T0, &req).0 {
+            Outcome::Reply(_) => acked += 1,
+            Outcome::Dropped(Drop::AgentLimit) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(acked, 32, "the default burst");
+    assert_eq!(s.counters().snapshot().lost_offers_honoured, 32);
 }
 
 fn many_mac(n: u32) -> [u8; 6] {
