@@ -390,22 +390,22 @@ fn dhclient_relayed(ctx: &Ctx, dir: &Path) -> Result<()> {
 
 /// What a load capture shows about the server's replies.
 #[derive(Debug, Default)]
-struct WireTally {
-    offers: usize,
-    acks: usize,
-    naks: usize,
+pub(crate) struct WireTally {
+    pub(crate) offers: usize,
+    pub(crate) acks: usize,
+    pub(crate) naks: usize,
     /// Last ACKed address per client.
-    acked: BTreeMap<[u8; 6], Ipv4Addr>,
+    pub(crate) acked: BTreeMap<[u8; 6], Ipv4Addr>,
     /// Clients ACKed more than one address.
-    moved: usize,
+    pub(crate) moved: usize,
     /// Addresses ACKed to more than one client.
-    shared: BTreeMap<Ipv4Addr, BTreeSet<[u8; 6]>>,
+    pub(crate) shared: BTreeMap<Ipv4Addr, BTreeSet<[u8; 6]>>,
     /// Option 61 per client, as its requests carried it.
     client_ids: HashMap<[u8; 6], Vec<u8>>,
     first_nak: Option<String>,
 }
 
-fn tally(pkts: &[DhcpPacket]) -> WireTally {
+pub(crate) fn tally(pkts: &[DhcpPacket]) -> WireTally {
     let mut t = WireTally::default();
     let mut owners: HashMap<Ipv4Addr, BTreeSet<[u8; 6]>> = HashMap::new();
     for p in pkts {
@@ -444,7 +444,7 @@ fn tally(pkts: &[DhcpPacket]) -> WireTally {
     t
 }
 
-fn describe_shared(shared: &BTreeMap<Ipv4Addr, BTreeSet<[u8; 6]>>) -> String {
+pub(crate) fn describe_shared(shared: &BTreeMap<Ipv4Addr, BTreeSet<[u8; 6]>>) -> String {
     shared
         .iter()
         .take(5)

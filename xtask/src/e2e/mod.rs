@@ -37,17 +37,22 @@
 //! readiness and the watchdog over NOTIFY_SOCKET, scores the unit with `systemd-analyze` and
 //! purges the package (see `package.rs`).
 //!
+//! `cargo xtask e2e storm` runs the boot storm at CI size against provd with every cable role,
+//! once as is and once with provd SIGKILLed mid-storm, and holds provd to what the wire showed
+//! (see `storm.rs`).
+//!
 //! `cargo xtask e2e mta` runs the PacketCable MTA suite: dhclient, snmpd, snmpinform, tftp-hpa,
 //! logger and rdate as the MTA, against provd's `[mta]` role (see `mta.rs`).
 
 mod acs;
 pub(crate) mod api;
-mod dhcp;
+pub(crate) mod dhcp;
 mod fastpath;
 mod hardening;
 pub(crate) mod http;
 mod mta;
 mod package;
+mod storm;
 mod subject;
 pub(crate) mod tftp;
 mod ui;
@@ -62,7 +67,7 @@ pub use subject::Subject;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api, ui, hardening or package
+    /// Which suite: dhcp, tftp, mta, fastpath, http, acs, api, ui, hardening, package or storm
     pub suite: String,
     /// The server under test: provd (default) or kea (the reference that proves the rig).
     #[arg(long, value_enum, default_value_t = Subject::Provd)]
@@ -135,7 +140,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The suites, in the order `--help` and errors list them.
-const SUITES: [&str; 10] = [
+const SUITES: [&str; 11] = [
     "dhcp",
     "tftp",
     "mta",
@@ -146,6 +151,7 @@ const SUITES: [&str; 10] = [
     "ui",
     "hardening",
     "package",
+    "storm",
 ];
 
 pub fn run(args: Args) -> Result<()> {
@@ -170,6 +176,7 @@ pub fn run(args: Args) -> Result<()> {
         "ui" => ui::run(&args),
         "hardening" => hardening::run(&args),
         "package" => package::run(&args),
+        "storm" => storm::run(&args),
         _ => run_dhcp(&args),
     }
 }

@@ -113,11 +113,8 @@ pub struct Setback {
 pub struct Effects {
     /// Send the DHCP client's datagram through the device's relay.
     pub dhcp: bool,
-    /// The ACK came: open the device's socket on its address, then call
-    /// [`Device::begin`].
+    /// The ACK came: from now on the device sends from its address; call [`Device::begin`].
     pub bound: Option<Box<Lease>>,
-    /// The socket is no longer needed (online, or back to DHCP).
-    pub close: bool,
     pub online: bool,
     pub setbacks: Vec<Setback>,
 }
@@ -250,7 +247,7 @@ impl Device {
         fx
     }
 
-    /// The device's socket is open on its leased address: start what follows the lease.
+    /// The device has its address: start what follows the lease.
     pub fn begin(
         &mut self,
         shared: &Shared,
@@ -337,7 +334,7 @@ impl Device {
         u64::from(self.index) + (u64::from(tries) << 20)
     }
 
-    /// A datagram on the device's socket.
+    /// A datagram to the device's address.
     pub fn on_datagram(
         &mut self,
         shared: &Shared,
@@ -575,11 +572,10 @@ impl Device {
         self.marks.online = Some(now);
         self.tail = Tail::None;
         fx.online = true;
-        fx.close = true;
         fx
     }
 
-    fn back_to_dhcp(&mut self, now: Instant, mut fx: Effects) -> Effects {
+    fn back_to_dhcp(&mut self, now: Instant, fx: Effects) -> Effects {
         self.redhcp += 1;
         self.tail = Tail::None;
         self.lease = None;
@@ -587,7 +583,6 @@ impl Device {
         // It reboots: its DHCP starts at the next tick.
         self.power_on = now;
         self.dhcp = None;
-        fx.close = true;
         fx
     }
 }

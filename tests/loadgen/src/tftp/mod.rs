@@ -276,7 +276,7 @@ struct Engine {
 pub fn run(cfg: Config) -> Result<Report> {
     cfg.check()?;
     // One descriptor per transfer in flight, and some to spare.
-    ensure_open_files(cfg.concurrency as u64 + 64)?;
+    crate::sys::ensure_open_files(cfg.concurrency as u64 + 64)?;
     if let Some(d) = &cfg.save_dir {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
@@ -642,33 +642,6 @@ pub fn load_reference(dir: &Path, names: &Names) -> Result<HashMap<String, Vec<u
         files.insert(name, content);
     }
     Ok(files)
-}
-
-/// Raises the soft limit on open files to `need` if it is lower (up to the hard limit).
-fn ensure_open_files(need: u64) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
-        return Err(io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
-    }
-    if lim.rlim_cur >= need {
-        return Ok(());
-    }
-    if lim.rlim_max < need {
-        bail!(
-            "--concurrency needs {need} open files, the hard limit is {}",
-            lim.rlim_max
-        );
-    }
-    lim.rlim_cur = need;
-    // SAFETY: setrlimit reads one valid rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
-        return Err(io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
-    }
-    Ok(())
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes.
