@@ -102,7 +102,8 @@ pub fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Raises the soft open-files limit to `need` if the hard limit allows.
+/// Raises the open-files limit to `need`: the soft limit, and the hard one too when it is lower
+/// and the process may (root).
 pub fn ensure_open_files(need: u64) -> Result<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -115,16 +116,19 @@ pub fn ensure_open_files(need: u64) -> Result<()> {
     if lim.rlim_cur >= need {
         return Ok(());
     }
-    if lim.rlim_max < need {
-        bail!(
-            "the run needs {need} open files, the hard limit is {}",
-            lim.rlim_max
-        );
-    }
+    let hard = lim.rlim_max;
+    // Root may raise the hard limit too (up to fs.nr_open).
+    lim.rlim_max = lim.rlim_max.max(need);
     lim.rlim_cur = need;
     // SAFETY: setrlimit reads one valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
-        return Err(io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+        let e = io::Error::last_os_error();
+        if hard < need {
+            bail!(
+                "the run needs {need} open files, the hard limit is {hard} and raising it failed: {e}"
+            );
+        }
+        return Err(e).context("setrlimit(RLIMIT_NOFILE)");
     }
     Ok(())
 }
@@ -184,4 +188,91 @@ pub fn send_from(
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// Asks the kernel to report each datagram's destination address ([`recv_to`]).
+pub fn want_pktinfo(sock: &UdpSocket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is open; the value is a valid c_int of the length given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one datagram on a socket set up with [`want_pktinfo`]: its length, its source and
+/// the address it was sent to (unspecified if the kernel did not say).
+pub fn recv_to(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, std::net::SocketAddrV4, std::net::Ipv4Addr)> {
+    // SAFETY: an all-zero sockaddr_in is valid for recvmsg to overwrite.
+    let mut src: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut src).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: `msg` names live buffers of the lengths given.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut dst = std::net::Ipv4Addr::UNSPECIFIED;
+    // SAFETY: the kernel filled msg_control up to msg_controllen; CMSG_FIRSTHDR/NXTHDR stay
+    // within it and each header's data is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>());
+                dst = std::net::Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes());
+            }
+            c = libc::CMSG_NXTHDR(&raw const msg, c);
+        }
+    }
+    let from = std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::from(src.sin_addr.s_addr.to_ne_bytes()),
+        u16::from_be(src.sin_port),
+    );
+    Ok((n as usize, from, dst))
+}
+
+/// Datagrams the kernel dropped for this socket so far (full receive buffer): SO_MEMINFO's
+/// SK_MEMINFO_DROPS. `None` where the kernel does not say.
+pub fn socket_drops(sock: &UdpSocket) -> Option<u32> {
+    /// SK_MEMINFO_DROPS, and the number of SK_MEMINFO_* values (linux/sock_diag.h).
+    const DROPS: usize = 8;
+    const VARS: usize = 9;
+    let mut v = [0u32; VARS];
+    let mut len = size_of_val(&v) as libc::socklen_t;
+    // SAFETY: the descriptor is open; `v` is a writable buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            v.as_mut_ptr().cast(),
+            &raw mut len,
+        )
+    };
+    (r == 0 && len as usize > DROPS * size_of::<u32>()).then_some(v[DROPS])
 }

@@ -394,7 +394,7 @@ fn machine_cpu() -> Option<(f64, f64, f64)> {
 }
 
 /// The `Udp:` counters of `/proc/net/snmp` as seen in network namespace `ns`.
-fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
+pub(super) fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
     let out = cmd::run(
         Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/snmp"]),
         Duration::from_secs(10),
@@ -413,7 +413,7 @@ fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
 }
 
 /// What changed in the counters that say whether datagrams were lost.
-fn udp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+pub(super) fn udp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
     [
         "InDatagrams",
         "OutDatagrams",

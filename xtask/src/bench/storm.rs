@@ -54,8 +54,6 @@ pub struct Plan {
     pub deadline_s: f64,
     /// SIGKILL provd this long into the storm, then start it again.
     pub kill_at: Option<Duration>,
-    /// Capture DHCP on the load side, to hold provd to every ACK afterwards.
-    pub capture: bool,
 }
 
 impl Plan {
@@ -68,7 +66,6 @@ impl Plan {
             spread_ms: args.spread_ms.unwrap_or(1000),
             deadline_s: args.deadline_s.unwrap_or(if smoke { 60.0 } else { 180.0 }),
             kill_at: args.kill_at_s.map(Duration::from_secs_f64),
-            capture: false,
         }
     }
 }
@@ -363,9 +360,6 @@ impl StormResult {
             .to_owned();
         Some(StormResult { fields, line })
     }
-    pub fn num(&self, k: &str) -> Option<f64> {
-        self.fields.get(k)?.parse().ok()
-    }
     pub fn count(&self, k: &str) -> Option<u64> {
         self.fields.get(k)?.parse().ok()
     }
@@ -443,6 +437,55 @@ pub fn run_storm(
     })
 }
 
+/// The `drops` column of `/proc/net/udp` in namespace `ns`, summed per local port: which of
+/// provd's sockets overflowed (ephemeral ports, TFTP's per-transfer sockets, summed as one).
+fn port_drops(ns: &str) -> String {
+    let text = cmd::run(
+        Command::new("ip").args(["netns", "exec", ns, "cat", "/proc/net/udp"]),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default();
+    let by_port = parse_udp_drops(&text);
+    if by_port.is_empty() {
+        return "none".into();
+    }
+    by_port
+        .iter()
+        .map(|(p, d)| format!("{p}: {d}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `/proc/net/udp` lines → drops per local port (ports from 32768 up summed as "ephemeral").
+fn parse_udp_drops(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(local), Some(drops)) = (f.get(1), f.last()) else {
+            continue;
+        };
+        let Some(port) = local
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+        else {
+            continue;
+        };
+        let Ok(d) = drops.parse::<u64>() else {
+            continue;
+        };
+        if d == 0 {
+            continue;
+        }
+        let key = if port >= 32768 {
+            "ephemeral".to_owned()
+        } else {
+            port.to_string()
+        };
+        *out.entry(key).or_default() += d;
+    }
+    out
+}
+
 fn parse_timeline(csv: &str) -> Vec<(f64, u32, u32)> {
     csv.lines()
         .skip(1)
@@ -512,12 +555,21 @@ pub fn run(args: &Args) -> Result<()> {
     );
     check_interrupted()?;
     let cpu0 = super::mta::thread_cpu(srv.provd.pid());
+    let namespaces = [link.server.name(), link.load_ns().name()];
+    let udp0 = namespaces.map(super::mta::udp_counters);
     let t0 = Instant::now();
     let log_dir = srv.dir.path().to_path_buf();
     let run = run_storm(&bins.loadgen, &link, &mut srv, &plan, &addrs, &log_dir);
     let wall = t0.elapsed();
     let cpu1 = super::mta::thread_cpu(srv.provd.pid());
+    let udp1 = namespaces.map(super::mta::udp_counters);
     let run = run?;
+    for ((name, a), b) in ["server", "load"].iter().zip(&udp0).zip(&udp1) {
+        eprintln!(
+            "bench: storm: UDP in the {name} namespace: {}",
+            super::mta::udp_delta(a, b)
+        );
+    }
     for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
         eprintln!("bench: {l}");
     }
@@ -541,7 +593,20 @@ pub fn run(args: &Args) -> Result<()> {
         Err(e) => eprintln!("bench: storm: writing the report failed: {e:#}"),
     }
     let problems = problems(&run.result, run.exit_ok);
+    eprintln!(
+        "bench: storm: provd's sockets that dropped datagrams (port: drops): {}",
+        port_drops(link.server.name())
+    );
     srv.provd.terminate()?;
+    // Each role's closing counters: where the storm's retries came from, seen from provd.
+    for l in srv
+        .provd
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("final counters"))
+    {
+        eprintln!("bench: storm: provd {}", l.trim());
+    }
     if !problems.is_empty() {
         bail!(
             "bench storm: {}; provd log tail:\n{}",
@@ -643,7 +708,6 @@ mod tests {
             spread_ms: 1000,
             deadline_s: 60.0,
             kill_at: None,
-            capture: false,
         }
     }
 
@@ -705,6 +769,15 @@ mod tests {
         let p = problems(&lost, false);
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(StormResult::parse("RESULT stormy x=1").is_none());
+        let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+                   1: 020212C6:0043 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0 17\n\
+                   2: 020212C6:00A2 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0 0\n\
+                   3: 020212C6:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0 5\n\
+                   4: 020212C6:C350 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0 6\n";
+        let d = parse_udp_drops(udp);
+        assert_eq!(d.get("67"), Some(&17));
+        assert_eq!(d.get("ephemeral"), Some(&11));
+        assert_eq!(d.len(), 2);
         assert_eq!(
             parse_timeline("t_s,cm_online,mta_online\n0.00,0,0\n0.25,3,1\nbad\n"),
             [(0.0, 0, 0), (0.25, 3, 1)]
