@@ -270,6 +270,7 @@ impl XdpIo {
                             src: info.src,
                             local,
                             ifindex: self.iface.ifindex,
+                            received: None,
                         };
                         self.items.push(Item::Frame {
                             at,

@@ -274,6 +274,7 @@ impl UringIo {
                     src,
                     local,
                     ifindex,
+                    received: None,
                 },
             ));
         }
@@ -378,6 +379,7 @@ fn empty_meta() -> Meta {
         src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
         local: Ipv4Addr::UNSPECIFIED,
         ifindex: 0,
+        received: None,
     }
 }
 

@@ -256,9 +256,17 @@ fn socket_options() -> Options {
         // Replies leave from the bound address as the kernel picks it; nothing needs the
         // local address of an arrival.
         pktinfo: false,
+        // Notifications that waited past MAX_NOTIFICATION_AGE are dropped unanswered.
+        timestamps: true,
         ..Options::default()
     }
 }
+
+/// A notification (INFORM) that waited longer than this in the notification socket's queue is
+/// dropped unanswered (issue 17): its MTA has resent it (SNMP retries after about a second) or
+/// moved on, and answering it would start or repeat a flow step for a copy nobody waits on,
+/// while the fresh ones behind it wait longer still.
+pub const MAX_NOTIFICATION_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Binds the sockets and starts the thread; a port in use is an error here, before any
 /// thread runs. Returns the role and the observer the DHCP workers report boots to.

@@ -33,6 +33,8 @@ pub(crate) struct IoCounters {
     pub send_failures: u64,
     /// Errors reading a socket (typically ICMP unreachable from an MTA that left).
     pub receive_errors: u64,
+    /// Notifications dropped unanswered: they waited past [`crate::MAX_NOTIFICATION_AGE`].
+    pub stale_notifications: u64,
 }
 
 /// What the thread publishes once per loop turn, for [`Role::counters`](provd_role::Role).
@@ -110,6 +112,11 @@ impl Stats {
                 "Errors reading an MTA socket.",
                 io.receive_errors,
             ),
+            (
+                "provd_mta_stale_notifications_total",
+                "Notifications dropped unanswered: they waited in the queue past their usefulness.",
+                io.stale_notifications,
+            ),
         ] {
             out.counter(name, help, &[], n);
         }
@@ -137,6 +144,7 @@ impl Stats {
             ("datagrams_sent".into(), io.datagrams_sent),
             ("send_failures".into(), io.send_failures),
             ("receive_errors".into(), io.receive_errors),
+            ("stale_notifications".into(), io.stale_notifications),
         ]);
         out
     }
@@ -300,8 +308,17 @@ impl Worker {
             };
             self.out.io.datagrams_received += n as u64;
             let now = Millis(clock::unix_millis());
+            let wall = std::time::SystemTime::now();
             for i in 0..n {
                 let (bytes, meta) = rx.get(i);
+                if which == FromPort::Notify
+                    && meta
+                        .waited(wall)
+                        .is_some_and(|w| w > crate::MAX_NOTIFICATION_AGE)
+                {
+                    self.out.io.stale_notifications += 1;
+                    continue;
+                }
                 self.engine
                     .on_datagram(now, meta.src, local_port, bytes, &mut |o| self.out.push(o));
             }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Room for an IP_PKTINFO (CMSG_SPACE(12) = 32) and a UDP_SEGMENT (24) control message,
-/// 8-byte aligned: the control buffer of one message.
+/// Room for an IP_PKTINFO (CMSG_SPACE(12) = 32) and a UDP_SEGMENT (24) or SO_TIMESTAMPNS
+/// (CMSG_SPACE(16) = 32) control message, 8-byte aligned: the control buffer of one message.
 pub const CMSG_WORDS: usize = 8;
 
 /// Datagrams per `sendmmsg` in [`UdpSocket::send_each`].
@@ -22,6 +22,18 @@ pub struct Meta {
     pub src: SocketAddrV4,
     pub local: Ipv4Addr,
     pub ifindex: u32,
+    /// When the kernel took the datagram in (SO_TIMESTAMPNS, wall clock), on sockets bound
+    /// with [`Options::timestamps`].
+    pub received: Option<std::time::SystemTime>,
+}
+
+impl Meta {
+    /// How long the datagram waited in the socket's queue before `now` (zero if the clocks
+    /// disagree; `None` without a timestamp).
+    pub fn waited(&self, now: std::time::SystemTime) -> Option<Duration> {
+        self.received
+            .map(|r| now.duration_since(r).unwrap_or(Duration::ZERO))
+    }
 }
 
 /// How a socket is set up at bind time.
@@ -37,7 +49,11 @@ pub struct Options {
     pub broadcast: bool,
     /// Receive IP_PKTINFO: the local address each datagram was sent to and its interface.
     pub pktinfo: bool,
-    /// SO_RCVBUF / SO_SNDBUF in bytes (0: the system's default). Asked for, not insisted on.
+    /// Receive SO_TIMESTAMPNS: when each datagram arrived ([`Meta::received`]), so a server
+    /// behind on its queue can tell requests that waited too long to be worth answering.
+    pub timestamps: bool,
+    /// SO_RCVBUF / SO_SNDBUF in bytes (0: the system's default), forced past the system's
+    /// maximum when the process may. Asked for, not insisted on.
     pub recv_buffer: usize,
     pub send_buffer: usize,
     /// How long a [`Wait::ForOne`] receive blocks before returning 0.
@@ -45,15 +61,17 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// Room for a region of devices rebooting at once: 4 MiB each way, IP_PKTINFO on.
+    /// Room for a region of devices rebooting at once: 16 MiB each way (the kernel doubles it
+    /// for its bookkeeping; about 10,000 small datagrams), IP_PKTINFO on.
     fn default() -> Self {
         Options {
             reuse_port: false,
             reuse_address: false,
             broadcast: false,
             pktinfo: true,
-            recv_buffer: 4 << 20,
-            send_buffer: 4 << 20,
+            timestamps: false,
+            recv_buffer: 16 << 20,
+            send_buffer: 16 << 20,
             read_timeout: None,
         }
     }
@@ -109,14 +127,29 @@ impl UdpSocket {
         if opts.broadcast {
             sock.set_broadcast(true)?;
         }
-        if opts.recv_buffer > 0 {
-            let _ = sock.set_recv_buffer_size(opts.recv_buffer);
-        }
-        if opts.send_buffer > 0 {
-            let _ = sock.set_send_buffer_size(opts.send_buffer);
+        // Past net.core.rmem_max/wmem_max when the process may (CAP_NET_ADMIN), else as far as
+        // the limits let it: a boot storm's burst waits in these buffers.
+        for (want, force, plain) in [
+            (opts.recv_buffer, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+            (opts.send_buffer, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        ] {
+            let Ok(want) = i32::try_from(want) else {
+                continue;
+            };
+            if want > 0 && setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, force, &want).is_err() {
+                let _ = setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, plain, &want);
+            }
         }
         if opts.pktinfo {
             setsockopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO, &1i32)?;
+        }
+        if opts.timestamps {
+            setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                &1i32,
+            )?;
         }
         if opts.read_timeout.is_some() {
             // A new socket has none: one system call fewer for the sockets made per transfer.
@@ -279,6 +312,7 @@ impl UdpSocket {
                 src,
                 local,
                 ifindex,
+                received: timestamp(&h.msg_hdr),
             });
         }
         Ok(n)
@@ -453,6 +487,24 @@ pub fn pktinfo(h: &libc::msghdr) -> Option<(Ipv4Addr, u32)> {
                     .read_unaligned();
                 let local = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
                 return Some((local, info.ipi_ifindex as u32));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Reads SO_TIMESTAMPNS: when the kernel took the datagram in. `h` as for [`pktinfo`].
+pub fn timestamp(h: &libc::msghdr) -> Option<std::time::SystemTime> {
+    // SAFETY: as in `pktinfo`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let ts = libc::CMSG_DATA(c).cast::<libc::timespec>().read_unaligned();
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                return std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
             }
             c = libc::CMSG_NXTHDR(h, c);
         }
