@@ -139,6 +139,8 @@ counters! {
     unproven_expired,
     /// Unproven transfers evicted to make room for a new request when the table was full.
     evicted_unproven,
+    /// Finished transfers whose dally was cut short to make room for a new request.
+    evicted_dallying,
     /// Requests refused because their source already held `max_transfers_per_source`.
     too_many_from_source,
 }
@@ -192,6 +194,6 @@ mod tests {
         assert_eq!(sum.rrq, 2);
         assert_eq!(sum.errors_sent[5], 2);
         assert_eq!(sum.dropped_for(DropReason::Unexpected), 2);
-        assert_eq!(sum.named().len(), 27);
+        assert_eq!(sum.named().len(), 28);
     }
 }

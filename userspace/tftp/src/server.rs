@@ -11,8 +11,11 @@
 //! `amplification_factor` times the bytes it sent ([`crate::transfer::Budget`]); one read
 //! without options per unproven source may send its first DATA regardless (there is no smaller
 //! first answer), never a retransmission. Unproven transfers are freed after
-//! `unproven_timeout`, are evicted first when the table is full, and a source address holds at
-//! most `max_transfers_per_source`. An address that proved itself starts proven for
+//! `unproven_timeout`; when the table is full, one that had a third of that to prove itself
+//! is evicted for a new request, and otherwise the new request is refused (issue 17: in a boot
+//! storm every transfer starts unproven, and evicting the youngest would kill transfers whose
+//! acknowledgement is on its way, for requests that would be evicted in turn). A source address
+//! holds at most `max_transfers_per_source`. An address that proved itself starts proven for
 //! `validated_ttl`.
 //!
 //! Finding the file is not decided here: a request becomes an [`Event::Read`] and the transfer
@@ -137,6 +140,9 @@ pub struct Server {
     /// Unproven transfers in the order they came, oldest first (entries of transfers since
     /// proven or gone are skipped when met): the first to go when the table is full.
     unproven: VecDeque<(SocketAddrV4, u32)>,
+    /// Finished transfers kept for their dally, oldest first (peer and serial, checked against
+    /// the table when used): a full table frees these first, as they are done.
+    dallying: VecDeque<(SocketAddrV4, u32)>,
     amplification_factor: u8,
     unproven_ms: u64,
     max_per_source: u32,
@@ -291,6 +297,7 @@ impl Server {
             sources: Sources::default(),
             validated: HashMap::new(),
             unproven: VecDeque::new(),
+            dallying: VecDeque::new(),
             amplification_factor: config.amplification_factor,
             unproven_ms: ms(config.unproven_timeout),
             max_per_source: u32::try_from(config.max_transfers_per_source).unwrap_or(u32::MAX),
@@ -438,7 +445,10 @@ impl Server {
             }
             return refuse(self, ErrorCode::DISK_FULL, "Too many transfers");
         }
-        if self.transfers.len() >= self.max_transfers && !self.evict_unproven() {
+        if self.transfers.len() >= self.max_transfers
+            && !self.evict_dallying()
+            && !self.evict_unproven(now)
+        {
             self.counters.too_many_transfers += 1;
             return refuse(self, ErrorCode::DISK_FULL, "Too many transfers");
         }
@@ -662,6 +672,7 @@ impl Server {
             dally_ms,
             ended,
             sources,
+            dallying,
             ..
         } = self;
         let Some(t) = transfers
@@ -742,6 +753,7 @@ impl Server {
                         end(ended, t, now, true);
                         sources.finished(inc.peer, t);
                         t.state = State::Dallying { final_ack: None };
+                        dallying.push_back((inc.peer, t.serial));
                         rearm(timers, inc.peer, t, now.plus(*dally_ms));
                     }
                 }
@@ -766,6 +778,7 @@ impl Server {
                         t.state = State::Dallying {
                             final_ack: Some(block),
                         };
+                        dallying.push_back((inc.peer, t.serial));
                         rearm(timers, inc.peer, t, now.plus(*dally_ms));
                         Some(Event::WriteComplete { id, data })
                     }
@@ -985,23 +998,55 @@ impl Server {
         )
     }
 
-    /// Frees the oldest transfer still unproven, if there is one (its port comes out of
-    /// [`Server::take_closed_ports`]): for a caller short of sockets for a new transfer.
-    pub fn evict_oldest_unproven(&mut self) -> bool {
-        self.evict_unproven()
+    /// Frees the oldest transfer still unproven, if it had its chance to prove itself (its
+    /// port comes out of [`Server::take_closed_ports`]): for a caller short of sockets for a
+    /// new transfer.
+    pub fn evict_oldest_unproven(&mut self, now: Millis) -> bool {
+        self.evict_unproven(now)
     }
 
-    /// The table is full: frees the oldest transfer still unproven, if there is one. Spoofed
-    /// requests never prove themselves, so they cannot keep a real client out.
-    fn evict_unproven(&mut self) -> bool {
-        while let Some((peer, serial)) = self.unproven.pop_front() {
-            let live = self
+    /// The table is full: frees the oldest transfer still unproven if it is older than a third
+    /// of `unproven_timeout`. Spoofed requests never prove themselves, so they keep a real
+    /// client out for that long at most; a real client's transfer gets a round trip's worth of
+    /// time to prove itself before a newer request can take its place.
+    fn evict_unproven(&mut self, now: Millis) -> bool {
+        let grace = self.unproven_ms / 3;
+        while let Some(&(peer, serial)) = self.unproven.front() {
+            let Some(t) = self
                 .transfers
                 .get(&peer)
-                .is_some_and(|t| t.serial == serial && !t.budget.proven);
-            if live {
+                .filter(|t| t.serial == serial && !t.budget.proven)
+            else {
+                // Gone or proven since: not a candidate.
+                self.unproven.pop_front();
+                continue;
+            };
+            // `started_at` holds the low 32 bits of the clock (see `Transfer::heard_at`).
+            let age = low_ms(now).wrapping_sub(t.started_at);
+            if u64::from(age) < grace {
+                return false;
+            }
+            self.unproven.pop_front();
+            self.forget(peer);
+            self.counters.evicted_unproven += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Frees the oldest finished transfer still dallying, if there is one: a full table makes
+    /// room with what is done before it turns anyone away (issue 17: at 10,000 files a second
+    /// a second's dally alone filled the table, and a boot storm's requests were refused).
+    /// A repeated final packet for it then gets ERROR 5, which changes nothing for its peer.
+    fn evict_dallying(&mut self) -> bool {
+        while let Some((peer, serial)) = self.dallying.pop_front() {
+            let done = self
+                .transfers
+                .get(&peer)
+                .is_some_and(|t| t.serial == serial && matches!(t.state, State::Dallying { .. }));
+            if done {
                 self.forget(peer);
-                self.counters.evicted_unproven += 1;
+                self.counters.evicted_dallying += 1;
                 return true;
             }
         }
@@ -1010,6 +1055,14 @@ impl Server {
 
     /// Keeps the unproven queue no longer than the table it points into.
     fn trim_unproven(&mut self) {
+        if self.dallying.len() > 2 * self.max_transfers + 64 {
+            let transfers = &self.transfers;
+            self.dallying.retain(|(peer, serial)| {
+                transfers.get(peer).is_some_and(|t| {
+                    t.serial == *serial && matches!(t.state, State::Dallying { .. })
+                })
+            });
+        }
         if self.unproven.len() > 2 * self.max_transfers + 64 {
             let transfers = &self.transfers;
             self.unproven.retain(|(peer, serial)| {

@@ -49,6 +49,12 @@ pub struct TftpSettings {
     pub server: ServerConfig,
     /// Transfer ports `base`, `base + 1`, … per worker (for firewalls); `None`: ephemeral.
     pub transfer_port_base: Option<u16>,
+    /// Sockets for transfers' own ports per worker, at most; `None`: what the descriptor limit
+    /// leaves (a lower cap is for tests of running out).
+    pub max_transfer_sockets: Option<usize>,
+    /// A request that waited longer in the listen queue is dropped unanswered
+    /// ([`MAX_REQUEST_AGE`] unless a test says otherwise).
+    pub max_request_age: std::time::Duration,
 }
 
 impl Default for TftpSettings {
@@ -59,6 +65,8 @@ impl Default for TftpSettings {
             workers: 2,
             server: ServerConfig::default(),
             transfer_port_base: None,
+            max_transfer_sockets: None,
+            max_request_age: MAX_REQUEST_AGE,
         }
     }
 }
@@ -75,7 +83,19 @@ pub struct IoCounters {
     pub receive_errors: u64,
     /// Transfers refused because no socket could be bound for their own port.
     pub transfer_socket_failures: u64,
+    /// Transfers of a one-block file served from the worker's shared transfer port because no
+    /// socket could be bound for their own (a boot storm past the descriptor limit).
+    pub shared_port_fallbacks: u64,
+    /// Requests dropped unanswered because they waited in the listen socket's queue longer
+    /// than [`TftpSettings::max_request_age`].
+    pub stale_requests: u64,
 }
+
+/// A request that waited longer than this in the listen socket's queue is dropped unanswered
+/// (issue 17): its client has sent it again or given up (a modem resends after 1 to 4 s), and
+/// answering it would start a transfer nobody waits for, holding a slot until it times out,
+/// while the fresh requests behind it wait longer still.
+pub const MAX_REQUEST_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl IoCounters {
     fn merge(&mut self, o: &IoCounters) {
@@ -84,6 +104,8 @@ impl IoCounters {
         self.send_failures += o.send_failures;
         self.receive_errors += o.receive_errors;
         self.transfer_socket_failures += o.transfer_socket_failures;
+        self.shared_port_fallbacks += o.shared_port_fallbacks;
+        self.stale_requests += o.stale_requests;
     }
 }
 
@@ -202,6 +224,9 @@ pub fn spawn_with_uploads(
     // reserve.
     let limit = raise_fd_limit(settings.workers * settings.server.max_transfers + FD_RESERVE);
     let max_sockets = (limit.saturating_sub(FD_RESERVE) / settings.workers).max(16);
+    let max_sockets = settings
+        .max_transfer_sockets
+        .map_or(max_sockets, |cap| cap.min(max_sockets));
     let max_datagram = usize::from(settings.server.max_blksize).max(512) + 4;
     let mut port = settings.port;
     let mut workers = Vec::with_capacity(settings.workers);
@@ -210,6 +235,8 @@ pub fn spawn_with_uploads(
             SocketAddrV4::new(settings.bind, port),
             &Options {
                 reuse_port: true,
+                // Requests that waited past MAX_REQUEST_AGE are dropped unanswered.
+                timestamps: true,
                 ..Options::default()
             },
         )?;
@@ -234,6 +261,7 @@ pub fn spawn_with_uploads(
         let server = Server::new(settings.server.clone())
             .map_err(|e| invalid(format!("TFTP server config: {e}")))?;
         workers.push(worker::Worker {
+            max_request_age: settings.max_request_age,
             index,
             listen,
             transfer,

@@ -185,6 +185,8 @@ pub fn start(
         workers: workers_for(settings.workers),
         server,
         transfer_port_base: None,
+        max_transfer_sockets: None,
+        max_request_age: crate::MAX_REQUEST_AGE,
     };
     let handle = crate::spawn_with_uploads(tftpd, Arc::new(Chain::new(sources)), uploads, shutdown)
         .with_context(|| format!("starting TFTP on {}:{}", settings.bind, settings.port))?;
@@ -255,6 +257,8 @@ impl Role for TftpRole {
                 "transfer_socket_failures".into(),
                 io.transfer_socket_failures,
             ),
+            ("shared_port_fallbacks".into(), io.shared_port_fallbacks),
+            ("stale_requests".into(), io.stale_requests),
         ]);
         let g = self.generated.counters();
         out.extend([
@@ -338,6 +342,17 @@ impl Role for TftpRole {
                 "provd_tftp_transfer_socket_failures_total",
                 "Transfers refused for want of a socket on a port of their own.",
                 io.transfer_socket_failures,
+            ),
+            (
+                "provd_tftp_stale_requests_total",
+                "Requests dropped unanswered: they waited in the queue past their usefulness.",
+                io.stale_requests,
+            ),
+            (
+                "provd_tftp_shared_port_fallbacks_total",
+                "One-block files served from the shared transfer port for want of a socket on \
+                 a port of their own.",
+                io.shared_port_fallbacks,
             ),
         ] {
             out.counter(name, help, &[], n);

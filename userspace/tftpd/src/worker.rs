@@ -55,6 +55,8 @@ pub(crate) struct Worker {
     pub stats: Arc<Mutex<Stats>>,
     /// Send slot size: the largest datagram the server can emit.
     pub max_datagram: usize,
+    /// Requests older than this when read are dropped unanswered.
+    pub max_request_age: std::time::Duration,
 }
 
 /// An epoll instance: which of the worker's sockets are readable.
@@ -178,6 +180,7 @@ impl Worker {
             uploads,
             stats,
             max_datagram,
+            max_request_age,
         } = self;
         let epoch = Instant::now();
         let clock = || Millis(u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -192,6 +195,7 @@ impl Worker {
             listen,
             bind,
             max_sockets,
+            max_request_age,
             epoll_fd: epoll.fd.as_raw_fd(),
             server,
             source,
@@ -266,6 +270,7 @@ struct Turn {
     listen: UdpSocket,
     bind: Ipv4Addr,
     max_sockets: usize,
+    max_request_age: std::time::Duration,
     epoll_fd: RawFd,
     server: Server,
     source: Arc<dyn FileSource>,
@@ -299,8 +304,15 @@ impl Turn {
                 }
             };
             self.out.io.datagrams_received += n as u64;
+            let wall = std::time::SystemTime::now();
             for i in 0..n {
                 let (bytes, meta) = rx.get(i);
+                if port == Port::Listen
+                    && meta.waited(wall).is_some_and(|w| w > self.max_request_age)
+                {
+                    self.out.io.stale_requests += 1;
+                    continue;
+                }
                 self.datagram(port, bytes, meta, now);
             }
             if n < BATCH {
@@ -329,7 +341,11 @@ impl Turn {
                     local: SocketAddrV4::new(req.local, self.listen_port),
                 };
                 let answer = open(&*self.source, &request, self.index, &mut self.warnings)
-                    .and_then(|content| self.own_port(req.id).map(|()| content));
+                    .and_then(|content| {
+                        // A file that fits in the first DATA can do without a port of its own.
+                        let one_block = content.len() < usize::from(provd_tftp::DEFAULT_BLKSIZE);
+                        self.own_port(req.id, now, one_block).map(|()| content)
+                    });
                 self.server
                     .respond(req.id, answer, now, &mut |t| self.out.push(t));
             }
@@ -343,7 +359,7 @@ impl Turn {
                     None => Err(Refusal::access_violation("Writes are not accepted")),
                     Some(sink) => sink.accept(&request),
                 }
-                .and_then(|()| self.own_port(req.id));
+                .and_then(|()| self.own_port(req.id, now, false));
                 if answer.is_ok() {
                     if self.pending_uploads.len() > self.server.transfers() + 1024 {
                         // Uploads that timed out never complete: forget the oldest entries.
@@ -400,9 +416,14 @@ impl Turn {
     }
 
     /// Gives an accepted transfer its own socket on a random port (the kernel's pick from the
-    /// ephemeral range): its transfer ID. Without one the transfer is refused: a predictable
-    /// port is what made spoofed acknowledgements possible.
-    fn own_port(&mut self, id: TransferId) -> Result<(), Refusal> {
+    /// ephemeral range): its transfer ID. Without one the transfer is refused (a predictable
+    /// port is what made spoofed acknowledgements possible), unless `one_block`: a file that
+    /// fits in its first DATA is served from the worker's shared transfer port instead. In a
+    /// boot storm past the descriptor limit that is every modem's and MTA's config file, and a
+    /// refusal would cost the device a retry seconds later; such a transfer is still held to
+    /// its budget until the peer answers (the first DATA is the one send an unproven source
+    /// may have).
+    fn own_port(&mut self, id: TransferId, now: Millis, one_block: bool) -> Result<(), Refusal> {
         let opts = Options {
             // The system's buffer sizes: a window of 64 blocks of 1468 bytes fits.
             recv_buffer: 0,
@@ -429,9 +450,9 @@ impl Turn {
         // Sockets of transfers that ended close now (what they queued goes first), so their
         // descriptors are free for this one.
         self.close_ended();
-        // At its share of descriptors, an unproven transfer (maybe spoofed) gives way first:
-        // descriptors must remain for the files themselves.
-        if self.out.own.len() >= self.max_sockets && self.server.evict_oldest_unproven() {
+        // At its share of descriptors, an unproven transfer (maybe spoofed) that had its chance
+        // to prove itself gives way first: descriptors must remain for the files themselves.
+        if self.out.own.len() >= self.max_sockets && self.server.evict_oldest_unproven(now) {
             self.close_ended();
         }
         let mut bound = if self.out.own.len() >= self.max_sockets {
@@ -441,7 +462,7 @@ impl Turn {
         } else {
             bind(self.epoll_fd)
         };
-        if bound.is_err() && self.server.evict_oldest_unproven() {
+        if bound.is_err() && self.server.evict_oldest_unproven(now) {
             // Out of descriptors (or ports): an unproven transfer, maybe spoofed, gives way.
             self.close_ended();
             bound = bind(self.epoll_fd);
@@ -451,6 +472,10 @@ impl Turn {
                 if self.server.set_port(id, port) {
                     self.out.own.insert(port, socket);
                 }
+                Ok(())
+            }
+            Err(_) if one_block => {
+                self.out.io.shared_port_fallbacks += 1;
                 Ok(())
             }
             Err(e) => {

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
-use common::{Failure, bytes, eventually, exchange, fetch, serve, serve_on};
+use common::{Failure, bytes, eventually, exchange, fetch, serve, serve_on, serve_with};
 use provd_tftp::{Mode, Options, Packet, ServerConfig};
 
 fn plain() -> Options {
@@ -373,4 +373,85 @@ fn uploads_when_configured_land_as_new_files_under_the_root_only() {
     assert_eq!(std::fs::read(dir.path().join("taken.bin")).unwrap(), b"old");
     flag.store(true, std::sync::atomic::Ordering::Relaxed);
     h.join().unwrap();
+}
+
+/// A worker out of sockets for transfers' own ports (a boot storm past the descriptor limit):
+/// a file that fits in one DATA is still served, from the shared transfer port, and counted; a
+/// longer one is refused with ERROR 3 and counted, so its client retries.
+#[test]
+fn out_of_transfer_sockets_one_block_files_are_still_served() {
+    use provd_tftpd::TftpSettings;
+    let small = bytes(300, 1);
+    let large = bytes(5_000, 2);
+    let s = serve_with(
+        &[("small.cfg", &small), ("large.bin", &large)],
+        TftpSettings {
+            bind: Ipv4Addr::LOCALHOST,
+            port: 0,
+            workers: 1,
+            max_transfer_sockets: Some(1),
+            ..TftpSettings::default()
+        },
+    );
+    let server = s.addr();
+    // A client that asks for the large file and never acknowledges holds the one socket.
+    let holder = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    holder
+        .send_to(b"\x00\x01large.bin\x00octet\x00", server)
+        .unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (n, _) = holder.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0, 3], "DATA 1 to the holder ({n} bytes)");
+    let got = fetch(server, "small.cfg", Mode::Octet, Options::default()).unwrap();
+    assert_eq!(got.data, small);
+    // The counters are published at the end of the worker's turn.
+    assert!(eventually(
+        || s.handle.io_counters().shared_port_fallbacks == 1
+    ));
+    let refused = fetch(server, "large.bin", Mode::Octet, Options::default());
+    assert!(matches!(&refused, Err(Failure::Error(3, _))), "{refused:?}");
+    assert!(eventually(|| s
+        .handle
+        .io_counters()
+        .transfer_socket_failures
+        == 1));
+    assert_eq!(s.handle.io_counters().shared_port_fallbacks, 1);
+}
+
+/// A request read after it waited longer than `max_request_age` is dropped unanswered and
+/// counted: its client has sent it again or given up. (An age of zero makes every request
+/// stale; at the default, the same request is served.)
+#[test]
+fn requests_that_waited_too_long_are_dropped_and_counted() {
+    use provd_tftpd::TftpSettings;
+    let file = bytes(100, 3);
+    let settings = TftpSettings {
+        bind: Ipv4Addr::LOCALHOST,
+        port: 0,
+        workers: 1,
+        ..TftpSettings::default()
+    };
+    let stale = serve_with(
+        &[("f.cfg", &file)],
+        TftpSettings {
+            max_request_age: Duration::ZERO,
+            ..settings.clone()
+        },
+    );
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    sock.send_to(b"\x00\x01f.cfg\x00octet\x00", stale.addr())
+        .unwrap();
+    let mut buf = [0u8; 600];
+    assert!(sock.recv_from(&mut buf).is_err(), "no answer");
+    assert!(eventually(|| stale.handle.io_counters().stale_requests == 1));
+    assert_eq!(stale.handle.counters().rrq, 0, "never reached the server");
+    let fresh = serve_with(&[("f.cfg", &file)], settings);
+    let got = fetch(fresh.addr(), "f.cfg", Mode::Octet, Options::default()).unwrap();
+    assert_eq!(got.data, file);
+    assert_eq!(fresh.handle.io_counters().stale_requests, 0);
 }

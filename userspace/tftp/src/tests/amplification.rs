@@ -218,11 +218,12 @@ fn one_credit_per_unproven_source_and_proof_releases_the_others() {
 }
 
 #[test]
-fn a_full_table_gives_the_oldest_unproven_slot_to_a_new_request() {
+fn a_full_table_gives_an_unproven_slot_that_had_its_chance_to_a_new_request() {
     let config = ServerConfig {
         max_transfers: 3,
         ..ServerConfig::default()
     };
+    let grace = config.unproven_timeout.as_millis() as u64 / 3;
     let mut d = Driver::new(config, 2000);
     for i in 0..3u8 {
         d.rrq(
@@ -230,12 +231,60 @@ fn a_full_table_gives_the_oldest_unproven_slot_to_a_new_request() {
             Options::default(),
         );
     }
+    // Within a round trip's grace the unproven transfers keep their slots (in a boot storm
+    // their acknowledgements are on the way): the newcomer is refused, told to come back.
+    let early = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 4), 3000);
+    d.advance(grace - 1);
+    assert_eq!(d.rrq(early, Options::default()), 1);
+    assert!(
+        d.data_to(early).is_empty(),
+        "refused with an ERROR, no DATA"
+    );
+    assert_eq!(d.server.counters().evicted_unproven, 0);
+    assert_eq!(d.server.counters().too_many_transfers, 1);
+    // Past it, the oldest unproven slot (maybe spoofed) goes to the new request.
+    d.advance(1);
     let real = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 5), 3000);
     assert_eq!(d.rrq(real, Options::default()), 1);
     assert_eq!(d.data_to(real), [1]);
     assert_eq!(d.server.counters().evicted_unproven, 1);
-    assert_eq!(d.server.counters().too_many_transfers, 0);
+    assert_eq!(d.server.counters().too_many_transfers, 1);
     assert_eq!(d.server.transfers(), 3);
+}
+
+/// A finished read dallies a second; at 10,000 files a second the dallying alone filled the
+/// table and a boot storm's requests were refused. A full table now ends the oldest dally
+/// first, and refuses no one while one is left.
+#[test]
+fn a_full_table_makes_room_from_finished_transfers_first() {
+    let config = ServerConfig {
+        max_transfers: 3,
+        ..ServerConfig::default()
+    };
+    let mut d = Driver::new(config, 100);
+    for i in 0..3u8 {
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i), 3000);
+        assert_eq!(d.rrq(peer, Options::default()), 1);
+        let own = d.port_of(peer);
+        // The one-block file's ACK ends the transfer, which then dallies.
+        assert_eq!(d.deliver(Port::Own(own), peer, &ack(1)), 0);
+    }
+    assert_eq!(d.server.counters().completed, 3);
+    assert_eq!(d.server.transfers(), 3, "all three dallying");
+    for i in 3..6u8 {
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i), 3000);
+        assert_eq!(d.rrq(peer, Options::default()), 1);
+        assert_eq!(d.data_to(peer), [1], "served, not refused");
+    }
+    let c = d.server.counters();
+    assert_eq!(c.evicted_dallying, 3);
+    assert_eq!(c.too_many_transfers, 0);
+    assert_eq!(c.evicted_unproven, 0, "nothing in progress was cut");
+    // Now the table holds three unproven transfers younger than the grace: a seventh waits.
+    let late = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 9), 3000);
+    d.rrq(late, Options::default());
+    assert!(d.data_to(late).is_empty());
+    assert_eq!(d.server.counters().too_many_transfers, 1);
 }
 
 #[test]

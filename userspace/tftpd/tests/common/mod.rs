@@ -58,6 +58,20 @@ pub fn serve_on(
     bind: std::net::Ipv4Addr,
     server: ServerConfig,
 ) -> Running {
+    serve_with(
+        files,
+        TftpSettings {
+            bind,
+            port: 0,
+            workers,
+            server,
+            ..TftpSettings::default()
+        },
+    )
+}
+
+/// Serves `files` with `settings` (its port 0: any free one).
+pub fn serve_with(files: &[(&str, &[u8])], settings: TftpSettings) -> Running {
     let root = tempfile::tempdir().unwrap();
     for (name, content) in files {
         let path = root.path().join(name);
@@ -65,13 +79,6 @@ pub fn serve_on(
         std::fs::write(path, content).unwrap();
     }
     let source = Arc::new(StaticRoot::new(root.path()).unwrap());
-    let settings = TftpSettings {
-        bind,
-        port: 0,
-        workers,
-        server,
-        transfer_port_base: None,
-    };
     let handle = provd_tftpd::spawn(settings, source, Arc::new(AtomicBool::new(false))).unwrap();
     Running { handle, root }
 }
