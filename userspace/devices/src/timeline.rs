@@ -25,6 +25,10 @@ const BATCH: usize = 2_000;
 const GATHER: Duration = Duration::from_millis(100);
 /// How often the timelines are trimmed.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
+/// The writer's nice value: in a boot storm the history of what devices did waits for the
+/// threads serving them (a tenth of their weight each), and catches up after; its bounded queue
+/// drops and counts what does not fit meanwhile.
+const WRITER_NICE: libc::c_int = 10;
 
 /// Something a device did, as a role reports it (cheap to make on any thread).
 #[derive(Debug)]
@@ -156,8 +160,24 @@ struct Writer {
     retention: Retention,
 }
 
+/// Gives the calling thread [`WRITER_NICE`]; best effort (the writer works the same without).
+fn lower_priority() {
+    // SAFETY: gettid and setpriority on the calling thread; no memory is passed.
+    let r = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE)
+    };
+    if r != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "the timeline writer keeps its priority"
+        );
+    }
+}
+
 impl Writer {
     fn run(self, shutdown: &AtomicBool) {
+        lower_priority();
         let mut batch = Vec::with_capacity(BATCH);
         let mut last_trim = Instant::now();
         loop {
