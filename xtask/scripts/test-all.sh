@@ -34,6 +34,7 @@ step e2e-api cargo xtask e2e api
 step e2e-ui cargo xtask e2e ui
 step e2e-hardening cargo xtask e2e hardening
 step e2e-package cargo xtask e2e package
+step e2e-storm cargo xtask e2e storm
 step bench-criterion-smoke cargo bench -p provd-benches --locked -- --test
 step bench-dhcp-smoke cargo xtask bench dhcp --vs kea,dnsmasq,isc-dhcpd --seconds 2 --smoke
 step bench-tftp-smoke cargo xtask bench tftp --vs tftpd-hpa,atftpd --seconds 2 --smoke --store-devices 5000
@@ -42,6 +43,7 @@ step bench-http-smoke cargo xtask bench http --seconds 2 --smoke
 step bench-acs-smoke cargo xtask bench acs --smoke
 step bench-api-smoke cargo xtask bench api --smoke
 step bench-ui-smoke cargo xtask bench ui --smoke
+step bench-storm-smoke cargo xtask bench storm --smoke
 step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step lab-demo env LAB_EXIT=1 bash xtask/scripts/lab.sh
 

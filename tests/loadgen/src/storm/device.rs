@@ -119,11 +119,12 @@ pub struct Effects {
     pub setbacks: Vec<Setback>,
 }
 
+/// Boxed: most devices are off, in DHCP or online, holding none.
 #[derive(Debug)]
 enum Tail {
     None,
-    Cm(CmTail),
-    Mta(MtaTail),
+    Cm(Box<CmTail>),
+    Mta(Box<MtaTail>),
 }
 
 #[derive(Debug)]
@@ -283,7 +284,7 @@ impl Device {
                 };
                 self.phase = Phase::File;
                 start_transfer(&mut t, shared, now, send);
-                self.tail = Tail::Cm(t);
+                self.tail = Tail::Cm(Box::new(t));
             }
             Kind::Mta => {
                 let prov = l
@@ -323,7 +324,7 @@ impl Device {
                     now,
                     send,
                 ));
-                self.tail = Tail::Mta(t);
+                self.tail = Tail::Mta(Box::new(t));
             }
         }
         fx
