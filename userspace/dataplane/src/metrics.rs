@@ -323,7 +323,8 @@ relays = ["198.18.1.1"]
         }
         let (o, _) = handle(
             &mut shard,
-            &request(MessageType::Request, 3, Some(Ipv4Addr::new(198, 19, 0, 13))),
+            // Outside the pool: never offered and never free to take, so a NAK.
+            &request(MessageType::Request, 3, Some(Ipv4Addr::new(198, 19, 0, 50))),
         );
         assert!(matches!(o, Outcome::Reply(_)), "a NAK: {o:?}");
         assert!(matches!(
