@@ -34,6 +34,10 @@ use crate::options::Options;
 use crate::packet::{ErrorCode, Mode, Opcode, Packet, Request};
 use crate::transfer::{AckOutcome, Budget, DataOutcome, Io, Limits, Reader, Transmit, Writer};
 
+/// Unproven transfers looked at, oldest first, for one from a crowded source when the table is
+/// full and none is past its grace.
+const EVICT_SCAN: usize = 64;
+
 /// Which of a worker's two sockets a datagram arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
@@ -1006,32 +1010,51 @@ impl Server {
     }
 
     /// The table is full: frees the oldest transfer still unproven if it is older than a third
-    /// of `unproven_timeout`. Spoofed requests never prove themselves, so they keep a real
-    /// client out for that long at most; a real client's transfer gets a round trip's worth of
-    /// time to prove itself before a newer request can take its place.
+    /// of `unproven_timeout` (a real client's transfer gets a round trip's worth of time to
+    /// prove itself before a newer request can take its place); failing that, among the oldest
+    /// [`EVICT_SCAN`] unproven ones, the first whose source address holds other transfers too.
+    /// Spoofed requests never prove themselves and come many to an address (22,000 from 250 in
+    /// the review's flood), so they cannot keep a real client out; a storm's devices hold one
+    /// transfer each, so theirs are not cut for newcomers.
     fn evict_unproven(&mut self, now: Millis) -> bool {
         let grace = self.unproven_ms / 3;
-        while let Some(&(peer, serial)) = self.unproven.front() {
-            let Some(t) = self
-                .transfers
-                .get(&peer)
+        let live = |s: &Server, peer: &SocketAddrV4, serial: u32| {
+            s.transfers
+                .get(peer)
                 .filter(|t| t.serial == serial && !t.budget.proven)
-            else {
+                .map(|t| t.started_at)
+        };
+        while let Some(&(peer, serial)) = self.unproven.front() {
+            let Some(started_at) = live(self, &peer, serial) else {
                 // Gone or proven since: not a candidate.
                 self.unproven.pop_front();
                 continue;
             };
             // `started_at` holds the low 32 bits of the clock (see `Transfer::heard_at`).
-            let age = low_ms(now).wrapping_sub(t.started_at);
-            if u64::from(age) < grace {
-                return false;
+            if u64::from(low_ms(now).wrapping_sub(started_at)) >= grace {
+                self.unproven.pop_front();
+                self.forget(peer);
+                self.counters.evicted_unproven += 1;
+                return true;
             }
-            self.unproven.pop_front();
-            self.forget(peer);
-            self.counters.evicted_unproven += 1;
-            return true;
+            break;
         }
-        false
+        let crowded = self
+            .unproven
+            .iter()
+            .take(EVICT_SCAN)
+            .position(|&(peer, serial)| {
+                live(self, &peer, serial).is_some() && self.sources.get(*peer.ip()).transfers >= 2
+            });
+        match crowded {
+            Some(i) => {
+                let (peer, _) = self.unproven.remove(i).expect("position is in the queue");
+                self.forget(peer);
+                self.counters.evicted_unproven += 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Frees the oldest finished transfer still dallying, if there is one: a full table makes

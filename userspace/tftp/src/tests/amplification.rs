@@ -252,6 +252,28 @@ fn a_full_table_gives_an_unproven_slot_that_had_its_chance_to_a_new_request() {
     assert_eq!(d.server.transfers(), 3);
 }
 
+/// Within the grace, a source holding several unproven transfers (a spoofer's flood comes many
+/// to an address) still gives one up to a newcomer from elsewhere.
+#[test]
+fn a_crowded_source_gives_way_within_the_grace() {
+    let config = ServerConfig {
+        max_transfers: 3,
+        ..ServerConfig::default()
+    };
+    let mut d = Driver::new(config, 2000);
+    for port in 7..10u16 {
+        d.rrq(
+            SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), port),
+            Options::default(),
+        );
+    }
+    let real = SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, 5), 3000);
+    assert_eq!(d.rrq(real, Options::default()), 1);
+    assert_eq!(d.data_to(real), [1]);
+    assert_eq!(d.server.counters().evicted_unproven, 1);
+    assert_eq!(d.server.counters().too_many_transfers, 0);
+}
+
 /// A finished read dallies a second; at 10,000 files a second the dallying alone filled the
 /// table and a boot storm's requests were refused. A full table now ends the oldest dally
 /// first, and refuses no one while one is left.
