@@ -394,8 +394,9 @@ fn out_of_transfer_sockets_one_block_files_are_still_served() {
         },
     );
     let server = s.addr();
-    // A client that asks for the large file and never acknowledges holds the one socket.
-    let holder = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    // A client that asks for the large file and never acknowledges holds the one socket. It
+    // has an address of its own: a source holding several unproven transfers gives one up.
+    let holder = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
     holder
         .send_to(b"\x00\x01large.bin\x00octet\x00", server)
         .unwrap();
