@@ -454,6 +454,17 @@ fn seconds(s: f64, what: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("{what}: {s} is not a duration"))
 }
 
+/// Prints a run's detail (stderr) and its RESULT line (stdout, last); exit 0 iff `ok`.
+fn finish(detail: &str, line: &str, ok: bool) -> ExitCode {
+    eprintln!("{detail}");
+    println!("{line}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
@@ -476,36 +487,18 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Cmd::Tftp(a)) => {
-            let report = tftp::run(tftp_config(a)?)?;
-            eprintln!("{}", report.detail());
-            println!("{}", report.line());
-            Ok(if report.all_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let r = tftp::run(tftp_config(a)?)?;
+            Ok(finish(&r.detail(), &r.line(), r.all_ok()))
         }
         Some(Cmd::Mta(a)) => {
-            let report = mta::run(mta_config(a)?)?;
-            eprintln!("{}", report.detail());
-            println!("{}", report.line());
-            Ok(if report.all_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let r = mta::run(mta_config(a)?)?;
+            Ok(finish(&r.detail(), &r.line(), r.all_ok()))
         }
         Some(Cmd::Storm(a)) => {
             let cfg = storm_config(a)?;
-            let report = storm::run(cfg.clone())?;
-            storm::write_files(&cfg, &report)?;
-            eprintln!("{}", report.detail());
-            println!("{}", report.line());
-            Ok(if report.all_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let r = storm::run(cfg.clone())?;
+            storm::write_files(&cfg, &r)?;
+            Ok(finish(&r.detail(), &r.line(), r.all_ok()))
         }
         Some(Cmd::Tls(a)) => {
             let report = tls::run(tls::Config {
