@@ -175,6 +175,9 @@ pub struct Context {
     pub enforce: bool,
     /// The MTAs' SNMP agent port, where GETs and SETs go: 161 (tests use another).
     pub agent_port: u16,
+    /// A notification read after waiting longer than this is dropped unanswered:
+    /// [`MAX_NOTIFICATION_AGE`] (tests use another).
+    pub max_notification_age: std::time::Duration,
     /// Told of each flow milestone (`need-file`, `completed`, `failed`, `timed-out`) with the
     /// MTA's record as JSON: the device timeline, and the store that keeps records across
     /// restarts. Called on the MTA thread: it must not block.
@@ -231,6 +234,7 @@ impl Context {
             tftp_host,
             enforce,
             agent_port: 161,
+            max_notification_age: MAX_NOTIFICATION_AGE,
             on_record: None,
             recall: None,
         }

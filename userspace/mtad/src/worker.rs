@@ -33,7 +33,7 @@ pub(crate) struct IoCounters {
     pub send_failures: u64,
     /// Errors reading a socket (typically ICMP unreachable from an MTA that left).
     pub receive_errors: u64,
-    /// Notifications dropped unanswered: they waited past [`crate::MAX_NOTIFICATION_AGE`].
+    /// Notifications dropped unanswered: they waited past `Context::max_notification_age`.
     pub stale_notifications: u64,
 }
 
@@ -314,7 +314,7 @@ impl Worker {
                 if which == FromPort::Notify
                     && meta
                         .waited(wall)
-                        .is_some_and(|w| w > crate::MAX_NOTIFICATION_AGE)
+                        .is_some_and(|w| w > self.ctx.max_notification_age)
                 {
                     self.out.io.stale_notifications += 1;
                     continue;

@@ -51,6 +51,10 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
+        Lab::start_with(|ctx| ctx)
+    }
+
+    fn start_with(tune: impl FnOnce(Context) -> Context) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("mta.j2"), MTA_TEMPLATE).unwrap();
         let toml = r#"
@@ -82,7 +86,7 @@ mta_hash = "sha1"
         agent
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let ctx = Context {
+        let ctx = tune(Context {
             agent_port: agent.local_addr().unwrap().port(),
             ..Context::new(
                 Arc::new(policy),
@@ -91,7 +95,7 @@ mta_hash = "sha1"
                 LOCALHOST,
                 false,
             )
-        };
+        });
         let shutdown = Arc::new(AtomicBool::new(false));
         let (role, observer) = provd_mtad::start(&settings, ctx, Arc::clone(&shutdown)).unwrap();
         Lab {
@@ -352,6 +356,28 @@ fn a_burst_of_informs_from_many_mtas_is_all_answered() {
     }
     lab.wait_counter("informs_answered", u64::from(MTAS));
     assert_eq!(lab.counter("datagrams_received"), u64::from(MTAS));
+    lab.stop();
+}
+
+/// An INFORM read after it waited longer than `max_notification_age` is dropped unanswered and
+/// counted: its MTA has resent it. (An age of zero makes every INFORM stale; at the default the
+/// burst test above has each one answered.)
+#[test]
+fn informs_that_waited_too_long_are_dropped_and_counted() {
+    let lab = Lab::start_with(|ctx| Context {
+        max_notification_age: Duration::ZERO,
+        ..ctx
+    });
+    let s = mta_socket();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.send_to(&enrollment(mac(7), 77), lab.role().notify_addr())
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    assert!(s.recv_from(&mut buf).is_err(), "no answer");
+    lab.wait_counter("stale_notifications", 1);
+    assert_eq!(lab.counter("informs_received"), 0);
+    assert_eq!(lab.counter("informs_answered"), 0);
     lab.stop();
 }
 
