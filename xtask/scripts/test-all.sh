@@ -44,7 +44,7 @@ step bench-acs-smoke cargo xtask bench acs --smoke
 step bench-api-smoke cargo xtask bench api --smoke
 step bench-ui-smoke cargo xtask bench ui --smoke
 step bench-storm-smoke cargo xtask bench storm --smoke
-step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
+step fuzz-smoke bash xtask/scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
 step lab-demo env LAB_EXIT=1 bash xtask/scripts/lab.sh
 
 echo
