@@ -201,6 +201,9 @@ pub struct Report {
     pub cpu: Duration,
     /// Online devices per [`TIMELINE_STEP`], cumulative: (t, modems, MTAs).
     pub timeline: Vec<(f64, u32, u32)>,
+    /// Per CMTS (in order), power-on to online of its devices, milliseconds: one headend's storm
+    /// must not starve another's.
+    pub per_cmts_ms: Vec<Histogram>,
 }
 
 fn s(ms: u64) -> f64 {
@@ -335,6 +338,9 @@ impl Report {
                 self.lost.len() - LOST_SHOWN
             );
         }
+        if let Some(f) = self.fairness() {
+            let _ = writeln!(out, "{f}");
+        }
         let _ = write!(
             out,
             "storm io: sent={} received={} send_errors={} recv_errors={} \
@@ -356,6 +362,30 @@ impl Report {
             self.cpu.as_secs_f64()
         );
         out
+    }
+
+    /// The spread of the CMTSs' p99 time to online: `storm fairness: per-CMTS p99 s min=…
+    /// median=… max=… (slowest cmtsK)`, or `None` without an online device.
+    pub fn fairness(&self) -> Option<String> {
+        let mut p99: Vec<(u64, usize)> = self
+            .per_cmts_ms
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.count() > 0)
+            .map(|(k, h)| (h.quantile(0.99), k))
+            .collect();
+        if p99.is_empty() {
+            return None;
+        }
+        p99.sort_unstable();
+        let (max, slowest) = p99[p99.len() - 1];
+        Some(format!(
+            "storm fairness: per-CMTS p99 s min={:.3} median={:.3} max={:.3} (slowest cmts{})",
+            s(p99[0].0),
+            s(p99[p99.len() / 2].0),
+            s(max),
+            slowest + 1
+        ))
     }
 
     /// `t_s,cm_online,mta_online` per [`TIMELINE_STEP`].
@@ -868,6 +898,15 @@ impl Engine {
                 Kind::Mta => r.flow_retries += u64::from(d.retries),
             }
             r.redhcp += u64::from(d.redhcp);
+            if let Some(t) = m.online {
+                // Relay sockets come two to a CMTS (modems, MTAs).
+                let k = d.relay / 2;
+                if r.per_cmts_ms.len() <= k {
+                    r.per_cmts_ms.resize_with(k + 1, Histogram::new);
+                }
+                let ms = t.saturating_duration_since(d.boot).as_millis();
+                r.per_cmts_ms[k].record(ms.min(u128::from(u64::MAX)) as u64);
+            }
             match m.online {
                 Some(t) => online_at.push((t.saturating_duration_since(self.t0), d.kind)),
                 None => r.lost.push((d.who.mac, d.kind, d.phase)),
@@ -932,6 +971,22 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
         assert_eq!(r.below(1), 0);
+    }
+
+    #[test]
+    fn fairness_names_the_slowest_cmts() {
+        let mut r = Report::default();
+        assert_eq!(r.fairness(), None);
+        for (k, ms) in [(0, 1_000), (1, 9_000), (2, 2_000)] {
+            r.per_cmts_ms.resize_with(3, Histogram::new);
+            r.per_cmts_ms[k].record(ms);
+        }
+        let f = r.fairness().unwrap();
+        assert!(
+            f.starts_with("storm fairness: per-CMTS p99 s min=1.000 median=2.000 max=9."),
+            "{f}"
+        );
+        assert!(f.ends_with("(slowest cmts2)"), "{f}");
     }
 
     #[test]
