@@ -46,6 +46,11 @@ impl CaptureStats {
     }
 }
 
+/// How long the capture file must stay the same size before tcpdump is stopped.
+const SETTLED: Duration = Duration::from_millis(300);
+/// The longest [`Capture::stop`] waits for that.
+const SETTLE_LIMIT: Duration = Duration::from_secs(15);
+
 #[derive(Debug)]
 pub struct Capture {
     child: Child,
@@ -77,6 +82,25 @@ impl Capture {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits until the capture file has stopped growing for [`SETTLED`] (at most
+    /// [`SETTLE_LIMIT`]).
+    fn settle(&self) {
+        let size = || std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let until = std::time::Instant::now() + SETTLE_LIMIT;
+        let mut last = size();
+        let mut still_since = std::time::Instant::now();
+        while std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = size();
+            if now != last {
+                last = now;
+                still_since = std::time::Instant::now();
+            } else if still_since.elapsed() >= SETTLED {
+                return;
+            }
+        }
     }
 
     /// The DHCP messages captured so far (the last record may still be in flight).
@@ -117,7 +141,11 @@ impl Capture {
     }
 
     /// Stops tcpdump with SIGINT (so it flushes and closes the file) and returns its counters.
+    /// First it lets tcpdump write what its ring still holds: SIGINT ends it without draining
+    /// the ring, and a tcpdump short of CPU through a burst (the storm suite's) was seen to lose
+    /// hundreds of packets it had taken that way.
     pub fn stop(mut self) -> Result<(PathBuf, CaptureStats)> {
+        self.settle();
         let (_, clean) = self.child.stop(libc::SIGINT, Duration::from_secs(10))?;
         if !clean {
             bail!(

@@ -82,24 +82,6 @@ fn storm_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
     one_storm(ctx, dir, plan(Some(KILL_AT)))
 }
 
-/// Waits until the file at `path` has stopped growing for half a second (at most 15 s).
-fn settle(path: &Path) {
-    let size = || std::fs::metadata(path).map_or(0, |m| m.len());
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    let mut last = size();
-    let mut still_since = std::time::Instant::now();
-    while std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = size();
-        if now != last {
-            last = now;
-            still_since = std::time::Instant::now();
-        } else if still_since.elapsed() >= Duration::from_millis(500) {
-            return;
-        }
-    }
-}
-
 fn note(msg: impl AsRef<str>) {
     eprintln!("  {}", msg.as_ref());
 }
@@ -114,9 +96,6 @@ fn one_storm(ctx: &Ctx, dir: &Path, plan: Plan) -> Result<()> {
     let filter = format!("udp src port 67 and src host {SERVER_IP}");
     let cap = Capture::start(link.load_ns(), LOAD_IF, &filter, "load-side", dir)?;
     let run = run_storm(&ctx.loadgen, &link, &mut srv, &plan, &addrs, dir);
-    // tcpdump, short of CPU through the burst, may still hold packets in its ring: let it
-    // write them before SIGINT ends it (it does not drain the ring then).
-    settle(cap.path());
     let (path, cstats) = cap.stop()?;
     let run = run?;
     for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
