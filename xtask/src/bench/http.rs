@@ -39,6 +39,7 @@ use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Provd, cmd};
 
 use super::faults::Faults;
+use super::procstat::{cpu_summary, thread_cpu};
 use super::{Args, check_interrupted};
 use provd_rig::Topology;
 use provd_rig::topo::BENCH_SERVER_IP as SERVER_IP;
@@ -612,18 +613,6 @@ fn parse_s_time(t: &str) -> Result<u64> {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .context("no 'connections in … real seconds' line")
-}
-
-fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
-    super::mta::thread_cpu(pid)
-}
-
-fn cpu_summary(
-    a: &std::collections::BTreeMap<String, f64>,
-    b: &std::collections::BTreeMap<String, f64>,
-    wall: Duration,
-) -> String {
-    super::mta::cpu_summary(a, b, wall)
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ mod api;
 mod faults;
 mod http;
 mod mta;
+mod procstat;
 mod report;
 mod server;
 pub(crate) mod storm;

@@ -125,36 +125,25 @@ impl AddressPlan {
         );
         // Larger subnets first keeps every one aligned on its size.
         let mut next = u32::from(client_net.0);
-        let mut carve = |len: u8| {
-            let s = Subnet {
-                net: Ipv4Addr::from(next),
-                len,
-            };
-            next += s.size();
-            s
+        let mut carve = |len: u8| -> Vec<Subnet> {
+            (0..plan.relays)
+                .map(|_| {
+                    let s = Subnet {
+                        net: Ipv4Addr::from(next),
+                        len,
+                    };
+                    next += s.size();
+                    s
+                })
+                .collect()
         };
-        let mut cms = Vec::new();
-        let mut mtas = Vec::new();
-        let (first, second) = if cm_len <= mta_len {
-            (cm_len, mta_len)
+        let (cms, mtas) = if cm_len <= mta_len {
+            let cms = carve(cm_len);
+            (cms, carve(mta_len))
         } else {
-            (mta_len, cm_len)
+            let mtas = carve(mta_len);
+            (carve(cm_len), mtas)
         };
-        let mut big = Vec::new();
-        let mut small = Vec::new();
-        for _ in 0..plan.relays {
-            big.push(carve(first));
-        }
-        for _ in 0..plan.relays {
-            small.push(carve(second));
-        }
-        if cm_len <= mta_len {
-            cms = big;
-            mtas = small;
-        } else {
-            mtas.append(&mut big);
-            cms.append(&mut small);
-        }
         let g = u32::from(GIADDR_NET);
         let cmts = (0..plan.relays)
             .map(|k| {
@@ -554,20 +543,20 @@ pub fn run(args: &Args) -> Result<()> {
         plan.spread_ms
     );
     check_interrupted()?;
-    let cpu0 = super::mta::thread_cpu(srv.provd.pid());
+    let cpu0 = super::procstat::thread_cpu(srv.provd.pid());
     let namespaces = [link.server.name(), link.load_ns().name()];
-    let udp0 = namespaces.map(super::mta::udp_counters);
+    let udp0 = namespaces.map(super::procstat::udp_counters);
     let t0 = Instant::now();
     let log_dir = srv.dir.path().to_path_buf();
     let run = run_storm(&bins.loadgen, &link, &mut srv, &plan, &addrs, &log_dir);
     let wall = t0.elapsed();
-    let cpu1 = super::mta::thread_cpu(srv.provd.pid());
-    let udp1 = namespaces.map(super::mta::udp_counters);
+    let cpu1 = super::procstat::thread_cpu(srv.provd.pid());
+    let udp1 = namespaces.map(super::procstat::udp_counters);
     let run = run?;
     for ((name, a), b) in ["server", "load"].iter().zip(&udp0).zip(&udp1) {
         eprintln!(
             "bench: storm: UDP in the {name} namespace: {}",
-            super::mta::udp_delta(a, b)
+            super::procstat::udp_delta(a, b)
         );
     }
     for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
@@ -576,7 +565,7 @@ pub fn run(args: &Args) -> Result<()> {
     if plan.kill_at.is_none() {
         eprintln!(
             "bench: storm: provd CPU by thread, seconds per second: {}",
-            super::mta::cpu_summary(&cpu0, &cpu1, wall)
+            super::procstat::cpu_summary(&cpu0, &cpu1, wall)
         );
     }
     if let Some((k, r)) = run.kill {

@@ -302,7 +302,7 @@ impl Device {
                 let setup = FlowSetup {
                     server: SocketAddrV4::new(ip, NOTIFY_PORT),
                     community: shared.community.clone(),
-                    identity: flow_identity(),
+                    identity: crate::mta::msg::Identity::default(),
                     timeout: shared.inform_timeout,
                     retries: shared.inform_retries,
                     tftp: shared.tftp,
@@ -319,7 +319,7 @@ impl Device {
                 self.phase = Phase::Flow;
                 t.flow = Some(Flow::start(
                     &t.setup,
-                    self.flow_key(0),
+                    flow_key(self.index, 0),
                     self.who.mac,
                     now,
                     send,
@@ -328,11 +328,6 @@ impl Device {
             }
         }
         fx
-    }
-
-    /// Flow ids distinct per device and per try.
-    fn flow_key(&self, tries: u32) -> u64 {
-        u64::from(self.index) + (u64::from(tries) << 20)
     }
 
     /// A datagram to the device's address.
@@ -459,7 +454,7 @@ impl Device {
                     }
                     None if t.retry_at.is_some_and(|r| now >= r) => {
                         t.retry_at = None;
-                        let k = u64::from(self.index) + (u64::from(t.tries) << 20);
+                        let k = flow_key(self.index, t.tries);
                         t.flow = Some(Flow::start(&t.setup, k, self.who.mac, now, send));
                     }
                     None => {}
@@ -659,8 +654,10 @@ pub fn check_cm_file(bytes: &[u8], secret: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn flow_identity() -> crate::mta::msg::Identity {
-    crate::mta::msg::Identity::default()
+/// The key of device `index`'s flow on try `tries`: its request ids are distinct per device and
+/// per try (devices fit in 20 bits).
+fn flow_key(index: u32, tries: u32) -> u64 {
+    u64::from(index) + (u64::from(tries) << 20)
 }
 
 #[cfg(test)]

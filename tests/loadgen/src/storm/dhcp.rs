@@ -56,7 +56,10 @@ pub struct Reply {
     pub xid: u32,
     pub kind: MessageType,
     pub mac: [u8; 6],
+    /// The address offered or acknowledged.
+    pub yiaddr: Ipv4Addr,
     pub server_id: Option<Ipv4Addr>,
+    /// What an ACK gives (`None` for any other reply).
     pub lease: Option<Lease>,
 }
 
@@ -99,25 +102,13 @@ pub fn read_reply(buf: &[u8]) -> Option<Reply> {
             .map(|v| v.into_owned()),
         lease_secs: m.lease_time(),
     });
-    let offered = (kind == MessageType::Offer).then(|| m.yiaddr());
     Some(Reply {
         xid: m.xid(),
         kind,
         mac,
+        yiaddr: m.yiaddr(),
         server_id: m.server_id(),
-        lease: lease.or_else(|| {
-            // An OFFER carries its address in the lease slot's place: only `addr` is read.
-            offered.map(|addr| Lease {
-                addr,
-                server_id: m.server_id().unwrap_or(Ipv4Addr::UNSPECIFIED),
-                next_server: Ipv4Addr::UNSPECIFIED,
-                file: None,
-                time_servers: Vec::new(),
-                log_servers: Vec::new(),
-                cablelabs: None,
-                lease_secs: None,
-            })
-        }),
+        lease,
     })
 }
 
@@ -267,12 +258,12 @@ impl Client {
         }
         match (self.state, reply.kind) {
             (State::Selecting, MessageType::Offer) => {
-                let (Some(server_id), Some(l)) = (reply.server_id, reply.lease.as_ref()) else {
+                let Some(server_id) = reply.server_id else {
                     return Event::Ignored;
                 };
                 self.state = State::Requesting {
                     server_id,
-                    offered: l.addr,
+                    offered: reply.yiaddr,
                 };
                 self.sends = 1;
                 self.resend_at = now + backoff(1, rng);

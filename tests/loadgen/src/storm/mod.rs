@@ -206,6 +206,11 @@ pub struct Report {
     pub per_cmts_ms: Vec<Histogram>,
 }
 
+/// Whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn s(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
@@ -695,7 +700,7 @@ impl Engine {
         if fx.online {
             let d = &self.devices[i as usize];
             let took = now.saturating_duration_since(d.boot);
-            let ms = took.as_millis().min(u128::from(u64::MAX)) as u64;
+            let ms = millis(took);
             match d.kind {
                 Kind::Cm => {
                     self.r.online_cm += 1;
@@ -875,8 +880,7 @@ impl Engine {
                 .enumerate()
             {
                 if let (Some(a), Some(b)) = (prev, mark) {
-                    let ms = b.saturating_duration_since(a).as_millis();
-                    h[slot].record(ms.min(u128::from(u64::MAX)) as u64);
+                    h[slot].record(millis(b.saturating_duration_since(a)));
                 }
                 prev = mark;
             }
@@ -904,8 +908,7 @@ impl Engine {
                 if r.per_cmts_ms.len() <= k {
                     r.per_cmts_ms.resize_with(k + 1, Histogram::new);
                 }
-                let ms = t.saturating_duration_since(d.boot).as_millis();
-                r.per_cmts_ms[k].record(ms.min(u128::from(u64::MAX)) as u64);
+                r.per_cmts_ms[k].record(millis(t.saturating_duration_since(d.boot)));
             }
             match m.online {
                 Some(t) => online_at.push((t.saturating_duration_since(self.t0), d.kind)),
