@@ -446,9 +446,13 @@ impl Reader {
             .saturating_sub(self.base)
             .min(end - self.base);
         io.counters.retransmits += u64::from(resent);
-        self.next = end;
+        // Blocks the budget held back this time went out before: the peer may still
+        // acknowledge them, so they stay in flight. (Cutting `next` back to `end` made a late
+        // ACK of DATA 1 look stale, and the transfer stalled until it gave up.) An ACK may then
+        // answer the earlier send, so the round trip is no sample.
+        self.next = end.max(previously_sent);
         self.sent_at = now;
-        self.clean = resent == 0;
+        self.clean = resent == 0 && end >= previously_sent;
     }
 
     pub(crate) fn on_ack(

@@ -431,3 +431,19 @@ proptest! {
         prop_assert_eq!(d.server.transfers(), 0);
     }
 }
+
+#[test]
+fn a_late_ack_of_the_first_data_moves_the_transfer_on() {
+    // A client slower than the retransmission timer (a CPE in a boot storm) acknowledges DATA 1
+    // after the timer fired and the budget held the retransmission back. Its ACK proves it and
+    // DATA 2 follows. The ACK was once taken for a stale one and the transfer stalled until it
+    // gave up.
+    let mut d = Driver::new(ServerConfig::default(), 70_001);
+    d.rrq(victim(4000), Options::default());
+    d.advance(1500);
+    assert_eq!(d.data_to(victim(4000)), [1], "no retransmission while unproven");
+    let own = d.port_of(victim(4000));
+    assert_eq!(d.deliver(Port::Own(own), victim(4000), &ack(1)), 1);
+    assert_eq!(d.data_to(victim(4000)), [1, 2]);
+    assert_eq!(d.server.counters().duplicate_acks, 0);
+}
