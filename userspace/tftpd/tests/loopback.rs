@@ -422,6 +422,57 @@ fn out_of_transfer_sockets_one_block_files_are_still_served() {
     assert_eq!(s.handle.io_counters().shared_port_fallbacks, 1);
 }
 
+/// Out of transfer sockets, a one-block file goes out from the shared port without taking a
+/// socket from anyone: an unproven transfer past its grace (a device whose ACK is still on its
+/// way, in a storm) keeps its socket and finishes.
+#[test]
+fn one_block_files_never_evict_a_transfer_for_its_socket() {
+    use provd_tftpd::TftpSettings;
+    let small = bytes(300, 1);
+    let large = bytes(1_000, 2);
+    let s = serve_with(
+        &[("small.cfg", &small), ("large.bin", &large)],
+        TftpSettings {
+            bind: Ipv4Addr::LOCALHOST,
+            port: 0,
+            workers: 1,
+            max_transfer_sockets: Some(1),
+            ..TftpSettings::default()
+        },
+    );
+    let server = s.addr();
+    let holder = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    holder
+        .send_to(b"\x00\x01large.bin\x00octet\x00", server)
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (_, transfer_port) = holder.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 1], "DATA 1 to the holder");
+    // Past the grace an unproven transfer has before a newcomer may take its place (a third
+    // of the default 3 s unproven_timeout).
+    std::thread::sleep(Duration::from_millis(1_200));
+    let got = fetch(server, "small.cfg", Mode::Octet, Options::default()).unwrap();
+    assert_eq!(got.data, small);
+    holder.send_to(b"\x00\x04\x00\x01", transfer_port).unwrap();
+    // Retransmissions of DATA 1 sent while the holder slept come first.
+    let (n, from) = loop {
+        let (n, from) = holder.recv_from(&mut buf).unwrap();
+        if buf[..4] != [0, 3, 0, 1] {
+            break (n, from);
+        }
+    };
+    assert_eq!(from, transfer_port);
+    assert_eq!(&buf[..4], &[0, 3, 0, 2], "DATA 2, not ERROR 5: the holder's transfer lives");
+    assert_eq!(&buf[4..n], &large[512..]);
+    assert!(eventually(
+        || s.handle.io_counters().shared_port_fallbacks == 1
+    ));
+    assert_eq!(s.handle.counters().evicted_unproven, 0);
+}
+
 /// A request read after it waited longer than `max_request_age` is dropped unanswered and
 /// counted: its client has sent it again or given up. (An age of zero makes every request
 /// stale; at the default, the same request is served.)
