@@ -191,8 +191,14 @@ impl Worker {
                 for (i, reply) in out.iter_mut().enumerate().take(n) {
                     let (payload, meta, via) = io.get(i);
                     // Broadcasts reach every socket of the group, not just the steered one: only
-                    // the shard owning the client answers. (Unicast is steered: a no-op there.)
+                    // the shard owning the client answers. Unicast is steered, except a packet
+                    // that arrived coalesced with others (UDP GSO from a sender on this host,
+                    // or GRO): the reuseport program steers it as one, by its first client.
+                    // Those clients go unanswered here, so they are counted.
                     if shards > 1 && owner(payload, shards) != index {
+                        if !meta.local.is_broadcast() {
+                            counters.dropped(Drop::OtherShard);
+                        }
                         continue;
                     }
                     if lost {

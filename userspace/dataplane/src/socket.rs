@@ -52,6 +52,7 @@ impl DhcpSocket {
                 send_buffer: 4 << 20,
                 // Wake up regularly to sweep leases and notice shutdown even when idle.
                 read_timeout: Some(Duration::from_millis(200)),
+                gso: true,
             },
         )?;
         Ok(DhcpSocket { sock })

@@ -52,6 +52,7 @@ reasons! {
         PersistFailed => "persist_failed",
         DurabilityLost => "durability_lost",
         SendFailed => "send_failed",
+        OtherShard => "other_shard",
     }
 }
 

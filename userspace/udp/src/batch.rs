@@ -58,6 +58,10 @@ pub struct Options {
     pub send_buffer: usize,
     /// How long a [`Wait::ForOne`] receive blocks before returning 0.
     pub read_timeout: Option<Duration>,
+    /// Send equal-sized datagrams to one peer as one UDP GSO message ([`SendBatch`]). Off for
+    /// a sender whose datagrams go to a reuseport group on this host: a coalesced packet is
+    /// steered as one, to the socket its first datagram picks.
+    pub gso: bool,
 }
 
 impl Default for Options {
@@ -73,6 +77,7 @@ impl Default for Options {
             recv_buffer: 16 << 20,
             send_buffer: 16 << 20,
             read_timeout: None,
+            gso: true,
         }
     }
 }
@@ -158,7 +163,7 @@ impl UdpSocket {
         sock.bind(&addr.into())?;
         Ok(UdpSocket {
             sock,
-            gso: AtomicBool::new(true),
+            gso: AtomicBool::new(opts.gso),
         })
     }
 
