@@ -133,132 +133,30 @@ pub fn ensure_open_files(need: u64) -> Result<()> {
     Ok(())
 }
 
-/// Sends `bytes` to `to` from the address `src` (IP_PKTINFO), as an agent bound to the wildcard
-/// address answers from the address it was asked at.
-pub fn send_from(
-    sock: &UdpSocket,
-    src: std::net::Ipv4Addr,
-    to: std::net::SocketAddrV4,
-    bytes: &[u8],
-) -> io::Result<usize> {
-    let mut dst = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: to.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(to.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    let info = libc::in_pktinfo {
-        ipi_ifindex: 0,
-        ipi_spec_dst: libc::in_addr {
-            s_addr: u32::from_ne_bytes(src.octets()),
-        },
-        ipi_addr: libc::in_addr { s_addr: 0 },
-    };
-    // Room for one cmsghdr with an in_pktinfo, aligned as cmsghdr needs.
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr().cast_mut().cast(),
-        iov_len: bytes.len(),
-    };
-    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&raw mut dst).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as usize;
-    debug_assert!(space <= size_of_val(&control));
-    msg.msg_controllen = space as _;
-    // SAFETY: msg_control points at `space` bytes of `control`, enough for one header and its
-    // data; CMSG_FIRSTHDR and CMSG_DATA stay inside it.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&raw const msg);
-        (*c).cmsg_level = libc::IPPROTO_IP;
-        (*c).cmsg_type = libc::IP_PKTINFO;
-        (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
-    }
-    // SAFETY: `msg` is fully initialised and every buffer it names is live for the call.
-    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &raw const msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
-}
-
-/// Asks the kernel to report each datagram's destination address ([`recv_to`]).
-pub fn want_pktinfo(sock: &UdpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
+/// Sets DF on what the socket sends (IP_PMTUDISC_DO): the kernel then gives the datagram IP ID
+/// 0 instead of drawing one from its shared generator.
+pub fn dont_fragment(fd: RawFd) -> io::Result<()> {
+    let v: libc::c_int = libc::IP_PMTUDISC_DO;
     // SAFETY: the descriptor is open; the value is a valid c_int of the length given.
     let r = unsafe {
         libc::setsockopt(
-            sock.as_raw_fd(),
+            fd,
             libc::IPPROTO_IP,
-            libc::IP_PKTINFO,
-            (&raw const on).cast(),
+            libc::IP_MTU_DISCOVER,
+            (&raw const v).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    Ok(())
-}
-
-/// Receives one datagram on a socket set up with [`want_pktinfo`]: its length, its source and
-/// the address it was sent to (unspecified if the kernel did not say).
-pub fn recv_to(
-    sock: &UdpSocket,
-    buf: &mut [u8],
-) -> io::Result<(usize, std::net::SocketAddrV4, std::net::Ipv4Addr)> {
-    // SAFETY: an all-zero sockaddr_in is valid for recvmsg to overwrite.
-    let mut src: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: an all-zero msghdr is valid; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&raw mut src).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of_val(&control) as _;
-    // SAFETY: `msg` names live buffers of the lengths given.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut dst = std::net::Ipv4Addr::UNSPECIFIED;
-    // SAFETY: the kernel filled msg_control up to msg_controllen; CMSG_FIRSTHDR/NXTHDR stay
-    // within it and each header's data is read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>());
-                dst = std::net::Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes());
-            }
-            c = libc::CMSG_NXTHDR(&raw const msg, c);
-        }
-    }
-    let from = std::net::SocketAddrV4::new(
-        std::net::Ipv4Addr::from(src.sin_addr.s_addr.to_ne_bytes()),
-        u16::from_be(src.sin_port),
-    );
-    Ok((n as usize, from, dst))
 }
 
 /// Datagrams the kernel dropped for this socket so far (full receive buffer): SO_MEMINFO's
 /// SK_MEMINFO_DROPS. `None` where the kernel does not say.
-pub fn socket_drops(sock: &UdpSocket) -> Option<u32> {
+pub fn socket_drops(fd: RawFd) -> Option<u32> {
     /// SK_MEMINFO_DROPS, and the number of SK_MEMINFO_* values (linux/sock_diag.h).
     const DROPS: usize = 8;
     const VARS: usize = 9;
@@ -267,7 +165,7 @@ pub fn socket_drops(sock: &UdpSocket) -> Option<u32> {
     // SAFETY: the descriptor is open; `v` is a writable buffer of `len` bytes.
     let r = unsafe {
         libc::getsockopt(
-            sock.as_raw_fd(),
+            fd,
             libc::SOL_SOCKET,
             libc::SO_MEMINFO,
             v.as_mut_ptr().cast(),
