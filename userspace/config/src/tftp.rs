@@ -10,7 +10,7 @@
 //! max_blksize = 1468              # 8..=65464
 //! max_windowsize = 64             # 1..=65535
 //! allow_write = false             # WRQ (uploads into root); refused when false
-//! max_transfers = 10000           # per worker; beyond it an RRQ gets ERROR 3
+//! max_transfers = 65536           # per worker; beyond it an RRQ gets ERROR 3
 //! ```
 
 use std::net::Ipv4Addr;
@@ -57,7 +57,7 @@ pub struct TftpSettings {
 
 const DEFAULT_MAX_BLKSIZE: u16 = 1468;
 const DEFAULT_MAX_WINDOWSIZE: u16 = 64;
-const DEFAULT_MAX_TRANSFERS: usize = 10_000;
+const DEFAULT_MAX_TRANSFERS: usize = 65_536;
 
 /// Validates `[tftp]`.
 pub(crate) fn validate(w: &wire::Tftp, server: &ServerSettings, v: &mut Validator) -> TftpSettings {

@@ -346,7 +346,7 @@ fn raise_fd_limit(want: usize) -> usize {
         tracing::warn!(
             want,
             limit = raised.rlim_cur,
-            "TFTP: fewer descriptors than transfers; unproven transfers give way first"
+            "TFTP: fewer descriptors than transfers; past them one-block files go out from the shared transfer port, and unproven transfers give way to longer files"
         );
     }
     as_usize(raised.rlim_cur)

@@ -465,7 +465,11 @@ fn one_block_files_never_evict_a_transfer_for_its_socket() {
         }
     };
     assert_eq!(from, transfer_port);
-    assert_eq!(&buf[..4], &[0, 3, 0, 2], "DATA 2, not ERROR 5: the holder's transfer lives");
+    assert_eq!(
+        &buf[..4],
+        &[0, 3, 0, 2],
+        "DATA 2, not ERROR 5: the holder's transfer lives"
+    );
     assert_eq!(&buf[4..n], &large[512..]);
     assert!(eventually(
         || s.handle.io_counters().shared_port_fallbacks == 1

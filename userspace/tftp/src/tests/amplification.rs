@@ -441,7 +441,11 @@ fn a_late_ack_of_the_first_data_moves_the_transfer_on() {
     let mut d = Driver::new(ServerConfig::default(), 70_001);
     d.rrq(victim(4000), Options::default());
     d.advance(1500);
-    assert_eq!(d.data_to(victim(4000)), [1], "no retransmission while unproven");
+    assert_eq!(
+        d.data_to(victim(4000)),
+        [1],
+        "no retransmission while unproven"
+    );
     let own = d.port_of(victim(4000));
     assert_eq!(d.deliver(Port::Own(own), victim(4000), &ack(1)), 1);
     assert_eq!(d.data_to(victim(4000)), [1, 2]);
