@@ -104,6 +104,10 @@ pub struct Args {
     /// [default: both].
     #[arg(long)]
     pub backend: Option<String>,
+    /// storm suite: the size instead of CI's: 100,000 modems and 100,000 eMTAs, provd
+    /// killed 10 s in (a few minutes; not part of CI).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// A scenario's way of saying it does not apply to this run; printed as `SKIP name: reason`.
@@ -455,6 +459,7 @@ mod tests {
             loadgen: None,
             peer: None,
             backend: None,
+            full: false,
         }
     }
 

@@ -11,6 +11,9 @@
 //! In both, tcpdump on the load side captures every DHCP packet, and afterwards provd is held to
 //! the wire: no address ACKed to two clients at any moment of the capture, and every ACKed
 //! (client, address) in the durable lease table read with `provd leases` once provd stopped.
+//!
+//! `--full` runs both at the size of issue 17's targets: 100,000 modems and 100,000 eMTAs, with
+//! provd killed 10 s in. That takes minutes and is not part of CI.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,9 +37,16 @@ const DEADLINE_S: f64 = 150.0;
 /// Into the storm: leases are being granted and files and flows are in flight.
 const KILL_AT: Duration = Duration::from_millis(1_000);
 
+/// `--full`: the size of the issue's targets, and the kill it names.
+const FULL_CMS: u32 = 100_000;
+const FULL_MTAS: u32 = 100_000;
+const FULL_DEADLINE_S: f64 = 240.0;
+const FULL_KILL_AT: Duration = Duration::from_secs(10);
+
 struct Ctx {
     provd: PathBuf,
     loadgen: PathBuf,
+    full: bool,
 }
 
 fn scenarios() -> Scenarios<Ctx> {
@@ -54,32 +64,42 @@ pub fn run(args: &Args) -> Result<()> {
     let ctx = Ctx {
         provd: bins.provd,
         loadgen: bins.loadgen,
+        full: args.full,
     };
+    let size = plan(&ctx, None);
     let about = format!(
-        "provd {}, {CMS} modems + {MTAS} eMTAs behind {RELAYS} CMTSs from {}",
+        "provd {}, {} modems + {} eMTAs behind {RELAYS} CMTSs from {}",
         ctx.provd.display(),
+        size.cms,
+        size.mtas,
         ctx.loadgen.display()
     );
     super::run_scenarios("storm", &about, &ctx, &scenarios, args)
 }
 
-fn plan(kill_at: Option<Duration>) -> Plan {
+fn plan(ctx: &Ctx, kill_at: Option<Duration>) -> Plan {
+    let (cms, mtas, deadline_s) = if ctx.full {
+        (FULL_CMS, FULL_MTAS, FULL_DEADLINE_S)
+    } else {
+        (CMS, MTAS, DEADLINE_S)
+    };
     Plan {
-        cms: CMS,
-        mtas: MTAS,
+        cms,
+        mtas,
         relays: RELAYS,
         spread_ms: SPREAD_MS,
-        deadline_s: DEADLINE_S,
+        deadline_s,
         kill_at,
     }
 }
 
 fn storm(ctx: &Ctx, dir: &Path) -> Result<()> {
-    one_storm(ctx, dir, plan(None))
+    one_storm(ctx, dir, plan(ctx, None))
 }
 
 fn storm_kill9(ctx: &Ctx, dir: &Path) -> Result<()> {
-    one_storm(ctx, dir, plan(Some(KILL_AT)))
+    let at = if ctx.full { FULL_KILL_AT } else { KILL_AT };
+    one_storm(ctx, dir, plan(ctx, Some(at)))
 }
 
 fn note(msg: impl AsRef<str>) {
@@ -196,8 +216,17 @@ mod tests {
     fn scenario_names_are_the_documented_ones() {
         let names: Vec<&str> = scenarios().iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["storm", "storm-kill9"]);
-        let p = plan(Some(KILL_AT));
-        assert!(AddressPlan::new(&p).is_ok());
+        for full in [false, true] {
+            let ctx = Ctx {
+                provd: PathBuf::new(),
+                loadgen: PathBuf::new(),
+                full,
+            };
+            let p = plan(&ctx, None);
+            assert!(AddressPlan::new(&p).is_ok(), "full={full}");
+            assert!(p.cms + p.mtas >= if full { 200_000 } else { 20_000 });
+        }
         assert!(KILL_AT.as_secs_f64() < DEADLINE_S);
+        assert!(FULL_KILL_AT.as_secs_f64() < FULL_DEADLINE_S);
     }
 }
