@@ -222,9 +222,15 @@ fn measure_mode(
         srv.dir().display(),
         load.seconds
     );
+    let cpu = || procstat::thread_cpu(srv.pid()).values().sum::<f64>();
+    let (cpu0, t0) = (cpu(), std::time::Instant::now());
     let m = tools::loadgen(&bins.loadgen, &link, load);
+    let (cpu1, wall) = (cpu(), t0.elapsed().as_secs_f64());
     srv.check_alive()?;
-    let m = m?;
+    let mut m = m?;
+    if wall > 0.0 {
+        m.server_cpu_pct = Some(100.0 * (cpu1 - cpu0).max(0.0) / wall);
+    }
     eprintln!("bench: {}: {}\n{}", kind.name(), m.line, m.detail);
     let status = srv.stop()?;
     if let Some(s) = status.filter(|s| !s.success()) {
@@ -381,11 +387,28 @@ fn dhcp(args: &Args) -> Result<()> {
         .filter(|r| r.label == "provd")
         .filter_map(|r| ok(r).map(|(p, m)| (r.mode.io, p, m)))
         .max_by(|a, b| a.2.dora_per_s.total_cmp(&b.2.dora_per_s));
+    let cheapest = runs
+        .iter()
+        .filter(|r| r.label == "provd")
+        .filter_map(|r| ok(r).map(|(p, m)| (p, m)))
+        .filter(|(_, m)| m.server_cpu_pct.is_some() && m.dora_per_s > 0.0)
+        .min_by(|a, b| {
+            let per = |m: &Measured| m.server_cpu_pct.unwrap_or(0.0) / m.dora_per_s;
+            per(&a.1).total_cmp(&per(&b.1))
+        });
     let mut notes = Vec::new();
     if let Some((best_io, best_path, best_m)) = &best {
         for r in runs.iter().filter(|r| r.kind != Kind::Provd) {
             if let Some((_, m)) = ok(r).filter(|(_, m)| m.dora_per_s > 0.0) {
                 say(ratio_line(best_m, r.label, &m, ""));
+                // At a fixed rate both do the same work: what it costs each is the comparison,
+                // with provd on its cheapest path.
+                if args.rate > 0
+                    && let Some((io, c)) = &cheapest
+                    && let Some(l) = cpu_ratio_line(c, r.label, &m)
+                {
+                    say(format!("{l} path={io}"));
+                }
             }
         }
         let null = runs
@@ -488,15 +511,39 @@ fn dhcp(args: &Args) -> Result<()> {
 /// `RESULT dhcp server=NAME path=PATH dora_per_s=N drops_pct=P p50_ms=L p99_ms=L sent=S
 /// drops=D naks=K`: one server's run, with its exchanges started, timed out and NAKed.
 fn result_line(label: &str, path: &str, m: &Measured) -> String {
+    let cpu = m
+        .server_cpu_pct
+        .map_or(String::new(), |c| format!(" server_cpu_pct={c:.1}"));
     format!(
         "RESULT dhcp server={label} path={path} dora_per_s={:.0} drops_pct={:.2} p50_ms={:.3} \
-         p99_ms={:.3} {}",
+         p99_ms={:.3} {}{cpu}",
         m.dora_per_s,
         m.drops_pct,
         m.p50_ms,
         m.p99_ms,
         m.counts()
     )
+}
+
+/// `RATIO dhcp-cpu provd/NAME=X`: provd's CPU per DORA exchange over the peer's, both measured
+/// at the rate the run asked for (`--rate`); below 1 provd spends less. `None` unless both
+/// sides have a CPU figure and completed exchanges.
+fn cpu_ratio_line(provd: &Measured, label: &str, m: &Measured) -> Option<String> {
+    let per_dora = |m: &Measured| {
+        m.server_cpu_pct
+            .filter(|_| m.dora_per_s > 0.0)
+            .map(|c| c / m.dora_per_s)
+    };
+    let (p, q) = (per_dora(provd)?, per_dora(m)?);
+    (q > 0.0).then(|| {
+        format!(
+            "RATIO dhcp-cpu provd/{label}={:.2} provd_cpu_pct={:.1} {label}_cpu_pct={:.1}{}",
+            p / q,
+            provd.server_cpu_pct.unwrap_or(0.0),
+            m.server_cpu_pct.unwrap_or(0.0),
+            faults::degraded(&[("provd", provd.faults()), (label, m.faults())])
+        )
+    })
 }
 
 /// `RATIO dhcp provd/NAME=X` (then `tail`), with ` degraded=NAME:P%` naming each side whose
@@ -649,6 +696,21 @@ mod tests {
             "",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_cpu_ratio_compares_cpu_per_exchange_and_needs_both_figures() {
+        let mut provd = run(10_000, 10_000, 0, 10_000.0);
+        let mut kea = run(10_000, 10_000, 0, 5_000.0);
+        assert_eq!(cpu_ratio_line(&provd, "kea", &kea), None);
+        provd.server_cpu_pct = Some(20.0);
+        kea.server_cpu_pct = Some(40.0);
+        // provd: 20 % for 10,000/s; Kea: 40 % for 5,000/s. Per exchange, a quarter.
+        assert_eq!(
+            cpu_ratio_line(&provd, "kea", &kea).unwrap(),
+            "RATIO dhcp-cpu provd/kea=0.25 provd_cpu_pct=20.0 kea_cpu_pct=40.0"
+        );
+        assert!(result_line("provd", "xdp", &provd).ends_with(" server_cpu_pct=20.0"));
     }
 
     #[test]

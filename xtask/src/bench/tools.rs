@@ -211,6 +211,9 @@ pub struct Measured {
     pub naks: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The server's CPU (user + system, every thread) over the load, in per cent of one core;
+    /// set by the bench that knows the server's process.
+    pub server_cpu_pct: Option<f64>,
     pub line: String,
     pub detail: String,
 }
@@ -281,6 +284,7 @@ pub fn parse_loadgen(out: &str, err: &str) -> Result<Measured> {
         naks: num(&f, "naks")?,
         p50_ms: num(&f, "p50_ms")?,
         p99_ms: num(&f, "p99_ms")?,
+        server_cpu_pct: None,
         line: out
             .lines()
             .rev()
