@@ -390,7 +390,7 @@ fn dhcp(args: &Args) -> Result<()> {
     let cheapest = runs
         .iter()
         .filter(|r| r.label == "provd")
-        .filter_map(|r| ok(r).map(|(p, m)| (p, m)))
+        .filter_map(ok)
         .filter(|(_, m)| m.server_cpu_pct.is_some() && m.dora_per_s > 0.0)
         .min_by(|a, b| {
             let per = |m: &Measured| m.server_cpu_pct.unwrap_or(0.0) / m.dora_per_s;
