@@ -375,37 +375,48 @@ fn uploads_when_configured_land_as_new_files_under_the_root_only() {
     h.join().unwrap();
 }
 
+/// A one-worker server with a single socket for transfers' own ports, serving `small.cfg` and
+/// `large.bin`.
+fn one_transfer_socket(small: &[u8], large: &[u8]) -> common::Running {
+    serve_with(
+        &[("small.cfg", small), ("large.bin", large)],
+        provd_tftpd::TftpSettings {
+            bind: Ipv4Addr::LOCALHOST,
+            port: 0,
+            workers: 1,
+            max_transfer_sockets: Some(1),
+            ..provd_tftpd::TftpSettings::default()
+        },
+    )
+}
+
+/// A client that asks for `large.bin`, reads DATA 1 and does not acknowledge it, so its
+/// transfer holds the server's one socket. It has an address of its own (a source holding
+/// several unproven transfers gives one up). Returns it and its transfer's port.
+fn hold_the_socket(server: SocketAddrV4) -> (std::net::UdpSocket, SocketAddr) {
+    let holder = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    holder
+        .send_to(b"\x00\x01large.bin\x00octet\x00", server)
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (_, transfer_port) = holder.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..4], &[0, 3, 0, 1], "DATA 1 to the holder");
+    (holder, transfer_port)
+}
+
 /// A worker out of sockets for transfers' own ports (a boot storm past the descriptor limit):
 /// a file that fits in one DATA is still served, from the shared transfer port, and counted; a
 /// longer one is refused with ERROR 3 and counted, so its client retries.
 #[test]
 fn out_of_transfer_sockets_one_block_files_are_still_served() {
-    use provd_tftpd::TftpSettings;
     let small = bytes(300, 1);
     let large = bytes(5_000, 2);
-    let s = serve_with(
-        &[("small.cfg", &small), ("large.bin", &large)],
-        TftpSettings {
-            bind: Ipv4Addr::LOCALHOST,
-            port: 0,
-            workers: 1,
-            max_transfer_sockets: Some(1),
-            ..TftpSettings::default()
-        },
-    );
+    let s = one_transfer_socket(&small, &large);
     let server = s.addr();
-    // A client that asks for the large file and never acknowledges holds the one socket. It
-    // has an address of its own: a source holding several unproven transfers gives one up.
-    let holder = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
-    holder
-        .send_to(b"\x00\x01large.bin\x00octet\x00", server)
-        .unwrap();
-    holder
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut buf = [0u8; 600];
-    let (n, _) = holder.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..2], &[0, 3], "DATA 1 to the holder ({n} bytes)");
+    let _holder = hold_the_socket(server);
     let got = fetch(server, "small.cfg", Mode::Octet, Options::default()).unwrap();
     assert_eq!(got.data, small);
     // The counters are published at the end of the worker's turn.
@@ -427,30 +438,12 @@ fn out_of_transfer_sockets_one_block_files_are_still_served() {
 /// way, in a storm) keeps its socket and finishes.
 #[test]
 fn one_block_files_never_evict_a_transfer_for_its_socket() {
-    use provd_tftpd::TftpSettings;
     let small = bytes(300, 1);
     let large = bytes(1_000, 2);
-    let s = serve_with(
-        &[("small.cfg", &small), ("large.bin", &large)],
-        TftpSettings {
-            bind: Ipv4Addr::LOCALHOST,
-            port: 0,
-            workers: 1,
-            max_transfer_sockets: Some(1),
-            ..TftpSettings::default()
-        },
-    );
+    let s = one_transfer_socket(&small, &large);
     let server = s.addr();
-    let holder = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0)).unwrap();
-    holder
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    holder
-        .send_to(b"\x00\x01large.bin\x00octet\x00", server)
-        .unwrap();
+    let (holder, transfer_port) = hold_the_socket(server);
     let mut buf = [0u8; 600];
-    let (_, transfer_port) = holder.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..4], &[0, 3, 0, 1], "DATA 1 to the holder");
     // Past the grace an unproven transfer has before a newcomer may take its place (a third
     // of the default 3 s unproven_timeout).
     std::thread::sleep(Duration::from_millis(1_200));
