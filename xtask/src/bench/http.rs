@@ -39,7 +39,7 @@ use anyhow::{Context, Result, bail, ensure};
 use provd_rig::{Provd, cmd};
 
 use super::faults::Faults;
-use super::procstat::{cpu_summary, thread_cpu};
+use super::procstat::{cpu_summary, machine_cpu, thread_cpu};
 use super::{Args, check_interrupted};
 use provd_rig::Topology;
 use provd_rig::topo::BENCH_SERVER_IP as SERVER_IP;
@@ -120,7 +120,7 @@ pub fn run(args: &Args) -> Result<()> {
     check_interrupted()?;
 
     let cpu0 = thread_cpu(srv.pid());
-    let m0 = machine_sample();
+    let m0 = machine_cpu();
     let t0 = Instant::now();
     let load = wrk(
         &link,
@@ -131,7 +131,7 @@ pub fn run(args: &Args) -> Result<()> {
     )?;
     let wall_rps = t0.elapsed();
     let cpu1 = thread_cpu(srv.pid());
-    let machine = machine_busy(m0, machine_sample());
+    let machine = machine_busy(m0, machine_cpu(), wall_rps);
     srv.check_alive()?;
     ensure!(
         load.bad == 0,
@@ -233,25 +233,12 @@ fn per_unit_us(
     used * 1e6 / units.max(1) as f64
 }
 
-/// (busy, total) jiffies of the whole machine so far, from /proc/stat.
-fn machine_sample() -> Option<(f64, f64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let f: Vec<f64> = text
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = f.iter().sum();
-    Some((total - f.get(3)? - f.get(4).copied().unwrap_or(0.0), total))
-}
-
-/// Busy cores (all processes) between two samples.
-fn machine_busy(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> f64 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+/// Busy cores (all processes) between two [`machine_cpu`] samples `wall` apart.
+fn machine_busy(a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>, wall: Duration) -> f64 {
     match (a, b) {
-        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) / (t1 - t0) * cores,
+        (Some((b0, _, _)), Some((b1, _, _))) if !wall.is_zero() => {
+            (b1 - b0).max(0.0) / wall.as_secs_f64()
+        }
         _ => 0.0,
     }
 }
