@@ -25,6 +25,7 @@ use provd_rig::{Netns, Provd};
 
 use super::Args;
 use super::faults::Faults;
+use super::procstat;
 use super::tools;
 
 const TOML: &str = r#"
@@ -63,22 +64,6 @@ fn rss_bytes(pid: u32) -> Result<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("VmRSS")?;
     Ok(kb * 1024)
-}
-
-/// CPU seconds (user + system) of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz.max(1.0)
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -165,7 +150,7 @@ pub fn run(args: &Args) -> Result<()> {
         rss0 as f64 / 1048576.0,
         rss1 as f64 / 1048576.0
     );
-    let cpu0 = cpu_secs(pid);
+    let cpu0 = procstat::process_cpu(pid);
     let t = Instant::now();
     let mut c = ns.command(&sim);
     c.args([
@@ -183,7 +168,7 @@ pub fn run(args: &Args) -> Result<()> {
     ]);
     let load = provd_rig::cmd::output_timeout(&mut c, Duration::from_secs_f64(seconds + 60.0))?;
     let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_secs(pid) - cpu0;
+    let cpu = procstat::process_cpu(pid) - cpu0;
     if let Some(st) = provd.exit_status()? {
         bail!(
             "provd died during the run ({st}): {}",

@@ -222,7 +222,7 @@ fn measure_mode(
         srv.dir().display(),
         load.seconds
     );
-    let cpu = || procstat::thread_cpu(srv.pid()).values().sum::<f64>();
+    let cpu = || procstat::process_cpu(srv.pid());
     let (cpu0, t0) = (cpu(), std::time::Instant::now());
     let m = tools::loadgen(&bins.loadgen, &link, load);
     let (cpu1, wall) = (cpu(), t0.elapsed().as_secs_f64());

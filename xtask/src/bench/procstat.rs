@@ -37,6 +37,23 @@ pub fn thread_cpu(pid: u32) -> BTreeMap<String, f64> {
     out
 }
 
+/// CPU seconds (user + system) of process `pid` so far, its ended threads included (0 if it
+/// is gone).
+pub fn process_cpu(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz.max(1.0)
+}
+
 /// CPU seconds of the whole machine so far: busy (all but idle and iowait), of that in
 /// interrupts and softirqs (the network stack's receive work, charged to no thread), and the
 /// CPU count.
