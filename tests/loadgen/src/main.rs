@@ -303,8 +303,9 @@ struct StormArgs {
     /// go where the ACKs say.
     #[arg(long)]
     server: Ipv4Addr,
-    /// giaddr of the first CMTS's modems; CMTS k relays its modems from BASE + 2k and its MTAs
-    /// from BASE + 2k + 1 (all local to this host).
+    /// giaddr of the first CMTS's modems; CMTS k relays its modems from BASE + 3k, its MTAs
+    /// from BASE + 3k + 1 and its CPEs (routers, phones) from BASE + 3k + 2 (all local to this
+    /// host).
     #[arg(long)]
     relay_base: Ipv4Addr,
     /// Simulated CMTSs.
@@ -315,6 +316,22 @@ struct StormArgs {
     /// MTA k is modem k's embedded MTA.
     #[arg(long, default_value_t = 1000)]
     mtas: u32,
+    /// eRouters (DHCP, then a CWMP session with the ACS of option 43.1); router k sits behind
+    /// modem k.
+    #[arg(long, default_value_t = 0)]
+    routers: u32,
+    /// Phones/ATAs (DHCP, then the profile of option 66's rule over HTTP); phone k sits behind
+    /// modem k.
+    #[arg(long, default_value_t = 0)]
+    phones: u32,
+    /// The routers' ACS username and password (digest).
+    #[arg(long, default_value = "cpe")]
+    acs_user: String,
+    #[arg(long, default_value = "")]
+    acs_pass: String,
+    /// Routers' and phones' TCP connections open at once, at most (each is a descriptor).
+    #[arg(long, default_value_t = 8192)]
+    max_connections: u32,
     /// Power-on times spread uniformly over this many milliseconds.
     #[arg(long, default_value_t = 1000)]
     spread_ms: u64,
@@ -332,12 +349,14 @@ struct StormArgs {
     set_community: String,
     #[arg(long, default_value_t = 161)]
     agent_port: u16,
-    /// Second byte of the modems' MACs (the MTAs' is one more).
+    /// Second byte of the modems' MACs (the MTAs' is one more, the routers' two, the phones'
+    /// three).
     #[arg(long, default_value_t = 0x5c)]
     salt: u8,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Write devices online over time here (CSV: t_s,cm_online,mta_online).
+    /// Write devices online over time here (CSV: t_s,cm_online,mta_online,router_online,
+    /// phone_online).
     #[arg(long)]
     timeline: Option<PathBuf>,
     /// Write every device not online at the deadline here (MAC, kind, phase).
@@ -354,8 +373,9 @@ fn storm_config(a: StormArgs) -> Result<storm::Config> {
     let base = u32::from(a.relay_base);
     let cmtss = (0..a.relays)
         .map(|k| storm::Cmts {
-            cm_giaddr: Ipv4Addr::from(base.wrapping_add(2 * k)),
-            mta_giaddr: Ipv4Addr::from(base.wrapping_add(2 * k + 1)),
+            cm_giaddr: Ipv4Addr::from(base.wrapping_add(3 * k)),
+            mta_giaddr: Ipv4Addr::from(base.wrapping_add(3 * k + 1)),
+            cpe_giaddr: Ipv4Addr::from(base.wrapping_add(3 * k + 2)),
         })
         .collect();
     Ok(storm::Config {
@@ -363,6 +383,11 @@ fn storm_config(a: StormArgs) -> Result<storm::Config> {
         cmtss,
         cms: a.cms,
         mtas: a.mtas,
+        routers: a.routers,
+        phones: a.phones,
+        acs_user: a.acs_user,
+        acs_pass: a.acs_pass,
+        max_connections: a.max_connections,
         spread: Duration::from_millis(a.spread_ms),
         deadline: seconds(a.deadline_s, "--deadline-s")?,
         shared_secret: a.shared_secret,

@@ -24,15 +24,33 @@ impl Epoll {
     }
 
     pub fn add(&self, fd: RawFd, token: u64) -> Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, false)
+            .context("epoll_ctl(ADD)")
+    }
+
+    /// Watches `fd` for output (`out`) or for input; adds it when `add`, else changes it.
+    pub fn watch(&self, fd: RawFd, token: u64, out: bool, add: bool) -> io::Result<()> {
+        let op = if add {
+            libc::EPOLL_CTL_ADD
+        } else {
+            libc::EPOLL_CTL_MOD
+        };
+        self.ctl(op, fd, token, out)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, out: bool) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: if out {
+                libc::EPOLLOUT as u32
+            } else {
+                libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32
+            },
             u64: token,
         };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event for the call.
-        let r =
-            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
+        let r = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &raw mut ev) };
         if r < 0 {
-            return Err(io::Error::last_os_error()).context("epoll_ctl(ADD)");
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     }

@@ -137,6 +137,14 @@ pub struct Args {
     /// storm: embedded MTAs, MTA k behind modem k [default: 100000; smoke 300]
     #[arg(long)]
     pub mtas: Option<u32>,
+    /// storm: eRouters (DHCP, then a CWMP session with digest), router k behind modem k
+    /// [default: 0; smoke 300]
+    #[arg(long)]
+    pub routers: Option<u32>,
+    /// storm: phones/ATAs (DHCP, then their HTTP profile), phone k behind modem k [default: 0;
+    /// smoke 300]
+    #[arg(long)]
+    pub phones: Option<u32>,
     /// storm: simulated CMTSs (relays) [default: 20; smoke 4]
     #[arg(long)]
     pub relays: Option<u32>,

@@ -1,19 +1,22 @@
-//! `cargo xtask bench storm [--cms N] [--mtas N] [--relays N] [--spread-ms MS] [--deadline-s S]
-//! [--kill-at-s S] [--smoke]`: a region's power comes back.
+//! `cargo xtask bench storm [--cms N] [--mtas N] [--routers N] [--phones N] [--relays N]
+//! [--spread-ms MS] [--deadline-s S] [--kill-at-s S] [--smoke]`: a region's power comes back.
 //!
 //! provd runs in a fresh server namespace with every role a cable plant needs (DHCP, TFTP with
 //! enforce, generated CM files with a CMTS MIC and MTA files, the MTA role on HYBRID.2, time,
-//! syslog), one shared network per simulated CMTS (a modem subnet and an MTA subnet, each
-//! relayed from its own giaddr), written by [`provd_toml`]. `provd-loadgen storm` runs in the
-//! load namespace: every modem and eMTA powers on within `--spread-ms` and runs its whole boot
-//! with the real retry timing (see `tests/loadgen/src/storm/`). The load namespace routes the
-//! giaddrs and the client network to itself as local, so each device binds its leased address.
+//! syslog, the ACS with digest authentication, phone profiles with enforce), one shared network
+//! per simulated CMTS (a modem subnet, an MTA subnet and a CPE subnet for the routers and
+//! phones behind the modems, each relayed from its own giaddr), written by [`provd_toml`].
+//! `provd-loadgen storm` runs in the load namespace: every device powers on within
+//! `--spread-ms` and runs its whole boot with the real retry timing (see
+//! `tests/loadgen/src/storm/`). The load namespace routes the giaddrs and the client network to
+//! itself as local, so each device binds its leased address.
 //!
 //! Prints the generator's `RESULT storm …` line and writes `target/bench-report/storm.md` with
 //! the chart of devices online over time (`storm.png`). Fails unless every device came online
 //! and no address was given twice. `--kill-at-s S` SIGKILLs provd S seconds into the storm and
-//! starts it again at once (the e2e suite uses it). `--smoke`: 300 modems and 300 MTAs behind 4
-//! CMTSs, same checks.
+//! starts it again at once (the e2e suite uses it). `--smoke`: 300 devices of each type behind 4
+//! CMTSs, same checks. Without `--routers`/`--phones` the full run is the issue's target, modems
+//! and their eMTAs only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,7 +34,19 @@ use super::{Args, check_interrupted, tools};
 
 const CM_TEMPLATE: &str = include_str!("../../../userspace/config/examples/templates/cm.cfg.j2");
 const MTA_TEMPLATE: &str = include_str!("../../../benches/peers/mta/mta.cfg.j2");
-/// The CMTSs' giaddrs: CMTS k relays its modems from `.1 + 2k`, its MTAs from `.2 + 2k`.
+/// The phones' profile (Flying Voice key=value): it names the device and its leased address,
+/// which the simulated phone checks, and provd adds its version field.
+const PHONE_TEMPLATE: &str = "# storm phone profile for {{ mac }}
+DBID_SIP_ENABLE=1
+DBID_WEB_SIP_SERVER={{ vars.sip_server }}
+DBID_DEVICE_MAC={{ mac_upper }}
+DBID_DEVICE_IP={{ ip }}
+";
+/// The routers' ACS credentials.
+pub const ACS_USER: &str = "storm-cpe";
+pub const ACS_PASS: &str = "storm-acs-secret";
+/// The CMTSs' giaddrs: CMTS k relays its modems from `.1 + 3k`, its MTAs from `.2 + 3k`, its
+/// CPEs (routers and phones) from `.3 + 3k`.
 const GIADDR_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 0);
 /// Client addresses, when the fleet fits: inside the test network.
 const CLIENT_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 0, 0), 16);
@@ -49,6 +64,8 @@ const NOTIFY_PORT: u16 = 162;
 pub struct Plan {
     pub cms: u32,
     pub mtas: u32,
+    pub routers: u32,
+    pub phones: u32,
     pub relays: u32,
     pub spread_ms: u64,
     pub deadline_s: f64,
@@ -62,11 +79,33 @@ impl Plan {
         Plan {
             cms: args.cms.unwrap_or(if smoke { 300 } else { 100_000 }),
             mtas: args.mtas.unwrap_or(if smoke { 300 } else { 100_000 }),
+            routers: args.routers.unwrap_or(if smoke { 300 } else { 0 }),
+            phones: args.phones.unwrap_or(if smoke { 300 } else { 0 }),
             relays: args.relays.unwrap_or(if smoke { 4 } else { 20 }),
             spread_ms: args.spread_ms.unwrap_or(1000),
             deadline_s: args.deadline_s.unwrap_or(if smoke { 60.0 } else { 180.0 }),
             kill_at: args.kill_at_s.map(Duration::from_secs_f64),
         }
+    }
+
+    pub fn devices(&self) -> u32 {
+        self.cms + self.mtas + self.routers + self.phones
+    }
+
+    /// `N modems, N eMTAs, N routers, N phones`, leaving out kinds the plan has none of (but
+    /// always the first two).
+    pub fn fleet(&self) -> String {
+        let mut parts = vec![
+            format!("{} modems", self.cms),
+            format!("{} eMTAs", self.mtas),
+        ];
+        if self.routers > 0 {
+            parts.push(format!("{} eRouters", self.routers));
+        }
+        if self.phones > 0 {
+            parts.push(format!("{} phones", self.phones));
+        }
+        parts.join(", ")
     }
 }
 
@@ -86,12 +125,21 @@ impl Subnet {
     }
 }
 
-/// The address plan: giaddrs and, per CMTS, a modem subnet and an MTA subnet carved from the
-/// client network, each with room for its devices plus a quarter.
+/// One CMTS of the plan: a giaddr and a subnet for its modems, its MTAs, and (when the plan has
+/// routers or phones) its CPEs.
+#[derive(Debug, Clone, PartialEq)]
+struct CmtsPlan {
+    cm: (Ipv4Addr, Subnet),
+    mta: (Ipv4Addr, Subnet),
+    cpe: (Ipv4Addr, Option<Subnet>),
+}
+
+/// The address plan: giaddrs and, per CMTS, a subnet per device group carved from the client
+/// network, each with room for its devices plus a quarter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddressPlan {
     pub client_net: (Ipv4Addr, u8),
-    cmts: Vec<(Ipv4Addr, Subnet, Ipv4Addr, Subnet)>,
+    cmts: Vec<CmtsPlan>,
 }
 
 /// Pool addresses left out at the start of each subnet.
@@ -100,16 +148,27 @@ const POOL_OFFSET: u32 = 10;
 impl AddressPlan {
     pub fn new(plan: &Plan) -> Result<AddressPlan> {
         ensure!(
-            (1..=126).contains(&plan.relays),
-            "--relays must be in 1..=126 (the giaddrs share {GIADDR_NET}/24)"
+            (1..=84).contains(&plan.relays),
+            "--relays must be in 1..=84 (three giaddrs each share {GIADDR_NET}/24)"
         );
         let per = |n: u32| n.div_ceil(plan.relays);
         let len_for = |devices: u32| -> u8 {
             let need = devices + devices / 4 + POOL_OFFSET + 2;
             (32 - need.next_power_of_two().trailing_zeros()).min(29) as u8
         };
-        let (cm_len, mta_len) = (len_for(per(plan.cms)), len_for(per(plan.mtas)));
-        let total = u64::from(plan.relays) * ((1u64 << (32 - cm_len)) + (1u64 << (32 - mta_len)));
+        let cpes = plan.routers + plan.phones;
+        // Per group (modems, MTAs, CPEs) its prefix length, or none for no devices of it.
+        let lens = [
+            Some(len_for(per(plan.cms))),
+            Some(len_for(per(plan.mtas))),
+            (cpes > 0).then(|| len_for(per(cpes))),
+        ];
+        let total = u64::from(plan.relays)
+            * lens
+                .iter()
+                .flatten()
+                .map(|&l| 1u64 << (32 - l))
+                .sum::<u64>();
         let client_net = if total <= 1 << (32 - CLIENT_NET.1) {
             CLIENT_NET
         } else {
@@ -117,16 +176,19 @@ impl AddressPlan {
         };
         ensure!(
             total <= 1 << (32 - client_net.1),
-            "{} modems and {} MTAs need {total} addresses, more than {}/{} holds",
-            plan.cms,
-            plan.mtas,
+            "{} need {total} addresses, more than {}/{} holds",
+            plan.fleet(),
             client_net.0,
             client_net.1
         );
         // Larger subnets first keeps every one aligned on its size.
+        let mut order: Vec<usize> = (0..lens.len()).filter(|&g| lens[g].is_some()).collect();
+        order.sort_by_key(|&g| lens[g]);
         let mut next = u32::from(client_net.0);
-        let mut carve = |len: u8| -> Vec<Subnet> {
-            (0..plan.relays)
+        let mut carved: [Vec<Subnet>; 3] = Default::default();
+        for g in order {
+            let len = lens[g].unwrap_or(32);
+            carved[g] = (0..plan.relays)
                 .map(|_| {
                     let s = Subnet {
                         net: Ipv4Addr::from(next),
@@ -135,24 +197,18 @@ impl AddressPlan {
                     next += s.size();
                     s
                 })
-                .collect()
-        };
-        let (cms, mtas) = if cm_len <= mta_len {
-            let cms = carve(cm_len);
-            (cms, carve(mta_len))
-        } else {
-            let mtas = carve(mta_len);
-            (carve(cm_len), mtas)
-        };
+                .collect();
+        }
         let g = u32::from(GIADDR_NET);
         let cmts = (0..plan.relays)
             .map(|k| {
-                (
-                    Ipv4Addr::from(g + 1 + 2 * k),
-                    cms[k as usize],
-                    Ipv4Addr::from(g + 2 + 2 * k),
-                    mtas[k as usize],
-                )
+                let at = |group: u32| Ipv4Addr::from(g + 1 + 3 * k + group);
+                let k = k as usize;
+                CmtsPlan {
+                    cm: (at(0), carved[0][k]),
+                    mta: (at(1), carved[1][k]),
+                    cpe: (at(2), carved[2].get(k).copied()),
+                }
             })
             .collect();
         Ok(AddressPlan { client_net, cmts })
@@ -160,7 +216,7 @@ impl AddressPlan {
 
     /// The first CMTS's modem giaddr: the generator's `--relay-base`.
     pub fn relay_base(&self) -> Ipv4Addr {
-        self.cmts[0].0
+        self.cmts[0].cm.0
     }
 }
 
@@ -168,7 +224,7 @@ impl AddressPlan {
 pub fn provd_toml(plan: &Plan, addrs: &AddressPlan, dir: &Path) -> String {
     let server = SERVER_IP;
     let mut t = format!(
-        "# Written by `cargo xtask bench storm`: {cms} modems and {mtas} eMTAs behind {relays} CMTSs.
+        "# Written by `cargo xtask bench storm`: {fleet} behind {relays} CMTSs.
 [server]
 server_id = \"{server}\"
 lease_dir = \"{dir}/leases\"
@@ -197,6 +253,21 @@ set_community = \"private\"
 get_capabilities = false
 max_flows = {max_flows}
 
+[http]
+bind = \"{server}\"
+port = 80
+
+# The routers were known to the ACS before the power went: the new-device gate (there for a
+# flood of strangers) is opened to the fleet, since every serial is new to this provd.
+[acs]
+bind = \"{server}\"
+port = 7547
+auth = \"digest\"
+username = \"{ACS_USER}\"
+password = \"{ACS_PASS}\"
+new_devices_per_sec = {new_devices}
+new_devices_burst = {new_devices}
+
 [vars]
 default_tier = \"basic\"
 down_basic = 50000000
@@ -204,6 +275,7 @@ up_basic = 5000000
 noc_contact = \"noc@storm.example\"
 nms = \"{server}\"
 ro_community = \"storm-ro\"
+sip_server = \"sip.storm.example\"
 
 [[class]]
 name = \"cm\"
@@ -232,22 +304,37 @@ log_servers = [\"{server}\"]
   kind = \"mta\"
 
 [[class]]
+name = \"phone\"
+match = \"FlyingVoice*\"
+  [class.profile]
+  path = \"fv/{{mac}}.cfg\"
+  template = \"phone.cfg.j2\"
+  format = \"kvp\"
+  profile_rule = \"http://{server}/fv/$MA.cfg\"
+
+[[class]]
+name = \"erouter\"
+match = \"erouter*\"
+acs_url = \"http://{server}:7547/\"
+
+[[class]]
 name = \"other\"
 match = \"*\"
 ",
-        cms = plan.cms,
-        mtas = plan.mtas,
+        fleet = plan.fleet(),
         relays = plan.relays,
         dir = dir.display(),
         max_flows = (plan.mtas + 1000).max(100_000),
+        new_devices = plan.routers.max(1000),
     );
-    for (k, (cm_g, cm, mta_g, mta)) in addrs.cmts.iter().enumerate() {
+    for (k, c) in addrs.cmts.iter().enumerate() {
+        let ((cm_g, cm), (mta_g, mta), (cpe_g, cpe)) = (c.cm, c.mta, c.cpe);
         let _ = write!(
             t,
             "
 [[shared_network]]
 name = \"cmts{n}\"
-relays = [\"{cm_g}\", \"{mta_g}\"]
+relays = [\"{cm_g}\", \"{mta_g}\", \"{cpe_g}\"]
   [[shared_network.subnet]]
   prefix = \"{cm_net}/{cm_len}\"
   classes = [\"cm\"]
@@ -271,6 +358,22 @@ relays = [\"{cm_g}\", \"{mta_g}\"]
             mta_start = mta.at(POOL_OFFSET),
             mta_end = mta.at(mta.size() - 2),
         );
+        if let Some(cpe) = cpe {
+            let _ = write!(
+                t,
+                "  [[shared_network.subnet]]
+  prefix = \"{net}/{len}\"
+  classes = [\"erouter\", \"phone\"]
+    [[shared_network.subnet.pool]]
+    start = \"{start}\"
+    end = \"{end}\"
+",
+                net = cpe.net,
+                len = cpe.len,
+                start = cpe.at(POOL_OFFSET),
+                end = cpe.at(cpe.size() - 2),
+            );
+        }
     }
     t
 }
@@ -307,6 +410,7 @@ impl StormServer {
         std::fs::create_dir_all(d.join("leases"))?;
         std::fs::write(d.join("cm.cfg.j2"), CM_TEMPLATE)?;
         std::fs::write(d.join("mta.cfg.j2"), MTA_TEMPLATE)?;
+        std::fs::write(d.join("phone.cfg.j2"), PHONE_TEMPLATE)?;
         let mut provd = Provd::new(provd, d)
             .ready_timeout(READY_TIMEOUT)
             .stop_grace(STOP_GRACE)
@@ -359,7 +463,7 @@ pub struct StormRun {
     pub result: StormResult,
     pub exit_ok: bool,
     pub stderr: String,
-    pub timeline: Vec<(f64, u32, u32)>,
+    pub timeline: Vec<(f64, [u32; 4])>,
     /// When provd was killed and when it was ready again, from the storm's start.
     pub kill: Option<(Duration, Duration)>,
 }
@@ -381,6 +485,9 @@ pub fn run_storm(
         .args(["--relays", &plan.relays.to_string()])
         .args(["--cms", &plan.cms.to_string()])
         .args(["--mtas", &plan.mtas.to_string()])
+        .args(["--routers", &plan.routers.to_string()])
+        .args(["--phones", &plan.phones.to_string()])
+        .args(["--acs-user", ACS_USER, "--acs-pass", ACS_PASS])
         .args(["--spread-ms", &plan.spread_ms.to_string()])
         .args(["--deadline-s", &plan.deadline_s.to_string()])
         .args(["--shared-secret", SHARED_SECRET])
@@ -475,16 +582,18 @@ fn parse_udp_drops(text: &str) -> BTreeMap<String, u64> {
     out
 }
 
-fn parse_timeline(csv: &str) -> Vec<(f64, u32, u32)> {
+/// `t_s,cm_online,mta_online,router_online,phone_online` rows (missing columns read as 0).
+fn parse_timeline(csv: &str) -> Vec<(f64, [u32; 4])> {
     csv.lines()
         .skip(1)
         .filter_map(|l| {
             let mut f = l.split(',');
-            Some((
-                f.next()?.parse().ok()?,
-                f.next()?.parse().ok()?,
-                f.next()?.parse().ok()?,
-            ))
+            let t = f.next()?.parse().ok()?;
+            let mut by = [0u32; 4];
+            for (k, v) in f.take(4).enumerate() {
+                by[k] = v.parse().ok()?;
+            }
+            Some((t, by))
         })
         .collect()
 }
@@ -523,7 +632,7 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!(
             "bench: storm: {} devices do not fit {}/{}; numbering them from {}/{} (RFC 6598), \
              routed only between the two namespaces",
-            plan.cms + plan.mtas,
+            plan.devices(),
             CLIENT_NET.0,
             CLIENT_NET.1,
             addrs.client_net.0,
@@ -533,12 +642,10 @@ pub fn run(args: &Args) -> Result<()> {
     let link = storm_topology(&addrs)?;
     let mut srv = StormServer::start(&link, &provd, &plan, &addrs)?;
     eprintln!(
-        "bench: storm: provd ready (pid {}, dir {}); {} modems + {} MTAs behind {} CMTSs, \
-         powered on within {} ms",
+        "bench: storm: provd ready (pid {}, dir {}); {} behind {} CMTSs, powered on within {} ms",
         srv.provd.pid(),
         srv.dir.path().display(),
-        plan.cms,
-        plan.mtas,
+        plan.fleet(),
         plan.relays,
         plan.spread_ms
     );
@@ -612,8 +719,10 @@ fn write_report(dir: &Path, plan: &Plan, run: &StormRun) -> Result<PathBuf> {
     let md = dir.join("storm.md");
     let png = dir.join("storm.png");
     let mut t = format!(
-        "# Boot storm: {} modems and {} eMTAs behind {} CMTSs, powered on within {} ms\n\n",
-        plan.cms, plan.mtas, plan.relays, plan.spread_ms
+        "# Boot storm: {} behind {} CMTSs, powered on within {} ms\n\n",
+        plan.fleet(),
+        plan.relays,
+        plan.spread_ms
     );
     if let Some((k, r)) = run.kill {
         let _ = writeln!(
@@ -634,17 +743,19 @@ fn write_report(dir: &Path, plan: &Plan, run: &StormRun) -> Result<PathBuf> {
     Ok(md)
 }
 
-fn chart(png: &Path, plan: &Plan, timeline: &[(f64, u32, u32)]) -> Result<()> {
+fn chart(png: &Path, plan: &Plan, timeline: &[(f64, [u32; 4])]) -> Result<()> {
     super::report::register_font()?;
     let root = BitMapBackend::new(png, (1200, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let t_max = timeline.last().map_or(1.0, |l| l.0).max(1.0);
-    let top = f64::from(plan.cms.max(plan.mtas)).max(1.0) * 1.05;
+    let counts = [plan.cms, plan.mtas, plan.routers, plan.phones];
+    let top = f64::from(counts.iter().copied().max().unwrap_or(1)).max(1.0) * 1.05;
     let mut c = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Devices online after power-on ({} modems, {} eMTAs, {} CMTSs)",
-                plan.cms, plan.mtas, plan.relays
+                "Devices online after power-on ({}, {} CMTSs)",
+                plan.fleet(),
+                plan.relays
             ),
             ("sans-serif", 24),
         )
@@ -660,12 +771,17 @@ fn chart(png: &Path, plan: &Plan, timeline: &[(f64, u32, u32)]) -> Result<()> {
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     for (name, colour, pick) in [
-        ("cable modems", RGBColor(31, 119, 180), 1usize),
-        ("eMTAs", RGBColor(214, 110, 40), 2),
+        ("cable modems", RGBColor(31, 119, 180), 0usize),
+        ("eMTAs", RGBColor(214, 110, 40), 1),
+        ("eRouters", RGBColor(44, 160, 44), 2),
+        ("phones", RGBColor(148, 103, 189), 3),
     ] {
+        if counts[pick] == 0 {
+            continue;
+        }
         let pts: Vec<(f64, f64)> = timeline
             .iter()
-            .map(|&(t, a, b)| (t, f64::from(if pick == 1 { a } else { b })))
+            .map(|(t, by)| (*t, f64::from(by[pick])))
             .collect();
         c.draw_series(LineSeries::new(pts, colour.stroke_width(3)))
             .map_err(|e| anyhow!("{e}"))?
@@ -693,6 +809,8 @@ mod tests {
         Plan {
             cms,
             mtas,
+            routers: 0,
+            phones: 0,
             relays,
             spread_ms: 1000,
             deadline_s: 60.0,
@@ -702,20 +820,43 @@ mod tests {
 
     #[test]
     fn the_address_plan_fits_each_cmts_and_overlaps_nothing() {
-        for (cms, mtas, relays) in [(300, 300, 4), (10_000, 10_000, 20), (100_000, 100_000, 20)] {
-            let p = plan(cms, mtas, relays);
+        // The last field: whether the fleet fits the test network (else RFC 6598's).
+        for (cms, mtas, cpes, relays, small) in [
+            (300, 300, 600, 4, true),
+            (10_000, 10_000, 0, 20, true),
+            (10_000, 10_000, 20_000, 20, false),
+            (100_000, 100_000, 0, 20, false),
+            (100_000, 100_000, 200_000, 84, false),
+        ] {
+            let mut p = plan(cms, mtas, relays);
+            p.routers = cpes / 2;
+            p.phones = cpes - cpes / 2;
             let a = AddressPlan::new(&p).unwrap();
             let mut ranges: Vec<(u32, u32)> = Vec::new();
-            for (cm_g, cm, mta_g, mta) in &a.cmts {
+            let mut giaddrs = Vec::new();
+            for c in &a.cmts {
+                let ((cm_g, cm), (mta_g, mta), (cpe_g, cpe)) = (c.cm, c.mta, c.cpe);
                 assert!(cm.size() - POOL_OFFSET - 2 >= cms.div_ceil(relays));
                 assert!(mta.size() - POOL_OFFSET - 2 >= mtas.div_ceil(relays));
-                for s in [cm, mta] {
+                assert_eq!(cpe.is_some(), cpes > 0);
+                if let Some(cpe) = cpe {
+                    assert!(cpe.size() - POOL_OFFSET - 2 >= cpes.div_ceil(relays));
+                }
+                for s in [Some(cm), Some(mta), cpe].into_iter().flatten() {
                     assert_eq!(u32::from(s.net) % s.size(), 0, "{s:?} aligned");
                     ranges.push((u32::from(s.net), u32::from(s.net) + s.size() - 1));
                 }
-                assert_eq!(u32::from(*cm_g) >> 8, u32::from(GIADDR_NET) >> 8);
-                assert_eq!(u32::from(*mta_g), u32::from(*cm_g) + 1);
+                for g in [cm_g, mta_g, cpe_g] {
+                    assert_eq!(u32::from(g) >> 8, u32::from(GIADDR_NET) >> 8);
+                    giaddrs.push(g);
+                }
+                assert_eq!(u32::from(mta_g), u32::from(cm_g) + 1);
+                assert_eq!(u32::from(cpe_g), u32::from(cm_g) + 2);
             }
+            let n = giaddrs.len();
+            giaddrs.sort_unstable();
+            giaddrs.dedup();
+            assert_eq!(giaddrs.len(), n, "giaddrs repeat");
             ranges.sort_unstable();
             for w in ranges.windows(2) {
                 assert!(w[0].1 < w[1].0, "{w:?} overlap");
@@ -723,24 +864,38 @@ mod tests {
             let net = u32::from(a.client_net.0);
             let end = net + ((1u64 << (32 - a.client_net.1)) - 1) as u32;
             assert!(ranges.iter().all(|r| r.0 >= net && r.1 <= end));
-            let small = cms + mtas <= 40_000;
-            assert_eq!(a.client_net == CLIENT_NET, small, "{cms}+{mtas}");
+            assert_eq!(a.client_net == CLIENT_NET, small, "{cms}+{mtas}+{cpes}");
         }
         assert!(AddressPlan::new(&plan(1, 1, 0)).is_err());
-        assert!(AddressPlan::new(&plan(1, 1, 127)).is_err());
+        assert!(AddressPlan::new(&plan(1, 1, 85)).is_err());
     }
 
     #[test]
     fn the_config_names_every_cmts_and_role() {
-        let p = plan(1000, 1000, 3);
+        let mut p = plan(1000, 1000, 3);
         let a = AddressPlan::new(&p).unwrap();
         let t = provd_toml(&p, &a, Path::new("/tmp/x"));
         assert_eq!(t.matches("[[shared_network]]").count(), 3);
-        for section in ["[tftp]", "[time]", "[syslog]", "[mta]", "enforce = true"] {
+        for section in [
+            "[tftp]",
+            "[time]",
+            "[syslog]",
+            "[mta]",
+            "[http]",
+            "[acs]",
+            "enforce = true",
+            "auth = \"digest\"",
+        ] {
             assert!(t.contains(section), "{section}");
         }
         assert!(t.contains(&format!("shared_secret = \"{SHARED_SECRET}\"")));
-        assert!(t.contains("relays = [\"198.18.3.5\", \"198.18.3.6\"]"));
+        assert!(t.contains("relays = [\"198.18.3.7\", \"198.18.3.8\", \"198.18.3.9\"]"));
+        // No routers or phones: no CPE subnets.
+        assert!(!t.contains("classes = [\"erouter\", \"phone\"]"));
+        p.routers = 10;
+        let a = AddressPlan::new(&p).unwrap();
+        let t = provd_toml(&p, &a, Path::new("/tmp/x"));
+        assert_eq!(t.matches("classes = [\"erouter\", \"phone\"]").count(), 3);
     }
 
     #[test]
@@ -769,7 +924,11 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(
             parse_timeline("t_s,cm_online,mta_online\n0.00,0,0\n0.25,3,1\nbad\n"),
-            [(0.0, 0, 0), (0.25, 3, 1)]
+            [(0.0, [0, 0, 0, 0]), (0.25, [3, 1, 0, 0])]
+        );
+        assert_eq!(
+            parse_timeline("t_s,a,b,c,d\n1.00,1,2,3,4\n1.25,1,2,x,4\n"),
+            [(1.0, [1, 2, 3, 4])]
         );
     }
 }

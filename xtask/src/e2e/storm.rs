@@ -1,8 +1,10 @@
-//! `cargo xtask e2e storm`: the boot storm at CI size. 10,000 cable modems and their 10,000
-//! embedded MTAs behind 20 simulated CMTSs power on within a second; each runs its whole boot
-//! against provd (relayed DHCP, its generated config file over TFTP with the MICs checked, time,
-//! syslog; the MTA's HYBRID.2 flow) with the real retry timing (`provd-loadgen storm`, set up
-//! as `cargo xtask bench storm` does it).
+//! `cargo xtask e2e storm`: the boot storm at CI size. 10,000 devices of every type (cable
+//! modems, their embedded MTAs, and the eRouters and phones behind them) behind 20 simulated
+//! CMTSs power on within a second; each runs its whole boot against provd (relayed DHCP; the
+//! modem's generated config file over TFTP with the MICs checked, time, syslog; the MTA's
+//! HYBRID.2 flow; the router's CWMP session with digest; the phone's profile over HTTP, checked)
+//! with the real retry timing (`provd-loadgen storm`, set up as `cargo xtask bench storm` does
+//! it).
 //!
 //! * `storm`: every device online, no address ACKed to two devices;
 //! * `storm-kill9`: the same storm with provd SIGKILLed [`KILL_AT`] in and started again at
@@ -12,8 +14,9 @@
 //! the wire: no address ACKed to two clients at any moment of the capture, and every ACKed
 //! (client, address) in the durable lease table read with `provd leases` once provd stopped.
 //!
-//! `--full` runs both at the size of issue 17's targets: 100,000 modems and 100,000 eMTAs, with
-//! provd killed 10 s in. That takes minutes and is not part of CI.
+//! `--full` runs both at the size of issue 17's targets: 100,000 modems and 100,000 eMTAs (the
+//! target names no routers or phones; 10,000 of each ride along), with provd killed 10 s in.
+//! That takes minutes and is not part of CI.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,13 +33,16 @@ use crate::bench::storm::{AddressPlan, Plan, StormServer, problems, run_storm, s
 
 const CMS: u32 = 10_000;
 const MTAS: u32 = 10_000;
+const ROUTERS: u32 = 10_000;
+const PHONES: u32 = 10_000;
 const RELAYS: u32 = 20;
 const SPREAD_MS: u64 = 1_000;
 /// Far past what the storm takes on these machines (a few seconds), short of a CI step.
 const DEADLINE_S: f64 = 150.0;
 /// Into the storm: leases are being granted and files and flows are in flight, and half the
-/// fleet has not powered on yet, so the storm cannot be over (with the batched simulator all
-/// 20,000 devices are online about 1.2 s after the first power-on, too close to a kill at 1 s).
+/// fleet has not powered on yet, so the storm cannot be over (with the batched simulator the
+/// 20,000 modems and MTAs alone were online about 1.2 s after the first power-on, too close to a
+/// kill at 1 s).
 const KILL_AT: Duration = Duration::from_millis(500);
 
 /// `--full`: the size of the issue's targets, and the kill it names.
@@ -70,10 +76,9 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let size = plan(&ctx, None);
     let about = format!(
-        "provd {}, {} modems + {} eMTAs behind {RELAYS} CMTSs from {}",
+        "provd {}, {} behind {RELAYS} CMTSs from {}",
         ctx.provd.display(),
-        size.cms,
-        size.mtas,
+        size.fleet(),
         ctx.loadgen.display()
     );
     super::run_scenarios("storm", &about, &ctx, &scenarios, args)
@@ -88,6 +93,8 @@ fn plan(ctx: &Ctx, kill_at: Option<Duration>) -> Plan {
     Plan {
         cms,
         mtas,
+        routers: ROUTERS,
+        phones: PHONES,
         relays: RELAYS,
         spread_ms: SPREAD_MS,
         deadline_s,
@@ -171,7 +178,7 @@ fn one_storm(ctx: &Ctx, dir: &Path, plan: Plan) -> Result<()> {
             cstats.captured, cstats.received_by_filter, cstats.dropped_by_kernel
         ));
     }
-    let devices = u64::from(plan.cms + plan.mtas);
+    let devices = u64::from(plan.devices());
     if (t.acked.len() as u64) < devices {
         problems.push(format!(
             "only {} of {devices} devices were ACKed on the wire",
@@ -227,6 +234,9 @@ mod tests {
             let p = plan(&ctx, None);
             assert!(AddressPlan::new(&p).is_ok(), "full={full}");
             assert!(p.cms + p.mtas >= if full { 200_000 } else { 20_000 });
+            for n in [p.cms, p.mtas, p.routers, p.phones] {
+                assert!(n >= 10_000, "10,000 devices of every type");
+            }
         }
         assert!(KILL_AT.as_secs_f64() < DEADLINE_S);
         assert!(FULL_KILL_AT.as_secs_f64() < FULL_DEADLINE_S);

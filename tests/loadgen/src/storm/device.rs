@@ -5,13 +5,19 @@
 //!   message to option 7 → online;
 //! * eMTA: DHCP (option 60 `pktc1.5`, option 122 read) → the HYBRID.2 flow of
 //!   `provd-loadgen mta` against 122.3 (enrollment INFORM, SET, TFTP fetch with the SET's hash
-//!   checked, status INFORM) → online.
+//!   checked, status INFORM) → online;
+//! * eRouter: DHCP (option 60 `erouter1.0`, option 43.1 read) → a TR-069 session with the ACS
+//!   (see [`super::cpe`]) → online;
+//! * phone: DHCP (option 66 read) → its profile over HTTP, checked → online.
 //!
 //! Every step that fails or goes unanswered is retried the way the device would: DHCP by
 //! [`super::dhcp`] (RFC 2131 timing); the modem's TFTP after 1, 2, 4, 8, then 16 s, and after
 //! [`TFTP_TRIES`] failed tries back to DHCP (DOCSIS's TFTP backoff); time of day resent after
-//! 1, 2, 4, 8, then 16 s; the MTA's whole flow again after 2, 4, 8, 16, then 32 s. The device
-//! never gives up: the run's deadline decides who is lost.
+//! 1, 2, 4, 8, then 16 s; the MTA's whole flow again after 2, 4, 8, 16, then 32 s; the router's
+//! session after TR-069's session retry wait (§3.2.1.1 with its defaults m = 5 s, k = 2000: the
+//! n-th retry at a random point of [5·2^(n−1), 5·2^n] s); the phone's profile after 2, 4, 8, 16,
+//! then 32 s. Each HTTP exchange times out after [`Shared::http_timeout`]. The device never
+//! gives up: the run's deadline decides who is lost.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -21,7 +27,9 @@ use crate::tftp::packet::RequestOptions;
 use crate::tftp::transfer::{self, Setup, Step, Transfer};
 
 use super::Rng;
+use super::cpe::{self, Cwmp, Profile};
 use super::dhcp::{self, Client, Event, Identity, Lease, Relay};
+use super::http::Response;
 
 /// Failed config-file tries before a modem starts over with DHCP.
 pub const TFTP_TRIES: u32 = 16;
@@ -34,14 +42,25 @@ const NOTIFY_PORT: u16 = 162;
 pub enum Kind {
     Cm,
     Mta,
+    Router,
+    Phone,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Cm, Kind::Mta, Kind::Router, Kind::Phone];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Cm => "cm",
             Kind::Mta => "mta",
+            Kind::Router => "router",
+            Kind::Phone => "phone",
         }
+    }
+
+    /// Index into per-kind arrays, in [`Kind::ALL`]'s order.
+    pub fn at(self) -> usize {
+        self as usize
     }
 }
 
@@ -56,6 +75,10 @@ pub enum Phase {
     Time,
     /// MTA: in its provisioning flow (or waiting to start it again).
     Flow,
+    /// Router: in its CWMP session (or waiting to start it again).
+    Acs,
+    /// Phone: fetching its profile (or waiting to try again).
+    Profile,
     Online,
 }
 
@@ -67,6 +90,8 @@ impl Phase {
             Phase::File => "config file",
             Phase::Time => "time of day",
             Phase::Flow => "MTA flow",
+            Phase::Acs => "CWMP session",
+            Phase::Profile => "HTTP profile",
             Phase::Online => "online",
         }
     }
@@ -86,6 +111,11 @@ pub struct Shared {
     pub inform_timeout: Duration,
     pub inform_retries: u32,
     pub flow_timeout: Duration,
+    /// The routers' ACS credentials (ManagementServer.Username and Password).
+    pub acs_user: String,
+    pub acs_pass: String,
+    /// How long a router or phone waits for one HTTP response.
+    pub http_timeout: Duration,
 }
 
 /// When the device reached each step (`None`: not yet).
@@ -93,9 +123,11 @@ pub struct Shared {
 pub struct Marks {
     pub offered: Option<Instant>,
     pub acked: Option<Instant>,
-    /// Modem: file in and verified. MTA: the server's SET came.
+    /// Modem: file in and verified. MTA: the server's SET came. Router: the InformResponse
+    /// came. Phone: the profile came, checked.
     pub file: Option<Instant>,
-    /// Modem: time of day answered. MTA: file in with the SET's hash.
+    /// Modem: time of day answered. MTA: file in with the SET's hash. Router: the session
+    /// ended (204). Phone: as `file`.
     pub second: Option<Instant>,
     pub online: Option<Instant>,
 }
@@ -117,6 +149,10 @@ pub struct Effects {
     pub bound: Option<Box<Lease>>,
     pub online: bool,
     pub setbacks: Vec<Setback>,
+    /// Send this HTTP request to this server, on the device's open connection or a new one.
+    pub http: Option<(SocketAddrV4, Vec<u8>)>,
+    /// Close the device's HTTP connection (before sending `http`, when both are set).
+    pub close: bool,
 }
 
 /// Boxed: most devices are off, in DHCP or online, holding none.
@@ -125,6 +161,8 @@ enum Tail {
     None,
     Cm(Box<CmTail>),
     Mta(Box<MtaTail>),
+    /// Router or phone.
+    Http(Box<HttpTail>),
 }
 
 #[derive(Debug)]
@@ -149,6 +187,24 @@ struct MtaTail {
     retry_at: Option<Instant>,
 }
 
+/// A router's session or a phone's fetch.
+#[derive(Debug)]
+enum Job {
+    Cwmp(Cwmp),
+    Profile(Profile),
+}
+
+#[derive(Debug)]
+struct HttpTail {
+    /// The router's ACS URL, or the phone's profile rule.
+    target: String,
+    job: Option<Job>,
+    /// When the response awaited is overdue.
+    deadline: Instant,
+    tries: u32,
+    retry_at: Option<Instant>,
+}
+
 #[derive(Debug)]
 pub struct Device {
     pub kind: Kind,
@@ -168,6 +224,15 @@ pub struct Device {
     /// Times it went back to DHCP after its lease (modem: the file failed too often).
     pub redhcp: u32,
     tail: Tail,
+}
+
+/// TR-069 §3.2.1.1's session retry wait with the defaults (CWMPRetryMinimumWaitInterval 5 s,
+/// CWMPRetryIntervalMultiplier 2000): after the n-th failure, a random point of
+/// [5·2^(n−1), 5·2^n) s, n counted up to 10.
+fn cwmp_retry_wait(failures: u32, rng: &mut Rng) -> Duration {
+    let n = failures.clamp(1, 10);
+    let lo = 5_000u64 << (n - 1);
+    Duration::from_millis(lo + rng.below(lo))
 }
 
 /// `base` doubled per failure up to `cap`.
@@ -209,6 +274,10 @@ impl Device {
                 },
                 Tail::Mta(t) => match &t.flow {
                     Some(f) => Some(f.next_timer()),
+                    None => t.retry_at,
+                },
+                Tail::Http(t) => match &t.job {
+                    Some(_) => Some(t.deadline),
                     None => t.retry_at,
                 },
                 Tail::None => None,
@@ -326,7 +395,154 @@ impl Device {
                 ));
                 self.tail = Tail::Mta(Box::new(t));
             }
+            Kind::Router | Kind::Phone => {
+                let target = if self.kind == Kind::Router {
+                    l.vendor_specific.as_deref().and_then(cpe::acs_url)
+                } else {
+                    l.tftp_server_name.clone()
+                };
+                let Some(target) = target else {
+                    fx.setbacks.push(Setback {
+                        kind: if self.kind == Kind::Router {
+                            "ACK without an ACS URL in option 43.1".into()
+                        } else {
+                            "ACK without a profile rule in option 66".into()
+                        },
+                        refused: false,
+                    });
+                    return self.back_to_dhcp(now, fx);
+                };
+                self.phase = if self.kind == Kind::Router {
+                    Phase::Acs
+                } else {
+                    Phase::Profile
+                };
+                self.tail = Tail::Http(Box::new(HttpTail {
+                    target,
+                    job: None,
+                    deadline: now,
+                    tries: 0,
+                    retry_at: None,
+                }));
+                return self.start_job(shared, now, fx);
+            }
         }
+        fx
+    }
+
+    /// A router's session or a phone's fetch, from the top.
+    fn start_job(&mut self, shared: &Shared, now: Instant, mut fx: Effects) -> Effects {
+        let (Tail::Http(t), Some(l)) = (&mut self.tail, &self.lease) else {
+            return fx;
+        };
+        let started = match self.kind {
+            Kind::Router => {
+                let serial = format!("ER{}", crate::mta::msg::mac12(self.who.mac));
+                Cwmp::start(
+                    &t.target,
+                    &shared.acs_user,
+                    &shared.acs_pass,
+                    cpe::boot_inform(&serial, l.addr),
+                )
+                .map(|(c, req)| (c.to, Job::Cwmp(c), req))
+            }
+            _ => Profile::start(&t.target, self.who.mac, l.addr)
+                .map(|(p, req)| (p.to, Job::Profile(p), req)),
+        };
+        match started {
+            Ok((to, job, req)) => {
+                t.job = Some(job);
+                t.deadline = now + shared.http_timeout;
+                fx.http = Some((to, req));
+                fx
+            }
+            Err(why) => {
+                // The URL the server handed out is unusable: no retry can help, but the device
+                // would keep trying; the run counts it each time.
+                fx.setbacks.push(Setback {
+                    kind: format!("{}: {why}", self.phase.name()),
+                    refused: false,
+                });
+                self.back_to_dhcp(now, fx)
+            }
+        }
+    }
+
+    /// The server's answer on the device's HTTP connection, or why none will come.
+    pub fn on_http(
+        &mut self,
+        shared: &Shared,
+        got: Result<&Response, String>,
+        now: Instant,
+        rng: &mut Rng,
+    ) -> Effects {
+        let mut fx = Effects::default();
+        let phase = self.phase;
+        let Tail::Http(t) = &mut self.tail else {
+            fx.close = true;
+            return fx;
+        };
+        let Some(job) = t.job.as_mut() else {
+            fx.close = true;
+            return fx;
+        };
+        let step = match got {
+            Ok(r) => match job {
+                Job::Cwmp(c) => c.on_response(r),
+                Job::Profile(p) => p.on_response(r),
+            },
+            Err(why) => cpe::Step::Failed {
+                why: format!("{}: {why}", phase.name()),
+                refused: false,
+            },
+        };
+        match step {
+            cpe::Step::Send(req) => {
+                let to = match job {
+                    Job::Cwmp(c) => {
+                        if c.informed {
+                            self.marks.file.get_or_insert(now);
+                        }
+                        c.to
+                    }
+                    Job::Profile(p) => p.to,
+                };
+                fx.http = Some((to, req));
+                t.deadline = now + shared.http_timeout;
+                fx
+            }
+            cpe::Step::Done => {
+                self.marks.file.get_or_insert(now);
+                self.marks.second = Some(now);
+                fx.close = true;
+                self.online(now, fx)
+            }
+            cpe::Step::Failed { why, refused } => {
+                fx.close = true;
+                self.http_failed(Setback { kind: why, refused }, now, rng, fx)
+            }
+        }
+    }
+
+    fn http_failed(
+        &mut self,
+        setback: Setback,
+        now: Instant,
+        rng: &mut Rng,
+        mut fx: Effects,
+    ) -> Effects {
+        let Tail::Http(t) = &mut self.tail else {
+            return fx;
+        };
+        fx.setbacks.push(setback);
+        t.job = None;
+        t.tries += 1;
+        self.retries += 1;
+        let wait = match self.kind {
+            Kind::Router => cwmp_retry_wait(t.tries, rng),
+            _ => doubling(Duration::from_secs(2), t.tries, Duration::from_secs(32)),
+        };
+        t.retry_at = Some(now + wait);
         fx
     }
 
@@ -458,6 +674,31 @@ impl Device {
                         t.flow = Some(Flow::start(&t.setup, k, self.who.mac, now, send));
                     }
                     None => {}
+                }
+            }
+            Phase::Acs | Phase::Profile => {
+                let Tail::Http(t) = &mut self.tail else {
+                    return fx;
+                };
+                match &t.job {
+                    Some(_) if now >= t.deadline => {
+                        fx.close = true;
+                        let kind = format!("{}: no answer in time", self.phase.name());
+                        return self.http_failed(
+                            Setback {
+                                kind,
+                                refused: false,
+                            },
+                            now,
+                            rng,
+                            fx,
+                        );
+                    }
+                    None if t.retry_at.is_some_and(|r| now >= r) => {
+                        t.retry_at = None;
+                        return self.start_job(shared, now, fx);
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -673,6 +914,17 @@ mod tests {
         assert_eq!(got, [1, 2, 4, 8, 16, 16, 16]);
         assert_eq!(doubling(s(2), 1, s(32)), s(2));
         assert_eq!(doubling(s(2), 9, s(32)), s(32));
+    }
+
+    #[test]
+    fn the_cwmp_retry_wait_doubles_within_its_window() {
+        let mut rng = Rng::new(7);
+        for (n, lo) in [(1u32, 5u64), (2, 10), (3, 20), (10, 2560), (12, 2560)] {
+            for _ in 0..200 {
+                let w = cwmp_retry_wait(n, &mut rng).as_millis() as u64;
+                assert!((lo * 1000..lo * 2000).contains(&w), "n={n}: {w} ms");
+            }
+        }
     }
 
     #[test]

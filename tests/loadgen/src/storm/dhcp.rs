@@ -47,6 +47,10 @@ pub struct Lease {
     pub log_servers: Vec<Ipv4Addr>,
     /// Option 122, raw.
     pub cablelabs: Option<Vec<u8>>,
+    /// Option 43, raw (a TR-069 CPE's ACS URL is its sub-option 1).
+    pub vendor_specific: Option<Vec<u8>>,
+    /// Option 66 (a phone's profile rule).
+    pub tftp_server_name: Option<String>,
     pub lease_secs: Option<u32>,
 }
 
@@ -100,6 +104,12 @@ pub fn read_reply(buf: &[u8]) -> Option<Reply> {
         cablelabs: m
             .option(code::CABLELABS_CLIENT_CONFIG)
             .map(|v| v.into_owned()),
+        vendor_specific: m.option(code::VENDOR_SPECIFIC).map(|v| v.into_owned()),
+        tftp_server_name: m.option(code::TFTP_SERVER).map(|v| {
+            String::from_utf8_lossy(&v)
+                .trim_end_matches('\0')
+                .to_owned()
+        }),
         lease_secs: m.lease_time(),
     });
     Some(Reply {

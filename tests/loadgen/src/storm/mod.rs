@@ -1,22 +1,29 @@
-//! `provd-loadgen storm`: a region's power comes back. A fleet of cable modems and their
-//! embedded MTAs, behind simulated CMTSs, powers on within `--spread-ms` and each device runs
-//! its whole boot against the server's real ports with the real retry timing (see `device.rs`
-//! and `dhcp.rs`), until every device is online or the deadline passes.
+//! `provd-loadgen storm`: a region's power comes back. A fleet of cable modems, their embedded
+//! MTAs, and the eRouters and phones behind them, behind simulated CMTSs, powers on within
+//! `--spread-ms` and each device runs its whole boot against the server's real ports with the
+//! real retry timing (see `device.rs`, `dhcp.rs` and `cpe.rs`), until every device is online or
+//! the deadline passes.
 //!
-//! One thread drives everything through epoll: per CMTS two relay sockets (the modems' giaddr
-//! and the MTAs'), bound to `GIADDR:67` where the relayed replies come back; one device socket
+//! One thread drives everything through epoll: per CMTS three relay sockets (the modems'
+//! giaddr, the MTAs' and the CPEs' behind the modems), bound to `GIADDR:67` where the relayed
+//! replies come back; one device socket
 //! on `0.0.0.0:`[`DEVICE_PORT`] that every device sends from once it has its address (the source
 //! address set per datagram with IP_PKTINFO) and whose datagrams are handed to the device their
 //! destination address names (the harness routes the client network to this host as local); and
 //! one agent socket on `0.0.0.0:161` that answers the server's SETs from the MTA's own address
 //! and hands them to the MTA the URL names. One socket for all devices keeps the run within the
 //! open-files limit a sandbox may not raise, and lets 200,000 devices share one receive buffer.
+//! Routers and phones speak TCP: each opens its own connection from its address while its
+//! exchange lasts, at most [`Config::max_connections`] at once (a device past it waits its
+//! turn, counted as `tcp_waits`).
 //!
 //! The last line printed is
 //!
-//! `RESULT storm devices=N cms=N mtas=N online=N lost=N all_online_s=S cm_p50_s=… cm_p90_s=…
-//! cm_p99_s=… cm_max_s=… mta_p50_s=… mta_p90_s=… mta_p99_s=… mta_max_s=… tftp_refused=N
-//! double_allocations=N dhcp_resends=N naks=N file_retries=N flow_retries=N setbacks=N`
+//! `RESULT storm devices=N cms=N mtas=N routers=N phones=N online=N lost=N all_online_s=S
+//! cm_p50_s=… cm_p90_s=… cm_p99_s=… cm_max_s=… mta_p50_s=… … mta_max_s=… router_p50_s=… …
+//! router_max_s=… phone_p50_s=… … phone_max_s=… tftp_refused=N http_refused=N
+//! double_allocations=N dhcp_resends=N naks=N file_retries=N flow_retries=N http_retries=N
+//! setbacks=N`
 //!
 //! where the times count from each device's power-on, `all_online_s` from the first power-on
 //! to the last device online (`never` when some were lost), `setbacks` counts every failed step
@@ -24,8 +31,11 @@
 //! address another device of the run already held. Exit status 0 iff every device came online
 //! and no address was given twice.
 
+pub mod cpe;
 pub mod device;
 pub mod dhcp;
+pub mod http;
+pub mod tcp;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -41,10 +51,11 @@ use provd_udp::{RecvBatch, SendBatch, UdpSocket, Wait};
 use crate::hist::Histogram;
 use crate::mta::msg;
 use crate::packet::client_mac;
-use crate::sys::{Epoll, cpu_time, dont_fragment, socket_drops};
+use crate::sys::{Epoll, cpu_time, dont_fragment, ensure_open_files, socket_drops};
 use crate::tftp::packet::RequestOptions;
 use device::{Device, Effects, Kind, Phase, Shared};
 use dhcp::Relay;
+use tcp::Conn;
 
 /// The most devices one run may hold (an xid names its device in 20 bits).
 pub const MAX_DEVICES: u32 = dhcp::MAX_DEVICES;
@@ -54,6 +65,10 @@ const DEVICE_TOKEN: u64 = u64::MAX - 1;
 /// The port every device sends from (each from its own address).
 pub const DEVICE_PORT: u16 = 6868;
 const RELAY_TOKEN_BASE: u64 = 1 << 40;
+/// Device `i`'s TCP connection.
+const TCP_TOKEN_BASE: u64 = 1 << 32;
+/// Relay sockets per CMTS: modems, MTAs, CPEs (routers and phones).
+pub const RELAYS_PER_CMTS: usize = 3;
 /// Relay and agent sockets take every burst of the storm.
 const BIG_BUFFER: usize = 32 << 20;
 /// The device socket takes everything every device receives after its lease.
@@ -66,6 +81,12 @@ const MTA_VENDOR_CLASS: &[u8] = b"pktc1.5:051a0101010201020301000401010901000b02
 /// MTA's sake; the MTAs: mask, router, DNS, domain, 122.
 const CM_PARAMS: &[u8] = &[1, 2, 3, 4, 7, 51, 54, 122];
 const MTA_PARAMS: &[u8] = &[1, 3, 6, 15, 51, 54, 122];
+/// An eRouter (DOCSIS eRouter spec: option 60 `erouter1.0`) asks for 43, where its ACS URL
+/// comes; a phone for 66, its profile rule.
+const ROUTER_VENDOR_CLASS: &[u8] = b"erouter1.0";
+const ROUTER_PARAMS: &[u8] = &[1, 3, 6, 15, 43, 51, 54];
+const PHONE_VENDOR_CLASS: &[u8] = b"FlyingVoice-G802";
+const PHONE_PARAMS: &[u8] = &[1, 3, 6, 15, 42, 51, 54, 66];
 /// Resolution of the online-over-time series.
 const TIMELINE_STEP: Duration = Duration::from_millis(250);
 /// Lost devices named on stderr (all of them go to `--lost FILE`).
@@ -93,11 +114,12 @@ impl Rng {
     }
 }
 
-/// One simulated CMTS: the giaddr its modems are relayed from, and its MTAs'.
+/// One simulated CMTS: the giaddr its modems are relayed from, its MTAs', and its CPEs'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cmts {
     pub cm_giaddr: Ipv4Addr,
     pub mta_giaddr: Ipv4Addr,
+    pub cpe_giaddr: Ipv4Addr,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +131,9 @@ pub struct Config {
     /// MTA k is the embedded MTA of modem k (same CMTS; 82.2 is the modem's MAC) while there
     /// are modems; the rest stand alone.
     pub mtas: u32,
+    /// Router k and phone k sit behind modem k while there are modems (82.2 is its MAC).
+    pub routers: u32,
+    pub phones: u32,
     /// Power-on times are spread uniformly over this.
     pub spread: Duration,
     /// From the first power-on; devices not online by then are lost.
@@ -117,7 +142,13 @@ pub struct Config {
     pub community: String,
     pub set_community: String,
     pub agent_port: u16,
-    /// Second byte of every MAC: modems `02:<salt>:…`, MTAs `02:<salt+1>:…`.
+    /// The routers' ACS credentials.
+    pub acs_user: String,
+    pub acs_pass: String,
+    /// TCP connections open at once, at most.
+    pub max_connections: u32,
+    /// Second byte of every MAC: modems `02:<salt>:…`, MTAs `02:<salt+1>:…`, routers
+    /// `02:<salt+2>:…`, phones `02:<salt+3>:…`.
     pub salt: u8,
     pub seed: u64,
     pub tftp: RequestOptions,
@@ -127,9 +158,12 @@ pub struct Config {
 
 impl Config {
     fn check(&self) -> Result<()> {
-        let n = u64::from(self.cms) + u64::from(self.mtas);
+        let n = self.devices();
         if n == 0 || n > u64::from(MAX_DEVICES) {
-            bail!("--cms + --mtas must be in 1..={MAX_DEVICES}");
+            bail!("--cms + --mtas + --routers + --phones must be in 1..={MAX_DEVICES}");
+        }
+        if self.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
         }
         if self.cmtss.is_empty() || self.cmtss.len() > MAX_RELAYS as usize {
             bail!("--relays must be in 1..={MAX_RELAYS}");
@@ -145,6 +179,13 @@ impl Config {
         }
         Ok(())
     }
+
+    fn devices(&self) -> u64 {
+        [self.cms, self.mtas, self.routers, self.phones]
+            .iter()
+            .map(|&n| u64::from(n))
+            .sum()
+    }
 }
 
 /// A reason some devices had to retry, with how many times and the first device's MAC.
@@ -157,15 +198,13 @@ pub struct Reason {
 /// What one storm measured.
 #[derive(Debug, Default)]
 pub struct Report {
-    pub cms: u32,
-    pub mtas: u32,
-    pub online_cm: u32,
-    pub online_mta: u32,
+    /// Devices per kind, in [`Kind::ALL`]'s order.
+    pub count: [u32; 4],
+    pub online_by: [u32; 4],
     /// First power-on to the last device online.
     pub last_online: Option<Duration>,
-    /// Power-on to online, milliseconds.
-    pub cm_ms: Histogram,
-    pub mta_ms: Histogram,
+    /// Power-on to online per kind, milliseconds.
+    pub ms: [Histogram; 4],
     /// Per type, devices that reached: DHCP offer, ACK, file (MTA: SET), second step (modem:
     /// time; MTA: file), online.
     pub funnel: BTreeMap<Kind, [u32; 5]>,
@@ -177,9 +216,13 @@ pub struct Report {
     pub dhcp_restarts: u64,
     pub file_retries: u64,
     pub flow_retries: u64,
+    /// Routers' sessions and phones' fetches tried again.
+    pub http_retries: u64,
     pub redhcp: u64,
     pub setbacks: u64,
     pub tftp_refused: u64,
+    /// HTTP 503s (the ACS or the profile server out of room).
+    pub http_refused: u64,
     pub double_allocations: u64,
     pub reasons: BTreeMap<String, Reason>,
     /// Devices not online at the deadline: MAC, kind, phase.
@@ -197,10 +240,15 @@ pub struct Report {
     pub dropped_relay: u64,
     pub dropped_device: u64,
     pub dropped_agent: u64,
+    /// Connections refused, reset or timed out before a response, and the most open at once.
+    pub tcp_failures: u64,
+    pub tcp_peak: u64,
+    /// Times a router or phone waited for a connection slot of the simulator's own.
+    pub tcp_waits: u64,
     pub wall: Duration,
     pub cpu: Duration,
-    /// Online devices per [`TIMELINE_STEP`], cumulative: (t, modems, MTAs).
-    pub timeline: Vec<(f64, u32, u32)>,
+    /// Online devices per [`TIMELINE_STEP`], cumulative: (t, per kind).
+    pub timeline: Vec<(f64, [u32; 4])>,
     /// Per CMTS (in order), power-on to online of its devices, milliseconds: one headend's storm
     /// must not starve another's.
     pub per_cmts_ms: Vec<Histogram>,
@@ -217,10 +265,10 @@ fn s(ms: u64) -> f64 {
 
 impl Report {
     pub fn devices(&self) -> u32 {
-        self.cms + self.mtas
+        self.count.iter().sum()
     }
     pub fn online(&self) -> u32 {
-        self.online_cm + self.online_mta
+        self.online_by.iter().sum()
     }
     pub fn all_ok(&self) -> bool {
         self.online() == self.devices() && self.double_allocations == 0
@@ -231,31 +279,36 @@ impl Report {
             Some(d) if self.online() == self.devices() => format!("{:.3}", d.as_secs_f64()),
             _ => "never".into(),
         };
+        let mut times = String::new();
+        for k in Kind::ALL {
+            let h = &self.ms[k.at()];
+            let n = k.name();
+            let _ = write!(
+                times,
+                " {n}_p50_s={:.3} {n}_p90_s={:.3} {n}_p99_s={:.3} {n}_max_s={:.3}",
+                s(h.quantile(0.5)),
+                s(h.quantile(0.9)),
+                s(h.quantile(0.99)),
+                s(h.max())
+            );
+        }
+        let [cms, mtas, routers, phones] = self.count;
         format!(
-            "RESULT storm devices={} cms={} mtas={} online={} lost={} all_online_s={all} \
-             cm_p50_s={:.3} cm_p90_s={:.3} cm_p99_s={:.3} cm_max_s={:.3} mta_p50_s={:.3} \
-             mta_p90_s={:.3} mta_p99_s={:.3} mta_max_s={:.3} tftp_refused={} \
+            "RESULT storm devices={} cms={cms} mtas={mtas} routers={routers} phones={phones} \
+             online={} lost={} all_online_s={all}{times} tftp_refused={} http_refused={} \
              double_allocations={} dhcp_resends={} naks={} file_retries={} flow_retries={} \
-             setbacks={}",
+             http_retries={} setbacks={}",
             self.devices(),
-            self.cms,
-            self.mtas,
             self.online(),
             self.devices() - self.online(),
-            s(self.cm_ms.quantile(0.5)),
-            s(self.cm_ms.quantile(0.9)),
-            s(self.cm_ms.quantile(0.99)),
-            s(self.cm_ms.max()),
-            s(self.mta_ms.quantile(0.5)),
-            s(self.mta_ms.quantile(0.9)),
-            s(self.mta_ms.quantile(0.99)),
-            s(self.mta_ms.max()),
             self.tftp_refused,
+            self.http_refused,
             self.double_allocations,
             self.dhcp_resends,
             self.naks,
             self.file_retries,
             self.flow_retries,
+            self.http_retries,
             self.setbacks,
         )
     }
@@ -267,15 +320,14 @@ impl Report {
             let (third, fourth) = match kind {
                 Kind::Cm => ("file", "time"),
                 Kind::Mta => ("set", "file"),
+                Kind::Router => ("informed", "session_end"),
+                Kind::Phone => ("profile", "checked"),
             };
             let _ = writeln!(
                 out,
                 "storm funnel {}: powered={} offered={} acked={} {third}={} {fourth}={} online={}",
                 kind.name(),
-                match kind {
-                    Kind::Cm => self.cms,
-                    Kind::Mta => self.mtas,
-                },
+                self.count[kind.at()],
                 f[0],
                 f[1],
                 f[2],
@@ -287,6 +339,8 @@ impl Report {
             let names = match kind {
                 Kind::Cm => ["power->ACK", "ACK->file", "file->time", "time->online"],
                 Kind::Mta => ["power->ACK", "ACK->SET", "SET->file", "file->online"],
+                Kind::Router => ["power->ACK", "ACK->InformResponse", "->204", "204->online"],
+                Kind::Phone => ["power->ACK", "ACK->profile", "->checked", "->online"],
             };
             let parts: Vec<String> = names
                 .iter()
@@ -310,14 +364,16 @@ impl Report {
         let _ = writeln!(
             out,
             "storm retries: dhcp_resends={} naks={} dhcp_restarts={} file_retries={} \
-             flow_retries={} back_to_dhcp={} tftp_refused={}",
+             flow_retries={} http_retries={} back_to_dhcp={} tftp_refused={} http_refused={}",
             self.dhcp_resends,
             self.naks,
             self.dhcp_restarts,
             self.file_retries,
             self.flow_retries,
+            self.http_retries,
             self.redhcp,
-            self.tftp_refused
+            self.tftp_refused,
+            self.http_refused
         );
         for (why, r) in &self.reasons {
             let _ = writeln!(
@@ -350,8 +406,8 @@ impl Report {
             out,
             "storm io: sent={} received={} send_errors={} recv_errors={} \
              sets_answered={} sets_unknown={} agent_rejected={} stray_replies={} \
-             kernel_dropped_relay={} kernel_dropped_device={} kernel_dropped_agent={} wall_s={:.3} \
-             cpu_s={:.3}",
+             kernel_dropped_relay={} kernel_dropped_device={} kernel_dropped_agent={} \
+             tcp_failures={} tcp_peak={} tcp_waits={} wall_s={:.3} cpu_s={:.3}",
             self.datagrams_sent,
             self.datagrams_received,
             self.send_errors,
@@ -363,6 +419,9 @@ impl Report {
             self.dropped_relay,
             self.dropped_device,
             self.dropped_agent,
+            self.tcp_failures,
+            self.tcp_peak,
+            self.tcp_waits,
             self.wall.as_secs_f64(),
             self.cpu.as_secs_f64()
         );
@@ -393,11 +452,11 @@ impl Report {
         ))
     }
 
-    /// `t_s,cm_online,mta_online` per [`TIMELINE_STEP`].
+    /// `t_s,cm_online,mta_online,router_online,phone_online` per [`TIMELINE_STEP`].
     pub fn timeline_csv(&self) -> String {
-        let mut out = String::from("t_s,cm_online,mta_online\n");
-        for (t, c, m) in &self.timeline {
-            let _ = writeln!(out, "{t:.2},{c},{m}");
+        let mut out = String::from("t_s,cm_online,mta_online,router_online,phone_online\n");
+        for (t, [c, m, r, p]) in &self.timeline {
+            let _ = writeln!(out, "{t:.2},{c},{m},{r},{p}");
         }
         out
     }
@@ -487,7 +546,7 @@ fn fleet_socket(addr: SocketAddrV4, buffer: usize) -> Result<UdpSocket> {
 struct Engine {
     cfg: Config,
     shared: Shared,
-    /// Index `2 * cmts + (0 modems | 1 MTAs)`.
+    /// Index `3 * cmts + (0 modems | 1 MTAs | 2 CPEs)`.
     relays: Vec<Relay>,
     relay_tx: Vec<Tx>,
     agent_tx: Tx,
@@ -501,6 +560,12 @@ struct Engine {
     by_mac: HashMap<[u8; 6], u32>,
     /// Leased address → device holding it (the latest, should two hold one).
     holders: HashMap<Ipv4Addr, u32>,
+    /// Routers' and phones' open connections, by device.
+    conns: HashMap<u32, Conn>,
+    /// Devices waiting for a connection slot, in order, with the request each will send (the
+    /// map holds the current one; an entry of the queue without one is stale).
+    waiting: std::collections::VecDeque<u32>,
+    wait_requests: HashMap<u32, (SocketAddrV4, Vec<u8>)>,
     rng: Rng,
     io: Io,
     r: Report,
@@ -521,12 +586,21 @@ pub fn run(cfg: Config) -> Result<Report> {
             io::Error::last_os_error()
         );
     }
-    let n = cfg.cms + cfg.mtas;
+    let n = cfg.cms + cfg.mtas + cfg.routers + cfg.phones;
+    if cfg.routers + cfg.phones > 0 {
+        // Each open connection is a descriptor; the sockets and a margin besides.
+        ensure_open_files(u64::from(cfg.max_connections) + 4 * cfg.cmtss.len() as u64 + 64)
+            .context("--max-connections")?;
+    }
     let epoll = Epoll::new()?;
-    let mut relays = Vec::with_capacity(cfg.cmtss.len() * 2);
-    let mut relay_tx = Vec::with_capacity(cfg.cmtss.len() * 2);
+    let mut relays = Vec::with_capacity(cfg.cmtss.len() * RELAYS_PER_CMTS);
+    let mut relay_tx = Vec::with_capacity(cfg.cmtss.len() * RELAYS_PER_CMTS);
     for (k, c) in cfg.cmtss.iter().enumerate() {
-        for (giaddr, ifname) in [(c.cm_giaddr, "cable1/0"), (c.mta_giaddr, "cable1/0.voice")] {
+        for (giaddr, ifname) in [
+            (c.cm_giaddr, "cable1/0"),
+            (c.mta_giaddr, "cable1/0.voice"),
+            (c.cpe_giaddr, "cable1/0.cpe"),
+        ] {
             let sock = fleet_socket(SocketAddrV4::new(giaddr, 67), BIG_BUFFER)
                 .context("the relay socket")?;
             epoll.add(sock.fd(), RELAY_TOKEN_BASE + relay_tx.len() as u64)?;
@@ -558,13 +632,7 @@ pub fn run(cfg: Config) -> Result<Report> {
             params: CM_PARAMS,
         };
         let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
-        devices.push(Device::new(
-            Kind::Cm,
-            k,
-            who,
-            (2 * (k % ncmts)) as usize,
-            at,
-        ));
+        devices.push(Device::new(Kind::Cm, k, who, relay_of(k, ncmts, 0), at));
     }
     for k in 0..cfg.mtas {
         let mac = client_mac(cfg.salt.wrapping_add(1), k);
@@ -585,9 +653,39 @@ pub fn run(cfg: Config) -> Result<Report> {
             Kind::Mta,
             index,
             who,
-            (2 * (k % ncmts) + 1) as usize,
+            relay_of(k, ncmts, 1),
             at,
         ));
+    }
+    // Routers and phones: behind modem k (82.2 its MAC) while there are modems, on the CMTS's
+    // CPE giaddr.
+    for (kind, count, salt, vendor_class, params) in [
+        (
+            Kind::Router,
+            cfg.routers,
+            2,
+            ROUTER_VENDOR_CLASS,
+            ROUTER_PARAMS,
+        ),
+        (Kind::Phone, cfg.phones, 3, PHONE_VENDOR_CLASS, PHONE_PARAMS),
+    ] {
+        for k in 0..count {
+            let mac = client_mac(cfg.salt.wrapping_add(salt), k);
+            let remote_id = if k < cfg.cms {
+                client_mac(cfg.salt, k)
+            } else {
+                mac
+            };
+            let who = dhcp::Identity {
+                mac,
+                vendor_class,
+                remote_id,
+                params,
+            };
+            let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
+            let index = devices.len() as u32;
+            devices.push(Device::new(kind, index, who, relay_of(k, ncmts, 2), at));
+        }
     }
     let by_mac = devices
         .iter()
@@ -606,11 +704,15 @@ pub fn run(cfg: Config) -> Result<Report> {
         inform_timeout: Duration::from_secs(1),
         inform_retries: 3,
         flow_timeout: Duration::from_secs(60),
+        acs_user: cfg.acs_user.clone(),
+        acs_pass: cfg.acs_pass.clone(),
+        // What a CPE's HTTP client waits for a response (TR-069 leaves it to the CPE; 30 s is
+        // common).
+        http_timeout: Duration::from_secs(30),
     };
     let mut e = Engine {
         r: Report {
-            cms: cfg.cms,
-            mtas: cfg.mtas,
+            count: [cfg.cms, cfg.mtas, cfg.routers, cfg.phones],
             ..Report::default()
         },
         shared,
@@ -623,6 +725,9 @@ pub fn run(cfg: Config) -> Result<Report> {
         armed: vec![None; n as usize],
         by_mac,
         holders: HashMap::with_capacity(n as usize),
+        conns: HashMap::new(),
+        waiting: std::collections::VecDeque::new(),
+        wait_requests: HashMap::new(),
         devices,
         rng,
         io: Io::default(),
@@ -641,6 +746,11 @@ pub fn run(cfg: Config) -> Result<Report> {
     Ok(e.r)
 }
 
+/// The relay socket of device `k` of its kind: CMTS `k mod n`, socket `which`.
+fn relay_of(k: u32, ncmts: u32, which: usize) -> usize {
+    RELAYS_PER_CMTS * (k % ncmts) as usize + which
+}
+
 impl Engine {
     fn rearm(&mut self, i: u32) {
         let next = self.devices[i as usize].next_timer();
@@ -654,7 +764,7 @@ impl Engine {
 
     fn run(&mut self) -> Result<()> {
         let end = self.t0 + self.cfg.deadline;
-        let total = self.cfg.cms + self.cfg.mtas;
+        let total = self.r.devices();
         let mut rx = RecvBatch::new(BATCH, SLOT);
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
         loop {
@@ -690,6 +800,9 @@ impl Engine {
                     DEVICE_TOKEN => self.drain_devices(&mut rx),
                     t if t >= RELAY_TOKEN_BASE => {
                         self.drain_relay((t - RELAY_TOKEN_BASE) as usize, &mut rx)
+                    }
+                    t if t >= TCP_TOKEN_BASE => {
+                        self.on_conn((t - TCP_TOKEN_BASE) as u32, ev.events);
                     }
                     _ => {}
                 }
@@ -770,7 +883,10 @@ impl Engine {
         for s in &fx.setbacks {
             self.r.setbacks += 1;
             if s.refused {
-                self.r.tftp_refused += 1;
+                match d.kind {
+                    Kind::Cm | Kind::Mta => self.r.tftp_refused += 1,
+                    Kind::Router | Kind::Phone => self.r.http_refused += 1,
+                }
             }
             let mac = d.who.mac;
             self.r
@@ -785,23 +901,122 @@ impl Engine {
         if fx.online {
             let d = &self.devices[i as usize];
             let took = now.saturating_duration_since(d.boot);
-            let ms = millis(took);
-            match d.kind {
-                Kind::Cm => {
-                    self.r.online_cm += 1;
-                    self.r.cm_ms.record(ms);
-                }
-                Kind::Mta => {
-                    self.r.online_mta += 1;
-                    self.r.mta_ms.record(ms);
-                }
-            }
+            self.r.online_by[d.kind.at()] += 1;
+            self.r.ms[d.kind.at()].record(millis(took));
             self.r.last_online = Some(now.saturating_duration_since(self.t0));
+        }
+        if fx.close {
+            self.close(i);
+        }
+        if let Some((to, req)) = fx.http {
+            self.http(i, to, req, now);
         }
         if let Some(lease) = fx.bound {
             self.bound(i, &lease, now);
         }
         self.rearm(i);
+    }
+
+    /// Sends device `i`'s request on its open connection, or opens one (or waits for a slot).
+    fn http(&mut self, i: u32, to: SocketAddrV4, req: Vec<u8>, now: Instant) {
+        if let Some(c) = self.conns.get_mut(&i) {
+            c.send(req);
+            if let Err(e) = self
+                .epoll
+                .watch(c.fd(), TCP_TOKEN_BASE + u64::from(i), true, false)
+            {
+                self.conn_failed(i, format!("epoll: {e}"), now);
+            }
+            return;
+        }
+        if self.conns.len() >= self.cfg.max_connections as usize {
+            self.r.tcp_waits += 1;
+            if self.wait_requests.insert(i, (to, req)).is_none() {
+                self.waiting.push_back(i);
+            }
+            return;
+        }
+        let Some(from) = self.devices[i as usize].lease.as_ref().map(|l| l.addr) else {
+            return;
+        };
+        let opened = tcp::connect_from(from, to).and_then(|mut c| {
+            c.send(req);
+            self.epoll
+                .watch(c.fd(), TCP_TOKEN_BASE + u64::from(i), true, true)
+                .map(|()| c)
+        });
+        match opened {
+            Ok(c) => {
+                self.conns.insert(i, c);
+                self.r.tcp_peak = self.r.tcp_peak.max(self.conns.len() as u64);
+            }
+            Err(e) => self.conn_failed(i, format!("connect: {e}"), now),
+        }
+    }
+
+    /// Closes device `i`'s connection, if open, and gives its slot to the next in line.
+    fn close(&mut self, i: u32) {
+        self.wait_requests.remove(&i);
+        if self.conns.remove(&i).is_none() {
+            return;
+        }
+        while self.conns.len() < self.cfg.max_connections as usize {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            if let Some((to, req)) = self.wait_requests.remove(&next) {
+                self.http(next, to, req, Instant::now());
+            }
+        }
+    }
+
+    fn conn_failed(&mut self, i: u32, why: String, now: Instant) {
+        self.r.tcp_failures += 1;
+        self.conns.remove(&i);
+        let fx = self.devices[i as usize].on_http(&self.shared, Err(why), now, &mut self.rng);
+        self.apply(i, fx, now);
+    }
+
+    /// Device `i`'s connection is writable or has input.
+    fn on_conn(&mut self, i: u32, events: u32) {
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(&i) else {
+            return;
+        };
+        let progress = if c.wants_out {
+            let p = c.on_writable();
+            if matches!(p, tcp::Progress::Pending) && !c.wants_out {
+                // The request is out: wait for the answer.
+                if let Err(e) =
+                    self.epoll
+                        .watch(c.fd(), TCP_TOKEN_BASE + u64::from(i), false, false)
+                {
+                    tcp::Progress::Failed(format!("epoll: {e}"))
+                } else {
+                    tcp::Progress::Pending
+                }
+            } else {
+                p
+            }
+        } else if events
+            & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32
+            != 0
+        {
+            c.on_readable()
+        } else {
+            tcp::Progress::Pending
+        };
+        match progress {
+            tcp::Progress::Pending => {}
+            tcp::Progress::Failed(why) => self.conn_failed(i, why, now),
+            tcp::Progress::Response(r) => {
+                if r.close {
+                    self.close(i);
+                }
+                let fx = self.devices[i as usize].on_http(&self.shared, Ok(&r), now, &mut self.rng);
+                self.apply(i, fx, now);
+            }
+        }
     }
 
     /// The ACK came: check no one else holds the address, go on.
@@ -844,7 +1059,7 @@ impl Engine {
                     return;
                 };
                 let i = dhcp::Client::device_of(reply.xid);
-                if i >= e.cfg.cms + e.cfg.mtas {
+                if i >= e.r.devices() {
                     e.r.stray_replies += 1;
                     return;
                 }
@@ -967,11 +1182,11 @@ impl Engine {
             match d.kind {
                 Kind::Cm => r.file_retries += u64::from(d.retries),
                 Kind::Mta => r.flow_retries += u64::from(d.retries),
+                Kind::Router | Kind::Phone => r.http_retries += u64::from(d.retries),
             }
             r.redhcp += u64::from(d.redhcp);
             if let Some(t) = m.online {
-                // Relay sockets come two to a CMTS (modems, MTAs).
-                let k = d.relay / 2;
+                let k = d.relay / RELAYS_PER_CMTS;
                 if r.per_cmts_ms.len() <= k {
                     r.per_cmts_ms.resize_with(k + 1, Histogram::new);
                 }
@@ -987,17 +1202,14 @@ impl Engine {
             .last()
             .map_or(Duration::ZERO, |l| l.0)
             .max(self.cfg.spread);
-        let (mut c, mut m, mut j) = (0u32, 0u32, 0usize);
+        let (mut by, mut j) = ([0u32; 4], 0usize);
         let mut t = Duration::ZERO;
         loop {
             while j < online_at.len() && online_at[j].0 <= t {
-                match online_at[j].1 {
-                    Kind::Cm => c += 1,
-                    Kind::Mta => m += 1,
-                }
+                by[online_at[j].1.at()] += 1;
                 j += 1;
             }
-            r.timeline.push((t.as_secs_f64(), c, m));
+            r.timeline.push((t.as_secs_f64(), by));
             if t >= horizon {
                 break;
             }
@@ -1062,10 +1274,8 @@ mod tests {
     #[test]
     fn the_result_line_says_never_when_devices_are_lost() {
         let mut r = Report {
-            cms: 2,
-            mtas: 1,
-            online_cm: 2,
-            online_mta: 0,
+            count: [2, 1, 0, 0],
+            online_by: [2, 0, 0, 0],
             last_online: Some(Duration::from_millis(1500)),
             ..Report::default()
         };
@@ -1075,7 +1285,7 @@ mod tests {
             r.line()
         );
         assert!(!r.all_ok());
-        r.online_mta = 1;
+        r.online_by[1] = 1;
         assert!(
             r.line().contains("lost=0 all_online_s=1.500"),
             "{}",
