@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use provd_config::AcsSettings;
 use provd_role::{ControlPlane, Counters, Role, Task, clock};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use crate::Acsd;
 
@@ -69,12 +69,15 @@ pub fn start(
     let secure = tls.into_iter().map(|(p, c)| (p, Some(c)));
     for (port, tls) in plain.chain(secure) {
         let listener = cp
-            .block_on(TcpListener::bind((s.bind, port)))
+            .block_on(provd_web::bind(SocketAddr::from((s.bind, port))))
             .with_context(|| format!("binding the ACS on {}:{port}", s.bind))?;
         cwmp.push((listener, tls));
     }
     let api = cp
-        .block_on(TcpListener::bind((s.admin_bind, s.admin_port)))
+        .block_on(provd_web::bind(SocketAddr::from((
+            s.admin_bind,
+            s.admin_port,
+        ))))
         .with_context(|| {
             format!(
                 "binding the ACS task API on {}:{}",

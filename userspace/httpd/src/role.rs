@@ -73,7 +73,7 @@ pub fn start(
     for (port, tls) in wanted {
         let addr = SocketAddr::from((h.bind, port));
         let listener = cp
-            .block_on(tokio::net::TcpListener::bind(addr))
+            .block_on(provd_web::bind(addr))
             .with_context(|| format!("[http]: binding TCP {addr}"))?;
         bound.push((listener.local_addr()?, listener, tls));
     }

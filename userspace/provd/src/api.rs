@@ -45,7 +45,7 @@ pub fn start(
     };
     let addr = SocketAddr::from((a.bind, a.port));
     let listener = cp
-        .block_on(tokio::net::TcpListener::bind(addr))
+        .block_on(provd_web::bind(addr))
         .with_context(|| format!("[api]: binding TCP {addr}"))?;
     let local = listener.local_addr()?;
     let counters = Arc::new(WebCounters::default());

@@ -26,7 +26,9 @@ mod serve;
 mod tls;
 
 pub use cert::ClientCert;
-pub use serve::{Limits, LogGate, Peer, ServeOptions, WebCounters, serve, serve_with};
+pub use serve::{
+    LISTEN_BACKLOG, Limits, LogGate, Peer, ServeOptions, WebCounters, bind, serve, serve_with,
+};
 pub use tls::{ClientAuth, TlsFiles, server_config};
 
 use std::path::PathBuf;

@@ -121,6 +121,23 @@ pub struct ServeOptions {
     pub access_log: bool,
 }
 
+/// The accept queue asked for (the kernel clamps it to `net.core.somaxconn`, 4096 by default).
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listener for a role's HTTP(S) port with a deep accept queue. After a power cut a region's
+/// CPEs connect within a second; with tokio's default queue of 1,024 the boot storm's 20,000
+/// routers and phones overflowed it 61,011 times (`ListenOverflows`), and each overflow left a
+/// client's handshake half-done and its request retransmitted for seconds.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, with the access log on and fresh
 /// counters. See [`serve_with`].
 pub async fn serve(
