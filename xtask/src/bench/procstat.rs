@@ -85,8 +85,34 @@ pub fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
         Duration::from_secs(10),
     )
     .unwrap_or_default();
-    let mut udp = out.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+    table_counters(&out, "Udp:")
+}
+
+/// The `Tcp:` counters of `/proc/net/snmp` and the `TcpExt:` ones of `/proc/net/netstat` as
+/// seen in network namespace `ns`.
+pub fn tcp_counters(ns: &str) -> BTreeMap<String, u64> {
+    let out = cmd::run(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            ns,
+            "cat",
+            "/proc/net/snmp",
+            "/proc/net/netstat",
+        ]),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_default();
+    let mut all = table_counters(&out, "Tcp:");
+    all.extend(table_counters(&out, "TcpExt:"));
+    all
+}
+
+/// The counters of one `/proc/net/snmp`-style table: a line of names after `prefix`, then a
+/// line of values.
+fn table_counters(text: &str, prefix: &str) -> BTreeMap<String, u64> {
+    let mut rows = text.lines().filter(|l| l.starts_with(prefix));
+    let (Some(names), Some(values)) = (rows.next(), rows.next()) else {
         return BTreeMap::new();
     };
     names
@@ -99,24 +125,54 @@ pub fn udp_counters(ns: &str) -> BTreeMap<String, u64> {
 
 /// What changed in the counters that say whether datagrams were lost.
 pub fn udp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
-    [
-        "InDatagrams",
-        "OutDatagrams",
-        "RcvbufErrors",
-        "SndbufErrors",
-        "InErrors",
-        "NoPorts",
-    ]
-    .iter()
-    .map(|k| {
-        let d = after
-            .get(*k)
-            .unwrap_or(&0)
-            .saturating_sub(*before.get(*k).unwrap_or(&0));
-        format!("{k}={d}")
-    })
-    .collect::<Vec<_>>()
-    .join(" ")
+    delta(
+        before,
+        after,
+        &[
+            "InDatagrams",
+            "OutDatagrams",
+            "RcvbufErrors",
+            "SndbufErrors",
+            "InErrors",
+            "NoPorts",
+        ],
+    )
+}
+
+/// What changed in the counters that say whether connections were refused, dropped or reset:
+/// a full accept queue (`ListenOverflows`, `ListenDrops`) leaves a client's handshake
+/// half-done and its request retransmitted for seconds.
+pub fn tcp_delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    delta(
+        before,
+        after,
+        &[
+            "ActiveOpens",
+            "PassiveOpens",
+            "AttemptFails",
+            "EstabResets",
+            "OutRsts",
+            "RetransSegs",
+            "ListenOverflows",
+            "ListenDrops",
+            "TCPAbortOnData",
+            "TCPAbortOnClose",
+            "TCPReqQFullDrop",
+        ],
+    )
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| {
+            let d = after
+                .get(*k)
+                .unwrap_or(&0)
+                .saturating_sub(*before.get(*k).unwrap_or(&0));
+            format!("{k}={d}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn cpu_summary(

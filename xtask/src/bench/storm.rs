@@ -653,17 +653,25 @@ pub fn run(args: &Args) -> Result<()> {
     let cpu0 = super::procstat::thread_cpu(srv.provd.pid());
     let namespaces = [link.server.name(), link.load_ns().name()];
     let udp0 = namespaces.map(super::procstat::udp_counters);
+    let tcp0 = super::procstat::tcp_counters(link.server.name());
     let t0 = Instant::now();
     let log_dir = srv.dir.path().to_path_buf();
     let run = run_storm(&bins.loadgen, &link, &mut srv, &plan, &addrs, &log_dir);
     let wall = t0.elapsed();
     let cpu1 = super::procstat::thread_cpu(srv.provd.pid());
     let udp1 = namespaces.map(super::procstat::udp_counters);
+    let tcp1 = super::procstat::tcp_counters(link.server.name());
     let run = run?;
     for ((name, a), b) in ["server", "load"].iter().zip(&udp0).zip(&udp1) {
         eprintln!(
             "bench: storm: UDP in the {name} namespace: {}",
             super::procstat::udp_delta(a, b)
+        );
+    }
+    if plan.routers + plan.phones > 0 {
+        eprintln!(
+            "bench: storm: TCP in the server namespace: {}",
+            super::procstat::tcp_delta(&tcp0, &tcp1)
         );
     }
     for l in run.stderr.lines().filter(|l| l.starts_with("storm ")) {
