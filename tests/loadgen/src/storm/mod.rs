@@ -240,7 +240,8 @@ pub struct Report {
     pub dropped_relay: u64,
     pub dropped_device: u64,
     pub dropped_agent: u64,
-    /// Connections refused, reset or timed out before a response, and the most open at once.
+    /// HTTP exchanges that failed on their connection (refused, reset, closed early, an
+    /// unreadable answer), and the most connections open at once.
     pub tcp_failures: u64,
     pub tcp_peak: u64,
     /// Times a router or phone waited for a connection slot of the simulator's own.
@@ -972,7 +973,7 @@ impl Engine {
 
     fn conn_failed(&mut self, i: u32, why: String, now: Instant) {
         self.r.tcp_failures += 1;
-        self.conns.remove(&i);
+        self.close(i);
         let fx = self.devices[i as usize].on_http(&self.shared, Err(why), now, &mut self.rng);
         self.apply(i, fx, now);
     }
