@@ -122,7 +122,8 @@ pub struct Args {
     /// tftp: sequential firmware downloads per server (the median is reported)
     #[arg(long, default_value_t = 5)]
     pub firmware_runs: u32,
-    /// mta: flows in flight [default: 512]; acs: keep-alive connections [default: 64]
+    /// mta: flows in flight [default: 512]; acs: keep-alive connections [default: 64]; storm:
+    /// routers' and phones' connections open at once [default: 8192]
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// acs, api: known devices [default: 1000000]

@@ -67,6 +67,8 @@ pub struct Plan {
     pub routers: u32,
     pub phones: u32,
     pub relays: u32,
+    /// The simulator's cap on connections open at once (`None`: its default).
+    pub max_connections: Option<u32>,
     pub spread_ms: u64,
     pub deadline_s: f64,
     /// SIGKILL provd this long into the storm, then start it again.
@@ -82,6 +84,7 @@ impl Plan {
             routers: args.routers.unwrap_or(if smoke { 300 } else { 0 }),
             phones: args.phones.unwrap_or(if smoke { 300 } else { 0 }),
             relays: args.relays.unwrap_or(if smoke { 4 } else { 20 }),
+            max_connections: args.concurrency,
             spread_ms: args.spread_ms.unwrap_or(1000),
             deadline_s: args.deadline_s.unwrap_or(if smoke { 60.0 } else { 180.0 }),
             kill_at: args.kill_at_s.map(Duration::from_secs_f64),
@@ -488,6 +491,12 @@ pub fn run_storm(
         .args(["--routers", &plan.routers.to_string()])
         .args(["--phones", &plan.phones.to_string()])
         .args(["--acs-user", ACS_USER, "--acs-pass", ACS_PASS])
+        .args(
+            plan.max_connections
+                .map(|n| ["--max-connections".to_owned(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .args(["--spread-ms", &plan.spread_ms.to_string()])
         .args(["--deadline-s", &plan.deadline_s.to_string()])
         .args(["--shared-secret", SHARED_SECRET])
@@ -820,6 +829,7 @@ mod tests {
             routers: 0,
             phones: 0,
             relays,
+            max_connections: None,
             spread_ms: 1000,
             deadline_s: 60.0,
             kill_at: None,

@@ -96,6 +96,7 @@ fn plan(ctx: &Ctx, kill_at: Option<Duration>) -> Plan {
         routers: ROUTERS,
         phones: PHONES,
         relays: RELAYS,
+        max_connections: None,
         spread_ms: SPREAD_MS,
         deadline_s,
         kill_at,
