@@ -255,22 +255,7 @@ inform_communities = [\"private\"]
 set_community = \"private\"
 get_capabilities = false
 max_flows = {max_flows}
-
-[http]
-bind = \"{server}\"
-port = 80
-
-# The routers were known to the ACS before the power went: the new-device gate (there for a
-# flood of strangers) is opened to the fleet, since every serial is new to this provd.
-[acs]
-bind = \"{server}\"
-port = 7547
-auth = \"digest\"
-username = \"{ACS_USER}\"
-password = \"{ACS_PASS}\"
-new_devices_per_sec = {new_devices}
-new_devices_burst = {new_devices}
-
+{cpe_roles}
 [vars]
 default_tier = \"basic\"
 down_basic = 50000000
@@ -307,20 +292,6 @@ log_servers = [\"{server}\"]
   kind = \"mta\"
 
 [[class]]
-name = \"phone\"
-match = \"FlyingVoice*\"
-  [class.profile]
-  path = \"fv/{{mac}}.cfg\"
-  template = \"phone.cfg.j2\"
-  format = \"kvp\"
-  profile_rule = \"http://{server}/fv/$MA.cfg\"
-
-[[class]]
-name = \"erouter\"
-match = \"erouter*\"
-acs_url = \"http://{server}:7547/\"
-
-[[class]]
 name = \"other\"
 match = \"*\"
 ",
@@ -328,7 +299,11 @@ match = \"*\"
         relays = plan.relays,
         dir = dir.display(),
         max_flows = (plan.mtas + 1000).max(100_000),
-        new_devices = plan.routers.max(1000),
+        cpe_roles = if plan.routers + plan.phones > 0 {
+            cpe_roles(plan)
+        } else {
+            String::new()
+        },
     );
     for (k, c) in addrs.cmts.iter().enumerate() {
         let ((cm_g, cm), (mta_g, mta), (cpe_g, cpe)) = (c.cm, c.mta, c.cpe);
@@ -381,6 +356,43 @@ relays = [\"{cm_g}\", \"{mta_g}\", \"{cpe_g}\"]
     t
 }
 
+/// The roles the routers and phones need: the profile server and the ACS.
+fn cpe_roles(plan: &Plan) -> String {
+    format!(
+        "
+[http]
+bind = \"{SERVER_IP}\"
+port = 80
+
+# The routers were known to the ACS before the power went: the new-device gate (there for a
+# flood of strangers) is opened to the fleet, since every serial is new to this provd.
+[acs]
+bind = \"{SERVER_IP}\"
+port = 7547
+auth = \"digest\"
+username = \"{ACS_USER}\"
+password = \"{ACS_PASS}\"
+new_devices_per_sec = {n}
+new_devices_burst = {n}
+
+[[class]]
+name = \"phone\"
+match = \"FlyingVoice*\"
+  [class.profile]
+  path = \"fv/{{mac}}.cfg\"
+  template = \"phone.cfg.j2\"
+  format = \"kvp\"
+  profile_rule = \"http://{SERVER_IP}/fv/$MA.cfg\"
+
+[[class]]
+name = \"erouter\"
+match = \"erouter*\"
+acs_url = \"http://{SERVER_IP}:7547/\"
+",
+        n = plan.routers.max(1000)
+    )
+}
+
 /// The storm's network: the bench link, the giaddrs and the client network local to the load
 /// namespace, and routed there from the server's.
 pub fn storm_topology(addrs: &AddressPlan) -> Result<Topology> {
@@ -403,8 +415,52 @@ pub struct StormServer {
     pub dir: tempfile::TempDir,
 }
 
+/// The descriptor limit provd's Debian unit gives it (`LimitNOFILE=` in
+/// `packaging/deb/provd.service`).
+fn unit_nofile() -> Option<u64> {
+    crate::package::UNIT
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("LimitNOFILE="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Gives this process, and so the provd it starts, the descriptor limit of provd's unit. A
+/// sandbox's default (20,000 on these machines) left TFTP about 19,000 transfer sockets for
+/// 200,000 devices: 386,810 transfers fell back to the shared port, half a million expired
+/// unproven, and every device took 95 s instead of 11-18 s. Returns the soft limit in force.
+fn provd_nofile() -> Result<u64> {
+    let want = unit_nofile().context("no LimitNOFILE= in provd.service")?;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the valid, exclusively borrowed `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if lim.rlim_cur >= want {
+        return Ok(lim.rlim_cur);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: lim.rlim_max.max(want),
+    };
+    // SAFETY: setrlimit reads the valid `raised`. Raising the hard limit needs root, which the
+    // bench has (it makes network namespaces).
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } != 0 {
+        let e = std::io::Error::last_os_error();
+        eprintln!(
+            "bench: storm: could not give provd its unit's {want} descriptors ({e}); it runs with {}",
+            lim.rlim_cur
+        );
+        return Ok(lim.rlim_cur);
+    }
+    Ok(want)
+}
+
 impl StormServer {
     pub fn start(link: &Topology, provd: &Path, plan: &Plan, addrs: &AddressPlan) -> Result<Self> {
+        provd_nofile()?;
         let dir = tempfile::Builder::new()
             .prefix("provd-storm-")
             .tempdir()
@@ -899,21 +955,28 @@ mod tests {
             "[time]",
             "[syslog]",
             "[mta]",
-            "[http]",
-            "[acs]",
             "enforce = true",
-            "auth = \"digest\"",
         ] {
             assert!(t.contains(section), "{section}");
         }
         assert!(t.contains(&format!("shared_secret = \"{SHARED_SECRET}\"")));
         assert!(t.contains("relays = [\"198.18.3.7\", \"198.18.3.8\", \"198.18.3.9\"]"));
-        // No routers or phones: no CPE subnets.
-        assert!(!t.contains("classes = [\"erouter\", \"phone\"]"));
+        // No routers or phones: no CPE subnets, no ACS, no profile server.
+        for absent in ["classes = [\"erouter\", \"phone\"]", "[http]", "[acs]"] {
+            assert!(!t.contains(absent), "{absent}");
+        }
         p.routers = 10;
         let a = AddressPlan::new(&p).unwrap();
         let t = provd_toml(&p, &a, Path::new("/tmp/x"));
         assert_eq!(t.matches("classes = [\"erouter\", \"phone\"]").count(), 3);
+        for present in ["[http]", "[acs]", "auth = \"digest\""] {
+            assert!(t.contains(present), "{present}");
+        }
+    }
+
+    #[test]
+    fn provd_gets_the_descriptors_its_unit_gives_it() {
+        assert_eq!(unit_nofile(), Some(1_048_576));
     }
 
     #[test]
