@@ -950,13 +950,7 @@ mod tests {
         let a = AddressPlan::new(&p).unwrap();
         let t = provd_toml(&p, &a, Path::new("/tmp/x"));
         assert_eq!(t.matches("[[shared_network]]").count(), 3);
-        for section in [
-            "[tftp]",
-            "[time]",
-            "[syslog]",
-            "[mta]",
-            "enforce = true",
-        ] {
+        for section in ["[tftp]", "[time]", "[syslog]", "[mta]", "enforce = true"] {
             assert!(t.contains(section), "{section}");
         }
         assert!(t.contains(&format!("shared_secret = \"{SHARED_SECRET}\"")));
