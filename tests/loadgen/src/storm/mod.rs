@@ -624,55 +624,33 @@ pub fn run(cfg: Config) -> Result<Report> {
     let spread_ms = cfg.spread.as_millis() as u64;
     let mut devices = Vec::with_capacity(n as usize);
     let ncmts = cfg.cmtss.len() as u32;
-    for k in 0..cfg.cms {
-        let mac = client_mac(cfg.salt, k);
-        let who = dhcp::Identity {
-            mac,
-            vendor_class: CM_VENDOR_CLASS,
-            remote_id: mac,
-            params: CM_PARAMS,
-        };
-        let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
-        devices.push(Device::new(Kind::Cm, k, who, relay_of(k, ncmts, 0), at));
-    }
-    for k in 0..cfg.mtas {
-        let mac = client_mac(cfg.salt.wrapping_add(1), k);
-        let remote_id = if k < cfg.cms {
-            client_mac(cfg.salt, k)
-        } else {
-            mac
-        };
-        let who = dhcp::Identity {
-            mac,
-            vendor_class: MTA_VENDOR_CLASS,
-            remote_id,
-            params: MTA_PARAMS,
-        };
-        let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
-        let index = cfg.cms + k;
-        devices.push(Device::new(
-            Kind::Mta,
-            index,
-            who,
-            relay_of(k, ncmts, 1),
-            at,
-        ));
-    }
-    // Routers and phones: behind modem k (82.2 its MAC) while there are modems, on the CMTS's
-    // CPE giaddr.
-    for (kind, count, salt, vendor_class, params) in [
+    // Modems, then their MTAs, routers and phones: device k of each kind sits behind modem k
+    // (82.2 is its MAC) while there are modems, on its CMTS's giaddr for the kind (CPEs share
+    // one). Each kind's MACs have their own second byte.
+    let kinds = [
+        (Kind::Cm, cfg.cms, 0, CM_VENDOR_CLASS, CM_PARAMS, 0),
+        (Kind::Mta, cfg.mtas, 1, MTA_VENDOR_CLASS, MTA_PARAMS, 1),
         (
             Kind::Router,
             cfg.routers,
             2,
             ROUTER_VENDOR_CLASS,
             ROUTER_PARAMS,
+            2,
         ),
-        (Kind::Phone, cfg.phones, 3, PHONE_VENDOR_CLASS, PHONE_PARAMS),
-    ] {
+        (
+            Kind::Phone,
+            cfg.phones,
+            3,
+            PHONE_VENDOR_CLASS,
+            PHONE_PARAMS,
+            2,
+        ),
+    ];
+    for (kind, count, salt, vendor_class, params, relay) in kinds {
         for k in 0..count {
             let mac = client_mac(cfg.salt.wrapping_add(salt), k);
-            let remote_id = if k < cfg.cms {
+            let remote_id = if kind != Kind::Cm && k < cfg.cms {
                 client_mac(cfg.salt, k)
             } else {
                 mac
@@ -685,7 +663,7 @@ pub fn run(cfg: Config) -> Result<Report> {
             };
             let at = t0 + Duration::from_millis(rng.below(spread_ms + 1));
             let index = devices.len() as u32;
-            devices.push(Device::new(kind, index, who, relay_of(k, ncmts, 2), at));
+            devices.push(Device::new(kind, index, who, relay_of(k, ncmts, relay), at));
         }
     }
     let by_mac = devices
