@@ -16,7 +16,7 @@ const SEND_BUF: usize = 576;
 /// Socket buffers requested (SO_*BUFFORCE as root, else capped by the sysctl limits).
 const SOCK_BUF: libc::c_int = 16 << 20;
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+pub(crate) fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: addr.port().to_be(),

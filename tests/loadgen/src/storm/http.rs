@@ -70,9 +70,9 @@ fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
     h.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Reads one response to a request made with `method` from the start of `buf`. Total: any
-/// bytes give `More`, `Done` or `Bad`.
-pub fn parse(buf: &[u8], method: &str) -> Parsed {
+/// Reads one response from the start of `buf` (to a GET or POST: the devices send no HEAD).
+/// Total: any bytes give `More`, `Done` or `Bad`.
+pub fn parse(buf: &[u8]) -> Parsed {
     let Some(head_len) = find(buf, b"\r\n\r\n").map(|i| i + 4) else {
         return if buf.len() > MAX_RESPONSE {
             Parsed::Bad("response head too long".into())
@@ -108,7 +108,7 @@ pub fn parse(buf: &[u8], method: &str) -> Parsed {
     let close =
         get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) || version == "HTTP/1.0";
     let rest = &buf[head_len..];
-    let no_body = method == "HEAD" || status == 204 || status == 304 || status < 200;
+    let no_body = status == 204 || status == 304 || status < 200;
     let (body, used) = if no_body {
         (Vec::new(), 0)
     } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -228,9 +228,9 @@ mod tests {
     fn a_response_comes_whole_or_not_at_all() {
         let full = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Profile-Version: 7\r\n\r\nhello";
         for cut in 0..full.len() {
-            assert_eq!(parse(&full[..cut], "GET"), Parsed::More, "cut at {cut}");
+            assert_eq!(parse(&full[..cut]), Parsed::More, "cut at {cut}");
         }
-        let Parsed::Done(r, used) = parse(full, "GET") else {
+        let Parsed::Done(r, used) = parse(full) else {
             panic!("not done")
         };
         assert_eq!((r.status, used, r.close), (200, full.len(), false));
@@ -239,20 +239,20 @@ mod tests {
         // What follows the response is left for the next one.
         let mut two = full.to_vec();
         two.extend_from_slice(b"HTTP/1.1 204");
-        assert!(matches!(parse(&two, "GET"), Parsed::Done(_, n) if n == full.len()));
+        assert!(matches!(parse(&two), Parsed::Done(_, n) if n == full.len()));
     }
 
     #[test]
     fn no_body_statuses_chunked_and_close() {
-        let Parsed::Done(r, n) = parse(b"HTTP/1.1 204 No Content\r\n\r\n", "POST") else {
+        let Parsed::Done(r, n) = parse(b"HTTP/1.1 204 No Content\r\n\r\n") else {
             panic!()
         };
         assert_eq!((r.status, n, r.body.len()), (204, 27, 0));
         let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n";
         for cut in 0..c.len() {
-            assert_eq!(parse(&c[..cut], "GET"), Parsed::More, "cut at {cut}");
+            assert_eq!(parse(&c[..cut]), Parsed::More, "cut at {cut}");
         }
-        let Parsed::Done(r, n) = parse(c, "GET") else {
+        let Parsed::Done(r, n) = parse(c) else {
             panic!()
         };
         assert_eq!(
@@ -272,10 +272,10 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc",
         ] {
-            assert!(matches!(parse(bad, "GET"), Parsed::Bad(_)), "{bad:?}");
+            assert!(matches!(parse(bad), Parsed::Bad(_)), "{bad:?}");
         }
         let huge = vec![b'a'; MAX_RESPONSE + 1];
-        assert!(matches!(parse(&huge, "GET"), Parsed::Bad(_)));
+        assert!(matches!(parse(&huge), Parsed::Bad(_)));
     }
 
     #[test]

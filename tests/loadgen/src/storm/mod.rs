@@ -781,7 +781,7 @@ impl Engine {
                         self.drain_relay((t - RELAY_TOKEN_BASE) as usize, &mut rx)
                     }
                     t if t >= TCP_TOKEN_BASE => {
-                        self.on_conn((t - TCP_TOKEN_BASE) as u32, ev.events);
+                        self.on_conn((t - TCP_TOKEN_BASE) as u32);
                     }
                     _ => {}
                 }
@@ -957,33 +957,26 @@ impl Engine {
     }
 
     /// Device `i`'s connection is writable or has input.
-    fn on_conn(&mut self, i: u32, events: u32) {
+    fn on_conn(&mut self, i: u32) {
         let now = Instant::now();
         let Some(c) = self.conns.get_mut(&i) else {
             return;
         };
-        let progress = if c.wants_out {
-            let p = c.on_writable();
-            if matches!(p, tcp::Progress::Pending) && !c.wants_out {
-                // The request is out: wait for the answer.
-                if let Err(e) =
-                    self.epoll
-                        .watch(c.fd(), TCP_TOKEN_BASE + u64::from(i), false, false)
-                {
-                    tcp::Progress::Failed(format!("epoll: {e}"))
-                } else {
-                    tcp::Progress::Pending
-                }
-            } else {
-                p
-            }
-        } else if events
-            & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32
-            != 0
-        {
+        let progress = if !c.wants_out {
+            // Watched for input only: whatever woke us (data, hang-up, error), read.
             c.on_readable()
         } else {
-            tcp::Progress::Pending
+            match c.on_writable() {
+                tcp::Progress::Pending if !c.wants_out => {
+                    // The request is out: wait for the answer.
+                    let token = TCP_TOKEN_BASE + u64::from(i);
+                    match self.epoll.watch(c.fd(), token, false, false) {
+                        Ok(()) => tcp::Progress::Pending,
+                        Err(e) => tcp::Progress::Failed(format!("epoll: {e}")),
+                    }
+                }
+                p => p,
+            }
         };
         match progress {
             tcp::Progress::Pending => {}

@@ -45,14 +45,7 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddrV4) -> io::Result<Conn> {
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let sa = |a: SocketAddrV4| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let sa = crate::io::sockaddr;
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     let local = sa(SocketAddrV4::new(from, 0));
     // SAFETY: `local` is a valid sockaddr_in of `len` bytes.
@@ -129,7 +122,7 @@ impl Conn {
                 break;
             }
         }
-        match http::parse(&self.inbuf, "POST") {
+        match http::parse(&self.inbuf) {
             Parsed::Done(r, used) => {
                 self.inbuf.drain(..used);
                 Progress::Response(r)
